@@ -1,0 +1,45 @@
+use gongjian_identity::{DecodeError, Hash, SignatureFailure};
+use gongjian_model::{CertChainError, NeedError, RecordError, Rejection};
+use gongjian_store::StoreError;
+
+/// Why a received change was refused before the acceptance rule (nothing of
+/// it is stored).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidChange {
+    #[error("malformed change: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("change {hash}: {failure}")]
+    Signature {
+        hash: Hash,
+        failure: SignatureFailure,
+    },
+    #[error("change {hash}: author {author} is not a member of the federation")]
+    UnknownAuthor { hash: Hash, author: String },
+    #[error("change {hash}: quarantine of its document is full ({max} changes)")]
+    QuarantineFull { hash: Hash, max: usize },
+}
+
+/// Errors of replica operations.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("record refused: {0}")]
+    Record(#[from] RecordError),
+    #[error("stored record {hash} no longer verifies: {source}")]
+    CorruptRecord { hash: Hash, source: RecordError },
+    #[error("this node's key is not admitted: {0}")]
+    NotAdmitted(#[from] CertChainError),
+    #[error("no document {0}")]
+    UnknownDocument(String),
+    #[error("this node holds no write key of document {0}'s unit")]
+    NotWriter(String),
+    #[error("{0}")]
+    Need(#[from] NeedError),
+    #[error("local change refused: {0}")]
+    LocalRejected(Rejection),
+    #[error("local change refused: {0}")]
+    LocalInvalid(InvalidChange),
+    #[error("this node has no secret key loaded")]
+    NoSecret,
+}

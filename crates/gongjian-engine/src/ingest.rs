@@ -1,0 +1,292 @@
+//! The ingest pipeline, the same for received and local changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::Automerge;
+use gongjian_identity::{
+    DocId, Hash, SignedChange, VerifyItem, change_signing_message, verify_many,
+};
+use gongjian_model::{
+    ApplyOutcome, ChangeMeta, Rejection, Verdict, apply_accepted, evaluate_document,
+};
+use gongjian_store::{Batch, DocMeta};
+
+use crate::error::{EngineError, InvalidChange};
+use crate::replica::Replica;
+
+/// Changes of one document held in quarantine at most.
+pub const MAX_QUARANTINE_PER_DOC: usize = 10_000;
+const APPLY_FAILED: &str = "apply-failed";
+
+/// What became of a batch of received changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Newly accepted (stored, applied).
+    pub accepted: Vec<Hash>,
+    /// Held in quarantine, waiting for dependencies or the genesis.
+    pub pending: Vec<Hash>,
+    /// Held in quarantine, refused by the acceptance rule.
+    pub rejected: Vec<(Hash, Rejection)>,
+    /// Refused before the rule: nothing of them is stored. Index into the input.
+    pub invalid: Vec<(usize, InvalidChange)>,
+}
+
+fn meta(c: &SignedChange) -> ChangeMeta {
+    let h = c.header();
+    ChangeMeta {
+        hash: h.hash,
+        deps: h.deps.clone(),
+        actor: h.actor,
+        seq: h.seq,
+        signed: c.signature().is_some(),
+    }
+}
+
+fn reason(v: &Verdict) -> String {
+    match v {
+        Verdict::Accepted => "accepted".into(),
+        Verdict::Pending(missing) => format!("pending: waiting for {} dependencies", missing.len()),
+        Verdict::Rejected(Rejection::ApplyFailed) => APPLY_FAILED.into(),
+        Verdict::Rejected(r) => format!("rejected: {r}"),
+    }
+}
+
+/// Builds a document from changes already accepted. A change that fails to
+/// apply is skipped and logged: a stored change never crashes the node.
+pub(crate) fn build(changes: &[SignedChange]) -> Automerge {
+    let mut todo: Vec<(Hash, &[u8])> = changes.iter().map(|c| (c.hash(), c.chunk())).collect();
+    loop {
+        let mut doc = Automerge::new();
+        match apply_accepted(&mut doc, &todo, Automerge::new) {
+            ApplyOutcome::Applied => return doc,
+            ApplyOutcome::Failed { hash, reason } => {
+                tracing::error!(change = %hash, %reason, "stored change does not apply; skipped");
+                todo.retain(|(h, _)| *h != hash);
+            }
+        }
+    }
+}
+
+impl Replica {
+    /// Checks and ingests changes in their wire encoding.
+    pub fn ingest(&mut self, wire: Vec<Vec<u8>>) -> Result<IngestReport, EngineError> {
+        let mut report = IngestReport::default();
+        let mut decoded: Vec<(usize, SignedChange)> = Vec::with_capacity(wire.len());
+        for (i, bytes) in wire.iter().enumerate() {
+            match SignedChange::decode(bytes) {
+                Ok(c) => decoded.push((i, c)),
+                Err(e) => report.invalid.push((i, e.into())),
+            }
+        }
+        // Signatures, in one batch; the signer must be the actor.
+        let msgs: Vec<[u8; 84]> = decoded
+            .iter()
+            .map(|(_, c)| change_signing_message(c.doc(), &c.hash()))
+            .collect();
+        let mut items = Vec::new();
+        let mut item_of = Vec::new();
+        for (k, (_, c)) in decoded.iter().enumerate() {
+            if let Some((signer, sig)) = c.signature() {
+                if *signer != c.header().actor.key {
+                    item_of.push((k, Some(gongjian_identity::SignatureFailure::ActorNotSigner)));
+                    continue;
+                }
+                items.push(VerifyItem {
+                    key: signer,
+                    msg: &msgs[k],
+                    sig,
+                });
+                item_of.push((k, None));
+            }
+        }
+        let mut results = verify_many(&items).into_iter();
+        let mut bad: BTreeMap<usize, gongjian_identity::SignatureFailure> = BTreeMap::new();
+        for (k, pre) in item_of {
+            let r = match pre {
+                Some(f) => Err(f),
+                None => results.next().unwrap_or(Ok(())),
+            };
+            if let Err(f) = r {
+                bad.insert(k, f);
+            }
+        }
+        let mut by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>> = BTreeMap::new();
+        for (k, (i, c)) in decoded.into_iter().enumerate() {
+            if let Some(failure) = bad.remove(&k) {
+                report.invalid.push((
+                    i,
+                    InvalidChange::Signature {
+                        hash: c.hash(),
+                        failure,
+                    },
+                ));
+                continue;
+            }
+            let author = c.header().actor.key;
+            let known = !self.trust.units_of(&author).is_empty()
+                || self
+                    .trust
+                    .write_keys(c.doc())
+                    .is_some_and(|w| w.contains(&author));
+            if !known {
+                report.invalid.push((
+                    i,
+                    InvalidChange::UnknownAuthor {
+                        hash: c.hash(),
+                        author: author.to_string(),
+                    },
+                ));
+                continue;
+            }
+            by_doc.entry(*c.doc()).or_default().push((i, c));
+        }
+        for (doc, new) in by_doc {
+            self.process_doc(&doc, new, &mut report)?;
+        }
+        report.invalid.sort_by_key(|(i, _)| *i);
+        Ok(report)
+    }
+
+    /// Re-runs the rule over a document (after membership records changed).
+    pub(crate) fn reevaluate(&mut self, doc: &DocId) -> Result<(), EngineError> {
+        let mut report = IngestReport::default();
+        self.process_doc(doc, Vec::new(), &mut report)
+    }
+
+    fn process_doc(
+        &mut self,
+        doc: &DocId,
+        new: Vec<(usize, SignedChange)>,
+        report: &mut IngestReport,
+    ) -> Result<(), EngineError> {
+        let stored = self.store.doc_changes(doc)?;
+        let quarantined = self.store.quarantined(doc)?;
+        let previously: BTreeSet<Hash> = stored.iter().map(SignedChange::hash).collect();
+        let mut apply_failed: BTreeSet<Hash> = quarantined
+            .iter()
+            .filter(|q| q.reason == APPLY_FAILED)
+            .map(|q| q.change.hash())
+            .collect();
+        let old_reasons: BTreeMap<Hash, String> = quarantined
+            .iter()
+            .map(|q| (q.change.hash(), q.reason.clone()))
+            .collect();
+
+        let mut all: BTreeMap<Hash, SignedChange> = BTreeMap::new();
+        for c in stored.iter().chain(quarantined.iter().map(|q| &q.change)) {
+            all.insert(c.hash(), c.clone());
+        }
+        let mut fresh: Vec<(usize, Hash)> = Vec::new();
+        for (i, c) in new {
+            let h = c.hash();
+            if let std::collections::btree_map::Entry::Vacant(e) = all.entry(h) {
+                e.insert(c);
+                fresh.push((i, h));
+            }
+        }
+        let metas: Vec<ChangeMeta> = all.values().map(meta).collect();
+
+        let (verdicts, doc_state) = loop {
+            let verdicts = evaluate_document(&self.trust, doc, &metas, &apply_failed);
+            let kept: Vec<SignedChange> = verdicts
+                .order
+                .iter()
+                .filter(|h| previously.contains(h))
+                .map(|h| all[h].clone())
+                .collect();
+            let cut_off = kept.len() < previously.len();
+            let added: Vec<(Hash, &[u8])> = verdicts
+                .order
+                .iter()
+                .filter(|h| !previously.contains(h))
+                .map(|h| (*h, all[h].chunk()))
+                .collect();
+            let quarantine_moved = verdicts.verdicts.iter().any(|(h, v)| match v {
+                Verdict::Accepted => false,
+                other => old_reasons.get(h) != Some(&reason(other)),
+            });
+            if added.is_empty() && !cut_off && !quarantine_moved {
+                return Ok(());
+            }
+            let mut am = if cut_off {
+                build(&kept)
+            } else {
+                build(&stored)
+            };
+            let base = kept.clone();
+            match apply_accepted(&mut am, &added, || build(&base)) {
+                ApplyOutcome::Applied => break (verdicts, am),
+                ApplyOutcome::Failed { hash, reason } => {
+                    tracing::warn!(doc = %doc.fmt_short(), change = %hash, %reason, "change quarantined: automerge could not apply it");
+                    apply_failed.insert(hash);
+                }
+            }
+        };
+
+        let mut batch = Batch::new();
+        let mut quarantine_count = 0usize;
+        let fresh_set: BTreeMap<Hash, usize> = fresh.iter().map(|(i, h)| (*h, *i)).collect();
+        let mut clock = BTreeMap::new();
+        for (hash, verdict) in &verdicts.verdicts {
+            let change = &all[hash];
+            match verdict {
+                Verdict::Accepted => {
+                    let h = change.header();
+                    let e = clock.entry(h.actor).or_insert(0);
+                    *e = (*e).max(h.seq);
+                    if !previously.contains(hash) {
+                        batch.put_change(change);
+                        if fresh_set.contains_key(hash) {
+                            report.accepted.push(*hash);
+                        }
+                    }
+                }
+                other => {
+                    let why = reason(other);
+                    let is_new = fresh_set.contains_key(hash);
+                    if is_new && quarantine_count >= MAX_QUARANTINE_PER_DOC {
+                        report.invalid.push((
+                            fresh_set[hash],
+                            InvalidChange::QuarantineFull {
+                                hash: *hash,
+                                max: MAX_QUARANTINE_PER_DOC,
+                            },
+                        ));
+                        continue;
+                    }
+                    quarantine_count += 1;
+                    if previously.contains(hash) {
+                        batch.remove_change(change);
+                    }
+                    if old_reasons.get(hash) != Some(&why) {
+                        batch.quarantine(change, &why);
+                    }
+                    if is_new {
+                        match other {
+                            Verdict::Pending(_) => report.pending.push(*hash),
+                            Verdict::Rejected(r) => report.rejected.push((*hash, r.clone())),
+                            Verdict::Accepted => {}
+                        }
+                    }
+                }
+            }
+        }
+        let mut heads: Vec<Hash> = doc_state.get_heads().iter().map(|h| Hash(h.0)).collect();
+        heads.sort();
+        batch.put_doc(
+            doc,
+            &DocMeta {
+                genesis: doc.0,
+                heads,
+                changes: verdicts.order.len() as u64,
+                quarantined: quarantine_count as u64,
+                clock,
+            },
+        );
+        if !verdicts.forks.is_empty() {
+            tracing::warn!(doc = %doc.fmt_short(), forks = verdicts.forks.len(), "equivocation: forked actors are frozen");
+        }
+        self.store.commit_blocking(batch)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! The replica: one node's documents and membership, wired from identity,
+//! model and store.
+//!
+//! Owns: the ingest pipeline (check before parsing → acceptance rule → apply
+//! under `catch_unwind` → durable commit) used alike for local writes and
+//! received changes, and loading documents lazily from the store.
+//! Must never: let anything unverified reach automerge or RocksDB, keep every
+//! document in memory, or acknowledge a write before the store has synced it.
+
+mod error;
+mod ingest;
+mod replica;
+
+pub use error::{EngineError, InvalidChange};
+pub use ingest::IngestReport;
+pub use replica::{LocalIdentity, Replica};

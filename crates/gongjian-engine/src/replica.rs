@@ -1,0 +1,206 @@
+//! The replica: membership in memory (small), documents loaded on demand.
+
+use std::collections::BTreeSet;
+
+use automerge::Automerge;
+use gongjian_identity::{
+    ActorId, DocId, DocType, Genesis, PublicKey, RecordBody, Secret, SignedChange, SignedRecord,
+    UnitId,
+};
+use gongjian_model::{Body, Membership, Trust, VerifiedRecord, verify_record};
+use gongjian_store::{Batch, DocMeta, Store};
+
+use crate::error::EngineError;
+
+/// The node's own key and the unit it writes as.
+#[derive(Debug, Clone)]
+pub struct LocalIdentity {
+    pub secret: Secret,
+    pub unit: UnitId,
+}
+
+/// One node's replica of the documents and records it holds.
+#[derive(Debug)]
+pub struct Replica {
+    pub(crate) store: Store,
+    pub(crate) membership: Membership,
+    pub(crate) trust: Trust,
+    pub(crate) local: Option<LocalIdentity>,
+    pub(crate) epoch: u32,
+}
+
+impl Replica {
+    /// Opens a replica over a store: reads and re-verifies every record held
+    /// (a stored record that no longer verifies is a corrupt store, not input).
+    pub fn open(
+        store: Store,
+        root: PublicKey,
+        local: Option<LocalIdentity>,
+    ) -> Result<Self, EngineError> {
+        let mut membership = Membership::new(root);
+        for record in store.records()? {
+            let hash = record.hash();
+            let verified = verify_record(record)
+                .map_err(|source| EngineError::CorruptRecord { hash, source })?;
+            membership.insert(verified);
+        }
+        let trust = membership.evaluate();
+        let epoch = store.epoch()?;
+        Ok(Replica {
+            store,
+            membership,
+            trust,
+            local,
+            epoch,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The actor this node writes as.
+    pub fn actor(&self) -> Result<ActorId, EngineError> {
+        let local = self.local.as_ref().ok_or(EngineError::NoSecret)?;
+        Ok(ActorId {
+            key: local.secret.public(),
+            epoch: self.epoch,
+        })
+    }
+
+    /// Verifies records, adds the new ones to the grow-only set durably, and
+    /// re-evaluates the documents they may affect. All or nothing: one bad
+    /// record refuses the whole call.
+    pub fn insert_records(
+        &mut self,
+        records: Vec<SignedRecord>,
+    ) -> Result<Vec<VerifiedRecord>, EngineError> {
+        let mut fresh = Vec::new();
+        for r in records {
+            if self.membership.contains(&r.hash()) {
+                continue;
+            }
+            fresh.push(verify_record(r)?);
+        }
+        if fresh.is_empty() {
+            return Ok(fresh);
+        }
+        let mut batch = Batch::new();
+        let mut next = self.membership.clone();
+        for v in &fresh {
+            batch.put_record(&v.record);
+            next.insert(v.clone());
+        }
+        let trust = next.evaluate();
+        for (doc, _) in trust.documents() {
+            if self.trust.genesis(doc).is_none() && self.store.doc_meta(doc)?.is_none() {
+                batch.put_doc(
+                    doc,
+                    &DocMeta {
+                        genesis: doc.0,
+                        ..DocMeta::default()
+                    },
+                );
+            }
+        }
+        self.store.commit_blocking(batch)?;
+        self.membership = next;
+        self.trust = trust;
+        // Anything but a genesis can change what is accepted anywhere.
+        let only_geneses = fresh.iter().all(|v| matches!(v.body, Body::Genesis(_)));
+        let docs: BTreeSet<DocId> = if only_geneses {
+            fresh.iter().map(|v| DocId(v.hash)).collect()
+        } else {
+            self.store.docs()?.into_iter().map(|(d, _)| d).collect()
+        };
+        for doc in docs {
+            self.reevaluate(&doc)?;
+        }
+        Ok(fresh)
+    }
+
+    /// Creates a document owned by this node's unit, with this node's key as
+    /// its write key.
+    pub fn create_document(&mut self, doc_type: DocType, now: u64) -> Result<DocId, EngineError> {
+        let local = self.local.clone().ok_or(EngineError::NoSecret)?;
+        self.trust.admit(&local.secret.public(), now)?;
+        let genesis = Genesis {
+            doc_type,
+            unit: local.unit,
+            parties: vec![],
+            created_at: now,
+            write_keys: vec![local.secret.public()],
+        };
+        let record = genesis.sign(&local.secret);
+        let doc = DocId(record.hash());
+        self.insert_records(vec![record])?;
+        if self.trust.genesis(&doc).is_none() {
+            return Err(EngineError::NotWriter(doc.to_string()));
+        }
+        Ok(doc)
+    }
+
+    /// Documents owned by `unit` of a type.
+    pub fn documents_of(&self, unit: &UnitId, doc_type: DocType) -> Vec<DocId> {
+        self.trust
+            .documents()
+            .filter(|(_, g)| g.unit == *unit && g.doc_type == doc_type)
+            .map(|(d, _)| *d)
+            .collect()
+    }
+
+    /// Loads a document from its accepted changes.
+    pub fn load(&self, doc: &DocId) -> Result<Automerge, EngineError> {
+        let changes = self.store.doc_changes(doc)?;
+        Ok(crate::ingest::build(&changes))
+    }
+
+    /// Makes a local change with `edit`, signs it, runs it through the same
+    /// acceptance rule as any received change, and returns once it is durable.
+    pub fn local_change<E>(
+        &mut self,
+        doc: &DocId,
+        now: u64,
+        edit: impl FnOnce(&mut Automerge) -> Result<Vec<u8>, E>,
+    ) -> Result<SignedChange, EngineError>
+    where
+        EngineError: From<E>,
+    {
+        let local = self.local.clone().ok_or(EngineError::NoSecret)?;
+        // Certificate expiry is checked here, at local writes, never when
+        // accepting a stored change.
+        self.trust.admit(&local.secret.public(), now)?;
+        let writers = self
+            .trust
+            .write_keys(doc)
+            .ok_or_else(|| EngineError::UnknownDocument(doc.to_string()))?;
+        if !writers.contains(&local.secret.public()) {
+            return Err(EngineError::NotWriter(doc.to_string()));
+        }
+        let mut am = self.load(doc)?;
+        am.set_actor(automerge::ActorId::from(self.actor()?.to_bytes()));
+        let chunk = edit(&mut am)?;
+        let change = SignedChange::sign(*doc, chunk, &local.secret)
+            .map_err(|e| EngineError::LocalInvalid(e.into()))?;
+        let report = self.ingest(vec![change.encode()])?;
+        if let Some((_, e)) = report.invalid.into_iter().next() {
+            return Err(EngineError::LocalInvalid(e));
+        }
+        if let Some((_, r)) = report.rejected.into_iter().next() {
+            return Err(EngineError::LocalRejected(r));
+        }
+        Ok(change)
+    }
+}

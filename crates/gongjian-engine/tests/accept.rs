@@ -1,0 +1,293 @@
+//! The acceptance rule end to end: real RocksDB, real automerge, real keys.
+//! Every rejection asserts that nothing was accepted or stored as a change.
+
+mod common;
+
+use common::*;
+use gongjian_engine::InvalidChange;
+use gongjian_identity::{
+    CutEntry, DocId, RecordBody, Revocation, RevocationCut, RevocationTarget, SignatureFailure,
+    SignedChange,
+};
+use gongjian_model::Rejection;
+use tempfile::tempdir;
+
+fn setup() -> (tempfile::TempDir, Fed, gongjian_engine::Replica, DocId) {
+    let dir = tempdir().unwrap();
+    let fed = fed();
+    let mut r = replica(dir.path(), &fed, None);
+    let g = genesis(fed.community_id, &fed.community, &[]);
+    let doc = DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    (dir, fed, r, doc)
+}
+
+#[test]
+fn received_changes_are_accepted_and_survive_reopen() {
+    let (dir, fed, mut r, doc) = setup();
+    let mut a = Author::new(&fed.community, 7, doc);
+    let c1 = a.put("标题", "社区需要志愿者");
+    let c2 = a.put("类别", "志愿服务");
+    let report = r.ingest(wire(&[c2.clone(), c1.clone()])).unwrap();
+    assert_eq!(report.accepted.len(), 2, "{report:?}");
+    let before = heads(&r, &doc);
+    assert_eq!(before, vec![c2.hash()]);
+    drop(r);
+    let r = reopen(dir.path(), &fed);
+    assert_eq!(heads(&r, &doc), before);
+    assert_eq!(value(&r, &doc, "标题").as_deref(), Some("社区需要志愿者"));
+}
+
+#[test]
+fn forged_changes_are_refused_and_nothing_is_stored() {
+    let (_dir, fed, mut r, doc) = setup();
+    let mut a = Author::new(&fed.community, 1, doc);
+    let good = a.put("k", "v");
+    let before = r.store().stats().unwrap();
+
+    // A flipped byte in the signature.
+    let mut bytes = good.encode();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x10;
+    let mut sig_flip = good.encode();
+    sig_flip[3 + 32 + 32 + 5] ^= 0x01;
+    // The change replayed into another document.
+    let mut other_doc = good.encode();
+    other_doc[3..35].copy_from_slice(&[0xab; 32]);
+    // Actor ≠ signer: the community's chunk signed by the street.
+    let stolen = SignedChange::sign(doc, good.chunk().to_vec(), &fed.street).unwrap();
+
+    let report = r
+        .ingest(vec![bytes, sig_flip, other_doc, stolen.encode()])
+        .unwrap();
+    assert_eq!(report.invalid.len(), 4, "{report:?}");
+    assert!(report.accepted.is_empty());
+    assert!(matches!(
+        report.invalid[3].1,
+        InvalidChange::Signature {
+            failure: SignatureFailure::ActorNotSigner,
+            ..
+        }
+    ));
+    assert_eq!(r.store().stats().unwrap(), before, "nothing stored");
+    assert!(heads(&r, &doc).is_empty());
+}
+
+#[test]
+fn the_parent_cannot_write_a_units_document() {
+    let (_dir, fed, mut r, doc) = setup();
+    let before = r.store().stats().unwrap();
+    let mut parent = Author::new(&fed.street, 1, doc);
+    let c = parent.put("标题", "街道代写");
+    let report = r.ingest(wire(&[c.clone()])).unwrap();
+    assert_eq!(
+        report.rejected,
+        vec![(c.hash(), Rejection::NotWriteKey(fed.street.public()))]
+    );
+    let after = r.store().stats().unwrap();
+    assert_eq!(
+        (after.changes, after.index),
+        (before.changes, before.index),
+        "no change stored"
+    );
+    assert!(heads(&r, &doc).is_empty());
+    let q = r
+        .store()
+        .quarantine_entry(&doc, &c.hash())
+        .unwrap()
+        .unwrap();
+    assert!(q.reason.contains("not a write key"), "{}", q.reason);
+}
+
+#[test]
+fn an_unknown_author_is_refused_outright() {
+    let (_dir, _fed, mut r, doc) = setup();
+    let stranger = gongjian_identity::Secret::from_seed([99; 32]);
+    let mut a = Author::new(&stranger, 1, doc);
+    let c = a.put("k", "v");
+    let before = r.store().stats().unwrap();
+    let report = r.ingest(wire(&[c])).unwrap();
+    assert!(matches!(
+        report.invalid[0].1,
+        InvalidChange::UnknownAuthor { .. }
+    ));
+    assert_eq!(r.store().stats().unwrap(), before);
+}
+
+#[test]
+fn a_seq_gap_is_rejected() {
+    let (_dir, fed, mut r, doc) = setup();
+    let mut a = Author::new(&fed.community, 1, doc);
+    let c1 = a.put("k", "1");
+    let c2 = a.put("k", "2");
+    // Re-encode c2 as seq 3 (still depending on seq 1) and sign it.
+    let mut expanded = automerge::Change::try_from(c2.chunk()).unwrap().decode();
+    expanded.seq = 3;
+    expanded.hash = None;
+    let bad_chunk = automerge::Change::from(expanded).raw_bytes().to_vec();
+    let bad = SignedChange::sign(doc, bad_chunk, &fed.community).unwrap();
+    let report = r.ingest(wire(&[c1.clone(), bad.clone()])).unwrap();
+    assert_eq!(report.accepted, vec![c1.hash()]);
+    assert_eq!(
+        report.rejected,
+        vec![(
+            bad.hash(),
+            Rejection::SeqGap {
+                seq: 3,
+                expected_prev: 2
+            }
+        )]
+    );
+    assert_eq!(heads(&r, &doc), vec![c1.hash()]);
+}
+
+#[test]
+fn missing_dependencies_wait_then_apply() {
+    let (_dir, fed, mut r, doc) = setup();
+    let mut a = Author::new(&fed.community, 1, doc);
+    let c1 = a.put("k", "1");
+    let c2 = a.put("k", "2");
+    let report = r.ingest(wire(&[c2.clone()])).unwrap();
+    assert_eq!(report.pending, vec![c2.hash()]);
+    assert!(heads(&r, &doc).is_empty());
+    let report = r.ingest(wire(&[c1.clone()])).unwrap();
+    assert_eq!(report.accepted, vec![c1.hash()]);
+    assert_eq!(
+        heads(&r, &doc),
+        vec![c2.hash()],
+        "the waiting change was applied too"
+    );
+    assert_eq!(r.store().stats().unwrap().quarantine, 0);
+}
+
+#[test]
+fn a_revoked_key_outside_its_cut_is_rejected_in_either_order() {
+    for revocation_first in [false, true] {
+        let (_dir, fed, mut r, doc) = setup();
+        let mut a = Author::new(&fed.community, 1, doc);
+        let c1 = a.put("k", "before");
+        let c2 = a.put("k", "after the leak");
+        let revocation = Revocation {
+            target: RevocationTarget::Key(fed.community.public()),
+            cut: RevocationCut {
+                changes: vec![CutEntry {
+                    doc,
+                    actor: c1.header().actor,
+                    seq: 1,
+                }],
+                records: vec![genesis(fed.community_id, &fed.community, &[]).hash()],
+            },
+            reason: "密钥泄露".into(),
+            issued_at: NOW,
+        }
+        .sign(&fed.street);
+        if revocation_first {
+            r.insert_records(vec![revocation.clone()]).unwrap();
+        }
+        r.ingest(wire(&[c1.clone(), c2.clone()])).unwrap();
+        if !revocation_first {
+            assert_eq!(heads(&r, &doc), vec![c2.hash()]);
+            r.insert_records(vec![revocation.clone()]).unwrap();
+        }
+        assert_eq!(
+            heads(&r, &doc),
+            vec![c1.hash()],
+            "revocation_first = {revocation_first}"
+        );
+        assert_eq!(value(&r, &doc, "k").as_deref(), Some("before"));
+        assert!(
+            r.store().change(&c2.hash()).unwrap().is_none(),
+            "cut-off change not kept as accepted"
+        );
+        let q = r
+            .store()
+            .quarantine_entry(&doc, &c2.hash())
+            .unwrap()
+            .unwrap();
+        assert!(q.reason.contains("revoked"), "{}", q.reason);
+    }
+}
+
+#[test]
+fn equivocation_freezes_the_forked_actor_without_aborting_honest_changes() {
+    let dir = tempdir().unwrap();
+    let fed = fed();
+    let mut r = replica(dir.path(), &fed, None);
+    let helper = gongjian_identity::Secret::from_seed([44; 32]);
+    let g = genesis(fed.community_id, &fed.community, &[helper.public()]);
+    let doc = DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+
+    let mut a = Author::new(&fed.community, 1, doc);
+    let base = a.put("k", "base");
+    // A restored backup that forgot to bump its epoch: two different seq 2.
+    let mut clone = Author::new(&fed.community, 1, doc);
+    clone.merge(std::slice::from_ref(&base));
+    let fork_a = a.put("k", "branch a");
+    let fork_b = clone.put("k", "branch b");
+    assert_eq!(fork_a.header().seq, fork_b.header().seq);
+    let mut honest = Author::new(&helper, 1, doc);
+    honest.merge(std::slice::from_ref(&base));
+    let h1 = honest.put("其他", "诚实的修改");
+
+    let report = r
+        .ingest(wire(&[
+            base.clone(),
+            fork_a.clone(),
+            h1.clone(),
+            fork_b.clone(),
+        ]))
+        .unwrap();
+    let mut accepted = report.accepted.clone();
+    accepted.sort();
+    let mut expected = vec![base.hash(), h1.hash()];
+    expected.sort();
+    assert_eq!(accepted, expected, "{report:?}");
+    assert_eq!(report.rejected.len(), 2);
+    assert!(
+        report
+            .rejected
+            .iter()
+            .all(|(_, why)| matches!(why, Rejection::Equivocation { fork_seq: 2, .. }))
+    );
+    assert_eq!(value(&r, &doc, "其他").as_deref(), Some("诚实的修改"));
+    assert_eq!(value(&r, &doc, "k").as_deref(), Some("base"));
+}
+
+#[test]
+fn a_change_that_makes_automerge_fail_is_quarantined_and_the_node_restarts() {
+    let (dir, fed, mut r, doc) = setup();
+    let mut a = Author::new(&fed.community, 1, doc);
+    let c1 = a.put("k", "ok");
+    // A change whose op targets an object that does not exist.
+    let mut scratch = Author::new(&fed.community, 1, doc);
+    scratch.merge(std::slice::from_ref(&c1));
+    let c2 = scratch.put("k2", "x");
+    let mut expanded = automerge::Change::try_from(c2.chunk()).unwrap().decode();
+    let bogus = format!("99@{}", hex_actor(&c2));
+    let json = serde_json::to_value(&expanded.operations[0]).unwrap();
+    let mut json = json;
+    json["obj"] = serde_json::Value::String(bogus);
+    expanded.operations[0] = serde_json::from_value(json).unwrap();
+    expanded.hash = None;
+    let bad_chunk = automerge::Change::from(expanded).raw_bytes().to_vec();
+    let bad = SignedChange::sign(doc, bad_chunk, &fed.community).unwrap();
+
+    let report = r.ingest(wire(&[c1.clone(), bad.clone()])).unwrap();
+    assert_eq!(report.accepted, vec![c1.hash()], "{report:?}");
+    assert_eq!(report.rejected, vec![(bad.hash(), Rejection::ApplyFailed)]);
+    assert_eq!(heads(&r, &doc), vec![c1.hash()]);
+    drop(r);
+    let r = reopen(dir.path(), &fed);
+    assert_eq!(value(&r, &doc, "k").as_deref(), Some("ok"));
+    assert_eq!(r.store().quarantined(&doc).unwrap().len(), 1);
+}
+
+fn hex_actor(c: &SignedChange) -> String {
+    c.header()
+        .actor
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

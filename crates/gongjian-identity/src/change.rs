@@ -1,0 +1,282 @@
+//! Signed automerge changes: the envelope, and the header checks made on the
+//! raw chunk before automerge ever parses it (`PROTOCOL.md`, "Changes").
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::{Reader, write_uleb};
+use crate::error::{DecodeError, SignatureFailure};
+use crate::hash::{DocId, Hash};
+use crate::key::{ALG_ED25519, PublicKey, Secret, Signature};
+
+const CHANGE_VERSION: u8 = 1;
+const FLAG_SIGNED: u8 = 1;
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_TYPE_CHANGE: u8 = 1;
+const CHUNK_TYPE_COMPRESSED: u8 = 2;
+const CHANGE_TAG: &[u8] = b"gongjian/v1/change";
+
+/// No change chunk is larger than this.
+pub const MAX_CHANGE_BYTES: usize = 256 * 1024;
+/// No change has more dependencies than this.
+pub const MAX_DEPS: usize = 256;
+
+/// An automerge actor id in gongjian: the author's key and a 4-byte epoch.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ActorId {
+    pub key: PublicKey,
+    pub epoch: u32,
+}
+
+impl ActorId {
+    pub fn to_bytes(&self) -> [u8; 36] {
+        let mut out = [0u8; 36];
+        out[..32].copy_from_slice(self.key.as_bytes());
+        out[32..].copy_from_slice(&self.epoch.to_be_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<ActorId, DecodeError> {
+        if bytes.len() != 36 {
+            return Err(DecodeError::ActorLength(bytes.len()));
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes[..32]);
+        let key = PublicKey::from_bytes(key).map_err(|_| DecodeError::WeakKey)?;
+        let mut epoch = [0u8; 4];
+        epoch.copy_from_slice(&bytes[32..]);
+        Ok(ActorId {
+            key,
+            epoch: u32::from_be_bytes(epoch),
+        })
+    }
+}
+
+impl fmt::Debug for ActorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Actor({}/{})", self.key.fmt_short(), self.epoch)
+    }
+}
+
+/// What gongjian reads of a change chunk itself, before automerge does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeHeader {
+    /// SHA-256 over chunk type, length and body: automerge's change hash.
+    pub hash: Hash,
+    pub deps: Vec<Hash>,
+    pub actor: ActorId,
+    pub seq: u64,
+}
+
+impl ChangeHeader {
+    /// Parses and checks the chunk header: magic, uncompressed type, exact
+    /// length, checksum against our own hash, bounded deps, 36-byte actor, seq ≥ 1.
+    pub fn parse(chunk: &[u8]) -> Result<ChangeHeader, DecodeError> {
+        if chunk.len() > MAX_CHANGE_BYTES {
+            return Err(DecodeError::TooLarge {
+                len: chunk.len(),
+                max: MAX_CHANGE_BYTES,
+            });
+        }
+        let mut r = Reader::new(chunk);
+        if r.array::<4>()? != CHUNK_MAGIC {
+            return Err(DecodeError::Chunk("bad magic bytes"));
+        }
+        let checksum: [u8; 4] = r.array()?;
+        match r.u8()? {
+            CHUNK_TYPE_CHANGE => {}
+            CHUNK_TYPE_COMPRESSED => return Err(DecodeError::CompressedChunk),
+            _ => return Err(DecodeError::Chunk("not a change chunk")),
+        }
+        let len = r.uleb()?;
+        if len != r.remaining() as u64 {
+            return Err(DecodeError::Chunk(
+                "chunk length does not match its content",
+            ));
+        }
+        let body_start = r.pos();
+        let mut prefix = vec![CHUNK_TYPE_CHANGE];
+        write_uleb(&mut prefix, len);
+        let hash = Hash::of_parts(&[&prefix, &chunk[body_start..]]);
+        if hash.0[..4] != checksum {
+            return Err(DecodeError::Checksum {
+                claimed: hex::encode(checksum),
+                computed: hex::encode(&hash.0[..4]),
+            });
+        }
+        let ndeps = r.uleb()?;
+        if ndeps > MAX_DEPS as u64 {
+            return Err(DecodeError::TooManyDeps {
+                count: ndeps,
+                max: MAX_DEPS,
+            });
+        }
+        let mut deps = Vec::with_capacity(ndeps as usize);
+        for _ in 0..ndeps {
+            deps.push(Hash(r.array()?));
+        }
+        let actor_len = r.uleb()?;
+        if actor_len != 36 {
+            return Err(DecodeError::ActorLength(
+                actor_len.min(usize::MAX as u64) as usize
+            ));
+        }
+        let actor = ActorId::from_bytes(r.take(36)?)?;
+        let seq = r.uleb()?;
+        if seq == 0 {
+            return Err(DecodeError::SeqZero);
+        }
+        Ok(ChangeHeader {
+            hash,
+            deps,
+            actor,
+            seq,
+        })
+    }
+}
+
+/// The exact bytes signed for a change: tag, NUL, algorithm id, document id, change hash.
+pub fn change_signing_message(doc: &DocId, hash: &Hash) -> [u8; 18 + 2 + 64] {
+    let mut msg = [0u8; 18 + 2 + 64];
+    msg[..18].copy_from_slice(CHANGE_TAG);
+    msg[18] = 0;
+    msg[19] = ALG_ED25519;
+    msg[20..52].copy_from_slice(doc.as_bytes());
+    msg[52..].copy_from_slice(hash.as_bytes());
+    msg
+}
+
+/// A raw automerge change chunk for one document, with its author's signature.
+///
+/// A decoded `SignedChange` has a checked header (its hash is our own) but an
+/// unchecked signature: call [`SignedChange::verify`] (or verify in batch).
+/// The signature is absent only for changes carried under an edge signature
+/// (a same-author descendant's; see `PROTOCOL.md`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedChange {
+    doc: DocId,
+    sig: Option<(PublicKey, Signature)>,
+    chunk: Vec<u8>,
+    header: ChangeHeader,
+}
+
+impl fmt::Debug for SignedChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedChange")
+            .field("doc", &self.doc)
+            .field("hash", &self.header.hash)
+            .field("actor", &self.header.actor)
+            .field("seq", &self.header.seq)
+            .field("signed", &self.sig.is_some())
+            .finish()
+    }
+}
+
+impl SignedChange {
+    /// Signs a chunk made locally. The chunk is checked like any received one.
+    pub fn sign(doc: DocId, chunk: Vec<u8>, secret: &Secret) -> Result<SignedChange, DecodeError> {
+        let header = ChangeHeader::parse(&chunk)?;
+        let sig = secret.sign(&change_signing_message(&doc, &header.hash));
+        Ok(SignedChange {
+            doc,
+            sig: Some((secret.public(), sig)),
+            chunk,
+            header,
+        })
+    }
+
+    pub fn doc(&self) -> &DocId {
+        &self.doc
+    }
+    pub fn header(&self) -> &ChangeHeader {
+        &self.header
+    }
+    pub fn hash(&self) -> Hash {
+        self.header.hash
+    }
+    pub fn chunk(&self) -> &[u8] {
+        &self.chunk
+    }
+    pub fn signature(&self) -> Option<&(PublicKey, Signature)> {
+        self.sig.as_ref()
+    }
+
+    /// The same change without its own signature (covered by an edge signature).
+    pub fn without_signature(&self) -> SignedChange {
+        SignedChange {
+            sig: None,
+            ..self.clone()
+        }
+    }
+
+    /// Checks the signer is the actor's key and the signature is strictly valid.
+    pub fn verify(&self) -> Result<(), SignatureFailure> {
+        let (signer, sig) = self.sig.as_ref().ok_or(SignatureFailure::Unsigned)?;
+        if *signer != self.header.actor.key {
+            return Err(SignatureFailure::ActorNotSigner);
+        }
+        signer.verify(&change_signing_message(&self.doc, &self.header.hash), sig)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 1 + 1 + 32 + 96 + 4 + self.chunk.len());
+        out.push(CHANGE_VERSION);
+        out.push(ALG_ED25519);
+        out.push(if self.sig.is_some() { FLAG_SIGNED } else { 0 });
+        out.extend_from_slice(self.doc.as_bytes());
+        if let Some((signer, sig)) = &self.sig {
+            out.extend_from_slice(signer.as_bytes());
+            out.extend_from_slice(&sig.0);
+        }
+        out.extend_from_slice(&(self.chunk.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.chunk);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SignedChange, DecodeError> {
+        let max = MAX_CHANGE_BYTES + 200;
+        if bytes.len() > max {
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let version = r.u8()?;
+        if version != CHANGE_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let alg = r.u8()?;
+        if alg != ALG_ED25519 {
+            return Err(DecodeError::Algorithm(alg));
+        }
+        let flags = r.u8()?;
+        if flags & !FLAG_SIGNED != 0 {
+            return Err(DecodeError::Flags(flags));
+        }
+        let doc = DocId(Hash(r.array()?));
+        let sig = if flags & FLAG_SIGNED != 0 {
+            let signer = PublicKey::from_bytes(r.array()?).map_err(|_| DecodeError::WeakKey)?;
+            Some((signer, Signature(r.array()?)))
+        } else {
+            None
+        };
+        let len = r.u32_be()? as usize;
+        if len > MAX_CHANGE_BYTES {
+            return Err(DecodeError::TooLarge {
+                len,
+                max: MAX_CHANGE_BYTES,
+            });
+        }
+        let chunk = r.take(len)?.to_vec();
+        r.finish()?;
+        let header = ChangeHeader::parse(&chunk)?;
+        Ok(SignedChange {
+            doc,
+            sig,
+            chunk,
+            header,
+        })
+    }
+}

@@ -1,0 +1,60 @@
+//! Batch verification that never disagrees with `verify_strict`.
+//!
+//! `verify_batch` is cofactored and skips the small-order checks that
+//! `verify_strict` makes. Keys are torsion-free by construction
+//! ([`PublicKey::from_bytes`]); here each R is checked to be a torsion-free
+//! point before batching. With A and R torsion-free, the batch equation holds
+//! exactly when every single strict equation does. On a batch failure, each
+//! signature is verified alone to say which ones failed.
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+
+use crate::error::SignatureFailure;
+use crate::key::{PublicKey, Signature};
+
+/// One signature to check.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyItem<'a> {
+    pub key: &'a PublicKey,
+    pub msg: &'a [u8],
+    pub sig: &'a Signature,
+}
+
+fn r_is_torsion_free(sig: &Signature) -> bool {
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&sig.0[..32]);
+    CompressedEdwardsY(r)
+        .decompress()
+        .is_some_and(|p| p.is_torsion_free() && !p.is_small_order())
+}
+
+/// Verifies every item; the result for each is what `verify_strict` says.
+pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureFailure>> {
+    let mut results: Vec<Result<(), SignatureFailure>> = vec![Ok(()); items.len()];
+    let mut batch = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if r_is_torsion_free(item.sig) {
+            batch.push(i);
+        } else {
+            results[i] = Err(SignatureFailure::Invalid);
+        }
+    }
+    if batch.is_empty() {
+        return results;
+    }
+    let msgs: Vec<&[u8]> = batch.iter().map(|&i| items[i].msg).collect();
+    let sigs: Vec<ed25519_dalek::Signature> = batch
+        .iter()
+        .map(|&i| ed25519_dalek::Signature::from_bytes(&items[i].sig.0))
+        .collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> = batch
+        .iter()
+        .map(|&i| items[i].key.verifying_key())
+        .collect();
+    if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_err() {
+        for &i in &batch {
+            results[i] = items[i].key.verify(items[i].msg, items[i].sig);
+        }
+    }
+    results
+}

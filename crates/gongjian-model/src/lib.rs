@@ -1,0 +1,19 @@
+//! The meaning of gongjian's records: membership (who holds which key for
+//! which unit), write rules, and the acceptance rule for signed changes, plus
+//! the typed documents over automerge.
+//!
+//! Owns: the one acceptance rule of `PROTOCOL.md`, as pure functions of the
+//! signed records held. Must never: read a clock to decide acceptance, depend
+//! on arrival order, do IO, or hand an unverified change to automerge.
+
+mod accept;
+mod apply;
+mod membership;
+mod needs;
+mod verified;
+
+pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document};
+pub use apply::{ApplyOutcome, apply_accepted};
+pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
+pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};
+pub use verified::{Body, RecordError, VerifiedRecord, verify_record};

@@ -1,0 +1,130 @@
+//! Typed write batches: the only way anything is written.
+
+use std::collections::BTreeMap;
+
+use gongjian_identity::{ActorId, DocId, Hash, SignedChange, SignedRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::cf::Cf;
+use crate::value;
+
+/// What a node keeps about a document besides its changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocMeta {
+    /// Hash of the genesis record (= the document id).
+    pub genesis: Hash,
+    /// Heads of the accepted changes, sorted.
+    pub heads: Vec<Hash>,
+    /// Version vector: actor → highest accepted seq.
+    pub clock: BTreeMap<ActorId, u64>,
+    /// Accepted changes.
+    pub changes: u64,
+    /// Changes held but not accepted (pending or rejected).
+    pub quarantined: u64,
+}
+
+pub(crate) enum Op {
+    Put(Cf, Vec<u8>, Vec<u8>),
+    Delete(Cf, Vec<u8>),
+}
+
+/// A set of writes committed atomically and durably.
+#[derive(Default)]
+pub struct Batch {
+    pub(crate) ops: Vec<Op>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Batch({} ops)", self.ops.len())
+    }
+}
+
+pub(crate) fn index_key(doc: &DocId, actor: &ActorId, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32 + 36 + 8);
+    k.extend_from_slice(doc.as_bytes());
+    k.extend_from_slice(&actor.to_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub(crate) fn doc_hash_key(doc: &DocId, hash: &Hash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(64);
+    k.extend_from_slice(doc.as_bytes());
+    k.extend_from_slice(hash.as_bytes());
+    k
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// An accepted change, with its (doc, actor, seq) index entry.
+    pub fn put_change(&mut self, change: &SignedChange) {
+        let h = change.header();
+        self.ops.push(Op::Put(
+            Cf::Changes,
+            h.hash.0.to_vec(),
+            value::wrap(&change.encode()),
+        ));
+        self.ops.push(Op::Put(
+            Cf::ChangeIndex,
+            index_key(change.doc(), &h.actor, h.seq),
+            h.hash.0.to_vec(),
+        ));
+        self.ops.push(Op::Delete(
+            Cf::Quarantine,
+            doc_hash_key(change.doc(), &h.hash),
+        ));
+    }
+
+    /// Removes an accepted change (a revocation or equivocation cut it off).
+    pub fn remove_change(&mut self, change: &SignedChange) {
+        let h = change.header();
+        self.ops.push(Op::Delete(Cf::Changes, h.hash.0.to_vec()));
+        self.ops.push(Op::Delete(
+            Cf::ChangeIndex,
+            index_key(change.doc(), &h.actor, h.seq),
+        ));
+    }
+
+    /// A change held but not accepted, with the reason.
+    pub fn quarantine(&mut self, change: &SignedChange, reason: &str) {
+        let entry = (reason.to_owned(), change.encode());
+        self.ops.push(Op::Put(
+            Cf::Quarantine,
+            doc_hash_key(change.doc(), &change.hash()),
+            value::encode(&entry),
+        ));
+    }
+
+    pub fn put_doc(&mut self, doc: &DocId, meta: &DocMeta) {
+        self.ops.push(Op::Put(
+            Cf::Docs,
+            doc.as_bytes().to_vec(),
+            value::encode(meta),
+        ));
+    }
+
+    pub fn put_record(&mut self, record: &SignedRecord) {
+        self.ops.push(Op::Put(
+            Cf::Records,
+            record.hash().0.to_vec(),
+            value::wrap(&record.encode()),
+        ));
+    }
+
+    pub(crate) fn put_meta(&mut self, key: u8, value_bytes: Vec<u8>) {
+        self.ops
+            .push(Op::Put(Cf::Meta, vec![key], value::wrap(&value_bytes)));
+    }
+}

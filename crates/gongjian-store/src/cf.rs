@@ -1,0 +1,46 @@
+/// The column families. Keys are binary and big-endian (`ARCHITECTURE.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cf {
+    /// Node-level values: key = one byte ([`crate::store::MetaKey`]).
+    Meta,
+    /// Accepted signed changes: key = change hash (32).
+    Changes,
+    /// key = doc (32) ‖ actor (36) ‖ seq (8, BE) → change hash (32).
+    ChangeIndex,
+    /// key = doc (32) → [`crate::DocMeta`].
+    Docs,
+    /// Membership records and geneses: key = record hash (32) → signed record.
+    Records,
+    /// Changes held but not accepted: key = doc (32) ‖ change hash (32).
+    Quarantine,
+    /// Per-peer sync progress: key = peer id bytes.
+    Peers,
+    /// Merged-view indexes (the view crate owns their layout).
+    View,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 8] = [
+        Cf::Meta,
+        Cf::Changes,
+        Cf::ChangeIndex,
+        Cf::Docs,
+        Cf::Records,
+        Cf::Quarantine,
+        Cf::Peers,
+        Cf::View,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Cf::Meta => "meta",
+            Cf::Changes => "changes",
+            Cf::ChangeIndex => "change_index",
+            Cf::Docs => "docs",
+            Cf::Records => "records",
+            Cf::Quarantine => "quarantine",
+            Cf::Peers => "peers",
+            Cf::View => "view",
+        }
+    }
+}

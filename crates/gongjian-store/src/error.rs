@@ -1,0 +1,20 @@
+use std::path::PathBuf;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path}: the store is open in another process (is `gongjian run` using this data dir?)"
+    )]
+    Locked { path: PathBuf },
+    #[error("{path}: no store here (run `gongjian init` first)")]
+    Missing { path: PathBuf },
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    #[error("stored value in {cf} is corrupt: {reason}")]
+    Corrupt { cf: &'static str, reason: String },
+    #[error("unknown value version {version} in {cf} (written by a newer gongjian?)")]
+    Version { cf: &'static str, version: u8 },
+    #[error("the store's writer has stopped")]
+    Closed,
+}

@@ -1,0 +1,18 @@
+//! RocksDB storage for a gongjian node.
+//!
+//! Owns: the column families, binary keys, versioned values, and the writer
+//! thread that commits batches with group commit (`sync` on every write, many
+//! batches per sync). Must never: decide what is accepted (callers hand it only
+//! verified, accepted data), format a key as a string, or acknowledge a write
+//! before it is durable.
+
+mod batch;
+mod cf;
+mod error;
+mod store;
+mod value;
+
+pub use batch::{Batch, DocMeta};
+pub use cf::Cf;
+pub use error::StoreError;
+pub use store::{QuarantineEntry, Store, StoreStats};

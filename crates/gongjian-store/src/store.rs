@@ -1,0 +1,449 @@
+//! The store: a RocksDB database and its writer thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use gongjian_identity::{DocId, Hash, SignedChange, SignedRecord};
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
+    WriteBatch, WriteOptions,
+};
+use tokio::sync::oneshot;
+
+use crate::batch::{Batch, DocMeta, Op, doc_hash_key};
+use crate::cf::Cf;
+use crate::error::StoreError;
+use crate::value;
+
+/// Bound of the writer's queue, in batches.
+const WRITE_QUEUE: usize = 1024;
+/// At most this many batches are merged into one synced write.
+const GROUP_COMMIT_MAX: usize = 256;
+
+/// Keys of [`Cf::Meta`].
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+pub(crate) enum MetaKey {
+    Schema = 1,
+    Epoch = 2,
+}
+
+const SCHEMA_VERSION: u32 = 1;
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+struct Inner {
+    db: Arc<DB>,
+    path: PathBuf,
+    tx: Mutex<Option<SyncSender<(Batch, Reply)>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Ok(mut w) = self.writer.lock()
+            && let Some(handle) = w.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A handle to the store; clones share one database and one writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+/// A change held but not accepted.
+#[derive(Debug, Clone)]
+pub struct QuarantineEntry {
+    pub reason: String,
+    pub change: SignedChange,
+}
+
+/// Counts for `status` commands and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub changes: u64,
+    pub index: u64,
+    pub docs: u64,
+    pub records: u64,
+    pub quarantine: u64,
+}
+
+fn options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    o.set_compression_type(DBCompressionType::None);
+    o.set_max_open_files(256);
+    o.set_keep_log_file_num(4);
+    o
+}
+
+impl Store {
+    /// Creates the store at `path` (a new, empty directory or a missing one).
+    pub fn create(path: &Path) -> Result<Store, StoreError> {
+        let store = Self::open_inner(path, true)?;
+        let mut b = Batch::new();
+        b.put_meta(MetaKey::Schema as u8, SCHEMA_VERSION.to_be_bytes().to_vec());
+        store.commit_blocking(b)?;
+        Ok(store)
+    }
+
+    /// Opens an existing store.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Self::open_inner(path, false)
+    }
+
+    fn open_inner(path: &Path, create: bool) -> Result<Store, StoreError> {
+        let mut opts = options();
+        opts.create_if_missing(create);
+        let cfs = Cf::ALL.iter().map(|cf| {
+            let mut o = Options::default();
+            o.set_compression_type(DBCompressionType::None);
+            ColumnFamilyDescriptor::new(cf.name(), o)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
+            if e.as_ref().contains("lock") {
+                StoreError::Locked {
+                    path: path.to_owned(),
+                }
+            } else {
+                StoreError::Rocks(e)
+            }
+        })?;
+        let db = Arc::new(db);
+        let (tx, rx) = sync_channel(WRITE_QUEUE);
+        let writer_db = db.clone();
+        let writer = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(&writer_db, rx))
+            .map_err(|e| StoreError::Corrupt {
+                cf: "meta",
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                path: path.to_owned(),
+                tx: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(writer)),
+            }),
+        };
+        if !create {
+            match store.meta(MetaKey::Schema)? {
+                Some(v) if v == SCHEMA_VERSION.to_be_bytes() => {}
+                Some(_) => {
+                    return Err(StoreError::Version {
+                        cf: "meta",
+                        version: 0,
+                    });
+                }
+                None => {
+                    return Err(StoreError::Missing {
+                        path: path.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn cf(&self, cf: Cf) -> &ColumnFamily {
+        self.inner
+            .db
+            .cf_handle(cf.name())
+            .unwrap_or_else(|| unreachable!("every column family is opened"))
+    }
+
+    fn send(&self, batch: Batch) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone();
+        tx.ok_or(StoreError::Closed)?
+            .send((batch, reply))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    /// Commits a batch; returns once it is durable (fsync'd WAL).
+    pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
+        self.send(batch)?
+            .blocking_recv()
+            .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits a batch from async code; resolves once it is durable.
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.send(batch)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.db.get_cf(self.cf(cf), key)?)
+    }
+
+    pub(crate) fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get(Cf::Meta, &[key as u8])? {
+            Some(v) => Ok(Some(value::unwrap_version("meta", &v)?.to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    /// The actor epoch of this node's writes (0 until first set).
+    pub fn epoch(&self) -> Result<u32, StoreError> {
+        match self.meta(MetaKey::Epoch)? {
+            Some(v) => {
+                let arr: [u8; 4] = v.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                    cf: "meta",
+                    reason: "epoch is not 4 bytes".into(),
+                })?;
+                Ok(u32::from_be_bytes(arr))
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Moves to a new epoch: `max(old + 1, now)`. Called on restore from a
+    /// backup, so a restored node never reuses (actor, seq) pairs it already
+    /// signed before the backup was taken.
+    pub fn bump_epoch(&self, now_secs: u64) -> Result<u32, StoreError> {
+        let old = self.epoch()?;
+        let now = u32::try_from(now_secs).unwrap_or(u32::MAX);
+        let new = old.saturating_add(1).max(now);
+        let mut b = Batch::new();
+        b.put_meta(MetaKey::Epoch as u8, new.to_be_bytes().to_vec());
+        self.commit_blocking(b)?;
+        Ok(new)
+    }
+
+    pub fn record(&self, hash: &Hash) -> Result<Option<SignedRecord>, StoreError> {
+        match self.get(Cf::Records, hash.as_bytes())? {
+            Some(v) => Ok(Some(decode_record(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record held (membership records and geneses).
+    pub fn records(&self) -> Result<Vec<SignedRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .db
+            .iterator_cf(self.cf(Cf::Records), IteratorMode::Start)
+        {
+            let (_, v) = item?;
+            out.push(decode_record(&v)?);
+        }
+        Ok(out)
+    }
+
+    pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
+        match self.get(Cf::Docs, doc.as_bytes())? {
+            Some(v) => Ok(Some(value::decode("docs", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn docs(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .db
+            .iterator_cf(self.cf(Cf::Docs), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let id: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                cf: "docs",
+                reason: "key is not 32 bytes".into(),
+            })?;
+            out.push((DocId(Hash(id)), value::decode("docs", &v)?));
+        }
+        Ok(out)
+    }
+
+    pub fn change(&self, hash: &Hash) -> Result<Option<SignedChange>, StoreError> {
+        match self.get(Cf::Changes, hash.as_bytes())? {
+            Some(v) => Ok(Some(decode_change(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The accepted changes of a document, in (actor, seq) order.
+    pub fn doc_changes(&self, doc: &DocId) -> Result<Vec<SignedChange>, StoreError> {
+        let mut out = Vec::new();
+        let prefix = doc.as_bytes();
+        let iter = self.inner.db.iterator_cf(
+            self.cf(Cf::ChangeIndex),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let hash: [u8; 32] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                cf: "change_index",
+                reason: "value is not a 32-byte hash".into(),
+            })?;
+            let change = self
+                .change(&Hash(hash))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    cf: "change_index",
+                    reason: format!("indexed change {} is missing", Hash(hash)),
+                })?;
+            out.push(change);
+        }
+        Ok(out)
+    }
+
+    /// Changes of a document held but not accepted.
+    pub fn quarantined(&self, doc: &DocId) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let mut out = Vec::new();
+        let prefix = doc.as_bytes();
+        let iter = self.inner.db.iterator_cf(
+            self.cf(Cf::Quarantine),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push(decode_quarantine(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Whether a change is held in quarantine.
+    pub fn quarantine_entry(
+        &self,
+        doc: &DocId,
+        hash: &Hash,
+    ) -> Result<Option<QuarantineEntry>, StoreError> {
+        match self.get(Cf::Quarantine, &doc_hash_key(doc, hash))? {
+            Some(v) => Ok(Some(decode_quarantine(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Counts of every column family of interest (a full scan: for tests and
+    /// `status`, not hot paths).
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let count = |cf: Cf| -> Result<u64, StoreError> {
+            let mut n = 0;
+            for item in self.inner.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+                item?;
+                n += 1;
+            }
+            Ok(n)
+        };
+        Ok(StoreStats {
+            changes: count(Cf::Changes)?,
+            index: count(Cf::ChangeIndex)?,
+            docs: count(Cf::Docs)?,
+            records: count(Cf::Records)?,
+            quarantine: count(Cf::Quarantine)?,
+        })
+    }
+
+    /// A consistent copy of the store (RocksDB checkpoint) at `dest`.
+    pub fn checkpoint(&self, dest: &Path) -> Result<(), StoreError> {
+        let cp = rocksdb::checkpoint::Checkpoint::new(&self.inner.db)?;
+        cp.create_checkpoint(dest)?;
+        Ok(())
+    }
+}
+
+fn decode_record(v: &[u8]) -> Result<SignedRecord, StoreError> {
+    SignedRecord::decode(value::unwrap_version("records", v)?).map_err(|e| StoreError::Corrupt {
+        cf: "records",
+        reason: e.to_string(),
+    })
+}
+
+fn decode_change(v: &[u8]) -> Result<SignedChange, StoreError> {
+    SignedChange::decode(value::unwrap_version("changes", v)?).map_err(|e| StoreError::Corrupt {
+        cf: "changes",
+        reason: e.to_string(),
+    })
+}
+
+fn decode_quarantine(v: &[u8]) -> Result<QuarantineEntry, StoreError> {
+    let (reason, bytes): (String, Vec<u8>) = value::decode("quarantine", v)?;
+    let change = SignedChange::decode(&bytes).map_err(|e| StoreError::Corrupt {
+        cf: "quarantine",
+        reason: e.to_string(),
+    })?;
+    Ok(QuarantineEntry { reason, change })
+}
+
+/// Group commit: take one batch, then whatever else is queued (up to
+/// [`GROUP_COMMIT_MAX`]), write them as one synced RocksDB batch, answer all.
+fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>) {
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(next) => group.push(next),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let mut wb = WriteBatch::default();
+        for (batch, _) in &group {
+            for op in &batch.ops {
+                let Some(cf) = db.cf_handle(op_cf(op).name()) else {
+                    continue;
+                };
+                match op {
+                    Op::Put(_, k, v) => wb.put_cf(&cf, k, v),
+                    Op::Delete(_, k) => wb.delete_cf(&cf, k),
+                }
+            }
+        }
+        let result = db.write_opt(wb, &sync);
+        tracing::trace!(batches = group.len(), ok = result.is_ok(), "group commit");
+        for (_, reply) in group {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Rocks(e.clone())),
+            };
+            let _ = reply.send(r);
+        }
+    }
+}
+
+fn op_cf(op: &Op) -> Cf {
+    match op {
+        Op::Put(cf, _, _) | Op::Delete(cf, _) => *cf,
+    }
+}

@@ -1,0 +1,109 @@
+//! `status`, `backup`, `restore`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gongjian_store::Store;
+use serde_json::json;
+
+use crate::config::DataDir;
+use crate::exit::{Coded, Exit, bail};
+use crate::node::{now, open_store};
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// A directory that does not exist yet.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// A directory written by `gongjian backup`.
+    #[arg(long)]
+    from: PathBuf,
+}
+
+pub fn status(data_dir: &Path) -> anyhow::Result<()> {
+    let dir = DataDir(data_dir.to_owned());
+    dir.load_config()?;
+    let store = open_store(&dir)?;
+    let s = store.stats().code(Exit::Failure)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "epoch": store.epoch().code(Exit::Failure)?,
+            "documents": s.docs,
+            "changes": s.changes,
+            "records": s.records,
+            "quarantined": s.quarantine,
+        }))?
+    );
+    Ok(())
+}
+
+pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
+    let dir = DataDir(a.data_dir);
+    dir.load_config()?;
+    if a.out.exists() {
+        return bail(
+            Exit::BadInput,
+            format!("--out {}: already exists", a.out.display()),
+        );
+    }
+    let store = open_store(&dir)?;
+    store.checkpoint(&a.out).code(Exit::Failure)?;
+    println!(
+        "{}",
+        json!({"backup": a.out.display().to_string(), "epoch": store.epoch().code(Exit::Failure)?})
+    );
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn restore(a: RestoreArgs) -> anyhow::Result<()> {
+    let dir = DataDir(a.data_dir);
+    dir.load_config()?;
+    // Check the backup opens before touching the live store.
+    Store::open(&a.from)
+        .with_context(|| format!("--from {}: not a usable backup", a.from.display()))
+        .code(Exit::BadInput)?;
+    // Holding the live store proves no daemon uses it while we swap.
+    let live = open_store(&dir)?;
+    drop(live);
+    let db = dir.db();
+    let aside = dir.0.join(format!("db.replaced-{}", now()));
+    fs::rename(&db, &aside)
+        .with_context(|| db.display().to_string())
+        .code(Exit::Failure)?;
+    copy_dir(&a.from, &db)
+        .with_context(|| db.display().to_string())
+        .code(Exit::Failure)?;
+    let store = open_store(&dir)?;
+    // A restored node must never sign (actor, seq) pairs it signed after the
+    // backup was taken: it moves to a new epoch, hence a new actor.
+    let epoch = store.bump_epoch(now()).code(Exit::Failure)?;
+    println!(
+        "{}",
+        json!({"restored": a.from.display().to_string(), "epoch": epoch, "previous_store": aside.display().to_string()})
+    );
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `gongjian`: the node's command line. CLI and wiring only; the logic lives
+//! in the crates.
+
+mod cmd_admin;
+mod cmd_cert;
+mod cmd_init;
+mod cmd_need;
+mod config;
+mod exit;
+mod node;
+mod records_file;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+
+/// gongjian (共建): sync and federation for the offices of a city district.
+#[derive(Debug, Parser)]
+#[command(name = "gongjian", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a node: config, keys (and for a district, the root key), store.
+    Init(cmd_init::InitArgs),
+    /// Print this node's identity as JSON.
+    Id(DirArg),
+    /// Certificates: issue, install, revoke, renew, list.
+    #[command(subcommand)]
+    Cert(cmd_cert::CertCommand),
+    /// The unit's list of needs (需求清单).
+    #[command(subcommand)]
+    Need(cmd_need::NeedCommand),
+    /// Counts of what the store holds.
+    Status(DirArg),
+    /// Copy the store to a directory (a consistent RocksDB checkpoint).
+    Backup(cmd_admin::BackupArgs),
+    /// Replace the store with a backup; moves the node to a new epoch.
+    Restore(cmd_admin::RestoreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DirArg {
+    /// The node's data directory.
+    #[arg(long, env = "GONGJIAN_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(a) => cmd_init::init(a),
+        Command::Id(a) => cmd_init::id(&a.data_dir),
+        Command::Cert(c) => cmd_cert::run(c),
+        Command::Need(c) => cmd_need::run(c),
+        Command::Status(a) => cmd_admin::status(&a.data_dir),
+        Command::Backup(a) => cmd_admin::backup(a),
+        Command::Restore(a) => cmd_admin::restore(a),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GONGJIAN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let exit = e.downcast_ref::<Exit>().copied().unwrap_or(Exit::Failure);
+            // The category is the outermost context; print the cause chain after it.
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit as u8)
+        }
+    }
+}

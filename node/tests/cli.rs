@@ -1,0 +1,600 @@
+//! The `gongjian` command line as operators use it: a real binary, real data
+//! dirs, real RocksDB.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gongjian"));
+    c.env_remove("GONGJIAN_FAKE_NOW")
+        .env_remove("GONGJIAN_DATA_DIR");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> Value {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn fails(args: &[&str], code: i32, needle: &str) {
+    let out = run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
+}
+
+fn p(d: &Path) -> &str {
+    d.to_str().unwrap()
+}
+
+struct Tree {
+    _tmp: TempDir,
+    district: PathBuf,
+    street: PathBuf,
+    community: PathBuf,
+    root: String,
+}
+
+fn init(
+    dir: &Path,
+    unit: &str,
+    kind: &str,
+    name: &str,
+    parent: Option<&str>,
+    root: Option<&str>,
+) -> Value {
+    let mut args = vec![
+        "init",
+        "--data-dir",
+        p(dir),
+        "--unit",
+        unit,
+        "--kind",
+        kind,
+        "--name",
+        name,
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ];
+    if let Some(pa) = parent {
+        args.extend(["--parent", pa]);
+    }
+    if let Some(r) = root {
+        args.extend(["--trust-root", r]);
+    }
+    ok(&args)
+}
+
+fn enrol(parent: &Path, child: &Path, unit: &str, kind: &str, name: &str) {
+    let key = ok(&["id", "--data-dir", p(child)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = child.with_extension("cert");
+    ok(&[
+        "cert",
+        "issue",
+        "--data-dir",
+        p(parent),
+        "--unit",
+        unit,
+        "--kind",
+        kind,
+        "--name",
+        name,
+        "--key",
+        &key,
+        "--out",
+        p(&file),
+    ]);
+    ok(&["cert", "install", "--data-dir", p(child), p(&file)]);
+}
+
+fn tree() -> Tree {
+    let tmp = tempfile::tempdir().unwrap();
+    let district = tmp.path().join("district");
+    let street = tmp.path().join("street");
+    let community = tmp.path().join("community");
+    let d = init(
+        &district,
+        "320106000000",
+        "district",
+        "南京市鼓楼区",
+        None,
+        None,
+    );
+    let root = d["trust_root"].as_str().unwrap().to_owned();
+    assert_eq!(
+        d["certified"], true,
+        "a district certifies itself with its root key"
+    );
+    assert_ne!(
+        root,
+        d["public_key"].as_str().unwrap(),
+        "root key ≠ district node key"
+    );
+    init(
+        &street,
+        "320106002000",
+        "street",
+        "宁海路街道",
+        Some("320106000000"),
+        Some(&root),
+    );
+    enrol(&district, &street, "320106002000", "street", "宁海路街道");
+    init(
+        &community,
+        "320106002001",
+        "community",
+        "颐和路社区",
+        Some("320106002000"),
+        Some(&root),
+    );
+    enrol(
+        &street,
+        &community,
+        "320106002001",
+        "community",
+        "颐和路社区",
+    );
+    Tree {
+        _tmp: tmp,
+        district,
+        street,
+        community,
+        root,
+    }
+}
+
+#[test]
+fn init_enrol_and_write_signed_needs_in_chinese() {
+    let t = tree();
+    let id = ok(&["id", "--data-dir", p(&t.community)]);
+    for field in [
+        "unit",
+        "kind",
+        "name",
+        "public_key",
+        "peer_id",
+        "trust_root",
+    ] {
+        assert!(id[field].is_string(), "id has {field}");
+    }
+    assert_eq!(id["name"], "颐和路社区");
+    assert_eq!(id["trust_root"], t.root.as_str());
+    assert_eq!(id["certified"], true);
+    let added = ok(&[
+        "need",
+        "add",
+        "--data-dir",
+        p(&t.community),
+        "--title",
+        "独居老人助餐志愿者",
+        "--category",
+        "志愿服务",
+    ]);
+    let need_id = added["id"].as_str().unwrap().to_owned();
+    ok(&[
+        "need",
+        "status",
+        "--data-dir",
+        p(&t.community),
+        "--id",
+        &need_id,
+        "--status",
+        "in_progress",
+    ]);
+    let list = ok(&["need", "list", "--data-dir", p(&t.community)]);
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["title"], "独居老人助餐志愿者");
+    assert_eq!(rows[0]["category"], "志愿服务");
+    assert_eq!(rows[0]["status"], "in_progress");
+    assert_eq!(rows[0]["status_zh"], "办理中");
+    let roster = ok(&["cert", "list", "--data-dir", p(&t.street)]);
+    assert_eq!(roster["roster"][0]["name"], "颐和路社区");
+    assert_eq!(roster["certificate"], "valid");
+}
+
+#[test]
+fn tampered_foreign_and_wrong_certificates_are_refused() {
+    let t = tree();
+    let dir = t.community.parent().unwrap().to_owned();
+    let c2 = dir.join("c2");
+    init(
+        &c2,
+        "320106002002",
+        "community",
+        "北京西路社区",
+        Some("320106002000"),
+        Some(&t.root),
+    );
+    let key = ok(&["id", "--data-dir", p(&c2)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = dir.join("c2.cert");
+    ok(&[
+        "cert",
+        "issue",
+        "--data-dir",
+        p(&t.street),
+        "--unit",
+        "320106002002",
+        "--kind",
+        "community",
+        "--name",
+        "北京西路社区",
+        "--key",
+        &key,
+        "--out",
+        p(&file),
+    ]);
+    let good = std::fs::read(&file).unwrap();
+
+    // A flipped byte in the certificate's name.
+    let name = "北京西路社区".as_bytes();
+    let pos = good.windows(name.len()).position(|w| w == name).unwrap();
+    let mut bad = good.clone();
+    bad[pos + 1] ^= 0x01; // still valid UTF-8, another character
+    let tampered = dir.join("tampered.cert");
+    std::fs::write(&tampered, &bad).unwrap();
+    fails(
+        &["cert", "install", "--data-dir", p(&c2), p(&tampered)],
+        4,
+        "bad signature",
+    );
+    // Truncated.
+    std::fs::write(&tampered, &good[..good.len() - 7]).unwrap();
+    fails(
+        &["cert", "install", "--data-dir", p(&c2), p(&tampered)],
+        3,
+        "truncated",
+    );
+    // The certificate of another node's key.
+    let other = dir.join("c3");
+    init(
+        &other,
+        "320106002002",
+        "community",
+        "北京西路社区",
+        Some("320106002000"),
+        Some(&t.root),
+    );
+    fails(
+        &["cert", "install", "--data-dir", p(&other), p(&file)],
+        4,
+        "no certificate for this node's key",
+    );
+    // Nothing was installed by the failures.
+    assert_eq!(ok(&["id", "--data-dir", p(&c2)])["certified"], false);
+    ok(&["cert", "install", "--data-dir", p(&c2), p(&file)]);
+    assert_eq!(ok(&["id", "--data-dir", p(&c2)])["certified"], true);
+
+    // A chain from another district's root.
+    let foreign = dir.join("foreign");
+    init(&foreign, "320105000000", "district", "秦淮区", None, None);
+    let fs = dir.join("fs");
+    init(
+        &fs,
+        "320105001000",
+        "street",
+        "夫子庙街道",
+        Some("320105000000"),
+        Some(&t.root),
+    );
+    let fkey = ok(&["id", "--data-dir", p(&fs)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ffile = dir.join("fs.cert");
+    ok(&[
+        "cert",
+        "issue",
+        "--data-dir",
+        p(&foreign),
+        "--unit",
+        "320105001000",
+        "--kind",
+        "street",
+        "--name",
+        "夫子庙街道",
+        "--key",
+        &fkey,
+        "--out",
+        p(&ffile),
+    ]);
+    fails(
+        &["cert", "install", "--data-dir", p(&fs), p(&ffile)],
+        4,
+        "pinned trust root",
+    );
+
+    // Wrong parent: a street cannot admit a community of another street.
+    fails(
+        &[
+            "cert",
+            "issue",
+            "--data-dir",
+            p(&t.street),
+            "--unit",
+            "320106003001",
+            "--kind",
+            "community",
+            "--name",
+            "x",
+            "--key",
+            &key,
+            "--out",
+            p(&file),
+        ],
+        3,
+        "not within the street",
+    );
+    // A weak key.
+    let weak = format!("ed25519:01{}", "00".repeat(31));
+    fails(
+        &[
+            "cert",
+            "issue",
+            "--data-dir",
+            p(&t.street),
+            "--unit",
+            "320106002003",
+            "--kind",
+            "community",
+            "--name",
+            "x",
+            "--key",
+            &weak,
+            "--out",
+            p(&file),
+        ],
+        4,
+        "weak",
+    );
+}
+
+#[test]
+fn an_expired_certificate_is_refused_at_install_and_at_local_writes() {
+    let t = tree();
+    let later = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 400 * 86_400)
+        .to_string();
+    let out = bin()
+        .args([
+            "need",
+            "add",
+            "--data-dir",
+            p(&t.community),
+            "--title",
+            "过期后写入",
+        ])
+        .env("GONGJIAN_FAKE_NOW", &later)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    assert_eq!(
+        ok(&["need", "list", "--data-dir", p(&t.community)])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[test]
+fn bad_arguments_get_clear_errors_and_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("x");
+    fails(&["id", "--data-dir", p(&d)], 5, "no such data dir");
+    fails(
+        &[
+            "init",
+            "--data-dir",
+            p(&d),
+            "--unit",
+            "32010600000",
+            "--kind",
+            "district",
+            "--name",
+            "x",
+        ],
+        3,
+        "12-digit",
+    );
+    fails(
+        &[
+            "init",
+            "--data-dir",
+            p(&d),
+            "--unit",
+            "91350100M000100Y44",
+            "--kind",
+            "resident",
+            "--name",
+            "x",
+            "--parent",
+            "320106002000",
+            "--trust-root",
+            &format!("ed25519:{}", "ab".repeat(32)),
+        ],
+        3,
+        "check character",
+    );
+    fails(
+        &[
+            "init",
+            "--data-dir",
+            p(&d),
+            "--unit",
+            "320106002001",
+            "--kind",
+            "community",
+            "--name",
+            "x",
+            "--parent",
+            "320106002000",
+        ],
+        3,
+        "--trust-root",
+    );
+    fails(
+        &[
+            "init",
+            "--data-dir",
+            p(&d),
+            "--unit",
+            "320106000000",
+            "--kind",
+            "district",
+            "--name",
+            "x",
+            "--listen",
+            "not-an-addr",
+        ],
+        3,
+        "multiaddr",
+    );
+    assert!(
+        !d.join("config.toml").exists(),
+        "nothing written by a refused init"
+    );
+    init(&d, "320106000000", "district", "鼓楼", None, None);
+    fails(
+        &[
+            "init",
+            "--data-dir",
+            p(&d),
+            "--unit",
+            "320106000000",
+            "--kind",
+            "district",
+            "--name",
+            "x",
+        ],
+        5,
+        "already initialised",
+    );
+    // Key files readable by others are refused.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.join("node.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    fails(&["id", "--data-dir", p(&d)], 4, "chmod 600");
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let t = tree();
+    let mut child = bin()
+        .args([
+            "need",
+            "add",
+            "--data-dir",
+            p(&t.community),
+            "--title",
+            "压力测试",
+            "--repeat",
+            "100000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acked = Vec::new();
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        acked.push(v["id"].as_str().unwrap().to_owned());
+        if acked.len() == 40 {
+            // SIGKILL mid-stream: the process may be inside a write.
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(acked.len(), 40);
+    let list = ok(&["need", "list", "--data-dir", p(&t.community)]);
+    let held: std::collections::BTreeSet<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    for id in &acked {
+        assert!(held.contains(id), "acknowledged need {id} lost");
+    }
+}
+
+#[test]
+fn restore_from_backup_moves_to_a_new_epoch() {
+    let t = tree();
+    ok(&[
+        "need",
+        "add",
+        "--data-dir",
+        p(&t.community),
+        "--title",
+        "备份前",
+    ]);
+    let backup = t.community.parent().unwrap().join("backup");
+    let b = ok(&["backup", "--data-dir", p(&t.community), "--out", p(&backup)]);
+    ok(&[
+        "need",
+        "add",
+        "--data-dir",
+        p(&t.community),
+        "--title",
+        "备份后",
+    ]);
+    let r = ok(&[
+        "restore",
+        "--data-dir",
+        p(&t.community),
+        "--from",
+        p(&backup),
+    ]);
+    assert!(r["epoch"].as_u64().unwrap() > b["epoch"].as_u64().unwrap());
+    ok(&[
+        "need",
+        "add",
+        "--data-dir",
+        p(&t.community),
+        "--title",
+        "恢复后",
+    ]);
+    let titles: Vec<String> = ok(&["need", "list", "--data-dir", p(&t.community)])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(titles.contains(&"备份前".to_owned()) && titles.contains(&"恢复后".to_owned()));
+    assert!(
+        !titles.contains(&"备份后".to_owned()),
+        "the backup predates it"
+    );
+    let _ = &t.district;
+}

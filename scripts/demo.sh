@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The demo of the README: a district, a street and two communities enrol down
+# the administrative tree offline (certificate files carried over), write
+# signed needs in Chinese, and a tampered certificate is refused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gongjian/target}"
+cargo build -p gongjian --locked --quiet
+gj="$CARGO_TARGET_DIR/debug/gongjian"
+work="$(mktemp -d "${TMPDIR:-/tmp}/gongjian-demo.XXXXXX")"
+echo "demo data in $work"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+step "district 鼓楼区 creates its root key and node"
+"$gj" init --data-dir "$work/district" --unit 320106000000 --kind district --name 南京市鼓楼区 \
+  --listen /ip4/127.0.0.1/tcp/0
+root=$("$gj" id --data-dir "$work/district" | json "['trust_root']")
+
+enrol() { # parent dir, child dir, unit, kind, name, parent unit
+  "$gj" init --data-dir "$2" --unit "$3" --kind "$4" --name "$5" --parent "$6" \
+    --trust-root "$root" --listen /ip4/127.0.0.1/tcp/0 >/dev/null
+  key=$("$gj" id --data-dir "$2" | json "['public_key']")
+  "$gj" cert issue --data-dir "$1" --unit "$3" --kind "$4" --name "$5" --key "$key" --out "$2.cert" >/dev/null
+  "$gj" cert install --data-dir "$2" "$2.cert"
+}
+step "the district admits street 宁海路街道 (certificate file carried over)"
+enrol "$work/district" "$work/street" 320106002000 street 宁海路街道 320106000000
+step "the street admits communities 颐和路社区 and 北京西路社区, and resident unit 江苏省人民医院"
+enrol "$work/street" "$work/c1" 320106002001 community 颐和路社区 320106002000
+enrol "$work/street" "$work/c2" 320106002002 community 北京西路社区 320106002000
+enrol "$work/street" "$work/hospital" 91350100M000100Y43 resident 江苏省人民医院 320106002000
+
+step "each unit writes signed needs in its own document"
+"$gj" need add --data-dir "$work/c1" --title "独居老人助餐志愿者" --category 志愿服务
+"$gj" need add --data-dir "$work/c2" --title "社区活动室需要投影仪" --category 物资
+"$gj" need add --data-dir "$work/hospital" --title "义诊场地" --category 场地
+"$gj" need list --data-dir "$work/c1"
+
+step "the street's roster"
+"$gj" cert list --data-dir "$work/street"
+
+step "a tampered certificate is refused, and nothing is installed"
+"$gj" init --data-dir "$work/c3" --unit 320106002003 --kind community --name 湖南路社区 \
+  --parent 320106002000 --trust-root "$root" --listen /ip4/127.0.0.1/tcp/0 >/dev/null
+key=$("$gj" id --data-dir "$work/c3" | json "['public_key']")
+"$gj" cert issue --data-dir "$work/street" --unit 320106002003 --kind community --name 湖南路社区 \
+  --key "$key" --out "$work/c3.cert" >/dev/null
+python3 - "$work/c3.cert" <<'PY'
+import sys
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read())
+i = b.find('湖南路社区'.encode()); b[i + 1] ^= 1   # 湖 becomes another character
+open(p, 'wb').write(b)
+PY
+if "$gj" cert install --data-dir "$work/c3" "$work/c3.cert"; then
+  echo "UNEXPECTED: tampered certificate accepted"; exit 1
+else
+  echo "refused (exit $?), as it must be"
+fi
+"$gj" id --data-dir "$work/c3" | json "['certified']"
+
+step "status of the street's store"
+"$gj" status --data-dir "$work/street"
+echo; echo "done: data left in $work"
