@@ -96,7 +96,7 @@ fn units_converge_after_exchanging_everything() {
         .map(|(i, (unit, ..))| {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::create(dir.path()).unwrap();
-            store.bump_epoch(NOW as u64).unwrap();
+            store.bump_epoch(NOW).unwrap();
             let mut replica = Replica::open(
                 store,
                 root.public(),

@@ -79,7 +79,7 @@ fn the_parent_cannot_write_a_units_document() {
     let before = r.store().stats().unwrap();
     let mut parent = Author::new(&fed.street, 1, doc);
     let c = parent.put("标题", "街道代写");
-    let report = r.ingest(wire(&[c.clone()])).unwrap();
+    let report = r.ingest(wire(std::slice::from_ref(&c))).unwrap();
     assert_eq!(
         report.rejected,
         vec![(c.hash(), Rejection::NotWriteKey(fed.street.public()))]
@@ -147,10 +147,10 @@ fn missing_dependencies_wait_then_apply() {
     let mut a = Author::new(&fed.community, 1, doc);
     let c1 = a.put("k", "1");
     let c2 = a.put("k", "2");
-    let report = r.ingest(wire(&[c2.clone()])).unwrap();
+    let report = r.ingest(wire(std::slice::from_ref(&c2))).unwrap();
     assert_eq!(report.pending, vec![c2.hash()]);
     assert!(heads(&r, &doc).is_empty());
-    let report = r.ingest(wire(&[c1.clone()])).unwrap();
+    let report = r.ingest(wire(std::slice::from_ref(&c1))).unwrap();
     assert_eq!(report.accepted, vec![c1.hash()]);
     assert_eq!(
         heads(&r, &doc),
