@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use gongjian_identity::{
-    Certificate, CutEntry, PublicKey, RecordBody, Revocation, RevocationCut, RevocationTarget,
-    Secret, SignedRecord, UnitId, UnitKind,
+    Certificate, CutEntry, KeyAdd, PublicKey, RecordBody, Recovery, Revocation, RevocationCut,
+    RevocationTarget, Secret, SignedRecord, UnitId, UnitKind,
 };
 use gongjian_model::{Body, CertChainError, verify_record};
 use serde_json::json;
@@ -80,6 +80,31 @@ pub enum CertCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Add a write key to this unit's documents (signed by this node's key,
+    /// a current write key): a second device, a new office computer.
+    AddWriter {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        key: String,
+        /// Also write the record to a file to carry to other nodes.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// As a parent, give a unit that lost its keys a new write key. Every
+    /// view shows recoveries.
+    Recover {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        unit: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Import a records file (revocations, certificates of others).
     Import {
         #[arg(long)]
@@ -144,6 +169,52 @@ pub fn run(c: CertCommand) -> anyhow::Result<()> {
             out,
         } => revoke(&DataDir(data_dir), unit, key, reason, reject_all, out),
         CertCommand::List { data_dir } => list(&DataDir(data_dir)),
+        CertCommand::AddWriter { data_dir, key, out } => {
+            let mut o = open(&DataDir(data_dir))?;
+            let key = parse_key(&key)?;
+            let signer = o.dir.secret()?;
+            o.replica
+                .trust()
+                .admit(&signer.public(), now())
+                .context("this node cannot sign key records")
+                .code(Exit::Untrusted)?;
+            let record = KeyAdd {
+                unit: o.checked.unit,
+                key,
+                issued_at: now(),
+            }
+            .sign(&signer);
+            store_and_carry(&mut o, record, out.as_deref(), "key_add")
+        }
+        CertCommand::Recover {
+            data_dir,
+            unit,
+            key,
+            reason,
+            out,
+        } => {
+            let mut o = open(&DataDir(data_dir))?;
+            let unit: UnitId = unit.parse().context("--unit").code(Exit::BadInput)?;
+            unit.check_parent(&o.checked.unit)
+                .context("--unit")
+                .code(Exit::Forbidden)?;
+            if reason.trim().is_empty() {
+                return bail(
+                    Exit::BadInput,
+                    "--reason must say why (every view shows it)",
+                );
+            }
+            let key = parse_key(&key)?;
+            let signer = issuing_secret(&o)?;
+            let record = Recovery {
+                unit,
+                keys: vec![key],
+                reason,
+                issued_at: now(),
+            }
+            .sign(&signer);
+            store_and_carry(&mut o, record, out.as_deref(), "recovery")
+        }
         CertCommand::Import { data_dir, file } => {
             let mut o = open(&DataDir(data_dir))?;
             let records = records_file::read(&file)?;
@@ -153,6 +224,22 @@ pub fn run(c: CertCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn store_and_carry(
+    o: &mut Opened,
+    record: SignedRecord,
+    out: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Result<()> {
+    o.replica
+        .insert_records(vec![record.clone()])
+        .code(Exit::Failure)?;
+    if let Some(out) = out {
+        records_file::write(out, std::slice::from_ref(&record))?;
+    }
+    println!("{}", json!({ what: record.hash().to_string() }));
+    Ok(())
 }
 
 fn parse_key(text: &str) -> anyhow::Result<PublicKey> {

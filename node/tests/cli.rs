@@ -598,3 +598,131 @@ fn restore_from_backup_moves_to_a_new_epoch() {
     );
     let _ = &t.district;
 }
+
+#[test]
+fn key_replacement_key_records_and_recovery() {
+    let t = tree();
+    let dir = t.community.parent().unwrap().to_owned();
+    // A replacement computer for the community gets a certificate for its new key.
+    let spare = dir.join("spare");
+    init(
+        &spare,
+        "320106002001",
+        "community",
+        "颐和路社区",
+        Some("320106002000"),
+        Some(&t.root),
+    );
+    let new_key = ok(&["id", "--data-dir", p(&spare)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = dir.join("spare.cert");
+    ok(&[
+        "cert",
+        "renew",
+        "--data-dir",
+        p(&t.street),
+        "--unit",
+        "320106002001",
+        "--key",
+        &new_key,
+        "--out",
+        p(&file),
+    ]);
+    ok(&["cert", "install", "--data-dir", p(&spare), p(&file)]);
+    assert_eq!(ok(&["id", "--data-dir", p(&spare)])["certified"], true);
+    // The community names the new key a writer of its documents.
+    let added = ok(&[
+        "cert",
+        "add-writer",
+        "--data-dir",
+        p(&t.community),
+        "--key",
+        &new_key,
+    ]);
+    assert!(added["key_add"].is_string());
+    // Only a parent may recover, and it must say why.
+    fails(
+        &[
+            "cert",
+            "recover",
+            "--data-dir",
+            p(&t.community),
+            "--unit",
+            "320106002000",
+            "--key",
+            &new_key,
+            "--reason",
+            "x",
+        ],
+        7,
+        "",
+    );
+    fails(
+        &[
+            "cert",
+            "recover",
+            "--data-dir",
+            p(&t.street),
+            "--unit",
+            "320106002001",
+            "--key",
+            &new_key,
+            "--reason",
+            " ",
+        ],
+        3,
+        "--reason",
+    );
+    ok(&[
+        "cert",
+        "recover",
+        "--data-dir",
+        p(&t.street),
+        "--unit",
+        "320106002001",
+        "--key",
+        &new_key,
+        "--reason",
+        "社区电脑损坏",
+    ]);
+    let list = ok(&["cert", "list", "--data-dir", p(&t.street)]);
+    assert_eq!(
+        list["recoveries"].as_array().unwrap().len(),
+        1,
+        "recoveries are shown"
+    );
+    // Revoking the old key: the street's roster marks it.
+    ok(&[
+        "cert",
+        "revoke",
+        "--data-dir",
+        p(&t.street),
+        "--key",
+        ok(&["id", "--data-dir", p(&t.community)])["public_key"]
+            .as_str()
+            .unwrap(),
+    ]);
+    let list = ok(&["cert", "list", "--data-dir", p(&t.street)]);
+    let keys = list["roster"][0]["keys"].as_array().unwrap();
+    assert_eq!(keys.iter().filter(|k| k["revoked"] == true).count(), 1);
+    assert_eq!(keys.iter().filter(|k| k["revoked"] == false).count(), 1);
+    // A community has no authority over its street.
+    let street_key = ok(&["id", "--data-dir", p(&t.street)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fails(
+        &[
+            "cert",
+            "revoke",
+            "--data-dir",
+            p(&spare),
+            "--key",
+            &street_key,
+        ],
+        7,
+        "no authority",
+    );
+}
