@@ -86,21 +86,38 @@ pub fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     Store::open(&a.from)
         .with_context(|| format!("--from {}: not a usable backup", a.from.display()))
         .code(Exit::BadInput)?;
-    // Holding the live store proves no daemon uses it while we swap.
+    // Holding the live store proves no daemon uses it while we swap; its
+    // epoch is one the restored node must move past.
     let live = open_store(&dir)?;
+    let live_epoch = live.epoch().code(Exit::Failure)?;
     drop(live);
+    // Prepare the copy completely, new epoch included, before it replaces
+    // the live store: a crash at any point leaves either the old store or
+    // the restored one on a new epoch, never the backup's old epoch.
     let db = dir.db();
+    let staging = dir.0.join("db.restoring");
+    if staging.exists() {
+        fs::remove_dir_all(&staging)
+            .with_context(|| staging.display().to_string())
+            .code(Exit::Failure)?;
+    }
+    copy_dir(&a.from, &staging)
+        .with_context(|| staging.display().to_string())
+        .code(Exit::Failure)?;
+    let epoch = {
+        let copy = Store::open(&staging).code(Exit::Failure)?;
+        // A restored node must never sign (actor, seq) pairs it signed after
+        // the backup was taken: it moves to a new epoch, hence a new actor.
+        copy.bump_epoch_past(live_epoch, now())
+            .code(Exit::Failure)?
+    };
     let aside = dir.0.join(format!("db.replaced-{}", now()));
     fs::rename(&db, &aside)
         .with_context(|| db.display().to_string())
         .code(Exit::Failure)?;
-    copy_dir(&a.from, &db)
+    fs::rename(&staging, &db)
         .with_context(|| db.display().to_string())
         .code(Exit::Failure)?;
-    let store = open_store(&dir)?;
-    // A restored node must never sign (actor, seq) pairs it signed after the
-    // backup was taken: it moves to a new epoch, hence a new actor.
-    let epoch = store.bump_epoch(now()).code(Exit::Failure)?;
     println!(
         "{}",
         json!({"restored": a.from.display().to_string(), "epoch": epoch, "previous_store": aside.display().to_string()})

@@ -431,11 +431,18 @@ fn revoke(
     if !reject_all {
         for (doc, meta) in o.replica.store().docs().code(Exit::Failure)? {
             for (actor, seq) in &meta.clock {
-                if keys.contains(&actor.key) {
+                if keys.contains(&actor.key)
+                    && let Some(head) = o
+                        .replica
+                        .store()
+                        .change_at(&doc, actor, *seq)
+                        .code(Exit::Failure)?
+                {
                     cut.changes.push(CutEntry {
                         doc,
                         actor: *actor,
                         seq: *seq,
+                        head,
                     });
                 }
             }

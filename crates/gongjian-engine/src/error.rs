@@ -15,6 +15,10 @@ pub enum InvalidChange {
     },
     #[error("change {hash}: author {author} is not a member of the federation")]
     UnknownAuthor { hash: Hash, author: String },
+    #[error("change {hash}: no valid genesis of document {doc} is held (send the genesis first)")]
+    UnknownDocument { hash: Hash, doc: String },
+    #[error("change {hash} carries no signature and no signed change of its author vouches for it")]
+    Unvouched { hash: Hash },
     #[error("change {hash}: quarantine of its document is full ({max} changes)")]
     QuarantineFull { hash: Hash, max: usize },
 }
@@ -30,6 +34,10 @@ pub enum EngineError {
     CorruptRecord { hash: Hash, source: RecordError },
     #[error("this node's key is not admitted: {0}")]
     NotAdmitted(#[from] CertChainError),
+    #[error(
+        "record {hash}: signer {signer} is not a member of the federation (no chain to the pinned root)"
+    )]
+    NotMember { hash: Hash, signer: String },
     #[error("no document {0}")]
     UnknownDocument(String),
     #[error("this node holds no write key of document {0}'s unit")]

@@ -15,7 +15,7 @@ use crate::error::{EngineError, InvalidChange};
 use crate::replica::Replica;
 
 /// Changes of one document held in quarantine at most.
-pub const MAX_QUARANTINE_PER_DOC: usize = 10_000;
+pub const MAX_QUARANTINE_PER_DOC: usize = 1_000;
 const APPLY_FAILED: &str = "apply-failed";
 
 /// What became of a batch of received changes.
@@ -49,6 +49,31 @@ fn reason(v: &Verdict) -> String {
         Verdict::Rejected(Rejection::ApplyFailed) => APPLY_FAILED.into(),
         Verdict::Rejected(r) => format!("rejected: {r}"),
     }
+}
+
+/// Hashes reachable from signed changes through same-actor dependencies.
+fn vouched<'a>(changes: impl Iterator<Item = &'a SignedChange>) -> BTreeSet<Hash> {
+    let by_hash: BTreeMap<Hash, &SignedChange> = changes.map(|c| (c.hash(), c)).collect();
+    let mut out: BTreeSet<Hash> = BTreeSet::new();
+    let mut todo: Vec<Hash> = by_hash
+        .values()
+        .filter(|c| c.signature().is_some())
+        .map(|c| c.hash())
+        .collect();
+    while let Some(h) = todo.pop() {
+        if !out.insert(h) {
+            continue;
+        }
+        let c = by_hash[&h];
+        for d in &c.header().deps {
+            if let Some(dc) = by_hash.get(d)
+                && dc.header().actor == c.header().actor
+            {
+                todo.push(*d);
+            }
+        }
+    }
+    out
 }
 
 /// Builds a document from changes already accepted. A change that fails to
@@ -122,6 +147,16 @@ impl Replica {
                 ));
                 continue;
             }
+            if self.trust.write_keys(c.doc()).is_none() {
+                report.invalid.push((
+                    i,
+                    InvalidChange::UnknownDocument {
+                        hash: c.hash(),
+                        doc: c.doc().to_string(),
+                    },
+                ));
+                continue;
+            }
             let author = c.header().actor.key;
             let known = !self.trust.units_of(&author).is_empty()
                 || self
@@ -176,12 +211,33 @@ impl Replica {
         for c in stored.iter().chain(quarantined.iter().map(|q| &q.change)) {
             all.insert(c.hash(), c.clone());
         }
+        // Unsigned changes are kept only if a signed change of the same
+        // actor, held or arriving, reaches them through same-actor deps.
+        let vouched = vouched(all.values().chain(new.iter().map(|(_, c)| c)));
         let mut fresh: Vec<(usize, Hash)> = Vec::new();
+        let mut upgraded: BTreeSet<Hash> = BTreeSet::new();
         for (i, c) in new {
             let h = c.hash();
-            if let std::collections::btree_map::Entry::Vacant(e) = all.entry(h) {
-                e.insert(c);
-                fresh.push((i, h));
+            if c.signature().is_none() && !vouched.contains(&h) {
+                report
+                    .invalid
+                    .push((i, InvalidChange::Unvouched { hash: h }));
+                continue;
+            }
+            match all.entry(h) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(c);
+                    fresh.push((i, h));
+                }
+                // A signed copy replaces an unsigned one held: the verdict
+                // must not depend on which copy came first.
+                std::collections::btree_map::Entry::Occupied(mut e)
+                    if e.get().signature().is_none() && c.signature().is_some() =>
+                {
+                    e.insert(c);
+                    upgraded.insert(h);
+                }
+                std::collections::btree_map::Entry::Occupied(_) => {}
             }
         }
         let metas: Vec<ChangeMeta> = all.values().map(meta).collect();
@@ -205,7 +261,7 @@ impl Replica {
                 Verdict::Accepted => false,
                 other => old_reasons.get(h) != Some(&reason(other)),
             });
-            if added.is_empty() && !cut_off && !quarantine_moved {
+            if added.is_empty() && !cut_off && !quarantine_moved && upgraded.is_empty() {
                 return Ok(());
             }
             let mut am = if cut_off {
@@ -234,7 +290,7 @@ impl Replica {
                     let h = change.header();
                     let e = clock.entry(h.actor).or_insert(0);
                     *e = (*e).max(h.seq);
-                    if !previously.contains(hash) {
+                    if !previously.contains(hash) || upgraded.contains(hash) {
                         batch.put_change(change);
                         if fresh_set.contains_key(hash) {
                             report.accepted.push(*hash);
@@ -258,7 +314,7 @@ impl Replica {
                     if previously.contains(hash) {
                         batch.remove_change(change);
                     }
-                    if old_reasons.get(hash) != Some(&why) {
+                    if old_reasons.get(hash) != Some(&why) || upgraded.contains(hash) {
                         batch.quarantine(change, &why);
                     }
                     if is_new {

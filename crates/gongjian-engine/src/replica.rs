@@ -1,13 +1,11 @@
 //! The replica: membership in memory (small), documents loaded on demand.
 
-use std::collections::BTreeSet;
-
 use automerge::Automerge;
 use gongjian_identity::{
     ActorId, DocId, DocType, Genesis, PublicKey, RecordBody, Secret, SignedChange, SignedRecord,
     UnitId,
 };
-use gongjian_model::{Body, Membership, Trust, VerifiedRecord, verify_record};
+use gongjian_model::{Membership, Trust, VerifiedRecord, verify_record};
 use gongjian_store::{Batch, DocMeta, Store};
 
 use crate::error::EngineError;
@@ -46,13 +44,19 @@ impl Replica {
         }
         let trust = membership.evaluate();
         let epoch = store.epoch()?;
-        Ok(Replica {
+        let pending = store.reevaluation_pending()?;
+        let mut replica = Replica {
             store,
             membership,
             trust,
             local,
             epoch,
-        })
+        };
+        if pending {
+            tracing::warn!("finishing an interrupted re-evaluation of documents");
+            replica.reevaluate_all()?;
+        }
+        Ok(replica)
     }
 
     pub fn store(&self) -> &Store {
@@ -104,6 +108,22 @@ impl Replica {
             next.insert(v.clone());
         }
         let trust = next.evaluate();
+        // Only members sign records a node keeps: the root, a key with a
+        // valid certificate, or a write key of a valid document. Anything
+        // else (a chain from a foreign root, junk) is refused whole.
+        for v in &fresh {
+            let member = v.signer == *next.root()
+                || !trust.units_of(&v.signer).is_empty()
+                || trust
+                    .documents()
+                    .any(|(d, _)| trust.write_keys(d).is_some_and(|w| w.contains(&v.signer)));
+            if !member {
+                return Err(EngineError::NotMember {
+                    hash: v.hash,
+                    signer: v.signer.to_string(),
+                });
+            }
+        }
         for (doc, _) in trust.documents() {
             if self.trust.genesis(doc).is_none() && self.store.doc_meta(doc)?.is_none() {
                 batch.put_doc(
@@ -115,20 +135,42 @@ impl Replica {
                 );
             }
         }
+        // Which documents the new records can affect: all of them if the
+        // revocations moved; else those whose genesis or write keys moved,
+        // and those holding quarantined changes (a record may unlock them).
+        let all = !self.trust.same_revocations(&trust);
+        let mut docs = self.trust.documents_changed(&trust);
+        for (doc, meta) in self.store.docs()? {
+            if all || meta.quarantined > 0 {
+                docs.insert(doc);
+            }
+        }
+        if !docs.is_empty() {
+            batch.mark_reevaluation();
+        }
         self.store.commit_blocking(batch)?;
         self.membership = next;
         self.trust = trust;
-        // Anything but a genesis can change what is accepted anywhere.
-        let only_geneses = fresh.iter().all(|v| matches!(v.body, Body::Genesis(_)));
-        let docs: BTreeSet<DocId> = if only_geneses {
-            fresh.iter().map(|v| DocId(v.hash)).collect()
-        } else {
-            self.store.docs()?.into_iter().map(|(d, _)| d).collect()
-        };
-        for doc in docs {
-            self.reevaluate(&doc)?;
+        if !docs.is_empty() {
+            for doc in docs {
+                self.reevaluate(&doc)?;
+            }
+            let mut done = Batch::new();
+            done.clear_reevaluation();
+            self.store.commit_blocking(done)?;
         }
         Ok(fresh)
+    }
+
+    /// Judges every document again (after an interrupted re-evaluation).
+    pub fn reevaluate_all(&mut self) -> Result<(), EngineError> {
+        for (doc, _) in self.store.docs()? {
+            self.reevaluate(&doc)?;
+        }
+        let mut done = Batch::new();
+        done.clear_reevaluation();
+        self.store.commit_blocking(done)?;
+        Ok(())
     }
 
     /// Creates a document owned by this node's unit, with this node's key as

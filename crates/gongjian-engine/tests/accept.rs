@@ -174,6 +174,7 @@ fn a_revoked_key_outside_its_cut_is_rejected_in_either_order() {
                     doc,
                     actor: c1.header().actor,
                     seq: 1,
+                    head: c1.hash(),
                 }],
                 records: vec![genesis(fed.community_id, &fed.community, &[]).hash()],
             },
@@ -196,7 +197,7 @@ fn a_revoked_key_outside_its_cut_is_rejected_in_either_order() {
         );
         assert_eq!(value(&r, &doc, "k").as_deref(), Some("before"));
         assert!(
-            r.store().change(&c2.hash()).unwrap().is_none(),
+            r.store().change(&doc, &c2.hash()).unwrap().is_none(),
             "cut-off change not kept as accepted"
         );
         let q = r

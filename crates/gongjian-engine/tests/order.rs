@@ -66,6 +66,7 @@ fn scenario() -> Scenario {
                 doc,
                 actor: h1.header().actor,
                 seq: 2,
+                head: h2.hash(),
             }],
             records: vec![],
         },

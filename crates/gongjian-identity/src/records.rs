@@ -64,12 +64,15 @@ impl RecordBody for Certificate {
     const NAME: &'static str = "certificate";
 }
 
-/// One actor's accepted prefix in one document: changes with seq ≤ `seq`.
+/// One actor's accepted prefix in one document: the change `head` (at
+/// `seq`) and its same-actor ancestors, by hash. A thief holding the key
+/// cannot sign another change at a kept seq: it is not on this chain.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CutEntry {
     pub doc: DocId,
     pub actor: ActorId,
     pub seq: u64,
+    pub head: Hash,
 }
 
 /// What a revocation still accepts from the revoked keys.
@@ -82,11 +85,12 @@ pub struct RevocationCut {
 }
 
 impl RevocationCut {
-    pub fn admits_change(&self, doc: &DocId, actor: &ActorId, seq: u64) -> bool {
+    /// The kept prefix of `actor` in `doc`, if any.
+    pub fn entry(&self, doc: &DocId, actor: &ActorId) -> Option<&CutEntry> {
         self.changes
             .binary_search_by(|e| (&e.doc, &e.actor).cmp(&(doc, actor)))
-            .map(|i| seq <= self.changes[i].seq)
-            .unwrap_or(false)
+            .ok()
+            .map(|i| &self.changes[i])
     }
 
     pub fn admits_record(&self, hash: &Hash) -> bool {

@@ -98,6 +98,21 @@ impl UnitId {
         }
     }
 
+    /// The parent a division code implies: a community's street, a street's
+    /// district. Resident units (credit codes) and districts have none.
+    pub fn implied_parent(&self) -> Option<UnitId> {
+        let UnitId::Division(d) = self else {
+            return None;
+        };
+        let mut p = *d;
+        match self.implied_kind() {
+            UnitKind::Community => p[9..].copy_from_slice(b"000"),
+            UnitKind::Street => p[6..].copy_from_slice(b"000000"),
+            _ => return None,
+        }
+        Some(UnitId::Division(p))
+    }
+
     /// Checks that the id is the code of a unit of `kind`.
     pub fn check_kind(&self, kind: UnitKind) -> Result<(), UnitIdError> {
         if self.implied_kind() == kind {

@@ -23,9 +23,11 @@ pub struct VerifyItem<'a> {
 fn r_is_torsion_free(sig: &Signature) -> bool {
     let mut r = [0u8; 32];
     r.copy_from_slice(&sig.0[..32]);
+    // Canonical encoding too: a non-canonical R (y ≥ p) would pass the batch
+    // equation but fail `verify_strict`, which compares R's bytes.
     CompressedEdwardsY(r)
         .decompress()
-        .is_some_and(|p| p.is_torsion_free() && !p.is_small_order())
+        .is_some_and(|p| p.is_torsion_free() && !p.is_small_order() && p.compress().0 == r)
 }
 
 /// Verifies every item; the result for each is what `verify_strict` says.

@@ -90,7 +90,12 @@ fn computed() -> Vec<(String, String)> {
     .sign(&street);
     record(&mut push, "key_add", &key_add);
     let mut cut = RevocationCut {
-        changes: vec![CutEntry { doc, actor, seq: 1 }],
+        changes: vec![CutEntry {
+            doc,
+            actor,
+            seq: 1,
+            head: change.hash(),
+        }],
         records: vec![genesis.hash(), key_add.hash()],
     };
     cut.normalize();

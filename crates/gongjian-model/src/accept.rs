@@ -91,20 +91,33 @@ pub fn evaluate_document(
     };
 
     let authenticated = authenticate(&by_hash);
-    out.forks = forks(&by_hash, &authenticated);
+    // Rules 1-3 depend on the change alone (and the records): settle them
+    // first, so that only eligible changes can prove an equivocation. A
+    // thief's change outside a revocation cut never freezes honest history.
+    let mut chains = ChainCache::default();
+    let local: BTreeMap<Hash, Option<Rejection>> = by_hash
+        .values()
+        .map(|c| {
+            let verdict = local_checks(
+                trust,
+                doc,
+                write_keys,
+                c,
+                &by_hash,
+                &authenticated,
+                &mut chains,
+            );
+            (c.hash, verdict)
+        })
+        .collect();
+    out.forks = forks(&by_hash, &local);
 
     for hash in topological(&by_hash) {
         let c = by_hash[&hash];
-        let verdict = judge(
-            trust,
-            doc,
-            write_keys,
-            c,
-            &by_hash,
-            &authenticated,
-            &out,
-            apply_failed,
-        );
+        let verdict = match &local[&hash] {
+            Some(r) => Verdict::Rejected(r.clone()),
+            None => judge(c, &by_hash, &out, apply_failed),
+        };
         if verdict == Verdict::Accepted {
             out.order.push(hash);
         }
@@ -117,6 +130,56 @@ pub fn evaluate_document(
             .or_insert_with(|| Verdict::Pending(c.deps.clone()));
     }
     out
+}
+
+/// Same-actor chains ending at a change: the changes a cut entry keeps.
+#[derive(Default)]
+struct ChainCache(BTreeMap<Hash, BTreeSet<Hash>>);
+
+impl ChainCache {
+    fn chain(&mut self, head: &Hash, by_hash: &BTreeMap<Hash, &ChangeMeta>) -> &BTreeSet<Hash> {
+        self.0.entry(*head).or_insert_with(|| {
+            let mut out = BTreeSet::new();
+            let mut next = by_hash.get(head).copied();
+            while let Some(c) = next {
+                if !out.insert(c.hash) {
+                    break;
+                }
+                next = c
+                    .deps
+                    .iter()
+                    .filter_map(|d| by_hash.get(d).copied())
+                    .find(|d| d.actor == c.actor);
+            }
+            out
+        })
+    }
+}
+
+/// Rules 1-3: authentication, write key, revocation cuts.
+fn local_checks(
+    trust: &Trust,
+    doc: &DocId,
+    write_keys: &BTreeSet<PublicKey>,
+    c: &ChangeMeta,
+    by_hash: &BTreeMap<Hash, &ChangeMeta>,
+    auth: &BTreeSet<Hash>,
+    chains: &mut ChainCache,
+) -> Option<Rejection> {
+    if !auth.contains(&c.hash) {
+        return Some(Rejection::Unauthenticated);
+    }
+    if !write_keys.contains(&c.actor.key) {
+        return Some(Rejection::NotWriteKey(c.actor.key));
+    }
+    for (revocation, entry) in trust.cuts_for(doc, &c.actor) {
+        let kept = entry
+            .is_some_and(|e| c.seq <= e.seq && chains.chain(&e.head, by_hash).contains(&c.hash));
+        if !kept {
+            return Some(Rejection::Revoked(revocation));
+        }
+    }
+    None
 }
 
 /// Signed changes, and same-author ancestors of authenticated changes.
@@ -141,11 +204,18 @@ fn authenticate(by_hash: &BTreeMap<Hash, &ChangeMeta>) -> BTreeSet<Hash> {
     auth
 }
 
-/// (actor → first seq) where two different authenticated changes share a seq.
-fn forks(by_hash: &BTreeMap<Hash, &ChangeMeta>, auth: &BTreeSet<Hash>) -> BTreeMap<ActorId, u64> {
+/// (actor → first seq) where two different changes that pass rules 1-3
+/// share a seq.
+fn forks(
+    by_hash: &BTreeMap<Hash, &ChangeMeta>,
+    local: &BTreeMap<Hash, Option<Rejection>>,
+) -> BTreeMap<ActorId, u64> {
     let mut seen: BTreeMap<(ActorId, u64), Hash> = BTreeMap::new();
     let mut forks: BTreeMap<ActorId, u64> = BTreeMap::new();
-    for h in auth {
+    for (h, rejection) in local {
+        if rejection.is_some() {
+            continue;
+        }
         let c = by_hash[h];
         if let Some(other) = seen.insert((c.actor, c.seq), c.hash)
             && other != c.hash
@@ -190,27 +260,13 @@ fn topological(by_hash: &BTreeMap<Hash, &ChangeMeta>) -> Vec<Hash> {
     order
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Rules 4-8 for a change that passed rules 1-3.
 fn judge(
-    trust: &Trust,
-    doc: &DocId,
-    write_keys: &BTreeSet<PublicKey>,
     c: &ChangeMeta,
     by_hash: &BTreeMap<Hash, &ChangeMeta>,
-    auth: &BTreeSet<Hash>,
     so_far: &DocVerdicts,
     apply_failed: &BTreeSet<Hash>,
 ) -> Verdict {
-    // 1. Checks on the change alone.
-    if !auth.contains(&c.hash) {
-        return Verdict::Rejected(Rejection::Unauthenticated);
-    }
-    if !write_keys.contains(&c.actor.key) {
-        return Verdict::Rejected(Rejection::NotWriteKey(c.actor.key));
-    }
-    if let Err(revocation) = trust.change_within_cuts(doc, &c.actor, c.seq) {
-        return Verdict::Rejected(Rejection::Revoked(revocation));
-    }
     if let Some(&fork_seq) = so_far.forks.get(&c.actor)
         && c.seq >= fork_seq
     {

@@ -197,19 +197,38 @@ impl Trust {
         self.write_keys.get(doc)
     }
 
-    /// Whether every revocation of the author admits (doc, actor, seq).
-    pub fn change_within_cuts(
+    /// For each effective revocation of the actor's key: its id and the
+    /// prefix of the actor in `doc` it keeps (none: nothing kept).
+    pub fn cuts_for(
         &self,
         doc: &DocId,
         actor: &gongjian_identity::ActorId,
-        seq: u64,
-    ) -> Result<(), Hash> {
-        for (hash, cut) in self.revocations_of(&actor.key) {
-            if !cut.admits_change(doc, actor, seq) {
-                return Err(*hash);
+    ) -> Vec<(Hash, Option<gongjian_identity::CutEntry>)> {
+        self.revocations_of(&actor.key)
+            .iter()
+            .map(|(hash, cut)| (*hash, cut.entry(doc, actor).cloned()))
+            .collect()
+    }
+
+    /// Whether the effective revocations are the same in both.
+    pub fn same_revocations(&self, other: &Trust) -> bool {
+        self.revoked == other.revoked
+    }
+
+    /// Documents whose validity or write keys differ between two evaluations.
+    pub fn documents_changed(&self, other: &Trust) -> BTreeSet<DocId> {
+        let mut out = BTreeSet::new();
+        for (doc, keys) in &self.write_keys {
+            if other.write_keys.get(doc) != Some(keys) {
+                out.insert(*doc);
             }
         }
-        Ok(())
+        for doc in other.write_keys.keys() {
+            if !self.write_keys.contains_key(doc) {
+                out.insert(*doc);
+            }
+        }
+        out
     }
 
     /// Recoveries in effect: every view shows them.
@@ -278,13 +297,9 @@ impl Trust {
                 return Ok(());
             }
             let Some(parent) = c.parent else { continue };
-            if let Some((hash, _)) = self.revocations_of(&vc.signer).first() {
-                last_err = CertChainError::Revoked {
-                    key: vc.signer,
-                    revocation: *hash,
-                };
-                continue;
-            }
+            // A revoked issuer's certificates count only inside its cut, and
+            // that was settled when `certs` was built: a certificate kept by
+            // the cut still admits (PROTOCOL.md 5.2).
             match self.chain_at(&vc.signer, &parent, now, depth + 1) {
                 Ok(()) => return Ok(()),
                 Err(e) => last_err = e,
@@ -333,32 +348,85 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn ancestors(&self, unit: &UnitId) -> BTreeSet<UnitId> {
-        let mut out = BTreeSet::new();
-        let mut todo = vec![*unit];
-        while let Some(u) = todo.pop() {
-            for vc in self.t.certs.get(&u).into_iter().flatten() {
-                if let Some(p) = vc.cert.parent
-                    && out.insert(p)
-                {
-                    todo.push(p);
+    /// Parents named in the valid certificates binding `key` to `unit`.
+    fn lineage_parents(&self, key: &PublicKey, unit: &UnitId) -> BTreeSet<UnitId> {
+        self.t
+            .certs
+            .get(unit)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.cert.subject == *key)
+            .filter_map(|c| c.cert.parent)
+            .collect()
+    }
+
+    /// May `signer` revoke (or recover for) `key` as a key of `unit`? The
+    /// root, or an issuer of a unit above it along the key's own
+    /// certificates. Streets and communities have one parent each (their
+    /// codes fix it), so the chain above the first parent is unique.
+    fn has_authority_over(&self, signer: &PublicKey, key: &PublicKey, unit: &UnitId) -> bool {
+        if *signer == self.m.root {
+            return true;
+        }
+        for p in self.lineage_parents(key, unit) {
+            let mut cursor = Some(p);
+            let mut hops = 0;
+            while let Some(u) = cursor {
+                if self.issuers(&u).contains(signer) {
+                    return true;
+                }
+                cursor = u.implied_parent();
+                hops += 1;
+                if hops > 4 {
+                    break;
                 }
             }
-            if out.len() > 16 {
-                break;
+        }
+        false
+    }
+
+    fn min_level(&self, key: &PublicKey) -> Option<u8> {
+        self.t
+            .units_of(key)
+            .iter()
+            .filter_map(|u| self.unit_level(u))
+            .min()
+    }
+
+    /// Uncertified write keys → the (genesis signer, unit) of every valid
+    /// document that names them, through its genesis or key records.
+    fn write_key_claims(
+        &self,
+        recs: &[&VerifiedRecord],
+    ) -> BTreeMap<PublicKey, BTreeSet<(PublicKey, UnitId)>> {
+        let mut out: BTreeMap<PublicKey, BTreeSet<(PublicKey, UnitId)>> = BTreeMap::new();
+        for r in recs {
+            let Body::Genesis(g) = &r.body else { continue };
+            if !self.genesis_valid(r, g) {
+                continue;
+            }
+            let mut keys: BTreeSet<PublicKey> = g.write_keys.iter().copied().collect();
+            loop {
+                let before = keys.len();
+                for k in recs {
+                    if let Body::KeyAdd(ka) = &k.body
+                        && ka.unit == g.unit
+                        && keys.contains(&k.signer)
+                    {
+                        keys.insert(ka.key);
+                    }
+                }
+                if keys.len() == before {
+                    break;
+                }
+            }
+            for k in keys {
+                if !self.t.units_of_key.contains_key(&k) {
+                    out.entry(k).or_default().insert((r.signer, g.unit));
+                }
             }
         }
         out
-    }
-
-    /// May `signer` revoke keys of `unit`? The root, or an issuer of a
-    /// proper ancestor.
-    fn has_authority(&self, signer: &PublicKey, unit: &UnitId) -> bool {
-        *signer == self.m.root
-            || self
-                .ancestors(unit)
-                .iter()
-                .any(|a| self.issuers(a).contains(signer))
     }
 
     fn run(mut self) -> Trust {
@@ -377,10 +445,6 @@ impl<'a> Evaluator<'a> {
                 _ => None,
             })
             .collect();
-        // Claimed write keys of each unit, ignoring revocations: who a
-        // unit-scoped revocation may name besides certified keys.
-        let claimed = self.claimed_write_keys(&recs);
-
         for level in 0..=3u8 {
             for (rec, cert, _) in certs.iter().filter(|(_, _, d)| *d == level) {
                 let authorized = match cert.parent {
@@ -400,53 +464,64 @@ impl<'a> Evaluator<'a> {
                         .insert(cert.unit);
                 }
             }
-            // Revocations of keys certified at this level: their authorities
-            // sit at lower levels, already settled.
+            // Revocations of keys that first appear at this level. Their
+            // authorities sit above it and are settled; the revoker needs
+            // authority over every unit the key holds at this level, through
+            // the key's own certificates (so certifying someone else's key
+            // for a unit of one's own gives no power over it).
             for (rec, rv) in &revocations {
                 if !self.t.record_signed_ok(&rec.hash, &rec.signer) {
                     continue;
                 }
                 for key in rv.target.keys() {
-                    let units: Vec<UnitId> = match &rv.target {
-                        RevocationTarget::Key(_) => self.units_of_key_at(key, level),
-                        RevocationTarget::Unit { unit, .. } => {
-                            if self.unit_level(unit) == Some(level)
-                                && (self.t.keys_of(unit).contains(key)
-                                    || claimed.get(unit).is_some_and(|c| c.contains(key)))
-                            {
-                                vec![*unit]
-                            } else {
-                                vec![]
-                            }
-                        }
+                    if self.min_level(key) != Some(level) {
+                        continue;
+                    }
+                    let units = self.units_of_key_at(key, level);
+                    let named = match &rv.target {
+                        RevocationTarget::Key(_) => true,
+                        RevocationTarget::Unit { unit, .. } => units.contains(unit),
                     };
-                    if units.iter().any(|u| self.has_authority(&rec.signer, u)) {
-                        let entry = self.t.revoked.entry(*key).or_default();
-                        if !entry.iter().any(|(h, _)| *h == rec.hash) {
-                            entry.push((rec.hash, rv.cut.clone()));
-                        }
+                    if named
+                        && !units.is_empty()
+                        && units
+                            .iter()
+                            .all(|u| self.has_authority_over(&rec.signer, key, u))
+                    {
+                        self.t
+                            .revoked
+                            .entry(*key)
+                            .or_default()
+                            .push((rec.hash, rv.cut.clone()));
                     }
                 }
             }
         }
-        // Revocations of uncertified write keys, by key: authority over a
-        // unit that claims them.
+        // Write keys without a certificate: revoked through the lineage of
+        // every valid document that names them (computed without these
+        // revocations: they only decide who must authorise).
+        let claims = self.write_key_claims(&recs);
         for (rec, rv) in &revocations {
-            if let RevocationTarget::Key(key) = &rv.target
-                && !self.t.units_of_key.contains_key(key)
-                && self.t.record_signed_ok(&rec.hash, &rec.signer)
+            let RevocationTarget::Key(key) = &rv.target else {
+                continue;
+            };
+            if self.t.units_of_key.contains_key(key)
+                || !self.t.record_signed_ok(&rec.hash, &rec.signer)
             {
-                let authorized = claimed
-                    .iter()
-                    .filter(|(_, keys)| keys.contains(key))
-                    .any(|(u, _)| self.has_authority(&rec.signer, u));
-                if authorized {
-                    self.t
-                        .revoked
-                        .entry(*key)
-                        .or_default()
-                        .push((rec.hash, rv.cut.clone()));
-                }
+                continue;
+            }
+            let Some(lineages) = claims.get(key) else {
+                continue;
+            };
+            if lineages
+                .iter()
+                .all(|(signer, unit)| self.has_authority_over(&rec.signer, signer, unit))
+            {
+                self.t
+                    .revoked
+                    .entry(*key)
+                    .or_default()
+                    .push((rec.hash, rv.cut.clone()));
             }
         }
         for list in self.t.revoked.values_mut() {
@@ -480,66 +555,24 @@ impl<'a> Evaluator<'a> {
             && self.t.record_signed_ok(&rec.hash, &rec.signer)
     }
 
-    fn claimed_write_keys(
-        &self,
-        recs: &[&VerifiedRecord],
-    ) -> BTreeMap<UnitId, BTreeSet<PublicKey>> {
-        let mut claimed: BTreeMap<UnitId, BTreeSet<PublicKey>> = BTreeMap::new();
-        for r in recs {
-            match &r.body {
-                Body::Genesis(g) if g.write_keys.contains(&r.signer) => {
-                    claimed
-                        .entry(g.unit)
-                        .or_default()
-                        .extend(g.write_keys.iter().copied());
-                }
-                Body::Recovery(rc) => {
-                    claimed
-                        .entry(rc.unit)
-                        .or_default()
-                        .extend(rc.keys.iter().copied());
-                }
-                _ => {}
-            }
-        }
-        // Close under key records signed by a claimed key.
-        loop {
-            let mut grew = false;
-            for r in recs {
-                if let Body::KeyAdd(ka) = &r.body {
-                    let set = claimed.entry(ka.unit).or_default();
-                    if set.contains(&r.signer) && set.insert(ka.key) {
-                        grew = true;
-                    }
-                }
-            }
-            if !grew {
-                return claimed;
-            }
-        }
-    }
-
     fn settle_documents(&mut self, recs: &[&VerifiedRecord]) {
-        // Recoveries: signed by an issuer of the unit's parent.
-        let mut recovered: BTreeMap<UnitId, BTreeSet<PublicKey>> = BTreeMap::new();
-        for r in recs {
-            if let Body::Recovery(rc) = &r.body {
-                let parents: BTreeSet<UnitId> = self
-                    .t
-                    .certs
-                    .get(&rc.unit)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c.cert.parent)
-                    .collect();
-                let authorized = parents.iter().any(|p| self.issuers(p).contains(&r.signer));
-                if authorized && self.t.record_signed_ok(&r.hash, &r.signer) {
-                    recovered
-                        .entry(rc.unit)
-                        .or_default()
-                        .extend(rc.keys.iter().copied());
-                    self.t.recoveries.push((r.hash, rc.unit));
-                }
+        let recoveries: Vec<(&VerifiedRecord, &gongjian_identity::Recovery)> = recs
+            .iter()
+            .filter_map(|r| match &r.body {
+                Body::Recovery(rc) if self.t.record_signed_ok(&r.hash, &r.signer) => Some((*r, rc)),
+                _ => None,
+            })
+            .collect();
+        // Every recovery signed by a real parent of the unit is shown, held
+        // documents or not.
+        for (rec, rc) in &recoveries {
+            let by_parent = self.t.keys_of(&rc.unit).iter().any(|k| {
+                self.lineage_parents(k, &rc.unit)
+                    .iter()
+                    .any(|p| self.issuers(p).contains(&rec.signer))
+            });
+            if by_parent {
+                self.t.recoveries.push((rec.hash, rc.unit));
             }
         }
         let key_adds: Vec<(&VerifiedRecord, &gongjian_identity::KeyAdd)> = recs
@@ -555,7 +588,20 @@ impl<'a> Evaluator<'a> {
                 continue;
             }
             let mut keys: BTreeSet<PublicKey> = g.write_keys.iter().copied().collect();
-            keys.extend(recovered.get(&g.unit).into_iter().flatten().copied());
+            // A recovery counts for this document if its signer is an
+            // issuer of the parent named in the genesis signer's own
+            // certificate: the unit's real parent, not any unit that
+            // certified some key under the same id.
+            let parents = self.lineage_parents(&r.signer, &g.unit);
+            for (rec, rc) in &recoveries {
+                if rc.unit == g.unit
+                    && parents
+                        .iter()
+                        .any(|p| self.issuers(p).contains(&rec.signer))
+                {
+                    keys.extend(rc.keys.iter().copied());
+                }
+            }
             loop {
                 let before = keys.len();
                 for (rec, ka) in &key_adds {

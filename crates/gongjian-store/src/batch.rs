@@ -73,7 +73,7 @@ impl Batch {
         let h = change.header();
         self.ops.push(Op::Put(
             Cf::Changes,
-            h.hash.0.to_vec(),
+            doc_hash_key(change.doc(), &h.hash),
             value::wrap(&change.encode()),
         ));
         self.ops.push(Op::Put(
@@ -90,7 +90,8 @@ impl Batch {
     /// Removes an accepted change (a revocation or equivocation cut it off).
     pub fn remove_change(&mut self, change: &SignedChange) {
         let h = change.header();
-        self.ops.push(Op::Delete(Cf::Changes, h.hash.0.to_vec()));
+        self.ops
+            .push(Op::Delete(Cf::Changes, doc_hash_key(change.doc(), &h.hash)));
         self.ops.push(Op::Delete(
             Cf::ChangeIndex,
             index_key(change.doc(), &h.actor, h.seq),
@@ -120,6 +121,19 @@ impl Batch {
             Cf::Records,
             record.hash().0.to_vec(),
             value::wrap(&record.encode()),
+        ));
+    }
+
+    /// Marks that documents must be judged again (new records).
+    pub fn mark_reevaluation(&mut self) {
+        self.put_meta(crate::store::MetaKey::Reevaluate as u8, vec![1]);
+    }
+
+    /// Clears the mark once every document was judged again.
+    pub fn clear_reevaluation(&mut self) {
+        self.ops.push(Op::Delete(
+            Cf::Meta,
+            vec![crate::store::MetaKey::Reevaluate as u8],
         ));
     }
 

@@ -3,7 +3,8 @@
 pub enum Cf {
     /// Node-level values: key = one byte ([`crate::store::MetaKey`]).
     Meta,
-    /// Accepted signed changes: key = change hash (32).
+    /// Accepted signed changes: key = doc (32) ‖ change hash (32). The
+    /// same chunk signed for two documents is two entries.
     Changes,
     /// key = doc (32) ‖ actor (36) ‖ seq (8, BE) → change hash (32).
     ChangeIndex,

@@ -28,6 +28,9 @@ const GROUP_COMMIT_MAX: usize = 256;
 pub(crate) enum MetaKey {
     Schema = 1,
     Epoch = 2,
+    /// Set in the batch that adds records, cleared once every affected
+    /// document was judged again: found set at open, the judging is redone.
+    Reevaluate = 3,
 }
 
 const SCHEMA_VERSION: u32 = 1;
@@ -235,13 +238,25 @@ impl Store {
     /// backup, so a restored node never reuses (actor, seq) pairs it already
     /// signed before the backup was taken.
     pub fn bump_epoch(&self, now_secs: u64) -> Result<u32, StoreError> {
+        self.bump_epoch_past(0, now_secs)
+    }
+
+    /// Moves to an epoch above both this store's and `other` (the epoch of
+    /// the store a backup replaces): `max(old + 1, other + 1, now)`.
+    pub fn bump_epoch_past(&self, other: u32, now_secs: u64) -> Result<u32, StoreError> {
         let old = self.epoch()?;
         let now = u32::try_from(now_secs).unwrap_or(u32::MAX);
-        let new = old.saturating_add(1).max(now);
+        let new = old.max(other).saturating_add(1).max(now);
         let mut b = Batch::new();
         b.put_meta(MetaKey::Epoch as u8, new.to_be_bytes().to_vec());
         self.commit_blocking(b)?;
         Ok(new)
+    }
+
+    /// Whether a re-evaluation of documents was interrupted (see
+    /// [`Batch::mark_reevaluation`]).
+    pub fn reevaluation_pending(&self) -> Result<bool, StoreError> {
+        Ok(self.meta(MetaKey::Reevaluate)?.is_some())
     }
 
     pub fn record(&self, hash: &Hash) -> Result<Option<SignedRecord>, StoreError> {
@@ -289,9 +304,28 @@ impl Store {
         Ok(out)
     }
 
-    pub fn change(&self, hash: &Hash) -> Result<Option<SignedChange>, StoreError> {
-        match self.get(Cf::Changes, hash.as_bytes())? {
+    pub fn change(&self, doc: &DocId, hash: &Hash) -> Result<Option<SignedChange>, StoreError> {
+        match self.get(Cf::Changes, &doc_hash_key(doc, hash))? {
             Some(v) => Ok(Some(decode_change(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The hash of the accepted change at (doc, actor, seq).
+    pub fn change_at(
+        &self,
+        doc: &DocId,
+        actor: &gongjian_identity::ActorId,
+        seq: u64,
+    ) -> Result<Option<Hash>, StoreError> {
+        match self.get(Cf::ChangeIndex, &crate::batch::index_key(doc, actor, seq))? {
+            Some(v) => {
+                let h: [u8; 32] = v.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                    cf: "change_index",
+                    reason: "value is not a 32-byte hash".into(),
+                })?;
+                Ok(Some(Hash(h)))
+            }
             None => Ok(None),
         }
     }
@@ -314,7 +348,7 @@ impl Store {
                 reason: "value is not a 32-byte hash".into(),
             })?;
             let change = self
-                .change(&Hash(hash))?
+                .change(doc, &Hash(hash))?
                 .ok_or_else(|| StoreError::Corrupt {
                     cf: "change_index",
                     reason: format!("indexed change {} is missing", Hash(hash)),
