@@ -21,6 +21,9 @@ const CHANGE_TAG: &[u8] = b"gongjian/v1/change";
 pub const MAX_CHANGE_BYTES: usize = 256 * 1024;
 /// No change has more dependencies than this.
 pub const MAX_DEPS: usize = 256;
+/// No column of a change decodes to more entries than this (run-length
+/// encoding could otherwise declare billions of ops in a few bytes).
+pub const MAX_COLUMN_ENTRIES: u64 = 1 << 20;
 
 /// An automerge actor id in gongjian: the author's key and a 4-byte epoch.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,6 +130,7 @@ impl ChangeHeader {
         if seq == 0 {
             return Err(DecodeError::SeqZero);
         }
+        check_op_columns(&mut r)?;
         Ok(ChangeHeader {
             hash,
             deps,
@@ -134,6 +138,114 @@ impl ChangeHeader {
             seq,
         })
     }
+}
+
+/// Reads the rest of the change header and bounds every run-length
+/// encoded op column before automerge expands it.
+fn check_op_columns(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    let _start_op = r.uleb()?;
+    let _time = r.sleb()?;
+    let msg_len = r.uleb()?;
+    if msg_len > r.remaining() as u64 {
+        return Err(DecodeError::Chunk("message longer than the chunk"));
+    }
+    r.take(msg_len as usize)?;
+    let others = r.uleb()?;
+    if others > r.remaining() as u64 {
+        return Err(DecodeError::Chunk("more actors than bytes"));
+    }
+    for _ in 0..others {
+        let len = r.uleb()?;
+        if len > r.remaining() as u64 {
+            return Err(DecodeError::Chunk("actor longer than the chunk"));
+        }
+        r.take(len as usize)?;
+    }
+    let ncols = r.uleb()?;
+    if ncols > 64 {
+        return Err(DecodeError::Chunk("more than 64 op columns"));
+    }
+    let mut cols = Vec::with_capacity(ncols as usize);
+    for _ in 0..ncols {
+        let spec = r.uleb()?;
+        let len = r.uleb()?;
+        if len > r.remaining() as u64 {
+            return Err(DecodeError::Chunk("column longer than the chunk"));
+        }
+        if spec & 0b1000 != 0 {
+            return Err(DecodeError::CompressedChunk);
+        }
+        cols.push((spec & 0b111, len as usize));
+    }
+    for (kind, len) in cols {
+        let mut col = Reader::new(r.take(len)?);
+        let entries = match kind {
+            // Boolean: alternating run lengths.
+            4 => {
+                let mut n = 0u64;
+                while col.remaining() > 0 {
+                    n = n.saturating_add(col.uleb()?);
+                    bound(n)?;
+                }
+                n
+            }
+            // Raw values: their length is bounded by the chunk.
+            7 => 0,
+            // Group, actor, integer, delta, string, value metadata: RLE.
+            _ => rle_entries(&mut col, kind)?,
+        };
+        bound(entries)?;
+    }
+    Ok(())
+}
+
+fn bound(n: u64) -> Result<(), DecodeError> {
+    if n > MAX_COLUMN_ENTRIES {
+        return Err(DecodeError::Chunk(
+            "an op column decodes to more than 2^20 entries",
+        ));
+    }
+    Ok(())
+}
+
+/// Entries of a run-length encoded column; for group columns (kind 0) also
+/// the sum of the group sizes, which sets the length of grouped columns.
+fn rle_entries(col: &mut Reader<'_>, kind: u64) -> Result<u64, DecodeError> {
+    let mut n = 0u64;
+    let mut grouped = 0u64;
+    let value = |col: &mut Reader<'_>| -> Result<u64, DecodeError> {
+        if kind == 5 {
+            let len = col.uleb()?;
+            if len > col.remaining() as u64 {
+                return Err(DecodeError::Chunk("string longer than its column"));
+            }
+            col.take(len as usize)?;
+            Ok(0)
+        } else {
+            col.uleb()
+        }
+    };
+    while col.remaining() > 0 {
+        let count = col.sleb()?;
+        if count > 0 {
+            let v = value(col)?;
+            n = n.saturating_add(count as u64);
+            grouped = grouped.saturating_add(v.saturating_mul(count as u64));
+        } else if count < 0 {
+            for _ in 0..count.unsigned_abs() {
+                let v = value(col)?;
+                grouped = grouped.saturating_add(v);
+            }
+            n = n.saturating_add(count.unsigned_abs());
+        } else {
+            n = n.saturating_add(col.uleb()?);
+        }
+        bound(n)?;
+        if kind == 0 {
+            bound(grouped)?;
+        }
+    }
+    Ok(n)
 }
 
 /// The exact bytes signed for a change: tag, NUL, algorithm id, document id, change hash.

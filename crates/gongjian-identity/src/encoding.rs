@@ -64,6 +64,24 @@ impl<'a> Reader<'a> {
         Err(DecodeError::Chunk("LEB128 value longer than 10 bytes"))
     }
 
+    /// Signed LEB128, at most 10 bytes.
+    pub(crate) fn sleb(&mut self) -> Result<i64, DecodeError> {
+        let mut value: i64 = 0;
+        let mut shift = 0u32;
+        for _ in 0..10 {
+            let byte = self.u8()?;
+            value |= i64::from(byte & 0x7f).wrapping_shl(shift);
+            shift += 7;
+            if byte & 0x80 == 0 {
+                if shift < 64 && byte & 0x40 != 0 {
+                    value |= !0i64 << shift;
+                }
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::Chunk("LEB128 value longer than 10 bytes"))
+    }
+
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
         match self.remaining() {
             0 => Ok(()),

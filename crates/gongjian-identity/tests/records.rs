@@ -255,3 +255,68 @@ proptest! {
         let _ = gongjian_identity::ChangeHeader::parse(&bytes);
     }
 }
+
+/// A change whose run-length columns declare 2^40 ops in a few bytes is
+/// refused before automerge would expand it.
+#[test]
+fn op_count_bombs_are_refused_before_automerge() {
+    let s = Secret::from_seed([9; 32]);
+    let honest = change_chunk(&s, 1, "x");
+    assert!(gongjian_identity::ChangeHeader::parse(&honest).is_ok());
+    // Rebuild the body: header fields from the honest change, then one
+    // integer column (spec 2) holding a single run of 2^40 copies of 0.
+    let mut body = Vec::new();
+    let uleb = |out: &mut Vec<u8>, mut v: u64| loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    };
+    let sleb_pos = |out: &mut Vec<u8>, v: u64| {
+        // positive sLEB: like uLEB but the last group's bit 6 must be clear
+        let mut v = v;
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 && b & 0x40 == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+    };
+    uleb(&mut body, 0); // no deps
+    let actor = ActorId {
+        key: s.public(),
+        epoch: 1,
+    }
+    .to_bytes();
+    uleb(&mut body, 36);
+    body.extend_from_slice(&actor);
+    uleb(&mut body, 1); // seq
+    uleb(&mut body, 1); // start op
+    body.push(0); // time 0
+    uleb(&mut body, 0); // no message
+    uleb(&mut body, 0); // no other actors
+    let mut column = Vec::new();
+    sleb_pos(&mut column, 1 << 40);
+    uleb(&mut column, 0);
+    uleb(&mut body, 1); // one column
+    uleb(&mut body, 2 << 4 | 2); // id 2, integer
+    uleb(&mut body, column.len() as u64);
+    body.extend_from_slice(&column);
+    let mut prefix = vec![1u8];
+    uleb(&mut prefix, body.len() as u64);
+    let hash = Hash::of_parts(&[&prefix, &body]);
+    let mut chunk = vec![0x85, 0x6f, 0x4a, 0x83];
+    chunk.extend_from_slice(&hash.0[..4]);
+    chunk.extend_from_slice(&prefix);
+    chunk.extend_from_slice(&body);
+    assert_eq!(
+        gongjian_identity::ChangeHeader::parse(&chunk).unwrap_err(),
+        DecodeError::Chunk("an op column decodes to more than 2^20 entries")
+    );
+}

@@ -1,0 +1,271 @@
+//! Attacks found in review, each shown to fail: co-certification, unsigned
+//! floods, thieves inside a revocation cut, cross-document chunks.
+
+mod common;
+
+use common::*;
+use gongjian_engine::{EngineError, InvalidChange};
+use gongjian_identity::{
+    CutEntry, DocId, Hash, RecordBody, Recovery, Revocation, RevocationCut, RevocationTarget,
+    Secret, SignedChange, UnitKind,
+};
+use gongjian_model::Rejection;
+use tempfile::tempdir;
+
+#[test]
+fn certifying_someone_elses_key_gives_no_power_over_it() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    // A second street, honest-looking, then malicious.
+    let other = Secret::from_seed([30; 32]);
+    let other_id = "320106003000".parse().unwrap();
+    r.insert_records(vec![cert(
+        &f.root,
+        &other,
+        other_id,
+        UnitKind::Street,
+        Some(f.district_id),
+        "华侨路街道",
+    )])
+    .unwrap();
+    // It certifies the community's key for a made-up resident unit of its own…
+    let fake_unit = "91350100M000100Y43".parse().unwrap();
+    r.insert_records(vec![cert(
+        &other,
+        &f.community,
+        fake_unit,
+        UnitKind::Resident,
+        Some(other_id),
+        "虚构单位",
+    )])
+    .unwrap();
+    // …then revokes that key with an empty cut.
+    let attack = Revocation {
+        target: RevocationTarget::Key(f.community.public()),
+        cut: RevocationCut::default(),
+        reason: "攻击".into(),
+        issued_at: NOW,
+    }
+    .sign(&other);
+    r.insert_records(vec![attack]).unwrap();
+    assert!(
+        !r.trust().is_revoked(&f.community.public()),
+        "no authority over the community"
+    );
+    assert!(r.trust().admit(&f.community.public(), NOW).is_ok());
+
+    // It also certifies a key of its own under a real resident unit's id and
+    // signs a recovery: the resident's documents do not get its key.
+    let hospital = Secret::from_seed([31; 32]);
+    let mine = Secret::from_seed([32; 32]);
+    let hospital_id = "91320106MA1MXXXXX0".parse::<gongjian_identity::UnitId>();
+    assert!(hospital_id.is_err(), "check character enforced");
+    let hospital_id = fake_unit; // reuse a valid credit code for the real unit
+    r.insert_records(vec![cert(
+        &f.street,
+        &hospital,
+        hospital_id,
+        UnitKind::Resident,
+        Some(f.street_id),
+        "江苏省人民医院",
+    )])
+    .unwrap();
+    let g = genesis(hospital_id, &hospital, &[]);
+    let doc = DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    r.insert_records(vec![cert(
+        &other,
+        &mine,
+        hospital_id,
+        UnitKind::Resident,
+        Some(other_id),
+        "冒名",
+    )])
+    .unwrap();
+    let takeover = Recovery {
+        unit: hospital_id,
+        keys: vec![mine.public()],
+        reason: "接管".into(),
+        issued_at: NOW,
+    }
+    .sign(&other);
+    r.insert_records(vec![takeover]).unwrap();
+    assert!(!r.trust().write_keys(&doc).unwrap().contains(&mine.public()));
+    let mut thief = Author::new(&mine, 1, doc);
+    let c = thief.put("标题", "冒名写入");
+    let report = r.ingest(wire(&[c.clone()])).unwrap();
+    assert_eq!(
+        report.rejected,
+        vec![(c.hash(), Rejection::NotWriteKey(mine.public()))]
+    );
+    // The real parent's recovery does count.
+    let real = Recovery {
+        unit: hospital_id,
+        keys: vec![mine.public()],
+        reason: "医院电脑损坏".into(),
+        issued_at: NOW + 1,
+    }
+    .sign(&f.street);
+    r.insert_records(vec![real]).unwrap();
+    assert!(r.trust().write_keys(&doc).unwrap().contains(&mine.public()));
+    assert_eq!(
+        heads(&r, &doc),
+        vec![c.hash()],
+        "the quarantined change is accepted once authorised"
+    );
+}
+
+#[test]
+fn unsigned_changes_need_a_signed_voucher() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    let mut a = Author::new(&f.community, 1, doc);
+    let c1 = a.put("k", "1");
+    let c2 = a.put("k", "2");
+    let before = r.store().stats().unwrap();
+    // An unsigned copy alone, claiming a certified key: refused, not stored.
+    let report = r.ingest(wire(&[c2.without_signature()])).unwrap();
+    assert!(matches!(
+        report.invalid[0].1,
+        InvalidChange::Unvouched { .. }
+    ));
+    assert_eq!(r.store().stats().unwrap(), before);
+    // Edge-signed: c1 unsigned, vouched by signed c2 in the same batch.
+    let report = r
+        .ingest(wire(&[c1.without_signature(), c2.clone()]))
+        .unwrap();
+    assert_eq!(report.accepted.len(), 2, "{report:?}");
+    assert_eq!(heads(&r, &doc), vec![c2.hash()]);
+    // A change for a document whose genesis is not held: refused.
+    let mut stray = Author::new(&f.community, 1, DocId(Hash([7; 32])));
+    let report = r.ingest(wire(&[stray.put("k", "v")])).unwrap();
+    assert!(matches!(
+        report.invalid[0].1,
+        InvalidChange::UnknownDocument { .. }
+    ));
+}
+
+#[test]
+fn records_from_outside_the_federation_are_refused_whole() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    let before = r.store().stats().unwrap();
+    let foreign_root = Secret::from_seed([60; 32]);
+    let stranger = Secret::from_seed([61; 32]);
+    let junk = vec![
+        cert(
+            &foreign_root,
+            &stranger,
+            "320106009000".parse().unwrap(),
+            UnitKind::Street,
+            Some(f.district_id),
+            "假街道",
+        ),
+        genesis(f.community_id, &stranger, &[]),
+    ];
+    let err = r.insert_records(junk).unwrap_err();
+    assert!(matches!(err, EngineError::NotMember { .. }), "{err}");
+    assert_eq!(r.store().stats().unwrap(), before);
+}
+
+#[test]
+fn a_thief_cannot_rewrite_history_kept_by_a_cut() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = DocId(g.hash());
+    let keep = vec![g.hash()];
+    r.insert_records(vec![g]).unwrap();
+    let mut honest = Author::new(&f.community, 1, doc);
+    let c1 = honest.put("k", "1");
+    let c2 = honest.put("k", "2");
+    let revocation = Revocation {
+        target: RevocationTarget::Key(f.community.public()),
+        cut: RevocationCut {
+            changes: vec![CutEntry {
+                doc,
+                actor: c2.header().actor,
+                seq: 2,
+                head: c2.hash(),
+            }],
+            records: keep,
+        },
+        reason: "密钥泄露".into(),
+        issued_at: NOW,
+    }
+    .sign(&f.street);
+    r.insert_records(vec![revocation]).unwrap();
+    // The thief signs another seq 2 with the leaked key.
+    let mut thief = Author::new(&f.community, 1, doc);
+    thief.merge(std::slice::from_ref(&c1));
+    let forged = thief.put("k", "forged");
+    assert_eq!(forged.header().seq, 2);
+    let report = r
+        .ingest(wire(&[c1.clone(), forged.clone(), c2.clone()]))
+        .unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert!(matches!(report.rejected[0], (h, Rejection::Revoked(_)) if h == forged.hash()));
+    assert_eq!(
+        heads(&r, &doc),
+        vec![c2.hash()],
+        "the honest history is not frozen"
+    );
+}
+
+#[test]
+fn one_chunk_signed_for_two_documents_is_kept_apart() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    let ga = genesis(f.community_id, &f.community, &[]);
+    let gb = gongjian_identity::Genesis {
+        doc_type: gongjian_identity::DocType::Needs,
+        unit: f.community_id,
+        parties: vec![],
+        created_at: NOW + 1,
+        write_keys: vec![f.community.public()],
+    }
+    .sign(&f.community);
+    let (a, b) = (DocId(ga.hash()), DocId(gb.hash()));
+    r.insert_records(vec![ga, gb]).unwrap();
+    let mut author = Author::new(&f.community, 1, a);
+    let ca = author.put("k", "v");
+    let cb = SignedChange::sign(b, ca.chunk().to_vec(), &f.community).unwrap();
+    r.ingest(wire(&[ca.clone(), cb.clone()])).unwrap();
+    assert_eq!(heads(&r, &a), heads(&r, &b));
+    // Cut it off in b only: a keeps it.
+    let rev = Revocation {
+        target: RevocationTarget::Key(f.community.public()),
+        cut: RevocationCut {
+            changes: vec![CutEntry {
+                doc: a,
+                actor: ca.header().actor,
+                seq: 1,
+                head: ca.hash(),
+            }],
+            records: {
+                let mut v: Vec<Hash> = r.trust().documents().map(|(d, _)| d.0).collect();
+                v.sort();
+                v
+            },
+        },
+        reason: String::new(),
+        issued_at: NOW,
+    }
+    .sign(&f.street);
+    r.insert_records(vec![rev]).unwrap();
+    assert_eq!(heads(&r, &a), vec![ca.hash()]);
+    assert!(heads(&r, &b).is_empty());
+    assert_eq!(
+        value(&r, &a, "k").as_deref(),
+        Some("v"),
+        "doc a still loads"
+    );
+}
