@@ -94,7 +94,7 @@ fn certifying_someone_elses_key_gives_no_power_over_it() {
     assert!(!r.trust().write_keys(&doc).unwrap().contains(&mine.public()));
     let mut thief = Author::new(&mine, 1, doc);
     let c = thief.put("标题", "冒名写入");
-    let report = r.ingest(wire(&[c.clone()])).unwrap();
+    let report = r.ingest(wire(std::slice::from_ref(&c))).unwrap();
     assert_eq!(
         report.rejected,
         vec![(c.hash(), Rejection::NotWriteKey(mine.public()))]
