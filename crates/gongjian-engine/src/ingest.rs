@@ -176,7 +176,9 @@ impl Replica {
             by_doc.entry(*c.doc()).or_default().push((i, c));
         }
         for (doc, new) in by_doc {
-            self.process_doc(&doc, new, &mut report)?;
+            if !self.try_fast(&doc, &new, &mut report)? {
+                self.process_doc(&doc, new, &mut report)?;
+            }
         }
         report.invalid.sort_by_key(|(i, _)| *i);
         Ok(report)
@@ -194,6 +196,8 @@ impl Replica {
         new: Vec<(usize, SignedChange)>,
         report: &mut IngestReport,
     ) -> Result<(), EngineError> {
+        tracing::debug!(doc = %doc.fmt_short(), new = new.len(), "full evaluation of the document");
+        self.cache.pop(doc);
         let stored = self.store.doc_changes(doc)?;
         let quarantined = self.store.quarantined(doc)?;
         let previously: BTreeSet<Hash> = stored.iter().map(SignedChange::hash).collect();
@@ -343,6 +347,7 @@ impl Replica {
             tracing::warn!(doc = %doc.fmt_short(), forks = verdicts.forks.len(), "equivocation: forked actors are frozen");
         }
         self.store.commit_blocking(batch)?;
+        self.cache.put(*doc, doc_state);
         Ok(())
     }
 }

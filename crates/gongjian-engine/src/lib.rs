@@ -8,6 +8,7 @@
 //! document in memory, or acknowledge a write before the store has synced it.
 
 mod error;
+mod fast;
 mod ingest;
 mod replica;
 

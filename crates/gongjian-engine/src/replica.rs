@@ -17,14 +17,29 @@ pub struct LocalIdentity {
     pub unit: UnitId,
 }
 
+/// Documents kept built in memory, most recently used first.
+pub const DOC_CACHE: usize = 32;
+
 /// One node's replica of the documents and records it holds.
-#[derive(Debug)]
 pub struct Replica {
     pub(crate) store: Store,
+    /// A bounded cache of built documents, each equal to its accepted changes.
+    pub(crate) cache: lru::LruCache<DocId, Automerge>,
     pub(crate) membership: Membership,
     pub(crate) trust: Trust,
     pub(crate) local: Option<LocalIdentity>,
     pub(crate) epoch: u32,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("store", &self.store)
+            .field("records", &self.membership.len())
+            .field("epoch", &self.epoch)
+            .field("cached_docs", &self.cache.len())
+            .finish()
+    }
 }
 
 impl Replica {
@@ -46,6 +61,9 @@ impl Replica {
         let epoch = store.epoch()?;
         let pending = store.reevaluation_pending()?;
         let mut replica = Replica {
+            cache: lru::LruCache::new(
+                std::num::NonZeroUsize::new(DOC_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
+            ),
             store,
             membership,
             trust,
@@ -203,8 +221,12 @@ impl Replica {
             .collect()
     }
 
-    /// Loads a document from its accepted changes.
+    /// Loads a document from its accepted changes (or the cache).
     pub fn load(&self, doc: &DocId) -> Result<Automerge, EngineError> {
+        if let Some(am) = self.cache.peek(doc) {
+            return Ok(am.clone());
+        }
+        tracing::debug!(doc = %doc.fmt_short(), "building the document from its changes");
         let changes = self.store.doc_changes(doc)?;
         Ok(crate::ingest::build(&changes))
     }
@@ -231,12 +253,27 @@ impl Replica {
         if !writers.contains(&local.secret.public()) {
             return Err(EngineError::NotWriter(doc.to_string()));
         }
-        let mut am = self.load(doc)?;
+        let mut am = match self.cache.pop(doc) {
+            Some(am) => am,
+            None => self.load(doc)?,
+        };
         am.set_actor(automerge::ActorId::from(self.actor()?.to_bytes()));
         let chunk = edit(&mut am)?;
         let change = SignedChange::sign(*doc, chunk, &local.secret)
             .map_err(|e| EngineError::LocalInvalid(e.into()))?;
-        let report = self.ingest(vec![change.encode()])?;
+        // The edited document already holds the change; applying it again
+        // on ingest is a no-op. If the rule refuses it, the copy is dropped.
+        self.cache.put(*doc, am);
+        let report = match self.ingest(vec![change.encode()]) {
+            Ok(r) => r,
+            Err(e) => {
+                self.cache.pop(doc);
+                return Err(e);
+            }
+        };
+        if !report.invalid.is_empty() || !report.rejected.is_empty() || !report.pending.is_empty() {
+            self.cache.pop(doc);
+        }
         if let Some((_, e)) = report.invalid.into_iter().next() {
             return Err(EngineError::LocalInvalid(e));
         }

@@ -18,12 +18,30 @@ const TEXT_PREFIX: &str = "ed25519:";
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublicKey([u8; 32]);
 
+/// Keys already checked: a node sees few distinct keys (one per author) and
+/// decodes each in every stored change, and the torsion check is a full
+/// scalar multiplication. Bounded: cleared when full.
+static CHECKED: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>> =
+    std::sync::LazyLock::new(Default::default);
+const CHECKED_MAX: usize = 1 << 16;
+
 impl PublicKey {
     /// Checks that the bytes are a point of the curve and not of small order.
     pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, KeyParseError> {
+        if let Ok(set) = CHECKED.lock()
+            && set.contains(&bytes)
+        {
+            return Ok(PublicKey(bytes));
+        }
         let vk = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyParseError::Weak)?;
         if vk.is_weak() || !vk.to_edwards().is_torsion_free() {
             return Err(KeyParseError::Weak);
+        }
+        if let Ok(mut set) = CHECKED.lock() {
+            if set.len() >= CHECKED_MAX {
+                set.clear();
+            }
+            set.insert(bytes);
         }
         Ok(PublicKey(bytes))
     }

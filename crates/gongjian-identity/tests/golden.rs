@@ -1,4 +1,4 @@
-//! The golden vectors of PROTOCOL.md, section 6: recomputed and compared byte
+//! The golden vectors of PROTOCOL.md, section 7: recomputed and compared byte
 //! for byte. `GOLDEN_PRINT=1` prints the computed block (to update the spec
 //! after a deliberate format change).
 
@@ -137,13 +137,13 @@ fn hex(b: &[u8]) -> String {
 fn documented() -> Vec<(String, String)> {
     let spec = include_str!("../../../PROTOCOL.md");
     let section = spec
-        .split("## 6. Golden vectors")
+        .split("## 7. Golden vectors")
         .nth(1)
-        .expect("section 6 present");
+        .expect("section 7 present");
     let block = section
         .split("```")
         .nth(1)
-        .expect("a code block in section 6");
+        .expect("a code block in section 7");
     block
         .lines()
         .filter(|l| !l.trim().is_empty())

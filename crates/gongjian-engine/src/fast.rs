@@ -1,0 +1,166 @@
+//! The common case of ingest without re-judging the whole document: new
+//! signed changes that extend the accepted history and disturb nothing.
+//!
+//! It gives exactly the verdicts `evaluate_document` would (PROTOCOL.md,
+//! section 4): every condition below implies that no earlier verdict moves and
+//! every new change passes rules 1-8. When one does not hold, the caller falls
+//! back to the full evaluation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gongjian_identity::{DocId, Hash, SignedChange};
+use gongjian_model::{ApplyOutcome, apply_accepted};
+use gongjian_store::Batch;
+
+use crate::error::EngineError;
+use crate::ingest::IngestReport;
+use crate::replica::Replica;
+
+impl Replica {
+    /// Returns false (having changed nothing) when the full rule must run.
+    pub(crate) fn try_fast(
+        &mut self,
+        doc: &DocId,
+        new: &[(usize, SignedChange)],
+        report: &mut IngestReport,
+    ) -> Result<bool, EngineError> {
+        let Some(mut meta) = self.store.doc_meta(doc)? else {
+            return Ok(false);
+        };
+        let Some(writers) = self.trust.write_keys(doc) else {
+            return Ok(false);
+        };
+        if meta.quarantined > 0 {
+            return Ok(false);
+        }
+        // Order the new changes so that dependencies come first.
+        let mut pending: Vec<&SignedChange> = Vec::new();
+        for (_, c) in new {
+            if self.store.change(doc, &c.hash())?.is_none()
+                && !pending.iter().any(|p| p.hash() == c.hash())
+            {
+                pending.push(c);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(true);
+        }
+        let mut accepted: BTreeMap<Hash, &SignedChange> = BTreeMap::new();
+        let mut order: Vec<&SignedChange> = Vec::new();
+        let mut taken: BTreeSet<(gongjian_identity::ActorId, u64)> = BTreeSet::new();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut rest = Vec::new();
+            for c in pending {
+                let h = c.header();
+                let deps_ready = h.deps.iter().all(|d| accepted.contains_key(d));
+                let deps_held = deps_ready
+                    || h.deps.iter().all(|d| {
+                        accepted.contains_key(d)
+                            || self.store.change(doc, d).ok().flatten().is_some()
+                    });
+                if !deps_held {
+                    rest.push(c);
+                    continue;
+                }
+                // Rules 1-3: signed (verified by the caller), a writer, no
+                // revocation of the key at all.
+                if c.signature().is_none()
+                    || !writers.contains(&h.actor.key)
+                    || !self.trust.revocations_of(&h.actor.key).is_empty()
+                {
+                    return Ok(false);
+                }
+                // Rules 4 and 6: nothing else held at (actor, seq), and the
+                // previous change of the actor is the one accepted at seq - 1.
+                if !taken.insert((h.actor, h.seq))
+                    || self.store.change_at(doc, &h.actor, h.seq)?.is_some()
+                {
+                    return Ok(false);
+                }
+                let mut own = Vec::new();
+                for d in &h.deps {
+                    let dep = match accepted.get(d) {
+                        Some(c) => Some((*c).clone()),
+                        None => self.store.change(doc, d)?,
+                    };
+                    if let Some(dep) = dep
+                        && dep.header().actor == h.actor
+                    {
+                        own.push(dep.header().seq);
+                    }
+                }
+                let chained = match h.seq {
+                    1 => own.is_empty(),
+                    n => {
+                        own == [n - 1]
+                            && meta.clock.get(&h.actor).copied().unwrap_or(0).max(
+                                order
+                                    .iter()
+                                    .filter(|o| o.header().actor == h.actor)
+                                    .map(|o| o.header().seq)
+                                    .max()
+                                    .unwrap_or(0),
+                            ) == n - 1
+                    }
+                };
+                if !chained {
+                    return Ok(false);
+                }
+                accepted.insert(c.hash(), c);
+                order.push(c);
+            }
+            if rest.len() == before {
+                // Some dependency is missing: the full rule holds them pending.
+                return Ok(false);
+            }
+            pending = rest;
+        }
+        // Rule 8: apply to the document as it is.
+        let mut am = match self.cache.pop(doc) {
+            Some(am) => am,
+            None => self.load(doc)?,
+        };
+        // A local edit is already in the cached document (as its head):
+        // applying it again would be refused as a duplicate.
+        let present: BTreeSet<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+        let added: Vec<(Hash, &[u8])> = order
+            .iter()
+            .filter(|c| !present.contains(&c.hash()))
+            .map(|c| (c.hash(), c.chunk()))
+            .collect();
+        let store = self.store.clone();
+        let d = *doc;
+        let outcome = apply_accepted(&mut am, &added, || {
+            tracing::debug!("fast path: rebuilding the document");
+            store
+                .doc_changes(&d)
+                .map(|cs| crate::ingest::build(&cs))
+                .unwrap_or_default()
+        });
+        if let ApplyOutcome::Failed { .. } = outcome {
+            return Ok(false);
+        }
+        let mut batch = Batch::new();
+        for c in &order {
+            batch.put_change(c);
+            let h = c.header();
+            let e = meta.clock.entry(h.actor).or_insert(0);
+            *e = (*e).max(h.seq);
+        }
+        let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+        heads.sort();
+        meta.heads = heads;
+        meta.changes += order.len() as u64;
+        batch.put_doc(doc, &meta);
+        self.store.commit_blocking(batch)?;
+        let fresh: BTreeSet<Hash> = order.iter().map(|c| c.hash()).collect();
+        for (_, c) in new {
+            if fresh.contains(&c.hash()) && !report.accepted.contains(&c.hash()) {
+                report.accepted.push(c.hash());
+            }
+        }
+        self.cache.put(*doc, am);
+        Ok(true)
+    }
+}
