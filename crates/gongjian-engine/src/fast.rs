@@ -36,10 +36,15 @@ impl Replica {
         // Order the new changes so that dependencies come first.
         let mut pending: Vec<&SignedChange> = Vec::new();
         for (_, c) in new {
-            if self.store.change(doc, &c.hash())?.is_none()
-                && !pending.iter().any(|p| p.hash() == c.hash())
-            {
-                pending.push(c);
+            match self.store.change(doc, &c.hash())? {
+                // A signed copy of a change held unsigned: the full path
+                // stores the signed one.
+                Some(held) if held.signature().is_none() && c.signature().is_some() => {
+                    return Ok(false);
+                }
+                Some(_) => {}
+                None if !pending.iter().any(|p| p.hash() == c.hash()) => pending.push(c),
+                None => {}
             }
         }
         if pending.is_empty() {

@@ -269,3 +269,144 @@ fn one_chunk_signed_for_two_documents_is_kept_apart() {
         "doc a still loads"
     );
 }
+
+/// A second review: co-certifying the genesis signer itself, a shallower
+/// junk certificate shielding a deeper key, keys added by recovery.
+#[test]
+fn lineage_rules_hold_against_co_certification() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    // A hospital under the community (depth 3).
+    let hospital_id: gongjian_identity::UnitId = "91350100M000100Y43".parse().unwrap();
+    let g_key = Secret::from_seed([33; 32]);
+    r.insert_records(vec![cert(
+        &f.community,
+        &g_key,
+        hospital_id,
+        UnitKind::Resident,
+        Some(f.community_id),
+        "江苏省人民医院",
+    )])
+    .unwrap();
+    let g = genesis(hospital_id, &g_key, &[]);
+    let doc = DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    // Another community of the street certifies the hospital's own key
+    // under itself, then tries a recovery and a revocation.
+    let c2 = Secret::from_seed([34; 32]);
+    let c2_id: gongjian_identity::UnitId = "320106002002".parse().unwrap();
+    let takeover = Secret::from_seed([35; 32]);
+    r.insert_records(vec![cert(
+        &f.street,
+        &c2,
+        c2_id,
+        UnitKind::Community,
+        Some(f.street_id),
+        "北京西路社区",
+    )])
+    .unwrap();
+    r.insert_records(vec![cert(
+        &c2,
+        &g_key,
+        hospital_id,
+        UnitKind::Resident,
+        Some(c2_id),
+        "江苏省人民医院",
+    )])
+    .unwrap();
+    r.insert_records(vec![
+        Recovery {
+            unit: hospital_id,
+            keys: vec![takeover.public()],
+            reason: "接管".into(),
+            issued_at: NOW,
+        }
+        .sign(&c2),
+        Revocation {
+            target: RevocationTarget::Key(g_key.public()),
+            cut: RevocationCut::default(),
+            reason: String::new(),
+            issued_at: NOW,
+        }
+        .sign(&c2),
+    ])
+    .unwrap();
+    assert!(
+        !r.trust()
+            .write_keys(&doc)
+            .unwrap()
+            .contains(&takeover.public()),
+        "no recovery by a second parent"
+    );
+    assert!(
+        !r.trust().is_revoked(&g_key.public()),
+        "no revocation by a second parent"
+    );
+
+    // A junk certificate for the hospital at depth 2 does not shield the
+    // depth-3 key from the root.
+    let junk = Secret::from_seed([36; 32]);
+    r.insert_records(vec![cert(
+        &f.street,
+        &junk,
+        hospital_id,
+        UnitKind::Resident,
+        Some(f.street_id),
+        "垃圾",
+    )])
+    .unwrap();
+    r.insert_records(vec![
+        Revocation {
+            target: RevocationTarget::Key(g_key.public()),
+            cut: RevocationCut::default(),
+            reason: "根撤销".into(),
+            issued_at: NOW,
+        }
+        .sign(&f.root),
+    ])
+    .unwrap();
+    assert!(r.trust().is_revoked(&g_key.public()));
+}
+
+#[test]
+fn keys_added_by_a_recovery_can_be_revoked_by_the_parent() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = DocId(g.hash());
+    let spare = Secret::from_seed([37; 32]);
+    r.insert_records(vec![
+        g,
+        Recovery {
+            unit: f.community_id,
+            keys: vec![spare.public()],
+            reason: "电脑损坏".into(),
+            issued_at: NOW,
+        }
+        .sign(&f.street),
+    ])
+    .unwrap();
+    assert!(
+        r.trust()
+            .write_keys(&doc)
+            .unwrap()
+            .contains(&spare.public())
+    );
+    r.insert_records(vec![
+        Revocation {
+            target: RevocationTarget::Key(spare.public()),
+            cut: RevocationCut::default(),
+            reason: "备用机丢失".into(),
+            issued_at: NOW,
+        }
+        .sign(&f.street),
+    ])
+    .unwrap();
+    assert!(r.trust().is_revoked(&spare.public()));
+    let mut a = Author::new(&spare, 1, doc);
+    let c = a.put("k", "v");
+    let report = r.ingest(wire(&[c])).unwrap();
+    assert!(matches!(report.rejected[0].1, Rejection::Revoked(_)));
+}

@@ -130,7 +130,7 @@ impl ChangeHeader {
         if seq == 0 {
             return Err(DecodeError::SeqZero);
         }
-        check_op_columns(&mut r)?;
+        check_op_columns(&mut r, column_budget(chunk.len()))?;
         Ok(ChangeHeader {
             hash,
             deps,
@@ -142,7 +142,7 @@ impl ChangeHeader {
 
 /// Reads the rest of the change header and bounds every run-length
 /// encoded op column before automerge expands it.
-fn check_op_columns(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+fn check_op_columns(r: &mut Reader<'_>, budget: u64) -> Result<(), DecodeError> {
     let _start_op = r.uleb()?;
     let _time = r.sleb()?;
     let msg_len = r.uleb()?;
@@ -185,24 +185,35 @@ fn check_op_columns(r: &mut Reader<'_>) -> Result<(), DecodeError> {
                 let mut n = 0u64;
                 while col.remaining() > 0 {
                     n = n.saturating_add(col.uleb()?);
-                    bound(n)?;
+                    bound(n, budget)?;
                 }
                 n
             }
             // Raw values: their length is bounded by the chunk.
             7 => 0,
             // Group, actor, integer, delta, string, value metadata: RLE.
-            _ => rle_entries(&mut col, kind)?,
+            _ => rle_entries(&mut col, kind, budget)?,
         };
-        bound(entries)?;
+        bound(entries, budget)?;
     }
     Ok(())
 }
 
-fn bound(n: u64) -> Result<(), DecodeError> {
-    if n > MAX_COLUMN_ENTRIES {
+/// Entries an op column may decode to: proportional to the chunk's size
+/// (32 per byte, plus 4,096), and never more than [`MAX_COLUMN_ENTRIES`].
+/// Run-length encoding lets a few bytes declare many ops; this keeps what a
+/// peer can make a node build in proportion to what it sent.
+pub fn column_budget(chunk_len: usize) -> u64 {
+    (chunk_len as u64)
+        .saturating_mul(32)
+        .saturating_add(4096)
+        .min(MAX_COLUMN_ENTRIES)
+}
+
+fn bound(n: u64, budget: u64) -> Result<(), DecodeError> {
+    if n > budget {
         return Err(DecodeError::Chunk(
-            "an op column decodes to more than 2^20 entries",
+            "an op column decodes to more entries than the chunk's size allows",
         ));
     }
     Ok(())
@@ -210,7 +221,7 @@ fn bound(n: u64) -> Result<(), DecodeError> {
 
 /// Entries of a run-length encoded column; for group columns (kind 0) also
 /// the sum of the group sizes, which sets the length of grouped columns.
-fn rle_entries(col: &mut Reader<'_>, kind: u64) -> Result<u64, DecodeError> {
+fn rle_entries(col: &mut Reader<'_>, kind: u64, budget: u64) -> Result<u64, DecodeError> {
     let mut n = 0u64;
     let mut grouped = 0u64;
     let value = |col: &mut Reader<'_>| -> Result<u64, DecodeError> {
@@ -240,9 +251,9 @@ fn rle_entries(col: &mut Reader<'_>, kind: u64) -> Result<u64, DecodeError> {
         } else {
             n = n.saturating_add(col.uleb()?);
         }
-        bound(n)?;
+        bound(n, budget)?;
         if kind == 0 {
-            bound(grouped)?;
+            bound(grouped, budget)?;
         }
     }
     Ok(n)

@@ -365,32 +365,59 @@ impl<'a> Evaluator<'a> {
     /// certificates. Streets and communities have one parent each (their
     /// codes fix it), so the chain above the first parent is unique.
     fn has_authority_over(&self, signer: &PublicKey, key: &PublicKey, unit: &UnitId) -> bool {
+        // Every parent named must lead to the signer: a second parent that
+        // certified the same key (a resident unit may sit under any street
+        // or community) can deny, never grant.
         if *signer == self.m.root {
             return true;
         }
-        for p in self.lineage_parents(key, unit) {
-            let mut cursor = Some(p);
-            let mut hops = 0;
-            while let Some(u) = cursor {
-                if self.issuers(&u).contains(signer) {
-                    return true;
-                }
-                cursor = u.implied_parent();
-                hops += 1;
-                if hops > 4 {
-                    break;
-                }
+        let parents = self.lineage_parents(key, unit);
+        !parents.is_empty() && parents.iter().all(|p| self.chain_has_issuer(p, signer))
+    }
+
+    /// Is `signer` an issuer of `unit` or of a unit above it?
+    fn chain_has_issuer(&self, unit: &UnitId, signer: &PublicKey) -> bool {
+        let mut cursor = Some(*unit);
+        let mut hops = 0;
+        while let Some(u) = cursor {
+            if self.issuers(&u).contains(signer) {
+                return true;
+            }
+            cursor = u.implied_parent();
+            hops += 1;
+            if hops > 4 {
+                break;
             }
         }
         false
     }
 
+    /// Depths of the key's own valid certificates, per unit.
+    fn key_levels(&self, key: &PublicKey) -> BTreeMap<UnitId, u8> {
+        let mut out = BTreeMap::new();
+        for unit in self.t.units_of(key) {
+            for c in self.t.certs.get(&unit).into_iter().flatten() {
+                if c.cert.subject == *key
+                    && let Some(d) = depth(&c.cert)
+                {
+                    let e = out.entry(unit).or_insert(d);
+                    *e = (*e).min(d);
+                }
+            }
+        }
+        out
+    }
+
     fn min_level(&self, key: &PublicKey) -> Option<u8> {
-        self.t
-            .units_of(key)
-            .iter()
-            .filter_map(|u| self.unit_level(u))
-            .min()
+        self.key_levels(key).values().copied().min()
+    }
+
+    /// A recovery for `unit` counts for documents whose genesis `anchor`
+    /// signed if its signer issues for every parent named in the anchor's
+    /// own certificates for the unit (the root for children of the district).
+    fn recovery_authorized(&self, signer: &PublicKey, anchor: &PublicKey, unit: &UnitId) -> bool {
+        let parents = self.lineage_parents(anchor, unit);
+        !parents.is_empty() && parents.iter().all(|p| self.issuers(p).contains(signer))
     }
 
     /// Uncertified write keys → the (genesis signer, unit) of every valid
@@ -406,6 +433,14 @@ impl<'a> Evaluator<'a> {
                 continue;
             }
             let mut keys: BTreeSet<PublicKey> = g.write_keys.iter().copied().collect();
+            for k in recs {
+                if let Body::Recovery(rc) = &k.body
+                    && rc.unit == g.unit
+                    && self.recovery_authorized(&k.signer, &r.signer, &g.unit)
+                {
+                    keys.extend(rc.keys.iter().copied());
+                }
+            }
             loop {
                 let before = keys.len();
                 for k in recs {
@@ -532,20 +567,12 @@ impl<'a> Evaluator<'a> {
         self.t
     }
 
-    fn unit_level(&self, unit: &UnitId) -> Option<u8> {
-        self.t
-            .certs
-            .get(unit)?
-            .iter()
-            .filter_map(|c| depth(&c.cert))
-            .min()
-    }
-
+    /// Units the key holds a certificate for at `level` (its own certificates).
     fn units_of_key_at(&self, key: &PublicKey, level: u8) -> Vec<UnitId> {
-        self.t
-            .units_of(key)
+        self.key_levels(key)
             .into_iter()
-            .filter(|u| self.unit_level(u) == Some(level))
+            .filter(|(_, d)| *d == level)
+            .map(|(u, _)| u)
             .collect()
     }
 
@@ -566,11 +593,11 @@ impl<'a> Evaluator<'a> {
         // Every recovery signed by a real parent of the unit is shown, held
         // documents or not.
         for (rec, rc) in &recoveries {
-            let by_parent = self.t.keys_of(&rc.unit).iter().any(|k| {
-                self.lineage_parents(k, &rc.unit)
-                    .iter()
-                    .any(|p| self.issuers(p).contains(&rec.signer))
-            });
+            let by_parent = self
+                .t
+                .keys_of(&rc.unit)
+                .iter()
+                .any(|k| self.recovery_authorized(&rec.signer, k, &rc.unit));
             if by_parent {
                 self.t.recoveries.push((rec.hash, rc.unit));
             }
@@ -592,13 +619,8 @@ impl<'a> Evaluator<'a> {
             // issuer of the parent named in the genesis signer's own
             // certificate: the unit's real parent, not any unit that
             // certified some key under the same id.
-            let parents = self.lineage_parents(&r.signer, &g.unit);
             for (rec, rc) in &recoveries {
-                if rc.unit == g.unit
-                    && parents
-                        .iter()
-                        .any(|p| self.issuers(p).contains(&rec.signer))
-                {
+                if rc.unit == g.unit && self.recovery_authorized(&rec.signer, &r.signer, &g.unit) {
                     keys.extend(rc.keys.iter().copied());
                 }
             }
