@@ -84,9 +84,9 @@ pub(crate) fn build(changes: &[SignedChange]) -> Automerge {
         let mut doc = Automerge::new();
         match apply_accepted(&mut doc, &todo, Automerge::new) {
             ApplyOutcome::Applied => return doc,
-            ApplyOutcome::Failed { hash, reason } => {
-                tracing::error!(change = %hash, %reason, "stored change does not apply; skipped");
-                todo.retain(|(h, _)| *h != hash);
+            ApplyOutcome::Failed { hashes, reason } => {
+                tracing::error!(changes = hashes.len(), %reason, "stored changes do not apply; skipped");
+                todo.retain(|(h, _)| !hashes.contains(h));
             }
         }
     }
@@ -201,11 +201,9 @@ impl Replica {
         let stored = self.store.doc_changes(doc)?;
         let quarantined = self.store.quarantined(doc)?;
         let previously: BTreeSet<Hash> = stored.iter().map(SignedChange::hash).collect();
-        let mut apply_failed: BTreeSet<Hash> = quarantined
-            .iter()
-            .filter(|q| q.reason == APPLY_FAILED)
-            .map(|q| q.change.hash())
-            .collect();
+        // Application is retried on every evaluation: a change that failed
+        // may apply now that more changes are in (PROTOCOL.md, rule 8).
+        let mut apply_failed: BTreeSet<Hash> = BTreeSet::new();
         let old_reasons: BTreeMap<Hash, String> = quarantined
             .iter()
             .map(|q| (q.change.hash(), q.reason.clone()))
@@ -276,9 +274,9 @@ impl Replica {
             let base = kept.clone();
             match apply_accepted(&mut am, &added, || build(&base)) {
                 ApplyOutcome::Applied => break (verdicts, am),
-                ApplyOutcome::Failed { hash, reason } => {
-                    tracing::warn!(doc = %doc.fmt_short(), change = %hash, %reason, "change quarantined: automerge could not apply it");
-                    apply_failed.insert(hash);
+                ApplyOutcome::Failed { hashes, reason } => {
+                    tracing::warn!(doc = %doc.fmt_short(), changes = hashes.len(), %reason, "quarantined: automerge could not apply them");
+                    apply_failed.extend(hashes);
                 }
             }
         };

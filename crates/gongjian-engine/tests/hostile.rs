@@ -410,3 +410,66 @@ fn keys_added_by_a_recovery_can_be_revoked_by_the_parent() {
     let report = r.ingest(wire(&[c])).unwrap();
     assert!(matches!(report.rejected[0].1, Rejection::Revoked(_)));
 }
+
+/// A change whose op names an object made by a concurrent change (not one of
+/// its dependencies) gets the same verdict whatever the arrival order.
+#[test]
+fn apply_failures_do_not_depend_on_arrival_order() {
+    use automerge::transaction::Transactable;
+    let f = fed();
+    let helper = Secret::from_seed([45; 32]);
+    let g = genesis(f.community_id, &f.community, &[helper.public()]);
+    let doc = DocId(g.hash());
+    // Y: the community creates a map object.
+    let mut a = Author::new(&f.community, 1, doc);
+    let mut tx = a.doc.transaction();
+    let obj = tx
+        .put_object(automerge::ROOT, "m", automerge::ObjType::Map)
+        .unwrap();
+    tx.commit();
+    let y_chunk = a.doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let y = SignedChange::sign(doc, y_chunk, &f.community).unwrap();
+    // X: the helper, not knowing Y, writes into that object.
+    let mut b = Author::new(&helper, 1, doc);
+    let x0 = b.put("k", "v");
+    let mut expanded = automerge::Change::try_from(x0.chunk()).unwrap().decode();
+    let mut op = serde_json::to_value(&expanded.operations[0]).unwrap();
+    op["obj"] = serde_json::Value::String(obj.to_string());
+    expanded.operations[0] = serde_json::from_value(op).unwrap();
+    expanded.hash = None;
+    let x = SignedChange::sign(
+        doc,
+        automerge::Change::from(expanded).raw_bytes().to_vec(),
+        &helper,
+    )
+    .unwrap();
+
+    let mut outcomes = Vec::new();
+    for order in [
+        vec![vec![&y], vec![&x]],
+        vec![vec![&x], vec![&y]],
+        vec![vec![&x, &y]],
+        vec![vec![&y, &x]],
+    ] {
+        let dir = tempdir().unwrap();
+        let mut r = replica(dir.path(), &f, None);
+        r.insert_records(vec![g.clone()]).unwrap();
+        for batch in order {
+            let owned: Vec<SignedChange> = batch.into_iter().cloned().collect();
+            r.ingest(wire(&owned)).unwrap();
+        }
+        let mut accepted: Vec<Hash> = r
+            .store()
+            .doc_changes(&doc)
+            .unwrap()
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        accepted.sort();
+        outcomes.push((accepted, heads(&r, &doc)));
+    }
+    for o in &outcomes[1..] {
+        assert_eq!(o, &outcomes[0]);
+    }
+    assert_eq!(outcomes[0].0.len(), 2, "once Y is in, X applies everywhere");
+}

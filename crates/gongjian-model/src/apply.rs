@@ -2,7 +2,14 @@
 //! automerge can panic on a signed but malformed change (an op on a missing
 //! object), so application runs under `catch_unwind` and a failing change is
 //! named, never allowed to take the node down.
+//!
+//! Whether a change applies must not depend on the order changes arrived in
+//! (PROTOCOL.md, section 4, rule 8): a change whose ops name an object made by
+//! a concurrent change applies once that change is in. So a change that fails
+//! is set aside and tried again after the others, until nothing more applies;
+//! only what still fails then is named.
 
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use automerge::{Automerge, Change};
@@ -13,9 +20,10 @@ use gongjian_identity::Hash;
 pub enum ApplyOutcome {
     /// Every change was applied.
     Applied,
-    /// This change could not be parsed or applied (error or panic); the
-    /// changes before it in the order were applied, none after it.
-    Failed { hash: Hash, reason: String },
+    /// These changes could not be parsed or applied (error or panic) even
+    /// after every other change was applied; nothing depending on them was
+    /// applied. The document holds all the rest.
+    Failed { hashes: Vec<Hash>, reason: String },
 }
 
 fn parse(hash: &Hash, chunk: &[u8]) -> Result<Change, String> {
@@ -36,7 +44,8 @@ fn try_apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), String> {
 
 /// Applies `changes` (accepted, dependencies first) in one batch; if that
 /// fails, rebuilds the document with `rebuild` and applies one change at a
-/// time on a copy to find the one that fails.
+/// time on a copy, setting failures aside and retrying them until nothing
+/// more applies.
 pub fn apply_accepted(
     doc: &mut Automerge,
     changes: &[(Hash, &[u8])],
@@ -53,26 +62,70 @@ pub fn apply_accepted(
     }
     // Slow path, only on bad input: the batch may have left `doc` half-applied.
     *doc = rebuild();
+    let mut todo: Vec<(Hash, Change)> = Vec::new();
+    let mut failed: BTreeSet<Hash> = BTreeSet::new();
+    let mut last_reason = String::new();
     for (hash, chunk) in changes {
-        let change = match parse(hash, chunk) {
-            Ok(c) => c,
+        match parse(hash, chunk) {
+            Ok(c) => todo.push((*hash, c)),
             Err(reason) => {
-                return ApplyOutcome::Failed {
-                    hash: *hash,
-                    reason,
-                };
-            }
-        };
-        let mut trial = doc.clone();
-        match try_apply(&mut trial, vec![change]) {
-            Ok(()) => *doc = trial,
-            Err(reason) => {
-                return ApplyOutcome::Failed {
-                    hash: *hash,
-                    reason,
-                };
+                failed.insert(*hash);
+                last_reason = reason;
             }
         }
     }
-    ApplyOutcome::Applied
+    loop {
+        let mut progress = false;
+        let mut rest = Vec::new();
+        for (hash, change) in todo {
+            // Never hand automerge a change whose dependency is set aside: it
+            // would queue it silently.
+            if change.deps().iter().any(|d| failed.contains(&Hash(d.0)))
+                || rest
+                    .iter()
+                    .any(|(h, _): &(Hash, Change)| change.deps().iter().any(|d| d.0 == h.0))
+            {
+                rest.push((hash, change));
+                continue;
+            }
+            let mut trial = doc.clone();
+            match try_apply(&mut trial, vec![change.clone()]) {
+                Ok(()) => {
+                    *doc = trial;
+                    progress = true;
+                }
+                Err(reason) => {
+                    last_reason = reason;
+                    rest.push((hash, change));
+                }
+            }
+        }
+        if rest.is_empty() {
+            break;
+        }
+        if !progress {
+            // What is left fails on everything else: name the ones whose
+            // own dependencies are all in (the others merely depend on them).
+            let left: BTreeSet<Hash> = rest.iter().map(|(h, _)| *h).collect();
+            for (hash, change) in &rest {
+                if !change
+                    .deps()
+                    .iter()
+                    .any(|d| left.contains(&Hash(d.0)) || failed.contains(&Hash(d.0)))
+                {
+                    failed.insert(*hash);
+                }
+            }
+            break;
+        }
+        todo = rest;
+    }
+    if failed.is_empty() {
+        ApplyOutcome::Applied
+    } else {
+        ApplyOutcome::Failed {
+            hashes: failed.into_iter().collect(),
+            reason: last_reason,
+        }
+    }
 }
