@@ -16,6 +16,9 @@ use crate::replica::Replica;
 
 /// Changes of one document held in quarantine at most.
 pub const MAX_QUARANTINE_PER_DOC: usize = 1_000;
+/// Changes of one author held in one document's quarantine at most, so one
+/// member cannot fill another unit's quarantine.
+pub const MAX_QUARANTINE_PER_AUTHOR: usize = 100;
 const APPLY_FAILED: &str = "apply-failed";
 
 /// What became of a batch of received changes.
@@ -49,6 +52,37 @@ fn reason(v: &Verdict) -> String {
         Verdict::Rejected(Rejection::ApplyFailed) => APPLY_FAILED.into(),
         Verdict::Rejected(r) => format!("rejected: {r}"),
     }
+}
+
+/// New changes that would be quarantined beyond the bounds (per document,
+/// per author key), in hash order: deterministic.
+fn over_capacity(
+    verdicts: &gongjian_model::DocVerdicts,
+    all: &BTreeMap<Hash, SignedChange>,
+    fresh: &[(usize, Hash)],
+) -> Vec<Hash> {
+    let fresh: BTreeSet<Hash> = fresh.iter().map(|(_, h)| *h).collect();
+    let mut per_author: BTreeMap<gongjian_identity::PublicKey, usize> = BTreeMap::new();
+    let mut total = 0usize;
+    let mut over = Vec::new();
+    // Held changes count first: they are already in the quarantine.
+    let held = verdicts.verdicts.iter().filter(|(h, _)| !fresh.contains(h));
+    let new = verdicts.verdicts.iter().filter(|(h, _)| fresh.contains(h));
+    for (h, v) in held.chain(new) {
+        if *v == Verdict::Accepted {
+            continue;
+        }
+        let author = all[h].header().actor.key;
+        let n = per_author.entry(author).or_insert(0);
+        if fresh.contains(h) && (*n >= MAX_QUARANTINE_PER_AUTHOR || total >= MAX_QUARANTINE_PER_DOC)
+        {
+            over.push(*h);
+            continue;
+        }
+        *n += 1;
+        total += 1;
+    }
+    over
 }
 
 /// Hashes reachable from signed changes through same-actor dependencies.
@@ -242,10 +276,32 @@ impl Replica {
                 std::collections::btree_map::Entry::Occupied(_) => {}
             }
         }
-        let metas: Vec<ChangeMeta> = all.values().map(meta).collect();
-
         let (verdicts, doc_state) = loop {
+            let metas: Vec<ChangeMeta> = all.values().map(meta).collect();
             let verdicts = evaluate_document(&self.trust, doc, &metas, &apply_failed);
+            // New changes the quarantine has no room for are refused (not
+            // stored), then the document is judged without them, so what is
+            // stored is always what the rule says of what is held.
+            let over = over_capacity(&verdicts, &all, &fresh);
+            if !over.is_empty() {
+                for h in over {
+                    let i = fresh
+                        .iter()
+                        .find(|(_, f)| *f == h)
+                        .map(|(i, _)| *i)
+                        .unwrap_or(0);
+                    report.invalid.push((
+                        i,
+                        InvalidChange::QuarantineFull {
+                            hash: h,
+                            max: MAX_QUARANTINE_PER_AUTHOR,
+                        },
+                    ));
+                    all.remove(&h);
+                    fresh.retain(|(_, f)| *f != h);
+                }
+                continue;
+            }
             let kept: Vec<SignedChange> = verdicts
                 .order
                 .iter()
@@ -302,16 +358,6 @@ impl Replica {
                 other => {
                     let why = reason(other);
                     let is_new = fresh_set.contains_key(hash);
-                    if is_new && quarantine_count >= MAX_QUARANTINE_PER_DOC {
-                        report.invalid.push((
-                            fresh_set[hash],
-                            InvalidChange::QuarantineFull {
-                                hash: *hash,
-                                max: MAX_QUARANTINE_PER_DOC,
-                            },
-                        ));
-                        continue;
-                    }
                     quarantine_count += 1;
                     if previously.contains(hash) {
                         batch.remove_change(change);

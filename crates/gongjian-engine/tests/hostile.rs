@@ -473,3 +473,34 @@ fn apply_failures_do_not_depend_on_arrival_order() {
     }
     assert_eq!(outcomes[0].0.len(), 2, "once Y is in, X applies everywhere");
 }
+
+/// One member cannot fill another unit's quarantine: past 100 changes per
+/// author and document, its changes are refused and not stored, and the
+/// owner's own writes still go through.
+#[test]
+fn quarantine_is_bounded_per_author() {
+    let dir = tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, None);
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    let mut spammer = Author::new(&f.street, 1, doc);
+    let spam: Vec<SignedChange> = (0..150)
+        .map(|i| spammer.put("垃圾", &i.to_string()))
+        .collect();
+    let report = r.ingest(wire(&spam)).unwrap();
+    assert_eq!(report.rejected.len(), 100);
+    assert_eq!(report.invalid.len(), 50);
+    assert!(
+        report
+            .invalid
+            .iter()
+            .all(|(_, e)| matches!(e, InvalidChange::QuarantineFull { .. }))
+    );
+    assert_eq!(r.store().quarantined(&doc).unwrap().len(), 100);
+    let mut owner = Author::new(&f.community, 1, doc);
+    let c = owner.put("标题", "照常写入");
+    let report = r.ingest(wire(&[c.clone()])).unwrap();
+    assert_eq!(report.accepted, vec![c.hash()]);
+}
