@@ -501,6 +501,6 @@ fn quarantine_is_bounded_per_author() {
     assert_eq!(r.store().quarantined(&doc).unwrap().len(), 100);
     let mut owner = Author::new(&f.community, 1, doc);
     let c = owner.put("标题", "照常写入");
-    let report = r.ingest(wire(&[c.clone()])).unwrap();
+    let report = r.ingest(wire(std::slice::from_ref(&c))).unwrap();
     assert_eq!(report.accepted, vec![c.hash()]);
 }
