@@ -39,6 +39,8 @@ type Reply = oneshot::Sender<Result<(), StoreError>>;
 
 struct Inner {
     db: Arc<DB>,
+    /// Synced RocksDB writes made by the writer (each may hold many batches).
+    syncs: Arc<std::sync::atomic::AtomicU64>,
     path: PathBuf,
     tx: Mutex<Option<SyncSender<(Batch, Reply)>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -68,6 +70,16 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("path", &self.inner.path)
             .finish()
+    }
+}
+
+/// A queued batch; [`Pending::wait`] returns once it is durable.
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<(), StoreError>>);
+
+impl Pending {
+    pub fn wait(self) -> Result<(), StoreError> {
+        self.0.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -138,9 +150,11 @@ impl Store {
         let db = Arc::new(db);
         let (tx, rx) = sync_channel(WRITE_QUEUE);
         let writer_db = db.clone();
+        let syncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer_syncs = syncs.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx))
+            .spawn(move || writer_loop(&writer_db, rx, &writer_syncs))
             .map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 reason: format!("cannot start the writer thread: {e}"),
@@ -148,6 +162,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 db,
+                syncs,
                 path: path.to_owned(),
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
@@ -170,6 +185,12 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Synced writes so far: fewer than the batches committed when callers
+    /// commit concurrently (group commit).
+    pub fn sync_count(&self) -> u64 {
+        self.inner.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
@@ -202,6 +223,12 @@ impl Store {
         self.send(batch)?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a batch without waiting: pipelined writers queue many, then
+    /// wait for each acknowledgement (and the writer merges what is queued).
+    pub fn submit(&self, batch: Batch) -> Result<Pending, StoreError> {
+        Ok(Pending(self.send(batch)?))
     }
 
     /// Commits a batch from async code; resolves once it is durable.
@@ -441,7 +468,7 @@ fn decode_quarantine(v: &[u8]) -> Result<QuarantineEntry, StoreError> {
 
 /// Group commit: take one batch, then whatever else is queued (up to
 /// [`GROUP_COMMIT_MAX`]), write them as one synced RocksDB batch, answer all.
-fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>) {
+fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic::AtomicU64) {
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     while let Ok(first) = rx.recv() {
@@ -465,6 +492,7 @@ fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>) {
             }
         }
         let result = db.write_opt(wb, &sync);
+        syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::trace!(batches = group.len(), ok = result.is_ok(), "group commit");
         for (_, reply) in group {
             let r = match &result {
