@@ -1,6 +1,6 @@
 //! Synced commit throughput of the store: one batch at a time (each waits
 //! for its fsync) against batches queued and acknowledged by group commit.
-//! `cargo run -p gongjian-store --example group_commit [N]`
+//! `CARGO_TARGET_DIR=~/.cache/gongjian/target cargo run -p gongjian-store --example group_commit [N]`
 
 use std::time::Instant;
 
