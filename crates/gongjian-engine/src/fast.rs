@@ -30,8 +30,21 @@ impl Replica {
         let Some(writers) = self.trust.write_keys(doc) else {
             return Ok(false);
         };
+        // Quarantined changes keep their verdicts unless a new change is one
+        // they wait for, or shares their (actor, seq). Reading them costs
+        // what the quarantine holds (bounded), not what the document holds.
+        let mut waiting: BTreeSet<Hash> = BTreeSet::new();
+        let mut quarantined_slots: BTreeSet<(gongjian_identity::ActorId, u64)> = BTreeSet::new();
         if meta.quarantined > 0 {
-            return Ok(false);
+            for q in self.store.quarantined(doc)? {
+                // Application is retried whenever changes arrive (rule 8).
+                if q.reason == crate::ingest::APPLY_FAILED {
+                    return Ok(false);
+                }
+                let h = q.change.header();
+                waiting.extend(h.deps.iter().copied());
+                quarantined_slots.insert((h.actor, h.seq));
+            }
         }
         // Order the new changes so that dependencies come first.
         let mut pending: Vec<&SignedChange> = Vec::new();
@@ -78,7 +91,9 @@ impl Replica {
                 }
                 // Rules 4 and 6: nothing else held at (actor, seq), and the
                 // previous change of the actor is the one accepted at seq - 1.
-                if !taken.insert((h.actor, h.seq))
+                if waiting.contains(&c.hash())
+                    || quarantined_slots.contains(&(h.actor, h.seq))
+                    || !taken.insert((h.actor, h.seq))
                     || self.store.change_at(doc, &h.actor, h.seq)?.is_some()
                 {
                     return Ok(false);

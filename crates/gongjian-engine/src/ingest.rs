@@ -19,7 +19,7 @@ pub const MAX_QUARANTINE_PER_DOC: usize = 1_000;
 /// Changes of one author held in one document's quarantine at most, so one
 /// member cannot fill another unit's quarantine.
 pub const MAX_QUARANTINE_PER_AUTHOR: usize = 100;
-const APPLY_FAILED: &str = "apply-failed";
+pub(crate) const APPLY_FAILED: &str = "apply-failed";
 
 /// What became of a batch of received changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

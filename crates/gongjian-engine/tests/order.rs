@@ -167,7 +167,10 @@ fn the_reference_outcome_is_what_the_rule_says() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        ..ProptestConfig::default()
+    })]
     #[test]
     fn every_delivery_order_gives_the_same_result(
         rest in Just((1..14usize).collect::<Vec<_>>()).prop_shuffle(),

@@ -24,7 +24,10 @@ fn batch(i: u32, signer: &Secret, subject: &Secret) -> Batch {
 }
 
 fn main() {
-    let n: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2000);
     let signer = Secret::from_seed([1; 32]);
     let subject = Secret::from_seed([2; 32]);
     let batches: Vec<Batch> = (0..2 * n).map(|i| batch(i, &signer, &subject)).collect();
@@ -35,14 +38,22 @@ fn main() {
     let t = Instant::now();
     let s0 = store.sync_count();
     for _ in 0..n {
-        store.commit_blocking(batches.next().expect("batch")).expect("commit");
+        store
+            .commit_blocking(batches.next().expect("batch"))
+            .expect("commit");
     }
     let one = t.elapsed();
     let syncs_one = store.sync_count() - s0;
 
     let t = Instant::now();
     let s0 = store.sync_count();
-    let pending: Vec<_> = (0..n).map(|_| store.submit(batches.next().expect("batch")).expect("submit")).collect();
+    let pending: Vec<_> = (0..n)
+        .map(|_| {
+            store
+                .submit(batches.next().expect("batch"))
+                .expect("submit")
+        })
+        .collect();
     for p in pending {
         p.wait().expect("durable");
     }
