@@ -180,12 +180,30 @@ impl RecordBody for Recovery {
 pub enum DocType {
     /// A unit's list of needs (需求清单).
     Needs,
+    /// Resources it can offer (资源清单).
+    Resources,
+    /// Two-way service entries (服务清单).
+    Services,
+    /// Projects to claim (项目清单).
+    Projects,
+    /// Responsibilities (责任清单).
+    Responsibilities,
+    /// Problems found in its grids (问题清单).
+    Problems,
+    /// Micro-wishes (微心愿).
+    Wishes,
 }
 
 impl DocType {
     pub fn as_str(&self) -> &'static str {
         match self {
             DocType::Needs => "needs",
+            DocType::Resources => "resources",
+            DocType::Services => "services",
+            DocType::Projects => "projects",
+            DocType::Responsibilities => "responsibilities",
+            DocType::Problems => "problems",
+            DocType::Wishes => "wishes",
         }
     }
 }

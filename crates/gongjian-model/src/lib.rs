@@ -8,12 +8,14 @@
 
 mod accept;
 mod apply;
+mod lists;
 mod membership;
 mod needs;
 mod verified;
 
 pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document};
 pub use apply::{ApplyOutcome, apply_accepted};
+pub use lists::{Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind};
 pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
 pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};
 pub use verified::{Body, RecordError, VerifiedRecord, verify_record};

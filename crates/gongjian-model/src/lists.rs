@@ -1,0 +1,422 @@
+//! A unit's lists (清单) as automerge documents, one document per list kind:
+//! needs, resources, services, projects, responsibilities, problems and
+//! micro-wishes share one record shape and one status vocabulary. The root
+//! map holds one map per record, keyed by the record's global id.
+
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value};
+use gongjian_identity::{DocType, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The kind of a list; each has its own document type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListKind {
+    Need,
+    Resource,
+    Service,
+    Project,
+    Responsibility,
+    Problem,
+    Wish,
+}
+
+impl ListKind {
+    pub const ALL: [ListKind; 7] = [
+        ListKind::Need,
+        ListKind::Resource,
+        ListKind::Service,
+        ListKind::Project,
+        ListKind::Responsibility,
+        ListKind::Problem,
+        ListKind::Wish,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ListKind::Need => "need",
+            ListKind::Resource => "resource",
+            ListKind::Service => "service",
+            ListKind::Project => "project",
+            ListKind::Responsibility => "responsibility",
+            ListKind::Problem => "problem",
+            ListKind::Wish => "wish",
+        }
+    }
+
+    /// The list's name as the offices write it.
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            ListKind::Need => "需求清单",
+            ListKind::Resource => "资源清单",
+            ListKind::Service => "服务清单",
+            ListKind::Project => "项目清单",
+            ListKind::Responsibility => "责任清单",
+            ListKind::Problem => "问题清单",
+            ListKind::Wish => "微心愿",
+        }
+    }
+
+    pub fn doc_type(&self) -> DocType {
+        match self {
+            ListKind::Need => DocType::Needs,
+            ListKind::Resource => DocType::Resources,
+            ListKind::Service => DocType::Services,
+            ListKind::Project => DocType::Projects,
+            ListKind::Responsibility => DocType::Responsibilities,
+            ListKind::Problem => DocType::Problems,
+            ListKind::Wish => DocType::Wishes,
+        }
+    }
+
+    pub fn of_doc_type(t: DocType) -> Option<ListKind> {
+        ListKind::ALL.into_iter().find(|k| k.doc_type() == t)
+    }
+}
+
+impl fmt::Display for ListKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ListKind {
+    type Err = ItemError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ListKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ItemError::Kind(s.to_owned()))
+    }
+}
+
+/// The one status vocabulary of every list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Open,
+    InProgress,
+    Resolved,
+    Closed,
+}
+
+impl ItemStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ItemStatus::Open => "open",
+            ItemStatus::InProgress => "in_progress",
+            ItemStatus::Resolved => "resolved",
+            ItemStatus::Closed => "closed",
+        }
+    }
+
+    /// The words the offices use.
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            ItemStatus::Open => "待认领",
+            ItemStatus::InProgress => "办理中",
+            ItemStatus::Resolved => "已解决",
+            ItemStatus::Closed => "已关闭",
+        }
+    }
+}
+
+impl fmt::Display for ItemStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ItemStatus {
+    type Err = ItemError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "open" => ItemStatus::Open,
+            "in_progress" => ItemStatus::InProgress,
+            "resolved" => ItemStatus::Resolved,
+            "closed" => ItemStatus::Closed,
+            other => return Err(ItemError::Status(other.to_owned())),
+        })
+    }
+}
+
+/// The editable fields of a record; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemFields {
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub description: Option<String>,
+    /// Where: matches resources to needs (same category, same area).
+    pub area: Option<String>,
+    /// The grid the record belongs to, by the grid's id.
+    pub grid: Option<String>,
+    /// Projects only: announced for emergency claiming (急办项目).
+    pub urgent: Option<bool>,
+}
+
+/// One record as read from a list document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    pub kind: ListKind,
+    pub title: String,
+    pub category: String,
+    pub description: String,
+    pub area: String,
+    pub grid: String,
+    pub urgent: bool,
+    pub status: ItemStatus,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The key that made the latest change to the record.
+    pub last_author: Option<PublicKey>,
+    /// Concurrent values of the title that automerge kept besides `title`.
+    pub title_conflicts: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemError {
+    #[error("title must be 1 to {max} characters, got {len}")]
+    Title { len: usize, max: usize },
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("unknown status `{0}` (open, in_progress, resolved, closed)")]
+    Status(String),
+    #[error("unknown list `{0}` (need, resource, service, project, responsibility, problem, wish)")]
+    Kind(String),
+    #[error("only projects can be urgent")]
+    UrgentNotProject,
+    #[error("no record with id `{0}`")]
+    NotFound(String),
+    #[error("a record with id `{0}` exists already")]
+    Exists(String),
+    #[error("automerge: {0}")]
+    Automerge(String),
+}
+
+const MAX_TITLE: usize = 200;
+const MAX_TEXT: usize = 4000;
+
+fn am(e: automerge::AutomergeError) -> ItemError {
+    ItemError::Automerge(e.to_string())
+}
+
+fn check(kind: ListKind, f: &ItemFields) -> Result<(), ItemError> {
+    if let Some(t) = &f.title {
+        let len = t.chars().count();
+        if len == 0 || len > MAX_TITLE {
+            return Err(ItemError::Title {
+                len,
+                max: MAX_TITLE,
+            });
+        }
+    }
+    for (field, v, max) in [
+        ("category", &f.category, MAX_TITLE),
+        ("area", &f.area, MAX_TITLE),
+        ("grid", &f.grid, MAX_TITLE),
+        ("description", &f.description, MAX_TEXT),
+    ] {
+        if v.as_ref().is_some_and(|s| s.chars().count() > max) {
+            return Err(ItemError::TooLong { field, max });
+        }
+    }
+    if f.urgent == Some(true) && kind != ListKind::Project {
+        return Err(ItemError::UrgentNotProject);
+    }
+    Ok(())
+}
+
+/// Typed reads and writes of one list document.
+#[derive(Debug)]
+pub struct ListDoc<'a> {
+    pub doc: &'a mut Automerge,
+    pub kind: ListKind,
+}
+
+impl ListDoc<'_> {
+    pub fn new(doc: &mut Automerge, kind: ListKind) -> ListDoc<'_> {
+        ListDoc { doc, kind }
+    }
+
+    /// Adds a record in one local change; returns the change's raw bytes.
+    pub fn add(&mut self, id: &str, fields: &ItemFields, now: i64) -> Result<Vec<u8>, ItemError> {
+        check(self.kind, fields)?;
+        if fields.title.is_none() {
+            return Err(ItemError::Title {
+                len: 0,
+                max: MAX_TITLE,
+            });
+        }
+        if self.item_obj(id).is_some() {
+            return Err(ItemError::Exists(id.to_owned()));
+        }
+        let mut tx = self.doc.transaction();
+        let item = tx
+            .put_object(automerge::ROOT, id, ObjType::Map)
+            .map_err(am)?;
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        tx.put(&item, "title", text(&fields.title)).map_err(am)?;
+        tx.put(&item, "category", text(&fields.category))
+            .map_err(am)?;
+        tx.put(&item, "description", text(&fields.description))
+            .map_err(am)?;
+        tx.put(&item, "area", text(&fields.area)).map_err(am)?;
+        tx.put(&item, "grid", text(&fields.grid)).map_err(am)?;
+        tx.put(&item, "urgent", fields.urgent.unwrap_or(false))
+            .map_err(am)?;
+        tx.put(&item, "status", ItemStatus::Open.as_str())
+            .map_err(am)?;
+        tx.put(&item, "created_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
+        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        self.last_change(hash)
+    }
+
+    /// Changes the given fields of a record in one local change. Each field
+    /// is its own register: concurrent edits of different fields both stay.
+    pub fn edit(&mut self, id: &str, fields: &ItemFields, now: i64) -> Result<Vec<u8>, ItemError> {
+        check(self.kind, fields)?;
+        let item = self
+            .item_obj(id)
+            .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
+        let mut tx = self.doc.transaction();
+        for (key, v) in [
+            ("title", &fields.title),
+            ("category", &fields.category),
+            ("description", &fields.description),
+            ("area", &fields.area),
+            ("grid", &fields.grid),
+        ] {
+            if let Some(v) = v {
+                tx.put(&item, key, v.as_str()).map_err(am)?;
+            }
+        }
+        if let Some(u) = fields.urgent {
+            tx.put(&item, "urgent", u).map_err(am)?;
+        }
+        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        self.last_change(hash)
+    }
+
+    /// Sets the status of a record in one local change.
+    pub fn set_status(
+        &mut self,
+        id: &str,
+        status: ItemStatus,
+        now: i64,
+    ) -> Result<Vec<u8>, ItemError> {
+        let item = self
+            .item_obj(id)
+            .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
+        let mut tx = self.doc.transaction();
+        tx.put(&item, "status", status.as_str()).map_err(am)?;
+        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        self.last_change(hash)
+    }
+
+    fn item_obj(&self, id: &str) -> Option<automerge::ObjId> {
+        match self.doc.get(automerge::ROOT, id) {
+            Ok(Some((Value::Object(ObjType::Map), obj))) => Some(obj),
+            _ => None,
+        }
+    }
+
+    fn last_change(&self, hash: Option<automerge::ChangeHash>) -> Result<Vec<u8>, ItemError> {
+        let hash = hash.ok_or_else(|| ItemError::Automerge("empty change".into()))?;
+        let change = self
+            .doc
+            .get_last_local_change()
+            .filter(|c| c.hash() == hash)
+            .ok_or_else(|| ItemError::Automerge("local change not found".into()))?;
+        Ok(change.raw_bytes().to_vec())
+    }
+
+    /// Every record, by creation time then id.
+    pub fn list(&self) -> Vec<Item> {
+        let doc = &*self.doc;
+        let mut out = Vec::new();
+        for id in doc.keys(automerge::ROOT) {
+            let Ok(Some((Value::Object(ObjType::Map), obj))) =
+                doc.get(automerge::ROOT, id.as_str())
+            else {
+                continue;
+            };
+            out.push(read_item(doc, &obj, id, self.kind));
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out
+    }
+
+    pub fn get(&self, id: &str) -> Option<Item> {
+        let obj = self.item_obj(id)?;
+        Some(read_item(self.doc, &obj, id.to_owned(), self.kind))
+    }
+}
+
+fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind) -> Item {
+    let text = |key: &str| -> String {
+        match doc.get(obj, key) {
+            Ok(Some((Value::Scalar(s), _))) => s.as_str().unwrap_or_default().to_owned(),
+            _ => String::new(),
+        }
+    };
+    let time = |key: &str| -> i64 {
+        match doc.get(obj, key) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Timestamp(ms) => ms / 1000,
+                _ => 0,
+            },
+            _ => 0,
+        }
+    };
+    let title = text("title");
+    let title_conflicts = doc
+        .get_all(obj, "title")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(v, _)| match v {
+            Value::Scalar(s) => s.as_str().map(str::to_owned),
+            _ => None,
+        })
+        .filter(|t| *t != title)
+        .collect();
+    let urgent = matches!(doc.get(obj, "urgent"), Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
+    // The latest op on any field names the key that last changed the record.
+    let mut last: Option<(u64, Vec<u8>)> = None;
+    for key in doc.keys(obj) {
+        if let Ok(Some((_, automerge::ObjId::Id(counter, actor, _)))) = doc.get(obj, key.as_str())
+            && last.as_ref().is_none_or(|(c, _)| counter > *c)
+        {
+            last = Some((counter, actor.to_bytes().to_vec()));
+        }
+    }
+    let last_author = last
+        .and_then(|(_, a)| a.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()))
+        .and_then(|k| PublicKey::from_bytes(k).ok());
+    Item {
+        status: text("status").parse().unwrap_or(ItemStatus::Open),
+        category: text("category"),
+        description: text("description"),
+        area: text("area"),
+        grid: text("grid"),
+        created_at: time("created_at"),
+        updated_at: time("updated_at"),
+        urgent,
+        last_author,
+        title,
+        title_conflicts,
+        id,
+        kind,
+    }
+}
