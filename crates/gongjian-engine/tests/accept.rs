@@ -12,19 +12,9 @@ use gongjian_identity::{
 use gongjian_model::Rejection;
 use tempfile::tempdir;
 
-fn setup() -> (tempfile::TempDir, Fed, gongjian_engine::Replica, DocId) {
-    let dir = tempdir().unwrap();
-    let fed = fed();
-    let mut r = replica(dir.path(), &fed, None);
-    let g = genesis(fed.community_id, &fed.community, &[]);
-    let doc = DocId(g.hash());
-    r.insert_records(vec![g]).unwrap();
-    (dir, fed, r, doc)
-}
-
 #[test]
 fn received_changes_are_accepted_and_survive_reopen() {
-    let (dir, fed, mut r, doc) = setup();
+    let (dir, fed, mut r, doc) = community_doc();
     let mut a = Author::new(&fed.community, 7, doc);
     let c1 = a.put("标题", "社区需要志愿者");
     let c2 = a.put("类别", "志愿服务");
@@ -40,7 +30,7 @@ fn received_changes_are_accepted_and_survive_reopen() {
 
 #[test]
 fn forged_changes_are_refused_and_nothing_is_stored() {
-    let (_dir, fed, mut r, doc) = setup();
+    let (_dir, fed, mut r, doc) = community_doc();
     let mut a = Author::new(&fed.community, 1, doc);
     let good = a.put("k", "v");
     let before = r.store().stats().unwrap();
@@ -75,7 +65,7 @@ fn forged_changes_are_refused_and_nothing_is_stored() {
 
 #[test]
 fn the_parent_cannot_write_a_units_document() {
-    let (_dir, fed, mut r, doc) = setup();
+    let (_dir, fed, mut r, doc) = community_doc();
     let before = r.store().stats().unwrap();
     let mut parent = Author::new(&fed.street, 1, doc);
     let c = parent.put("标题", "街道代写");
@@ -101,7 +91,7 @@ fn the_parent_cannot_write_a_units_document() {
 
 #[test]
 fn an_unknown_author_is_refused_outright() {
-    let (_dir, _fed, mut r, doc) = setup();
+    let (_dir, _fed, mut r, doc) = community_doc();
     let stranger = gongjian_identity::Secret::from_seed([99; 32]);
     let mut a = Author::new(&stranger, 1, doc);
     let c = a.put("k", "v");
@@ -116,7 +106,7 @@ fn an_unknown_author_is_refused_outright() {
 
 #[test]
 fn a_seq_gap_is_rejected() {
-    let (_dir, fed, mut r, doc) = setup();
+    let (_dir, fed, mut r, doc) = community_doc();
     let mut a = Author::new(&fed.community, 1, doc);
     let c1 = a.put("k", "1");
     let c2 = a.put("k", "2");
@@ -143,7 +133,7 @@ fn a_seq_gap_is_rejected() {
 
 #[test]
 fn missing_dependencies_wait_then_apply() {
-    let (_dir, fed, mut r, doc) = setup();
+    let (_dir, fed, mut r, doc) = community_doc();
     let mut a = Author::new(&fed.community, 1, doc);
     let c1 = a.put("k", "1");
     let c2 = a.put("k", "2");
@@ -163,7 +153,7 @@ fn missing_dependencies_wait_then_apply() {
 #[test]
 fn a_revoked_key_outside_its_cut_is_rejected_in_either_order() {
     for revocation_first in [false, true] {
-        let (_dir, fed, mut r, doc) = setup();
+        let (_dir, fed, mut r, doc) = community_doc();
         let mut a = Author::new(&fed.community, 1, doc);
         let c1 = a.put("k", "before");
         let c2 = a.put("k", "after the leak");
@@ -257,7 +247,7 @@ fn equivocation_freezes_the_forked_actor_without_aborting_honest_changes() {
 
 #[test]
 fn a_change_that_makes_automerge_fail_is_quarantined_and_the_node_restarts() {
-    let (dir, fed, mut r, doc) = setup();
+    let (dir, fed, mut r, doc) = community_doc();
     let mut a = Author::new(&fed.community, 1, doc);
     let c1 = a.put("k", "ok");
     // A change whose op targets an object that does not exist.

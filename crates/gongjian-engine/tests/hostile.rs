@@ -118,12 +118,7 @@ fn certifying_someone_elses_key_gives_no_power_over_it() {
 
 #[test]
 fn unsigned_changes_need_a_signed_voucher() {
-    let dir = tempdir().unwrap();
-    let f = fed();
-    let mut r = replica(dir.path(), &f, None);
-    let g = genesis(f.community_id, &f.community, &[]);
-    let doc = DocId(g.hash());
-    r.insert_records(vec![g]).unwrap();
+    let (_dir, f, mut r, doc) = community_doc();
     let mut a = Author::new(&f.community, 1, doc);
     let c1 = a.put("k", "1");
     let c2 = a.put("k", "2");
@@ -479,12 +474,7 @@ fn apply_failures_do_not_depend_on_arrival_order() {
 /// owner's own writes still go through.
 #[test]
 fn quarantine_is_bounded_per_author() {
-    let dir = tempdir().unwrap();
-    let f = fed();
-    let mut r = replica(dir.path(), &f, None);
-    let g = genesis(f.community_id, &f.community, &[]);
-    let doc = DocId(g.hash());
-    r.insert_records(vec![g]).unwrap();
+    let (_dir, f, mut r, doc) = community_doc();
     let mut spammer = Author::new(&f.street, 1, doc);
     let spam: Vec<SignedChange> = (0..150)
         .map(|i| spammer.put("垃圾", &i.to_string()))

@@ -188,3 +188,14 @@ pub fn value(r: &Replica, doc: &DocId, key: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// A replica holding the federation and a needs document of the community.
+pub fn community_doc() -> (tempfile::TempDir, Fed, Replica, DocId) {
+    let dir = tempfile::tempdir().unwrap();
+    let fed = fed();
+    let mut r = replica(dir.path(), &fed, None);
+    let g = genesis(fed.community_id, &fed.community, &[]);
+    let doc = DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    (dir, fed, r, doc)
+}
