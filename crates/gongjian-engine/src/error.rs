@@ -44,6 +44,8 @@ pub enum EngineError {
     NotWriter(String),
     #[error("{0}")]
     Need(#[from] NeedError),
+    #[error("{0}")]
+    Grid(#[from] gongjian_model::GridError),
     #[error("local change refused: {0}")]
     LocalRejected(Rejection),
     #[error("local change refused: {0}")]

@@ -192,6 +192,8 @@ pub enum DocType {
     Problems,
     /// Micro-wishes (微心愿).
     Wishes,
+    /// The unit's grids (网格).
+    Grids,
 }
 
 impl DocType {
@@ -204,6 +206,7 @@ impl DocType {
             DocType::Responsibilities => "responsibilities",
             DocType::Problems => "problems",
             DocType::Wishes => "wishes",
+            DocType::Grids => "grids",
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod accept;
 mod apply;
+mod grids;
 mod lists;
 mod membership;
 mod needs;
@@ -15,6 +16,7 @@ mod verified;
 
 pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document};
 pub use apply::{ApplyOutcome, apply_accepted};
+pub use grids::{Grid, GridCounts, GridError, GridLevel, GridNode, GridRef, GridsDoc, grid_tree};
 pub use lists::{Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind};
 pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
 pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};

@@ -1,0 +1,210 @@
+//! Grid trees across units: the street's zone, the community's grids below
+//! it; sums up the tree count each grid once; only the owner writes its grids.
+
+mod common;
+
+use common::*;
+use gongjian_engine::{EngineError, LocalIdentity, Replica};
+use gongjian_identity::{DocType, Secret, UnitId};
+use gongjian_model::{Grid, GridCounts, GridLevel, GridRef, GridsDoc, grid_tree};
+use gongjian_store::Store;
+use tempfile::tempdir;
+
+fn node(dir: &std::path::Path, f: &Fed, secret: &Secret, unit: UnitId) -> Replica {
+    let store = Store::create(dir).unwrap();
+    store.bump_epoch(NOW).unwrap();
+    let mut r = Replica::open(
+        store,
+        f.root.public(),
+        Some(LocalIdentity {
+            secret: secret.clone(),
+            unit,
+        }),
+    )
+    .unwrap();
+    r.insert_records(f.records.clone()).unwrap();
+    r
+}
+
+fn grid(
+    id: &str,
+    level: GridLevel,
+    name: &str,
+    parent: Option<(UnitId, &str)>,
+    counts: GridCounts,
+) -> Grid {
+    Grid {
+        id: id.into(),
+        level,
+        name: name.into(),
+        parent: parent.map(|(unit, id)| GridRef {
+            unit,
+            id: id.into(),
+        }),
+        leader: "王网格长".into(),
+        party_branch: format!("{name}党支部"),
+        staff: vec!["李明".into(), "张华".into()],
+        counts,
+    }
+}
+
+fn counts(households: u64, members: u64) -> GridCounts {
+    GridCounts {
+        households,
+        compounds: 1,
+        resident_units: 1,
+        posts: 1,
+        members,
+    }
+}
+
+#[test]
+fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
+    let f = fed();
+    let (ds, dc) = (tempdir().unwrap(), tempdir().unwrap());
+    let mut street = node(ds.path(), &f, &f.street, f.street_id);
+    let mut community = node(dc.path(), &f, &f.community, f.community_id);
+
+    let zone = grid(
+        "zone-4",
+        GridLevel::Zone,
+        "良城片区四",
+        None,
+        GridCounts::default(),
+    );
+    let sdoc = street.create_document(DocType::Grids, NOW).unwrap();
+    street
+        .local_change(&sdoc, NOW, |am| GridsDoc(am).put(&zone, NOW as i64))
+        .unwrap();
+
+    let cdoc = community.create_document(DocType::Grids, NOW).unwrap();
+    let mine = [
+        grid(
+            "r1",
+            GridLevel::Residential,
+            "颐和路居民区网格",
+            Some((f.street_id, "zone-4")),
+            counts(0, 10),
+        ),
+        grid(
+            "m1",
+            GridLevel::Micro,
+            "微网格一",
+            Some((f.community_id, "r1")),
+            counts(120, 30),
+        ),
+        grid(
+            "m2",
+            GridLevel::Micro,
+            "微网格二",
+            Some((f.community_id, "r1")),
+            counts(80, 20),
+        ),
+        grid(
+            "b1",
+            GridLevel::Building,
+            "1号楼",
+            Some((f.community_id, "m1")),
+            counts(40, 5),
+        ),
+    ];
+    for g in &mine {
+        community
+            .local_change(&cdoc, NOW, |am| GridsDoc(am).put(g, NOW as i64))
+            .unwrap();
+    }
+    // A building cannot hang under a zone: it becomes a root, counted once.
+    let stray = grid(
+        "b9",
+        GridLevel::Building,
+        "9号楼",
+        Some((f.street_id, "zone-4")),
+        counts(7, 1),
+    );
+    community
+        .local_change(&cdoc, NOW, |am| GridsDoc(am).put(&stray, NOW as i64))
+        .unwrap();
+
+    // The street receives the community's grids (as sync would carry them).
+    street
+        .insert_records(community.store().records().unwrap())
+        .unwrap();
+    street
+        .ingest(wire(&community.store().doc_changes(&cdoc).unwrap()))
+        .unwrap();
+    let mut all = Vec::new();
+    for (unit, doc) in [(f.street_id, sdoc), (f.community_id, cdoc)] {
+        let mut am = street.load(&doc).unwrap();
+        all.extend(GridsDoc(&mut am).list().into_iter().map(|g| (unit, g)));
+    }
+    assert_eq!(all.len(), 6);
+    let tree = grid_tree(&all);
+    assert_eq!(
+        tree.len(),
+        2,
+        "the zone, and the misplaced building as its own root"
+    );
+    let zone_node = tree.iter().find(|n| n.grid.id == "zone-4").unwrap();
+    assert_eq!(zone_node.name, "良城片区四");
+    let total = zone_node.totals;
+    assert_eq!(total.households, 120 + 80 + 40);
+    assert_eq!(total.members, 10 + 30 + 20 + 5);
+    assert_eq!(total.compounds, 4, "each grid once");
+    let r1 = &zone_node.children[0];
+    assert_eq!(r1.level, GridLevel::Residential);
+    assert_eq!(r1.children.len(), 2);
+    let grand: u64 = tree.iter().map(|n| n.totals.households).sum();
+    assert_eq!(
+        grand, 247,
+        "every grid counted exactly once across the forest"
+    );
+    let read_back = all.iter().find(|(_, g)| g.id == "m1").unwrap();
+    assert_eq!(
+        read_back.1, mine[1],
+        "round trip through automerge and RocksDB"
+    );
+
+    // Nobody else writes the community's grids: not the street, not the district.
+    let err = street
+        .local_change(&cdoc, NOW, |am| GridsDoc(am).put(&zone, NOW as i64))
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotWriter(_)), "{err}");
+    let mut intruder = Author::new(&f.district, 1, cdoc);
+    let forged = intruder.put("r1", "区里改写");
+    let report = community.ingest(wire(&[forged])).unwrap();
+    assert_eq!(report.rejected.len(), 1);
+    assert!(report.accepted.is_empty());
+}
+
+#[test]
+fn malformed_grids_are_refused() {
+    let f = fed();
+    let d = tempdir().unwrap();
+    let mut community = node(d.path(), &f, &f.community, f.community_id);
+    let doc = community.create_document(DocType::Grids, NOW).unwrap();
+    let orphan = grid("x", GridLevel::Micro, "无上级", None, GridCounts::default());
+    let err = community
+        .local_change(&doc, NOW, |am| GridsDoc(am).put(&orphan, NOW as i64))
+        .unwrap_err();
+    assert!(err.to_string().contains("needs a parent"), "{err}");
+    let zone_with_parent = grid(
+        "z",
+        GridLevel::Zone,
+        "片区",
+        Some((f.street_id, "x")),
+        GridCounts::default(),
+    );
+    assert!(
+        community
+            .local_change(&doc, NOW, |am| GridsDoc(am)
+                .put(&zone_with_parent, NOW as i64))
+            .is_err()
+    );
+    let unnamed = grid("y", GridLevel::Zone, "", None, GridCounts::default());
+    assert!(
+        community
+            .local_change(&doc, NOW, |am| GridsDoc(am).put(&unnamed, NOW as i64))
+            .is_err()
+    );
+    assert!(heads(&community, &doc).is_empty(), "nothing written");
+}

@@ -1,0 +1,324 @@
+//! Grid trees (网格): zone (片区) → residential grid (居民区网格) → micro-unit
+//! grid (微单元网格) → building (楼栋), each grid a record in its owning
+//! unit's grids document. A grid's parent may belong to another unit (a
+//! community's residential grids under the street's zone); each grid is owned
+//! by exactly one unit, so sums up the tree never count a grid twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value};
+use gongjian_identity::UnitId;
+use serde::{Deserialize, Serialize};
+
+/// The level of a grid in the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GridLevel {
+    Zone,
+    Residential,
+    Micro,
+    Building,
+}
+
+impl GridLevel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GridLevel::Zone => "zone",
+            GridLevel::Residential => "residential",
+            GridLevel::Micro => "micro",
+            GridLevel::Building => "building",
+        }
+    }
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            GridLevel::Zone => "片区",
+            GridLevel::Residential => "居民区网格",
+            GridLevel::Micro => "微单元网格",
+            GridLevel::Building => "楼栋",
+        }
+    }
+    /// The level a parent must have.
+    pub fn parent_level(&self) -> Option<GridLevel> {
+        match self {
+            GridLevel::Zone => None,
+            GridLevel::Residential => Some(GridLevel::Zone),
+            GridLevel::Micro => Some(GridLevel::Residential),
+            GridLevel::Building => Some(GridLevel::Micro),
+        }
+    }
+}
+
+impl fmt::Display for GridLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GridLevel {
+    type Err = GridError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "zone" => GridLevel::Zone,
+            "residential" => GridLevel::Residential,
+            "micro" => GridLevel::Micro,
+            "building" => GridLevel::Building,
+            other => return Err(GridError::Level(other.to_owned())),
+        })
+    }
+}
+
+/// The counts a grid reports for itself (not its children).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GridCounts {
+    pub households: u64,
+    pub compounds: u64,
+    pub resident_units: u64,
+    pub posts: u64,
+    pub members: u64,
+}
+
+impl GridCounts {
+    fn add(&mut self, o: &GridCounts) {
+        self.households += o.households;
+        self.compounds += o.compounds;
+        self.resident_units += o.resident_units;
+        self.posts += o.posts;
+        self.members += o.members;
+    }
+}
+
+/// A reference to a grid: its owning unit and its id there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GridRef {
+    pub unit: UnitId,
+    pub id: String,
+}
+
+/// A grid as written by its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grid {
+    pub id: String,
+    pub level: GridLevel,
+    pub name: String,
+    pub parent: Option<GridRef>,
+    /// 网格长
+    pub leader: String,
+    /// 网格党支部
+    pub party_branch: String,
+    pub staff: Vec<String>,
+    pub counts: GridCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GridError {
+    #[error("unknown grid level `{0}` (zone, residential, micro, building)")]
+    Level(String),
+    #[error("a {0} has no parent grid")]
+    ZoneParent(GridLevel),
+    #[error("a {0} needs a parent grid")]
+    NoParent(GridLevel),
+    #[error("name must be 1 to 100 characters")]
+    Name,
+    #[error("no grid with id `{0}`")]
+    NotFound(String),
+    #[error("a grid with id `{0}` exists already")]
+    Exists(String),
+    #[error("automerge: {0}")]
+    Automerge(String),
+}
+
+fn am(e: automerge::AutomergeError) -> GridError {
+    GridError::Automerge(e.to_string())
+}
+
+/// Typed writes and reads of a unit's grids document.
+#[derive(Debug)]
+pub struct GridsDoc<'a>(pub &'a mut Automerge);
+
+impl GridsDoc<'_> {
+    /// Adds or replaces a grid in one local change (each field is its own
+    /// register, so concurrent edits of different fields both stay).
+    pub fn put(&mut self, g: &Grid, now: i64) -> Result<Vec<u8>, GridError> {
+        let n = g.name.chars().count();
+        if n == 0 || n > 100 {
+            return Err(GridError::Name);
+        }
+        match (g.level.parent_level(), &g.parent) {
+            (None, Some(_)) => return Err(GridError::ZoneParent(g.level)),
+            (Some(_), None) => return Err(GridError::NoParent(g.level)),
+            _ => {}
+        }
+        let mut tx = self.0.transaction();
+        let obj = match tx.get(automerge::ROOT, g.id.as_str()).map_err(am)? {
+            Some((Value::Object(ObjType::Map), obj)) => obj,
+            _ => tx
+                .put_object(automerge::ROOT, g.id.as_str(), ObjType::Map)
+                .map_err(am)?,
+        };
+        tx.put(&obj, "level", g.level.as_str()).map_err(am)?;
+        tx.put(&obj, "name", g.name.as_str()).map_err(am)?;
+        let (pu, pid) = g
+            .parent
+            .as_ref()
+            .map(|p| (p.unit.to_string(), p.id.clone()))
+            .unwrap_or_default();
+        tx.put(&obj, "parent_unit", pu).map_err(am)?;
+        tx.put(&obj, "parent_id", pid).map_err(am)?;
+        tx.put(&obj, "leader", g.leader.as_str()).map_err(am)?;
+        tx.put(&obj, "party_branch", g.party_branch.as_str())
+            .map_err(am)?;
+        tx.put(&obj, "staff", g.staff.join("\n")).map_err(am)?;
+        for (k, v) in [
+            ("households", g.counts.households),
+            ("compounds", g.counts.compounds),
+            ("resident_units", g.counts.resident_units),
+            ("posts", g.counts.posts),
+            ("members", g.counts.members),
+        ] {
+            tx.put(&obj, k, ScalarValue::Uint(v)).map_err(am)?;
+        }
+        tx.put(&obj, "updated_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        let hash = hash.ok_or_else(|| GridError::Automerge("empty change".into()))?;
+        self.0
+            .get_last_local_change()
+            .filter(|c| c.hash() == hash)
+            .map(|c| c.raw_bytes().to_vec())
+            .ok_or_else(|| GridError::Automerge("local change not found".into()))
+    }
+
+    /// Every grid of the document, by id.
+    pub fn list(&self) -> Vec<Grid> {
+        let doc = &*self.0;
+        let mut out = Vec::new();
+        for id in doc.keys(automerge::ROOT) {
+            let Ok(Some((Value::Object(ObjType::Map), obj))) =
+                doc.get(automerge::ROOT, id.as_str())
+            else {
+                continue;
+            };
+            let text = |k: &str| match doc.get(&obj, k) {
+                Ok(Some((Value::Scalar(s), _))) => s.as_str().unwrap_or_default().to_owned(),
+                _ => String::new(),
+            };
+            let num = |k: &str| match doc.get(&obj, k) {
+                Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                    ScalarValue::Uint(n) => *n,
+                    ScalarValue::Int(n) => u64::try_from(*n).unwrap_or(0),
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            let Ok(level) = text("level").parse::<GridLevel>() else {
+                continue;
+            };
+            let parent = text("parent_unit")
+                .parse::<UnitId>()
+                .ok()
+                .map(|unit| GridRef {
+                    unit,
+                    id: text("parent_id"),
+                });
+            let staff = text("staff");
+            out.push(Grid {
+                level,
+                name: text("name"),
+                parent,
+                leader: text("leader"),
+                party_branch: text("party_branch"),
+                staff: staff
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                counts: GridCounts {
+                    households: num("households"),
+                    compounds: num("compounds"),
+                    resident_units: num("resident_units"),
+                    posts: num("posts"),
+                    members: num("members"),
+                },
+                id,
+            });
+        }
+        out
+    }
+}
+
+/// A grid with the totals of its subtree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GridNode {
+    pub grid: GridRef,
+    pub level: GridLevel,
+    pub name: String,
+    /// Its own counts plus every descendant's, each grid counted once.
+    pub totals: GridCounts,
+    pub children: Vec<GridNode>,
+}
+
+/// Builds the grid forest from the grids of every unit held. A grid whose
+/// parent is not held, has the wrong level, or would close a cycle becomes
+/// a root, so every grid appears exactly once.
+pub fn grid_tree(grids: &[(UnitId, Grid)]) -> Vec<GridNode> {
+    let by_ref: BTreeMap<GridRef, &Grid> = grids
+        .iter()
+        .map(|(u, g)| {
+            (
+                GridRef {
+                    unit: *u,
+                    id: g.id.clone(),
+                },
+                g,
+            )
+        })
+        .collect();
+    let valid_parent = |g: &Grid| -> Option<GridRef> {
+        let p = g.parent.as_ref()?;
+        let pg = by_ref.get(p)?;
+        (Some(pg.level) == g.level.parent_level()).then(|| p.clone())
+    };
+    let mut children: BTreeMap<GridRef, Vec<GridRef>> = BTreeMap::new();
+    let mut roots = Vec::new();
+    for (r, g) in &by_ref {
+        match valid_parent(g) {
+            Some(p) => children.entry(p).or_default().push(r.clone()),
+            None => roots.push(r.clone()),
+        }
+    }
+    // Levels strictly increase down the tree, so there are no cycles.
+    fn build(
+        r: &GridRef,
+        by_ref: &BTreeMap<GridRef, &Grid>,
+        children: &BTreeMap<GridRef, Vec<GridRef>>,
+        seen: &mut BTreeSet<GridRef>,
+    ) -> GridNode {
+        seen.insert(r.clone());
+        let g = by_ref[r];
+        let mut totals = g.counts;
+        let mut kids = Vec::new();
+        for c in children.get(r).into_iter().flatten() {
+            if seen.contains(c) {
+                continue;
+            }
+            let node = build(c, by_ref, children, seen);
+            totals.add(&node.totals);
+            kids.push(node);
+        }
+        GridNode {
+            grid: r.clone(),
+            level: g.level,
+            name: g.name.clone(),
+            totals,
+            children: kids,
+        }
+    }
+    let mut seen = BTreeSet::new();
+    roots
+        .iter()
+        .map(|r| build(r, &by_ref, &children, &mut seen))
+        .collect()
+}
