@@ -46,6 +46,8 @@ pub enum EngineError {
     Need(#[from] NeedError),
     #[error("{0}")]
     Grid(#[from] gongjian_model::GridError),
+    #[error("{0}")]
+    Act(#[from] gongjian_model::ActError),
     #[error("local change refused: {0}")]
     LocalRejected(Rejection),
     #[error("local change refused: {0}")]

@@ -194,6 +194,8 @@ pub enum DocType {
     Wishes,
     /// The unit's grids (网格).
     Grids,
+    /// The unit's acts on other units' records: claims, responses, handling.
+    Acts,
 }
 
 impl DocType {
@@ -207,6 +209,7 @@ impl DocType {
             DocType::Problems => "problems",
             DocType::Wishes => "wishes",
             DocType::Grids => "grids",
+            DocType::Acts => "acts",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! on arrival order, do IO, or hand an unverified change to automerge.
 
 mod accept;
+mod acts;
 mod apply;
 mod grids;
 mod lists;
@@ -15,6 +16,7 @@ mod needs;
 mod verified;
 
 pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document};
+pub use acts::{Act, ActError, ActKind, ActsDoc, Target, acts_on};
 pub use apply::{ApplyOutcome, apply_accepted};
 pub use grids::{Grid, GridCounts, GridError, GridLevel, GridNode, GridRef, GridsDoc, grid_tree};
 pub use lists::{Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind};

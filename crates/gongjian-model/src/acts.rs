@@ -1,0 +1,202 @@
+//! Cross-unit actions (认领 · 应哨 · 处置): a unit acts on another unit's
+//! record by writing an act in its **own** acts document, pointing at the
+//! record; nobody writes anyone else's document. Views join acts to their
+//! targets (`acts_on`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value};
+use gongjian_identity::{DocId, UnitId};
+use serde::{Deserialize, Serialize};
+
+/// What a unit does to another unit's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActKind {
+    /// Claims a project or a micro-wish (认领).
+    Claim,
+    /// Responds to a whistle (应哨).
+    Response,
+    /// Handles an escalated problem at its level (处置).
+    Handling,
+}
+
+impl ActKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ActKind::Claim => "claim",
+            ActKind::Response => "response",
+            ActKind::Handling => "handling",
+        }
+    }
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            ActKind::Claim => "认领",
+            ActKind::Response => "应哨",
+            ActKind::Handling => "处置",
+        }
+    }
+}
+
+impl fmt::Display for ActKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ActKind {
+    type Err = ActError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "claim" => ActKind::Claim,
+            "response" => ActKind::Response,
+            "handling" => ActKind::Handling,
+            other => return Err(ActError::Kind(other.to_owned())),
+        })
+    }
+}
+
+/// The record an act points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Target {
+    pub unit: UnitId,
+    pub doc: DocId,
+    pub record: String,
+}
+
+/// One act as written by the acting unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Act {
+    pub id: String,
+    pub kind: ActKind,
+    pub target: Target,
+    pub note: String,
+    /// Handling only: the acting unit reports the problem resolved.
+    pub resolved: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActError {
+    #[error("unknown act `{0}` (claim, response, handling)")]
+    Kind(String),
+    #[error("a unit does not act on its own records")]
+    SelfTarget,
+    #[error("only a handling can report a problem resolved")]
+    ResolvedNotHandling,
+    #[error("note is longer than {0} characters")]
+    Note(usize),
+    #[error("an act with id `{0}` exists already")]
+    Exists(String),
+    #[error("automerge: {0}")]
+    Automerge(String),
+}
+
+fn am(e: automerge::AutomergeError) -> ActError {
+    ActError::Automerge(e.to_string())
+}
+
+/// Typed writes and reads of a unit's acts document.
+#[derive(Debug)]
+pub struct ActsDoc<'a> {
+    pub doc: &'a mut Automerge,
+    /// The unit the document belongs to (the acting unit).
+    pub unit: UnitId,
+}
+
+impl ActsDoc<'_> {
+    /// Records an act in one local change; returns the change's raw bytes.
+    pub fn record(&mut self, act: &Act, now: i64) -> Result<Vec<u8>, ActError> {
+        if act.target.unit == self.unit {
+            return Err(ActError::SelfTarget);
+        }
+        if act.resolved && act.kind != ActKind::Handling {
+            return Err(ActError::ResolvedNotHandling);
+        }
+        if act.note.chars().count() > 4000 {
+            return Err(ActError::Note(4000));
+        }
+        if matches!(self.doc.get(automerge::ROOT, act.id.as_str()), Ok(Some(_))) {
+            return Err(ActError::Exists(act.id.clone()));
+        }
+        let mut tx = self.doc.transaction();
+        let obj = tx
+            .put_object(automerge::ROOT, act.id.as_str(), ObjType::Map)
+            .map_err(am)?;
+        tx.put(&obj, "kind", act.kind.as_str()).map_err(am)?;
+        tx.put(&obj, "target_unit", act.target.unit.to_string())
+            .map_err(am)?;
+        tx.put(&obj, "target_doc", act.target.doc.to_string())
+            .map_err(am)?;
+        tx.put(&obj, "target_record", act.target.record.as_str())
+            .map_err(am)?;
+        tx.put(&obj, "note", act.note.as_str()).map_err(am)?;
+        tx.put(&obj, "resolved", act.resolved).map_err(am)?;
+        tx.put(
+            &obj,
+            "created_at",
+            ScalarValue::Timestamp(act.created_at * 1000),
+        )
+        .map_err(am)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        let hash = hash.ok_or_else(|| ActError::Automerge("empty change".into()))?;
+        self.doc
+            .get_last_local_change()
+            .filter(|c| c.hash() == hash)
+            .map(|c| c.raw_bytes().to_vec())
+            .ok_or_else(|| ActError::Automerge("local change not found".into()))
+    }
+
+    /// Every act of the document, by creation time then id.
+    pub fn list(&self) -> Vec<Act> {
+        let doc = &*self.doc;
+        let mut out = Vec::new();
+        for id in doc.keys(automerge::ROOT) {
+            let Ok(Some((Value::Object(ObjType::Map), obj))) =
+                doc.get(automerge::ROOT, id.as_str())
+            else {
+                continue;
+            };
+            let text = |k: &str| match doc.get(&obj, k) {
+                Ok(Some((Value::Scalar(s), _))) => s.as_str().unwrap_or_default().to_owned(),
+                _ => String::new(),
+            };
+            let (Ok(kind), Ok(unit), Ok(tdoc)) = (
+                text("kind").parse::<ActKind>(),
+                text("target_unit").parse::<UnitId>(),
+                text("target_doc").parse::<DocId>(),
+            ) else {
+                continue;
+            };
+            let resolved = matches!(doc.get(&obj, "resolved"), Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
+            let created_at = match doc.get(&obj, "created_at") {
+                Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                    ScalarValue::Timestamp(ms) => ms / 1000,
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            out.push(Act {
+                kind,
+                target: Target {
+                    unit,
+                    doc: tdoc,
+                    record: text("target_record"),
+                },
+                note: text("note"),
+                resolved,
+                created_at,
+                id,
+            });
+        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out
+    }
+}
+
+/// The acts of every unit held that point at `target`, with the acting unit.
+pub fn acts_on<'a>(target: &Target, acts: &'a [(UnitId, Act)]) -> Vec<&'a (UnitId, Act)> {
+    acts.iter().filter(|(_, a)| a.target == *target).collect()
+}
