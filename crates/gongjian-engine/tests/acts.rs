@@ -171,3 +171,149 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
         Rejection::NotWriteKey(hospital.public())
     );
 }
+
+/// 小事不出网格、难事不出片区、大事不出街道: a problem escalated twice is seen
+/// at street level; the street handles it in its own document, never in the
+/// community's; the community closes it.
+#[test]
+fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
+    use gongjian_model::{ItemStatus, ProblemLevel};
+    let f = fed();
+    let (dc, ds) = (tempdir().unwrap(), tempdir().unwrap());
+    let mut community = node(dc.path(), &f, &[], &f.community, f.community_id);
+    let mut street = node(ds.path(), &f, &[], &f.street, f.street_id);
+    let problems = community.create_document(DocType::Problems, NOW).unwrap();
+    let found = ItemFields {
+        title: Some("小区消防通道被占用".into()),
+        grid: Some("r1".into()),
+        ..ItemFields::default()
+    };
+    community
+        .local_change(&problems, NOW, |am| {
+            ListDoc::new(am, ListKind::Problem).add("q1", &found, NOW as i64)
+        })
+        .unwrap();
+    community
+        .local_change(&problems, NOW + 1, |am| {
+            ListDoc::new(am, ListKind::Problem).escalate(
+                "q1",
+                ProblemLevel::Community,
+                None,
+                NOW as i64 + 1,
+            )
+        })
+        .unwrap();
+    // Levels only go up.
+    let err = community
+        .local_change(&problems, NOW + 2, |am| {
+            ListDoc::new(am, ListKind::Problem).escalate(
+                "q1",
+                ProblemLevel::Zone,
+                None,
+                NOW as i64 + 2,
+            )
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("only move up"), "{err}");
+    community
+        .local_change(&problems, NOW + 3, |am| {
+            ListDoc::new(am, ListKind::Problem).escalate(
+                "q1",
+                ProblemLevel::Street,
+                Some(f.street_id),
+                NOW as i64 + 3,
+            )
+        })
+        .unwrap();
+
+    // The street sees it at its level.
+    street
+        .insert_records(community.store().records().unwrap())
+        .unwrap();
+    street
+        .ingest(wire(&community.store().doc_changes(&problems).unwrap()))
+        .unwrap();
+    let mut am = street.load(&problems).unwrap();
+    let q = ListDoc::new(&mut am, ListKind::Problem).get("q1").unwrap();
+    assert_eq!(q.level, Some(ProblemLevel::Street));
+    assert_eq!(q.level.unwrap().label_zh(), "街道");
+    assert_eq!(q.escalations.len(), 2);
+    assert_eq!(q.escalations[1].handler, Some(f.street_id));
+
+    // It handles it in its own acts document.
+    let acts = street.create_document(DocType::Acts, NOW).unwrap();
+    let handling = Act {
+        id: "h1".into(),
+        kind: ActKind::Handling,
+        target: Target {
+            unit: f.community_id,
+            doc: problems,
+            record: "q1".into(),
+        },
+        note: "联合执法清理通道".into(),
+        resolved: true,
+        created_at: NOW as i64 + 10,
+    };
+    street
+        .local_change(&acts, NOW + 10, |am| {
+            ActsDoc {
+                doc: am,
+                unit: f.street_id,
+            }
+            .record(&handling, NOW as i64 + 10)
+        })
+        .unwrap();
+    // It cannot mark the community's problem resolved itself.
+    let err = street
+        .local_change(&problems, NOW + 11, |am| {
+            ListDoc::new(am, ListKind::Problem).set_status(
+                "q1",
+                ItemStatus::Resolved,
+                NOW as i64 + 11,
+            )
+        })
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotWriter(_)));
+    let before = heads(&community, &problems);
+
+    // The community receives the handling and closes its problem.
+    community
+        .insert_records(street.store().records().unwrap())
+        .unwrap();
+    community
+        .ingest(wire(&street.store().doc_changes(&acts).unwrap()))
+        .unwrap();
+    assert_eq!(
+        heads(&community, &problems),
+        before,
+        "the street's act did not touch the community's document"
+    );
+    let mut am = community.load(&acts).unwrap();
+    let held: Vec<(UnitId, Act)> = ActsDoc {
+        doc: &mut am,
+        unit: f.street_id,
+    }
+    .list()
+    .into_iter()
+    .map(|a| (f.street_id, a))
+    .collect();
+    let on = acts_on(&handling.target, &held);
+    assert!(on.len() == 1 && on[0].1.resolved);
+    community
+        .local_change(&problems, NOW + 20, |am| {
+            ListDoc::new(am, ListKind::Problem).set_status(
+                "q1",
+                ItemStatus::Closed,
+                NOW as i64 + 20,
+            )
+        })
+        .unwrap();
+    let mut am = community.load(&problems).unwrap();
+    assert_eq!(
+        ListDoc::new(&mut am, ListKind::Problem)
+            .get("q1")
+            .unwrap()
+            .status,
+        ItemStatus::Closed
+    );
+}

@@ -19,7 +19,9 @@ pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document}
 pub use acts::{Act, ActError, ActKind, ActsDoc, Target, acts_on};
 pub use apply::{ApplyOutcome, apply_accepted};
 pub use grids::{Grid, GridCounts, GridError, GridLevel, GridNode, GridRef, GridsDoc, grid_tree};
-pub use lists::{Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind};
+pub use lists::{
+    Escalation, Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind, ProblemLevel,
+};
 pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
 pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};
 pub use verified::{Body, RecordError, VerifiedRecord, verify_record};

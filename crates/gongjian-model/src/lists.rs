@@ -143,6 +143,61 @@ impl FromStr for ItemStatus {
     }
 }
 
+/// Where a problem is handled: 小事不出网格、难事不出片区、大事不出街道.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemLevel {
+    Grid,
+    Zone,
+    Community,
+    Street,
+    District,
+}
+
+impl ProblemLevel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProblemLevel::Grid => "grid",
+            ProblemLevel::Zone => "zone",
+            ProblemLevel::Community => "community",
+            ProblemLevel::Street => "street",
+            ProblemLevel::District => "district",
+        }
+    }
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            ProblemLevel::Grid => "网格",
+            ProblemLevel::Zone => "片区",
+            ProblemLevel::Community => "社区",
+            ProblemLevel::Street => "街道",
+            ProblemLevel::District => "区",
+        }
+    }
+}
+
+impl FromStr for ProblemLevel {
+    type Err = ItemError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "grid" => ProblemLevel::Grid,
+            "zone" => ProblemLevel::Zone,
+            "community" => ProblemLevel::Community,
+            "street" => ProblemLevel::Street,
+            "district" => ProblemLevel::District,
+            other => return Err(ItemError::Level(other.to_owned())),
+        })
+    }
+}
+
+/// One step of a problem's escalation, written by the problem's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub to: ProblemLevel,
+    /// The unit that handles it at that level (none while in the owner's own grids).
+    pub handler: Option<gongjian_identity::UnitId>,
+    pub at: i64,
+}
+
 /// The editable fields of a record; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemFields {
@@ -176,6 +231,9 @@ pub struct Item {
     pub last_author: Option<PublicKey>,
     /// Concurrent values of the title that automerge kept besides `title`.
     pub title_conflicts: Vec<String>,
+    /// Problems only: the level reached, and how it got there.
+    pub level: Option<ProblemLevel>,
+    pub escalations: Vec<Escalation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,6 +246,15 @@ pub enum ItemError {
     Status(String),
     #[error("unknown list `{0}` (need, resource, service, project, responsibility, problem, wish)")]
     Kind(String),
+    #[error("unknown level `{0}` (grid, zone, community, street, district)")]
+    Level(String),
+    #[error("only problems escalate")]
+    NotProblem,
+    #[error("a problem at {from} can only move up, not to {to}")]
+    NotUp {
+        from: &'static str,
+        to: &'static str,
+    },
     #[error("only projects can be urgent")]
     UrgentNotProject,
     #[error("no record with id `{0}`")]
@@ -272,6 +339,61 @@ impl ListDoc<'_> {
         tx.put(&item, "status", ItemStatus::Open.as_str())
             .map_err(am)?;
         tx.put(&item, "created_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
+        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
+        if self.kind == ListKind::Problem {
+            tx.put(&item, "level", ProblemLevel::Grid.as_str())
+                .map_err(am)?;
+            tx.put_object(&item, "escalations", ObjType::List)
+                .map_err(am)?;
+        }
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        self.last_change(hash)
+    }
+
+    /// Moves a problem up to `to` (handled by `handler`), in one local change
+    /// of its owner. Levels only go up.
+    pub fn escalate(
+        &mut self,
+        id: &str,
+        to: ProblemLevel,
+        handler: Option<gongjian_identity::UnitId>,
+        now: i64,
+    ) -> Result<Vec<u8>, ItemError> {
+        if self.kind != ListKind::Problem {
+            return Err(ItemError::NotProblem);
+        }
+        let current = self
+            .get(id)
+            .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
+        let from = current.level.unwrap_or(ProblemLevel::Grid);
+        if to <= from {
+            return Err(ItemError::NotUp {
+                from: from.as_str(),
+                to: to.as_str(),
+            });
+        }
+        let item = self
+            .item_obj(id)
+            .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
+        let mut tx = self.doc.transaction();
+        tx.put(&item, "level", to.as_str()).map_err(am)?;
+        let handler_text = handler.map(|h| h.to_string()).unwrap_or_default();
+        tx.put(&item, "handler", handler_text.as_str())
+            .map_err(am)?;
+        let list = match tx.get(&item, "escalations").map_err(am)? {
+            Some((Value::Object(ObjType::List), l)) => l,
+            _ => tx
+                .put_object(&item, "escalations", ObjType::List)
+                .map_err(am)?,
+        };
+        let n = tx.length(&list);
+        let step = tx.insert_object(&list, n, ObjType::Map).map_err(am)?;
+        tx.put(&step, "to", to.as_str()).map_err(am)?;
+        tx.put(&step, "handler", handler_text.as_str())
+            .map_err(am)?;
+        tx.put(&step, "at", ScalarValue::Timestamp(now * 1000))
             .map_err(am)?;
         tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
             .map_err(am)?;
@@ -401,6 +523,35 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             last = Some((counter, actor.to_bytes().to_vec()));
         }
     }
+    let level = doc
+        .get(obj, "level")
+        .ok()
+        .flatten()
+        .and_then(|(v, _)| match v {
+            Value::Scalar(s) => s.as_str().and_then(|t| t.parse().ok()),
+            _ => None,
+        });
+    let mut escalations = Vec::new();
+    if let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(obj, "escalations") {
+        for i in 0..doc.length(&list) {
+            let Ok(Some((Value::Object(ObjType::Map), step))) = doc.get(&list, i) else {
+                continue;
+            };
+            let get = |k: &str| match doc.get(&step, k) {
+                Ok(Some((Value::Scalar(s), _))) => Some(s.into_owned()),
+                _ => None,
+            };
+            let Some(to) = get("to").and_then(|s| s.as_str().and_then(|t| t.parse().ok())) else {
+                continue;
+            };
+            let handler = get("handler").and_then(|s| s.as_str().and_then(|t| t.parse().ok()));
+            let at = match get("at") {
+                Some(ScalarValue::Timestamp(ms)) => ms / 1000,
+                _ => 0,
+            };
+            escalations.push(Escalation { to, handler, at });
+        }
+    }
     let last_author = last
         .and_then(|(_, a)| a.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()))
         .and_then(|k| PublicKey::from_bytes(k).ok());
@@ -416,6 +567,8 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         last_author,
         title,
         title_conflicts,
+        level,
+        escalations,
         id,
         kind,
     }
