@@ -317,3 +317,153 @@ fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
         ItemStatus::Closed
     );
 }
+
+/// 吹哨 · 应哨 · 派单 · 接单: the community blows a whistle, units answer in
+/// their own documents, the community dispatches, the chosen unit takes it.
+#[test]
+fn whistle_response_dispatch_take() {
+    let f = fed();
+    let hospital = Secret::from_seed([81; 32]);
+    let hospital_id: UnitId = "91350100M000100Y43".parse().unwrap();
+    let hcert = cert(
+        &f.community,
+        &hospital,
+        hospital_id,
+        UnitKind::Resident,
+        Some(f.community_id),
+        "江苏省人民医院",
+    );
+    let dirs: Vec<_> = (0..3).map(|_| tempdir().unwrap()).collect();
+    let mut community = node(
+        dirs[0].path(),
+        &f,
+        std::slice::from_ref(&hcert),
+        &f.community,
+        f.community_id,
+    );
+    let mut street = node(
+        dirs[1].path(),
+        &f,
+        std::slice::from_ref(&hcert),
+        &f.street,
+        f.street_id,
+    );
+    let mut hosp = node(
+        dirs[2].path(),
+        &f,
+        std::slice::from_ref(&hcert),
+        &hospital,
+        hospital_id,
+    );
+
+    let whistles = community.create_document(DocType::Whistles, NOW).unwrap();
+    let whistle = ItemFields {
+        title: Some("暴雨后地下车库积水".into()),
+        grid: Some("m2".into()),
+        ..ItemFields::default()
+    };
+    community
+        .local_change(&whistles, NOW, |am| {
+            ListDoc::new(am, ListKind::Whistle).add("w1", &whistle, NOW as i64)
+        })
+        .unwrap();
+    let target = Target {
+        unit: f.community_id,
+        doc: whistles,
+        record: "w1".into(),
+    };
+    // Two units answer, each in its own acts document.
+    let mut answers = Vec::new();
+    for (r, unit, id) in [
+        (&mut street, f.street_id, "s1"),
+        (&mut hosp, hospital_id, "h1"),
+    ] {
+        r.insert_records(community.store().records().unwrap())
+            .unwrap();
+        r.ingest(wire(&community.store().doc_changes(&whistles).unwrap()))
+            .unwrap();
+        let acts = r.create_document(DocType::Acts, NOW).unwrap();
+        let act = Act {
+            id: id.into(),
+            kind: ActKind::Response,
+            target: target.clone(),
+            note: "可以派人".into(),
+            resolved: false,
+            created_at: NOW as i64 + 1,
+        };
+        r.local_change(&acts, NOW + 1, |am| {
+            ActsDoc { doc: am, unit }.record(&act, NOW as i64 + 1)
+        })
+        .unwrap();
+        answers.push((unit, acts));
+    }
+    // The street cannot dispatch the community's whistle.
+    let err = street
+        .local_change(&whistles, NOW + 2, |am| {
+            ListDoc::new(am, ListKind::Whistle).dispatch("w1", f.street_id, NOW as i64 + 2)
+        })
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotWriter(_)));
+    // The community gathers the responses and dispatches to the hospital.
+    let mut held = Vec::new();
+    for (unit, acts) in &answers {
+        let from = if *unit == f.street_id { &street } else { &hosp };
+        community
+            .insert_records(from.store().records().unwrap())
+            .unwrap();
+        community
+            .ingest(wire(&from.store().doc_changes(acts).unwrap()))
+            .unwrap();
+        let mut am = community.load(acts).unwrap();
+        held.extend(
+            ActsDoc {
+                doc: &mut am,
+                unit: *unit,
+            }
+            .list()
+            .into_iter()
+            .map(|a| (*unit, a)),
+        );
+    }
+    let responses = acts_on(&target, &held);
+    assert_eq!(responses.len(), 2);
+    community
+        .local_change(&whistles, NOW + 3, |am| {
+            ListDoc::new(am, ListKind::Whistle).dispatch("w1", hospital_id, NOW as i64 + 3)
+        })
+        .unwrap();
+    // The hospital sees the order and takes it in its own document.
+    hosp.ingest(wire(&community.store().doc_changes(&whistles).unwrap()))
+        .unwrap();
+    let mut am = hosp.load(&whistles).unwrap();
+    let w = ListDoc::new(&mut am, ListKind::Whistle).get("w1").unwrap();
+    assert_eq!(w.dispatched_to, Some(hospital_id));
+    assert_eq!(w.status.label_zh(), "办理中");
+    let take = Act {
+        id: "h2".into(),
+        kind: ActKind::Take,
+        target,
+        note: "已接单".into(),
+        resolved: false,
+        created_at: NOW as i64 + 4,
+    };
+    let hacts = answers[1].1;
+    hosp.local_change(&hacts, NOW + 4, |am| {
+        ActsDoc {
+            doc: am,
+            unit: hospital_id,
+        }
+        .record(&take, NOW as i64 + 4)
+    })
+    .unwrap();
+    let mut am = hosp.load(&hacts).unwrap();
+    let mine: Vec<_> = ActsDoc {
+        doc: &mut am,
+        unit: hospital_id,
+    }
+    .list();
+    assert_eq!(
+        mine.iter().map(|a| a.kind.label_zh()).collect::<Vec<_>>(),
+        vec!["应哨", "接单"]
+    );
+}

@@ -196,6 +196,8 @@ pub enum DocType {
     Grids,
     /// The unit's acts on other units' records: claims, responses, handling.
     Acts,
+    /// Whistles a community blew (吹哨).
+    Whistles,
 }
 
 impl DocType {
@@ -210,6 +212,7 @@ impl DocType {
             DocType::Wishes => "wishes",
             DocType::Grids => "grids",
             DocType::Acts => "acts",
+            DocType::Whistles => "whistles",
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum ActKind {
     Response,
     /// Handles an escalated problem at its level (处置).
     Handling,
+    /// Takes the order a whistle's owner dispatched to it (接单).
+    Take,
 }
 
 impl ActKind {
@@ -29,6 +31,7 @@ impl ActKind {
             ActKind::Claim => "claim",
             ActKind::Response => "response",
             ActKind::Handling => "handling",
+            ActKind::Take => "take",
         }
     }
     pub fn label_zh(&self) -> &'static str {
@@ -36,6 +39,7 @@ impl ActKind {
             ActKind::Claim => "认领",
             ActKind::Response => "应哨",
             ActKind::Handling => "处置",
+            ActKind::Take => "接单",
         }
     }
 }
@@ -53,6 +57,7 @@ impl FromStr for ActKind {
             "claim" => ActKind::Claim,
             "response" => ActKind::Response,
             "handling" => ActKind::Handling,
+            "take" => ActKind::Take,
             other => return Err(ActError::Kind(other.to_owned())),
         })
     }
@@ -80,7 +85,7 @@ pub struct Act {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActError {
-    #[error("unknown act `{0}` (claim, response, handling)")]
+    #[error("unknown act `{0}` (claim, response, handling, take)")]
     Kind(String),
     #[error("a unit does not act on its own records")]
     SelfTarget,

@@ -22,10 +22,12 @@ pub enum ListKind {
     Responsibility,
     Problem,
     Wish,
+    /// A whistle blown by a community (吹哨).
+    Whistle,
 }
 
 impl ListKind {
-    pub const ALL: [ListKind; 7] = [
+    pub const ALL: [ListKind; 8] = [
         ListKind::Need,
         ListKind::Resource,
         ListKind::Service,
@@ -33,6 +35,7 @@ impl ListKind {
         ListKind::Responsibility,
         ListKind::Problem,
         ListKind::Wish,
+        ListKind::Whistle,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -44,6 +47,7 @@ impl ListKind {
             ListKind::Responsibility => "responsibility",
             ListKind::Problem => "problem",
             ListKind::Wish => "wish",
+            ListKind::Whistle => "whistle",
         }
     }
 
@@ -57,6 +61,7 @@ impl ListKind {
             ListKind::Responsibility => "责任清单",
             ListKind::Problem => "问题清单",
             ListKind::Wish => "微心愿",
+            ListKind::Whistle => "吹哨",
         }
     }
 
@@ -69,6 +74,7 @@ impl ListKind {
             ListKind::Responsibility => DocType::Responsibilities,
             ListKind::Problem => DocType::Problems,
             ListKind::Wish => DocType::Wishes,
+            ListKind::Whistle => DocType::Whistles,
         }
     }
 
@@ -234,6 +240,8 @@ pub struct Item {
     /// Problems only: the level reached, and how it got there.
     pub level: Option<ProblemLevel>,
     pub escalations: Vec<Escalation>,
+    /// Whistles only: the responder the community dispatched the order to (派单).
+    pub dispatched_to: Option<gongjian_identity::UnitId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,6 +256,8 @@ pub enum ItemError {
     Kind(String),
     #[error("unknown level `{0}` (grid, zone, community, street, district)")]
     Level(String),
+    #[error("only whistles are dispatched")]
+    NotWhistle,
     #[error("only problems escalate")]
     NotProblem,
     #[error("a problem at {from} can only move up, not to {to}")]
@@ -348,6 +358,30 @@ impl ListDoc<'_> {
             tx.put_object(&item, "escalations", ObjType::List)
                 .map_err(am)?;
         }
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        self.last_change(hash)
+    }
+
+    /// Dispatches a whistle to one of the units that responded (派单), in
+    /// one local change of the whistle's owner.
+    pub fn dispatch(
+        &mut self,
+        id: &str,
+        to: gongjian_identity::UnitId,
+        now: i64,
+    ) -> Result<Vec<u8>, ItemError> {
+        if self.kind != ListKind::Whistle {
+            return Err(ItemError::NotWhistle);
+        }
+        let item = self
+            .item_obj(id)
+            .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
+        let mut tx = self.doc.transaction();
+        tx.put(&item, "dispatched_to", to.to_string()).map_err(am)?;
+        tx.put(&item, "status", ItemStatus::InProgress.as_str())
+            .map_err(am)?;
+        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -569,6 +603,7 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         title_conflicts,
         level,
         escalations,
+        dispatched_to: text("dispatched_to").parse().ok(),
         id,
         kind,
     }
