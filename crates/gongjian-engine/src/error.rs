@@ -48,6 +48,8 @@ pub enum EngineError {
     Grid(#[from] gongjian_model::GridError),
     #[error("{0}")]
     Act(#[from] gongjian_model::ActError),
+    #[error("{0}")]
+    Agreement(#[from] gongjian_model::AgreementError),
     #[error("local change refused: {0}")]
     LocalRejected(Rejection),
     #[error("local change refused: {0}")]

@@ -194,12 +194,22 @@ impl Replica {
     /// Creates a document owned by this node's unit, with this node's key as
     /// its write key.
     pub fn create_document(&mut self, doc_type: DocType, now: u64) -> Result<DocId, EngineError> {
+        self.create_document_with_parties(doc_type, vec![], now)
+    }
+
+    /// Creates a document naming other party units (an agreement).
+    pub fn create_document_with_parties(
+        &mut self,
+        doc_type: DocType,
+        parties: Vec<UnitId>,
+        now: u64,
+    ) -> Result<DocId, EngineError> {
         let local = self.local.clone().ok_or(EngineError::NoSecret)?;
         self.trust.admit(&local.secret.public(), now)?;
         let genesis = Genesis {
             doc_type,
             unit: local.unit,
-            parties: vec![],
+            parties,
             created_at: now,
             write_keys: vec![local.secret.public()],
         };

@@ -95,6 +95,7 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
         target: target.clone(),
         note: "派出三名医生".into(),
         resolved: false,
+        heads: vec![],
         created_at: NOW as i64,
     };
     hosp.local_change(&acts, NOW, |am| {
@@ -108,6 +109,7 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
     // A handling cannot be resolved unless it is a handling; no self-acts.
     let bad = Act {
         resolved: true,
+        heads: vec![],
         id: "c2".into(),
         ..claim.clone()
     };
@@ -252,6 +254,7 @@ fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
         },
         note: "联合执法清理通道".into(),
         resolved: true,
+        heads: vec![],
         created_at: NOW as i64 + 10,
     };
     street
@@ -389,6 +392,7 @@ fn whistle_response_dispatch_take() {
             target: target.clone(),
             note: "可以派人".into(),
             resolved: false,
+            heads: vec![],
             created_at: NOW as i64 + 1,
         };
         r.local_change(&acts, NOW + 1, |am| {
@@ -445,6 +449,7 @@ fn whistle_response_dispatch_take() {
         target,
         note: "已接单".into(),
         resolved: false,
+        heads: vec![],
         created_at: NOW as i64 + 4,
     };
     let hacts = answers[1].1;

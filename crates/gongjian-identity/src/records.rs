@@ -198,6 +198,8 @@ pub enum DocType {
     Acts,
     /// Whistles a community blew (吹哨).
     Whistles,
+    /// A co-building agreement's terms (共建协议); the parties are in the genesis.
+    Agreement,
 }
 
 impl DocType {
@@ -213,6 +215,7 @@ impl DocType {
             DocType::Grids => "grids",
             DocType::Acts => "acts",
             DocType::Whistles => "whistles",
+            DocType::Agreement => "agreement",
         }
     }
 }

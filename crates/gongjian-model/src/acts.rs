@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value};
-use gongjian_identity::{DocId, UnitId};
+use gongjian_identity::{DocId, Hash, UnitId};
 use serde::{Deserialize, Serialize};
 
 /// What a unit does to another unit's record.
@@ -23,6 +23,10 @@ pub enum ActKind {
     Handling,
     /// Takes the order a whistle's owner dispatched to it (接单).
     Take,
+    /// Signs an agreement's terms as they stand at `heads` (签约).
+    Sign,
+    /// Terminates an agreement the unit is a party to (终止).
+    Terminate,
 }
 
 impl ActKind {
@@ -32,6 +36,8 @@ impl ActKind {
             ActKind::Response => "response",
             ActKind::Handling => "handling",
             ActKind::Take => "take",
+            ActKind::Sign => "sign",
+            ActKind::Terminate => "terminate",
         }
     }
     pub fn label_zh(&self) -> &'static str {
@@ -40,6 +46,8 @@ impl ActKind {
             ActKind::Response => "应哨",
             ActKind::Handling => "处置",
             ActKind::Take => "接单",
+            ActKind::Sign => "签约",
+            ActKind::Terminate => "终止",
         }
     }
 }
@@ -58,6 +66,8 @@ impl FromStr for ActKind {
             "response" => ActKind::Response,
             "handling" => ActKind::Handling,
             "take" => ActKind::Take,
+            "sign" => ActKind::Sign,
+            "terminate" => ActKind::Terminate,
             other => return Err(ActError::Kind(other.to_owned())),
         })
     }
@@ -80,12 +90,14 @@ pub struct Act {
     pub note: String,
     /// Handling only: the acting unit reports the problem resolved.
     pub resolved: bool,
+    /// Sign only: the heads of the agreement document that were signed.
+    pub heads: Vec<Hash>,
     pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActError {
-    #[error("unknown act `{0}` (claim, response, handling, take)")]
+    #[error("unknown act `{0}` (claim, response, handling, take, sign, terminate)")]
     Kind(String),
     #[error("a unit does not act on its own records")]
     SelfTarget,
@@ -114,7 +126,10 @@ pub struct ActsDoc<'a> {
 impl ActsDoc<'_> {
     /// Records an act in one local change; returns the change's raw bytes.
     pub fn record(&mut self, act: &Act, now: i64) -> Result<Vec<u8>, ActError> {
-        if act.target.unit == self.unit {
+        // A unit signs or terminates its own agreements too; every other
+        // act is on another unit's record.
+        let own_allowed = matches!(act.kind, ActKind::Sign | ActKind::Terminate);
+        if act.target.unit == self.unit && !own_allowed {
             return Err(ActError::SelfTarget);
         }
         if act.resolved && act.kind != ActKind::Handling {
@@ -139,6 +154,8 @@ impl ActsDoc<'_> {
             .map_err(am)?;
         tx.put(&obj, "note", act.note.as_str()).map_err(am)?;
         tx.put(&obj, "resolved", act.resolved).map_err(am)?;
+        let heads: Vec<String> = act.heads.iter().map(Hash::to_string).collect();
+        tx.put(&obj, "heads", heads.join(",")).map_err(am)?;
         tx.put(
             &obj,
             "created_at",
@@ -192,6 +209,10 @@ impl ActsDoc<'_> {
                 },
                 note: text("note"),
                 resolved,
+                heads: text("heads")
+                    .split(',')
+                    .filter_map(|h| h.parse().ok())
+                    .collect(),
                 created_at,
                 id,
             });

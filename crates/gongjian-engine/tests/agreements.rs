@@ -1,0 +1,249 @@
+//! Agreement status is derived: signed only when every party signed the same
+//! heads (each in its own document), active within the term, unsigned again
+//! after a change to the terms, terminated by a party.
+
+mod common;
+
+use common::*;
+use gongjian_engine::{LocalIdentity, Replica};
+use gongjian_identity::{DocId, DocType, Secret, UnitId, UnitKind};
+use gongjian_model::{
+    Act, ActKind, ActsDoc, AgreementDoc, AgreementStatus, Target, Terms, agreement_status,
+};
+use gongjian_store::Store;
+use tempfile::tempdir;
+
+fn node(
+    dir: &std::path::Path,
+    f: &Fed,
+    extra: &gongjian_identity::SignedRecord,
+    secret: &Secret,
+    unit: UnitId,
+) -> Replica {
+    let store = Store::create(dir).unwrap();
+    store.bump_epoch(NOW).unwrap();
+    let mut r = Replica::open(
+        store,
+        f.root.public(),
+        Some(LocalIdentity {
+            secret: secret.clone(),
+            unit,
+        }),
+    )
+    .unwrap();
+    let mut records = f.records.clone();
+    records.push(extra.clone());
+    r.insert_records(records).unwrap();
+    r
+}
+
+/// `unit` signs the terms of `owner`'s agreement as it holds them now.
+fn sign(
+    r: &mut Replica,
+    unit: UnitId,
+    owner: UnitId,
+    acts: &DocId,
+    agreement: &DocId,
+    id: &str,
+    at: i64,
+) {
+    let heads = {
+        let mut am = r.load(agreement).unwrap();
+        AgreementDoc(&mut am).heads()
+    };
+    let act = Act {
+        id: id.into(),
+        kind: ActKind::Sign,
+        target: Target {
+            unit: owner,
+            doc: *agreement,
+            record: String::new(),
+        },
+        note: String::new(),
+        resolved: false,
+        heads,
+        created_at: at,
+    };
+    r.local_change(acts, at as u64, |am| {
+        ActsDoc { doc: am, unit }.record(&act, at)
+    })
+    .unwrap();
+}
+
+#[test]
+fn status_follows_signatures_terms_and_time() {
+    let f = fed();
+    let hospital = Secret::from_seed([90; 32]);
+    let hospital_id: UnitId = "91350100M000100Y43".parse().unwrap();
+    let hcert = cert(
+        &f.community,
+        &hospital,
+        hospital_id,
+        UnitKind::Resident,
+        Some(f.community_id),
+        "江苏省人民医院",
+    );
+    let (dc, dh) = (tempdir().unwrap(), tempdir().unwrap());
+    let mut community = node(dc.path(), &f, &hcert, &f.community, f.community_id);
+    let mut hosp = node(dh.path(), &f, &hcert, &hospital, hospital_id);
+
+    let agreement = community
+        .create_document_with_parties(DocType::Agreement, vec![hospital_id], NOW)
+        .unwrap();
+    let parties = [f.community_id, hospital_id];
+    assert_eq!(
+        community.trust().genesis(&agreement).unwrap().parties,
+        vec![hospital_id]
+    );
+    let mut terms = Terms {
+        title: "颐和路社区与江苏省人民医院共建协议".into(),
+        start: NOW as i64,
+        end: NOW as i64 + 365 * 86_400,
+        services: vec!["每月义诊一次".into(), "健康讲座".into()],
+        contact: "社区书记 王某".into(),
+    };
+    community
+        .local_change(&agreement, NOW, |am| {
+            AgreementDoc(am).set_terms(&terms, NOW as i64)
+        })
+        .unwrap();
+    let c_acts = community.create_document(DocType::Acts, NOW).unwrap();
+    let h_acts = hosp.create_document(DocType::Acts, NOW).unwrap();
+    let sync = |from: &Replica, to: &mut Replica, doc: &DocId| {
+        to.insert_records(from.store().records().unwrap()).unwrap();
+        let report = to
+            .ingest(wire(&from.store().doc_changes(doc).unwrap()))
+            .unwrap();
+        assert!(
+            report.rejected.is_empty() && report.invalid.is_empty(),
+            "{report:?}"
+        );
+    };
+    let state = |r: &Replica, now: i64| {
+        let mut am = r.load(&agreement).unwrap();
+        let doc = AgreementDoc(&mut am);
+        let (t, heads) = (doc.terms(), doc.heads());
+        let mut acts = Vec::new();
+        for (unit, d) in [(f.community_id, c_acts), (hospital_id, h_acts)] {
+            if r.store().doc_meta(&d).unwrap().is_some() {
+                let mut am = r.load(&d).unwrap();
+                acts.extend(
+                    ActsDoc { doc: &mut am, unit }
+                        .list()
+                        .into_iter()
+                        .map(|a| (unit, a)),
+                );
+            }
+        }
+        agreement_status(&agreement, &parties, t.as_ref(), &heads, &acts, now)
+    };
+
+    // Draft until both sign the same heads.
+    sign(
+        &mut community,
+        f.community_id,
+        f.community_id,
+        &c_acts,
+        &agreement,
+        "s1",
+        NOW as i64 + 1,
+    );
+    assert_eq!(
+        state(&community, NOW as i64 + 2).status,
+        AgreementStatus::Draft
+    );
+    sync(&community, &mut hosp, &agreement);
+    sign(
+        &mut hosp,
+        hospital_id,
+        f.community_id,
+        &h_acts,
+        &agreement,
+        "s1",
+        NOW as i64 + 3,
+    );
+    sync(&community, &mut hosp, &c_acts);
+    let s = state(&hosp, NOW as i64 + 4);
+    assert_eq!(s.status, AgreementStatus::Active);
+    assert_eq!(s.status.label_zh(), "履行中");
+    assert_eq!(s.signed_by.len(), 2);
+    // Before the term starts it is signed, after it, expired.
+    assert_eq!(
+        state(&hosp, NOW as i64 - 10).status,
+        AgreementStatus::Signed
+    );
+    assert_eq!(
+        state(&hosp, NOW as i64 + 400 * 86_400).status,
+        AgreementStatus::Expired
+    );
+
+    // The community changes the terms: unsigned again, everywhere.
+    terms.services.push("急救培训".into());
+    community
+        .local_change(&agreement, NOW + 5, |am| {
+            AgreementDoc(am).set_terms(&terms, NOW as i64 + 5)
+        })
+        .unwrap();
+    sync(&hosp, &mut community, &h_acts);
+    let s = state(&community, NOW as i64 + 6);
+    assert_eq!(s.status, AgreementStatus::Draft);
+    assert!(s.changed_after_signing);
+    // Both sign the new terms.
+    sign(
+        &mut community,
+        f.community_id,
+        f.community_id,
+        &c_acts,
+        &agreement,
+        "s2",
+        NOW as i64 + 7,
+    );
+    sync(&community, &mut hosp, &agreement);
+    sign(
+        &mut hosp,
+        hospital_id,
+        f.community_id,
+        &h_acts,
+        &agreement,
+        "s2",
+        NOW as i64 + 8,
+    );
+    sync(&hosp, &mut community, &h_acts);
+    assert_eq!(
+        state(&community, NOW as i64 + 9).status,
+        AgreementStatus::Active
+    );
+    // The hospital cannot change the terms: it is not a writer of them.
+    assert!(
+        hosp.local_change(&agreement, NOW + 10, |am| AgreementDoc(am)
+            .set_terms(&terms, NOW as i64 + 10))
+            .is_err()
+    );
+    // A party terminates it, in its own document.
+    let end = Act {
+        id: "t1".into(),
+        kind: ActKind::Terminate,
+        target: Target {
+            unit: f.community_id,
+            doc: agreement,
+            record: String::new(),
+        },
+        note: "医院搬迁".into(),
+        resolved: false,
+        heads: vec![],
+        created_at: NOW as i64 + 11,
+    };
+    hosp.local_change(&h_acts, NOW + 11, |am| {
+        ActsDoc {
+            doc: am,
+            unit: hospital_id,
+        }
+        .record(&end, NOW as i64 + 11)
+    })
+    .unwrap();
+    sync(&hosp, &mut community, &h_acts);
+    assert_eq!(
+        state(&community, NOW as i64 + 12).status,
+        AgreementStatus::Terminated
+    );
+}

@@ -1,0 +1,210 @@
+//! Co-building agreements (共建协议 / 双向服务协议). The initiating street or
+//! community keeps the terms in its agreement document (the other parties
+//! are named in the genesis); every party signs by writing a `Sign` act in
+//! its **own** acts document over the heads of the terms it read. The
+//! status is derived, never typed in: signed when every party signed the
+//! same heads, active within the term, expired after it, terminated by a
+//! party; any change to the terms shows it unsigned again.
+
+use std::collections::BTreeSet;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{Automerge, ReadDoc, ScalarValue, Value};
+use gongjian_identity::{DocId, Hash, UnitId};
+use serde::{Deserialize, Serialize};
+
+use crate::acts::{Act, ActKind};
+
+/// The terms the initiating unit writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terms {
+    pub title: String,
+    /// Unix seconds, inclusive.
+    pub start: i64,
+    pub end: i64,
+    /// The services the initiating unit commits (one per line).
+    pub services: Vec<String>,
+    pub contact: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgreementError {
+    #[error("the term ends ({end}) before it starts ({start})")]
+    Term { start: i64, end: i64 },
+    #[error("title must be 1 to 200 characters")]
+    Title,
+    #[error("automerge: {0}")]
+    Automerge(String),
+}
+
+fn am(e: automerge::AutomergeError) -> AgreementError {
+    AgreementError::Automerge(e.to_string())
+}
+
+/// Typed writes and reads of an agreement document.
+#[derive(Debug)]
+pub struct AgreementDoc<'a>(pub &'a mut Automerge);
+
+impl AgreementDoc<'_> {
+    /// Writes the terms in one local change.
+    pub fn set_terms(&mut self, t: &Terms, now: i64) -> Result<Vec<u8>, AgreementError> {
+        if t.end < t.start {
+            return Err(AgreementError::Term {
+                start: t.start,
+                end: t.end,
+            });
+        }
+        let n = t.title.chars().count();
+        if n == 0 || n > 200 {
+            return Err(AgreementError::Title);
+        }
+        let mut tx = self.0.transaction();
+        tx.put(automerge::ROOT, "title", t.title.as_str())
+            .map_err(am)?;
+        tx.put(
+            automerge::ROOT,
+            "start",
+            ScalarValue::Timestamp(t.start * 1000),
+        )
+        .map_err(am)?;
+        tx.put(automerge::ROOT, "end", ScalarValue::Timestamp(t.end * 1000))
+            .map_err(am)?;
+        tx.put(automerge::ROOT, "services", t.services.join("\n"))
+            .map_err(am)?;
+        tx.put(automerge::ROOT, "contact", t.contact.as_str())
+            .map_err(am)?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        let hash = hash.ok_or_else(|| AgreementError::Automerge("empty change".into()))?;
+        self.0
+            .get_last_local_change()
+            .filter(|c| c.hash() == hash)
+            .map(|c| c.raw_bytes().to_vec())
+            .ok_or_else(|| AgreementError::Automerge("local change not found".into()))
+    }
+
+    pub fn terms(&self) -> Option<Terms> {
+        let doc = &*self.0;
+        let text = |k: &str| match doc.get(automerge::ROOT, k) {
+            Ok(Some((Value::Scalar(s), _))) => s.as_str().map(str::to_owned),
+            _ => None,
+        };
+        let time = |k: &str| match doc.get(automerge::ROOT, k) {
+            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+                ScalarValue::Timestamp(ms) => Some(ms / 1000),
+                _ => None,
+            },
+            _ => None,
+        };
+        Some(Terms {
+            title: text("title")?,
+            start: time("start")?,
+            end: time("end")?,
+            services: text("services")
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            contact: text("contact").unwrap_or_default(),
+        })
+    }
+
+    /// The heads a party signs.
+    pub fn heads(&self) -> Vec<Hash> {
+        let mut h: Vec<Hash> = self.0.get_heads().iter().map(|h| Hash(h.0)).collect();
+        h.sort();
+        h
+    }
+}
+
+/// The derived status of an agreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgreementStatus {
+    Draft,
+    Signed,
+    Active,
+    Expired,
+    Terminated,
+}
+
+impl AgreementStatus {
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            AgreementStatus::Draft => "草拟",
+            AgreementStatus::Signed => "已签订",
+            AgreementStatus::Active => "履行中",
+            AgreementStatus::Expired => "已到期",
+            AgreementStatus::Terminated => "已终止",
+        }
+    }
+}
+
+/// The status and who has signed the current terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgreementState {
+    pub status: AgreementStatus,
+    /// Parties whose latest signature covers the current heads.
+    pub signed_by: Vec<UnitId>,
+    /// Some party signed earlier terms: the terms changed after signing.
+    pub changed_after_signing: bool,
+}
+
+/// Derives the status of agreement `doc` (terms at `heads`, parties = its
+/// owner and the genesis's parties) from the acts every party wrote in its
+/// own documents. `now` decides only active versus expired.
+pub fn agreement_status(
+    doc: &DocId,
+    parties: &[UnitId],
+    terms: Option<&Terms>,
+    heads: &[Hash],
+    acts: &[(UnitId, Act)],
+    now: i64,
+) -> AgreementState {
+    let party_set: BTreeSet<UnitId> = parties.iter().copied().collect();
+    let ours = |(u, a): &&(UnitId, Act)| party_set.contains(u) && a.target.doc == *doc;
+    if acts
+        .iter()
+        .filter(ours)
+        .any(|(_, a)| a.kind == ActKind::Terminate)
+    {
+        return AgreementState {
+            status: AgreementStatus::Terminated,
+            signed_by: vec![],
+            changed_after_signing: false,
+        };
+    }
+    let mut current: Vec<Hash> = heads.to_vec();
+    current.sort();
+    let mut signed_by = Vec::new();
+    let mut changed_after_signing = false;
+    for party in &party_set {
+        // A party's latest signature counts (by time, then id).
+        let latest = acts
+            .iter()
+            .filter(ours)
+            .filter(|(u, a)| u == party && a.kind == ActKind::Sign)
+            .max_by(|(_, a), (_, b)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        if let Some((_, sign)) = latest {
+            let mut signed = sign.heads.clone();
+            signed.sort();
+            if signed == current {
+                signed_by.push(*party);
+            } else {
+                changed_after_signing = true;
+            }
+        }
+    }
+    let all_signed = terms.is_some() && signed_by.len() == party_set.len();
+    let status = match (all_signed, terms) {
+        (true, Some(t)) if now < t.start => AgreementStatus::Signed,
+        (true, Some(t)) if now <= t.end => AgreementStatus::Active,
+        (true, Some(_)) => AgreementStatus::Expired,
+        _ => AgreementStatus::Draft,
+    };
+    AgreementState {
+        status,
+        signed_by,
+        changed_after_signing,
+    }
+}
