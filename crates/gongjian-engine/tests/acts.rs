@@ -96,6 +96,8 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
         note: "派出三名医生".into(),
         resolved: false,
         heads: vec![],
+        services: vec![],
+        contact: String::new(),
         created_at: NOW as i64,
     };
     hosp.local_change(&acts, NOW, |am| {
@@ -110,6 +112,8 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
     let bad = Act {
         resolved: true,
         heads: vec![],
+        services: vec![],
+        contact: String::new(),
         id: "c2".into(),
         ..claim.clone()
     };
@@ -255,6 +259,8 @@ fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
         note: "联合执法清理通道".into(),
         resolved: true,
         heads: vec![],
+        services: vec![],
+        contact: String::new(),
         created_at: NOW as i64 + 10,
     };
     street
@@ -393,6 +399,8 @@ fn whistle_response_dispatch_take() {
             note: "可以派人".into(),
             resolved: false,
             heads: vec![],
+            services: vec![],
+            contact: String::new(),
             created_at: NOW as i64 + 1,
         };
         r.local_change(&acts, NOW + 1, |am| {
@@ -450,6 +458,8 @@ fn whistle_response_dispatch_take() {
         note: "已接单".into(),
         resolved: false,
         heads: vec![],
+        services: vec![],
+        contact: String::new(),
         created_at: NOW as i64 + 4,
     };
     let hacts = answers[1].1;

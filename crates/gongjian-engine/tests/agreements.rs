@@ -62,6 +62,8 @@ fn sign(
         note: String::new(),
         resolved: false,
         heads,
+        services: vec![],
+        contact: String::new(),
         created_at: at,
     };
     r.local_change(acts, at as u64, |am| {
@@ -219,6 +221,50 @@ fn status_follows_signatures_terms_and_time() {
             .set_terms(&terms, NOW as i64 + 10))
             .is_err()
     );
+    // The hospital writes its own part in its own document; the community
+    // joins it, and the hospital's part does not touch the terms' heads.
+    let part = Act {
+        id: "part".into(),
+        kind: ActKind::Part,
+        target: Target {
+            unit: f.community_id,
+            doc: agreement,
+            record: String::new(),
+        },
+        note: String::new(),
+        resolved: false,
+        heads: vec![],
+        services: vec!["每月义诊一次".into(), "急救培训".into()],
+        contact: "医务处 李某".into(),
+        created_at: NOW as i64 + 10,
+    };
+    hosp.local_change(&h_acts, NOW + 10, |am| {
+        ActsDoc {
+            doc: am,
+            unit: hospital_id,
+        }
+        .record(&part, NOW as i64 + 10)
+    })
+    .unwrap();
+    sync(&hosp, &mut community, &h_acts);
+    let mut am = community.load(&h_acts).unwrap();
+    let held: Vec<(UnitId, Act)> = ActsDoc {
+        doc: &mut am,
+        unit: hospital_id,
+    }
+    .list()
+    .into_iter()
+    .map(|a| (hospital_id, a))
+    .collect();
+    let parts = gongjian_model::agreement_parts(&agreement, &parties, &held);
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].1.contact, "医务处 李某");
+    assert_eq!(parts[0].1.services.len(), 2);
+    assert_eq!(
+        state(&community, NOW as i64 + 10).status,
+        AgreementStatus::Active,
+        "parts do not unsign the terms"
+    );
     // A party terminates it, in its own document.
     let end = Act {
         id: "t1".into(),
@@ -231,6 +277,8 @@ fn status_follows_signatures_terms_and_time() {
         note: "医院搬迁".into(),
         resolved: false,
         heads: vec![],
+        services: vec![],
+        contact: String::new(),
         created_at: NOW as i64 + 11,
     };
     hosp.local_change(&h_acts, NOW + 11, |am| {

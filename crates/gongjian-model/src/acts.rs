@@ -27,6 +27,9 @@ pub enum ActKind {
     Sign,
     /// Terminates an agreement the unit is a party to (终止).
     Terminate,
+    /// A party's own part of an agreement: the services it commits and its
+    /// contact (承诺).
+    Part,
 }
 
 impl ActKind {
@@ -38,6 +41,7 @@ impl ActKind {
             ActKind::Take => "take",
             ActKind::Sign => "sign",
             ActKind::Terminate => "terminate",
+            ActKind::Part => "part",
         }
     }
     pub fn label_zh(&self) -> &'static str {
@@ -48,6 +52,7 @@ impl ActKind {
             ActKind::Take => "接单",
             ActKind::Sign => "签约",
             ActKind::Terminate => "终止",
+            ActKind::Part => "承诺",
         }
     }
 }
@@ -68,6 +73,7 @@ impl FromStr for ActKind {
             "take" => ActKind::Take,
             "sign" => ActKind::Sign,
             "terminate" => ActKind::Terminate,
+            "part" => ActKind::Part,
             other => return Err(ActError::Kind(other.to_owned())),
         })
     }
@@ -92,12 +98,15 @@ pub struct Act {
     pub resolved: bool,
     /// Sign only: the heads of the agreement document that were signed.
     pub heads: Vec<Hash>,
+    /// Part only: the services the party commits, and its contact.
+    pub services: Vec<String>,
+    pub contact: String,
     pub created_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActError {
-    #[error("unknown act `{0}` (claim, response, handling, take, sign, terminate)")]
+    #[error("unknown act `{0}` (claim, response, handling, take, sign, terminate, part)")]
     Kind(String),
     #[error("a unit does not act on its own records")]
     SelfTarget,
@@ -128,7 +137,7 @@ impl ActsDoc<'_> {
     pub fn record(&mut self, act: &Act, now: i64) -> Result<Vec<u8>, ActError> {
         // A unit signs or terminates its own agreements too; every other
         // act is on another unit's record.
-        let own_allowed = matches!(act.kind, ActKind::Sign | ActKind::Terminate);
+        let own_allowed = matches!(act.kind, ActKind::Sign | ActKind::Terminate | ActKind::Part);
         if act.target.unit == self.unit && !own_allowed {
             return Err(ActError::SelfTarget);
         }
@@ -156,6 +165,9 @@ impl ActsDoc<'_> {
         tx.put(&obj, "resolved", act.resolved).map_err(am)?;
         let heads: Vec<String> = act.heads.iter().map(Hash::to_string).collect();
         tx.put(&obj, "heads", heads.join(",")).map_err(am)?;
+        tx.put(&obj, "services", act.services.join("\n"))
+            .map_err(am)?;
+        tx.put(&obj, "contact", act.contact.as_str()).map_err(am)?;
         tx.put(
             &obj,
             "created_at",
@@ -213,6 +225,12 @@ impl ActsDoc<'_> {
                     .split(',')
                     .filter_map(|h| h.parse().ok())
                     .collect(),
+                services: text("services")
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                contact: text("contact"),
                 created_at,
                 id,
             });

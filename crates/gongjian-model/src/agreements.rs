@@ -140,6 +140,23 @@ impl AgreementStatus {
     }
 }
 
+/// Each party's own part (services, contact): its latest `Part` act.
+pub fn agreement_parts<'a>(
+    doc: &DocId,
+    parties: &[UnitId],
+    acts: &'a [(UnitId, Act)],
+) -> Vec<(UnitId, &'a Act)> {
+    parties
+        .iter()
+        .filter_map(|p| {
+            acts.iter()
+                .filter(|(u, a)| u == p && a.kind == ActKind::Part && a.target.doc == *doc)
+                .max_by(|(_, a), (_, b)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+                .map(|(u, a)| (*u, a))
+        })
+        .collect()
+}
+
 /// The status and who has signed the current terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgreementState {
