@@ -148,6 +148,14 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
     .into_iter()
     .map(|a| (hospital_id, a))
     .collect();
+    let meta = ActsDoc {
+        doc: &mut am,
+        unit: hospital_id,
+    }
+    .meta("c1")
+    .unwrap();
+    assert_eq!(meta.last_author, Some(hospital.public()));
+    assert_eq!((meta.created_at, meta.updated_at), (NOW as i64, NOW as i64));
     let joined = acts_on(&target, &held);
     assert_eq!(joined.len(), 1);
     assert_eq!(joined[0].0, hospital_id);

@@ -158,6 +158,14 @@ fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
         grand, 247,
         "every grid counted exactly once across the forest"
     );
+    let mut am = street.load(&cdoc).unwrap();
+    let meta = GridsDoc(&mut am).meta("m1").unwrap();
+    assert_eq!(meta.created_at, NOW as i64);
+    assert_eq!(
+        meta.last_author,
+        Some(f.community.public()),
+        "who last changed it, from the op ids"
+    );
     let read_back = all.iter().find(|(_, g)| g.id == "m1").unwrap();
     assert_eq!(
         read_back.1, mine[1],

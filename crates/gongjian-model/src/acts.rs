@@ -168,6 +168,8 @@ impl ActsDoc<'_> {
         tx.put(&obj, "services", act.services.join("\n"))
             .map_err(am)?;
         tx.put(&obj, "contact", act.contact.as_str()).map_err(am)?;
+        tx.put(&obj, "updated_at", ScalarValue::Timestamp(now * 1000))
+            .map_err(am)?;
         tx.put(
             &obj,
             "created_at",
@@ -181,6 +183,12 @@ impl ActsDoc<'_> {
             .filter(|c| c.hash() == hash)
             .map(|c| c.raw_bytes().to_vec())
             .ok_or_else(|| ActError::Automerge("local change not found".into()))
+    }
+
+    /// Created and updated times and last author of act `id`.
+    pub fn meta(&self, id: &str) -> Option<crate::meta::RecordMeta> {
+        let obj = crate::meta::record_obj(self.doc, id)?;
+        Some(crate::meta::read_meta(self.doc, &obj))
     }
 
     /// Every act of the document, by creation time then id.

@@ -154,9 +154,14 @@ impl GridsDoc<'_> {
         let mut tx = self.0.transaction();
         let obj = match tx.get(automerge::ROOT, g.id.as_str()).map_err(am)? {
             Some((Value::Object(ObjType::Map), obj)) => obj,
-            _ => tx
-                .put_object(automerge::ROOT, g.id.as_str(), ObjType::Map)
-                .map_err(am)?,
+            _ => {
+                let obj = tx
+                    .put_object(automerge::ROOT, g.id.as_str(), ObjType::Map)
+                    .map_err(am)?;
+                tx.put(&obj, "created_at", ScalarValue::Timestamp(now * 1000))
+                    .map_err(am)?;
+                obj
+            }
         };
         tx.put(&obj, "level", g.level.as_str()).map_err(am)?;
         tx.put(&obj, "name", g.name.as_str()).map_err(am)?;
@@ -189,6 +194,12 @@ impl GridsDoc<'_> {
             .filter(|c| c.hash() == hash)
             .map(|c| c.raw_bytes().to_vec())
             .ok_or_else(|| GridError::Automerge("local change not found".into()))
+    }
+
+    /// Created and updated times and last author of grid `id`.
+    pub fn meta(&self, id: &str) -> Option<crate::meta::RecordMeta> {
+        let obj = crate::meta::record_obj(self.0, id)?;
+        Some(crate::meta::read_meta(self.0, &obj))
     }
 
     /// Every grid of the document, by id.

@@ -13,6 +13,7 @@ mod apply;
 mod grids;
 mod lists;
 mod membership;
+mod meta;
 mod needs;
 mod verified;
 
@@ -28,5 +29,6 @@ pub use lists::{
     Escalation, Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind, ProblemLevel,
 };
 pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
+pub use meta::RecordMeta;
 pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};
 pub use verified::{Body, RecordError, VerifiedRecord, verify_record};

@@ -527,15 +527,6 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             _ => String::new(),
         }
     };
-    let time = |key: &str| -> i64 {
-        match doc.get(obj, key) {
-            Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                ScalarValue::Timestamp(ms) => ms / 1000,
-                _ => 0,
-            },
-            _ => 0,
-        }
-    };
     let title = text("title");
     let title_conflicts = doc
         .get_all(obj, "title")
@@ -548,15 +539,7 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         .filter(|t| *t != title)
         .collect();
     let urgent = matches!(doc.get(obj, "urgent"), Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
-    // The latest op on any field names the key that last changed the record.
-    let mut last: Option<(u64, Vec<u8>)> = None;
-    for key in doc.keys(obj) {
-        if let Ok(Some((_, automerge::ObjId::Id(counter, actor, _)))) = doc.get(obj, key.as_str())
-            && last.as_ref().is_none_or(|(c, _)| counter > *c)
-        {
-            last = Some((counter, actor.to_bytes().to_vec()));
-        }
-    }
+    let meta = crate::meta::read_meta(doc, obj);
     let level = doc
         .get(obj, "level")
         .ok()
@@ -586,19 +569,16 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             escalations.push(Escalation { to, handler, at });
         }
     }
-    let last_author = last
-        .and_then(|(_, a)| a.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()))
-        .and_then(|k| PublicKey::from_bytes(k).ok());
     Item {
         status: text("status").parse().unwrap_or(ItemStatus::Open),
         category: text("category"),
         description: text("description"),
         area: text("area"),
         grid: text("grid"),
-        created_at: time("created_at"),
-        updated_at: time("updated_at"),
+        created_at: meta.created_at,
+        updated_at: meta.updated_at,
         urgent,
-        last_author,
+        last_author: meta.last_author,
         title,
         title_conflicts,
         level,

@@ -1,0 +1,59 @@
+//! What every record carries besides its fields: when it was created and
+//! last updated, and the key of the author of its last change (from the
+//! automerge op ids, so it cannot be typed in).
+
+use automerge::{Automerge, ObjId, ReadDoc, ScalarValue, Value};
+use gongjian_identity::PublicKey;
+use serde::{Deserialize, Serialize};
+
+/// Created and updated times (Unix seconds) and the last author of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordMeta {
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_author: Option<PublicKey>,
+}
+
+fn time(doc: &Automerge, obj: &ObjId, key: &str) -> i64 {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Timestamp(ms) => ms / 1000,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// Reads `created_at`, `updated_at` and the author of the latest op on any
+/// field of the record's map.
+pub(crate) fn read_meta(doc: &Automerge, obj: &ObjId) -> RecordMeta {
+    let mut last: Option<(u64, Vec<u8>)> = None;
+    for key in doc.keys(obj) {
+        if let Ok(Some((_, ObjId::Id(counter, actor, _)))) = doc.get(obj, key.as_str())
+            && last.as_ref().is_none_or(|(c, _)| counter > *c)
+        {
+            last = Some((counter, actor.to_bytes().to_vec()));
+        }
+    }
+    let last_author = last
+        .and_then(|(_, a)| a.get(..32).and_then(|k| <[u8; 32]>::try_from(k).ok()))
+        .and_then(|k| PublicKey::from_bytes(k).ok());
+    let created_at = time(doc, obj, "created_at");
+    let updated_at = match time(doc, obj, "updated_at") {
+        0 => created_at,
+        t => t,
+    };
+    RecordMeta {
+        created_at,
+        updated_at,
+        last_author,
+    }
+}
+
+/// The record map `id` at the root of a document.
+pub(crate) fn record_obj(doc: &Automerge, id: &str) -> Option<ObjId> {
+    match doc.get(automerge::ROOT, id) {
+        Ok(Some((Value::Object(automerge::ObjType::Map), obj))) => Some(obj),
+        _ => None,
+    }
+}
