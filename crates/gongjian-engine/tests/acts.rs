@@ -377,6 +377,7 @@ fn whistle_response_dispatch_take() {
     let whistle = ItemFields {
         title: Some("暴雨后地下车库积水".into()),
         grid: Some("m2".into()),
+        levels: Some(vec![UnitKind::Street, UnitKind::Resident]),
         ..ItemFields::default()
     };
     community
@@ -458,6 +459,8 @@ fn whistle_response_dispatch_take() {
     let mut am = hosp.load(&whistles).unwrap();
     let w = ListDoc::new(&mut am, ListKind::Whistle).get("w1").unwrap();
     assert_eq!(w.dispatched_to, Some(hospital_id));
+    assert!(w.calls(UnitKind::Resident) && w.calls(UnitKind::Street));
+    assert!(!w.calls(UnitKind::District), "the district was not called");
     assert_eq!(w.status.label_zh(), "办理中");
     let take = Act {
         id: "h2".into(),

@@ -106,6 +106,19 @@ fn only_projects_are_urgent_and_ids_are_unique() {
         err,
         EngineError::Need(ItemError::UrgentNotProject)
     ));
+    let called = ItemFields {
+        levels: Some(vec![gongjian_identity::UnitKind::Street]),
+        ..fields("只有吹哨才点名")
+    };
+    let err = r
+        .local_change(&needs, NOW, |am| {
+            ListDoc::new(am, ListKind::Need).add("b", &called, NOW as i64)
+        })
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        EngineError::Need(ItemError::LevelsNotWhistle)
+    ));
     assert!(heads(&r, &needs).is_empty(), "nothing written");
     let projects = r
         .create_document(ListKind::Project.doc_type(), NOW)

@@ -216,6 +216,9 @@ pub struct ItemFields {
     pub grid: Option<String>,
     /// Projects only: announced for emergency claiming (急办项目).
     pub urgent: Option<bool>,
+    /// Whistles only: the levels called to respond (district, street,
+    /// community, co-building units); empty means all four.
+    pub levels: Option<Vec<gongjian_identity::UnitKind>>,
 }
 
 /// One record as read from a list document.
@@ -242,6 +245,15 @@ pub struct Item {
     pub escalations: Vec<Escalation>,
     /// Whistles only: the responder the community dispatched the order to (派单).
     pub dispatched_to: Option<gongjian_identity::UnitId>,
+    /// Whistles only: the levels called to respond; empty means all four.
+    pub levels: Vec<gongjian_identity::UnitKind>,
+}
+
+impl Item {
+    /// Whether a unit of `kind` is called to respond to this whistle.
+    pub fn calls(&self, kind: gongjian_identity::UnitKind) -> bool {
+        self.kind == ListKind::Whistle && (self.levels.is_empty() || self.levels.contains(&kind))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -256,6 +268,8 @@ pub enum ItemError {
     Kind(String),
     #[error("unknown level `{0}` (grid, zone, community, street, district)")]
     Level(String),
+    #[error("only whistles call levels to respond")]
+    LevelsNotWhistle,
     #[error("only whistles are dispatched")]
     NotWhistle,
     #[error("only problems escalate")]
@@ -305,6 +319,9 @@ fn check(kind: ListKind, f: &ItemFields) -> Result<(), ItemError> {
     if f.urgent == Some(true) && kind != ListKind::Project {
         return Err(ItemError::UrgentNotProject);
     }
+    if f.levels.as_ref().is_some_and(|l| !l.is_empty()) && kind != ListKind::Whistle {
+        return Err(ItemError::LevelsNotWhistle);
+    }
     Ok(())
 }
 
@@ -348,6 +365,8 @@ impl ListDoc<'_> {
             .map_err(am)?;
         tx.put(&item, "status", ItemStatus::Open.as_str())
             .map_err(am)?;
+        let levels: Vec<&str> = fields.levels.iter().flatten().map(|k| k.as_str()).collect();
+        tx.put(&item, "levels", levels.join(",")).map_err(am)?;
         tx.put(&item, "created_at", ScalarValue::Timestamp(now * 1000))
             .map_err(am)?;
         tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
@@ -456,6 +475,10 @@ impl ListDoc<'_> {
         }
         if let Some(u) = fields.urgent {
             tx.put(&item, "urgent", u).map_err(am)?;
+        }
+        if let Some(levels) = &fields.levels {
+            let levels: Vec<&str> = levels.iter().map(|k| k.as_str()).collect();
+            tx.put(&item, "levels", levels.join(",")).map_err(am)?;
         }
         tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
             .map_err(am)?;
@@ -584,6 +607,10 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         level,
         escalations,
         dispatched_to: text("dispatched_to").parse().ok(),
+        levels: text("levels")
+            .split(',')
+            .filter_map(|k| k.parse().ok())
+            .collect(),
         id,
         kind,
     }
