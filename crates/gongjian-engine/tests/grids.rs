@@ -172,6 +172,31 @@ fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
         "round trip through automerge and RocksDB"
     );
 
+    // The owner edits a grid: totals follow.
+    let mut m1 = mine[1].clone();
+    m1.counts.households = 150;
+    m1.leader = "赵网格长".into();
+    community
+        .local_change(&cdoc, NOW + 5, |am| GridsDoc(am).put(&m1, NOW as i64 + 5))
+        .unwrap();
+    street
+        .ingest(wire(&community.store().doc_changes(&cdoc).unwrap()))
+        .unwrap();
+    let mut all2: Vec<(UnitId, Grid)> = Vec::new();
+    for (unit, doc) in [(f.street_id, sdoc), (f.community_id, cdoc)] {
+        let mut am = street.load(&doc).unwrap();
+        all2.extend(GridsDoc(&mut am).list().into_iter().map(|g| (unit, g)));
+    }
+    let tree2 = grid_tree(&all2);
+    let z2 = tree2.iter().find(|n| n.grid.id == "zone-4").unwrap();
+    assert_eq!(z2.totals.households, 150 + 80 + 40);
+    let mut am = street.load(&cdoc).unwrap();
+    let meta = GridsDoc(&mut am).meta("m1").unwrap();
+    assert_eq!(
+        (meta.created_at, meta.updated_at),
+        (NOW as i64, NOW as i64 + 5)
+    );
+
     // Nobody else writes the community's grids: not the street, not the district.
     let err = street
         .local_change(&cdoc, NOW, |am| GridsDoc(am).put(&zone, NOW as i64))
