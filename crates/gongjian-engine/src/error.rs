@@ -54,6 +54,10 @@ pub enum EngineError {
     LocalRejected(Rejection),
     #[error("local change refused: {0}")]
     LocalInvalid(InvalidChange),
+    #[error(
+        "a {0} document names other parties only if it is an agreement, and an agreement names at least one other party, each once, not its owner"
+    )]
+    Parties(&'static str),
     #[error("this node has no secret key loaded")]
     NoSecret,
 }

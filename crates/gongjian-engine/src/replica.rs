@@ -206,6 +206,13 @@ impl Replica {
     ) -> Result<DocId, EngineError> {
         let local = self.local.clone().ok_or(EngineError::NoSecret)?;
         self.trust.admit(&local.secret.public(), now)?;
+        let parties_ok = match doc_type {
+            DocType::Agreement => gongjian_model::agreement_parties(local.unit, &parties).is_some(),
+            _ => parties.is_empty(),
+        };
+        if !parties_ok {
+            return Err(EngineError::Parties(doc_type.as_str()));
+        }
         let genesis = Genesis {
             doc_type,
             unit: local.unit,

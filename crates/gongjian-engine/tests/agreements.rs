@@ -92,7 +92,18 @@ fn status_follows_signatures_terms_and_time() {
     let agreement = community
         .create_document_with_parties(DocType::Agreement, vec![hospital_id], NOW)
         .unwrap();
-    let parties = [f.community_id, hospital_id];
+    let parties = gongjian_model::agreement_parties(f.community_id, &[hospital_id]).unwrap();
+    assert!(gongjian_model::agreement_parties(f.community_id, &[]).is_none());
+    assert!(gongjian_model::agreement_parties(f.community_id, &[f.community_id]).is_none());
+    assert!(matches!(
+        community.create_document_with_parties(DocType::Agreement, vec![], NOW),
+        Err(gongjian_engine::EngineError::Parties(_))
+    ));
+    assert_eq!(
+        agreement_status(&agreement, &[], None, &[], &[], NOW as i64).status,
+        AgreementStatus::Draft,
+        "no parties, never signed"
+    );
     assert_eq!(
         community.trust().genesis(&agreement).unwrap().parties,
         vec![hospital_id]

@@ -108,6 +108,10 @@ pub struct Act {
 pub enum ActError {
     #[error("unknown act `{0}` (claim, response, handling, take, sign, terminate, part)")]
     Kind(String),
+    #[error("act id `{0}` must be 1 to 64 letters, digits, `-` or `_`")]
+    Id(String),
+    #[error("a sign act must name the heads it signs")]
+    EmptyHeads,
     #[error("a unit does not act on its own records")]
     SelfTarget,
     #[error("only a handling can report a problem resolved")]
@@ -135,6 +139,12 @@ pub struct ActsDoc<'a> {
 impl ActsDoc<'_> {
     /// Records an act in one local change; returns the change's raw bytes.
     pub fn record(&mut self, act: &Act, now: i64) -> Result<Vec<u8>, ActError> {
+        if !crate::lists::valid_id(&act.id) {
+            return Err(ActError::Id(act.id.clone()));
+        }
+        if act.kind == ActKind::Sign && act.heads.is_empty() {
+            return Err(ActError::EmptyHeads);
+        }
         // A unit signs or terminates its own agreements too; every other
         // act is on another unit's record.
         let own_allowed = matches!(act.kind, ActKind::Sign | ActKind::Terminate | ActKind::Part);
@@ -168,12 +178,16 @@ impl ActsDoc<'_> {
         tx.put(&obj, "services", act.services.join("\n"))
             .map_err(am)?;
         tx.put(&obj, "contact", act.contact.as_str()).map_err(am)?;
-        tx.put(&obj, "updated_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
+        tx.put(
+            &obj,
+            "updated_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         tx.put(
             &obj,
             "created_at",
-            ScalarValue::Timestamp(act.created_at * 1000),
+            ScalarValue::Timestamp(act.created_at.saturating_mul(1000)),
         )
         .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));

@@ -64,11 +64,15 @@ impl AgreementDoc<'_> {
         tx.put(
             automerge::ROOT,
             "start",
-            ScalarValue::Timestamp(t.start * 1000),
+            ScalarValue::Timestamp(t.start.saturating_mul(1000)),
         )
         .map_err(am)?;
-        tx.put(automerge::ROOT, "end", ScalarValue::Timestamp(t.end * 1000))
-            .map_err(am)?;
+        tx.put(
+            automerge::ROOT,
+            "end",
+            ScalarValue::Timestamp(t.end.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         tx.put(automerge::ROOT, "services", t.services.join("\n"))
             .map_err(am)?;
         tx.put(automerge::ROOT, "contact", t.contact.as_str())
@@ -140,6 +144,19 @@ impl AgreementStatus {
     }
 }
 
+/// The parties of an agreement: its owner and the genesis's other parties.
+/// `None` unless there is at least one other party, none repeated, and the
+/// owner not named again.
+pub fn agreement_parties(owner: UnitId, others: &[UnitId]) -> Option<Vec<UnitId>> {
+    let set: BTreeSet<UnitId> = others.iter().copied().collect();
+    if others.is_empty() || set.len() != others.len() || set.contains(&owner) {
+        return None;
+    }
+    let mut all = vec![owner];
+    all.extend(set);
+    Some(all)
+}
+
 /// Each party's own part (services, contact): its latest `Part` act.
 pub fn agreement_parts<'a>(
     doc: &DocId,
@@ -196,23 +213,28 @@ pub fn agreement_status(
     let mut signed_by = Vec::new();
     let mut changed_after_signing = false;
     for party in &party_set {
-        // A party's latest signature counts (by time, then id).
-        let latest = acts
+        // Any signature of the party over the current heads counts: heads
+        // never repeat, so an old signature can never match new terms, and
+        // no author-supplied time decides which signature is "latest".
+        let signs: Vec<&Act> = acts
             .iter()
             .filter(ours)
             .filter(|(u, a)| u == party && a.kind == ActKind::Sign)
-            .max_by(|(_, a), (_, b)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        if let Some((_, sign)) = latest {
-            let mut signed = sign.heads.clone();
+            .map(|(_, a)| a)
+            .collect();
+        let matches = signs.iter().any(|a| {
+            let mut signed = a.heads.clone();
             signed.sort();
-            if signed == current {
-                signed_by.push(*party);
-            } else {
-                changed_after_signing = true;
-            }
+            !signed.is_empty() && signed == current
+        });
+        if matches {
+            signed_by.push(*party);
+        } else if !signs.is_empty() {
+            changed_after_signing = true;
         }
     }
-    let all_signed = terms.is_some() && signed_by.len() == party_set.len();
+    // An agreement has at least two parties; an empty set is never signed.
+    let all_signed = terms.is_some() && party_set.len() >= 2 && signed_by.len() == party_set.len();
     let status = match (all_signed, terms) {
         (true, Some(t)) if now < t.start => AgreementStatus::Signed,
         (true, Some(t)) if now <= t.end => AgreementStatus::Active,

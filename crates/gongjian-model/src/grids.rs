@@ -82,11 +82,11 @@ pub struct GridCounts {
 
 impl GridCounts {
     fn add(&mut self, o: &GridCounts) {
-        self.households += o.households;
-        self.compounds += o.compounds;
-        self.resident_units += o.resident_units;
-        self.posts += o.posts;
-        self.members += o.members;
+        self.households = self.households.saturating_add(o.households);
+        self.compounds = self.compounds.saturating_add(o.compounds);
+        self.resident_units = self.resident_units.saturating_add(o.resident_units);
+        self.posts = self.posts.saturating_add(o.posts);
+        self.members = self.members.saturating_add(o.members);
     }
 }
 
@@ -120,6 +120,8 @@ pub enum GridError {
     ZoneParent(GridLevel),
     #[error("a {0} needs a parent grid")]
     NoParent(GridLevel),
+    #[error("grid id `{0}` must be 1 to 64 letters, digits, `-` or `_`")]
+    Id(String),
     #[error("name must be 1 to 100 characters")]
     Name,
     #[error("no grid with id `{0}`")]
@@ -142,6 +144,9 @@ impl GridsDoc<'_> {
     /// Adds or replaces a grid in one local change (each field is its own
     /// register, so concurrent edits of different fields both stay).
     pub fn put(&mut self, g: &Grid, now: i64) -> Result<Vec<u8>, GridError> {
+        if !crate::lists::valid_id(&g.id) {
+            return Err(GridError::Id(g.id.clone()));
+        }
         let n = g.name.chars().count();
         if n == 0 || n > 100 {
             return Err(GridError::Name);
@@ -158,8 +163,12 @@ impl GridsDoc<'_> {
                 let obj = tx
                     .put_object(automerge::ROOT, g.id.as_str(), ObjType::Map)
                     .map_err(am)?;
-                tx.put(&obj, "created_at", ScalarValue::Timestamp(now * 1000))
-                    .map_err(am)?;
+                tx.put(
+                    &obj,
+                    "created_at",
+                    ScalarValue::Timestamp(now.saturating_mul(1000)),
+                )
+                .map_err(am)?;
                 obj
             }
         };
@@ -185,8 +194,12 @@ impl GridsDoc<'_> {
         ] {
             tx.put(&obj, k, ScalarValue::Uint(v)).map_err(am)?;
         }
-        tx.put(&obj, "updated_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
+        tx.put(
+            &obj,
+            "updated_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         let hash = hash.ok_or_else(|| GridError::Automerge("empty change".into()))?;
         self.0

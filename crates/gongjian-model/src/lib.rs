@@ -20,8 +20,8 @@ mod verified;
 pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document};
 pub use acts::{Act, ActError, ActKind, ActsDoc, Target, acts_on};
 pub use agreements::{
-    AgreementDoc, AgreementError, AgreementState, AgreementStatus, Terms, agreement_parts,
-    agreement_status,
+    AgreementDoc, AgreementError, AgreementState, AgreementStatus, Terms, agreement_parties,
+    agreement_parts, agreement_status,
 };
 pub use apply::{ApplyOutcome, apply_accepted};
 pub use grids::{Grid, GridCounts, GridError, GridLevel, GridNode, GridRef, GridsDoc, grid_tree};

@@ -264,8 +264,12 @@ pub enum ItemError {
     TooLong { field: &'static str, max: usize },
     #[error("unknown status `{0}` (open, in_progress, resolved, closed)")]
     Status(String),
-    #[error("unknown list `{0}` (need, resource, service, project, responsibility, problem, wish)")]
+    #[error(
+        "unknown list `{0}` (need, resource, service, project, responsibility, problem, wish, whistle)"
+    )]
     Kind(String),
+    #[error("record id `{0}` must be 1 to 64 letters, digits, `-` or `_`")]
+    Id(String),
     #[error("unknown level `{0}` (grid, zone, community, street, district)")]
     Level(String),
     #[error("only whistles call levels to respond")]
@@ -294,6 +298,15 @@ const MAX_TEXT: usize = 4000;
 
 fn am(e: automerge::AutomergeError) -> ItemError {
     ItemError::Automerge(e.to_string())
+}
+
+/// Record ids are map keys shared by every replica: 1 to 64 ASCII letters,
+/// digits, `-` or `_`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn check(kind: ListKind, f: &ItemFields) -> Result<(), ItemError> {
@@ -339,6 +352,9 @@ impl ListDoc<'_> {
 
     /// Adds a record in one local change; returns the change's raw bytes.
     pub fn add(&mut self, id: &str, fields: &ItemFields, now: i64) -> Result<Vec<u8>, ItemError> {
+        if !valid_id(id) {
+            return Err(ItemError::Id(id.to_owned()));
+        }
         check(self.kind, fields)?;
         if fields.title.is_none() {
             return Err(ItemError::Title {
@@ -367,10 +383,18 @@ impl ListDoc<'_> {
             .map_err(am)?;
         let levels: Vec<&str> = fields.levels.iter().flatten().map(|k| k.as_str()).collect();
         tx.put(&item, "levels", levels.join(",")).map_err(am)?;
-        tx.put(&item, "created_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
-        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
+        tx.put(
+            &item,
+            "created_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
+        tx.put(
+            &item,
+            "updated_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         if self.kind == ListKind::Problem {
             tx.put(&item, "level", ProblemLevel::Grid.as_str())
                 .map_err(am)?;
@@ -399,8 +423,12 @@ impl ListDoc<'_> {
         tx.put(&item, "dispatched_to", to.to_string()).map_err(am)?;
         tx.put(&item, "status", ItemStatus::InProgress.as_str())
             .map_err(am)?;
-        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
+        tx.put(
+            &item,
+            "updated_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -446,10 +474,18 @@ impl ListDoc<'_> {
         tx.put(&step, "to", to.as_str()).map_err(am)?;
         tx.put(&step, "handler", handler_text.as_str())
             .map_err(am)?;
-        tx.put(&step, "at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
-        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
+        tx.put(
+            &step,
+            "at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
+        tx.put(
+            &item,
+            "updated_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -480,8 +516,12 @@ impl ListDoc<'_> {
             let levels: Vec<&str> = levels.iter().map(|k| k.as_str()).collect();
             tx.put(&item, "levels", levels.join(",")).map_err(am)?;
         }
-        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
+        tx.put(
+            &item,
+            "updated_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -498,8 +538,12 @@ impl ListDoc<'_> {
             .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
         let mut tx = self.doc.transaction();
         tx.put(&item, "status", status.as_str()).map_err(am)?;
-        tx.put(&item, "updated_at", ScalarValue::Timestamp(now * 1000))
-            .map_err(am)?;
+        tx.put(
+            &item,
+            "updated_at",
+            ScalarValue::Timestamp(now.saturating_mul(1000)),
+        )
+        .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -592,6 +636,14 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             escalations.push(Escalation { to, handler, at });
         }
     }
+    // Concurrent escalations by two keys of the owner: the level is the
+    // highest step reached, whatever the register kept, and the history
+    // reads in level order.
+    escalations.sort_by_key(|e| (e.to, e.at));
+    let level = match escalations.last() {
+        Some(top) => Some(level.map_or(top.to, |l: ProblemLevel| l.max(top.to))),
+        None => level,
+    };
     Item {
         status: text("status").parse().unwrap_or(ItemStatus::Open),
         category: text("category"),
