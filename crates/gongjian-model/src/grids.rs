@@ -172,19 +172,28 @@ impl GridsDoc<'_> {
                 obj
             }
         };
-        tx.put(&obj, "level", g.level.as_str()).map_err(am)?;
-        tx.put(&obj, "name", g.name.as_str()).map_err(am)?;
+        // Only fields whose value changes are written: each field is its own
+        // register, so concurrent edits of different fields both stay.
         let (pu, pid) = g
             .parent
             .as_ref()
             .map(|p| (p.unit.to_string(), p.id.clone()))
             .unwrap_or_default();
-        tx.put(&obj, "parent_unit", pu).map_err(am)?;
-        tx.put(&obj, "parent_id", pid).map_err(am)?;
-        tx.put(&obj, "leader", g.leader.as_str()).map_err(am)?;
-        tx.put(&obj, "party_branch", g.party_branch.as_str())
-            .map_err(am)?;
-        tx.put(&obj, "staff", g.staff.join("\n")).map_err(am)?;
+        let texts = [
+            ("level", g.level.as_str().to_owned()),
+            ("name", g.name.clone()),
+            ("parent_unit", pu),
+            ("parent_id", pid),
+            ("leader", g.leader.clone()),
+            ("party_branch", g.party_branch.clone()),
+            ("staff", g.staff.join("\n")),
+        ];
+        for (k, v) in texts {
+            let same = matches!(tx.get(&obj, k).map_err(am)?, Some((Value::Scalar(s), _)) if s.as_str() == Some(v.as_str()));
+            if !same {
+                tx.put(&obj, k, v).map_err(am)?;
+            }
+        }
         for (k, v) in [
             ("households", g.counts.households),
             ("compounds", g.counts.compounds),
@@ -192,7 +201,10 @@ impl GridsDoc<'_> {
             ("posts", g.counts.posts),
             ("members", g.counts.members),
         ] {
-            tx.put(&obj, k, ScalarValue::Uint(v)).map_err(am)?;
+            let same = matches!(tx.get(&obj, k).map_err(am)?, Some((Value::Scalar(s), _)) if matches!(s.as_ref(), ScalarValue::Uint(n) if *n == v));
+            if !same {
+                tx.put(&obj, k, ScalarValue::Uint(v)).map_err(am)?;
+            }
         }
         tx.put(
             &obj,
