@@ -5,37 +5,12 @@
 mod common;
 
 use common::*;
-use gongjian_engine::{EngineError, LocalIdentity, Replica};
+use gongjian_engine::EngineError;
 use gongjian_identity::{DocType, Secret, UnitId, UnitKind};
 use gongjian_model::{
     Act, ActError, ActKind, ActsDoc, ItemFields, ListDoc, ListKind, Rejection, Target, acts_on,
 };
-use gongjian_store::Store;
 use tempfile::tempdir;
-
-fn node(
-    dir: &std::path::Path,
-    f: &Fed,
-    extra: &[gongjian_identity::SignedRecord],
-    secret: &Secret,
-    unit: UnitId,
-) -> Replica {
-    let store = Store::create(dir).unwrap();
-    store.bump_epoch(NOW).unwrap();
-    let mut r = Replica::open(
-        store,
-        f.root.public(),
-        Some(LocalIdentity {
-            secret: secret.clone(),
-            unit,
-        }),
-    )
-    .unwrap();
-    let mut records = f.records.clone();
-    records.extend_from_slice(extra);
-    r.insert_records(records).unwrap();
-    r
-}
 
 #[test]
 fn a_claim_lives_in_the_claimants_document_and_joins_back() {

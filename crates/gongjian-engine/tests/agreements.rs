@@ -5,37 +5,12 @@
 mod common;
 
 use common::*;
-use gongjian_engine::{LocalIdentity, Replica};
+use gongjian_engine::Replica;
 use gongjian_identity::{DocId, DocType, Secret, UnitId, UnitKind};
 use gongjian_model::{
     Act, ActKind, ActsDoc, AgreementDoc, AgreementStatus, Target, Terms, agreement_status,
 };
-use gongjian_store::Store;
 use tempfile::tempdir;
-
-fn node(
-    dir: &std::path::Path,
-    f: &Fed,
-    extra: &gongjian_identity::SignedRecord,
-    secret: &Secret,
-    unit: UnitId,
-) -> Replica {
-    let store = Store::create(dir).unwrap();
-    store.bump_epoch(NOW).unwrap();
-    let mut r = Replica::open(
-        store,
-        f.root.public(),
-        Some(LocalIdentity {
-            secret: secret.clone(),
-            unit,
-        }),
-    )
-    .unwrap();
-    let mut records = f.records.clone();
-    records.push(extra.clone());
-    r.insert_records(records).unwrap();
-    r
-}
 
 /// `unit` signs the terms of `owner`'s agreement as it holds them now.
 fn sign(
@@ -86,8 +61,20 @@ fn status_follows_signatures_terms_and_time() {
         "江苏省人民医院",
     );
     let (dc, dh) = (tempdir().unwrap(), tempdir().unwrap());
-    let mut community = node(dc.path(), &f, &hcert, &f.community, f.community_id);
-    let mut hosp = node(dh.path(), &f, &hcert, &hospital, hospital_id);
+    let mut community = node(
+        dc.path(),
+        &f,
+        std::slice::from_ref(&hcert),
+        &f.community,
+        f.community_id,
+    );
+    let mut hosp = node(
+        dh.path(),
+        &f,
+        std::slice::from_ref(&hcert),
+        &hospital,
+        hospital_id,
+    );
 
     let agreement = community
         .create_document_with_parties(DocType::Agreement, vec![hospital_id], NOW)

@@ -4,27 +4,10 @@
 mod common;
 
 use common::*;
-use gongjian_engine::{EngineError, LocalIdentity, Replica};
-use gongjian_identity::{DocType, Secret, UnitId};
+use gongjian_engine::EngineError;
+use gongjian_identity::{DocType, UnitId};
 use gongjian_model::{Grid, GridCounts, GridLevel, GridRef, GridsDoc, grid_tree};
-use gongjian_store::Store;
 use tempfile::tempdir;
-
-fn node(dir: &std::path::Path, f: &Fed, secret: &Secret, unit: UnitId) -> Replica {
-    let store = Store::create(dir).unwrap();
-    store.bump_epoch(NOW).unwrap();
-    let mut r = Replica::open(
-        store,
-        f.root.public(),
-        Some(LocalIdentity {
-            secret: secret.clone(),
-            unit,
-        }),
-    )
-    .unwrap();
-    r.insert_records(f.records.clone()).unwrap();
-    r
-}
 
 fn grid(
     id: &str,
@@ -62,8 +45,8 @@ fn counts(households: u64, members: u64) -> GridCounts {
 fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
     let f = fed();
     let (ds, dc) = (tempdir().unwrap(), tempdir().unwrap());
-    let mut street = node(ds.path(), &f, &f.street, f.street_id);
-    let mut community = node(dc.path(), &f, &f.community, f.community_id);
+    let mut street = node(ds.path(), &f, &[], &f.street, f.street_id);
+    let mut community = node(dc.path(), &f, &[], &f.community, f.community_id);
 
     let zone = grid(
         "zone-4",
@@ -213,7 +196,7 @@ fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
 fn malformed_grids_are_refused() {
     let f = fed();
     let d = tempdir().unwrap();
-    let mut community = node(d.path(), &f, &f.community, f.community_id);
+    let mut community = node(d.path(), &f, &[], &f.community, f.community_id);
     let doc = community.create_document(DocType::Grids, NOW).unwrap();
     let orphan = grid("x", GridLevel::Micro, "无上级", None, GridCounts::default());
     let err = community

@@ -4,27 +4,10 @@
 mod common;
 
 use common::*;
-use gongjian_engine::{EngineError, LocalIdentity, Replica};
+use gongjian_engine::EngineError;
 use gongjian_identity::{DocId, KeyAdd, RecordBody, Secret, SignedChange};
 use gongjian_model::{ItemError, ItemFields, ItemStatus, ListDoc, ListKind};
-use gongjian_store::Store;
 use tempfile::tempdir;
-
-fn local(dir: &std::path::Path, f: &Fed, secret: &Secret) -> Replica {
-    let store = Store::create(dir).unwrap();
-    store.bump_epoch(NOW).unwrap();
-    let mut r = Replica::open(
-        store,
-        f.root.public(),
-        Some(LocalIdentity {
-            secret: secret.clone(),
-            unit: f.community_id,
-        }),
-    )
-    .unwrap();
-    r.insert_records(f.records.clone()).unwrap();
-    r
-}
 
 fn fields(title: &str) -> ItemFields {
     ItemFields {
@@ -39,7 +22,7 @@ fn fields(title: &str) -> ItemFields {
 fn every_list_kind_round_trips_through_the_store() {
     let dir = tempdir().unwrap();
     let f = fed();
-    let mut r = local(dir.path(), &f, &f.community);
+    let mut r = node(dir.path(), &f, &[], &f.community, f.community_id);
     let mut docs = Vec::new();
     for kind in ListKind::ALL {
         let doc = r.create_document(kind.doc_type(), NOW).unwrap();
@@ -91,7 +74,7 @@ fn every_list_kind_round_trips_through_the_store() {
 fn only_projects_are_urgent_and_ids_are_unique() {
     let dir = tempdir().unwrap();
     let f = fed();
-    let mut r = local(dir.path(), &f, &f.community);
+    let mut r = node(dir.path(), &f, &[], &f.community, f.community_id);
     let needs = r.create_document(ListKind::Need.doc_type(), NOW).unwrap();
     let urgent = ItemFields {
         urgent: Some(true),
@@ -147,7 +130,7 @@ fn two_nodes_of_one_unit_edit_offline_and_merge_without_loss() {
     let f = fed();
     let (d1, d2) = (tempdir().unwrap(), tempdir().unwrap());
     let tablet = Secret::from_seed([70; 32]);
-    let mut office = local(d1.path(), &f, &f.community);
+    let mut office = node(d1.path(), &f, &[], &f.community, f.community_id);
     // The office's node names the tablet a writer of the unit's documents.
     let key_add = KeyAdd {
         unit: f.community_id,
@@ -176,7 +159,7 @@ fn two_nodes_of_one_unit_edit_offline_and_merge_without_loss() {
         })
         .unwrap();
     // The tablet's node gets everything so far.
-    let mut field = local(d2.path(), &f, &tablet);
+    let mut field = node(d2.path(), &f, &[], &tablet, f.community_id);
     field
         .insert_records(office.store().records().unwrap())
         .unwrap();

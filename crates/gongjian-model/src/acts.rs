@@ -191,12 +191,7 @@ impl ActsDoc<'_> {
         )
         .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
-        let hash = hash.ok_or_else(|| ActError::Automerge("empty change".into()))?;
-        self.doc
-            .get_last_local_change()
-            .filter(|c| c.hash() == hash)
-            .map(|c| c.raw_bytes().to_vec())
-            .ok_or_else(|| ActError::Automerge("local change not found".into()))
+        crate::meta::local_change_bytes(self.doc, hash).map_err(ActError::Automerge)
     }
 
     /// Created and updated times and last author of act `id`.

@@ -78,12 +78,7 @@ impl AgreementDoc<'_> {
         tx.put(automerge::ROOT, "contact", t.contact.as_str())
             .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
-        let hash = hash.ok_or_else(|| AgreementError::Automerge("empty change".into()))?;
-        self.0
-            .get_last_local_change()
-            .filter(|c| c.hash() == hash)
-            .map(|c| c.raw_bytes().to_vec())
-            .ok_or_else(|| AgreementError::Automerge("local change not found".into()))
+        crate::meta::local_change_bytes(self.0, hash).map_err(AgreementError::Automerge)
     }
 
     pub fn terms(&self) -> Option<Terms> {

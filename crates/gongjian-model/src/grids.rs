@@ -213,12 +213,7 @@ impl GridsDoc<'_> {
         )
         .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
-        let hash = hash.ok_or_else(|| GridError::Automerge("empty change".into()))?;
-        self.0
-            .get_last_local_change()
-            .filter(|c| c.hash() == hash)
-            .map(|c| c.raw_bytes().to_vec())
-            .ok_or_else(|| GridError::Automerge("local change not found".into()))
+        crate::meta::local_change_bytes(self.0, hash).map_err(GridError::Automerge)
     }
 
     /// Created and updated times and last author of grid `id`.

@@ -556,13 +556,7 @@ impl ListDoc<'_> {
     }
 
     fn last_change(&self, hash: Option<automerge::ChangeHash>) -> Result<Vec<u8>, ItemError> {
-        let hash = hash.ok_or_else(|| ItemError::Automerge("empty change".into()))?;
-        let change = self
-            .doc
-            .get_last_local_change()
-            .filter(|c| c.hash() == hash)
-            .ok_or_else(|| ItemError::Automerge("local change not found".into()))?;
-        Ok(change.raw_bytes().to_vec())
+        crate::meta::local_change_bytes(self.doc, hash).map_err(ItemError::Automerge)
     }
 
     /// Every record, by creation time then id.

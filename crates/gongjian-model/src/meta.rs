@@ -57,3 +57,16 @@ pub(crate) fn record_obj(doc: &Automerge, id: &str) -> Option<ObjId> {
         _ => None,
     }
 }
+
+/// The raw bytes of the local change just committed as `hash` (an empty
+/// commit has none).
+pub(crate) fn local_change_bytes(
+    doc: &Automerge,
+    hash: Option<automerge::ChangeHash>,
+) -> Result<Vec<u8>, String> {
+    let hash = hash.ok_or("empty change")?;
+    doc.get_last_local_change()
+        .filter(|c| c.hash() == hash)
+        .map(|c| c.raw_bytes().to_vec())
+        .ok_or_else(|| "local change not found".to_owned())
+}

@@ -199,3 +199,28 @@ pub fn community_doc() -> (tempfile::TempDir, Fed, Replica, DocId) {
     r.insert_records(vec![g]).unwrap();
     (dir, fed, r, doc)
 }
+
+/// A node of `unit` holding `secret`, with the federation and `extra` records.
+pub fn node(
+    dir: &std::path::Path,
+    f: &Fed,
+    extra: &[SignedRecord],
+    secret: &Secret,
+    unit: UnitId,
+) -> Replica {
+    let store = Store::create(dir).unwrap();
+    store.bump_epoch(NOW).unwrap();
+    let mut r = Replica::open(
+        store,
+        f.root.public(),
+        Some(LocalIdentity {
+            secret: secret.clone(),
+            unit,
+        }),
+    )
+    .unwrap();
+    let mut records = f.records.clone();
+    records.extend_from_slice(extra);
+    r.insert_records(records).unwrap();
+    r
+}
