@@ -9,6 +9,7 @@ use gongjian_engine::EngineError;
 use gongjian_identity::{DocType, Secret, UnitId, UnitKind};
 use gongjian_model::{
     Act, ActError, ActKind, ActsDoc, ItemFields, ListDoc, ListKind, Rejection, Target, acts_on,
+    whistle_responders,
 };
 use tempfile::tempdir;
 
@@ -71,6 +72,7 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
         note: "派出三名医生".into(),
         resolved: false,
         heads: vec![],
+        parts: None,
         services: vec![],
         contact: String::new(),
         created_at: NOW as i64,
@@ -87,6 +89,7 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
     let bad = Act {
         resolved: true,
         heads: vec![],
+        parts: None,
         services: vec![],
         contact: String::new(),
         id: "c2".into(),
@@ -242,6 +245,7 @@ fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
         note: "联合执法清理通道".into(),
         resolved: true,
         heads: vec![],
+        parts: None,
         services: vec![],
         contact: String::new(),
         created_at: NOW as i64 + 10,
@@ -383,6 +387,7 @@ fn whistle_response_dispatch_take() {
             note: "可以派人".into(),
             resolved: false,
             heads: vec![],
+            parts: None,
             services: vec![],
             contact: String::new(),
             created_at: NOW as i64 + 1,
@@ -396,7 +401,12 @@ fn whistle_response_dispatch_take() {
     // The street cannot dispatch the community's whistle.
     let err = street
         .local_change(&whistles, NOW + 2, |am| {
-            ListDoc::new(am, ListKind::Whistle).dispatch("w1", f.street_id, NOW as i64 + 2)
+            ListDoc::new(am, ListKind::Whistle).dispatch(
+                "w1",
+                f.street_id,
+                &[f.street_id],
+                NOW as i64 + 2,
+            )
         })
         .unwrap_err();
     assert!(matches!(err, EngineError::NotWriter(_)));
@@ -423,9 +433,45 @@ fn whistle_response_dispatch_take() {
     }
     let responses = acts_on(&target, &held);
     assert_eq!(responses.len(), 2);
+    let whistle_item = {
+        let mut am = community.load(&whistles).unwrap();
+        ListDoc::new(&mut am, ListKind::Whistle).get("w1").unwrap()
+    };
+    let trust = community.trust().clone();
+    let responders = whistle_responders(&whistle_item, &target, &held, |u| {
+        trust.unit(u).map(|i| i.kind)
+    });
+    assert_eq!(responders.len(), 2, "street and hospital were both called");
+    // Only the street answered at a called level once the street level is
+    // not called: a whistle calling residents only has one responder.
+    let mut residents_only = whistle_item.clone();
+    residents_only.levels = vec![UnitKind::Resident];
+    assert_eq!(
+        whistle_responders(&residents_only, &target, &held, |u| trust
+            .unit(u)
+            .map(|i| i.kind)),
+        vec![hospital_id]
+    );
+    // The community cannot dispatch to a unit that never responded.
+    let err = community
+        .local_change(&whistles, NOW + 3, |am| {
+            ListDoc::new(am, ListKind::Whistle).dispatch(
+                "w1",
+                f.district_id,
+                &responders,
+                NOW as i64 + 3,
+            )
+        })
+        .unwrap_err();
+    assert!(format!("{err}").contains("has not responded"), "{err}");
     community
         .local_change(&whistles, NOW + 3, |am| {
-            ListDoc::new(am, ListKind::Whistle).dispatch("w1", hospital_id, NOW as i64 + 3)
+            ListDoc::new(am, ListKind::Whistle).dispatch(
+                "w1",
+                hospital_id,
+                &responders,
+                NOW as i64 + 3,
+            )
         })
         .unwrap();
     // The hospital sees the order and takes it in its own document.
@@ -444,6 +490,7 @@ fn whistle_response_dispatch_take() {
         note: "已接单".into(),
         resolved: false,
         heads: vec![],
+        parts: None,
         services: vec![],
         contact: String::new(),
         created_at: NOW as i64 + 4,

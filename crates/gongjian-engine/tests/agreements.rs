@@ -6,9 +6,10 @@ mod common;
 
 use common::*;
 use gongjian_engine::Replica;
-use gongjian_identity::{DocId, DocType, Secret, UnitId, UnitKind};
+use gongjian_identity::{DocId, DocType, Hash, Secret, UnitId, UnitKind};
 use gongjian_model::{
-    Act, ActKind, ActsDoc, AgreementDoc, AgreementStatus, Target, Terms, agreement_status,
+    Act, ActKind, ActsDoc, AgreementDoc, AgreementStatus, Target, Terms, agreement_parts_digest,
+    agreement_status,
 };
 use tempfile::tempdir;
 
@@ -21,6 +22,7 @@ fn sign(
     agreement: &DocId,
     id: &str,
     at: i64,
+    parts: Hash,
 ) {
     let heads = {
         let mut am = r.load(agreement).unwrap();
@@ -37,6 +39,7 @@ fn sign(
         note: String::new(),
         resolved: false,
         heads,
+        parts: Some(parts),
         services: vec![],
         contact: String::new(),
         created_at: at,
@@ -119,10 +122,7 @@ fn status_follows_signatures_terms_and_time() {
             "{report:?}"
         );
     };
-    let state = |r: &Replica, now: i64| {
-        let mut am = r.load(&agreement).unwrap();
-        let doc = AgreementDoc(&mut am);
-        let (t, heads) = (doc.terms(), doc.heads());
+    let held = |r: &Replica| {
         let mut acts = Vec::new();
         for (unit, d) in [(f.community_id, c_acts), (hospital_id, h_acts)] {
             if r.store().doc_meta(&d).unwrap().is_some() {
@@ -135,10 +135,18 @@ fn status_follows_signatures_terms_and_time() {
                 );
             }
         }
-        agreement_status(&agreement, &parties, t.as_ref(), &heads, &acts, now)
+        acts
+    };
+    let digest = |r: &Replica| agreement_parts_digest(&agreement, &parties, &held(r));
+    let state = |r: &Replica, now: i64| {
+        let mut am = r.load(&agreement).unwrap();
+        let doc = AgreementDoc(&mut am);
+        let (t, heads) = (doc.terms(), doc.heads());
+        agreement_status(&agreement, &parties, t.as_ref(), &heads, &held(r), now)
     };
 
     // Draft until both sign the same heads.
+    let dg = digest(&community);
     sign(
         &mut community,
         f.community_id,
@@ -147,12 +155,14 @@ fn status_follows_signatures_terms_and_time() {
         &agreement,
         "s1",
         NOW as i64 + 1,
+        dg,
     );
     assert_eq!(
         state(&community, NOW as i64 + 2).status,
         AgreementStatus::Draft
     );
     sync(&community, &mut hosp, &agreement);
+    let dg = digest(&hosp);
     sign(
         &mut hosp,
         hospital_id,
@@ -161,6 +171,7 @@ fn status_follows_signatures_terms_and_time() {
         &agreement,
         "s1",
         NOW as i64 + 3,
+        dg,
     );
     sync(&community, &mut hosp, &c_acts);
     let s = state(&hosp, NOW as i64 + 4);
@@ -189,6 +200,7 @@ fn status_follows_signatures_terms_and_time() {
     assert_eq!(s.status, AgreementStatus::Draft);
     assert!(s.changed_after_signing);
     // Both sign the new terms.
+    let dg = digest(&community);
     sign(
         &mut community,
         f.community_id,
@@ -197,8 +209,10 @@ fn status_follows_signatures_terms_and_time() {
         &agreement,
         "s2",
         NOW as i64 + 7,
+        dg,
     );
     sync(&community, &mut hosp, &agreement);
+    let dg = digest(&hosp);
     sign(
         &mut hosp,
         hospital_id,
@@ -207,6 +221,7 @@ fn status_follows_signatures_terms_and_time() {
         &agreement,
         "s2",
         NOW as i64 + 8,
+        dg,
     );
     sync(&hosp, &mut community, &h_acts);
     assert_eq!(
@@ -232,6 +247,7 @@ fn status_follows_signatures_terms_and_time() {
         note: String::new(),
         resolved: false,
         heads: vec![],
+        parts: None,
         services: vec!["每月义诊一次".into(), "急救培训".into()],
         contact: "医务处 李某".into(),
         created_at: NOW as i64 + 10,
@@ -258,11 +274,70 @@ fn status_follows_signatures_terms_and_time() {
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].1.contact, "医务处 李某");
     assert_eq!(parts[0].1.services.len(), 2);
+    let s = state(&community, NOW as i64 + 10);
+    assert_eq!(
+        s.status,
+        AgreementStatus::Draft,
+        "a part written after signing shows the agreement unsigned"
+    );
+    assert!(s.changed_after_signing);
+    // Both sign the terms with the parts as they stand.
+    sync(&hosp, &mut community, &h_acts);
+    let dg = digest(&community);
+    sign(
+        &mut community,
+        f.community_id,
+        f.community_id,
+        &c_acts,
+        &agreement,
+        "s3",
+        NOW as i64 + 10,
+        dg,
+    );
+    sync(&community, &mut hosp, &c_acts);
+    assert_eq!(digest(&hosp), dg, "both read the same parts");
+    sign(
+        &mut hosp,
+        hospital_id,
+        f.community_id,
+        &h_acts,
+        &agreement,
+        "s3",
+        NOW as i64 + 10,
+        dg,
+    );
+    sync(&hosp, &mut community, &h_acts);
     assert_eq!(
         state(&community, NOW as i64 + 10).status,
-        AgreementStatus::Active,
-        "parts do not unsign the terms"
+        AgreementStatus::Active
     );
+    // The hospital adds to its part after signing: unsigned again.
+    let mut part2 = part.clone();
+    part2.id = "part2".into();
+    part2.services.push("志愿者培训".into());
+    hosp.local_change(&h_acts, NOW + 10, |am| {
+        ActsDoc {
+            doc: am,
+            unit: hospital_id,
+        }
+        .record(&part2, NOW as i64 + 10)
+    })
+    .unwrap();
+    sync(&hosp, &mut community, &h_acts);
+    assert_eq!(
+        state(&community, NOW as i64 + 10).status,
+        AgreementStatus::Draft,
+        "a changed part needs new signatures"
+    );
+    let meta = {
+        let mut am = community.load(&agreement).unwrap();
+        AgreementDoc(&mut am).meta()
+    };
+    assert_eq!(
+        (meta.created_at, meta.updated_at),
+        (NOW as i64, NOW as i64 + 5)
+    );
+    assert_eq!(meta.last_author, Some(f.community.public()));
     // A party terminates it, in its own document.
     let end = Act {
         id: "t1".into(),
@@ -275,6 +350,7 @@ fn status_follows_signatures_terms_and_time() {
         note: "医院搬迁".into(),
         resolved: false,
         heads: vec![],
+        parts: None,
         services: vec![],
         contact: String::new(),
         created_at: NOW as i64 + 11,

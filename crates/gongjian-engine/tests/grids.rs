@@ -121,7 +121,12 @@ fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
         all.extend(GridsDoc(&mut am).list().into_iter().map(|g| (unit, g)));
     }
     assert_eq!(all.len(), 6);
-    let tree = grid_tree(&all);
+    let trust = street.trust().clone();
+    let below = |u: &UnitId, a: &UnitId| trust.is_below(u, a);
+    assert!(below(&f.community_id, &f.street_id));
+    assert!(below(&f.community_id, &f.district_id));
+    assert!(!below(&f.street_id, &f.community_id));
+    let tree = grid_tree(&all, below);
     assert_eq!(
         tree.len(),
         2,
@@ -170,7 +175,27 @@ fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
         let mut am = street.load(&doc).unwrap();
         all2.extend(GridsDoc(&mut am).list().into_iter().map(|g| (unit, g)));
     }
-    let tree2 = grid_tree(&all2);
+    let tree2 = grid_tree(&all2, below);
+    // A unit that is not below the street (here the district) cannot hang
+    // a grid under the street's zone to swell its totals: it stays a root.
+    let mut intruder = all2.clone();
+    intruder.push((
+        f.district_id,
+        grid(
+            "r-x",
+            GridLevel::Residential,
+            "外来网格",
+            Some((f.street_id, "zone-4")),
+            counts(1000, 0),
+        ),
+    ));
+    let t3 = grid_tree(&intruder, below);
+    let z3 = t3.iter().find(|n| n.grid.id == "zone-4").unwrap();
+    assert_eq!(z3.totals.households, 150 + 80 + 40, "intruder not summed");
+    assert!(
+        t3.iter()
+            .any(|n| n.grid.id == "r-x" && n.totals.households == 1000)
+    );
     let z2 = tree2.iter().find(|n| n.grid.id == "zone-4").unwrap();
     assert_eq!(z2.totals.households, 150 + 80 + 40);
     let mut am = street.load(&cdoc).unwrap();

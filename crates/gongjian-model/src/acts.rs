@@ -98,6 +98,10 @@ pub struct Act {
     pub resolved: bool,
     /// Sign only: the heads of the agreement document that were signed.
     pub heads: Vec<Hash>,
+    /// Sign only: the digest of every party's parts as the signer read them
+    /// (`agreement_parts_digest`), so a part changed after signing shows
+    /// the agreement unsigned again.
+    pub parts: Option<Hash>,
     /// Part only: the services the party commits, and its contact.
     pub services: Vec<String>,
     pub contact: String,
@@ -110,7 +114,7 @@ pub enum ActError {
     Kind(String),
     #[error("act id `{0}` must be 1 to 64 letters, digits, `-` or `_`")]
     Id(String),
-    #[error("a sign act must name the heads it signs")]
+    #[error("a sign act must name the heads and the parts it signs")]
     EmptyHeads,
     #[error("a unit does not act on its own records")]
     SelfTarget,
@@ -142,7 +146,7 @@ impl ActsDoc<'_> {
         if !crate::lists::valid_id(&act.id) {
             return Err(ActError::Id(act.id.clone()));
         }
-        if act.kind == ActKind::Sign && act.heads.is_empty() {
+        if act.kind == ActKind::Sign && (act.heads.is_empty() || act.parts.is_none()) {
             return Err(ActError::EmptyHeads);
         }
         // A unit signs or terminates its own agreements too; every other
@@ -175,6 +179,8 @@ impl ActsDoc<'_> {
         tx.put(&obj, "resolved", act.resolved).map_err(am)?;
         let heads: Vec<String> = act.heads.iter().map(Hash::to_string).collect();
         tx.put(&obj, "heads", heads.join(",")).map_err(am)?;
+        let parts = act.parts.map(|h| h.to_string()).unwrap_or_default();
+        tx.put(&obj, "parts", parts).map_err(am)?;
         tx.put(&obj, "services", act.services.join("\n"))
             .map_err(am)?;
         tx.put(&obj, "contact", act.contact.as_str()).map_err(am)?;
@@ -242,6 +248,7 @@ impl ActsDoc<'_> {
                     .split(',')
                     .filter_map(|h| h.parse().ok())
                     .collect(),
+                parts: text("parts").parse().ok(),
                 services: text("services")
                     .lines()
                     .filter(|l| !l.is_empty())
@@ -260,4 +267,27 @@ impl ActsDoc<'_> {
 /// The acts of every unit held that point at `target`, with the acting unit.
 pub fn acts_on<'a>(target: &Target, acts: &'a [(UnitId, Act)]) -> Vec<&'a (UnitId, Act)> {
     acts.iter().filter(|(_, a)| a.target == *target).collect()
+}
+
+/// The units that answered whistle `target` and are of a level it called
+/// (`kind_of` gives a unit's certified kind): the only units its owner may
+/// dispatch the order to. Sorted, each once.
+pub fn whistle_responders(
+    whistle: &crate::lists::Item,
+    target: &Target,
+    acts: &[(UnitId, Act)],
+    kind_of: impl Fn(&UnitId) -> Option<gongjian_identity::UnitKind>,
+) -> Vec<UnitId> {
+    let mut out: Vec<UnitId> = acts_on(target, acts)
+        .into_iter()
+        .filter(|(u, a)| {
+            a.kind == ActKind::Response
+                && *u != target.unit
+                && kind_of(u).is_some_and(|k| whistle.calls(k))
+        })
+        .map(|(u, _)| *u)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }

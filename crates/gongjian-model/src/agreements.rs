@@ -77,6 +77,12 @@ impl AgreementDoc<'_> {
             .map_err(am)?;
         tx.put(automerge::ROOT, "contact", t.contact.as_str())
             .map_err(am)?;
+        let stamp = ScalarValue::Timestamp(now.saturating_mul(1000));
+        if tx.get(automerge::ROOT, "created_at").map_err(am)?.is_none() {
+            tx.put(automerge::ROOT, "created_at", stamp.clone())
+                .map_err(am)?;
+        }
+        tx.put(automerge::ROOT, "updated_at", stamp).map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         crate::meta::local_change_bytes(self.0, hash).map_err(AgreementError::Automerge)
     }
@@ -106,6 +112,12 @@ impl AgreementDoc<'_> {
                 .collect(),
             contact: text("contact").unwrap_or_default(),
         })
+    }
+
+    /// Created and updated times of the terms, and the author of their
+    /// last change.
+    pub fn meta(&self) -> crate::meta::RecordMeta {
+        crate::meta::read_meta(self.0, &automerge::ROOT)
     }
 
     /// The heads a party signs.
@@ -169,13 +181,41 @@ pub fn agreement_parts<'a>(
         .collect()
 }
 
+/// The digest a `Sign` act carries besides the terms' heads: every `Part`
+/// act the parties wrote for agreement `doc` (unit, id, services, contact),
+/// in (unit, id) order, each field length-prefixed. A party that changes or
+/// adds a part after signing changes the digest, so the agreement shows
+/// unsigned again until every party signs anew.
+pub fn agreement_parts_digest(doc: &DocId, parties: &[UnitId], acts: &[(UnitId, Act)]) -> Hash {
+    let party_set: BTreeSet<UnitId> = parties.iter().copied().collect();
+    let mut parts: Vec<&(UnitId, Act)> = acts
+        .iter()
+        .filter(|(u, a)| party_set.contains(u) && a.kind == ActKind::Part && a.target.doc == *doc)
+        .collect();
+    parts.sort_by(|(u, a), (v, b)| (u, &a.id).cmp(&(v, &b.id)));
+    parts.dedup_by(|(u, a), (v, b)| u == v && a.id == b.id);
+    let mut bytes = b"gongjian/v1/agreement-parts".to_vec();
+    bytes.extend_from_slice(doc.as_bytes());
+    let mut field = |f: &[u8]| {
+        bytes.extend_from_slice(&(f.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(f);
+    };
+    for (u, a) in parts {
+        field(u.as_str().as_bytes());
+        field(a.id.as_bytes());
+        field(a.services.join("\n").as_bytes());
+        field(a.contact.as_bytes());
+    }
+    Hash::of(&bytes)
+}
+
 /// The status and who has signed the current terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgreementState {
     pub status: AgreementStatus,
     /// Parties whose latest signature covers the current heads.
     pub signed_by: Vec<UnitId>,
-    /// Some party signed earlier terms: the terms changed after signing.
+    /// Some party signed earlier terms or parts: they changed after signing.
     pub changed_after_signing: bool,
 }
 
@@ -205,6 +245,7 @@ pub fn agreement_status(
     }
     let mut current: Vec<Hash> = heads.to_vec();
     current.sort();
+    let parts = agreement_parts_digest(doc, parties, acts);
     let mut signed_by = Vec::new();
     let mut changed_after_signing = false;
     for party in &party_set {
@@ -220,7 +261,7 @@ pub fn agreement_status(
         let matches = signs.iter().any(|a| {
             let mut signed = a.heads.clone();
             signed.sort();
-            !signed.is_empty() && signed == current
+            !signed.is_empty() && signed == current && a.parts == Some(parts)
         });
         if matches {
             signed_by.push(*party);

@@ -292,9 +292,15 @@ pub struct GridNode {
 }
 
 /// Builds the grid forest from the grids of every unit held. A grid whose
-/// parent is not held, has the wrong level, or would close a cycle becomes
-/// a root, so every grid appears exactly once.
-pub fn grid_tree(grids: &[(UnitId, Grid)]) -> Vec<GridNode> {
+/// parent is not held, has the wrong level, or belongs to a unit that is
+/// not an ancestor of the grid's own unit (`is_below(unit, parent_unit)`,
+/// from the certified membership) becomes a root, so every grid appears
+/// exactly once and no unit can hang grids under another's zone to swell
+/// its totals.
+pub fn grid_tree(
+    grids: &[(UnitId, Grid)],
+    is_below: impl Fn(&UnitId, &UnitId) -> bool,
+) -> Vec<GridNode> {
     let by_ref: BTreeMap<GridRef, &Grid> = grids
         .iter()
         .map(|(u, g)| {
@@ -315,7 +321,8 @@ pub fn grid_tree(grids: &[(UnitId, Grid)]) -> Vec<GridNode> {
     let mut children: BTreeMap<GridRef, Vec<GridRef>> = BTreeMap::new();
     let mut roots = Vec::new();
     for (r, g) in &by_ref {
-        match valid_parent(g) {
+        let parent = valid_parent(g).filter(|p| p.unit == r.unit || is_below(&r.unit, &p.unit));
+        match parent {
             Some(p) => children.entry(p).or_default().push(r.clone()),
             None => roots.push(r.clone()),
         }

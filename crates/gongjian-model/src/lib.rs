@@ -18,10 +18,10 @@ mod needs;
 mod verified;
 
 pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document};
-pub use acts::{Act, ActError, ActKind, ActsDoc, Target, acts_on};
+pub use acts::{Act, ActError, ActKind, ActsDoc, Target, acts_on, whistle_responders};
 pub use agreements::{
     AgreementDoc, AgreementError, AgreementState, AgreementStatus, Terms, agreement_parties,
-    agreement_parts, agreement_status,
+    agreement_parts, agreement_parts_digest, agreement_status,
 };
 pub use apply::{ApplyOutcome, apply_accepted};
 pub use grids::{Grid, GridCounts, GridError, GridLevel, GridNode, GridRef, GridsDoc, grid_tree};

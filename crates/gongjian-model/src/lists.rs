@@ -276,6 +276,10 @@ pub enum ItemError {
     LevelsNotWhistle,
     #[error("only whistles are dispatched")]
     NotWhistle,
+    #[error("{0} has not responded to this whistle at a level it called")]
+    NotResponder(gongjian_identity::UnitId),
+    #[error("a {0:?} document is not a list")]
+    NotAList(DocType),
     #[error("only problems escalate")]
     NotProblem,
     #[error("a problem at {from} can only move up, not to {to}")]
@@ -350,6 +354,13 @@ impl ListDoc<'_> {
         ListDoc { doc, kind }
     }
 
+    /// The list document whose genesis says `doc_type`: the kind comes from
+    /// the signed genesis, never from the caller.
+    pub fn open(doc: &mut Automerge, doc_type: DocType) -> Result<ListDoc<'_>, ItemError> {
+        let kind = ListKind::of_doc_type(doc_type).ok_or(ItemError::NotAList(doc_type))?;
+        Ok(ListDoc { doc, kind })
+    }
+
     /// Adds a record in one local change; returns the change's raw bytes.
     pub fn add(&mut self, id: &str, fields: &ItemFields, now: i64) -> Result<Vec<u8>, ItemError> {
         if !valid_id(id) {
@@ -406,15 +417,20 @@ impl ListDoc<'_> {
     }
 
     /// Dispatches a whistle to one of the units that responded (派单), in
-    /// one local change of the whistle's owner.
+    /// one local change of the whistle's owner. `responders` are the units
+    /// that answered at a called level (`whistle_responders`).
     pub fn dispatch(
         &mut self,
         id: &str,
         to: gongjian_identity::UnitId,
+        responders: &[gongjian_identity::UnitId],
         now: i64,
     ) -> Result<Vec<u8>, ItemError> {
         if self.kind != ListKind::Whistle {
             return Err(ItemError::NotWhistle);
+        }
+        if !responders.contains(&to) {
+            return Err(ItemError::NotResponder(to));
         }
         let item = self
             .item_obj(id)

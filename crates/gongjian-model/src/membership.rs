@@ -156,6 +156,21 @@ impl Trust {
         self.certs.keys().filter_map(|u| self.unit(u))
     }
 
+    /// Whether `ancestor` is above `unit` in the certified tree (its parent,
+    /// the parent's parent, ...). A unit is not below itself.
+    pub fn is_below(&self, unit: &UnitId, ancestor: &UnitId) -> bool {
+        let mut at = *unit;
+        // The tree has at most four levels; the bound also stops a cycle.
+        for _ in 0..8 {
+            match self.unit(&at).and_then(|u| u.parent) {
+                Some(p) if p == *ancestor => return true,
+                Some(p) => at = p,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Units whose certificates name `parent` (the roster a parent keeps).
     pub fn children_of(&self, parent: &UnitId) -> Vec<UnitInfo> {
         self.units()
