@@ -14,6 +14,7 @@ use gongjian_model::{
 use tempfile::tempdir;
 
 /// `unit` signs the terms of `owner`'s agreement as it holds them now.
+#[allow(clippy::too_many_arguments)] // a test helper that names every input
 fn sign(
     r: &mut Replica,
     unit: UnitId,
