@@ -295,6 +295,39 @@ fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
     .collect();
     let on = acts_on(&handling.target, &held);
     assert!(on.len() == 1 && on[0].1.resolved);
+    // Only the handler of the highest step counts: the same act claimed by
+    // another unit (here the district) is ignored.
+    let q = {
+        let mut am = community.load(&problems).unwrap();
+        ListDoc::new(&mut am, ListKind::Problem).get("q1").unwrap()
+    };
+    let trust = community.trust().clone();
+    let kind_of = |u: &UnitId| trust.unit(u).map(|i| i.kind);
+    let below = |u: &UnitId, a: &UnitId| trust.is_below(u, a);
+    let mut with_stranger = held.clone();
+    let mut forged = handling.clone();
+    forged.id = "d1".into();
+    with_stranger.push((f.district_id, forged));
+    let counted =
+        gongjian_model::problem_handlings(&q, &handling.target, &with_stranger, kind_of, below);
+    assert_eq!(counted.len(), 1);
+    assert_eq!(counted[0].0, f.street_id);
+    // Escalating to the street level with a handler that is not a street
+    // is refused.
+    let err = community
+        .local_change(&problems, NOW + 12, |am| {
+            ListDoc::new(am, ListKind::Problem).escalate(
+                "q1",
+                ProblemLevel::District,
+                Some(f.street_id),
+                NOW as i64 + 12,
+            )
+        })
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not a unit of the district level"),
+        "{err}"
+    );
     community
         .local_change(&problems, NOW + 20, |am| {
             ListDoc::new(am, ListKind::Problem).set_status(

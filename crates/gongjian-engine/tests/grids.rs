@@ -115,6 +115,8 @@ fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
     street
         .ingest(wire(&community.store().doc_changes(&cdoc).unwrap()))
         .unwrap();
+    drop(street);
+    let mut street = reopen_with(ds.path(), &f, &f.street, f.street_id);
     let mut all = Vec::new();
     for (unit, doc) in [(f.street_id, sdoc), (f.community_id, cdoc)] {
         let mut am = street.load(&doc).unwrap();
@@ -154,6 +156,8 @@ fn sums_up_the_tree_count_each_grid_once_and_only_owners_write() {
         Some(f.community.public()),
         "who last changed it, from the op ids"
     );
+    // `all` was read by the street after a restart (empty cache): the
+    // round trip through automerge and RocksDB.
     let read_back = all.iter().find(|(_, g)| g.id == "m1").unwrap();
     assert_eq!(
         read_back.1, mine[1],

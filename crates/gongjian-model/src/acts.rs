@@ -269,6 +269,40 @@ pub fn acts_on<'a>(target: &Target, acts: &'a [(UnitId, Act)]) -> Vec<&'a (UnitI
     acts.iter().filter(|(_, a)| a.target == *target).collect()
 }
 
+/// The handling acts that count for problem `target`: written by the
+/// handler named in the problem's highest escalation step (its owner wrote
+/// that step), of the kind that level calls for (`kind_of` gives a unit's
+/// certified kind), and above the owner in the certified tree
+/// (`is_below(owner, handler)`). Anyone else's "handling" is ignored.
+pub fn problem_handlings<'a>(
+    problem: &crate::lists::Item,
+    target: &Target,
+    acts: &'a [(UnitId, Act)],
+    kind_of: impl Fn(&UnitId) -> Option<gongjian_identity::UnitKind>,
+    is_below: impl Fn(&UnitId, &UnitId) -> bool,
+) -> Vec<&'a (UnitId, Act)> {
+    let Some(top) = problem.escalations.last() else {
+        return vec![];
+    };
+    let Some(handler) = top.handler else {
+        return vec![];
+    };
+    let kind_ok = match top.to.handler_kind() {
+        Some(k) => kind_of(&handler) == Some(k),
+        None => false,
+    };
+    if problem.kind != crate::lists::ListKind::Problem
+        || !kind_ok
+        || !is_below(&target.unit, &handler)
+    {
+        return vec![];
+    }
+    acts_on(target, acts)
+        .into_iter()
+        .filter(|(u, a)| *u == handler && a.kind == ActKind::Handling)
+        .collect()
+}
+
 /// The units that answered whistle `target` and are of a level it called
 /// (`kind_of` gives a unit's certified kind): the only units its owner may
 /// dispatch the order to. Sorted, each once.

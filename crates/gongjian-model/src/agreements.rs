@@ -175,7 +175,14 @@ pub fn agreement_parts<'a>(
         .filter_map(|p| {
             acts.iter()
                 .filter(|(u, a)| u == p && a.kind == ActKind::Part && a.target.doc == *doc)
-                .max_by(|(_, a), (_, b)| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
+                .max_by(|(_, a), (_, b)| {
+                    (a.created_at, &a.id, &a.services, &a.contact).cmp(&(
+                        b.created_at,
+                        &b.id,
+                        &b.services,
+                        &b.contact,
+                    ))
+                })
                 .map(|(u, a)| (*u, a))
         })
         .collect()
@@ -192,8 +199,11 @@ pub fn agreement_parts_digest(doc: &DocId, parties: &[UnitId], acts: &[(UnitId, 
         .iter()
         .filter(|(u, a)| party_set.contains(u) && a.kind == ActKind::Part && a.target.doc == *doc)
         .collect();
-    parts.sort_by(|(u, a), (v, b)| (u, &a.id).cmp(&(v, &b.id)));
-    parts.dedup_by(|(u, a), (v, b)| u == v && a.id == b.id);
+    // Every part counts, duplicates of an id (from a second acts document)
+    // included, in an order of their content alone: the input order cannot
+    // change the digest.
+    let key = |(u, a): &&(UnitId, Act)| (*u, a.id.clone(), a.services.clone(), a.contact.clone());
+    parts.sort_by_key(key);
     let mut bytes = b"gongjian/v1/agreement-parts".to_vec();
     bytes.extend_from_slice(doc.as_bytes());
     let mut field = |f: &[u8]| {

@@ -112,6 +112,26 @@ pub struct Grid {
     pub counts: GridCounts,
 }
 
+impl Grid {
+    /// A total order on content, for choosing deterministically between
+    /// two grids of one unit with the same id.
+    fn sort_key(&self) -> (GridLevel, String, Option<GridRef>, [u64; 5]) {
+        let c = &self.counts;
+        (
+            self.level,
+            self.name.clone(),
+            self.parent.clone(),
+            [
+                c.households,
+                c.compounds,
+                c.resident_units,
+                c.posts,
+                c.members,
+            ],
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GridError {
     #[error("unknown grid level `{0}` (zone, residential, micro, building)")]
@@ -301,8 +321,13 @@ pub fn grid_tree(
     grids: &[(UnitId, Grid)],
     is_below: impl Fn(&UnitId, &UnitId) -> bool,
 ) -> Vec<GridNode> {
-    let by_ref: BTreeMap<GridRef, &Grid> = grids
-        .iter()
+    // Two grids documents of one unit may hold the same id: keep one chosen
+    // by content, so the input order never changes the tree.
+    let mut sorted: Vec<&(UnitId, Grid)> = grids.iter().collect();
+    sorted.sort_by_key(|(u, g)| (*u, g.id.clone(), g.sort_key()));
+    sorted.dedup_by(|(u, a), (v, b)| u == v && a.id == b.id);
+    let by_ref: BTreeMap<GridRef, &Grid> = sorted
+        .into_iter()
         .map(|(u, g)| {
             (
                 GridRef {

@@ -18,7 +18,9 @@ mod needs;
 mod verified;
 
 pub use accept::{ChangeMeta, DocVerdicts, Rejection, Verdict, evaluate_document};
-pub use acts::{Act, ActError, ActKind, ActsDoc, Target, acts_on, whistle_responders};
+pub use acts::{
+    Act, ActError, ActKind, ActsDoc, Target, acts_on, problem_handlings, whistle_responders,
+};
 pub use agreements::{
     AgreementDoc, AgreementError, AgreementState, AgreementStatus, Terms, agreement_parties,
     agreement_parts, agreement_parts_digest, agreement_status,

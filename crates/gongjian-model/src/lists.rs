@@ -181,6 +181,20 @@ impl ProblemLevel {
     }
 }
 
+impl ProblemLevel {
+    /// The kind of unit that handles a problem at this level; grid and zone
+    /// steps stay with the owner's own people.
+    pub fn handler_kind(&self) -> Option<gongjian_identity::UnitKind> {
+        use gongjian_identity::UnitKind;
+        match self {
+            ProblemLevel::Grid | ProblemLevel::Zone => None,
+            ProblemLevel::Community => Some(UnitKind::Community),
+            ProblemLevel::Street => Some(UnitKind::Street),
+            ProblemLevel::District => Some(UnitKind::District),
+        }
+    }
+}
+
 impl FromStr for ProblemLevel {
     type Err = ItemError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -282,6 +296,11 @@ pub enum ItemError {
     NotAList(DocType),
     #[error("only problems escalate")]
     NotProblem,
+    #[error("{handler} is not a unit of the {level} level")]
+    HandlerLevel {
+        handler: gongjian_identity::UnitId,
+        level: &'static str,
+    },
     #[error("a problem at {from} can only move up, not to {to}")]
     NotUp {
         from: &'static str,
@@ -471,6 +490,14 @@ impl ListDoc<'_> {
                 to: to.as_str(),
             });
         }
+        if let (Some(k), Some(h)) = (to.handler_kind(), handler)
+            && h.implied_kind() != k
+        {
+            return Err(ItemError::HandlerLevel {
+                handler: h,
+                level: to.as_str(),
+            });
+        }
         let item = self
             .item_obj(id)
             .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
@@ -622,7 +649,7 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         .ok()
         .flatten()
         .and_then(|(v, _)| match v {
-            Value::Scalar(s) => s.as_str().and_then(|t| t.parse().ok()),
+            Value::Scalar(s) => s.as_str().and_then(|t| t.parse::<ProblemLevel>().ok()),
             _ => None,
         });
     let mut escalations = Vec::new();
@@ -649,10 +676,12 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
     // Concurrent escalations by two keys of the owner: the level is the
     // highest step reached, whatever the register kept, and the history
     // reads in level order.
-    escalations.sort_by_key(|e| (e.to, e.at));
+    escalations.sort_by_key(|e| (e.to, e.at, e.handler));
+    // The level comes from the escalation records only: a raw write of the
+    // `level` register cannot move a problem without a step.
     let level = match escalations.last() {
-        Some(top) => Some(level.map_or(top.to, |l: ProblemLevel| l.max(top.to))),
-        None => level,
+        Some(top) => Some(top.to),
+        None => level.map(|_| ProblemLevel::Grid),
     };
     Item {
         status: text("status").parse().unwrap_or(ItemStatus::Open),

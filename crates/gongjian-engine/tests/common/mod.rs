@@ -112,6 +112,19 @@ pub fn reopen(dir: &std::path::Path, fed: &Fed) -> Replica {
     Replica::open(Store::open(dir).unwrap(), fed.root.public(), None).unwrap()
 }
 
+/// Reopens a replica's store with its local identity (a restart).
+pub fn reopen_with(dir: &std::path::Path, fed: &Fed, secret: &Secret, unit: UnitId) -> Replica {
+    Replica::open(
+        Store::open(dir).unwrap(),
+        fed.root.public(),
+        Some(LocalIdentity {
+            secret: secret.clone(),
+            unit,
+        }),
+    )
+    .unwrap()
+}
+
 pub fn genesis(unit: UnitId, signer: &Secret, extra_writers: &[PublicKey]) -> SignedRecord {
     let mut write_keys = vec![signer.public()];
     write_keys.extend_from_slice(extra_writers);
