@@ -11,6 +11,7 @@ mod error;
 mod fast;
 mod ingest;
 mod replica;
+mod sync_host;
 
 pub use error::{EngineError, InvalidChange};
 pub use ingest::IngestReport;

@@ -171,6 +171,23 @@ impl Trust {
         false
     }
 
+    /// Whether `viewer` is in the audience of `owner`'s documents: the owner
+    /// itself, its ancestors (the hubs that hold and relay them) and its
+    /// subtree.
+    pub fn may_see_unit(&self, viewer: &UnitId, owner: &UnitId) -> bool {
+        viewer == owner || self.is_below(owner, viewer) || self.is_below(viewer, owner)
+    }
+
+    /// Whether `viewer` may hold document `doc`, or even learn its id: it is
+    /// in the audience of the owner or of one of the genesis's parties.
+    /// Unknown documents are visible to nobody.
+    pub fn may_see(&self, viewer: &UnitId, doc: &DocId) -> bool {
+        self.genesis(doc).is_some_and(|g| {
+            self.may_see_unit(viewer, &g.unit)
+                || g.parties.iter().any(|p| self.may_see_unit(viewer, p))
+        })
+    }
+
     /// Units whose certificates name `parent` (the roster a parent keeps).
     pub fn children_of(&self, parent: &UnitId) -> Vec<UnitInfo> {
         self.units()

@@ -385,6 +385,49 @@ impl Store {
         Ok(out)
     }
 
+    /// The accepted changes of a document beyond a version vector (actor →
+    /// highest seq held by the asker), in (actor, seq) order.
+    pub fn changes_after(
+        &self,
+        doc: &DocId,
+        have: &std::collections::BTreeMap<gongjian_identity::ActorId, u64>,
+    ) -> Result<Vec<SignedChange>, StoreError> {
+        let mut out = Vec::new();
+        let prefix = doc.as_bytes();
+        let iter = self.inner.db.iterator_cf(
+            self.cf(Cf::ChangeIndex),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let corrupt = |reason: &str| StoreError::Corrupt {
+                cf: "change_index",
+                reason: reason.to_owned(),
+            };
+            if k.len() != 32 + 36 + 8 {
+                return Err(corrupt("key is not doc, actor, seq"));
+            }
+            let actor = gongjian_identity::ActorId::from_bytes(&k[32..68])
+                .map_err(|_| corrupt("bad actor in key"))?;
+            let seq = u64::from_be_bytes(k[68..76].try_into().map_err(|_| corrupt("bad seq"))?);
+            if have.get(&actor).is_some_and(|h| seq <= *h) {
+                continue;
+            }
+            let hash: [u8; 32] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("value is not a 32-byte hash"))?;
+            let change = self
+                .change(doc, &Hash(hash))?
+                .ok_or_else(|| corrupt("indexed change is missing"))?;
+            out.push(change);
+        }
+        Ok(out)
+    }
+
     /// Changes of a document held but not accepted.
     pub fn quarantined(&self, doc: &DocId) -> Result<Vec<QuarantineEntry>, StoreError> {
         let mut out = Vec::new();

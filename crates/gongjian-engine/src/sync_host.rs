@@ -1,0 +1,176 @@
+//! The replica as a sync host: what it holds, filtered by the peer's
+//! audience, and its checked ingest.
+
+use gongjian_identity::{
+    DocId, Hash, HeadsAnnouncement, RecordBody, SignedChange, SignedRecord, UnitId,
+};
+use gongjian_model::{Body, VerifiedRecord};
+use gongjian_sync::{Host, IngestSummary, Item, SetId, VersionVector};
+
+use crate::error::{EngineError, InvalidChange};
+use crate::replica::Replica;
+
+impl Replica {
+    /// Whether `peer` may receive record `v`: a genesis only within its
+    /// document's audience, a heads announcement only within its unit's;
+    /// membership records (certificates, key records, revocations,
+    /// recoveries) go to every member, who needs them to verify.
+    fn record_visible(&self, v: &VerifiedRecord, peer: &UnitId) -> bool {
+        match &v.body {
+            Body::Genesis(_) => self.trust.may_see(peer, &DocId(v.hash)),
+            Body::Heads(h) => self.trust.may_see_unit(peer, &h.unit),
+            _ => true,
+        }
+    }
+
+    /// Signs a heads announcement of this unit's documents if they moved
+    /// since the last one this node holds; returns its hash.
+    pub fn announce_heads(&mut self, now: u64) -> Result<Option<Hash>, EngineError> {
+        let local = self.local.as_ref().ok_or(EngineError::NoSecret)?;
+        let unit = local.unit;
+        let mut docs = Vec::new();
+        for (doc, g) in self.trust.documents() {
+            if g.unit == unit
+                && let Some(meta) = self.store.doc_meta(doc)?
+            {
+                docs.push((*doc, meta.heads));
+            }
+        }
+        docs.sort();
+        let latest = self
+            .membership
+            .records()
+            .filter_map(|v| match &v.body {
+                Body::Heads(h) if h.unit == unit => Some(h),
+                _ => None,
+            })
+            .max_by_key(|h| h.at);
+        if latest.is_some_and(|h| h.docs == docs) {
+            return Ok(None);
+        }
+        let at = latest.map_or(now, |h| now.max(h.at + 1));
+        let record = HeadsAnnouncement { unit, docs, at }.sign(&local.secret);
+        let hash = record.hash();
+        self.insert_records(vec![record])?;
+        Ok(Some(hash))
+    }
+
+    /// The latest heads announcement held of `unit`.
+    pub fn heads_of(&self, unit: &UnitId) -> Option<HeadsAnnouncement> {
+        self.membership
+            .records()
+            .filter_map(|v| match &v.body {
+                Body::Heads(h) if h.unit == *unit => Some(h.clone()),
+                _ => None,
+            })
+            .max_by_key(|h| h.at)
+    }
+}
+
+impl Host for Replica {
+    type Error = EngineError;
+
+    fn items(&mut self, set: SetId, peer: &UnitId) -> Result<Vec<Item>, EngineError> {
+        Ok(match set {
+            SetId::Records => self
+                .membership
+                .records()
+                .filter(|v| self.record_visible(v, peer))
+                .map(|v| Item::record(&v.hash))
+                .collect(),
+            SetId::Docs => self
+                .store
+                .docs()?
+                .into_iter()
+                .filter(|(doc, _)| self.trust.may_see(peer, doc))
+                .map(|(doc, meta)| Item::doc(&doc, &meta.heads))
+                .collect(),
+        })
+    }
+
+    fn records(&mut self, hashes: &[Hash], peer: &UnitId) -> Result<Vec<Vec<u8>>, EngineError> {
+        Ok(hashes
+            .iter()
+            .filter_map(|h| self.membership.get(h))
+            .filter(|v| self.record_visible(v, peer))
+            .map(|v| v.record.encode())
+            .collect())
+    }
+
+    fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
+        let mut summary = IngestSummary::default();
+        let mut decoded = Vec::with_capacity(records.len());
+        for r in &records {
+            match SignedRecord::decode(r) {
+                Ok(r) => decoded.push(r),
+                Err(_) => summary.invalid += 1,
+            }
+        }
+        if summary.invalid > 0 {
+            // Refused whole: nothing of a batch with a malformed record.
+            return Ok(summary);
+        }
+        let n = decoded.len();
+        match self.insert_records(decoded) {
+            Ok(fresh) => summary.accepted = fresh.len(),
+            // A signer not (yet) known: a certificate may be on its way.
+            Err(EngineError::NotMember { .. }) => summary.unknown = n,
+            Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
+            Err(EngineError::Record(_)) => summary.invalid = n,
+            Err(e) => return Err(e),
+        }
+        Ok(summary)
+    }
+
+    fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, EngineError> {
+        Ok(self
+            .store
+            .doc_meta(doc)?
+            .map(|m| m.clock)
+            .unwrap_or_default())
+    }
+
+    fn doc_item(
+        &mut self,
+        doc: &DocId,
+        peer: Option<&UnitId>,
+    ) -> Result<Option<Item>, EngineError> {
+        if peer.is_some_and(|p| !self.trust.may_see(p, doc)) {
+            return Ok(None);
+        }
+        Ok(self.store.doc_meta(doc)?.map(|m| Item::doc(doc, &m.heads)))
+    }
+
+    fn changes_after(
+        &mut self,
+        doc: &DocId,
+        have: &VersionVector,
+        peer: &UnitId,
+    ) -> Result<Option<Vec<SignedChange>>, EngineError> {
+        if !self.trust.may_see(peer, doc) {
+            return Ok(None);
+        }
+        Ok(Some(self.store.changes_after(doc, have)?))
+    }
+
+    fn ingest_changes(&mut self, changes: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
+        let report = self.ingest(changes)?;
+        let mut s = IngestSummary {
+            accepted: report.accepted.len(),
+            pending: report.pending.len(),
+            rejected: report.rejected.len(),
+            ..IngestSummary::default()
+        };
+        for (_, why) in &report.invalid {
+            match why {
+                InvalidChange::UnknownAuthor { .. }
+                | InvalidChange::UnknownDocument { .. }
+                | InvalidChange::QuarantineFull { .. } => s.unknown += 1,
+                InvalidChange::Decode(_)
+                | InvalidChange::Signature { .. }
+                | InvalidChange::Unvouched { .. } => s.invalid += 1,
+            }
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,172 @@
+//! Wire messages: one version byte, then the postcard encoding. Sizes are
+//! checked before decoding, and counts after, against fixed caps.
+
+use gongjian_identity::{ActorId, DocId, Hash};
+use serde::{Deserialize, Serialize};
+
+use crate::rbsr::{Range, SetId};
+
+/// The libp2p protocol id; the version is part of it, so nodes of two
+/// versions simply do not speak (and can be upgraded one office at a time
+/// by serving both ids).
+pub const PROTOCOL_ID: &str = "/gongjian/sync/1";
+/// The first byte of every message.
+pub const VERSION: u8 = 1;
+/// No message is larger: a batch of changes is cut well below it.
+pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
+/// Most hashes in one `WantRecords`, records in one `Records`, actors in
+/// one version vector, changes in one `Changes`.
+pub const MAX_LIST: usize = 4096;
+
+/// One sync message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A step of set reconciliation; `round` increases by one each way, so
+    /// a duplicated or stale step is recognised and dropped.
+    Reconcile {
+        set: SetId,
+        round: u32,
+        ranges: Vec<Range>,
+    },
+    /// Records the sender lacks, by hash.
+    WantRecords { hashes: Vec<Hash> },
+    /// Encoded signed records.
+    Records { records: Vec<Vec<u8>> },
+    /// "I hold `have` of `doc`: send what I lack."
+    Want {
+        doc: DocId,
+        have: Vec<(ActorId, u64)>,
+    },
+    /// Announced before the changes answering a `Want`, for progress.
+    Coming {
+        doc: DocId,
+        changes: u64,
+        bytes: u64,
+    },
+    /// A batch of encoded signed changes of one document, in causal order,
+    /// signed at the edges; `last` ends the answer to a `Want`.
+    Changes {
+        doc: DocId,
+        changes: Vec<Vec<u8>>,
+        last: bool,
+    },
+    /// Live push: the sender's state of `doc` changed.
+    Notify { doc: DocId, state: [u8; 16] },
+}
+
+impl Message {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Reconcile { .. } => "reconcile",
+            Message::WantRecords { .. } => "want_records",
+            Message::Records { .. } => "records",
+            Message::Want { .. } => "want",
+            Message::Coming { .. } => "coming",
+            Message::Changes { .. } => "changes",
+            Message::Notify { .. } => "notify",
+        }
+    }
+}
+
+/// Why bytes are not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("message of {len} bytes exceeds the {max}-byte cap")]
+    TooLarge { len: usize, max: usize },
+    #[error("empty message")]
+    Empty,
+    #[error("sync protocol version {0} is not supported (this node speaks {VERSION})")]
+    Version(u8),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{what}: {len} entries exceed the cap of {max}")]
+    TooMany {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+}
+
+pub fn encode(msg: &Message) -> Vec<u8> {
+    let mut out = vec![VERSION];
+    // Encoding plain data into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(msg).unwrap_or_default());
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if version != VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let (msg, rest): (Message, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    let check = |what: &'static str, len: usize| {
+        if len > MAX_LIST {
+            Err(DecodeError::TooMany {
+                what,
+                len,
+                max: MAX_LIST,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    match &msg {
+        Message::WantRecords { hashes } => check("record hashes", hashes.len())?,
+        Message::Records { records } => check("records", records.len())?,
+        Message::Want { have, .. } => check("version vector", have.len())?,
+        Message::Changes { changes, .. } => check("changes", changes.len())?,
+        Message::Reconcile { .. } | Message::Coming { .. } | Message::Notify { .. } => {}
+    }
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_refusals() {
+        let m = Message::Coming {
+            doc: DocId(Hash([7; 32])),
+            changes: 3,
+            bytes: 900,
+        };
+        assert_eq!(decode(&encode(&m)), Ok(m.clone()));
+        let mut bad = encode(&m);
+        bad[0] = 2;
+        assert_eq!(decode(&bad), Err(DecodeError::Version(2)));
+        let mut long = encode(&m);
+        long.push(0);
+        assert!(matches!(decode(&long), Err(DecodeError::Malformed(_))));
+        assert_eq!(decode(&[]), Err(DecodeError::Empty));
+        assert!(matches!(
+            decode(&vec![1u8; MAX_MESSAGE_BYTES + 1]),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        // A length prefix announcing 2^32 records does not allocate them.
+        let mut huge = vec![VERSION, 2];
+        huge.extend([0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert!(matches!(decode(&huge), Err(DecodeError::Malformed(_))));
+        let many = Message::WantRecords {
+            hashes: vec![Hash([0; 32]); MAX_LIST + 1],
+        };
+        assert!(matches!(
+            decode(&encode(&many)),
+            Err(DecodeError::TooMany { .. })
+        ));
+    }
+}

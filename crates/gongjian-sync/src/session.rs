@@ -1,0 +1,519 @@
+//! One side of a sync with one peer, as a state machine.
+//!
+//! The initiator opens with the records set (certificates, revocations,
+//! geneses, heads announcements), so every genesis and author is known
+//! before changes arrive, then reconciles the documents set. Each side
+//! answers what the other wants; differing documents are fetched by
+//! version vector, a bounded number in flight, with the amount announced
+//! first. Every received byte goes through [`Host`]'s checked ingest.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use gongjian_identity::{ActorId, DocId, Hash, SignedChange, UnitId};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{BatchLimits, causal_order, edge_signed_batches};
+use crate::message::{MAX_LIST, Message, decode};
+use crate::rbsr::{Item, SetId, Snapshot};
+
+/// Actor → highest accepted seq (accepted seqs of an actor are contiguous).
+pub type VersionVector = BTreeMap<ActorId, u64>;
+
+/// Documents fetched at once from one peer.
+pub const MAX_WANTS_IN_FLIGHT: usize = 64;
+/// Misbehaviours after which a session gives up on its peer.
+pub const MAX_MISBEHAVIOUR: u32 = 16;
+
+/// What became of received data, as the host's checked ingest reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub accepted: usize,
+    /// Held, waiting for dependencies.
+    pub pending: usize,
+    /// Held, refused by the acceptance rule (e.g. outside a revocation cut).
+    pub rejected: usize,
+    /// Refused because this node lacks a genesis or certificate yet (not
+    /// the sender's fault; fetched again later).
+    pub unknown: usize,
+    /// Malformed, badly signed or unvouched: the sender misbehaved.
+    pub invalid: usize,
+}
+
+/// What a session needs from the node: its holdings, filtered by audience,
+/// and its checked ingest (decode, signatures, the acceptance rule, then
+/// durable storage).
+pub trait Host {
+    type Error: std::fmt::Display;
+    /// The items of `set` that `peer` may see.
+    fn items(&mut self, set: SetId, peer: &UnitId) -> Result<Vec<Item>, Self::Error>;
+    /// The encoded records among `hashes` that `peer` may see.
+    fn records(&mut self, hashes: &[Hash], peer: &UnitId) -> Result<Vec<Vec<u8>>, Self::Error>;
+    fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, Self::Error>;
+    /// This node's version vector of `doc` (empty if not held).
+    fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, Self::Error>;
+    /// This node's item for `doc`, if it holds it and `peer` (or, with
+    /// `None`, this node) may see it.
+    fn doc_item(&mut self, doc: &DocId, peer: Option<&UnitId>)
+    -> Result<Option<Item>, Self::Error>;
+    /// The accepted changes of `doc` beyond `have`, if `peer` may see it.
+    fn changes_after(
+        &mut self,
+        doc: &DocId,
+        have: &VersionVector,
+        peer: &UnitId,
+    ) -> Result<Option<Vec<SignedChange>>, Self::Error>;
+    fn ingest_changes(&mut self, changes: Vec<Vec<u8>>) -> Result<IngestSummary, Self::Error>;
+}
+
+/// Who opened the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Initiator,
+    Responder,
+}
+
+/// An input to a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Open the session (initiator) or get ready (responder).
+    Start,
+    /// Bytes received from the peer.
+    Message(Vec<u8>),
+    /// A document changed here: tell the peer if it may see it.
+    LocalChange(DocId),
+}
+
+/// What the host must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Send(Message),
+    /// The peer sent something malformed, forged or unsolicited; nothing of
+    /// it was kept. The host penalises the peer (and closes the connection
+    /// after [`MAX_MISBEHAVIOUR`]).
+    Misbehaved(String),
+    /// Progress changed; persist it to resume an interrupted transfer.
+    Progress(PeerProgress),
+    /// Reconciliation finished and every fetch was answered.
+    Synced,
+}
+
+/// What a node remembers of its sync with one peer, across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerProgress {
+    /// Documents known to differ and not yet fetched completely: a resumed
+    /// session fetches them first, by version vector, so it continues from
+    /// what was stored rather than starting over.
+    pub pending: BTreeSet<DocId>,
+    pub changes_announced: u64,
+    pub bytes_announced: u64,
+    pub changes_received: u64,
+    pub bytes_received: u64,
+    pub completed_sessions: u64,
+    /// `now` of the last session that ended synced.
+    pub last_synced: Option<u64>,
+}
+
+/// Counters of one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub docs_fetched: u64,
+    pub changes_sent: u64,
+    pub changes_received: u64,
+    pub records_received: u64,
+    pub misbehaviour: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Records,
+    Docs,
+    Synced,
+}
+
+/// One side of a sync with one peer.
+#[derive(Debug)]
+pub struct Session {
+    peer: UnitId,
+    role: Role,
+    phase: Phase,
+    snapshots: BTreeMap<SetId, Snapshot>,
+    /// Per set: the round we expect next from the peer, and whether our
+    /// last reconcile step awaits an answer.
+    next_round: BTreeMap<SetId, u32>,
+    awaiting: BTreeSet<SetId>,
+    records_awaited: usize,
+    queue: VecDeque<DocId>,
+    in_flight: BTreeSet<DocId>,
+    /// Documents wanted in this session: changes of others are unsolicited.
+    wanted: BTreeSet<DocId>,
+    progress: PeerProgress,
+    stats: SessionStats,
+    limits: BatchLimits,
+}
+
+impl Session {
+    /// A session with `peer`, resuming from `progress`.
+    pub fn new(peer: UnitId, role: Role, progress: PeerProgress) -> Session {
+        Session {
+            peer,
+            role,
+            phase: Phase::Records,
+            snapshots: BTreeMap::new(),
+            next_round: BTreeMap::new(),
+            awaiting: BTreeSet::new(),
+            records_awaited: 0,
+            queue: VecDeque::new(),
+            in_flight: BTreeSet::new(),
+            wanted: BTreeSet::new(),
+            progress,
+            stats: SessionStats::default(),
+            limits: BatchLimits::default(),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: BatchLimits) -> Session {
+        self.limits = limits;
+        self
+    }
+
+    pub fn peer(&self) -> &UnitId {
+        &self.peer
+    }
+
+    pub fn progress(&self) -> &PeerProgress {
+        &self.progress
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// Whether reconciliation ended and nothing is awaited.
+    pub fn is_synced(&self) -> bool {
+        self.phase == Phase::Synced
+    }
+
+    /// Whether the session should be dropped (too much misbehaviour).
+    pub fn is_hostile(&self) -> bool {
+        self.stats.misbehaviour >= MAX_MISBEHAVIOUR
+    }
+
+    /// Handles one input; `now` (Unix seconds) is only recorded.
+    pub fn handle<H: Host>(
+        &mut self,
+        host: &mut H,
+        input: Input,
+        now: u64,
+    ) -> Result<Vec<Output>, H::Error> {
+        let mut out = Vec::new();
+        match input {
+            Input::Start => self.start(host, &mut out)?,
+            Input::Message(bytes) => {
+                self.stats.messages_in += 1;
+                match decode(&bytes) {
+                    Ok(msg) => self.on_message(host, msg, &mut out)?,
+                    Err(e) => self.misbehaved(&mut out, format!("{e}")),
+                }
+            }
+            Input::LocalChange(doc) => {
+                if let Some(item) = host.doc_item(&doc, Some(&self.peer))? {
+                    out.push(Output::Send(Message::Notify {
+                        doc,
+                        state: item.value,
+                    }));
+                }
+            }
+        }
+        self.pump(host, &mut out)?;
+        self.advance(host, now, &mut out)?;
+        self.stats.messages_out +=
+            out.iter().filter(|o| matches!(o, Output::Send(_))).count() as u64;
+        Ok(out)
+    }
+
+    fn misbehaved(&mut self, out: &mut Vec<Output>, why: String) {
+        self.stats.misbehaviour += 1;
+        out.push(Output::Misbehaved(why));
+    }
+
+    fn start<H: Host>(&mut self, host: &mut H, out: &mut Vec<Output>) -> Result<(), H::Error> {
+        // Resume: documents left half-fetched go first.
+        for doc in self.progress.pending.clone() {
+            self.enqueue(doc);
+        }
+        if self.role == Role::Initiator {
+            self.open(host, SetId::Records, out)?;
+        }
+        Ok(())
+    }
+
+    fn snapshot<H: Host>(&mut self, host: &mut H, set: SetId) -> Result<&Snapshot, H::Error> {
+        if !self.snapshots.contains_key(&set) {
+            let items = host.items(set, &self.peer)?;
+            self.snapshots.insert(set, Snapshot::new(items));
+        }
+        Ok(&self.snapshots[&set])
+    }
+
+    fn open<H: Host>(
+        &mut self,
+        host: &mut H,
+        set: SetId,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        self.snapshots.remove(&set);
+        let ranges = self.snapshot(host, set)?.initial();
+        self.awaiting.insert(set);
+        self.next_round.insert(set, 1);
+        out.push(Output::Send(Message::Reconcile {
+            set,
+            round: 0,
+            ranges,
+        }));
+        Ok(())
+    }
+
+    fn enqueue(&mut self, doc: DocId) {
+        if self.wanted.insert(doc) {
+            self.queue.push_back(doc);
+        }
+    }
+
+    /// Sends wants up to the in-flight bound.
+    fn pump<H: Host>(&mut self, host: &mut H, out: &mut Vec<Output>) -> Result<(), H::Error> {
+        while self.in_flight.len() < MAX_WANTS_IN_FLIGHT {
+            let Some(doc) = self.queue.pop_front() else {
+                break;
+            };
+            let have: Vec<(ActorId, u64)> = host.version_vector(&doc)?.into_iter().collect();
+            if have.len() > MAX_LIST {
+                continue;
+            }
+            self.in_flight.insert(doc);
+            if self.progress.pending.insert(doc) {
+                out.push(Output::Progress(self.progress.clone()));
+            }
+            out.push(Output::Send(Message::Want { doc, have }));
+        }
+        Ok(())
+    }
+
+    /// Moves the initiator from records to documents, and both sides to
+    /// synced, when nothing is awaited.
+    fn advance<H: Host>(
+        &mut self,
+        host: &mut H,
+        now: u64,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        if self.role != Role::Initiator {
+            return Ok(());
+        }
+        let quiet = self.awaiting.is_empty() && self.records_awaited == 0;
+        if self.phase == Phase::Records && quiet {
+            self.phase = Phase::Docs;
+            self.open(host, SetId::Docs, out)?;
+        } else if self.phase == Phase::Docs
+            && quiet
+            && self.in_flight.is_empty()
+            && self.queue.is_empty()
+        {
+            self.phase = Phase::Synced;
+            self.progress.completed_sessions += 1;
+            self.progress.last_synced = Some(now);
+            out.push(Output::Progress(self.progress.clone()));
+            out.push(Output::Synced);
+        }
+        Ok(())
+    }
+
+    fn on_message<H: Host>(
+        &mut self,
+        host: &mut H,
+        msg: Message,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        match msg {
+            Message::Reconcile { set, round, ranges } => {
+                let expected = self.next_round.get(&set).copied().unwrap_or(0);
+                if round < expected {
+                    return Ok(()); // a duplicate or stale step
+                }
+                if round > expected && !(round == 0 && expected == 0) {
+                    // A responder's first message may be any even round only
+                    // if we never opened; anything else skipped a step.
+                    if self.role == Role::Initiator || expected != 0 {
+                        self.misbehaved(
+                            out,
+                            format!("reconcile round {round}, expected {expected}"),
+                        );
+                        return Ok(());
+                    }
+                }
+                if self.role == Role::Responder && round == 0 {
+                    // The peer (re)opened this set: answer from a fresh view.
+                    self.snapshots.remove(&set);
+                }
+                self.next_round.insert(set, round + 2);
+                self.awaiting.remove(&set);
+                if ranges.is_empty() {
+                    return Ok(());
+                }
+                let response = match self.snapshot(host, set)?.respond(&ranges) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.misbehaved(out, format!("reconcile: {e}"));
+                        return Ok(());
+                    }
+                };
+                match set {
+                    SetId::Records => {
+                        for chunk in response.wanted.chunks(MAX_LIST) {
+                            self.records_awaited += 1;
+                            out.push(Output::Send(Message::WantRecords {
+                                hashes: chunk.iter().map(|k| Hash(*k)).collect(),
+                            }));
+                        }
+                    }
+                    SetId::Docs => {
+                        for k in response.wanted {
+                            self.enqueue(DocId(Hash(k)));
+                        }
+                    }
+                }
+                if !response.reply.is_empty() {
+                    self.awaiting.insert(set);
+                }
+                out.push(Output::Send(Message::Reconcile {
+                    set,
+                    round: round + 1,
+                    ranges: response.reply,
+                }));
+            }
+            Message::WantRecords { hashes } => {
+                let records = host.records(&hashes, &self.peer)?;
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                for r in records {
+                    bytes += r.len();
+                    batch.push(r);
+                    if bytes >= self.limits.max_bytes {
+                        out.push(Output::Send(Message::Records {
+                            records: std::mem::take(&mut batch),
+                        }));
+                        bytes = 0;
+                    }
+                }
+                // Always answer, so the asker knows the request is done.
+                out.push(Output::Send(Message::Records { records: batch }));
+            }
+            Message::Records { records } => {
+                self.records_awaited = self.records_awaited.saturating_sub(1);
+                if records.is_empty() {
+                    return Ok(());
+                }
+                let n = records.len() as u64;
+                let s = host.ingest_records(records)?;
+                self.stats.records_received += n;
+                if s.invalid > 0 {
+                    self.misbehaved(out, format!("{} invalid records", s.invalid));
+                }
+            }
+            Message::Want { doc, have } => {
+                let have: VersionVector = have.into_iter().collect();
+                let changes = host.changes_after(&doc, &have, &self.peer)?;
+                // A document the peer may not see is answered like one not
+                // held: its id is never confirmed.
+                let batches =
+                    edge_signed_batches(causal_order(changes.unwrap_or_default()), self.limits);
+                let count: usize = batches.iter().map(Vec::len).sum();
+                let bytes: usize = batches.iter().flatten().map(Vec::len).sum();
+                out.push(Output::Send(Message::Coming {
+                    doc,
+                    changes: count as u64,
+                    bytes: bytes as u64,
+                }));
+                self.stats.changes_sent += count as u64;
+                let n = batches.len();
+                if n == 0 {
+                    out.push(Output::Send(Message::Changes {
+                        doc,
+                        changes: vec![],
+                        last: true,
+                    }));
+                }
+                for (i, b) in batches.into_iter().enumerate() {
+                    out.push(Output::Send(Message::Changes {
+                        doc,
+                        changes: b,
+                        last: i + 1 == n,
+                    }));
+                }
+            }
+            Message::Coming {
+                doc,
+                changes,
+                bytes,
+            } => {
+                if self.wanted.contains(&doc) {
+                    self.progress.changes_announced += changes;
+                    self.progress.bytes_announced += bytes;
+                }
+            }
+            Message::Changes { doc, changes, last } => {
+                if !self.wanted.contains(&doc) {
+                    self.misbehaved(out, format!("unsolicited changes of {}", doc.fmt_short()));
+                    return Ok(());
+                }
+                let mut foreign = false;
+                for c in &changes {
+                    if let Ok(sc) = SignedChange::decode(c)
+                        && sc.doc() != &doc
+                    {
+                        foreign = true;
+                    }
+                }
+                if foreign {
+                    self.misbehaved(
+                        out,
+                        format!(
+                            "changes of another document in a batch of {}",
+                            doc.fmt_short()
+                        ),
+                    );
+                    return Ok(());
+                }
+                if !changes.is_empty() {
+                    let n = changes.len() as u64;
+                    let bytes: usize = changes.iter().map(Vec::len).sum();
+                    let s = host.ingest_changes(changes)?;
+                    self.stats.changes_received += n;
+                    self.progress.changes_received += n;
+                    self.progress.bytes_received += bytes as u64;
+                    if s.invalid > 0 {
+                        self.misbehaved(
+                            out,
+                            format!("{} invalid changes of {}", s.invalid, doc.fmt_short()),
+                        );
+                    }
+                }
+                if last && self.in_flight.remove(&doc) {
+                    self.stats.docs_fetched += 1;
+                    self.progress.pending.remove(&doc);
+                    out.push(Output::Progress(self.progress.clone()));
+                }
+            }
+            Message::Notify { doc, state } => {
+                let mine = host.doc_item(&doc, None)?;
+                if mine.is_none_or(|i| i.value != state) && !self.in_flight.contains(&doc) {
+                    // Fetch again even if fetched earlier in this session.
+                    self.wanted.remove(&doc);
+                    self.enqueue(doc);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! Runs the seeded simulator over many seeds: `sim --from 1 --count 1000`,
+//! or one seed to replay it: `sim --seed 17`.
+
+use gongjian_tests::sim::{Config, run};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let (from, count) = match get("--seed") {
+        Some(s) => (s, 1),
+        None => (get("--from").unwrap_or(1), get("--count").unwrap_or(100)),
+    };
+    let mut failed = Vec::new();
+    for seed in from..from + count {
+        let started = std::time::Instant::now();
+        match run(Config::district(seed)) {
+            Ok(r) => println!(
+                "seed {seed}: ok, {} nodes, {} writes, {} messages, {} bytes, healed in {} rounds ({:.1}s)",
+                r.nodes,
+                r.writes,
+                r.messages,
+                r.bytes,
+                r.heal_rounds,
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                println!("FAILED {e}");
+                failed.push(seed);
+            }
+        }
+    }
+    println!("{} seeds, {} failed: {failed:?}", count, failed.len());
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,778 @@
+//! The seeded sync simulator. Everything random comes from one seed, so a
+//! failing seed replays exactly: `cargo run -p gongjian-tests --bin sim --
+//! --seed N`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gongjian_engine::{LocalIdentity, Replica};
+use gongjian_identity::{
+    Certificate, CutEntry, DocId, DocType, Hash, RecordBody, Revocation, RevocationCut,
+    RevocationTarget, Secret, SignedRecord, UnitId, UnitKind,
+};
+use gongjian_model::{Body, ItemFields, ListDoc, ListKind};
+use gongjian_store::Store;
+use gongjian_sync::{Input, Output, PeerProgress, Role, Session, encode};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+pub const NOW: u64 = 1_780_000_000;
+
+/// The shape and the weather of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub seed: u64,
+    pub streets: usize,
+    pub communities_per_street: usize,
+    pub residents_per_community: usize,
+    /// Steps of the stormy phase (writes, faults, deliveries).
+    pub steps: usize,
+    pub p_write: f64,
+    pub p_drop: f64,
+    pub p_duplicate: f64,
+    pub p_link_flip: f64,
+    pub p_restart: f64,
+}
+
+impl Config {
+    /// 1 district, 3 streets, 12 communities, 36 resident units: 52 nodes.
+    pub fn district(seed: u64) -> Config {
+        Config {
+            seed,
+            streets: 3,
+            communities_per_street: 4,
+            residents_per_community: 3,
+            steps: 3000,
+            p_write: 0.03,
+            p_drop: 0.05,
+            p_duplicate: 0.03,
+            p_link_flip: 0.01,
+            p_restart: 0.002,
+        }
+    }
+}
+
+impl SimNode {
+    pub fn replica(&self) -> &Replica {
+        self.replica
+            .as_ref()
+            .expect("a node's replica is only absent during a restart")
+    }
+    pub fn replica_mut(&mut self) -> &mut Replica {
+        self.replica
+            .as_mut()
+            .expect("a node's replica is only absent during a restart")
+    }
+}
+
+/// One office's node.
+#[derive(Debug)]
+pub struct SimNode {
+    pub unit: UnitId,
+    pub kind: UnitKind,
+    pub secret: Secret,
+    pub parent: Option<usize>,
+    dir: tempfile::TempDir,
+    replica: Option<Replica>,
+    /// The node's own needs document.
+    pub doc: Option<DocId>,
+    /// Per link: the progress the node persists (it survives restarts).
+    progress: BTreeMap<usize, PeerProgress>,
+    pub writes: u64,
+}
+
+#[derive(Debug)]
+struct Link {
+    child: usize,
+    parent: usize,
+    up: bool,
+    /// Bumped at every new connection: packets of older ones are dropped.
+    generation: u64,
+    /// (child side = initiator, parent side = responder)
+    sessions: Option<(Session, Session)>,
+}
+
+#[derive(Debug, Clone)]
+struct Packet {
+    link: usize,
+    generation: u64,
+    to_parent: bool,
+    bytes: Vec<u8>,
+    depth: u32,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub nodes: usize,
+    pub docs: usize,
+    pub writes: u64,
+    pub messages: u64,
+    pub bytes: u64,
+    pub heal_rounds: usize,
+    pub misbehaviour: Vec<String>,
+}
+
+/// The simulated district.
+#[derive(Debug)]
+pub struct World {
+    pub cfg: Config,
+    rng: StdRng,
+    pub root: Secret,
+    pub nodes: Vec<SimNode>,
+    links: Vec<Link>,
+    net: Vec<Packet>,
+    pub now: u64,
+    pub report: Report,
+    /// The deepest message chain seen (round trips × 2).
+    pub max_depth: u32,
+}
+
+fn cert(
+    signer: &Secret,
+    subject: &Secret,
+    unit: UnitId,
+    kind: UnitKind,
+    parent: Option<UnitId>,
+    name: String,
+) -> SignedRecord {
+    Certificate {
+        subject: subject.public(),
+        unit,
+        kind,
+        parent,
+        name,
+        not_before: NOW - 1000,
+        not_after: NOW + 86_400 * 3650,
+    }
+    .sign(signer)
+}
+
+/// A valid unified social credit code from a 17-character prefix.
+pub fn credit_code(prefix17: &str) -> UnitId {
+    "0123456789ABCDEFGHJKLMNPQRTUWXY"
+        .chars()
+        .find_map(|c| format!("{prefix17}{c}").parse().ok())
+        .unwrap_or_else(|| panic!("no check character fits {prefix17}"))
+}
+
+fn open_replica(
+    dir: &std::path::Path,
+    root: &Secret,
+    secret: &Secret,
+    unit: UnitId,
+    create: bool,
+) -> Replica {
+    let store = if create {
+        let s = Store::create(dir).expect("create store");
+        s.bump_epoch(NOW).expect("epoch");
+        s
+    } else {
+        Store::open(dir).expect("reopen store")
+    };
+    Replica::open(
+        store,
+        root.public(),
+        Some(LocalIdentity {
+            secret: secret.clone(),
+            unit,
+        }),
+    )
+    .expect("open replica")
+}
+
+impl World {
+    /// Builds the tree, certifies every unit (certificates are installed on
+    /// every node, as `gongjian cert import` does), and creates each unit's
+    /// needs document. Geneses travel only by sync.
+    pub fn new(cfg: Config) -> World {
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let root = Secret::from_seed(rng.random());
+        let mut nodes: Vec<(UnitId, UnitKind, Secret, Option<usize>, String)> = Vec::new();
+        let district: UnitId = "320106000000".parse().expect("district code");
+        nodes.push((
+            district,
+            UnitKind::District,
+            Secret::from_seed(rng.random()),
+            None,
+            "鼓楼区".into(),
+        ));
+        for s in 0..cfg.streets {
+            let sid: UnitId = format!("320106{:03}000", s + 1)
+                .parse()
+                .expect("street code");
+            nodes.push((
+                sid,
+                UnitKind::Street,
+                Secret::from_seed(rng.random()),
+                Some(0),
+                format!("第{}街道", s + 1),
+            ));
+            let si = nodes.len() - 1;
+            for c in 0..cfg.communities_per_street {
+                let cid: UnitId = format!("320106{:03}{:03}", s + 1, c + 1)
+                    .parse()
+                    .expect("community code");
+                nodes.push((
+                    cid,
+                    UnitKind::Community,
+                    Secret::from_seed(rng.random()),
+                    Some(si),
+                    format!("第{}社区", c + 1),
+                ));
+                let ci = nodes.len() - 1;
+                for r in 0..cfg.residents_per_community {
+                    let rid =
+                        credit_code(&format!("91320106M{:02}{:02}{:03}Y", s + 1, c + 1, r + 1));
+                    nodes.push((
+                        rid,
+                        UnitKind::Resident,
+                        Secret::from_seed(rng.random()),
+                        Some(ci),
+                        format!("驻区单位{}-{}-{}", s + 1, c + 1, r + 1),
+                    ));
+                }
+            }
+        }
+        let mut records = Vec::new();
+        for (unit, kind, secret, parent, name) in &nodes {
+            // The root issues for the district's children; every other
+            // unit's parent issues for its own.
+            let (signer, parent_unit) = match parent {
+                None => (&root, None),
+                Some(0) => (&root, Some(nodes[0].0)),
+                Some(p) => (&nodes[*p].2, Some(nodes[*p].0)),
+            };
+            records.push(cert(
+                signer,
+                secret,
+                *unit,
+                *kind,
+                parent_unit,
+                name.clone(),
+            ));
+        }
+        let mut sim_nodes = Vec::new();
+        let mut links = Vec::new();
+        for (i, (unit, kind, secret, parent, _)) in nodes.into_iter().enumerate() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut replica = open_replica(dir.path(), &root, &secret, unit, true);
+            replica
+                .insert_records(records.clone())
+                .expect("certificates");
+            let doc = replica
+                .create_document(DocType::Needs, NOW)
+                .expect("genesis");
+            if let Some(p) = parent {
+                links.push(Link {
+                    child: i,
+                    parent: p,
+                    up: true,
+                    generation: 0,
+                    sessions: None,
+                });
+            }
+            sim_nodes.push(SimNode {
+                unit,
+                kind,
+                secret,
+                parent,
+                dir,
+                replica: Some(replica),
+                doc: Some(doc),
+                progress: BTreeMap::new(),
+                writes: 0,
+            });
+        }
+        let report = Report {
+            nodes: sim_nodes.len(),
+            docs: sim_nodes.len(),
+            ..Report::default()
+        };
+        World {
+            cfg,
+            rng,
+            root,
+            nodes: sim_nodes,
+            links,
+            net: Vec::new(),
+            now: NOW,
+            report,
+            max_depth: 0,
+        }
+    }
+
+    /// Node `i` adds a need to its own document and tells connected peers.
+    pub fn write(&mut self, i: usize) {
+        let Some(doc) = self.nodes[i].doc else { return };
+        self.write_to(i, doc);
+    }
+
+    /// Node `i` adds a need to `doc`; returns the bytes of the signed change
+    /// (0 if refused, e.g. after its key was revoked).
+    pub fn write_to(&mut self, i: usize, doc: DocId) -> usize {
+        let n = self.nodes[i].writes;
+        let now = self.now;
+        let fields = ItemFields {
+            title: Some(format!("{}的需求第{}条", self.nodes[i].unit, n + 1)),
+            category: Some("助老".into()),
+            area: Some("颐和路片区".into()),
+            ..ItemFields::default()
+        };
+        let id = format!("n{n}");
+        let written = self.nodes[i].replica_mut().local_change(&doc, now, |am| {
+            ListDoc::new(am, ListKind::Need).add(&id, &fields, now as i64)
+        });
+        let bytes = match written {
+            Ok(c) => {
+                self.nodes[i].writes += 1;
+                self.report.writes += 1;
+                c.encode().len()
+            }
+            Err(_) => 0,
+        };
+        self.notify(i, doc);
+        bytes
+    }
+
+    /// Node `i` creates another needs document of its unit.
+    pub fn create_doc(&mut self, i: usize) -> DocId {
+        let now = self.now;
+        self.nodes[i]
+            .replica_mut()
+            .create_document(DocType::Needs, now)
+            .expect("genesis")
+    }
+
+    fn notify(&mut self, i: usize, doc: DocId) {
+        for l in 0..self.links.len() {
+            let (child, parent) = (self.links[l].child, self.links[l].parent);
+            if child != i && parent != i {
+                continue;
+            }
+            self.drive(l, child == i, Input::LocalChange(doc), 0);
+        }
+    }
+
+    /// Feeds an input to one side of a link's sessions and queues what it
+    /// sends. `child_side`: the input is for the child's session.
+    fn drive(&mut self, l: usize, child_side: bool, input: Input, depth: u32) {
+        let link = &mut self.links[l];
+        let Some((cs, ps)) = link.sessions.as_mut() else {
+            return;
+        };
+        let (session, idx) = if child_side {
+            (cs, link.child)
+        } else {
+            (ps, link.parent)
+        };
+        let node = &mut self.nodes[idx];
+        let outs = session
+            .handle(node.replica_mut(), input, self.now)
+            .unwrap_or_else(|e| panic!("seed {}: host error on {}: {e}", self.cfg.seed, node.unit));
+        let generation = link.generation;
+        for o in outs {
+            match o {
+                Output::Send(m) => {
+                    let bytes = encode(&m);
+                    self.report.messages += 1;
+                    self.report.bytes += bytes.len() as u64;
+                    self.max_depth = self.max_depth.max(depth + 1);
+                    self.net.push(Packet {
+                        link: l,
+                        generation,
+                        to_parent: child_side,
+                        bytes,
+                        depth: depth + 1,
+                    });
+                }
+                Output::Misbehaved(why) => {
+                    self.report
+                        .misbehaviour
+                        .push(format!("{} about its peer on link {l}: {why}", node.unit));
+                }
+                Output::Progress(p) => {
+                    node.progress.insert(l, p);
+                }
+                Output::Synced => {}
+            }
+        }
+    }
+
+    /// Opens a fresh connection on link `l` (both sessions start over,
+    /// resuming from the persisted progress).
+    fn connect(&mut self, l: usize) {
+        let link = &mut self.links[l];
+        link.generation += 1;
+        let (child, parent) = (link.child, link.parent);
+        let cp = self.nodes[child]
+            .progress
+            .get(&l)
+            .cloned()
+            .unwrap_or_default();
+        let pp = self.nodes[parent]
+            .progress
+            .get(&l)
+            .cloned()
+            .unwrap_or_default();
+        link.sessions = Some((
+            Session::new(self.nodes[parent].unit, Role::Initiator, cp),
+            Session::new(self.nodes[child].unit, Role::Responder, pp),
+        ));
+        self.drive(l, false, Input::Start, 0);
+        self.drive(l, true, Input::Start, 0);
+    }
+
+    fn disconnect(&mut self, l: usize) {
+        self.links[l].sessions = None;
+        self.net.retain(|p| p.link != l);
+    }
+
+    /// Kills node `i` and starts it again from its store.
+    pub fn restart(&mut self, i: usize) {
+        for l in 0..self.links.len() {
+            if self.links[l].child == i || self.links[l].parent == i {
+                self.disconnect(l);
+            }
+        }
+        let node = &mut self.nodes[i];
+        drop(node.replica.take());
+        node.replica = Some(open_replica(
+            node.dir.path(),
+            &self.root,
+            &node.secret,
+            node.unit,
+            false,
+        ));
+    }
+
+    fn deliver_one(&mut self) -> bool {
+        if self.net.is_empty() {
+            return false;
+        }
+        let k = self.rng.random_range(0..self.net.len());
+        let p = self.net.swap_remove(k);
+        if self.links[p.link].generation != p.generation || self.links[p.link].sessions.is_none() {
+            return true;
+        }
+        self.drive(p.link, !p.to_parent, Input::Message(p.bytes), p.depth);
+        true
+    }
+
+    fn link_quiet(&self, l: usize) -> bool {
+        !self.net.iter().any(|p| p.link == l)
+    }
+
+    /// The stormy phase: writes, drops, duplicates, reordering, partitions
+    /// and restarts.
+    pub fn storm(&mut self) {
+        for _ in 0..self.cfg.steps {
+            self.now += 1;
+            if self.rng.random_bool(self.cfg.p_write) {
+                let i = self.rng.random_range(0..self.nodes.len());
+                self.write(i);
+            }
+            if self.rng.random_bool(self.cfg.p_link_flip) && !self.links.is_empty() {
+                let l = self.rng.random_range(0..self.links.len());
+                self.links[l].up = !self.links[l].up;
+                if !self.links[l].up {
+                    self.disconnect(l);
+                }
+            }
+            if self.rng.random_bool(self.cfg.p_restart) {
+                let i = self.rng.random_range(0..self.nodes.len());
+                self.restart(i);
+            }
+            if self.rng.random_bool(0.01) {
+                let i = self.rng.random_range(0..self.nodes.len());
+                let now = self.now;
+                let _ = self.nodes[i].replica_mut().announce_heads(now);
+            }
+            // Links that are up and idle (never connected, or their last
+            // exchange ended or stalled on a drop) reconnect.
+            for l in 0..self.links.len() {
+                if self.links[l].up && self.link_quiet(l) && self.rng.random_bool(0.2) {
+                    self.connect(l);
+                }
+            }
+            // Deliver a few packets, some lost, some twice, in random order.
+            for _ in 0..8 {
+                if self.net.is_empty() {
+                    break;
+                }
+                if self.rng.random_bool(self.cfg.p_drop) {
+                    let k = self.rng.random_range(0..self.net.len());
+                    self.net.swap_remove(k);
+                    continue;
+                }
+                if self.rng.random_bool(self.cfg.p_duplicate) {
+                    let k = self.rng.random_range(0..self.net.len());
+                    let copy = self.net[k].clone();
+                    self.net.push(copy);
+                }
+                self.deliver_one();
+            }
+        }
+    }
+
+    /// Every node's state: doc → heads, for the documents it holds.
+    pub fn holdings(&self) -> Vec<BTreeMap<DocId, Vec<Hash>>> {
+        self.nodes.iter().map(|n| Self::held(n.replica())).collect()
+    }
+
+    fn held(r: &Replica) -> BTreeMap<DocId, Vec<Hash>> {
+        r.store()
+            .docs()
+            .expect("docs")
+            .into_iter()
+            .map(|(d, m)| (d, m.heads))
+            .collect()
+    }
+
+    /// Documents and records of every node, to tell when healing is done.
+    fn state(&self) -> Vec<(BTreeMap<DocId, Vec<Hash>>, usize)> {
+        self.nodes
+            .iter()
+            .map(|n| (Self::held(n.replica()), n.replica().membership().len()))
+            .collect()
+    }
+
+    /// Heals every link and runs reconnect rounds (no loss, still in random
+    /// order) until nothing changes and every session ends synced.
+    pub fn heal(&mut self, max_rounds: usize) -> usize {
+        for l in &mut self.links {
+            l.up = true;
+        }
+        let now = self.now;
+        for n in &mut self.nodes {
+            let _ = n.replica_mut().announce_heads(now);
+        }
+        let mut before = self.state();
+        for round in 1..=max_rounds {
+            self.now += 60;
+            for l in 0..self.links.len() {
+                self.connect(l);
+            }
+            while self.deliver_one() {}
+            let synced = self
+                .links
+                .iter()
+                .all(|l| l.sessions.as_ref().is_some_and(|(c, _)| c.is_synced()));
+            let after = self.state();
+            if synced && after == before {
+                self.report.heal_rounds = round;
+                return round;
+            }
+            before = after;
+        }
+        panic!(
+            "seed {}: no convergence after {max_rounds} healed rounds",
+            self.cfg.seed
+        );
+    }
+
+    /// The district's view of membership, which holds every certificate.
+    pub fn may_see(&self, viewer: &UnitId, doc: &DocId) -> bool {
+        self.nodes[0].replica().trust().may_see(viewer, doc)
+    }
+
+    /// Checks convergence and audience; returns a description of the first
+    /// violation.
+    pub fn check(&self) -> Result<(), String> {
+        let seed = self.cfg.seed;
+        if let Some(m) = self.report.misbehaviour.first() {
+            return Err(format!("seed {seed}: an honest peer was penalised: {m}"));
+        }
+        let held = self.holdings();
+        let mut all_docs: BTreeMap<DocId, usize> = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(d) = n.doc {
+                all_docs.insert(d, i);
+            }
+        }
+        for (doc, owner) in &all_docs {
+            let truth = held[*owner]
+                .get(doc)
+                .ok_or_else(|| format!("seed {seed}: owner lost its document"))?;
+            for (i, n) in self.nodes.iter().enumerate() {
+                let entitled = self.may_see(&n.unit, doc);
+                match (entitled, held[i].get(doc)) {
+                    (true, Some(h)) if h == truth => {}
+                    (true, Some(_)) => {
+                        return Err(format!(
+                            "seed {seed}: {} holds other heads of {}'s document",
+                            n.unit, self.nodes[*owner].unit
+                        ));
+                    }
+                    (true, None) => {
+                        return Err(format!(
+                            "seed {seed}: {} lacks {}'s document",
+                            n.unit, self.nodes[*owner].unit
+                        ));
+                    }
+                    (false, Some(_)) => {
+                        return Err(format!(
+                            "seed {seed}: {} holds {}'s document outside its audience",
+                            n.unit, self.nodes[*owner].unit
+                        ));
+                    }
+                    (false, None) => {}
+                }
+            }
+        }
+        // Every unit's latest heads announcement reached the district.
+        for n in &self.nodes[1..] {
+            let theirs = n.replica().heads_of(&n.unit);
+            let at_district = self.nodes[0].replica().heads_of(&n.unit);
+            if theirs.is_none() || theirs != at_district {
+                return Err(format!(
+                    "seed {seed}: the district lacks {}'s latest heads announcement",
+                    n.unit
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes node `target`'s key on node `at` (its certificate's signer),
+    /// cutting at what `at` holds of its changes and records.
+    pub fn revoke(&mut self, target: usize, at: usize) -> Hash {
+        let key = self.nodes[target].secret.public();
+        let r = self.nodes[at].replica();
+        let mut changes = Vec::new();
+        for (doc, meta) in r.store().docs().expect("docs") {
+            for (actor, seq) in &meta.clock {
+                if actor.key == key
+                    && let Some(head) = r.store().change_at(&doc, actor, *seq).expect("index")
+                {
+                    changes.push(CutEntry {
+                        doc,
+                        actor: *actor,
+                        seq: *seq,
+                        head,
+                    });
+                }
+            }
+        }
+        changes.sort_by(|a, b| (a.doc, a.actor).cmp(&(b.doc, b.actor)));
+        let mut records: Vec<Hash> = r
+            .membership()
+            .records()
+            .filter(|v| v.signer == key && !matches!(v.body, Body::Heads(_)))
+            .map(|v| v.hash)
+            .collect();
+        records.sort();
+        let revocation = Revocation {
+            target: RevocationTarget::Key(key),
+            cut: RevocationCut { changes, records },
+            reason: "密钥泄露".into(),
+            issued_at: self.now,
+        }
+        .sign(&self.nodes[at].secret);
+        let hash = revocation.hash();
+        self.nodes[at]
+            .replica_mut()
+            .insert_records(vec![revocation])
+            .expect("revocation");
+        hash
+    }
+
+    /// The link between child `child` and its parent.
+    pub fn uplink(&self, child: usize) -> Option<usize> {
+        self.links.iter().position(|l| l.child == child)
+    }
+
+    /// Connects link `l` and delivers until quiet, without loss; returns
+    /// (messages, bytes, deepest message chain) of that exchange.
+    pub fn measure_sync(&mut self, l: usize) -> (u64, u64, u32) {
+        let (m0, b0) = (self.report.messages, self.report.bytes);
+        self.max_depth = 0;
+        self.connect(l);
+        while self.deliver_one() {}
+        (
+            self.report.messages - m0,
+            self.report.bytes - b0,
+            self.max_depth,
+        )
+    }
+
+    /// Whether the initiator of link `l` ended synced.
+    pub fn synced(&self, l: usize) -> bool {
+        self.links[l]
+            .sessions
+            .as_ref()
+            .is_some_and(|(c, _)| c.is_synced())
+    }
+
+    /// Cuts (or restores) one link.
+    pub fn set_link(&mut self, l: usize, up: bool) {
+        self.links[l].up = up;
+        if !up {
+            self.disconnect(l);
+        }
+    }
+
+    /// Cuts (or restores) every link of node `i`.
+    pub fn isolate(&mut self, i: usize, cut: bool) {
+        for l in 0..self.links.len() {
+            if self.links[l].child == i || self.links[l].parent == i {
+                self.links[l].up = !cut;
+                if cut {
+                    self.disconnect(l);
+                }
+            }
+        }
+    }
+
+    /// Random steps without link flips or restarts (used around scripted
+    /// events).
+    pub fn steps(&mut self, n: usize, write_only: Option<usize>) {
+        for _ in 0..n {
+            self.now += 1;
+            if self.rng.random_bool(self.cfg.p_write) {
+                let i = write_only.unwrap_or_else(|| self.rng.random_range(0..self.nodes.len()));
+                self.write(i);
+            }
+            for l in 0..self.links.len() {
+                if self.links[l].up && self.link_quiet(l) && self.rng.random_bool(0.2) {
+                    self.connect(l);
+                }
+            }
+            for _ in 0..8 {
+                if !self.deliver_one() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The accepted seq range of `actor key`'s changes in `doc`, per node
+    /// that holds the document.
+    pub fn accepted_of(
+        &self,
+        doc: &DocId,
+        key: &gongjian_identity::PublicKey,
+    ) -> BTreeMap<usize, BTreeSet<(u32, u64)>> {
+        let mut out = BTreeMap::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let Some(meta) = n.replica().store().doc_meta(doc).expect("meta") {
+                let set: BTreeSet<(u32, u64)> = meta
+                    .clock
+                    .iter()
+                    .filter(|(a, _)| a.key == *key)
+                    .map(|(a, s)| (a.epoch, *s))
+                    .collect();
+                out.insert(i, set);
+            }
+        }
+        out
+    }
+}
+
+/// Runs one seed end to end: storm, heal, check.
+pub fn run(cfg: Config) -> Result<Report, String> {
+    let mut w = World::new(cfg);
+    w.storm();
+    w.heal(30);
+    w.check()?;
+    Ok(w.report.clone())
+}
