@@ -125,6 +125,9 @@ pub struct World {
     pub report: Report,
     /// The deepest message chain seen (round trips × 2).
     pub max_depth: u32,
+    /// Deliver in sending order (one ordered stream per link, as libp2p
+    /// gives) instead of at random.
+    pub fifo: bool,
 }
 
 fn cert(
@@ -298,6 +301,7 @@ impl World {
             now: NOW,
             report,
             max_depth: 0,
+            fifo: false,
         }
     }
 
@@ -373,6 +377,24 @@ impl World {
         for o in outs {
             match o {
                 Output::Send(m) => {
+                    if std::env::var_os("GONGJIAN_SIM_TRACE").is_some() {
+                        eprintln!(
+                            "link {l} {} {} {}",
+                            if child_side { "up" } else { "down" },
+                            m.kind(),
+                            match &m {
+                                gongjian_sync::Message::Reconcile { ranges, round, .. } =>
+                                    format!("round {round} ranges {}", ranges.len()),
+                                gongjian_sync::Message::Changes { changes, .. } =>
+                                    format!("{} changes", changes.len()),
+                                gongjian_sync::Message::Records { records } =>
+                                    format!("{} records", records.len()),
+                                gongjian_sync::Message::WantRecords { hashes } =>
+                                    format!("{} hashes", hashes.len()),
+                                _ => String::new(),
+                            }
+                        );
+                    }
                     let bytes = encode(&m);
                     self.report.messages += 1;
                     self.report.bytes += bytes.len() as u64;
@@ -449,8 +471,12 @@ impl World {
         if self.net.is_empty() {
             return false;
         }
-        let k = self.rng.random_range(0..self.net.len());
-        let p = self.net.swap_remove(k);
+        let p = if self.fifo {
+            self.net.remove(0)
+        } else {
+            let k = self.rng.random_range(0..self.net.len());
+            self.net.swap_remove(k)
+        };
         if self.links[p.link].generation != p.generation || self.links[p.link].sessions.is_none() {
             return true;
         }
@@ -653,7 +679,7 @@ impl World {
                 }
             }
         }
-        changes.sort_by(|a, b| (a.doc, a.actor).cmp(&(b.doc, b.actor)));
+        changes.sort_by_key(|c| (c.doc, c.actor));
         let mut records: Vec<Hash> = r
             .membership()
             .records()
@@ -693,6 +719,23 @@ impl World {
             self.report.bytes - b0,
             self.max_depth,
         )
+    }
+
+    /// Opens link `l` and delivers at most `n` packets, then cuts it: an
+    /// interrupted transfer.
+    pub fn interrupt_after(&mut self, l: usize, n: usize) {
+        self.connect(l);
+        for _ in 0..n {
+            if !self.deliver_one() {
+                break;
+            }
+        }
+        self.disconnect(l);
+    }
+
+    /// The progress node `i` persisted for link `l`.
+    pub fn progress(&self, i: usize, l: usize) -> Option<&PeerProgress> {
+        self.nodes[i].progress.get(&l)
     }
 
     /// Whether the initiator of link `l` ended synced.

@@ -153,6 +153,10 @@ impl Host for Replica {
         Ok(Some(self.store.changes_after(doc, have)?))
     }
 
+    fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, EngineError> {
+        Ok(self.trust.may_see(peer, doc))
+    }
+
     fn ingest_changes(&mut self, changes: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
         let report = self.ingest(changes)?;
         let mut s = IngestSummary {

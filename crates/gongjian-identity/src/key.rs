@@ -64,6 +64,7 @@ impl PublicKey {
     }
 
     /// The libp2p peer id derived from this same key.
+    #[cfg(feature = "libp2p")]
     pub fn peer_id(&self) -> libp2p_identity::PeerId {
         let pk = libp2p_identity::ed25519::PublicKey::try_from_bytes(&self.0)
             .unwrap_or_else(|_| unreachable!("checked key"));
@@ -157,6 +158,7 @@ impl Secret {
     }
 
     /// The libp2p keypair made of this same key, so PeerId = this key.
+    #[cfg(feature = "libp2p")]
     pub fn libp2p_keypair(&self) -> libp2p_identity::Keypair {
         let mut seed = *self.0.as_bytes();
         let sk = libp2p_identity::ed25519::SecretKey::try_from_bytes(&mut seed)

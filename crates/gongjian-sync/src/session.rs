@@ -21,6 +21,11 @@ pub type VersionVector = BTreeMap<ActorId, u64>;
 
 /// Documents fetched at once from one peer.
 pub const MAX_WANTS_IN_FLIGHT: usize = 64;
+/// Reconcile steps per set and session at most (a reconciliation of any
+/// real set ends in a few dozen).
+pub const MAX_ROUNDS: u32 = 256;
+/// Bytes of records in one answer at most (under the message cap).
+pub const MAX_RECORDS_BYTES: usize = 4 << 20;
 /// Misbehaviours after which a session gives up on its peer.
 pub const MAX_MISBEHAVIOUR: u32 = 16;
 
@@ -63,6 +68,10 @@ pub trait Host {
         peer: &UnitId,
     ) -> Result<Option<Vec<SignedChange>>, Self::Error>;
     fn ingest_changes(&mut self, changes: Vec<Vec<u8>>) -> Result<IngestSummary, Self::Error>;
+    /// Whether this node holds the genesis of `doc` and `peer` may see it:
+    /// only such documents are ever asked for from that peer, so a peer
+    /// cannot learn what this node holds of anything else.
+    fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, Self::Error>;
 }
 
 /// Who opened the session.
@@ -341,16 +350,9 @@ impl Session {
                 if round < expected {
                     return Ok(()); // a duplicate or stale step
                 }
-                if round > expected && !(round == 0 && expected == 0) {
-                    // A responder's first message may be any even round only
-                    // if we never opened; anything else skipped a step.
-                    if self.role == Role::Initiator || expected != 0 {
-                        self.misbehaved(
-                            out,
-                            format!("reconcile round {round}, expected {expected}"),
-                        );
-                        return Ok(());
-                    }
+                if round > expected || round >= MAX_ROUNDS {
+                    self.misbehaved(out, format!("reconcile round {round}, expected {expected}"));
+                    return Ok(());
                 }
                 if self.role == Role::Responder && round == 0 {
                     // The peer (re)opened this set: answer from a fresh view.
@@ -379,7 +381,10 @@ impl Session {
                     }
                     SetId::Docs => {
                         for k in response.wanted {
-                            self.enqueue(DocId(Hash(k)));
+                            let doc = DocId(Hash(k));
+                            if host.visible(&doc, &self.peer)? {
+                                self.enqueue(doc);
+                            }
                         }
                     }
                 }
@@ -393,24 +398,26 @@ impl Session {
                 }));
             }
             Message::WantRecords { hashes } => {
-                let records = host.records(&hashes, &self.peer)?;
+                // Exactly one answer per request, so the asker can count;
+                // what does not fit in one message waits for the next session.
                 let mut batch = Vec::new();
                 let mut bytes = 0;
-                for r in records {
+                for r in host.records(&hashes, &self.peer)? {
+                    if bytes + r.len() > MAX_RECORDS_BYTES {
+                        break;
+                    }
                     bytes += r.len();
                     batch.push(r);
-                    if bytes >= self.limits.max_bytes {
-                        out.push(Output::Send(Message::Records {
-                            records: std::mem::take(&mut batch),
-                        }));
-                        bytes = 0;
-                    }
                 }
-                // Always answer, so the asker knows the request is done.
                 out.push(Output::Send(Message::Records { records: batch }));
             }
             Message::Records { records } => {
-                self.records_awaited = self.records_awaited.saturating_sub(1);
+                if self.records_awaited == 0 {
+                    // Not asked for (or a duplicate): dropped unread, so
+                    // nobody makes this node verify records for free.
+                    return Ok(());
+                }
+                self.records_awaited -= 1;
                 if records.is_empty() {
                     return Ok(());
                 }
@@ -458,8 +465,10 @@ impl Session {
                 bytes,
             } => {
                 if self.wanted.contains(&doc) {
-                    self.progress.changes_announced += changes;
-                    self.progress.bytes_announced += bytes;
+                    self.progress.changes_announced =
+                        self.progress.changes_announced.saturating_add(changes);
+                    self.progress.bytes_announced =
+                        self.progress.bytes_announced.saturating_add(bytes);
                 }
             }
             Message::Changes { doc, changes, last } => {
@@ -506,8 +515,14 @@ impl Session {
                 }
             }
             Message::Notify { doc, state } => {
+                if !host.visible(&doc, &self.peer)? {
+                    return Ok(());
+                }
                 let mine = host.doc_item(&doc, None)?;
-                if mine.is_none_or(|i| i.value != state) && !self.in_flight.contains(&doc) {
+                if mine.is_none_or(|i| i.value != state)
+                    && !self.in_flight.contains(&doc)
+                    && !self.queue.contains(&doc)
+                {
                     // Fetch again even if fetched earlier in this session.
                     self.wanted.remove(&doc);
                     self.enqueue(doc);

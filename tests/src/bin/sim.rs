@@ -18,7 +18,13 @@ fn main() {
     let mut failed = Vec::new();
     for seed in from..from + count {
         let started = std::time::Instant::now();
-        match run(Config::district(seed)) {
+        let outcome =
+            std::panic::catch_unwind(|| run(Config::district(seed))).unwrap_or_else(|_| {
+                Err(format!(
+                    "seed {seed}: panicked (replay: scripts/sim.sh --seed {seed})"
+                ))
+            });
+        match outcome {
             Ok(r) => println!(
                 "seed {seed}: ok, {} nodes, {} writes, {} messages, {} bytes, healed in {} rounds ({:.1}s)",
                 r.nodes,
