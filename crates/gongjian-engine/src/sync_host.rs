@@ -111,10 +111,32 @@ impl Host for Replica {
             return Ok(summary);
         }
         let n = decoded.len();
-        match self.insert_records(decoded) {
+        match self.insert_records(decoded.clone()) {
             Ok(fresh) => summary.accepted = fresh.len(),
-            // A signer not (yet) known: a certificate may be on its way.
-            Err(EngineError::NotMember { .. }) => summary.unknown = n,
+            // A signer not (yet) known: its certificate may be in another
+            // batch. Keep every record that is admissible on its own, in
+            // passes until nothing more gets in, so arrival order and
+            // batching never decide what a node keeps.
+            Err(EngineError::NotMember { .. }) => {
+                let mut left = decoded;
+                loop {
+                    let before = left.len();
+                    let mut still = Vec::new();
+                    for r in left {
+                        match self.insert_records(vec![r.clone()]) {
+                            Ok(f) => summary.accepted += f.len(),
+                            Err(EngineError::NotMember { .. }) => still.push(r),
+                            Err(EngineError::Record(_)) => summary.invalid += 1,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    left = still;
+                    if left.is_empty() || left.len() == before {
+                        break;
+                    }
+                }
+                summary.unknown = left.len();
+            }
             Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
             Err(EngineError::Record(_)) => summary.invalid = n,
             Err(e) => return Err(e),
