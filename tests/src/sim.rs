@@ -11,7 +11,7 @@ use gongjian_identity::{
 };
 use gongjian_model::{Body, ItemFields, ListDoc, ListKind};
 use gongjian_store::Store;
-use gongjian_sync::{Input, Output, PeerProgress, Role, Session, encode};
+use gongjian_sync::{Input, Message, Output, PeerProgress, Role, Session, encode};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -377,24 +377,7 @@ impl World {
         for o in outs {
             match o {
                 Output::Send(m) => {
-                    if std::env::var_os("GONGJIAN_SIM_TRACE").is_some() {
-                        eprintln!(
-                            "link {l} {} {} {}",
-                            if child_side { "up" } else { "down" },
-                            m.kind(),
-                            match &m {
-                                gongjian_sync::Message::Reconcile { ranges, round, .. } =>
-                                    format!("round {round} ranges {}", ranges.len()),
-                                gongjian_sync::Message::Changes { changes, .. } =>
-                                    format!("{} changes", changes.len()),
-                                gongjian_sync::Message::Records { records } =>
-                                    format!("{} records", records.len()),
-                                gongjian_sync::Message::WantRecords { hashes } =>
-                                    format!("{} hashes", hashes.len()),
-                                _ => String::new(),
-                            }
-                        );
-                    }
+                    trace(l, child_side, &m);
                     let bytes = encode(&m);
                     self.report.messages += 1;
                     self.report.bytes += bytes.len() as u64;
@@ -488,6 +471,16 @@ impl World {
         !self.net.iter().any(|p| p.link == l)
     }
 
+    /// Links that are up and idle (never connected, or their last exchange
+    /// ended or stalled on a drop) reconnect, each with probability 0.2.
+    fn reconnect_idle(&mut self) {
+        for l in 0..self.links.len() {
+            if self.links[l].up && self.link_quiet(l) && self.rng.random_bool(0.2) {
+                self.connect(l);
+            }
+        }
+    }
+
     /// The stormy phase: writes, drops, duplicates, reordering, partitions
     /// and restarts.
     pub fn storm(&mut self) {
@@ -513,13 +506,7 @@ impl World {
                 let now = self.now;
                 let _ = self.nodes[i].replica_mut().announce_heads(now);
             }
-            // Links that are up and idle (never connected, or their last
-            // exchange ended or stalled on a drop) reconnect.
-            for l in 0..self.links.len() {
-                if self.links[l].up && self.link_quiet(l) && self.rng.random_bool(0.2) {
-                    self.connect(l);
-                }
-            }
+            self.reconnect_idle();
             // Deliver a few packets, some lost, some twice, in random order.
             for _ in 0..8 {
                 if self.net.is_empty() {
@@ -775,11 +762,7 @@ impl World {
                 let i = write_only.unwrap_or_else(|| self.rng.random_range(0..self.nodes.len()));
                 self.write(i);
             }
-            for l in 0..self.links.len() {
-                if self.links[l].up && self.link_quiet(l) && self.rng.random_bool(0.2) {
-                    self.connect(l);
-                }
-            }
+            self.reconnect_idle();
             for _ in 0..8 {
                 if !self.deliver_one() {
                     break;
@@ -809,6 +792,25 @@ impl World {
         }
         out
     }
+}
+
+/// With `GONGJIAN_SIM_TRACE` set, prints every message sent: link,
+/// direction, kind and size of its lists.
+fn trace(link: usize, up: bool, m: &Message) {
+    if std::env::var_os("GONGJIAN_SIM_TRACE").is_none() {
+        return;
+    }
+    let detail = match m {
+        Message::Reconcile { ranges, round, .. } => {
+            format!("round {round}, {} ranges", ranges.len())
+        }
+        Message::Changes { changes, .. } => format!("{} changes", changes.len()),
+        Message::Records { records } => format!("{} records", records.len()),
+        Message::WantRecords { hashes } => format!("{} hashes", hashes.len()),
+        _ => String::new(),
+    };
+    let dir = if up { "up" } else { "down" };
+    eprintln!("link {link} {dir} {} {detail}", m.kind());
 }
 
 /// Runs one seed end to end: storm, heal, check.

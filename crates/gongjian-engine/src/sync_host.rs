@@ -37,18 +37,11 @@ impl Replica {
             }
         }
         docs.sort();
-        let latest = self
-            .membership
-            .records()
-            .filter_map(|v| match &v.body {
-                Body::Heads(h) if h.unit == unit => Some(h),
-                _ => None,
-            })
-            .max_by_key(|h| h.at);
-        if latest.is_some_and(|h| h.docs == docs) {
+        let latest = self.heads_of(&unit);
+        if latest.as_ref().is_some_and(|h| h.docs == docs) {
             return Ok(None);
         }
-        let at = latest.map_or(now, |h| now.max(h.at + 1));
+        let at = latest.map_or(now, |h| now.max(h.at.saturating_add(1)));
         let record = HeadsAnnouncement { unit, docs, at }.sign(&local.secret);
         let hash = record.hash();
         self.insert_records(vec![record])?;

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use gongjian_engine::EngineError;
-use gongjian_identity::{DocType, Secret, UnitId, UnitKind};
+use gongjian_identity::{DocType, UnitId, UnitKind};
 use gongjian_model::{
     Act, ActError, ActKind, ActsDoc, ItemFields, ListDoc, ListKind, Rejection, Target, acts_on,
     whistle_responders,
@@ -16,16 +16,11 @@ use tempfile::tempdir;
 #[test]
 fn a_claim_lives_in_the_claimants_document_and_joins_back() {
     let f = fed();
-    let hospital = Secret::from_seed([80; 32]);
-    let hospital_id: UnitId = "91350100M000100Y43".parse().unwrap();
-    let hcert = cert(
-        &f.community,
-        &hospital,
-        hospital_id,
-        UnitKind::Resident,
-        Some(f.community_id),
-        "江苏省人民医院",
-    );
+    let Resident {
+        secret: hospital,
+        id: hospital_id,
+        cert: hcert,
+    } = hospital(&f, 80);
     let (dc, dh) = (tempdir().unwrap(), tempdir().unwrap());
     let mut community = node(
         dc.path(),
@@ -66,16 +61,8 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
         record: "p1".into(),
     };
     let claim = Act {
-        id: "c1".into(),
-        kind: ActKind::Claim,
-        target: target.clone(),
         note: "派出三名医生".into(),
-        resolved: false,
-        heads: vec![],
-        parts: None,
-        services: vec![],
-        contact: String::new(),
-        created_at: NOW as i64,
+        ..Act::new("c1", ActKind::Claim, target.clone(), NOW as i64)
     };
     hosp.local_change(&acts, NOW, |am| {
         ActsDoc {
@@ -88,10 +75,6 @@ fn a_claim_lives_in_the_claimants_document_and_joins_back() {
     // A handling cannot be resolved unless it is a handling; no self-acts.
     let bad = Act {
         resolved: true,
-        heads: vec![],
-        parts: None,
-        services: vec![],
-        contact: String::new(),
         id: "c2".into(),
         ..claim.clone()
     };
@@ -235,20 +218,18 @@ fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
     // It handles it in its own acts document.
     let acts = street.create_document(DocType::Acts, NOW).unwrap();
     let handling = Act {
-        id: "h1".into(),
-        kind: ActKind::Handling,
-        target: Target {
-            unit: f.community_id,
-            doc: problems,
-            record: "q1".into(),
-        },
         note: "联合执法清理通道".into(),
         resolved: true,
-        heads: vec![],
-        parts: None,
-        services: vec![],
-        contact: String::new(),
-        created_at: NOW as i64 + 10,
+        ..Act::new(
+            "h1",
+            ActKind::Handling,
+            Target {
+                unit: f.community_id,
+                doc: problems,
+                record: "q1".into(),
+            },
+            NOW as i64 + 10,
+        )
     };
     street
         .local_change(&acts, NOW + 10, |am| {
@@ -352,16 +333,11 @@ fn a_problem_escalated_twice_is_handled_by_the_street_in_its_own_document() {
 #[test]
 fn whistle_response_dispatch_take() {
     let f = fed();
-    let hospital = Secret::from_seed([81; 32]);
-    let hospital_id: UnitId = "91350100M000100Y43".parse().unwrap();
-    let hcert = cert(
-        &f.community,
-        &hospital,
-        hospital_id,
-        UnitKind::Resident,
-        Some(f.community_id),
-        "江苏省人民医院",
-    );
+    let Resident {
+        secret: hospital,
+        id: hospital_id,
+        cert: hcert,
+    } = hospital(&f, 81);
     let dirs: Vec<_> = (0..3).map(|_| tempdir().unwrap()).collect();
     let mut community = node(
         dirs[0].path(),
@@ -414,16 +390,8 @@ fn whistle_response_dispatch_take() {
             .unwrap();
         let acts = r.create_document(DocType::Acts, NOW).unwrap();
         let act = Act {
-            id: id.into(),
-            kind: ActKind::Response,
-            target: target.clone(),
             note: "可以派人".into(),
-            resolved: false,
-            heads: vec![],
-            parts: None,
-            services: vec![],
-            contact: String::new(),
-            created_at: NOW as i64 + 1,
+            ..Act::new(id, ActKind::Response, target.clone(), NOW as i64 + 1)
         };
         r.local_change(&acts, NOW + 1, |am| {
             ActsDoc { doc: am, unit }.record(&act, NOW as i64 + 1)
@@ -517,16 +485,8 @@ fn whistle_response_dispatch_take() {
     assert!(!w.calls(UnitKind::District), "the district was not called");
     assert_eq!(w.status.label_zh(), "办理中");
     let take = Act {
-        id: "h2".into(),
-        kind: ActKind::Take,
-        target,
         note: "已接单".into(),
-        resolved: false,
-        heads: vec![],
-        parts: None,
-        services: vec![],
-        contact: String::new(),
-        created_at: NOW as i64 + 4,
+        ..Act::new("h2", ActKind::Take, target, NOW as i64 + 4)
     };
     let hacts = answers[1].1;
     hosp.local_change(&hacts, NOW + 4, |am| {

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use gongjian_engine::Replica;
-use gongjian_identity::{DocId, DocType, Hash, Secret, UnitId, UnitKind};
+use gongjian_identity::{DocId, DocType, Hash, UnitId};
 use gongjian_model::{
     Act, ActKind, ActsDoc, AgreementDoc, AgreementStatus, Target, Terms, agreement_parts_digest,
     agreement_status,
@@ -30,20 +30,18 @@ fn sign(
         AgreementDoc(&mut am).heads()
     };
     let act = Act {
-        id: id.into(),
-        kind: ActKind::Sign,
-        target: Target {
-            unit: owner,
-            doc: *agreement,
-            record: String::new(),
-        },
-        note: String::new(),
-        resolved: false,
         heads,
         parts: Some(parts),
-        services: vec![],
-        contact: String::new(),
-        created_at: at,
+        ..Act::new(
+            id,
+            ActKind::Sign,
+            Target {
+                unit: owner,
+                doc: *agreement,
+                record: String::new(),
+            },
+            at,
+        )
     };
     r.local_change(acts, at as u64, |am| {
         ActsDoc { doc: am, unit }.record(&act, at)
@@ -54,16 +52,11 @@ fn sign(
 #[test]
 fn status_follows_signatures_terms_and_time() {
     let f = fed();
-    let hospital = Secret::from_seed([90; 32]);
-    let hospital_id: UnitId = "91350100M000100Y43".parse().unwrap();
-    let hcert = cert(
-        &f.community,
-        &hospital,
-        hospital_id,
-        UnitKind::Resident,
-        Some(f.community_id),
-        "江苏省人民医院",
-    );
+    let Resident {
+        secret: hospital,
+        id: hospital_id,
+        cert: hcert,
+    } = hospital(&f, 90);
     let (dc, dh) = (tempdir().unwrap(), tempdir().unwrap());
     let mut community = node(
         dc.path(),
@@ -238,20 +231,18 @@ fn status_follows_signatures_terms_and_time() {
     // The hospital writes its own part in its own document; the community
     // joins it, and the hospital's part does not touch the terms' heads.
     let part = Act {
-        id: "part".into(),
-        kind: ActKind::Part,
-        target: Target {
-            unit: f.community_id,
-            doc: agreement,
-            record: String::new(),
-        },
-        note: String::new(),
-        resolved: false,
-        heads: vec![],
-        parts: None,
         services: vec!["每月义诊一次".into(), "急救培训".into()],
         contact: "医务处 李某".into(),
-        created_at: NOW as i64 + 10,
+        ..Act::new(
+            "part",
+            ActKind::Part,
+            Target {
+                unit: f.community_id,
+                doc: agreement,
+                record: String::new(),
+            },
+            NOW as i64 + 10,
+        )
     };
     hosp.local_change(&h_acts, NOW + 10, |am| {
         ActsDoc {
@@ -341,20 +332,17 @@ fn status_follows_signatures_terms_and_time() {
     assert_eq!(meta.last_author, Some(f.community.public()));
     // A party terminates it, in its own document.
     let end = Act {
-        id: "t1".into(),
-        kind: ActKind::Terminate,
-        target: Target {
-            unit: f.community_id,
-            doc: agreement,
-            record: String::new(),
-        },
         note: "医院搬迁".into(),
-        resolved: false,
-        heads: vec![],
-        parts: None,
-        services: vec![],
-        contact: String::new(),
-        created_at: NOW as i64 + 11,
+        ..Act::new(
+            "t1",
+            ActKind::Terminate,
+            Target {
+                unit: f.community_id,
+                doc: agreement,
+                record: String::new(),
+            },
+            NOW as i64 + 11,
+        )
     };
     hosp.local_change(&h_acts, NOW + 11, |am| {
         ActsDoc {

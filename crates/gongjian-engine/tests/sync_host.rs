@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gongjian_identity::{Secret, UnitKind};
+use gongjian_identity::Secret;
 use gongjian_sync::Host;
 use tempfile::tempdir;
 
@@ -18,15 +18,7 @@ fn records_in_any_batching_get_in() {
     r.insert_records(f.records[..2].to_vec()).unwrap();
     let community_cert = f.records[2].clone();
     let community_genesis = genesis(f.community_id, &f.community, &[]);
-    let hospital = Secret::from_seed([77; 32]);
-    let hospital_cert = cert(
-        &f.community,
-        &hospital,
-        "91350100M000100Y43".parse().unwrap(),
-        UnitKind::Resident,
-        Some(f.community_id),
-        "江苏省人民医院",
-    );
+    let hospital_cert = hospital(&f, 77).cert;
     // One batch: the hospital's certificate (signed by the community, not
     // yet known here) before the community's own certificate.
     let s = r

@@ -108,6 +108,25 @@ pub struct Act {
     pub created_at: i64,
 }
 
+impl Act {
+    /// An act with no note, heads, parts, services or contact; set the
+    /// fields the kind needs with struct update syntax.
+    pub fn new(id: &str, kind: ActKind, target: Target, created_at: i64) -> Act {
+        Act {
+            id: id.to_owned(),
+            kind,
+            target,
+            note: String::new(),
+            resolved: false,
+            heads: vec![],
+            parts: None,
+            services: vec![],
+            contact: String::new(),
+            created_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActError {
     #[error("unknown act `{0}` (claim, response, handling, take, sign, terminate, part)")]
@@ -184,18 +203,10 @@ impl ActsDoc<'_> {
         tx.put(&obj, "services", act.services.join("\n"))
             .map_err(am)?;
         tx.put(&obj, "contact", act.contact.as_str()).map_err(am)?;
-        tx.put(
-            &obj,
-            "updated_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
-        tx.put(
-            &obj,
-            "created_at",
-            ScalarValue::Timestamp(act.created_at.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(&obj, "updated_at", crate::meta::stamp(now))
+            .map_err(am)?;
+        tx.put(&obj, "created_at", crate::meta::stamp(act.created_at))
+            .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         crate::meta::local_change_bytes(self.doc, hash).map_err(ActError::Automerge)
     }
@@ -228,13 +239,7 @@ impl ActsDoc<'_> {
                 continue;
             };
             let resolved = matches!(doc.get(&obj, "resolved"), Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
-            let created_at = match doc.get(&obj, "created_at") {
-                Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
-                    ScalarValue::Timestamp(ms) => ms / 1000,
-                    _ => 0,
-                },
-                _ => 0,
-            };
+            let created_at = crate::meta::time(doc, &obj, "created_at");
             out.push(Act {
                 kind,
                 target: Target {

@@ -61,23 +61,15 @@ impl AgreementDoc<'_> {
         let mut tx = self.0.transaction();
         tx.put(automerge::ROOT, "title", t.title.as_str())
             .map_err(am)?;
-        tx.put(
-            automerge::ROOT,
-            "start",
-            ScalarValue::Timestamp(t.start.saturating_mul(1000)),
-        )
-        .map_err(am)?;
-        tx.put(
-            automerge::ROOT,
-            "end",
-            ScalarValue::Timestamp(t.end.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(automerge::ROOT, "start", crate::meta::stamp(t.start))
+            .map_err(am)?;
+        tx.put(automerge::ROOT, "end", crate::meta::stamp(t.end))
+            .map_err(am)?;
         tx.put(automerge::ROOT, "services", t.services.join("\n"))
             .map_err(am)?;
         tx.put(automerge::ROOT, "contact", t.contact.as_str())
             .map_err(am)?;
-        let stamp = ScalarValue::Timestamp(now.saturating_mul(1000));
+        let stamp = crate::meta::stamp(now);
         if tx.get(automerge::ROOT, "created_at").map_err(am)?.is_none() {
             tx.put(automerge::ROOT, "created_at", stamp.clone())
                 .map_err(am)?;

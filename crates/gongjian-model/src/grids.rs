@@ -183,12 +183,8 @@ impl GridsDoc<'_> {
                 let obj = tx
                     .put_object(automerge::ROOT, g.id.as_str(), ObjType::Map)
                     .map_err(am)?;
-                tx.put(
-                    &obj,
-                    "created_at",
-                    ScalarValue::Timestamp(now.saturating_mul(1000)),
-                )
-                .map_err(am)?;
+                tx.put(&obj, "created_at", crate::meta::stamp(now))
+                    .map_err(am)?;
                 obj
             }
         };
@@ -226,12 +222,8 @@ impl GridsDoc<'_> {
                 tx.put(&obj, k, ScalarValue::Uint(v)).map_err(am)?;
             }
         }
-        tx.put(
-            &obj,
-            "updated_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(&obj, "updated_at", crate::meta::stamp(now))
+            .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         crate::meta::local_change_bytes(self.0, hash).map_err(GridError::Automerge)
     }

@@ -413,18 +413,10 @@ impl ListDoc<'_> {
             .map_err(am)?;
         let levels: Vec<&str> = fields.levels.iter().flatten().map(|k| k.as_str()).collect();
         tx.put(&item, "levels", levels.join(",")).map_err(am)?;
-        tx.put(
-            &item,
-            "created_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
-        tx.put(
-            &item,
-            "updated_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(&item, "created_at", crate::meta::stamp(now))
+            .map_err(am)?;
+        tx.put(&item, "updated_at", crate::meta::stamp(now))
+            .map_err(am)?;
         if self.kind == ListKind::Problem {
             tx.put(&item, "level", ProblemLevel::Grid.as_str())
                 .map_err(am)?;
@@ -458,12 +450,8 @@ impl ListDoc<'_> {
         tx.put(&item, "dispatched_to", to.to_string()).map_err(am)?;
         tx.put(&item, "status", ItemStatus::InProgress.as_str())
             .map_err(am)?;
-        tx.put(
-            &item,
-            "updated_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(&item, "updated_at", crate::meta::stamp(now))
+            .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -517,18 +505,9 @@ impl ListDoc<'_> {
         tx.put(&step, "to", to.as_str()).map_err(am)?;
         tx.put(&step, "handler", handler_text.as_str())
             .map_err(am)?;
-        tx.put(
-            &step,
-            "at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
-        tx.put(
-            &item,
-            "updated_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(&step, "at", crate::meta::stamp(now)).map_err(am)?;
+        tx.put(&item, "updated_at", crate::meta::stamp(now))
+            .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -559,12 +538,8 @@ impl ListDoc<'_> {
             let levels: Vec<&str> = levels.iter().map(|k| k.as_str()).collect();
             tx.put(&item, "levels", levels.join(",")).map_err(am)?;
         }
-        tx.put(
-            &item,
-            "updated_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(&item, "updated_at", crate::meta::stamp(now))
+            .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -581,12 +556,8 @@ impl ListDoc<'_> {
             .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
         let mut tx = self.doc.transaction();
         tx.put(&item, "status", status.as_str()).map_err(am)?;
-        tx.put(
-            &item,
-            "updated_at",
-            ScalarValue::Timestamp(now.saturating_mul(1000)),
-        )
-        .map_err(am)?;
+        tx.put(&item, "updated_at", crate::meta::stamp(now))
+            .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }

@@ -14,7 +14,13 @@ pub struct RecordMeta {
     pub last_author: Option<PublicKey>,
 }
 
-fn time(doc: &Automerge, obj: &ObjId, key: &str) -> i64 {
+/// A time (Unix seconds) as automerge stores it.
+pub(crate) fn stamp(secs: i64) -> ScalarValue {
+    ScalarValue::Timestamp(secs.saturating_mul(1000))
+}
+
+/// The time (Unix seconds) at `key` of `obj`; 0 when absent or not a time.
+pub(crate) fn time(doc: &Automerge, obj: &ObjId, key: &str) -> i64 {
     match doc.get(obj, key) {
         Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
             ScalarValue::Timestamp(ms) => ms / 1000,

@@ -89,8 +89,9 @@ pub enum DecodeError {
 
 pub fn encode(msg: &Message) -> Vec<u8> {
     let mut out = vec![VERSION];
-    // Encoding plain data into a Vec cannot fail.
-    out.extend(postcard::to_stdvec(msg).unwrap_or_default());
+    // Serialising plain data (no maps with non-string keys, no custom
+    // serialisers that fail) into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(msg).expect("sync messages always serialise"));
     out
 }
 

@@ -143,17 +143,6 @@ impl Snapshot {
         self.items.is_empty()
     }
 
-    pub fn items(&self) -> &[Item] {
-        &self.items
-    }
-
-    pub fn get(&self, key: &Key) -> Option<&Item> {
-        self.items
-            .binary_search_by(|it| it.key.cmp(key))
-            .ok()
-            .map(|i| &self.items[i])
-    }
-
     fn index(&self, bound: &Bound) -> usize {
         match bound {
             None => self.items.len(),

@@ -182,15 +182,6 @@ impl Session {
         }
     }
 
-    pub fn with_limits(mut self, limits: BatchLimits) -> Session {
-        self.limits = limits;
-        self
-    }
-
-    pub fn peer(&self) -> &UnitId {
-        &self.peer
-    }
-
     pub fn progress(&self) -> &PeerProgress {
         &self.progress
     }

@@ -46,6 +46,28 @@ pub fn cert(
     .sign(signer)
 }
 
+/// A resident unit (a hospital) certified by the community.
+#[derive(Debug)]
+pub struct Resident {
+    pub secret: Secret,
+    pub id: UnitId,
+    pub cert: SignedRecord,
+}
+
+pub fn hospital(fed: &Fed, seed: u8) -> Resident {
+    let secret = Secret::from_seed([seed; 32]);
+    let id: UnitId = "91350100M000100Y43".parse().unwrap();
+    let cert = cert(
+        &fed.community,
+        &secret,
+        id,
+        UnitKind::Resident,
+        Some(fed.community_id),
+        "江苏省人民医院",
+    );
+    Resident { secret, id, cert }
+}
+
 pub fn fed() -> Fed {
     let root = Secret::from_seed([1; 32]);
     let district = Secret::from_seed([2; 32]);
