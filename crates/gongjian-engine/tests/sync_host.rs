@@ -39,3 +39,95 @@ fn records_in_any_batching_get_in() {
     assert_eq!(s.invalid, 1);
     assert_eq!(r.store().records().unwrap().len(), 5);
 }
+
+/// Two keys of one unit take turns, each change depending on the other's
+/// last; the node that relays them holds only some signatures. Batches are
+/// cut only where every actor's last change is signed; with no such point
+/// under the hard cap the answer stops at the last one, says so, and what
+/// was sent is accepted whole by a fresh node.
+#[test]
+fn interleaved_authors_are_cut_only_where_vouched() {
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let f = fed();
+    let second = Secret::from_seed([91; 32]);
+    let g = genesis(f.community_id, &f.community, &[second.public()]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let mut b = Author::new(&second, 1, doc);
+    let mut all = Vec::new();
+    for i in 0..40 {
+        let c = a.put("标题", &format!("甲{i}"));
+        b.merge(std::slice::from_ref(&c));
+        let d = b.put("标题", &format!("乙{i}"));
+        a.merge(std::slice::from_ref(&d));
+        all.extend([c, d]);
+    }
+    // As relayed: only changes 20 and 21 of each (a cut point) and the
+    // last of each keep their signatures.
+    let held: Vec<_> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 41 || i == 42 || i >= 78 {
+                c.clone()
+            } else {
+                c.without_signature()
+            }
+        })
+        .collect();
+    let small = BatchLimits {
+        max_bytes: 1,
+        max_changes: 1,
+        hard_max_bytes: 1 << 20,
+    };
+    // Small targets: cut at each cut point, complete.
+    let whole = edge_signed_batches(causal_order(held.clone()), small);
+    assert!(whole.complete);
+    assert_eq!(whole.changes(), 80);
+    assert_eq!(
+        whole.batches.len(),
+        2,
+        "two cut points: after 43 and at the end"
+    );
+    // A hard cap reached before the end: up to the cut point, incomplete.
+    let size_to_cut: usize = held[..43].iter().map(|c| c.chunk().len() + 140).sum();
+    let capped = BatchLimits {
+        max_bytes: 1 << 20,
+        max_changes: 512,
+        hard_max_bytes: size_to_cut + 300,
+    };
+    let part = edge_signed_batches(causal_order(held.clone()), capped);
+    assert!(!part.complete);
+    assert_eq!(part.changes(), 43);
+    // A cap reached before any cut point: nothing, incomplete.
+    let none = edge_signed_batches(
+        causal_order(held),
+        BatchLimits {
+            hard_max_bytes: 2000,
+            ..capped
+        },
+    );
+    assert!(!none.complete);
+    assert_eq!(none.changes(), 0);
+    // What was sent is accepted whole.
+    let dir = tempdir().unwrap();
+    let mut r = gongjian_engine::Replica::open(
+        gongjian_store::Store::create(dir.path()).unwrap(),
+        f.root.public(),
+        None,
+    )
+    .unwrap();
+    r.insert_records(f.records.clone()).unwrap();
+    r.insert_records(vec![g]).unwrap();
+    for batch in part.batches {
+        let s = r.ingest_changes(batch).unwrap();
+        assert_eq!((s.invalid, s.pending), (0, 0), "{s:?}");
+    }
+    assert_eq!(
+        Host::version_vector(&mut r, &doc)
+            .unwrap()
+            .values()
+            .sum::<u64>(),
+        43
+    );
+}

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gongjian_identity::{ActorId, Hash, SignedChange};
 
+use crate::message::MAX_LIST;
+
 /// Bounds of one `Changes` message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
@@ -14,6 +16,8 @@ pub struct BatchLimits {
     /// where every actor's last change in it is signed.
     pub max_bytes: usize,
     pub max_changes: usize,
+    /// No batch grows past this, cut point or not.
+    pub hard_max_bytes: usize,
 }
 
 impl Default for BatchLimits {
@@ -21,6 +25,7 @@ impl Default for BatchLimits {
         BatchLimits {
             max_bytes: 512 * 1024,
             max_changes: 512,
+            hard_max_bytes: HARD_MAX_BYTES,
         }
     }
 }
@@ -72,10 +77,37 @@ pub fn causal_order(changes: Vec<SignedChange>) -> Vec<SignedChange> {
     out
 }
 
+/// Upper bound of a change's bytes in a `Changes` message beyond its
+/// chunk: the encoding's fixed fields and signature (135) and postcard's
+/// length prefix (5).
+const OVERHEAD: usize = 140;
+/// The default hard cap of a batch: half the message cap.
+pub const HARD_MAX_BYTES: usize = crate::message::MAX_MESSAGE_BYTES / 2;
+
+/// The batches answering one fetch; `complete` is false when the answer
+/// stopped short because changes of several actors interleave with no
+/// point to cut at below the hard cap (or [`MAX_LIST`] changes):
+/// what was sent ends at the last cut point, and the asker fetches again
+/// from its new version vector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub batches: Vec<Vec<Vec<u8>>>,
+    pub complete: bool,
+}
+
+impl Answer {
+    pub fn changes(&self) -> usize {
+        self.batches.iter().map(Vec::len).sum()
+    }
+    pub fn bytes(&self) -> usize {
+        self.batches.iter().flatten().map(Vec::len).sum()
+    }
+}
+
 /// Cuts changes (already in causal order) into encoded, edge-signed
 /// batches. An actor's trailing changes that no signature held vouches for
 /// are held back: sent, they would be refused as unvouched.
-pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> Vec<Vec<Vec<u8>>> {
+pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> Answer {
     let mut last_signed: BTreeMap<ActorId, u64> = BTreeMap::new();
     for c in &ordered {
         if c.signature().is_some() {
@@ -91,27 +123,42 @@ pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> V
                 .is_some_and(|s| c.header().seq <= *s)
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out = Answer {
+        batches: Vec::new(),
+        complete: true,
+    };
     let mut cur: Vec<SignedChange> = Vec::new();
     let mut bytes = 0usize;
+    // Length of `cur` at its last cut point (every actor's last change in
+    // it signed).
+    let mut cut = 0usize;
     let mut unsigned_tail: BTreeSet<ActorId> = BTreeSet::new();
     for c in sendable {
-        bytes += c.chunk().len() + 128;
+        let size = c.chunk().len() + OVERHEAD;
+        if bytes + size > limits.hard_max_bytes || cur.len() + 1 > MAX_LIST {
+            // No cut point came in time: send up to the last one and stop.
+            cur.truncate(cut);
+            out.complete = false;
+            break;
+        }
+        bytes += size;
         if c.signature().is_some() {
             unsigned_tail.remove(&c.header().actor);
         } else {
             unsigned_tail.insert(c.header().actor);
         }
         cur.push(c);
-        if (bytes >= limits.max_bytes || cur.len() >= limits.max_changes)
-            && unsigned_tail.is_empty()
-        {
-            out.push(seal(std::mem::take(&mut cur)));
-            bytes = 0;
+        if unsigned_tail.is_empty() {
+            cut = cur.len();
+            if bytes >= limits.max_bytes || cur.len() >= limits.max_changes {
+                out.batches.push(seal(std::mem::take(&mut cur)));
+                bytes = 0;
+                cut = 0;
+            }
         }
     }
     if !cur.is_empty() {
-        out.push(seal(cur));
+        out.batches.push(seal(cur));
     }
     out
 }

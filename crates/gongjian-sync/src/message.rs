@@ -37,11 +37,14 @@ pub enum Message {
         doc: DocId,
         have: Vec<(ActorId, u64)>,
     },
-    /// Announced before the changes answering a `Want`, for progress.
+    /// Announced before the changes answering a `Want`, for progress;
+    /// `complete` false: the answer stops short (changes of several actors
+    /// interleave with no cut point below the batch cap), fetch again.
     Coming {
         doc: DocId,
         changes: u64,
         bytes: u64,
+        complete: bool,
     },
     /// A batch of encoded signed changes of one document, in causal order,
     /// signed at the edges; `last` ends the answer to a `Want`.
@@ -145,6 +148,7 @@ mod tests {
             doc: DocId(Hash([7; 32])),
             changes: 3,
             bytes: 900,
+            complete: true,
         };
         assert_eq!(decode(&encode(&m)), Ok(m.clone()));
         let mut bad = encode(&m);

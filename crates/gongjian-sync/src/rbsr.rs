@@ -113,6 +113,25 @@ pub struct Response {
     pub wanted: Vec<Key>,
 }
 
+/// What is used of a reply's caps; one range stays in reserve for the
+/// closing fingerprint.
+#[derive(Debug, Default)]
+struct Budget {
+    ranges: usize,
+    items: usize,
+}
+
+impl Budget {
+    fn take(&mut self, ranges: usize, items: usize) -> bool {
+        if self.ranges + ranges >= MAX_RANGES || self.items + items > MAX_ITEMS {
+            return false;
+        }
+        self.ranges += ranges;
+        self.items += items;
+        true
+    }
+}
+
 /// A sorted set of items with prefix sums of their digests, so any range's
 /// fingerprint costs two binary searches.
 #[derive(Debug, Clone, Default)]
@@ -203,7 +222,7 @@ impl Snapshot {
         if ranges.len() > MAX_RANGES || listed > MAX_ITEMS {
             return Err(RbsrError::TooMany(ranges.len().max(listed)));
         }
-        let mut out = Response::default();
+        // Checked whole first, so a bad range is refused wherever it is.
         let mut lower: Option<Key> = None;
         for (i, r) in ranges.iter().enumerate() {
             let last = i + 1 == ranges.len();
@@ -212,79 +231,127 @@ impl Snapshot {
                 (Some(u), false) if lower.is_none_or(|l| *u > l) => {}
                 _ => return Err(RbsrError::Bounds(i)),
             }
+            if let Mode::Items { items, .. } = &r.mode {
+                let inside = |it: &Item| {
+                    lower.is_none_or(|l| it.key >= l) && r.upper.is_none_or(|u| it.key < u)
+                };
+                if !items.windows(2).all(|w| w[0].key < w[1].key) || !items.iter().all(inside) {
+                    return Err(RbsrError::Items(i));
+                }
+            }
+            lower = r.upper;
+        }
+        let mut out = Response::default();
+        // The reply stays within the caps the peer checks. Once the next
+        // range's answer would not fit, the rest of the key space goes back
+        // as one fingerprint, which the peer splits or lists next round; the
+        // first range always fits, so every round makes progress.
+        let mut budget = Budget::default();
+        let mut lower: Option<Key> = None;
+        for r in ranges {
             // `lower` None is the start of the key space, `upper` None its end.
             let a = lower.map_or(0, |l| self.index(&Some(l)));
             let b = self.index(&r.upper);
+            let (need, listed) = match &r.mode {
+                Mode::Fingerprint(fp) if self.fingerprint(a, b) != *fp => {
+                    if b - a <= LIST_THRESHOLD {
+                        (1, b - a)
+                    } else {
+                        (SPLIT, 0)
+                    }
+                }
+                // The peer listed its few items here: list ours back if
+                // they fit in what is left of the cap, however many.
+                Mode::Items { items, reply: true }
+                    if self.items[a..b]
+                        .iter()
+                        .any(|m| items.binary_search(m).is_err()) =>
+                {
+                    if b - a <= LIST_THRESHOLD || budget.items + (b - a) <= MAX_ITEMS {
+                        (1, b - a)
+                    } else {
+                        (SPLIT, 0)
+                    }
+                }
+                _ => (1, 0),
+            };
+            if !budget.take(need, listed) {
+                out.reply.push(Range {
+                    upper: None,
+                    mode: Mode::Fingerprint(self.fingerprint(a, self.items.len())),
+                });
+                return Ok(merge(out));
+            }
             match &r.mode {
                 Mode::Skip => out.reply.push(Range {
                     upper: r.upper,
                     mode: Mode::Skip,
                 }),
-                Mode::Fingerprint(fp) => {
-                    if self.fingerprint(a, b) == *fp {
-                        out.reply.push(Range {
-                            upper: r.upper,
-                            mode: Mode::Skip,
-                        });
-                    } else if b - a <= LIST_THRESHOLD {
-                        out.reply.push(Range {
-                            upper: r.upper,
-                            mode: Mode::Items {
-                                items: self.items[a..b].to_vec(),
-                                reply: true,
-                            },
-                        });
-                    } else {
-                        self.split(a, b, r.upper, &mut out.reply);
-                    }
+                Mode::Fingerprint(fp) if self.fingerprint(a, b) == *fp => out.reply.push(Range {
+                    upper: r.upper,
+                    mode: Mode::Skip,
+                }),
+                Mode::Fingerprint(_) if need == SPLIT => {
+                    self.split(a, b, r.upper, &mut out.reply);
                 }
+                Mode::Fingerprint(_) => out.reply.push(Range {
+                    upper: r.upper,
+                    mode: Mode::Items {
+                        items: self.items[a..b].to_vec(),
+                        reply: true,
+                    },
+                }),
                 Mode::Items { items, reply } => {
-                    let inside = |it: &Item| {
-                        lower.is_none_or(|l| it.key >= l) && r.upper.is_none_or(|u| it.key < u)
-                    };
-                    if !items.windows(2).all(|w| w[0].key < w[1].key) || !items.iter().all(inside) {
-                        return Err(RbsrError::Items(i));
-                    }
                     let mine = &self.items[a..b];
                     for t in items {
                         if mine.binary_search(t).is_err() {
                             out.wanted.push(t.key);
                         }
                     }
-                    let they_lack = mine.iter().any(|m| items.binary_search(m).is_err());
-                    let mode = if they_lack && *reply {
-                        Mode::Items {
-                            items: mine.to_vec(),
-                            reply: false,
-                        }
+                    let they_lack = *reply && mine.iter().any(|m| items.binary_search(m).is_err());
+                    if !they_lack {
+                        out.reply.push(Range {
+                            upper: r.upper,
+                            mode: Mode::Skip,
+                        });
+                    } else if need == SPLIT {
+                        // Far more here than the peer listed: narrow it down
+                        // rather than list them all.
+                        self.split(a, b, r.upper, &mut out.reply);
                     } else {
-                        Mode::Skip
-                    };
-                    out.reply.push(Range {
-                        upper: r.upper,
-                        mode,
-                    });
+                        out.reply.push(Range {
+                            upper: r.upper,
+                            mode: Mode::Items {
+                                items: mine.to_vec(),
+                                reply: false,
+                            },
+                        });
+                    }
                 }
             }
             lower = r.upper;
         }
-        // Consecutive skips merge; all skips means agreement: nothing to send.
-        let mut merged: Vec<Range> = Vec::with_capacity(out.reply.len());
-        for r in out.reply.drain(..) {
-            if let (Some(prev), Mode::Skip) = (merged.last_mut(), &r.mode)
-                && prev.mode == Mode::Skip
-            {
-                prev.upper = r.upper;
-                continue;
-            }
-            merged.push(r);
-        }
-        if merged.iter().all(|r| r.mode == Mode::Skip) {
-            merged.clear();
-        }
-        out.reply = merged;
-        Ok(out)
+        Ok(merge(out))
     }
+}
+
+/// Consecutive skips merge; all skips means agreement: nothing to send.
+fn merge(mut out: Response) -> Response {
+    let mut merged: Vec<Range> = Vec::with_capacity(out.reply.len());
+    for r in out.reply.drain(..) {
+        if let (Some(prev), Mode::Skip) = (merged.last_mut(), &r.mode)
+            && prev.mode == Mode::Skip
+        {
+            prev.upper = r.upper;
+            continue;
+        }
+        merged.push(r);
+    }
+    if merged.iter().all(|r| r.mode == Mode::Skip) {
+        merged.clear();
+    }
+    out.reply = merged;
+    out
 }
 
 #[cfg(test)]
@@ -309,8 +376,17 @@ mod tests {
         let mut rounds = 0;
         while !msg.is_empty() {
             rounds += 1;
-            assert!(rounds < 64, "reconciliation does not end");
+            assert!(rounds < MAX_ROUNDS_TEST, "reconciliation does not end");
             let r = sides[turn].0.respond(&msg).unwrap();
+            let listed: usize = r
+                .reply
+                .iter()
+                .map(|x| match &x.mode {
+                    Mode::Items { items, .. } => items.len(),
+                    _ => 0,
+                })
+                .sum();
+            assert!(r.reply.len() <= MAX_RANGES && listed <= MAX_ITEMS);
             sides[turn].1.extend(r.wanted);
             msg = r.reply;
             turn ^= 1;
@@ -340,6 +416,32 @@ mod tests {
             vec![item(30, 1).key, item(12_000, 1).key, item(100_000, 9).key]
         );
         assert!(rounds <= 8, "{rounds} rounds");
+    }
+
+    const MAX_ROUNDS_TEST: usize = 256;
+
+    #[test]
+    fn lopsided_sets_stay_within_the_caps() {
+        // A peer that holds a few items meets one that holds 150,000: every
+        // reply stays within the caps the other side enforces, and each
+        // side ends up wanting exactly what it lacks.
+        let big: Vec<Item> = (0..150_000).map(|k| item(k * 2, 1)).collect();
+        let small: Vec<Item> = vec![item(1, 1), item(4, 1), item(299_999, 7)];
+        let (a, b) = (Snapshot::new(big), Snapshot::new(small.clone()));
+        for (x, y, flip) in [(&a, &b, false), (&b, &a, true)] {
+            let (wx, wy, rounds) = run(x, y);
+            let (wbig, wsmall) = if flip { (wy, wx) } else { (wx, wy) };
+            // A key may be wanted more than once (the session fetches it once).
+            let (mut wbig, mut wsmall) = (wbig, wsmall);
+            wbig.sort();
+            wbig.dedup();
+            wsmall.sort();
+            wsmall.dedup();
+            assert_eq!(wbig, vec![item(1, 1).key, item(299_999, 7).key]);
+            assert_eq!(wsmall.len(), 150_000 - 1, "all but item 4");
+            eprintln!("lopsided: {rounds} rounds");
+            assert!(rounds < 64, "{rounds} rounds");
+        }
     }
 
     #[test]

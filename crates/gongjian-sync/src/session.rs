@@ -157,6 +157,8 @@ pub struct Session {
     in_flight: BTreeSet<DocId>,
     /// Documents wanted in this session: changes of others are unsolicited.
     wanted: BTreeSet<DocId>,
+    /// Documents whose answer in flight was announced as incomplete.
+    incomplete: BTreeSet<DocId>,
     progress: PeerProgress,
     stats: SessionStats,
     limits: BatchLimits,
@@ -176,6 +178,7 @@ impl Session {
             queue: VecDeque::new(),
             in_flight: BTreeSet::new(),
             wanted: BTreeSet::new(),
+            incomplete: BTreeSet::new(),
             progress,
             stats: SessionStats::default(),
             limits: BatchLimits::default(),
@@ -424,17 +427,17 @@ impl Session {
                 let changes = host.changes_after(&doc, &have, &self.peer)?;
                 // A document the peer may not see is answered like one not
                 // held: its id is never confirmed.
-                let batches =
+                let answer =
                     edge_signed_batches(causal_order(changes.unwrap_or_default()), self.limits);
-                let count: usize = batches.iter().map(Vec::len).sum();
-                let bytes: usize = batches.iter().flatten().map(Vec::len).sum();
+                let count = answer.changes();
                 out.push(Output::Send(Message::Coming {
                     doc,
                     changes: count as u64,
-                    bytes: bytes as u64,
+                    bytes: answer.bytes() as u64,
+                    complete: answer.complete,
                 }));
                 self.stats.changes_sent += count as u64;
-                let n = batches.len();
+                let n = answer.batches.len();
                 if n == 0 {
                     out.push(Output::Send(Message::Changes {
                         doc,
@@ -442,7 +445,7 @@ impl Session {
                         last: true,
                     }));
                 }
-                for (i, b) in batches.into_iter().enumerate() {
+                for (i, b) in answer.batches.into_iter().enumerate() {
                     out.push(Output::Send(Message::Changes {
                         doc,
                         changes: b,
@@ -454,8 +457,13 @@ impl Session {
                 doc,
                 changes,
                 bytes,
+                complete,
             } => {
                 if self.wanted.contains(&doc) {
+                    // Fetched again after this answer, if it moves us on.
+                    if !complete && changes > 0 {
+                        self.incomplete.insert(doc);
+                    }
                     self.progress.changes_announced =
                         self.progress.changes_announced.saturating_add(changes);
                     self.progress.bytes_announced =
@@ -501,8 +509,13 @@ impl Session {
                 }
                 if last && self.in_flight.remove(&doc) {
                     self.stats.docs_fetched += 1;
-                    self.progress.pending.remove(&doc);
-                    out.push(Output::Progress(self.progress.clone()));
+                    if self.incomplete.remove(&doc) {
+                        self.wanted.remove(&doc);
+                        self.enqueue(doc);
+                    } else {
+                        self.progress.pending.remove(&doc);
+                        out.push(Output::Progress(self.progress.clone()));
+                    }
                 }
             }
             Message::Notify { doc, state } => {
