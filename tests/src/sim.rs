@@ -398,7 +398,8 @@ impl World {
                 Output::Progress(p) => {
                     node.progress.insert(l, p);
                 }
-                Output::Synced => {}
+                // The simulator relays through its sync rounds.
+                Output::Synced | Output::Changed(_) => {}
             }
         }
     }

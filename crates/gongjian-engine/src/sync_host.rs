@@ -48,6 +48,29 @@ impl Replica {
         Ok(Some(hash))
     }
 
+    /// The certificates that admit `key`: those naming it, then those
+    /// naming their signers, up to the root (what a node shows a peer it
+    /// connects to, so the peer can admit it without knowing it before).
+    pub fn cert_chain(&self, key: &gongjian_identity::PublicKey) -> Vec<SignedRecord> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![*key];
+        while let Some(k) = todo.pop() {
+            if !seen.insert(k) || out.len() >= 32 {
+                continue;
+            }
+            for v in self.membership.records() {
+                if let Body::Certificate(c) = &v.body
+                    && c.subject == k
+                {
+                    out.push(v.record.clone());
+                    todo.push(v.signer);
+                }
+            }
+        }
+        out
+    }
+
     /// The latest heads announcement held of `unit`.
     pub fn heads_of(&self, unit: &UnitId) -> Option<HeadsAnnouncement> {
         self.membership

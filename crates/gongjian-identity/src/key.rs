@@ -71,6 +71,19 @@ impl PublicKey {
         libp2p_identity::PublicKey::from(pk).to_peer_id()
     }
 
+    /// The key a libp2p peer id was derived from, if it is an ed25519 key
+    /// inlined in the id (as every gongjian node's is).
+    #[cfg(feature = "libp2p")]
+    pub fn from_peer_id(peer: &libp2p_identity::PeerId) -> Option<PublicKey> {
+        let mh = peer.as_ref();
+        if mh.code() != 0 {
+            return None; // hashed, not inlined: not an ed25519 key
+        }
+        let pk = libp2p_identity::PublicKey::try_decode_protobuf(mh.digest()).ok()?;
+        let ed = pk.try_into_ed25519().ok()?;
+        PublicKey::from_bytes(ed.to_bytes()).ok()
+    }
+
     /// First 5 bytes in hex, for logs.
     pub fn fmt_short(&self) -> String {
         hex::encode(&self.0[..5])

@@ -247,6 +247,14 @@ impl Store {
         }
     }
 
+    /// A peer's sync progress as last put (see `Batch::put_peer`).
+    pub fn peer(&self, peer: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get(Cf::Peers, peer)? {
+            Some(v) => Ok(Some(value::unwrap_version("peers", &v)?.to_vec())),
+            None => Ok(None),
+        }
+    }
+
     /// The actor epoch of this node's writes (0 until first set).
     pub fn epoch(&self) -> Result<u32, StoreError> {
         match self.meta(MetaKey::Epoch)? {

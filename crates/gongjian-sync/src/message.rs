@@ -25,6 +25,9 @@ pub enum Message {
     /// a duplicated or stale step is recognised and dropped.
     Reconcile {
         set: SetId,
+        /// Which reconciliation of this set in the session: the initiator
+        /// opens each (re)sync with the next one, at round 0.
+        epoch: u32,
         round: u32,
         ranges: Vec<Range>,
     },

@@ -104,6 +104,9 @@ pub enum Output {
     Progress(PeerProgress),
     /// Reconciliation finished and every fetch was answered.
     Synced,
+    /// Changes of this document were accepted here: tell the other peers
+    /// (`Input::LocalChange` on their sessions), so a hub relays at once.
+    Changed(DocId),
 }
 
 /// What a node remembers of its sync with one peer, across restarts.
@@ -151,6 +154,8 @@ pub struct Session {
     /// Per set: the round we expect next from the peer, and whether our
     /// last reconcile step awaits an answer.
     next_round: BTreeMap<SetId, u32>,
+    /// Per set: the reconciliation under way (see `Message::Reconcile`).
+    epochs: BTreeMap<SetId, u32>,
     awaiting: BTreeSet<SetId>,
     records_awaited: usize,
     queue: VecDeque<DocId>,
@@ -173,6 +178,7 @@ impl Session {
             phase: Phase::Records,
             snapshots: BTreeMap::new(),
             next_round: BTreeMap::new(),
+            epochs: BTreeMap::new(),
             awaiting: BTreeSet::new(),
             records_awaited: 0,
             queue: VecDeque::new(),
@@ -242,6 +248,13 @@ impl Session {
     }
 
     fn start<H: Host>(&mut self, host: &mut H, out: &mut Vec<Output>) -> Result<(), H::Error> {
+        // A new round on a synced session (periodic resync): from scratch.
+        if self.phase == Phase::Synced {
+            self.phase = Phase::Records;
+            self.wanted.clear();
+        } else if self.phase != Phase::Records || !self.awaiting.is_empty() {
+            return Ok(()); // a round is already under way
+        }
         // Resume: documents left half-fetched go first.
         for doc in self.progress.pending.clone() {
             self.enqueue(doc);
@@ -268,10 +281,13 @@ impl Session {
     ) -> Result<(), H::Error> {
         self.snapshots.remove(&set);
         let ranges = self.snapshot(host, set)?.initial();
+        let epoch = self.epochs.get(&set).map_or(0, |e| e.saturating_add(1));
+        self.epochs.insert(set, epoch);
         self.awaiting.insert(set);
         self.next_round.insert(set, 1);
         out.push(Output::Send(Message::Reconcile {
             set,
+            epoch,
             round: 0,
             ranges,
         }));
@@ -339,7 +355,26 @@ impl Session {
         out: &mut Vec<Output>,
     ) -> Result<(), H::Error> {
         match msg {
-            Message::Reconcile { set, round, ranges } => {
+            Message::Reconcile {
+                set,
+                epoch,
+                round,
+                ranges,
+            } => {
+                let current = self.epochs.get(&set).copied();
+                if current.is_some_and(|c| epoch < c) {
+                    return Ok(()); // a step of an earlier reconciliation
+                }
+                if current.is_none_or(|c| epoch > c) {
+                    if self.role == Role::Initiator || round != 0 {
+                        self.misbehaved(out, format!("reconcile epoch {epoch} opened at round {round}"));
+                        return Ok(());
+                    }
+                    // The peer (re)opened this set: answer from a fresh view.
+                    self.epochs.insert(set, epoch);
+                    self.next_round.insert(set, 0);
+                    self.snapshots.remove(&set);
+                }
                 let expected = self.next_round.get(&set).copied().unwrap_or(0);
                 if round < expected {
                     return Ok(()); // a duplicate or stale step
@@ -347,10 +382,6 @@ impl Session {
                 if round > expected || round >= MAX_ROUNDS {
                     self.misbehaved(out, format!("reconcile round {round}, expected {expected}"));
                     return Ok(());
-                }
-                if self.role == Role::Responder && round == 0 {
-                    // The peer (re)opened this set: answer from a fresh view.
-                    self.snapshots.remove(&set);
                 }
                 self.next_round.insert(set, round + 2);
                 self.awaiting.remove(&set);
@@ -387,6 +418,7 @@ impl Session {
                 }
                 out.push(Output::Send(Message::Reconcile {
                     set,
+                    epoch,
                     round: round + 1,
                     ranges: response.reply,
                 }));
@@ -505,6 +537,9 @@ impl Session {
                             out,
                             format!("{} invalid changes of {}", s.invalid, doc.fmt_short()),
                         );
+                    }
+                    if s.accepted > 0 {
+                        out.push(Output::Changed(doc));
                     }
                 }
                 if last && self.in_flight.remove(&doc) {

@@ -1,0 +1,425 @@
+//! The sync actor: one thread that owns the replica and every peer's sync
+//! session. Streams feed it frames; it answers through each stream's
+//! outbox. Everything that touches the store goes through it, one at a
+//! time, so sessions need no locks and ingest stays batched per message.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gongjian_engine::Replica;
+use gongjian_identity::{DocId, PublicKey, SignedRecord, UnitId};
+use gongjian_sync::{Host, Input, Output, PeerProgress, Role, Session, encode};
+use libp2p::PeerId;
+use tokio::sync::{Notify, mpsc};
+
+use crate::hello::Hello;
+use crate::status::{NetStatus, now_secs};
+use crate::swarm::SwarmCmd;
+
+/// Bytes queued to one stream at most: a peer that does not read is cut
+/// off rather than buffered without bound.
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Sync streams one peer may hold open at once.
+pub const MAX_STREAMS_PER_PEER: usize = 4;
+
+/// The sending half of a stream, as the actor sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    pub tx: mpsc::Sender<Vec<u8>>,
+    pub queued: Arc<AtomicUsize>,
+    pub close: Arc<Notify>,
+}
+
+impl Outbox {
+    fn push(&self, frame: Vec<u8>) -> bool {
+        let n = frame.len();
+        if self.queued.load(Ordering::Relaxed) + n > MAX_QUEUED_BYTES {
+            return false;
+        }
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.tx.try_send(frame).is_ok()
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Actor) + Send>;
+
+pub(crate) enum Event {
+    Opened {
+        stream: u64,
+        peer: PeerId,
+        role: Role,
+        outbox: Outbox,
+    },
+    Frame {
+        stream: u64,
+        bytes: Vec<u8>,
+    },
+    /// The peer broke the framing (e.g. announced a huge frame).
+    BadFrame {
+        stream: u64,
+        why: String,
+    },
+    Closed {
+        stream: u64,
+    },
+    Job(Job),
+    Tick,
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub resync: Duration,
+    pub stall: Duration,
+    pub hello: Duration,
+}
+
+struct Slot {
+    peer: PeerId,
+    key: PublicKey,
+    role: Role,
+    outbox: Outbox,
+    unit: Option<UnitId>,
+    session: Option<Session>,
+    opened: Instant,
+    last_rx: Instant,
+    last_start: Instant,
+}
+
+pub struct Actor {
+    replica: Replica,
+    slots: BTreeMap<u64, Slot>,
+    swarm: mpsc::UnboundedSender<SwarmCmd>,
+    status: Arc<Mutex<NetStatus>>,
+    timing: Timing,
+    local_key: PublicKey,
+    local_unit: UnitId,
+    last_announce: Instant,
+}
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actor")
+            .field("unit", &self.local_unit)
+            .field("streams", &self.slots.len())
+            .finish()
+    }
+}
+
+impl Actor {
+    pub(crate) fn new(
+        replica: Replica,
+        swarm: mpsc::UnboundedSender<SwarmCmd>,
+        status: Arc<Mutex<NetStatus>>,
+        timing: Timing,
+        local_key: PublicKey,
+        local_unit: UnitId,
+    ) -> Actor {
+        Actor {
+            replica,
+            slots: BTreeMap::new(),
+            swarm,
+            status,
+            timing,
+            local_key,
+            local_unit,
+            last_announce: Instant::now(),
+        }
+    }
+
+    pub fn replica(&mut self) -> &mut Replica {
+        &mut self.replica
+    }
+
+    /// Tells every peer that may see them that these documents changed here.
+    pub fn changed(&mut self, docs: &[DocId]) {
+        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        for id in ids {
+            for doc in docs {
+                self.input(id, Input::LocalChange(*doc));
+            }
+        }
+    }
+
+    /// Runs until `Shutdown` (or every sender is gone); gives the replica back.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Event>) -> Replica {
+        while let Some(ev) = rx.blocking_recv() {
+            match ev {
+                Event::Opened {
+                    stream,
+                    peer,
+                    role,
+                    outbox,
+                } => self.opened(stream, peer, role, outbox),
+                Event::Frame { stream, bytes } => self.frame(stream, bytes),
+                Event::BadFrame { stream, why } => {
+                    if let Some(s) = self.slots.get(&stream) {
+                        let (peer, unit) = (s.peer, s.unit);
+                        self.misbehaved(peer, unit, &why);
+                        self.close(stream, true);
+                    }
+                }
+                Event::Closed { stream } => self.close(stream, false),
+                Event::Job(job) => job(&mut self),
+                Event::Tick => self.tick(),
+                Event::Shutdown => break,
+            }
+        }
+        for id in self.slots.keys().copied().collect::<Vec<_>>() {
+            self.close(id, false);
+        }
+        self.replica
+    }
+
+    fn opened(&mut self, stream: u64, peer: PeerId, role: Role, outbox: Outbox) {
+        let Some(key) = PublicKey::from_peer_id(&peer) else {
+            tracing::warn!(target: "gongjian::peer", %peer, reason = "peer id is not an ed25519 key", "peer refused");
+            outbox.close.notify_one();
+            let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
+            return;
+        };
+        let open = self.slots.values().filter(|s| s.peer == peer).count();
+        if open >= MAX_STREAMS_PER_PEER {
+            self.misbehaved(peer, None, &format!("more than {MAX_STREAMS_PER_PEER} sync streams"));
+            outbox.close.notify_one();
+            let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
+            return;
+        }
+        let hello = Hello {
+            version: gongjian_sync::VERSION,
+            unit: self.local_unit,
+            chain: self
+                .replica
+                .cert_chain(&self.local_key)
+                .iter()
+                .map(SignedRecord::encode)
+                .collect(),
+        };
+        outbox.push(hello.encode());
+        let now = Instant::now();
+        self.slots.insert(
+            stream,
+            Slot {
+                peer,
+                key,
+                role,
+                outbox,
+                unit: None,
+                session: None,
+                opened: now,
+                last_rx: now,
+                last_start: now,
+            },
+        );
+    }
+
+    fn frame(&mut self, stream: u64, bytes: Vec<u8>) {
+        let Some(slot) = self.slots.get_mut(&stream) else {
+            return; // closed meanwhile
+        };
+        slot.last_rx = Instant::now();
+        if slot.session.is_some() {
+            self.input(stream, Input::Message(bytes));
+            return;
+        }
+        let (peer, key) = (slot.peer, slot.key);
+        match self.admit(key, &bytes) {
+            Ok(unit) => {
+                let progress = self.load_progress(&key);
+                let slot = self.slots.get_mut(&stream).expect("present");
+                slot.unit = Some(unit);
+                slot.session = Some(Session::new(unit, slot.role, progress));
+                slot.last_start = Instant::now();
+                tracing::info!(%peer, %unit, role = ?slot.role, "peer admitted");
+                let mut st = self.status.lock().expect("status lock");
+                let p = st.peers.entry(peer).or_default();
+                p.unit = Some(unit);
+                p.key = Some(key);
+                p.last_seen = Some(now_secs());
+                drop(st);
+                self.input(stream, Input::Start);
+            }
+            Err(why) => {
+                tracing::warn!(target: "gongjian::peer", %peer, reason = %why, "peer refused");
+                self.count_misbehaviour(peer);
+                self.close(stream, true);
+            }
+        }
+    }
+
+    /// Checks a hello: its certificates go through the checked record
+    /// ingest, then the peer's key must be admitted (a chain valid now up
+    /// to the pinned root, no revocation) as the unit it claims.
+    fn admit(&mut self, key: PublicKey, bytes: &[u8]) -> Result<UnitId, String> {
+        let hello = Hello::decode(bytes).map_err(|e| e.to_string())?;
+        if !hello.chain.is_empty() {
+            let s = self
+                .replica
+                .ingest_records(hello.chain)
+                .map_err(|e| format!("certificates: {e}"))?;
+            if s.invalid > 0 {
+                return Err(format!("{} invalid certificates in hello", s.invalid));
+            }
+        }
+        let info = self
+            .replica
+            .trust()
+            .admit(&key, now_secs())
+            .map_err(|e| format!("not admitted: {e}"))?;
+        if info.unit != hello.unit {
+            return Err(format!(
+                "claims unit {} but its key is certified for {}",
+                hello.unit, info.unit
+            ));
+        }
+        Ok(info.unit)
+    }
+
+    fn load_progress(&self, key: &PublicKey) -> PeerProgress {
+        match self.replica.store().peer(key.as_bytes()) {
+            Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_default(),
+            _ => PeerProgress::default(),
+        }
+    }
+
+    fn input(&mut self, stream: u64, input: Input) {
+        let Some(slot) = self.slots.get_mut(&stream) else {
+            return;
+        };
+        let Some(session) = slot.session.as_mut() else {
+            return;
+        };
+        let res = session.handle(&mut self.replica, input, now_secs());
+        let (peer, key, unit) = (slot.peer, slot.key, slot.unit);
+        let outputs = match res {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "sync session failed on a store error");
+                self.close(stream, false);
+                return;
+            }
+        };
+        let mut changed = Vec::new();
+        let mut drop_it = false;
+        for o in outputs {
+            match o {
+                Output::Send(m) => {
+                    let slot = self.slots.get(&stream).expect("present");
+                    if !slot.outbox.push(encode(&m)) {
+                        tracing::warn!(target: "gongjian::peer", %peer, reason = "not reading (outbox full)", "peer dropped");
+                        drop_it = true;
+                        break;
+                    }
+                }
+                Output::Misbehaved(why) => self.misbehaved(peer, unit, &why),
+                Output::Progress(p) => {
+                    let mut b = gongjian_store::Batch::new();
+                    b.put_peer(key.as_bytes(), &postcard::to_stdvec(&p).unwrap_or_default());
+                    if let Err(e) = self.replica.store().submit(b) {
+                        tracing::error!(error = %e, "persisting sync progress");
+                    }
+                    let mut st = self.status.lock().expect("status lock");
+                    let ps = st.peers.entry(peer).or_default();
+                    ps.pending_docs = p.pending.len();
+                    ps.changes_received = p.changes_received;
+                    ps.bytes_received = p.bytes_received;
+                }
+                Output::Synced => {
+                    tracing::info!(%peer, unit = ?unit, "synced");
+                    let mut st = self.status.lock().expect("status lock");
+                    st.peers.entry(peer).or_default().last_synced = Some(now_secs());
+                }
+                Output::Changed(doc) => changed.push(doc),
+            }
+        }
+        let hostile = self
+            .slots
+            .get(&stream)
+            .and_then(|s| s.session.as_ref())
+            .is_some_and(Session::is_hostile);
+        if drop_it || hostile {
+            self.close(stream, true);
+        }
+        if !changed.is_empty() {
+            let others: Vec<u64> = self.slots.keys().copied().filter(|i| *i != stream).collect();
+            for id in others {
+                for doc in &changed {
+                    self.input(id, Input::LocalChange(*doc));
+                }
+            }
+        }
+    }
+
+    fn misbehaved(&mut self, peer: PeerId, unit: Option<UnitId>, why: &str) {
+        // One fixed format, so operators can grep and alert on it.
+        tracing::warn!(
+            target: "gongjian::peer",
+            %peer,
+            unit = %unit.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+            reason = %why,
+            "peer misbehaved"
+        );
+        self.count_misbehaviour(peer);
+    }
+
+    fn count_misbehaviour(&self, peer: PeerId) {
+        let mut st = self.status.lock().expect("status lock");
+        st.misbehaviour += 1;
+        st.peers.entry(peer).or_default().misbehaviour += 1;
+    }
+
+    /// Closes a stream; `cut`: also drop the connection (the peer broke the
+    /// protocol or stalled; an honest dialer reconnects with backoff).
+    fn close(&mut self, stream: u64, cut: bool) {
+        if let Some(slot) = self.slots.remove(&stream) {
+            slot.outbox.close.notify_one();
+            if cut {
+                let _ = self.swarm.send(SwarmCmd::Disconnect(slot.peer));
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let mut restart = Vec::new();
+        let mut stalled = Vec::new();
+        for (id, s) in &self.slots {
+            match &s.session {
+                None if now.duration_since(s.opened) > self.timing.hello => {
+                    stalled.push((*id, "no hello in time"))
+                }
+                None => {}
+                Some(sess) if s.role == Role::Initiator => {
+                    if sess.is_synced() {
+                        if now.duration_since(s.last_start) >= self.timing.resync {
+                            restart.push(*id);
+                        }
+                    } else if now.duration_since(s.last_rx) > self.timing.stall {
+                        stalled.push((*id, "sync stalled"));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, why) in stalled {
+            if let Some(s) = self.slots.get(&id) {
+                tracing::warn!(target: "gongjian::peer", peer = %s.peer, reason = why, "stream dropped");
+            }
+            self.close(id, true);
+        }
+        if now.duration_since(self.last_announce) >= self.timing.resync {
+            self.last_announce = now;
+            if let Err(e) = self.replica.announce_heads(now_secs()) {
+                tracing::warn!(error = %e, "announcing heads");
+            }
+        }
+        for id in restart {
+            if let Some(s) = self.slots.get_mut(&id) {
+                s.last_start = now;
+            }
+            self.input(id, Input::Start);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! What the network knows of its peers, for `/v1/node` and the console.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gongjian_identity::{PublicKey, UnitId};
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStatus {
+    /// Known once the peer's hello admitted it.
+    pub unit: Option<UnitId>,
+    pub key: Option<PublicKey>,
+    pub connected: bool,
+    /// Through a relay (`/p2p-circuit`) rather than direct.
+    pub relayed: bool,
+    pub address: Option<Multiaddr>,
+    /// Unix seconds of the last admission or message.
+    pub last_seen: Option<u64>,
+    pub last_synced: Option<u64>,
+    pub pending_docs: usize,
+    pub changes_received: u64,
+    pub bytes_received: u64,
+    pub misbehaviour: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NetStatus {
+    pub peer_id: Option<PeerId>,
+    pub listen: Vec<Multiaddr>,
+    pub peers: BTreeMap<PeerId, PeerStatus>,
+    /// Misbehaviour seen from any peer since start.
+    pub misbehaviour: u64,
+}

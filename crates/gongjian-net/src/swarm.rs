@@ -1,0 +1,401 @@
+//! The libp2p side: transports, behaviours, connection limits, dialling
+//! with backoff, and the streams that carry sync sessions.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
+use gongjian_sync::{MAX_MESSAGE_BYTES, Role};
+use libp2p::core::ConnectedPoint;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, Stream, StreamProtocol, Swarm, connection_limits, identify, mdns, noise,
+    ping, tcp, yamux,
+};
+use rand::RngExt as _;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::actor::{Event, Outbox};
+use crate::frame::{read_frame, write_frame};
+use crate::status::{NetStatus, now_secs};
+use crate::{NetConfig, NetError};
+
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new(gongjian_sync::PROTOCOL_ID);
+
+/// Frames queued to one stream's writer at most.
+const OUTBOX_FRAMES: usize = 4096;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    limits: connection_limits::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    stream: libp2p_stream::Behaviour,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+#[derive(Debug)]
+pub(crate) enum SwarmCmd {
+    Disconnect(PeerId),
+    /// Keep a connection to this address (redialled with backoff).
+    Dial(Multiaddr),
+    /// Offline: drop every connection and dial nobody, until back online.
+    SetOffline(bool),
+    Shutdown,
+}
+
+/// A bootstrap address kept connected.
+#[derive(Debug)]
+struct Dialer {
+    addr: Multiaddr,
+    peer: Option<PeerId>,
+    pending: Option<ConnectionId>,
+    connected: bool,
+    next: Instant,
+    backoff: Duration,
+}
+
+pub(crate) fn build(
+    keypair: libp2p::identity::Keypair,
+    cfg: &NetConfig,
+) -> Result<Swarm<Behaviour>, NetError> {
+    let limits = connection_limits::ConnectionLimits::default()
+        .with_max_pending_incoming(Some(64))
+        .with_max_established_incoming(Some(cfg.max_connections))
+        .with_max_established_per_peer(Some(4));
+    let mdns_on = cfg.mdns;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            || {
+                let mut y = yamux::Config::default();
+                // More concurrent streams than this and yamux refuses them;
+                // the sync layer itself closes a peer past a handful.
+                y.set_max_num_streams(512);
+                y
+            },
+        )
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let mdns = if mdns_on {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer)?)
+            } else {
+                None
+            };
+            Ok(Behaviour {
+                limits: connection_limits::Behaviour::new(limits),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/gongjian/id/1".into(),
+                    key.public(),
+                )),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                stream: libp2p_stream::Behaviour::new(),
+                mdns: Toggle::from(mdns),
+            })
+        })
+        .map_err(|e| NetError::Transport(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle))
+        .build();
+    Ok(swarm)
+}
+
+pub(crate) struct SwarmTask {
+    pub swarm: Swarm<Behaviour>,
+    pub cfg: NetConfig,
+    pub events: mpsc::Sender<Event>,
+    pub cmds: mpsc::UnboundedReceiver<SwarmCmd>,
+    pub status: Arc<Mutex<NetStatus>>,
+    pub next_stream: Arc<AtomicU64>,
+}
+
+impl SwarmTask {
+    pub(crate) async fn run(mut self) {
+        let mut control = self.swarm.behaviour().stream.new_control();
+        let mut incoming = match control.accept(PROTOCOL) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "sync protocol already registered");
+                return;
+            }
+        };
+        let mut dialers: Vec<Dialer> = self
+            .cfg
+            .bootstrap
+            .iter()
+            .map(|a| new_dialer(a.clone()))
+            .collect();
+        let mut offline = false;
+        let mut outbound: BTreeSet<PeerId> = BTreeSet::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => {
+                    self.on_event(ev, &mut dialers, &mut outbound, offline, &control);
+                }
+                Some((peer, stream)) = incoming.next() => {
+                    if offline {
+                        drop(stream);
+                    } else {
+                        self.start_stream(stream, peer, Role::Responder);
+                    }
+                }
+                cmd = self.cmds.recv() => match cmd {
+                    Some(SwarmCmd::Disconnect(p)) => {
+                        let _ = self.swarm.disconnect_peer_id(p);
+                    }
+                    Some(SwarmCmd::Dial(a)) => dialers.push(new_dialer(a)),
+                    Some(SwarmCmd::SetOffline(o)) => {
+                        offline = o;
+                        if o {
+                            let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                            for p in peers {
+                                let _ = self.swarm.disconnect_peer_id(p);
+                            }
+                        } else {
+                            for d in &mut dialers {
+                                d.next = Instant::now();
+                                d.backoff = Duration::from_millis(200);
+                            }
+                        }
+                    }
+                    Some(SwarmCmd::Shutdown) | None => break,
+                },
+                _ = tick.tick() => {
+                    if !offline {
+                        self.redial(&mut dialers);
+                    }
+                }
+            }
+        }
+    }
+
+    fn redial(&mut self, dialers: &mut [Dialer]) {
+        let now = Instant::now();
+        for d in dialers.iter_mut() {
+            if d.connected || d.pending.is_some() || d.next > now {
+                continue;
+            }
+            let opts = DialOpts::unknown_peer_id().address(d.addr.clone()).build();
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => d.pending = Some(id),
+                Err(e) => {
+                    tracing::debug!(addr = %d.addr, error = %e, "dial failed");
+                    back_off(d, &self.cfg);
+                }
+            }
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        ev: SwarmEvent<BehaviourEvent>,
+        dialers: &mut [Dialer],
+        outbound: &mut BTreeSet<PeerId>,
+        offline: bool,
+        control: &libp2p_stream::Control,
+    ) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.status.lock().expect("status lock").listen.push(address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                if offline {
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
+                let addr = endpoint.get_remote_address().clone();
+                {
+                    let mut st = self.status.lock().expect("status lock");
+                    let p = st.peers.entry(peer_id).or_default();
+                    p.connected = true;
+                    p.relayed = addr.iter().any(|x| matches!(x, libp2p::multiaddr::Protocol::P2pCircuit));
+                    p.address = Some(addr.clone());
+                    p.last_seen = Some(now_secs());
+                }
+                for d in dialers.iter_mut() {
+                    if d.pending == Some(connection_id) {
+                        d.pending = None;
+                        d.connected = true;
+                        d.peer = Some(peer_id);
+                        d.backoff = Duration::from_millis(500);
+                    }
+                }
+                // The dialling side opens the sync session.
+                if matches!(endpoint, ConnectedPoint::Dialer { .. }) && outbound.insert(peer_id) {
+                    let mut control = control.clone();
+                    let events = self.events.clone();
+                    let next = self.next_stream.clone();
+                    tokio::spawn(async move {
+                        match control.open_stream(peer_id, PROTOCOL).await {
+                            Ok(stream) => spawn_stream(stream, peer_id, Role::Initiator, events, &next).await,
+                            Err(e) => tracing::warn!(peer = %peer_id, error = %e, "opening the sync stream"),
+                        }
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                connection_id,
+                ..
+            } => {
+                if num_established == 0 {
+                    outbound.remove(&peer_id);
+                    if let Some(p) = self.status.lock().expect("status lock").peers.get_mut(&peer_id) {
+                        p.connected = false;
+                    }
+                    for d in dialers.iter_mut() {
+                        if d.peer == Some(peer_id) && d.connected {
+                            d.connected = false;
+                            back_off(d, &self.cfg);
+                        }
+                    }
+                }
+                tracing::debug!(peer = %peer_id, ?connection_id, "connection closed");
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                for d in dialers.iter_mut() {
+                    if d.pending == Some(connection_id) {
+                        tracing::debug!(addr = %d.addr, %error, "dial failed");
+                        d.pending = None;
+                        back_off(d, &self.cfg);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                if offline {
+                    return;
+                }
+                for (peer, addr) in found {
+                    if !self.swarm.is_connected(&peer) && peer < *self.swarm.local_peer_id() {
+                        // One side dials, so two nodes on a LAN keep one session.
+                        let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_stream(&self, stream: Stream, peer: PeerId, role: Role) {
+        let events = self.events.clone();
+        let next = self.next_stream.clone();
+        tokio::spawn(async move { spawn_stream(stream, peer, role, events, &next).await });
+    }
+}
+
+fn new_dialer(addr: Multiaddr) -> Dialer {
+    Dialer {
+        addr,
+        peer: None,
+        pending: None,
+        connected: false,
+        next: Instant::now(),
+        backoff: Duration::from_millis(500),
+    }
+}
+
+/// Doubles the wait (up to the cap) with jitter, so offices that lost the
+/// same hub do not all come back in the same instant.
+fn back_off(d: &mut Dialer, cfg: &NetConfig) {
+    let jitter = rand::rng().random_range(0.5..1.5);
+    d.next = Instant::now() + d.backoff.mul_f64(jitter);
+    d.backoff = (d.backoff * 2).min(cfg.max_backoff);
+}
+
+/// Wires a sync stream to the actor: a writer draining the outbox and a
+/// reader feeding frames (size-checked before reading) in.
+async fn spawn_stream(
+    stream: Stream,
+    peer: PeerId,
+    role: Role,
+    events: mpsc::Sender<Event>,
+    next: &AtomicU64,
+) {
+    let id = next.fetch_add(1, Ordering::Relaxed);
+    let (mut r, mut w) = stream.split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOX_FRAMES);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let close = Arc::new(Notify::new());
+    let outbox = Outbox {
+        tx,
+        queued: queued.clone(),
+        close: close.clone(),
+    };
+    if events
+        .send(Event::Opened {
+            stream: id,
+            peer,
+            role,
+            outbox,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                f = rx.recv() => match f {
+                    Some(f) => {
+                        let n = f.len();
+                        let ok = write_frame(&mut w, &f).await.is_ok();
+                        queued.fetch_sub(n, Ordering::Relaxed);
+                        if !ok { break; }
+                    }
+                    None => break,
+                },
+                _ = close.notified() => break,
+            }
+        }
+        let _ = w.close().await;
+    });
+    let events2 = events.clone();
+    tokio::spawn(async move {
+        loop {
+            match read_frame(&mut r, MAX_MESSAGE_BYTES).await {
+                Ok(Some(bytes)) => {
+                    if events2.send(Event::Frame { stream: id, bytes }).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if e.is_peer_fault() {
+                        let _ = events2
+                            .send(Event::BadFrame {
+                                stream: id,
+                                why: e.to_string(),
+                            })
+                            .await;
+                    }
+                    break;
+                }
+            }
+        }
+        let _ = events2.send(Event::Closed { stream: id }).await;
+    });
+}
