@@ -103,6 +103,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         listen,
         api: a.api,
         bootstrap: a.bootstrap,
+        mdns: None,
+        resync_secs: None,
     };
     let checked = config.check().context("invalid arguments")?;
 

@@ -29,6 +29,12 @@ pub struct Config {
     /// Peers dialled at start.
     #[serde(default)]
     pub bootstrap: Vec<String>,
+    /// Find peers on the LAN by mDNS (default on).
+    #[serde(default)]
+    pub mdns: Option<bool>,
+    /// Seconds between reconciliations with a connected peer (default 60).
+    #[serde(default)]
+    pub resync_secs: Option<u64>,
 }
 
 /// A config whose values have been parsed.
@@ -71,6 +77,9 @@ impl Config {
             a.parse::<multiaddr::Multiaddr>()
                 .with_context(|| format!("`{a}` is not a multiaddr"))
                 .code(Exit::BadInput)?;
+        }
+        if self.resync_secs == Some(0) {
+            return bail(Exit::BadInput, "resync_secs: must be at least 1");
         }
         self.api
             .parse::<std::net::SocketAddr>()

@@ -5,6 +5,7 @@ mod cmd_admin;
 mod cmd_cert;
 mod cmd_init;
 mod cmd_need;
+mod cmd_run;
 mod config;
 mod exit;
 mod node;
@@ -37,6 +38,8 @@ enum Command {
     /// The unit's list of needs (需求清单).
     #[command(subcommand)]
     Need(cmd_need::NeedCommand),
+    /// Run the node: store, network, sync, until SIGTERM or SIGINT.
+    Run(DirArg),
     /// Counts of what the store holds.
     Status(DirArg),
     /// Copy the store to a directory (a consistent RocksDB checkpoint).
@@ -58,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id(a) => cmd_init::id(&a.data_dir),
         Command::Cert(c) => cmd_cert::run(c),
         Command::Need(c) => cmd_need::run(c),
+        Command::Run(a) => cmd_run::run(a),
         Command::Status(a) => cmd_admin::status(&a.data_dir),
         Command::Backup(a) => cmd_admin::backup(a),
         Command::Restore(a) => cmd_admin::restore(a),

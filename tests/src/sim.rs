@@ -399,7 +399,7 @@ impl World {
                     node.progress.insert(l, p);
                 }
                 // The simulator relays through its sync rounds.
-                Output::Synced | Output::Changed(_) => {}
+                Output::Synced | Output::Changed(_) | Output::ResyncWanted => {}
             }
         }
     }

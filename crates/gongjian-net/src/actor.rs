@@ -86,6 +86,9 @@ struct Slot {
     opened: Instant,
     last_rx: Instant,
     last_start: Instant,
+    /// Reconcile again as soon as the current round ends (new records
+    /// arrived elsewhere: a peer may lack a genesis it cannot ask for).
+    due: bool,
 }
 
 pub struct Actor {
@@ -162,7 +165,13 @@ impl Actor {
                     }
                 }
                 Event::Closed { stream } => self.close(stream, false),
-                Event::Job(job) => job(&mut self),
+                Event::Job(job) => {
+                    let before = self.replica.membership().len();
+                    job(&mut self);
+                    if self.replica.membership().len() > before {
+                        self.resync_all(None);
+                    }
+                }
                 Event::Tick => self.tick(),
                 Event::Shutdown => break,
             }
@@ -211,6 +220,7 @@ impl Actor {
                 opened: now,
                 last_rx: now,
                 last_start: now,
+                due: false,
             },
         );
     }
@@ -291,6 +301,7 @@ impl Actor {
         let Some(session) = slot.session.as_mut() else {
             return;
         };
+        let records_before = self.replica.membership().len();
         let res = session.handle(&mut self.replica, input, now_secs());
         let (peer, key, unit) = (slot.peer, slot.key, slot.unit);
         let outputs = match res {
@@ -332,6 +343,11 @@ impl Actor {
                     st.peers.entry(peer).or_default().last_synced = Some(now_secs());
                 }
                 Output::Changed(doc) => changed.push(doc),
+                Output::ResyncWanted => {
+                    if let Some(s) = self.slots.get_mut(&stream) {
+                        s.due = true;
+                    }
+                }
             }
         }
         let hostile = self
@@ -342,6 +358,10 @@ impl Actor {
         if drop_it || hostile {
             self.close(stream, true);
         }
+        if self.replica.membership().len() > records_before {
+            self.resync_all(Some(stream));
+        }
+        self.kick();
         if !changed.is_empty() {
             let others: Vec<u64> = self.slots.keys().copied().filter(|i| *i != stream).collect();
             for id in others {
@@ -349,6 +369,36 @@ impl Actor {
                     self.input(id, Input::LocalChange(*doc));
                 }
             }
+        }
+    }
+
+    /// New records (a genesis, a certificate) are only learnt by
+    /// reconciling: every session this node opened does so again, at once
+    /// or when its current round ends. Sessions peers opened are theirs to
+    /// restart; a peer that hears of a document it does not know yet does.
+    fn resync_all(&mut self, except: Option<u64>) {
+        for (id, s) in self.slots.iter_mut() {
+            if Some(*id) != except && s.role == Role::Initiator {
+                s.due = true;
+            }
+        }
+        self.kick();
+    }
+
+    /// Restarts the synced sessions that are due.
+    fn kick(&mut self) {
+        let ready: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.due && s.session.as_ref().is_some_and(Session::is_synced))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            if let Some(s) = self.slots.get_mut(&id) {
+                s.due = false;
+                s.last_start = Instant::now();
+            }
+            self.input(id, Input::Start);
         }
     }
 

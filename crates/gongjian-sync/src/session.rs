@@ -104,6 +104,9 @@ pub enum Output {
     Progress(PeerProgress),
     /// Reconciliation finished and every fetch was answered.
     Synced,
+    /// The peer spoke of a document this node cannot ask for yet:
+    /// reconcile again once this round ends (initiator only).
+    ResyncWanted,
     /// Changes of this document were accepted here: tell the other peers
     /// (`Input::LocalChange` on their sessions), so a hub relays at once.
     Changed(DocId),
@@ -555,6 +558,11 @@ impl Session {
             }
             Message::Notify { doc, state } => {
                 if !host.visible(&doc, &self.peer)? {
+                    // Perhaps a document whose genesis has not reached us:
+                    // only a reconciliation brings it.
+                    if self.role == Role::Initiator {
+                        out.push(Output::ResyncWanted);
+                    }
                     return Ok(());
                 }
                 let mine = host.doc_item(&doc, None)?;
