@@ -13,7 +13,10 @@ use crate::exit::{Coded, Exit};
 fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
     let parse = |v: &[String]| -> anyhow::Result<Vec<multiaddr::Multiaddr>> {
         v.iter()
-            .map(|a| a.parse().with_context(|| format!("`{a}` is not a multiaddr")))
+            .map(|a| {
+                a.parse()
+                    .with_context(|| format!("`{a}` is not a multiaddr"))
+            })
             .collect()
     };
     Ok(NetConfig {
@@ -61,7 +64,11 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
         );
         shutdown_signal().await;
         tracing::info!("shutting down");
-        let replica = node.shutdown().await.context("stopping").code(Exit::Failure)?;
+        let replica = node
+            .shutdown()
+            .await
+            .context("stopping")
+            .code(Exit::Failure)?;
         tokio::task::spawn_blocking(move || drop(replica))
             .await
             .context("closing the store")

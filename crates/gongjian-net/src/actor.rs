@@ -191,7 +191,11 @@ impl Actor {
         };
         let open = self.slots.values().filter(|s| s.peer == peer).count();
         if open >= MAX_STREAMS_PER_PEER {
-            self.misbehaved(peer, None, &format!("more than {MAX_STREAMS_PER_PEER} sync streams"));
+            self.misbehaved(
+                peer,
+                None,
+                &format!("more than {MAX_STREAMS_PER_PEER} sync streams"),
+            );
             outbox.close.notify_one();
             let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
             return;
@@ -363,7 +367,12 @@ impl Actor {
         }
         self.kick();
         if !changed.is_empty() {
-            let others: Vec<u64> = self.slots.keys().copied().filter(|i| *i != stream).collect();
+            let others: Vec<u64> = self
+                .slots
+                .keys()
+                .copied()
+                .filter(|i| *i != stream)
+                .collect();
             for id in others {
                 for doc in &changed {
                     self.input(id, Input::LocalChange(*doc));

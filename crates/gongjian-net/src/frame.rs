@@ -71,14 +71,19 @@ mod tests {
     fn frames_round_trip_and_caps_hold() {
         futures::executor::block_on(async {
             let mut buf = Vec::new();
-            write_frame(&mut buf, "颐和路社区".as_bytes()).await.unwrap();
+            write_frame(&mut buf, "颐和路社区".as_bytes())
+                .await
+                .unwrap();
             write_frame(&mut buf, &[7; 100]).await.unwrap();
             let mut r = &buf[..];
             assert_eq!(
                 read_frame(&mut r, 1000).await.unwrap().unwrap(),
                 "颐和路社区".as_bytes()
             );
-            assert_eq!(read_frame(&mut r, 1000).await.unwrap().unwrap(), vec![7; 100]);
+            assert_eq!(
+                read_frame(&mut r, 1000).await.unwrap().unwrap(),
+                vec![7; 100]
+            );
             assert!(read_frame(&mut r, 1000).await.unwrap().is_none());
             // A huge announced length is refused before reading on.
             let huge = [0xff, 0xff, 0xff, 0xf0, 1, 2, 3];

@@ -49,7 +49,8 @@ impl Hello {
         if tag != HELLO_TAG {
             return Err(HelloError::NotHello);
         }
-        let h: Hello = postcard::from_bytes(body).map_err(|e| HelloError::Malformed(e.to_string()))?;
+        let h: Hello =
+            postcard::from_bytes(body).map_err(|e| HelloError::Malformed(e.to_string()))?;
         if h.chain.len() > MAX_CHAIN {
             return Err(HelloError::TooMany(h.chain.len()));
         }

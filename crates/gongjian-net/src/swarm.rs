@@ -209,7 +209,11 @@ impl SwarmTask {
         match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
-                self.status.lock().expect("status lock").listen.push(address);
+                self.status
+                    .lock()
+                    .expect("status lock")
+                    .listen
+                    .push(address);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -226,7 +230,9 @@ impl SwarmTask {
                     let mut st = self.status.lock().expect("status lock");
                     let p = st.peers.entry(peer_id).or_default();
                     p.connected = true;
-                    p.relayed = addr.iter().any(|x| matches!(x, libp2p::multiaddr::Protocol::P2pCircuit));
+                    p.relayed = addr
+                        .iter()
+                        .any(|x| matches!(x, libp2p::multiaddr::Protocol::P2pCircuit));
                     p.address = Some(addr.clone());
                     p.last_seen = Some(now_secs());
                 }
@@ -245,8 +251,12 @@ impl SwarmTask {
                     let next = self.next_stream.clone();
                     tokio::spawn(async move {
                         match control.open_stream(peer_id, PROTOCOL).await {
-                            Ok(stream) => spawn_stream(stream, peer_id, Role::Initiator, events, &next).await,
-                            Err(e) => tracing::warn!(peer = %peer_id, error = %e, "opening the sync stream"),
+                            Ok(stream) => {
+                                spawn_stream(stream, peer_id, Role::Initiator, events, &next).await
+                            }
+                            Err(e) => {
+                                tracing::warn!(peer = %peer_id, error = %e, "opening the sync stream")
+                            }
                         }
                     });
                 }
@@ -259,7 +269,13 @@ impl SwarmTask {
             } => {
                 if num_established == 0 {
                     outbound.remove(&peer_id);
-                    if let Some(p) = self.status.lock().expect("status lock").peers.get_mut(&peer_id) {
+                    if let Some(p) = self
+                        .status
+                        .lock()
+                        .expect("status lock")
+                        .peers
+                        .get_mut(&peer_id)
+                    {
                         p.connected = false;
                     }
                     for d in dialers.iter_mut() {
@@ -291,7 +307,9 @@ impl SwarmTask {
                 for (peer, addr) in found {
                     if !self.swarm.is_connected(&peer) && peer < *self.swarm.local_peer_id() {
                         // One side dials, so two nodes on a LAN keep one session.
-                        let _ = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
+                        let _ = self
+                            .swarm
+                            .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build());
                     }
                 }
             }
@@ -378,7 +396,11 @@ async fn spawn_stream(
         loop {
             match read_frame(&mut r, MAX_MESSAGE_BYTES).await {
                 Ok(Some(bytes)) => {
-                    if events2.send(Event::Frame { stream: id, bytes }).await.is_err() {
+                    if events2
+                        .send(Event::Frame { stream: id, bytes })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

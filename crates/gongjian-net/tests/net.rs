@@ -18,13 +18,18 @@ async fn converged(nodes: &[Node], fed: &Fed, owners: &BTreeMap<DocId, usize>) -
         held.push(holdings(n).await);
     }
     for (doc, owner) in owners {
-        let Some(want) = held[*owner].get(doc) else { return false };
+        let Some(want) = held[*owner].get(doc) else {
+            return false;
+        };
         for (i, h) in held.iter().enumerate() {
             let entitled = may_see(&nodes[*owner], fed.members[i].unit, *doc).await;
             match (entitled, h.get(doc)) {
                 (true, Some(heads)) if heads == want => {}
                 (false, None) => {}
-                (false, Some(_)) => panic!("{} holds a document outside its audience", fed.members[i].name),
+                (false, Some(_)) => panic!(
+                    "{} holds a document outside its audience",
+                    fed.members[i].name
+                ),
                 _ => return false,
             }
         }
@@ -49,12 +54,19 @@ async fn five(seed: u8) -> Net {
     for i in [COMMUNITY_A, COMMUNITY_B, RESIDENT] {
         nodes.push(fed.start(i, dirs[i].path(), vec![s_addr.clone()]).await);
     }
-    Net { fed, _dirs: dirs, nodes }
+    Net {
+        fed,
+        _dirs: dirs,
+        nodes,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_converge_partition_heals_and_hub_forwards() {
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG")).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG"))
+        .with_test_writer()
+        .try_init();
     let Net { fed, _dirs, nodes } = five(40).await;
     // Edits on each node.
     let mut owners: BTreeMap<DocId, usize> = BTreeMap::new();
@@ -65,40 +77,81 @@ async fn five_nodes_converge_partition_heals_and_hub_forwards() {
         owners.insert(d, i);
         docs.push(d);
     }
-    until(60, "five nodes converged", || converged(&nodes, &fed, &owners)).await;
+    until(60, "five nodes converged", || {
+        converged(&nodes, &fed, &owners)
+    })
+    .await;
     // The district sees every unit's need; community B not community A's.
-    assert_eq!(titles(&nodes[DISTRICT], docs[COMMUNITY_A]).await, vec!["颐和路社区：助老送餐"]);
-    assert_eq!(titles(&nodes[DISTRICT], docs[RESIDENT]).await, vec!["江苏省人民医院：助老送餐"]);
-    assert!(!holdings(&nodes[COMMUNITY_B]).await.contains_key(&docs[COMMUNITY_A]));
+    assert_eq!(
+        titles(&nodes[DISTRICT], docs[COMMUNITY_A]).await,
+        vec!["颐和路社区：助老送餐"]
+    );
+    assert_eq!(
+        titles(&nodes[DISTRICT], docs[RESIDENT]).await,
+        vec!["江苏省人民医院：助老送餐"]
+    );
+    assert!(
+        !holdings(&nodes[COMMUNITY_B])
+            .await
+            .contains_key(&docs[COMMUNITY_A])
+    );
     for n in &nodes {
-        assert_eq!(n.status().misbehaviour, 0, "honest peers are never penalised");
+        assert_eq!(
+            n.status().misbehaviour,
+            0,
+            "honest peers are never penalised"
+        );
     }
 
     // Partition: community A edits while cut off; street and district edit
     // meanwhile; after healing nothing is lost.
     nodes[COMMUNITY_A].set_offline(true);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    add_need(&nodes[COMMUNITY_A], docs[COMMUNITY_A], "n2", "离线时登记：独居老人探访").await;
+    add_need(
+        &nodes[COMMUNITY_A],
+        docs[COMMUNITY_A],
+        "n2",
+        "离线时登记：独居老人探访",
+    )
+    .await;
     add_need(&nodes[STREET], docs[STREET], "n2", "街道：防汛物资").await;
     add_need(&nodes[DISTRICT], docs[DISTRICT], "n2", "区：志愿者培训").await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let street_view = holdings(&nodes[STREET]).await;
     let a_view = holdings(&nodes[COMMUNITY_A]).await;
-    assert_ne!(street_view[&docs[COMMUNITY_A]], a_view[&docs[COMMUNITY_A]], "cut off");
+    assert_ne!(
+        street_view[&docs[COMMUNITY_A]], a_view[&docs[COMMUNITY_A]],
+        "cut off"
+    );
     nodes[COMMUNITY_A].set_offline(false);
-    until(60, "convergence after the partition", || converged(&nodes, &fed, &owners)).await;
+    until(60, "convergence after the partition", || {
+        converged(&nodes, &fed, &owners)
+    })
+    .await;
     assert_eq!(
         titles(&nodes[DISTRICT], docs[COMMUNITY_A]).await,
         vec!["离线时登记：独居老人探访", "颐和路社区：助老送餐"]
     );
-    assert_eq!(titles(&nodes[COMMUNITY_A], docs[STREET]).await, vec!["宁海路街道：助老送餐", "街道：防汛物资"]);
-    assert_eq!(titles(&nodes[COMMUNITY_A], docs[DISTRICT]).await, vec!["区：志愿者培训", "南京市鼓楼区：助老送餐"]);
+    assert_eq!(
+        titles(&nodes[COMMUNITY_A], docs[STREET]).await,
+        vec!["宁海路街道：助老送餐", "街道：防汛物资"]
+    );
+    assert_eq!(
+        titles(&nodes[COMMUNITY_A], docs[DISTRICT]).await,
+        vec!["区：志愿者培训", "南京市鼓楼区：助老送餐"]
+    );
 
     // Store-and-forward: community B and the district are never online at
     // the same time; the street holds B's edit and hands it on.
     nodes[DISTRICT].set_offline(true);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    add_need(&nodes[COMMUNITY_B], docs[COMMUNITY_B], "n2", "江苏路社区：加装电梯").await;
+    add_need(
+        &nodes[COMMUNITY_B],
+        docs[COMMUNITY_B],
+        "n2",
+        "江苏路社区：加装电梯",
+    )
+    .await;
     let want: Vec<Hash> = holdings(&nodes[COMMUNITY_B]).await[&docs[COMMUNITY_B]].clone();
     until(30, "the street holding community B's edit", || async {
         holdings(&nodes[STREET]).await.get(&docs[COMMUNITY_B]) == Some(&want)
@@ -112,7 +165,11 @@ async fn five_nodes_converge_partition_heals_and_hub_forwards() {
     })
     .await;
     assert!(
-        !nodes[DISTRICT].status().peers.values().any(|p| p.connected && p.unit == Some(fed.members[COMMUNITY_B].unit)),
+        !nodes[DISTRICT]
+            .status()
+            .peers
+            .values()
+            .any(|p| p.connected && p.unit == Some(fed.members[COMMUNITY_B].unit)),
         "never connected to community B"
     );
     for n in nodes {

@@ -119,11 +119,8 @@ impl Batch {
     /// A peer's sync progress (opaque bytes, encoded by the sync layer),
     /// keyed by the peer's public key.
     pub fn put_peer(&mut self, peer: &[u8; 32], progress: &[u8]) {
-        self.ops.push(Op::Put(
-            Cf::Peers,
-            peer.to_vec(),
-            value::wrap(progress),
-        ));
+        self.ops
+            .push(Op::Put(Cf::Peers, peer.to_vec(), value::wrap(progress)));
     }
 
     pub fn put_record(&mut self, record: &SignedRecord) {

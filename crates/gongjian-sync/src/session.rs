@@ -165,8 +165,9 @@ pub struct Session {
     in_flight: BTreeSet<DocId>,
     /// Documents wanted in this session: changes of others are unsolicited.
     wanted: BTreeSet<DocId>,
-    /// Documents whose answer in flight was announced as incomplete.
-    incomplete: BTreeSet<DocId>,
+    /// Documents whose answer in flight was announced as incomplete, with
+    /// the changes of it accepted so far.
+    incomplete: BTreeMap<DocId, usize>,
     progress: PeerProgress,
     stats: SessionStats,
     limits: BatchLimits,
@@ -187,7 +188,7 @@ impl Session {
             queue: VecDeque::new(),
             in_flight: BTreeSet::new(),
             wanted: BTreeSet::new(),
-            incomplete: BTreeSet::new(),
+            incomplete: BTreeMap::new(),
             progress,
             stats: SessionStats::default(),
             limits: BatchLimits::default(),
@@ -370,7 +371,10 @@ impl Session {
                 }
                 if current.is_none_or(|c| epoch > c) {
                     if self.role == Role::Initiator || round != 0 {
-                        self.misbehaved(out, format!("reconcile epoch {epoch} opened at round {round}"));
+                        self.misbehaved(
+                            out,
+                            format!("reconcile epoch {epoch} opened at round {round}"),
+                        );
                         return Ok(());
                     }
                     // The peer (re)opened this set: answer from a fresh view.
@@ -495,9 +499,11 @@ impl Session {
                 complete,
             } => {
                 if self.wanted.contains(&doc) {
-                    // Fetched again after this answer, if it moves us on.
-                    if !complete && changes > 0 {
-                        self.incomplete.insert(doc);
+                    // Fetched again after this answer if it moved us on
+                    // (accepted counted below); an answer that stops short
+                    // with nothing stays pending, never reported done.
+                    if !complete {
+                        self.incomplete.insert(doc, 0);
                     }
                     self.progress.changes_announced =
                         self.progress.changes_announced.saturating_add(changes);
@@ -543,16 +549,25 @@ impl Session {
                     }
                     if s.accepted > 0 {
                         out.push(Output::Changed(doc));
+                        if let Some(n) = self.incomplete.get_mut(&doc) {
+                            *n += s.accepted;
+                        }
                     }
                 }
                 if last && self.in_flight.remove(&doc) {
                     self.stats.docs_fetched += 1;
-                    if self.incomplete.remove(&doc) {
-                        self.wanted.remove(&doc);
-                        self.enqueue(doc);
-                    } else {
-                        self.progress.pending.remove(&doc);
-                        out.push(Output::Progress(self.progress.clone()));
+                    match self.incomplete.remove(&doc) {
+                        Some(n) if n > 0 => {
+                            self.wanted.remove(&doc);
+                            self.enqueue(doc);
+                        }
+                        // Stopped short and nothing got in: left pending
+                        // (tried again next session), not looped on now.
+                        Some(_) => {}
+                        None => {
+                            self.progress.pending.remove(&doc);
+                            out.push(Output::Progress(self.progress.clone()));
+                        }
                     }
                 }
             }

@@ -42,7 +42,14 @@ pub const COMMUNITY_A: usize = 2;
 pub const COMMUNITY_B: usize = 3;
 pub const RESIDENT: usize = 4;
 
-fn cert(signer: &Secret, subject: &Secret, unit: UnitId, kind: UnitKind, parent: Option<UnitId>, name: &str) -> SignedRecord {
+fn cert(
+    signer: &Secret,
+    subject: &Secret,
+    unit: UnitId,
+    kind: UnitKind,
+    parent: Option<UnitId>,
+    name: &str,
+) -> SignedRecord {
     let t = now();
     Certificate {
         subject: subject.public(),
@@ -58,12 +65,50 @@ fn cert(signer: &Secret, subject: &Secret, unit: UnitId, kind: UnitKind, parent:
 
 pub fn fed(seed: u8) -> Fed {
     let root = Secret::from_seed([seed; 32]);
-    let spec: [(&str, &str, UnitKind, Option<usize>, Option<usize>); 5] = [
-        ("南京市鼓楼区", "320106000000", UnitKind::District, None, None),
-        ("宁海路街道", "320106002000", UnitKind::Street, Some(DISTRICT), None),
-        ("颐和路社区", "320106002001", UnitKind::Community, Some(STREET), Some(STREET)),
-        ("江苏路社区", "320106002002", UnitKind::Community, Some(STREET), Some(STREET)),
-        ("江苏省人民医院", "91350100M000100Y43", UnitKind::Resident, Some(COMMUNITY_A), Some(COMMUNITY_A)),
+    // name, id, kind, parent, certificate signer (None: the root)
+    type Spec = (
+        &'static str,
+        &'static str,
+        UnitKind,
+        Option<usize>,
+        Option<usize>,
+    );
+    let spec: [Spec; 5] = [
+        (
+            "南京市鼓楼区",
+            "320106000000",
+            UnitKind::District,
+            None,
+            None,
+        ),
+        (
+            "宁海路街道",
+            "320106002000",
+            UnitKind::Street,
+            Some(DISTRICT),
+            None,
+        ),
+        (
+            "颐和路社区",
+            "320106002001",
+            UnitKind::Community,
+            Some(STREET),
+            Some(STREET),
+        ),
+        (
+            "江苏路社区",
+            "320106002002",
+            UnitKind::Community,
+            Some(STREET),
+            Some(STREET),
+        ),
+        (
+            "江苏省人民医院",
+            "91350100M000100Y43",
+            UnitKind::Resident,
+            Some(COMMUNITY_A),
+            Some(COMMUNITY_A),
+        ),
     ];
     let mut members: Vec<Member> = Vec::new();
     for (i, (name, id, kind, parent, signer)) in spec.into_iter().enumerate() {
@@ -72,7 +117,13 @@ pub fn fed(seed: u8) -> Fed {
         let parent_id = parent.map(|p| members[p].unit);
         let by = signer.map_or(&root, |s| &members[s].secret);
         let cert = cert(by, &secret, unit, kind, parent_id, name);
-        members.push(Member { name, secret, unit, cert, signer });
+        members.push(Member {
+            name,
+            secret,
+            unit,
+            cert,
+            signer,
+        });
     }
     Fed { root, members }
 }
@@ -120,7 +171,9 @@ impl Fed {
         };
         // Opening a store blocks: not on the runtime's threads.
         let (me, path) = (self.clone(), dir.to_owned());
-        let replica = tokio::task::spawn_blocking(move || me.replica(i, &path)).await.unwrap();
+        let replica = tokio::task::spawn_blocking(move || me.replica(i, &path))
+            .await
+            .unwrap();
         Node::start(replica, &self.members[i].secret, self.members[i].unit, cfg)
             .await
             .unwrap()
@@ -147,8 +200,10 @@ pub async fn add_need(node: &Node, doc: DocId, id: &str, title: &str) {
             category: Some("助老".into()),
             ..ItemFields::default()
         };
-        r.local_change(&doc, t, |am| ListDoc::new(am, ListKind::Need).add(&id, &fields, t as i64))
-            .unwrap();
+        r.local_change(&doc, t, |am| {
+            ListDoc::new(am, ListKind::Need).add(&id, &fields, t as i64)
+        })
+        .unwrap();
         ((), vec![doc])
     })
     .await
@@ -172,14 +227,21 @@ pub async fn holdings(node: &Node) -> BTreeMap<DocId, Vec<Hash>> {
 
 /// Whether unit `viewer` may see `doc`, as node `judge` knows the tree.
 pub async fn may_see(judge: &Node, viewer: UnitId, doc: DocId) -> bool {
-    judge.call(move |a| a.replica().trust().may_see(&viewer, &doc)).await.unwrap()
+    judge
+        .call(move |a| a.replica().trust().may_see(&viewer, &doc))
+        .await
+        .unwrap()
 }
 
 /// Titles of the needs in `doc` as `node` holds them.
 pub async fn titles(node: &Node, doc: DocId) -> Vec<String> {
     node.call(move |a| {
-        let Ok(mut am) = a.replica().load(&doc) else { return vec![] };
-        let Ok(list) = ListDoc::open(&mut am, DocType::Needs) else { return vec![] };
+        let Ok(mut am) = a.replica().load(&doc) else {
+            return vec![];
+        };
+        let Ok(list) = ListDoc::open(&mut am, DocType::Needs) else {
+            return vec![];
+        };
         let mut t: Vec<String> = list.list().into_iter().map(|i| i.title).collect();
         t.sort();
         t
