@@ -1,7 +1,5 @@
 //! Opening a data dir's store and replica for a command.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::Context;
 use gongjian_engine::{LocalIdentity, Replica};
 use gongjian_store::{Store, StoreError};
@@ -9,20 +7,10 @@ use gongjian_store::{Store, StoreError};
 use crate::config::{Checked, DataDir};
 use crate::exit::{Coded, Exit};
 
-/// Unix seconds. `GONGJIAN_FAKE_NOW` overrides the clock (tests of expiry);
-/// the clock only ever decides certificate validity at admission and local
-/// writes, never what is accepted.
+/// Unix seconds, the same clock as the daemon's (`GONGJIAN_FAKE_NOW`
+/// overrides it).
 pub fn now() -> u64 {
-    if let Some(t) = std::env::var("GONGJIAN_FAKE_NOW")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return t;
-    }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    gongjian_net::now_secs()
 }
 
 /// An opened node: its config, its replica, its data dir.

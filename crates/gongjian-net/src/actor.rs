@@ -15,7 +15,8 @@ use libp2p::PeerId;
 use tokio::sync::{Notify, mpsc};
 
 use crate::hello::Hello;
-use crate::status::{NetStatus, now_secs};
+use crate::now_secs;
+use crate::status::NetStatus;
 use crate::swarm::SwarmCmd;
 
 /// Bytes queued to one stream at most: a peer that does not read is cut
@@ -138,7 +139,19 @@ impl Actor {
 
     /// Tells every peer that may see them that these documents changed here.
     pub fn changed(&mut self, docs: &[DocId]) {
-        let ids: Vec<u64> = self.slots.keys().copied().collect();
+        self.notify(docs, None);
+    }
+
+    /// `Input::LocalChange` for each document on every session but `except`
+    /// (the one the changes came from); each session tells its peer only
+    /// if the peer may see the document.
+    fn notify(&mut self, docs: &[DocId], except: Option<u64>) {
+        let ids: Vec<u64> = self
+            .slots
+            .keys()
+            .copied()
+            .filter(|i| Some(*i) != except)
+            .collect();
         for id in ids {
             for doc in docs {
                 self.input(id, Input::LocalChange(*doc));
@@ -367,17 +380,7 @@ impl Actor {
         }
         self.kick();
         if !changed.is_empty() {
-            let others: Vec<u64> = self
-                .slots
-                .keys()
-                .copied()
-                .filter(|i| *i != stream)
-                .collect();
-            for id in others {
-                for doc in &changed {
-                    self.input(id, Input::LocalChange(*doc));
-                }
-            }
+            self.notify(&changed, Some(stream));
         }
     }
 

@@ -30,6 +30,22 @@ pub use status::{NetStatus, PeerStatus};
 use crate::actor::{Event, Timing};
 use crate::swarm::{SwarmCmd, SwarmTask};
 
+/// Unix seconds: the node's one clock. `GONGJIAN_FAKE_NOW` overrides it
+/// (tests of expiry, drills); the clock only decides certificate validity at
+/// admission and local writes, never what is accepted.
+pub fn now_secs() -> u64 {
+    if let Some(t) = std::env::var("GONGJIAN_FAKE_NOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return t;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The network's settings (from the node's config).
 #[derive(Debug, Clone)]
 pub struct NetConfig {

@@ -1,18 +1,10 @@
 //! What the network knows of its peers, for `/v1/node` and the console.
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use gongjian_identity::{PublicKey, UnitId};
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
-
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PeerStatus {

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use crate::actor::{Event, Outbox};
 use crate::frame::{read_frame, write_frame};
-use crate::status::{NetStatus, now_secs};
+use crate::now_secs;
+use crate::status::NetStatus;
 use crate::{NetConfig, NetError};
 
 pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new(gongjian_sync::PROTOCOL_ID);

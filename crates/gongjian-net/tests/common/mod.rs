@@ -17,7 +17,7 @@ use gongjian_store::Store;
 use libp2p::Multiaddr;
 
 pub fn now() -> u64 {
-    gongjian_net::status::now_secs()
+    gongjian_net::now_secs()
 }
 
 #[derive(Debug, Clone)]
