@@ -2,6 +2,7 @@
 //! in the crates.
 
 mod cmd_admin;
+mod cmd_bundle;
 mod cmd_cert;
 mod cmd_init;
 mod cmd_need;
@@ -38,6 +39,9 @@ enum Command {
     /// The unit's list of needs (需求清单).
     #[command(subcommand)]
     Need(cmd_need::NeedCommand),
+    /// Sneakernet: carry signed records and changes on a file.
+    #[command(subcommand)]
+    Bundle(cmd_bundle::BundleCommand),
     /// Run the node: store, network, sync, until SIGTERM or SIGINT.
     Run(DirArg),
     /// Counts of what the store holds.
@@ -61,6 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id(a) => cmd_init::id(&a.data_dir),
         Command::Cert(c) => cmd_cert::run(c),
         Command::Need(c) => cmd_need::run(c),
+        Command::Bundle(c) => cmd_bundle::run(c),
         Command::Run(a) => cmd_run::run(a),
         Command::Status(a) => cmd_admin::status(&a.data_dir),
         Command::Backup(a) => cmd_admin::backup(a),

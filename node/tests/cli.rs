@@ -726,3 +726,126 @@ fn key_replacement_key_records_and_recovery() {
         "no authority",
     );
 }
+
+#[test]
+fn bundles_carry_a_communitys_needs_to_the_district_and_tampered_ones_change_nothing() {
+    let t = tree();
+    let dir = t.community.parent().unwrap().to_owned();
+    for title in ["独居老人助餐志愿者", "楼道灯维修"] {
+        ok(&[
+            "need",
+            "add",
+            "--data-dir",
+            p(&t.community),
+            "--title",
+            title,
+        ]);
+    }
+    let file = dir.join("to-district.gjb");
+    let out = ok(&[
+        "bundle",
+        "export",
+        "--data-dir",
+        p(&t.community),
+        "--for",
+        "320106000000",
+        "--out",
+        p(&file),
+    ]);
+    assert_eq!(out["changes"], 2);
+    assert_eq!(out["documents"], 1);
+
+    // Tampered on the way: refused, exit 4, the district unchanged.
+    let before = ok(&["status", "--data-dir", p(&t.district)]);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    let bad = dir.join("tampered.gjb");
+    std::fs::write(&bad, &bytes).unwrap();
+    fails(
+        &["bundle", "import", "--data-dir", p(&t.district), p(&bad)],
+        4,
+        "nothing imported",
+    );
+    fails(
+        &["bundle", "import", "--data-dir", p(&t.district), p(&bad)],
+        4,
+        "tampered",
+    );
+    // Not a bundle at all; made for another unit.
+    fails(
+        &[
+            "bundle",
+            "import",
+            "--data-dir",
+            p(&t.district),
+            p(&t.district.join("config.toml")),
+        ],
+        3,
+        "not a gongjian bundle",
+    );
+    fails(
+        &["bundle", "import", "--data-dir", p(&t.street), p(&file)],
+        3,
+        "made for unit 320106000000",
+    );
+    assert_eq!(ok(&["status", "--data-dir", p(&t.district)]), before);
+
+    // The honest bundle: the district, which never heard of the community
+    // (its certificate was issued by the street), now lists its needs.
+    let got = ok(&["bundle", "import", "--data-dir", p(&t.district), p(&file)]);
+    assert_eq!(got["changes_accepted"], 2);
+    let list = ok(&[
+        "need",
+        "list",
+        "--data-dir",
+        p(&t.district),
+        "--unit",
+        "320106002001",
+    ]);
+    let mut titles: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap())
+        .collect();
+    titles.sort();
+    assert_eq!(titles, ["楼道灯维修", "独居老人助餐志愿者"]);
+
+    // Only what it lacks: the district's state, one more need.
+    let state = dir.join("district.have");
+    ok(&[
+        "bundle",
+        "state",
+        "--data-dir",
+        p(&t.district),
+        "--out",
+        p(&state),
+    ]);
+    ok(&[
+        "need",
+        "add",
+        "--data-dir",
+        p(&t.community),
+        "--title",
+        "社区花园认领",
+    ]);
+    let delta = dir.join("delta.gjb");
+    let out = ok(&[
+        "bundle",
+        "export",
+        "--data-dir",
+        p(&t.community),
+        "--have",
+        p(&state),
+        "--out",
+        p(&delta),
+    ]);
+    assert_eq!(
+        out["made_for"], "320106000000",
+        "--for taken from the state"
+    );
+    assert_eq!(out["changes"], 1);
+    let got = ok(&["bundle", "import", "--data-dir", p(&t.district), p(&delta)]);
+    assert_eq!(got["changes_accepted"], 1);
+}

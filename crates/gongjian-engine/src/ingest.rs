@@ -55,7 +55,7 @@ fn reason(v: &Verdict) -> String {
 }
 
 /// New changes that would be quarantined beyond the bounds (per document,
-/// per author key), in hash order: deterministic.
+/// per author key): held ones first, then new ones by (seq, hash); deterministic.
 fn over_capacity(
     verdicts: &gongjian_model::DocVerdicts,
     all: &BTreeMap<Hash, SignedChange>,
@@ -67,7 +67,14 @@ fn over_capacity(
     let mut over = Vec::new();
     // Held changes count first: they are already in the quarantine.
     let held = verdicts.verdicts.iter().filter(|(h, _)| !fresh.contains(h));
-    let new = verdicts.verdicts.iter().filter(|(h, _)| fresh.contains(h));
+    // New changes by (seq, hash): the lowest of an author's chain are kept,
+    // so the one missing dependency arriving unlocks what is held.
+    let mut new: Vec<(&Hash, &Verdict)> = verdicts
+        .verdicts
+        .iter()
+        .filter(|(h, _)| fresh.contains(h))
+        .collect();
+    new.sort_by_key(|(h, _)| (all[*h].header().seq, **h));
     for (h, v) in held.chain(new) {
         if *v == Verdict::Accepted {
             continue;

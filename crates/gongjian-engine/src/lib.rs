@@ -7,12 +7,17 @@
 //! Must never: let anything unverified reach automerge or RocksDB, keep every
 //! document in memory, or acknowledge a write before the store has synced it.
 
+mod bundle;
 mod error;
 mod fast;
 mod ingest;
 mod replica;
 mod sync_host;
 
+pub use bundle::{
+    BUNDLE_MAGIC, BUNDLE_VERSION, Bundle, BundleError, ExportSummary, ImportSummary,
+    MAX_BUNDLE_BYTES, PeerState,
+};
 pub use error::{EngineError, InvalidChange};
 pub use ingest::IngestReport;
 pub use replica::{LocalIdentity, Replica};

@@ -15,7 +15,7 @@ impl Replica {
     /// document's audience, a heads announcement only within its unit's;
     /// membership records (certificates, key records, revocations,
     /// recoveries) go to every member, who needs them to verify.
-    fn record_visible(&self, v: &VerifiedRecord, peer: &UnitId) -> bool {
+    pub(crate) fn record_visible(&self, v: &VerifiedRecord, peer: &UnitId) -> bool {
         match &v.body {
             Body::Genesis(_) => self.trust.may_see(peer, &DocId(v.hash)),
             Body::Heads(h) => self.trust.may_see_unit(peer, &h.unit),

@@ -238,3 +238,225 @@ async fn hostile_inputs_are_refused_and_penalised() {
     assert_eq!(holdings(&street).await, before);
     street.shutdown().await.unwrap();
 }
+
+/// Sends `changes` of `doc` once the node asks for them (an offer of a
+/// state it lacks, then its `Want`).
+async fn push(s: &mut Stream, doc: DocId, changes: Vec<Vec<u8>>, salt: u8) {
+    let offer = Message::Reconcile {
+        set: SetId::Docs,
+        epoch: u32::from(salt),
+        round: 0,
+        ranges: vec![Range {
+            upper: None,
+            mode: Mode::Items {
+                items: vec![Item::doc(&doc, &[gongjian_identity::Hash([salt; 32])])],
+                reply: false,
+            },
+        }],
+    };
+    write_frame(s, &encode(&offer)).await.unwrap();
+    assert_eq!(await_want(s).await, doc);
+    let bytes: usize = changes.iter().map(Vec::len).sum();
+    let coming = Message::Coming {
+        doc,
+        changes: changes.len() as u64,
+        bytes: bytes as u64,
+        complete: true,
+    };
+    write_frame(s, &encode(&coming)).await.unwrap();
+    let n = changes.len();
+    for (i, chunk) in changes.chunks(256).enumerate() {
+        let m = Message::Changes {
+            doc,
+            changes: chunk.to_vec(),
+            last: (i + 1) * 256 >= n,
+        };
+        write_frame(s, &encode(&m)).await.unwrap();
+    }
+}
+
+async fn quarantined(node: &gongjian_net::Node, doc: DocId) -> Vec<String> {
+    node.call(move |a| {
+        a.replica()
+            .store()
+            .quarantined(&doc)
+            .unwrap()
+            .into_iter()
+            .map(|q| q.reason)
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_peer_may_not_write_and_a_flood_of_unknown_dependencies() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG"))
+        .with_test_writer()
+        .try_init();
+    let fed = fed(61);
+    let dir = tempfile::tempdir().unwrap();
+    let street = fed.start(STREET, dir.path(), vec![]).await;
+    let addr = street.listen_addrs().await[0].clone();
+    let doc = create_doc(&street).await;
+    add_need(&street, doc, "n1", "防汛物资").await;
+    let street_changes: Vec<SignedChange> = street
+        .call(move |a| a.replica().store().doc_changes(&doc).unwrap())
+        .await
+        .unwrap();
+
+    // Community A, offline, writes 300 needs into its own document.
+    let a = fed.members[COMMUNITY_A].clone();
+    let a_dir = tempfile::tempdir().unwrap();
+    let (own, genesis, chain) = {
+        let (fed, path) = (fed.clone(), a_dir.path().to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut r = fed.replica(COMMUNITY_A, &path);
+            let t = now();
+            let d = r
+                .create_document(gongjian_identity::DocType::Needs, t)
+                .unwrap();
+            for i in 0..300 {
+                let fields = gongjian_model::ItemFields {
+                    title: Some(format!("需求 {i}")),
+                    ..Default::default()
+                };
+                r.local_change(&d, t, |am| {
+                    gongjian_model::ListDoc::new(am, gongjian_model::ListKind::Need).add(
+                        &format!("a{i}"),
+                        &fields,
+                        t as i64,
+                    )
+                })
+                .unwrap();
+            }
+            let g = r.store().record(&d.0).unwrap().unwrap();
+            let mut chain = r.store().doc_changes(&d).unwrap();
+            chain.sort_by_key(|c| c.header().seq);
+            (d, g, chain)
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(chain.len(), 300);
+    // The street learned A's certificate and genesis from records sync
+    // earlier.
+    let mut records = fed.chain(COMMUNITY_A);
+    records.push(genesis);
+    street
+        .write(move |r| {
+            r.insert_records(records).unwrap();
+            ((), vec![])
+        })
+        .await
+        .unwrap();
+
+    let mut s = raw_stream(&a.secret, street.peer_id(), addr).await;
+    read_frame(&mut s, MAX_MESSAGE_BYTES).await.unwrap();
+    let hello = Hello {
+        version: gongjian_sync::VERSION,
+        unit: a.unit,
+        chain: fed
+            .chain(COMMUNITY_A)
+            .iter()
+            .map(SignedRecord::encode)
+            .collect(),
+    };
+    write_frame(&mut s, &hello.encode()).await.unwrap();
+    until(10, "admission", || async {
+        street
+            .status()
+            .peers
+            .values()
+            .any(|p| p.unit == Some(a.unit))
+    })
+    .await;
+    let before = holdings(&street).await;
+
+    // 1. A validly signed change by A into the street's document, which A
+    // may not write: rejected by the rule, the document unchanged, kept in
+    // quarantine as evidence. A relay cannot tell such a change from an
+    // honest one, so (DESIGN.md) nobody is penalised for it.
+    let mut am = automerge::Automerge::new().with_actor(automerge::ActorId::from(
+        gongjian_identity::ActorId {
+            key: a.secret.public(),
+            epoch: 1,
+        }
+        .to_bytes(),
+    ));
+    am.apply_changes(
+        street_changes
+            .iter()
+            .map(|c| automerge::Change::try_from(c.chunk()).unwrap()),
+    )
+    .unwrap();
+    {
+        use automerge::transaction::Transactable;
+        let mut tx = am.transaction();
+        tx.put(automerge::ROOT, "title", "篡改").unwrap();
+        tx.commit();
+    }
+    let chunk = am.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let intrusion = SignedChange::sign(doc, chunk, &a.secret).unwrap();
+    push(&mut s, doc, vec![intrusion.encode()], 1).await;
+    until(20, "the intrusion judged", || async {
+        quarantined(&street, doc).await.len() == 1
+    })
+    .await;
+    let reasons = quarantined(&street, doc).await;
+    assert!(reasons[0].contains("not a write key"), "{reasons:?}");
+    assert_eq!(holdings(&street).await, before, "the document did not move");
+    assert_eq!(street.status().misbehaviour, 0);
+
+    // 2. A flood: A's changes 2..=300 without the first. All wait for a
+    // dependency that never came; the quarantine keeps 100 of one author
+    // and refuses the rest without storing them.
+    let flood: Vec<Vec<u8>> = chain[1..].iter().map(SignedChange::encode).collect();
+    push(&mut s, own, flood, 2).await;
+    until(20, "the flood judged", || async {
+        quarantined(&street, own).await.len() == 100
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reasons = quarantined(&street, own).await;
+    assert_eq!(reasons.len(), 100, "bounded per author");
+    assert!(
+        reasons.iter().all(|r| r.starts_with("pending")),
+        "{reasons:?}"
+    );
+    let stats = street
+        .call(|a| a.replica().store().stats().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stats.quarantine, 101, "nothing else of the flood stored");
+    assert!(
+        holdings(&street).await[&own].is_empty(),
+        "no change of the flooded document accepted"
+    );
+    assert_eq!(
+        street.status().misbehaviour,
+        0,
+        "waiting for dependencies is not misbehaviour"
+    );
+
+    // 3. The missing first change arrives: it and the 100 held are
+    // accepted, in order; the rest will come by later syncs.
+    push(&mut s, own, vec![chain[0].encode()], 3).await;
+    until(20, "the held chain accepted", || async {
+        quarantined(&street, own).await.is_empty()
+    })
+    .await;
+    let accepted = street
+        .call(move |a| {
+            a.replica()
+                .store()
+                .changes_after(&own, &Default::default())
+                .unwrap()
+                .len()
+        })
+        .await
+        .unwrap();
+    assert_eq!(accepted, 101);
+    street.shutdown().await.unwrap();
+}

@@ -176,3 +176,34 @@ async fn five_nodes_converge_partition_heals_and_hub_forwards() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_community_syncs_with_its_street_over_quic() {
+    let fed = fed(62);
+    let (sd, cd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let street = fed
+        .start_on(STREET, sd.path(), "/ip4/127.0.0.1/udp/0/quic-v1", vec![])
+        .await;
+    let addr = street.listen_addrs().await[0].clone();
+    assert!(addr.to_string().contains("/quic-v1"), "{addr}");
+    let community = fed
+        .start_on(
+            COMMUNITY_A,
+            cd.path(),
+            "/ip4/127.0.0.1/udp/0/quic-v1",
+            vec![addr],
+        )
+        .await;
+    let doc = create_doc(&community).await;
+    add_need(&community, doc, "q1", "电动车充电桩").await;
+    until(20, "the street holds the community's need", || async {
+        titles(&street, doc).await == vec!["电动车充电桩".to_owned()]
+    })
+    .await;
+    assert_eq!(
+        holdings(&street).await[&doc],
+        holdings(&community).await[&doc]
+    );
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
+}

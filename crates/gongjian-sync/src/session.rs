@@ -414,7 +414,13 @@ impl Session {
                     SetId::Docs => {
                         for k in response.wanted {
                             let doc = DocId(Hash(k));
-                            if host.visible(&doc, &self.peer)? {
+                            if host.visible(&doc, &self.peer)?
+                                && !self.in_flight.contains(&doc)
+                                && !self.queue.contains(&doc)
+                            {
+                                // Fetched earlier in this session perhaps
+                                // (a later reconciliation): it moved since.
+                                self.wanted.remove(&doc);
                                 self.enqueue(doc);
                             }
                         }

@@ -162,8 +162,20 @@ impl Fed {
     }
 
     pub async fn start(&self, i: usize, dir: &std::path::Path, bootstrap: Vec<Multiaddr>) -> Node {
+        self.start_on(i, dir, "/ip4/127.0.0.1/tcp/0", bootstrap)
+            .await
+    }
+
+    /// Starts member `i` listening on `listen` (TCP or QUIC).
+    pub async fn start_on(
+        &self,
+        i: usize,
+        dir: &std::path::Path,
+        listen: &str,
+        bootstrap: Vec<Multiaddr>,
+    ) -> Node {
         let cfg = NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            listen: vec![listen.parse().unwrap()],
             bootstrap,
             resync: Duration::from_millis(500),
             max_backoff: Duration::from_secs(2),

@@ -1,0 +1,467 @@
+//! Sneakernet bundles (PROTOCOL.md §10): the signed records and changes a
+//! unit is entitled to, in one file signed by the exporting node, for
+//! offices whose networks are down for days.
+//!
+//! Import is all or nothing against tampering: the file's signature, every
+//! record and every change are checked (the last in a dry run on a
+//! checkpoint of the store) before anything reaches the real store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use gongjian_identity::{
+    ActorId, DocId, Hash, PublicKey, Signature, SignedChange, SignedRecord, UnitId,
+};
+use gongjian_model::{Membership, verify_record};
+use gongjian_store::Store;
+use gongjian_sync::{Host, VersionVector, causal_order};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, InvalidChange};
+use crate::replica::Replica;
+
+/// First bytes of a bundle file.
+pub const BUNDLE_MAGIC: &[u8; 8] = b"GJBUNDLE";
+/// First bytes of a peer-state ("have") file.
+pub const STATE_MAGIC: &[u8; 8] = b"GJHAVE\0\0";
+/// The bundle format this build writes and reads.
+pub const BUNDLE_VERSION: u16 = 1;
+/// Bundles larger than this are refused before they are read.
+pub const MAX_BUNDLE_BYTES: u64 = 2 << 30;
+/// A chunk of one document's changes is ingested in one call; the exporter
+/// closes a chunk at the first cut point past these.
+const CHUNK_BYTES: usize = 8 << 20;
+const CHUNK_CHANGES: usize = 8192;
+const SIGNING_CONTEXT: &[u8] = b"gongjian-bundle-v1";
+const HEADER: usize = 8 + 2 + 32 + 64;
+
+/// Why a bundle or a state file was refused. Nothing was imported.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("not a gongjian bundle (the file does not start with {expected:?})")]
+    NotABundle { expected: &'static str },
+    #[error("bundle format version {found}; this build reads version {BUNDLE_VERSION}")]
+    Version { found: u16 },
+    #[error("the file is truncated or malformed: {0}")]
+    Malformed(String),
+    #[error("tampered: the bundle's signature does not verify (some byte changed since export)")]
+    BadSignature,
+    #[error(
+        "foreign: the bundle was signed by key {signer}, which has no valid certificate chain to this federation's root ({why})"
+    )]
+    Foreign { signer: String, why: String },
+    #[error(
+        "the bundle says it comes from unit {claimed}, but its signing key belongs to unit {actual}"
+    )]
+    WrongSender { claimed: UnitId, actual: UnitId },
+    #[error(
+        "the bundle was made for unit {made_for}; this node is unit {this} (export it again with --for {this})"
+    )]
+    WrongUnit { made_for: UnitId, this: UnitId },
+    #[error("tampered: record {index} of the bundle does not verify: {why}")]
+    BadRecord { index: usize, why: String },
+    #[error("tampered: document {doc}, change {index}: {why}")]
+    BadChange {
+        doc: String,
+        index: usize,
+        why: InvalidChange,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("scratch copy of the store: {0}")]
+    Scratch(std::io::Error),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Body {
+    from: UnitId,
+    made_for: UnitId,
+    created_at: u64,
+    records: Vec<Vec<u8>>,
+    docs: Vec<DocChanges>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DocChanges {
+    doc: [u8; 32],
+    /// Encoded changes in causal order, each chunk ending at a point where
+    /// every actor's last change is signed.
+    chunks: Vec<Vec<Vec<u8>>>,
+}
+
+/// What a node holds, for an exporter to send only what it lacks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PeerState {
+    pub unit: Option<UnitId>,
+    pub records: BTreeSet<[u8; 32]>,
+    pub docs: BTreeMap<[u8; 32], Vec<(Vec<u8>, u64)>>,
+}
+
+impl PeerState {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = STATE_MAGIC.to_vec();
+        out.extend(postcard::to_stdvec(self).unwrap_or_default());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<PeerState, BundleError> {
+        let body = bytes
+            .strip_prefix(STATE_MAGIC.as_slice())
+            .ok_or(BundleError::NotABundle { expected: "GJHAVE" })?;
+        postcard::from_bytes(body).map_err(|e| BundleError::Malformed(e.to_string()))
+    }
+
+    fn version_vector(&self, doc: &DocId) -> Result<VersionVector, BundleError> {
+        let mut vv = VersionVector::new();
+        for (actor, seq) in self.docs.get(doc.as_bytes()).into_iter().flatten() {
+            let actor = ActorId::from_bytes(actor)
+                .map_err(|e| BundleError::Malformed(format!("state file: {e}")))?;
+            vv.insert(actor, *seq);
+        }
+        Ok(vv)
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExportSummary {
+    pub made_for: Option<UnitId>,
+    pub records: usize,
+    pub documents: usize,
+    pub changes: usize,
+    pub bytes: usize,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    pub from: Option<UnitId>,
+    pub records_new: usize,
+    /// Records whose signer this node cannot place yet (left out).
+    pub records_unknown: usize,
+    pub documents: usize,
+    pub changes_accepted: usize,
+    pub changes_already_held: usize,
+    /// Held in quarantine, waiting for dependencies.
+    pub changes_pending: usize,
+    /// Held in quarantine, refused by the acceptance rule (e.g. a revocation
+    /// this node knows and the exporter did not).
+    pub changes_rejected: usize,
+    /// Documents outside this unit's audience, left out.
+    pub documents_skipped: usize,
+}
+
+/// A bundle whose signature verified (membership not yet checked).
+#[derive(Debug)]
+pub struct Bundle {
+    signer: PublicKey,
+    body: Body,
+}
+
+fn signed_message(body: &[u8]) -> Hash {
+    Hash::of_parts(&[SIGNING_CONTEXT, &BUNDLE_VERSION.to_be_bytes(), body])
+}
+
+impl Bundle {
+    /// Parses a bundle file and checks its signature.
+    pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
+        if bytes.len() < 8 || &bytes[..8] != BUNDLE_MAGIC {
+            return Err(BundleError::NotABundle {
+                expected: "GJBUNDLE",
+            });
+        }
+        if bytes.len() < HEADER {
+            return Err(BundleError::Malformed(format!(
+                "{} bytes, shorter than the {HEADER}-byte header",
+                bytes.len()
+            )));
+        }
+        let version = u16::from_be_bytes([bytes[8], bytes[9]]);
+        if version != BUNDLE_VERSION {
+            return Err(BundleError::Version { found: version });
+        }
+        let key: [u8; 32] = bytes[10..42].try_into().unwrap_or([0; 32]);
+        let sig: [u8; 64] = bytes[42..106].try_into().unwrap_or([0; 64]);
+        let signer = PublicKey::from_bytes(key).map_err(|_| BundleError::BadSignature)?;
+        let raw = &bytes[HEADER..];
+        signer
+            .verify(signed_message(raw).as_bytes(), &Signature(sig))
+            .map_err(|_| BundleError::BadSignature)?;
+        let body: Body =
+            postcard::from_bytes(raw).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        Ok(Bundle { signer, body })
+    }
+
+    /// Encodes and signs a bundle. `docs` holds, per document, chunks of
+    /// encoded changes in causal order, each ingested in one call.
+    pub fn seal(
+        secret: &gongjian_identity::Secret,
+        from: UnitId,
+        made_for: UnitId,
+        created_at: u64,
+        records: Vec<Vec<u8>>,
+        docs: Vec<(DocId, Vec<Vec<Vec<u8>>>)>,
+    ) -> Result<Vec<u8>, BundleError> {
+        let body = Body {
+            from,
+            made_for,
+            created_at,
+            records,
+            docs: docs
+                .into_iter()
+                .map(|(doc, chunks)| DocChanges {
+                    doc: *doc.as_bytes(),
+                    chunks,
+                })
+                .collect(),
+        };
+        let raw = postcard::to_stdvec(&body)
+            .map_err(|e| BundleError::Malformed(format!("encoding: {e}")))?;
+        let sig = secret.sign(signed_message(&raw).as_bytes());
+        let mut out = Vec::with_capacity(HEADER + raw.len());
+        out.extend_from_slice(BUNDLE_MAGIC);
+        out.extend_from_slice(&BUNDLE_VERSION.to_be_bytes());
+        out.extend_from_slice(secret.public().as_bytes());
+        out.extend_from_slice(&sig.0);
+        out.extend_from_slice(&raw);
+        Ok(out)
+    }
+
+    pub fn from_unit(&self) -> UnitId {
+        self.body.from
+    }
+
+    pub fn made_for(&self) -> UnitId {
+        self.body.made_for
+    }
+
+    pub fn created_at(&self) -> u64 {
+        self.body.created_at
+    }
+}
+
+/// Changes a signature held vouches for (each actor up to its last signed
+/// change), in causal order, cut into chunks at points where every actor's
+/// last change is signed.
+fn chunks(changes: Vec<SignedChange>) -> (Vec<Vec<Vec<u8>>>, usize) {
+    let mut last_signed: BTreeMap<ActorId, u64> = BTreeMap::new();
+    for c in &changes {
+        if c.signature().is_some() {
+            let e = last_signed.entry(c.header().actor).or_insert(0);
+            *e = (*e).max(c.header().seq);
+        }
+    }
+    let sendable: Vec<SignedChange> = changes
+        .into_iter()
+        .filter(|c| {
+            last_signed
+                .get(&c.header().actor)
+                .is_some_and(|s| c.header().seq <= *s)
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut cur: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0usize;
+    let mut n = 0usize;
+    let mut unsigned_tail: BTreeSet<ActorId> = BTreeSet::new();
+    for c in causal_order(sendable) {
+        if c.signature().is_some() {
+            unsigned_tail.remove(&c.header().actor);
+        } else {
+            unsigned_tail.insert(c.header().actor);
+        }
+        let enc = c.encode();
+        bytes += enc.len();
+        cur.push(enc);
+        n += 1;
+        if unsigned_tail.is_empty() && (bytes >= CHUNK_BYTES || cur.len() >= CHUNK_CHANGES) {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    (out, n)
+}
+
+impl Replica {
+    /// What this node holds, for another node to export only what it lacks.
+    pub fn peer_state(&self) -> Result<PeerState, EngineError> {
+        let mut state = PeerState {
+            unit: self.local.as_ref().map(|l| l.unit),
+            ..PeerState::default()
+        };
+        for v in self.membership.records() {
+            state.records.insert(*v.hash.as_bytes());
+        }
+        for (doc, meta) in self.store.docs()? {
+            state.docs.insert(
+                *doc.as_bytes(),
+                meta.clock
+                    .iter()
+                    .map(|(a, s)| (a.to_bytes().to_vec(), *s))
+                    .collect(),
+            );
+        }
+        Ok(state)
+    }
+
+    /// Writes a bundle of the records and changes `made_for` may see, less
+    /// what `have` says it holds; signed by this node's key.
+    pub fn export_bundle(
+        &self,
+        made_for: UnitId,
+        have: Option<&PeerState>,
+        now: u64,
+    ) -> Result<(Vec<u8>, ExportSummary), BundleError> {
+        let local = self.local.as_ref().ok_or(EngineError::NoSecret)?;
+        let mut summary = ExportSummary {
+            made_for: Some(made_for),
+            ..ExportSummary::default()
+        };
+        let records: Vec<Vec<u8>> = self
+            .membership
+            .records()
+            .filter(|v| self.record_visible(v, &made_for))
+            .filter(|v| !have.is_some_and(|h| h.records.contains(v.hash.as_bytes())))
+            .map(|v| v.record.encode())
+            .collect();
+        summary.records = records.len();
+        let mut docs = Vec::new();
+        for (doc, _) in self.store.docs().map_err(EngineError::from)? {
+            if !self.trust.may_see(&made_for, &doc) {
+                continue;
+            }
+            let vv = match have {
+                Some(h) => h.version_vector(&doc)?,
+                None => VersionVector::new(),
+            };
+            let changes = self
+                .store
+                .changes_after(&doc, &vv)
+                .map_err(EngineError::from)?;
+            if changes.is_empty() {
+                continue;
+            }
+            let (chunks, n) = chunks(changes);
+            if n == 0 {
+                continue;
+            }
+            summary.documents += 1;
+            summary.changes += n;
+            docs.push((doc, chunks));
+        }
+        let out = Bundle::seal(&local.secret, local.unit, made_for, now, records, docs)?;
+        summary.bytes = out.len();
+        Ok((out, summary))
+    }
+
+    /// Imports a bundle, all or nothing against tampering: the sender must
+    /// be a member, the bundle made for this node's unit, every record must
+    /// verify, and every change must pass the checks before the acceptance
+    /// rule in a dry run on a checkpoint of the store at `scratch` (removed
+    /// afterwards). Only then is it imported for real.
+    pub fn import_bundle(
+        &mut self,
+        bundle: &Bundle,
+        scratch: &Path,
+        now: u64,
+    ) -> Result<ImportSummary, BundleError> {
+        self.check_bundle(bundle, now)?;
+        let dry = (|| {
+            self.store.checkpoint(scratch).map_err(EngineError::from)?;
+            let store = Store::open(scratch).map_err(EngineError::from)?;
+            let mut copy = Replica::open(store, *self.membership.root(), self.local.clone())?;
+            let r = copy.apply_bundle(bundle);
+            drop(copy);
+            r
+        })();
+        let removed = std::fs::remove_dir_all(scratch);
+        dry?;
+        removed.map_err(BundleError::Scratch)?;
+        self.apply_bundle(bundle)
+    }
+
+    /// The checks that need no store: membership of the signer (with the
+    /// bundle's own records), the unit it was made for, every record.
+    fn check_bundle(&self, bundle: &Bundle, now: u64) -> Result<(), BundleError> {
+        if let Some(local) = &self.local
+            && bundle.body.made_for != local.unit
+        {
+            return Err(BundleError::WrongUnit {
+                made_for: bundle.body.made_for,
+                this: local.unit,
+            });
+        }
+        let mut next: Membership = self.membership.clone();
+        for (index, raw) in bundle.body.records.iter().enumerate() {
+            let bad = |why: String| BundleError::BadRecord { index, why };
+            let record = SignedRecord::decode(raw).map_err(|e| bad(e.to_string()))?;
+            let v = verify_record(record).map_err(|e| bad(e.to_string()))?;
+            next.insert(v);
+        }
+        let trust = next.evaluate();
+        let info = trust
+            .admit(&bundle.signer, now)
+            .map_err(|e| BundleError::Foreign {
+                signer: bundle.signer.to_string(),
+                why: e.to_string(),
+            })?;
+        if info.unit != bundle.body.from {
+            return Err(BundleError::WrongSender {
+                claimed: bundle.body.from,
+                actual: info.unit,
+            });
+        }
+        Ok(())
+    }
+
+    fn apply_bundle(&mut self, bundle: &Bundle) -> Result<ImportSummary, BundleError> {
+        let mut s = ImportSummary {
+            from: Some(bundle.body.from),
+            ..ImportSummary::default()
+        };
+        let records = self.ingest_records(bundle.body.records.clone())?;
+        if records.invalid > 0 {
+            return Err(BundleError::BadRecord {
+                index: 0,
+                why: format!("{} records do not verify", records.invalid),
+            });
+        }
+        s.records_new = records.accepted;
+        s.records_unknown = records.unknown;
+        let me = self.local.as_ref().map(|l| l.unit);
+        for entry in &bundle.body.docs {
+            let doc = DocId(Hash(entry.doc));
+            if me.is_some_and(|u| !self.trust.may_see(&u, &doc)) {
+                s.documents_skipped += 1;
+                continue;
+            }
+            s.documents += 1;
+            let mut offset = 0usize;
+            for chunk in &entry.chunks {
+                let report = self.ingest(chunk.clone())?;
+                for (i, why) in report.invalid {
+                    if matches!(why, InvalidChange::QuarantineFull { .. }) {
+                        continue;
+                    }
+                    return Err(BundleError::BadChange {
+                        doc: doc.to_string(),
+                        index: offset + i,
+                        why,
+                    });
+                }
+                s.changes_accepted += report.accepted.len();
+                s.changes_pending += report.pending.len();
+                s.changes_rejected += report.rejected.len();
+                s.changes_already_held += chunk
+                    .len()
+                    .saturating_sub(report.accepted.len() + report.pending.len())
+                    .saturating_sub(report.rejected.len());
+                offset += chunk.len();
+            }
+        }
+        Ok(s)
+    }
+}
