@@ -20,6 +20,10 @@ pub enum BundleCommand {
     State {
         #[arg(long)]
         data_dir: PathBuf,
+        /// The unit that will export for this node: only what it may see is
+        /// listed, so the file reveals nothing outside its audience.
+        #[arg(long = "for")]
+        for_unit: String,
         #[arg(long)]
         out: PathBuf,
     },
@@ -27,8 +31,9 @@ pub enum BundleCommand {
     Export {
         #[arg(long)]
         data_dir: PathBuf,
-        /// The unit the bundle is for (default: the unit of the `--have`
-        /// file, else this node's own unit).
+        /// The unit the bundle is for (default: this node's own unit).
+        /// Required with `--have`: an unsigned state file never decides
+        /// who receives what.
         #[arg(long = "for")]
         for_unit: Option<String>,
         /// A file written by `bundle state` on the receiving node: only what
@@ -85,10 +90,26 @@ fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn read_capped(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
+    use std::io::Read;
+    let f = std::fs::File::open(path)
         .with_context(|| format!("{what} {}", path.display()))
-        .code(Exit::BadInput)?
-        .len();
+        .code(Exit::BadInput)?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("{what} {}", path.display()))
+        .code(Exit::BadInput)?;
+    if !meta.is_file() {
+        return bail(
+            Exit::BadInput,
+            format!("{what} {}: not a regular file", path.display()),
+        );
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_BUNDLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {what} {}", path.display()))
+        .code(Exit::BadInput)?;
+    let len = bytes.len() as u64;
     if len > MAX_BUNDLE_BYTES {
         return bail(
             Exit::BadInput,
@@ -98,16 +119,19 @@ fn read_capped(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
             ),
         );
     }
-    std::fs::read(path)
-        .with_context(|| format!("reading {what} {}", path.display()))
-        .code(Exit::BadInput)
+    Ok(bytes)
 }
 
 pub fn run(c: BundleCommand) -> anyhow::Result<()> {
     match c {
-        BundleCommand::State { data_dir, out } => {
+        BundleCommand::State {
+            data_dir,
+            for_unit,
+            out,
+        } => {
             let o = open(&DataDir(data_dir))?;
-            let state = o.replica.peer_state().code(Exit::Failure)?;
+            let exporter: UnitId = for_unit.parse().context("--for").code(Exit::BadInput)?;
+            let state = o.replica.peer_state(&exporter).code(Exit::Failure)?;
             write_durably(&out, &state.encode())?;
             println!(
                 "{}",
@@ -138,15 +162,20 @@ pub fn run(c: BundleCommand) -> anyhow::Result<()> {
             let for_unit: Option<UnitId> = for_unit
                 .map(|u| u.parse().context("--for").code(Exit::BadInput))
                 .transpose()?;
-            let made_for = match (for_unit, have.as_ref().and_then(|h| h.unit)) {
-                (Some(f), Some(h)) if f != h => {
+            let made_for = match (for_unit, have.as_ref().map(|h| h.unit)) {
+                (Some(f), Some(Some(h))) if f != h => {
                     return bail(
                         Exit::BadInput,
                         format!("--for {f}, but the --have file is of unit {h}"),
                     );
                 }
                 (Some(f), _) => f,
-                (None, Some(h)) => h,
+                (None, Some(_)) => {
+                    return bail(
+                        Exit::BadInput,
+                        "--have needs --for UNIT (the unit it is from)",
+                    );
+                }
                 (None, None) => o.checked.unit,
             };
             if o.replica.trust().unit(&made_for).is_none() {
@@ -172,12 +201,19 @@ pub fn run(c: BundleCommand) -> anyhow::Result<()> {
                 .map_err(bundle_exit)
                 .with_context(|| format!("refused {}, nothing imported", file.display()))?;
             let mut o = open(&dir)?;
-            let scratch = dir.0.join(format!("import-scratch-{}", std::process::id()));
-            if scratch.exists() {
-                std::fs::remove_dir_all(&scratch)
-                    .with_context(|| format!("removing {}", scratch.display()))
-                    .code(Exit::Failure)?;
+            // The store is locked by this process: any scratch copy left by
+            // an import that was killed is stale.
+            for e in std::fs::read_dir(&dir.0).into_iter().flatten().flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with("import-scratch-")
+                {
+                    std::fs::remove_dir_all(e.path())
+                        .with_context(|| format!("removing {}", e.path().display()))
+                        .code(Exit::Failure)?;
+                }
             }
+            let scratch = dir.0.join(format!("import-scratch-{}", std::process::id()));
             let summary = o
                 .replica
                 .import_bundle(&bundle, &scratch, now())

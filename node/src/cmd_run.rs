@@ -1,10 +1,15 @@
 //! `gongjian run`: the daemon. Opens the store, starts the network and
 //! sync, logs as it goes, and shuts down cleanly on SIGTERM or SIGINT.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use gongjian_net::{NetConfig, Node};
+use gongjian_view::View;
+
+use crate::api::{self, Api, Me};
 
 use crate::DirArg;
 use crate::config::{Config, DataDir};
@@ -34,6 +39,22 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
     let opened = crate::node::open(&dir)?;
     let secret = dir.secret()?;
     let cfg = net_config(&config).code(Exit::BadInput)?;
+    let api_addr: std::net::SocketAddr = config
+        .api
+        .parse()
+        .with_context(|| format!("api: `{}` is not HOST:PORT", config.api))
+        .code(Exit::BadInput)?;
+    let token = std::fs::read_to_string(dir.api_token())
+        .with_context(|| format!("reading {}", dir.api_token().display()))
+        .code(Exit::DataDir)?
+        .trim()
+        .to_owned();
+    if token.len() < 32 {
+        return crate::exit::bail(
+            Exit::BadInput,
+            format!("{}: the token is too short", dir.api_token().display()),
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,16 +62,68 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
         .code(Exit::Failure)?;
     rt.block_on(async move {
         let unit = opened.checked.unit;
+        let me = Me {
+            unit,
+            kind: opened.checked.kind,
+            name: config.name.clone(),
+            key: secret.public(),
+        };
         let node = Node::start(opened.replica, &secret, unit, cfg)
             .await
             .context("starting the network")
             .code(Exit::Failure)?;
+        // The view is built on the sync thread, and the observer installed
+        // in the same step: no change slips in between.
+        let view = Arc::new(RwLock::new(View::default()));
+        let v = view.clone();
+        let started = std::time::Instant::now();
+        node.call(move |a| {
+            let built = View::build(a.replica());
+            *v.write().expect("view lock") = built;
+            a.set_observer(Box::new(move |r, docs, grew| {
+                let mut view = v.write().expect("view lock");
+                if grew {
+                    view.records_changed(r);
+                }
+                for d in docs {
+                    view.refresh(r, d);
+                }
+            }));
+        })
+        .await
+        .context("building the view")
+        .code(Exit::Failure)?;
+        let (items, acts) = view.read().expect("view lock").len();
+        tracing::info!(
+            items,
+            acts,
+            ms = started.elapsed().as_millis() as u64,
+            "view built"
+        );
+        let listener = tokio::net::TcpListener::bind(api_addr)
+            .await
+            .with_context(|| format!("binding the API to {api_addr}"))
+            .code(Exit::Failure)?;
+        let api_bound = listener
+            .local_addr()
+            .context("API address")
+            .code(Exit::Failure)?;
+        let node = Arc::new(node);
+        let ready = Arc::new(AtomicBool::new(true));
+        let app = api::router(Api {
+            node: node.clone(),
+            view,
+            token: Arc::new(token),
+            me: Arc::new(me),
+            ready: ready.clone(),
+        });
         let addrs = node.listen_addrs().await;
         tracing::info!(
             %unit,
             name = %config.name,
             peer_id = %node.peer_id(),
             listen = ?addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            api = %api_bound,
             "node running"
         );
         // One line on stdout for scripts: where the node listens.
@@ -60,10 +133,21 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
                 "unit": unit.to_string(),
                 "peer_id": node.peer_id().to_string(),
                 "listen": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "api": api_bound.to_string(),
             })
         );
-        shutdown_signal().await;
-        tracing::info!("shutting down");
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            ready.store(false, Ordering::Release);
+            tracing::info!("shutting down");
+        });
+        server
+            .await
+            .context("serving the API")
+            .code(Exit::Failure)?;
+        let node = Arc::try_unwrap(node)
+            .map_err(|_| anyhow::anyhow!("the API still holds the node"))
+            .code(Exit::Failure)?;
         let replica = node
             .shutdown()
             .await

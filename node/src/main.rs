@@ -1,6 +1,7 @@
 //! `gongjian`: the node's command line. CLI and wiring only; the logic lives
 //! in the crates.
 
+mod api;
 mod cmd_admin;
 mod cmd_bundle;
 mod cmd_cert;
@@ -10,6 +11,7 @@ mod cmd_run;
 mod config;
 mod exit;
 mod node;
+mod openapi;
 mod records_file;
 
 use std::path::PathBuf;

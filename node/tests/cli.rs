@@ -1,163 +1,12 @@
 //! The `gongjian` command line as operators use it: a real binary, real data
 //! dirs, real RocksDB.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::process::Stdio;
+
+use common::*;
 use serde_json::Value;
-use tempfile::TempDir;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_gongjian"));
-    c.env_remove("GONGJIAN_FAKE_NOW")
-        .env_remove("GONGJIAN_DATA_DIR");
-    c
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn ok(args: &[&str]) -> Value {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn fails(args: &[&str], code: i32, needle: &str) {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
-    assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
-}
-
-fn p(d: &Path) -> &str {
-    d.to_str().unwrap()
-}
-
-struct Tree {
-    _tmp: TempDir,
-    district: PathBuf,
-    street: PathBuf,
-    community: PathBuf,
-    root: String,
-}
-
-fn init(
-    dir: &Path,
-    unit: &str,
-    kind: &str,
-    name: &str,
-    parent: Option<&str>,
-    root: Option<&str>,
-) -> Value {
-    let mut args = vec![
-        "init",
-        "--data-dir",
-        p(dir),
-        "--unit",
-        unit,
-        "--kind",
-        kind,
-        "--name",
-        name,
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ];
-    if let Some(pa) = parent {
-        args.extend(["--parent", pa]);
-    }
-    if let Some(r) = root {
-        args.extend(["--trust-root", r]);
-    }
-    ok(&args)
-}
-
-fn enrol(parent: &Path, child: &Path, unit: &str, kind: &str, name: &str) {
-    let key = ok(&["id", "--data-dir", p(child)])["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let file = child.with_extension("cert");
-    ok(&[
-        "cert",
-        "issue",
-        "--data-dir",
-        p(parent),
-        "--unit",
-        unit,
-        "--kind",
-        kind,
-        "--name",
-        name,
-        "--key",
-        &key,
-        "--out",
-        p(&file),
-    ]);
-    ok(&["cert", "install", "--data-dir", p(child), p(&file)]);
-}
-
-fn tree() -> Tree {
-    let tmp = tempfile::tempdir().unwrap();
-    let district = tmp.path().join("district");
-    let street = tmp.path().join("street");
-    let community = tmp.path().join("community");
-    let d = init(
-        &district,
-        "320106000000",
-        "district",
-        "南京市鼓楼区",
-        None,
-        None,
-    );
-    let root = d["trust_root"].as_str().unwrap().to_owned();
-    assert_eq!(
-        d["certified"], true,
-        "a district certifies itself with its root key"
-    );
-    assert_ne!(
-        root,
-        d["public_key"].as_str().unwrap(),
-        "root key ≠ district node key"
-    );
-    init(
-        &street,
-        "320106002000",
-        "street",
-        "宁海路街道",
-        Some("320106000000"),
-        Some(&root),
-    );
-    enrol(&district, &street, "320106002000", "street", "宁海路街道");
-    init(
-        &community,
-        "320106002001",
-        "community",
-        "颐和路社区",
-        Some("320106002000"),
-        Some(&root),
-    );
-    enrol(
-        &street,
-        &community,
-        "320106002001",
-        "community",
-        "颐和路社区",
-    );
-    Tree {
-        _tmp: tmp,
-        district,
-        street,
-        community,
-        root,
-    }
-}
 
 #[test]
 fn init_enrol_and_write_signed_needs_in_chinese() {
@@ -819,6 +668,8 @@ fn bundles_carry_a_communitys_needs_to_the_district_and_tampered_ones_change_not
         "state",
         "--data-dir",
         p(&t.district),
+        "--for",
+        "320106002001",
         "--out",
         p(&state),
     ]);
@@ -831,6 +682,20 @@ fn bundles_carry_a_communitys_needs_to_the_district_and_tampered_ones_change_not
         "社区花园认领",
     ]);
     let delta = dir.join("delta.gjb");
+    fails(
+        &[
+            "bundle",
+            "export",
+            "--data-dir",
+            p(&t.community),
+            "--have",
+            p(&state),
+            "--out",
+            p(&delta),
+        ],
+        3,
+        "--have needs --for",
+    );
     let out = ok(&[
         "bundle",
         "export",
@@ -838,13 +703,12 @@ fn bundles_carry_a_communitys_needs_to_the_district_and_tampered_ones_change_not
         p(&t.community),
         "--have",
         p(&state),
+        "--for",
+        "320106000000",
         "--out",
         p(&delta),
     ]);
-    assert_eq!(
-        out["made_for"], "320106000000",
-        "--for taken from the state"
-    );
+    assert_eq!(out["made_for"], "320106000000");
     assert_eq!(out["changes"], 1);
     let got = ok(&["bundle", "import", "--data-dir", p(&t.district), p(&delta)]);
     assert_eq!(got["changes_accepted"], 1);

@@ -32,6 +32,8 @@ pub const MAX_BUNDLE_BYTES: u64 = 2 << 30;
 /// closes a chunk at the first cut point past these.
 const CHUNK_BYTES: usize = 8 << 20;
 const CHUNK_CHANGES: usize = 8192;
+/// Import refuses a chunk of more changes than this.
+pub const MAX_CHUNK: usize = 65_536;
 const SIGNING_CONTEXT: &[u8] = b"gongjian-bundle-v1";
 const HEADER: usize = 8 + 2 + 32 + 64;
 
@@ -286,16 +288,22 @@ fn chunks(changes: Vec<SignedChange>) -> (Vec<Vec<Vec<u8>>>, usize) {
 }
 
 impl Replica {
-    /// What this node holds, for another node to export only what it lacks.
-    pub fn peer_state(&self) -> Result<PeerState, EngineError> {
+    /// What this node holds that `exporter` may see, for it to export only
+    /// what this node lacks (nothing outside its audience is revealed).
+    pub fn peer_state(&self, exporter: &UnitId) -> Result<PeerState, EngineError> {
         let mut state = PeerState {
             unit: self.local.as_ref().map(|l| l.unit),
             ..PeerState::default()
         };
         for v in self.membership.records() {
-            state.records.insert(*v.hash.as_bytes());
+            if self.record_visible(v, exporter) {
+                state.records.insert(*v.hash.as_bytes());
+            }
         }
         for (doc, meta) in self.store.docs()? {
+            if !self.trust.may_see(exporter, &doc) {
+                continue;
+            }
             state.docs.insert(
                 *doc.as_bytes(),
                 meta.clock
@@ -369,6 +377,12 @@ impl Replica {
         now: u64,
     ) -> Result<ImportSummary, BundleError> {
         self.check_bundle(bundle, now)?;
+        if scratch.exists() {
+            return Err(BundleError::Scratch(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} exists already", scratch.display()),
+            )));
+        }
         let dry = (|| {
             self.store.checkpoint(scratch).map_err(EngineError::from)?;
             let store = Store::open(scratch).map_err(EngineError::from)?;
@@ -424,16 +438,44 @@ impl Replica {
         };
         let records = self.ingest_records(bundle.body.records.clone())?;
         if records.invalid > 0 {
-            return Err(BundleError::BadRecord {
-                index: 0,
-                why: format!("{} records do not verify", records.invalid),
-            });
+            return Err(BundleError::Malformed(format!(
+                "{} records do not verify",
+                records.invalid
+            )));
         }
         s.records_new = records.accepted;
         s.records_unknown = records.unknown;
         let me = self.local.as_ref().map(|l| l.unit);
         for entry in &bundle.body.docs {
             let doc = DocId(Hash(entry.doc));
+            if self.trust.genesis(&doc).is_none() {
+                return Err(BundleError::BadChange {
+                    doc: doc.to_string(),
+                    index: 0,
+                    why: InvalidChange::UnknownDocument {
+                        hash: Hash::ZERO,
+                        doc: doc.to_string(),
+                    },
+                });
+            }
+            if entry.chunks.iter().any(|ch| ch.len() > MAX_CHUNK) {
+                return Err(BundleError::Malformed(format!(
+                    "document {doc}: a chunk of more than {MAX_CHUNK} changes"
+                )));
+            }
+            for (index, raw) in entry.chunks.iter().flatten().enumerate() {
+                let c = SignedChange::decode(raw).map_err(|e| BundleError::BadChange {
+                    doc: doc.to_string(),
+                    index,
+                    why: e.into(),
+                })?;
+                if c.doc() != &doc {
+                    return Err(BundleError::Malformed(format!(
+                        "change {index} filed under document {doc} belongs to {}",
+                        c.doc()
+                    )));
+                }
+            }
             if me.is_some_and(|u| !self.trust.may_see(&u, &doc)) {
                 s.documents_skipped += 1;
                 continue;

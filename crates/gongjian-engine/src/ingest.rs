@@ -307,6 +307,25 @@ impl Replica {
                     all.remove(&h);
                     fresh.retain(|(_, f)| *f != h);
                 }
+                // Unsigned changes vouched for only by a change just
+                // refused go too: nothing unvouched is ever stored.
+                let still = self::vouched(all.values());
+                let orphans: Vec<(usize, Hash)> = fresh
+                    .iter()
+                    .filter(|(_, h)| all[h].signature().is_none() && !still.contains(h))
+                    .copied()
+                    .collect();
+                for (i, h) in orphans {
+                    report.invalid.push((
+                        i,
+                        InvalidChange::QuarantineFull {
+                            hash: h,
+                            max: MAX_QUARANTINE_PER_AUTHOR,
+                        },
+                    ));
+                    all.remove(&h);
+                    fresh.retain(|(_, f)| *f != h);
+                }
                 continue;
             }
             let kept: Vec<SignedChange> = verdicts

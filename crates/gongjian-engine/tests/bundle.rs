@@ -72,7 +72,7 @@ fn a_bundle_carries_a_communitys_edits_to_the_district_and_then_only_what_it_lac
     assert_eq!(again.records_new, 0);
 
     // With the district's state, only what it lacks.
-    let state = d.peer_state().unwrap();
+    let state = d.peer_state(&f.community_id).unwrap();
     let state = gongjian_engine::PeerState::decode(&state.encode()).unwrap();
     add_need(&mut c, &doc, "n3", "社区花园认领");
     let (bytes, summary) = c.export_bundle(f.district_id, Some(&state), NOW).unwrap();
@@ -189,9 +189,14 @@ fn tampered_foreign_misaddressed_and_forged_bundles_are_refused_whole() {
         .iter()
         .map(|c| c.encode())
         .collect();
+    // Flip a byte of the signature itself (the chunk stays intact).
     let last = forged.last_mut().unwrap();
-    let n = last.len();
-    last[n - 1] ^= 0x01;
+    let sig_at = {
+        let c = gongjian_identity::SignedChange::decode(last).unwrap();
+        let sig = c.signature().unwrap().1.0;
+        last.windows(64).position(|w| w == sig).unwrap()
+    };
+    last[sig_at + 10] ^= 0x01;
     let insider = Bundle::seal(
         &f.community,
         f.community_id,
@@ -204,7 +209,16 @@ fn tampered_foreign_misaddressed_and_forged_bundles_are_refused_whole() {
     let e = d
         .import_bundle(&Bundle::parse(&insider).unwrap(), &scratch, NOW)
         .unwrap_err();
-    assert!(matches!(e, BundleError::BadChange { .. }), "{e}");
+    assert!(
+        matches!(
+            &e,
+            BundleError::BadChange {
+                why: gongjian_engine::InvalidChange::Signature { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(!scratch.exists(), "scratch removed after a refusal");
 
     assert_eq!(counts(&d), before, "nothing stored by any refused bundle");

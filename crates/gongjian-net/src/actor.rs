@@ -92,8 +92,15 @@ struct Slot {
     due: bool,
 }
 
+/// Called on the actor thread after documents changed here (local writes,
+/// accepted changes) or records grew: the merged view hangs on this.
+pub type Observer = Box<dyn FnMut(&Replica, &[DocId], bool) + Send>;
+
 pub struct Actor {
     replica: Replica,
+    observer: Option<Observer>,
+    /// Records held when the observer was last called.
+    observed_records: usize,
     slots: BTreeMap<u64, Slot>,
     swarm: mpsc::UnboundedSender<SwarmCmd>,
     status: Arc<Mutex<NetStatus>>,
@@ -122,7 +129,9 @@ impl Actor {
         local_unit: UnitId,
     ) -> Actor {
         Actor {
+            observed_records: replica.membership().len(),
             replica,
+            observer: None,
             slots: BTreeMap::new(),
             swarm,
             status,
@@ -139,7 +148,25 @@ impl Actor {
 
     /// Tells every peer that may see them that these documents changed here.
     pub fn changed(&mut self, docs: &[DocId]) {
+        self.observe(docs);
         self.notify(docs, None);
+    }
+
+    /// Installs the observer of changes (replacing any).
+    pub fn set_observer(&mut self, f: Observer) {
+        self.observer = Some(f);
+    }
+
+    fn observe(&mut self, docs: &[DocId]) {
+        let records = self.replica.membership().len();
+        let grew = records != self.observed_records;
+        if docs.is_empty() && !grew {
+            return;
+        }
+        self.observed_records = records;
+        if let Some(f) = self.observer.as_mut() {
+            f(&self.replica, docs, grew);
+        }
     }
 
     /// `Input::LocalChange` for each document on every session but `except`
@@ -379,6 +406,7 @@ impl Actor {
             self.resync_all(Some(stream));
         }
         self.kick();
+        self.observe(&changed);
         if !changed.is_empty() {
             self.notify(&changed, Some(stream));
         }

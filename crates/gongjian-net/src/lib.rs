@@ -24,7 +24,7 @@ use gongjian_identity::{DocId, Secret, UnitId};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use actor::{Actor, MAX_QUEUED_BYTES, MAX_STREAMS_PER_PEER};
+pub use actor::{Actor, MAX_QUEUED_BYTES, MAX_STREAMS_PER_PEER, Observer};
 pub use status::{NetStatus, PeerStatus};
 
 use crate::actor::{Event, Timing};

@@ -1,0 +1,255 @@
+//! The merged regional view: every list item and act a node holds, as typed
+//! rows with their provenance, kept up to date one document at a time as
+//! verified changes arrive (a query never rescans documents).
+//!
+//! Owns: extracting rows from a document, the indexes that join acts
+//! written in one unit's documents to the records of another, filters,
+//! paging, counts and the digest of a scope.
+//! Must never: read anything but accepted changes (it is fed from the
+//! replica), or drop a conflicting concurrent value silently.
+
+mod query;
+mod rows;
+
+pub use query::{ItemPage, ItemQuery, ItemView, MAX_LIMIT, QueryError, StatRow, StatsBy};
+pub use rows::{ActRow, ItemRow, Provenance, global_id, split_global_id};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use automerge::Automerge;
+use gongjian_engine::Replica;
+use gongjian_identity::{DocId, DocType, Hash, UnitId, UnitKind};
+use gongjian_model::{ListKind, Trust, UnitInfo};
+
+/// A unit as the view places it in the tree.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Place {
+    pub unit: UnitId,
+    pub kind: UnitKind,
+    pub name: String,
+    pub parent: Option<UnitId>,
+    pub street: Option<UnitId>,
+    pub community: Option<UnitId>,
+}
+
+#[derive(Debug, Default)]
+struct DocRows {
+    items: Vec<String>,
+    acts: Vec<String>,
+}
+
+/// The merged view of one node.
+#[derive(Debug, Default)]
+pub struct View {
+    places: BTreeMap<UnitId, Place>,
+    docs: HashMap<DocId, DocRows>,
+    items: BTreeMap<String, ItemRow>,
+    acts: BTreeMap<String, ActRow>,
+    /// Target global id → acts pointing at it.
+    acts_on: HashMap<String, BTreeSet<String>>,
+    /// Heads of each document as last folded in.
+    heads: HashMap<DocId, Vec<Hash>>,
+    /// Documents folded in since start (for metrics and lag).
+    pub updates: u64,
+}
+
+impl View {
+    /// Builds the view from every document the replica holds.
+    pub fn build(replica: &Replica) -> View {
+        let mut v = View::default();
+        v.set_units(replica.trust());
+        let docs: Vec<DocId> = replica.trust().documents().map(|(d, _)| *d).collect();
+        for doc in docs {
+            v.refresh(replica, &doc);
+        }
+        v
+    }
+
+    /// Places every certified unit in the tree (after records changed).
+    pub fn set_units(&mut self, trust: &Trust) {
+        let infos: BTreeMap<UnitId, UnitInfo> = trust.units().map(|u| (u.unit, u)).collect();
+        let mut places = BTreeMap::new();
+        for (id, info) in &infos {
+            let mut street = None;
+            let mut community = None;
+            let mut at = Some(*id);
+            for _ in 0..8 {
+                let Some(u) = at.and_then(|u| infos.get(&u)) else {
+                    break;
+                };
+                match u.kind {
+                    UnitKind::Street if street.is_none() => street = Some(u.unit),
+                    UnitKind::Community if community.is_none() => community = Some(u.unit),
+                    _ => {}
+                }
+                at = u.parent;
+            }
+            places.insert(
+                *id,
+                Place {
+                    unit: *id,
+                    kind: info.kind,
+                    name: info.name.clone(),
+                    parent: info.parent,
+                    street,
+                    community,
+                },
+            );
+        }
+        self.places = places;
+    }
+
+    pub fn place(&self, unit: &UnitId) -> Option<&Place> {
+        self.places.get(unit)
+    }
+
+    pub fn places(&self) -> impl Iterator<Item = &Place> {
+        self.places.values()
+    }
+
+    /// Whether `unit` is `scope` or below it in the tree.
+    pub fn in_scope(&self, unit: &UnitId, scope: &UnitId) -> bool {
+        let mut at = Some(*unit);
+        for _ in 0..8 {
+            match at {
+                Some(u) if u == *scope => return true,
+                Some(u) => at = self.places.get(&u).and_then(|p| p.parent),
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Folds one document in again from what the replica holds.
+    pub fn refresh(&mut self, replica: &Replica, doc: &DocId) {
+        let Some(g) = replica.trust().genesis(doc).cloned() else {
+            self.remove_doc(doc);
+            return;
+        };
+        if ListKind::of_doc_type(g.doc_type).is_none() && g.doc_type != DocType::Acts {
+            return;
+        }
+        let heads = match replica.store().doc_meta(doc) {
+            Ok(m) => m.map(|m| m.heads).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(%doc, error = %e, "view: document meta not read");
+                return;
+            }
+        };
+        match replica.load(doc) {
+            Ok(mut am) => {
+                self.update(*doc, g.unit, g.doc_type, &mut am);
+                self.heads.insert(*doc, heads);
+            }
+            Err(e) => tracing::warn!(%doc, error = %e, "view: document not loaded"),
+        }
+    }
+
+    /// After records changed (a revocation may move what is accepted):
+    /// refolds the documents whose heads moved, and places units again.
+    /// Reads document metadata only; loads just the documents that moved.
+    pub fn records_changed(&mut self, replica: &Replica) {
+        self.set_units(replica.trust());
+        let moved: Vec<DocId> = match replica.store().docs() {
+            Ok(docs) => docs
+                .into_iter()
+                .filter(|(d, m)| self.heads.get(d).is_none_or(|h| *h != m.heads))
+                .map(|(d, _)| d)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "view: documents not listed");
+                return;
+            }
+        };
+        for doc in moved {
+            self.refresh(replica, &doc);
+        }
+    }
+
+    fn remove_doc(&mut self, doc: &DocId) {
+        self.heads.remove(doc);
+        if let Some(old) = self.docs.remove(doc) {
+            for id in old.items {
+                self.items.remove(&id);
+            }
+            for id in old.acts {
+                if let Some(a) = self.acts.remove(&id)
+                    && let Some(set) = self.acts_on.get_mut(&a.target)
+                {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.acts_on.remove(&a.target);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces the rows of `doc` with those of `am` (its accepted state).
+    pub fn update(&mut self, doc: DocId, unit: UnitId, doc_type: DocType, am: &mut Automerge) {
+        self.remove_doc(&doc);
+        let mut rows = DocRows::default();
+        let changes = rows::ChangeIndex::new(am);
+        if let Some(kind) = ListKind::of_doc_type(doc_type) {
+            for item in rows::items(doc, unit, kind, am, &changes) {
+                rows.items.push(item.id.clone());
+                self.items.insert(item.id.clone(), item);
+            }
+        } else if doc_type == DocType::Acts {
+            for act in rows::acts(doc, unit, am, &changes) {
+                rows.acts.push(act.id.clone());
+                self.acts_on
+                    .entry(act.target.clone())
+                    .or_default()
+                    .insert(act.id.clone());
+                self.acts.insert(act.id.clone(), act);
+            }
+        }
+        self.docs.insert(doc, rows);
+        self.updates += 1;
+    }
+
+    pub fn item(&self, id: &str) -> Option<&ItemRow> {
+        self.items.get(id)
+    }
+
+    /// The acts other units wrote about record `id`, oldest first.
+    pub fn acts_on(&self, id: &str) -> Vec<&ActRow> {
+        let mut out: Vec<&ActRow> = self
+            .acts_on
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| self.acts.get(a))
+            .collect();
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out
+    }
+
+    pub fn len(&self) -> (usize, usize) {
+        (self.items.len(), self.acts.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.acts.is_empty()
+    }
+
+    /// A digest of every row owned by `scope` or units below it: two nodes
+    /// holding the same heads of those documents get the same digest.
+    pub fn digest(&self, scope: &UnitId) -> Hash {
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        parts.push(b"gongjian-view-digest-v1".to_vec());
+        for row in self.items.values() {
+            if self.in_scope(&row.unit, scope) {
+                parts.push(serde_json::to_vec(row).unwrap_or_default());
+            }
+        }
+        for row in self.acts.values() {
+            if self.in_scope(&row.unit, scope) {
+                parts.push(serde_json::to_vec(row).unwrap_or_default());
+            }
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Hash::of_parts(&refs)
+    }
+}

@@ -1,0 +1,216 @@
+//! Rows read from one document's accepted state, with provenance.
+
+use std::collections::HashMap;
+
+use automerge::{Automerge, ObjId, ReadDoc};
+use gongjian_identity::{DocId, PublicKey, UnitId};
+use gongjian_model::{ActsDoc, ListDoc, ListKind};
+use serde::Serialize;
+
+/// A record's global id: its document and its id within it. The same id
+/// names the record on every node.
+pub fn global_id(doc: &DocId, record: &str) -> String {
+    format!("{doc}.{record}")
+}
+
+/// Splits a global id into document and record id.
+pub fn split_global_id(id: &str) -> Option<(DocId, &str)> {
+    let (doc, record) = id.split_once('.')?;
+    let valid = (1..=64).contains(&record.len())
+        && record
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return None;
+    }
+    Some((doc.parse().ok()?, record))
+}
+
+/// Where a row comes from: the document, the unit owning it, the key that
+/// wrote the row's latest field and the change that carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Provenance {
+    pub doc: String,
+    pub unit: UnitId,
+    pub author: Option<String>,
+    pub change: Option<String>,
+}
+
+/// A list item (need, resource, service, project, responsibility,
+/// problem, wish, whistle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemRow {
+    pub id: String,
+    pub record: String,
+    pub list: &'static str,
+    pub list_zh: &'static str,
+    pub title: String,
+    /// Other titles written concurrently (a conflict is shown, not dropped).
+    pub title_conflicts: Vec<String>,
+    pub category: String,
+    pub description: String,
+    pub area: String,
+    pub grid: String,
+    pub urgent: bool,
+    pub status: &'static str,
+    pub status_zh: &'static str,
+    pub level: Option<&'static str>,
+    /// The unit the latest escalation step names as handler.
+    pub escalated_to: Option<UnitId>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub unit: UnitId,
+    pub provenance: Provenance,
+}
+
+/// An act (claim, response, handling …) a unit wrote in its own document
+/// about another unit's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActRow {
+    pub id: String,
+    pub kind: &'static str,
+    pub kind_zh: &'static str,
+    /// Global id of the record acted on.
+    pub target: String,
+    pub target_unit: UnitId,
+    pub note: String,
+    pub resolved: bool,
+    pub created_at: i64,
+    pub unit: UnitId,
+    pub provenance: Provenance,
+}
+
+/// Which change carried each op: per actor, (start op, max op, hash).
+pub(crate) struct ChangeIndex {
+    by_actor: HashMap<Vec<u8>, Vec<(u64, u64, String)>>,
+}
+
+impl ChangeIndex {
+    pub(crate) fn new(am: &Automerge) -> ChangeIndex {
+        let mut by_actor: HashMap<Vec<u8>, Vec<(u64, u64, String)>> = HashMap::new();
+        for c in am.get_changes(&[]) {
+            by_actor
+                .entry(c.actor_id().to_bytes().to_vec())
+                .or_default()
+                .push((c.start_op().get(), c.max_op(), c.hash().to_string()));
+        }
+        for v in by_actor.values_mut() {
+            v.sort();
+        }
+        ChangeIndex { by_actor }
+    }
+
+    fn change_of(&self, actor: &[u8], counter: u64) -> Option<&str> {
+        let v = self.by_actor.get(actor)?;
+        let i = v.partition_point(|(start, _, _)| *start <= counter);
+        let (start, max, hash) = v.get(i.checked_sub(1)?)?;
+        (*start <= counter && counter <= *max).then_some(hash.as_str())
+    }
+}
+
+/// The author key and change of the latest op on any field of `obj`.
+fn latest(am: &Automerge, obj: &ObjId, changes: &ChangeIndex) -> (Option<String>, Option<String>) {
+    let mut last: Option<(u64, Vec<u8>)> = None;
+    for key in am.keys(obj) {
+        if let Ok(Some((_, ObjId::Id(counter, actor, _)))) = am.get(obj, key.as_str())
+            && last.as_ref().is_none_or(|(c, _)| counter > *c)
+        {
+            last = Some((counter, actor.to_bytes().to_vec()));
+        }
+    }
+    let Some((counter, actor)) = last else {
+        return (None, None);
+    };
+    let author = actor
+        .get(..32)
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .and_then(|k| PublicKey::from_bytes(k).ok())
+        .map(|k| k.to_string());
+    let change = changes.change_of(&actor, counter).map(str::to_owned);
+    (author, change)
+}
+
+fn record(am: &Automerge, id: &str) -> Option<ObjId> {
+    match am.get(automerge::ROOT, id) {
+        Ok(Some((automerge::Value::Object(automerge::ObjType::Map), obj))) => Some(obj),
+        _ => None,
+    }
+}
+
+pub(crate) fn items(
+    doc: DocId,
+    unit: UnitId,
+    kind: ListKind,
+    am: &mut Automerge,
+    changes: &ChangeIndex,
+) -> Vec<ItemRow> {
+    let list = ListDoc::new(am, kind).list();
+    let am = &*am;
+    list.into_iter()
+        .map(|it| {
+            let (author, change) = record(am, &it.id)
+                .map(|o| latest(am, &o, changes))
+                .unwrap_or((None, None));
+            ItemRow {
+                id: global_id(&doc, &it.id),
+                record: it.id.clone(),
+                list: kind.as_str(),
+                list_zh: kind.label_zh(),
+                title: it.title,
+                title_conflicts: it.title_conflicts,
+                category: it.category,
+                description: it.description,
+                area: it.area,
+                grid: it.grid,
+                urgent: it.urgent,
+                status: it.status.as_str(),
+                status_zh: it.status.label_zh(),
+                level: it.level.map(|l| l.as_str()),
+                escalated_to: it.escalations.last().and_then(|e| e.handler),
+                created_at: it.created_at,
+                updated_at: it.updated_at,
+                unit,
+                provenance: Provenance {
+                    doc: doc.to_string(),
+                    unit,
+                    author,
+                    change,
+                },
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn acts(
+    doc: DocId,
+    unit: UnitId,
+    am: &mut Automerge,
+    changes: &ChangeIndex,
+) -> Vec<ActRow> {
+    let list = ActsDoc { doc: am, unit }.list();
+    let am = &*am;
+    list.into_iter()
+        .map(|a| {
+            let (author, change) = record(am, &a.id)
+                .map(|o| latest(am, &o, changes))
+                .unwrap_or((None, None));
+            ActRow {
+                id: global_id(&doc, &a.id),
+                kind: a.kind.as_str(),
+                kind_zh: a.kind.label_zh(),
+                target: global_id(&a.target.doc, &a.target.record),
+                target_unit: a.target.unit,
+                note: a.note,
+                resolved: a.resolved,
+                created_at: a.created_at,
+                unit,
+                provenance: Provenance {
+                    doc: doc.to_string(),
+                    unit,
+                    author,
+                    change,
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,661 @@
+//! The HTTP API (`/v1`, JSON, bearer token from `DIR/api.token`): the node,
+//! writes signed by the node and acknowledged once durable, and the merged
+//! view. `/health` and `/ready` need no token.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gongjian_engine::{EngineError, Replica};
+use gongjian_identity::{DocId, DocType, PublicKey, UnitId, UnitKind};
+use gongjian_model::{Act, ActKind, ActsDoc, ItemFields, ItemStatus, ListDoc, ListKind, Target};
+use gongjian_net::Node;
+use gongjian_view::{ItemQuery, StatsBy, View, split_global_id};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::node::now;
+
+/// Request bodies larger than this get 413.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// Who this node is, for `/v1/node`.
+#[derive(Debug, Clone)]
+pub struct Me {
+    pub unit: UnitId,
+    pub kind: UnitKind,
+    pub name: String,
+    pub key: PublicKey,
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub node: Arc<Node>,
+    pub view: Arc<RwLock<View>>,
+    pub token: Arc<String>,
+    pub me: Arc<Me>,
+    pub ready: Arc<AtomicBool>,
+}
+
+/// An error as the API returns it: `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request body over {MAX_BODY} bytes"),
+            );
+        }
+        if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            return ApiError::bad("send the body as JSON with Content-Type: application/json");
+        }
+        ApiError::bad(format!("body: {}", r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::bad(format!("query: {}", r.body_text()))
+    }
+}
+
+impl From<gongjian_view::QueryError> for ApiError {
+    fn from(e: gongjian_view::QueryError) -> ApiError {
+        ApiError::bad(e.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        match &e {
+            EngineError::NotWriter(_) | EngineError::LocalRejected(_) => {
+                ApiError::forbidden(e.to_string())
+            }
+            EngineError::NotAdmitted(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_admitted",
+                format!("{e}: renew this node's certificate"),
+            ),
+            EngineError::UnknownDocument(_) => ApiError::not_found(e.to_string()),
+            EngineError::Need(_)
+            | EngineError::Grid(_)
+            | EngineError::Act(_)
+            | EngineError::Agreement(_)
+            | EngineError::Parties(_) => ApiError::bad(e.to_string()),
+            _ => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<gongjian_net::NetError> for ApiError {
+    fn from(e: gongjian_net::NetError) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e.to_string())
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+pub fn router(api: Api) -> Router {
+    let v1 = Router::new()
+        .route("/v1/node", get(node_info))
+        .route("/v1/items", post(add_item))
+        .route("/v1/items/{id}/status", post(set_status))
+        .route("/v1/items/{id}/claim", post(claim))
+        .route("/v1/view/items", get(view_items))
+        .route("/v1/view/items/{id}", get(view_item))
+        .route("/v1/view/stats", get(view_stats))
+        .route("/v1/view/units", get(view_units))
+        .route("/v1/view/digest", get(view_digest))
+        .route("/v1/docs", get(docs))
+        .route("/v1/docs/{id}", get(doc))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .route_layer(middleware::from_fn_with_state(api.clone(), auth));
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .merge(v1)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(api)
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(api): State<Api>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if same(t.trim().as_bytes(), api.token.as_bytes()) => next.run(req).await,
+        Some(_) => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token").into_response()
+        }
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <the token in DIR/api.token>",
+        )
+        .into_response(),
+    }
+}
+
+async fn ready(State(api): State<Api>) -> Response {
+    if api.ready.load(Ordering::Acquire) {
+        Json(json!({"ready": true})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false})),
+        )
+            .into_response()
+    }
+}
+
+async fn node_info(State(api): State<Api>) -> ApiResult {
+    let st = api.node.status();
+    let view = api
+        .view
+        .read()
+        .map_err(|_| ApiError::internal("view lock"))?;
+    let peers: Vec<Value> = st
+        .peers
+        .iter()
+        .map(|(id, p)| {
+            json!({
+                "peer_id": id.to_string(),
+                "unit": p.unit,
+                "unit_name": p.unit.and_then(|u| view.place(&u)).map(|pl| pl.name.clone()),
+                "connected": p.connected,
+                "relayed": p.relayed,
+                "direct": p.connected && !p.relayed,
+                "address": p.address.as_ref().map(ToString::to_string),
+                "last_seen": p.last_seen,
+                "last_synced": p.last_synced,
+                "pending_docs": p.pending_docs,
+                "misbehaviour": p.misbehaviour,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "unit": api.me.unit,
+        "kind": api.me.kind.to_string(),
+        "name": api.me.name,
+        "public_key": api.me.key.to_string(),
+        "peer_id": api.node.peer_id().to_string(),
+        "listen": st.listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "peers": peers,
+    })))
+}
+
+fn random_id() -> String {
+    let mut raw = [0u8; 16];
+    rand::fill(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This unit's document of `doc_type`, created on first use.
+fn own_doc(r: &mut Replica, unit: &UnitId, doc_type: DocType) -> Result<DocId, EngineError> {
+    let mut docs = r.documents_of(unit, doc_type);
+    docs.sort();
+    match docs.first() {
+        Some(d) => Ok(*d),
+        None => r.create_document(doc_type, now()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewItem {
+    list: String,
+    title: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    area: Option<String>,
+    #[serde(default)]
+    grid: Option<String>,
+    #[serde(default)]
+    urgent: Option<bool>,
+}
+
+fn item_json(api: &Api, id: &str) -> ApiResult {
+    let view = api
+        .view
+        .read()
+        .map_err(|_| ApiError::internal("view lock"))?;
+    let item = view
+        .item_view(&api.me.unit, id)
+        .ok_or_else(|| ApiError::internal(format!("{id} written but not in the view")))?;
+    Ok(Json(
+        serde_json::to_value(item).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+async fn add_item(
+    State(api): State<Api>,
+    body: Result<Json<NewItem>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let kind: ListKind = b
+        .list
+        .parse()
+        .map_err(|e: gongjian_model::ItemError| ApiError::bad(format!("list: {e}")))?;
+    if kind == ListKind::Whistle {
+        return Err(ApiError::bad(
+            "list: whistles are blown with POST /v1/whistles",
+        ));
+    }
+    let fields = ItemFields {
+        title: Some(b.title),
+        category: b.category,
+        description: b.description,
+        area: b.area,
+        grid: b.grid,
+        urgent: b.urgent,
+        levels: None,
+    };
+    let unit = api.me.unit;
+    let record = random_id();
+    let rec = record.clone();
+    let doc = api
+        .node
+        .write(move |r| {
+            let res = (|| {
+                let doc = own_doc(r, &unit, kind.doc_type())?;
+                let t = now();
+                r.local_change(&doc, t, |am| {
+                    ListDoc::new(am, kind).add(&rec, &fields, t as i64)
+                })?;
+                Ok::<DocId, EngineError>(doc)
+            })();
+            let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();
+            (res, docs)
+        })
+        .await??;
+    let id = gongjian_view::global_id(&doc, &record);
+    Ok((StatusCode::CREATED, item_json(&api, &id)?))
+}
+
+/// The item named by a global id, as the view holds it.
+fn find_item(api: &Api, id: &str) -> Result<gongjian_view::ItemRow, ApiError> {
+    if split_global_id(id).is_none() {
+        return Err(ApiError::bad(format!(
+            "`{id}` is not an item id (document id, `.`, record id)"
+        )));
+    }
+    let view = api
+        .view
+        .read()
+        .map_err(|_| ApiError::internal("view lock"))?;
+    view.item_view(&api.me.unit, id)
+        .map(|v| v.row)
+        .ok_or_else(|| ApiError::not_found(format!("no item {id} in this node's view")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewStatus {
+    status: String,
+}
+
+async fn set_status(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: Result<Json<NewStatus>, JsonRejection>,
+) -> ApiResult {
+    let Json(b) = body?;
+    let status: ItemStatus = b
+        .status
+        .parse()
+        .map_err(|e: gongjian_model::ItemError| ApiError::bad(format!("status: {e}")))?;
+    let item = find_item(&api, &id)?;
+    if item.unit != api.me.unit {
+        return Err(ApiError::forbidden(format!(
+            "{id} belongs to unit {}: only the owning unit sets the status of its records (a unit handling an escalated problem records that in its own document)",
+            item.unit
+        )));
+    }
+    let (doc, _) = split_global_id(&id).ok_or_else(|| ApiError::bad("id"))?;
+    let record = item.record.clone();
+    api.node
+        .write(move |r| {
+            let t = now();
+            let res = (|| {
+                let doc_type = r
+                    .trust()
+                    .genesis(&doc)
+                    .map(|g| g.doc_type)
+                    .ok_or_else(|| EngineError::UnknownDocument(doc.to_string()))?;
+                r.local_change(&doc, t, |am| {
+                    ListDoc::open(am, doc_type)?.set_status(&record, status, t as i64)
+                })
+            })();
+            (res.map(|_| ()), vec![doc])
+        })
+        .await??;
+    item_json(&api, &id)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClaim {
+    #[serde(default)]
+    note: String,
+}
+
+async fn claim(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: Result<Json<NewClaim>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let item = find_item(&api, &id)?;
+    if !matches!(item.list, "project" | "wish") {
+        return Err(ApiError::bad(format!(
+            "{id} is a {}: only projects and micro-wishes are claimed",
+            item.list
+        )));
+    }
+    if item.unit == api.me.unit {
+        return Err(ApiError::forbidden("a unit does not claim its own records"));
+    }
+    let (doc, record) = split_global_id(&id).ok_or_else(|| ApiError::bad("id"))?;
+    let target = Target {
+        unit: item.unit,
+        doc,
+        record: record.to_owned(),
+    };
+    let unit = api.me.unit;
+    api.node
+        .write(move |r| {
+            let res = (|| {
+                let acts = own_doc(r, &unit, DocType::Acts)?;
+                let t = now();
+                let act = Act {
+                    note: b.note,
+                    ..Act::new(&random_id(), ActKind::Claim, target, t as i64)
+                };
+                r.local_change(&acts, t, |am| {
+                    ActsDoc { doc: am, unit }.record(&act, t as i64)
+                })?;
+                Ok::<DocId, EngineError>(acts)
+            })();
+            let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();
+            (res, docs)
+        })
+        .await??;
+    Ok((StatusCode::CREATED, item_json(&api, &id)?))
+}
+
+async fn view_items(
+    State(api): State<Api>,
+    q: Result<Query<ItemQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q?;
+    let view = api
+        .view
+        .read()
+        .map_err(|_| ApiError::internal("view lock"))?;
+    let page = view.items(&api.me.unit, &q)?;
+    Ok(Json(
+        serde_json::to_value(page).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+async fn view_item(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    find_item(&api, &id)?;
+    item_json(&api, &id)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    #[serde(default)]
+    by: Option<String>,
+}
+
+async fn view_stats(
+    State(api): State<Api>,
+    q: Result<Query<StatsQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q?;
+    let by = match q.by.as_deref() {
+        None | Some("street") => StatsBy::Street,
+        Some("community") => StatsBy::Community,
+        Some("unit") => StatsBy::Unit,
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "by: `{other}` is not one of street, community, unit"
+            )));
+        }
+    };
+    let view = api
+        .view
+        .read()
+        .map_err(|_| ApiError::internal("view lock"))?;
+    Ok(Json(json!({"stats": view.stats(&api.me.unit, by)})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeQuery {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+fn scope_of(api: &Api, view: &View, scope: Option<&str>) -> Result<UnitId, ApiError> {
+    let Some(s) = scope else {
+        return Ok(api.me.unit);
+    };
+    let unit: UnitId = s
+        .parse()
+        .map_err(|e| ApiError::bad(format!("scope: `{s}`: {e}")))?;
+    if !view.in_scope(&unit, &api.me.unit) {
+        return Err(ApiError::forbidden(format!(
+            "scope: {unit} is not {} or a unit below it",
+            api.me.unit
+        )));
+    }
+    Ok(unit)
+}
+
+async fn view_digest(
+    State(api): State<Api>,
+    q: Result<Query<ScopeQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q?;
+    let view = api
+        .view
+        .read()
+        .map_err(|_| ApiError::internal("view lock"))?;
+    let scope = scope_of(&api, &view, q.scope.as_deref())?;
+    Ok(Json(json!({
+        "scope": scope,
+        "digest": view.digest(&scope).to_string(),
+    })))
+}
+
+async fn view_units(
+    State(api): State<Api>,
+    q: Result<Query<ScopeQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q?;
+    let (scope, places) = {
+        let view = api
+            .view
+            .read()
+            .map_err(|_| ApiError::internal("view lock"))?;
+        let scope = scope_of(&api, &view, q.scope.as_deref())?;
+        let places: Vec<gongjian_view::Place> = view
+            .places()
+            .filter(|p| view.in_scope(&p.unit, &scope))
+            .cloned()
+            .collect();
+        (scope, places)
+    };
+    let units = api
+        .node
+        .call(move |a| {
+            let r = a.replica();
+            places
+                .into_iter()
+                .map(|p| {
+                    let heads = r.heads_of(&p.unit);
+                    let mut held = 0u64;
+                    let mut docs = 0usize;
+                    let own: Vec<DocId> = r
+                        .trust()
+                        .documents()
+                        .filter(|(_, g)| g.unit == p.unit)
+                        .map(|(d, _)| *d)
+                        .collect();
+                    for d in own {
+                        if let Ok(Some(m)) = r.store().doc_meta(&d) {
+                            held += m.clock.values().sum::<u64>();
+                            docs += 1;
+                        }
+                    }
+                    let mut lacking = 0usize;
+                    if let Some(h) = &heads {
+                        for (d, announced) in &h.docs {
+                            let have = r
+                                .store()
+                                .doc_meta(d)
+                                .ok()
+                                .flatten()
+                                .map(|m| m.heads)
+                                .unwrap_or_default();
+                            lacking += announced
+                                .iter()
+                                .filter(|x| !have.contains(x))
+                                .filter(|x| r.store().change(d, x).ok().flatten().is_none())
+                                .count();
+                        }
+                    }
+                    json!({
+                        "unit": p.unit,
+                        "kind": p.kind.to_string(),
+                        "name": p.name,
+                        "parent": p.parent,
+                        "street": p.street,
+                        "community": p.community,
+                        "last_heard": heads.as_ref().map(|h| h.at),
+                        "documents": docs,
+                        "changes_held": held,
+                        "heads_lacking": lacking,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    Ok(Json(json!({"scope": scope, "units": units})))
+}
+
+async fn docs(State(api): State<Api>) -> ApiResult {
+    let docs = api
+        .node
+        .call(|a| {
+            let r = a.replica();
+            let mut out = Vec::new();
+            for (doc, g) in r.trust().documents() {
+                if let Ok(Some(m)) = r.store().doc_meta(doc) {
+                    out.push(json!({
+                        "id": doc.to_string(),
+                        "unit": g.unit,
+                        "type": format!("{:?}", g.doc_type).to_lowercase(),
+                        "heads": m.heads.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "changes": m.clock.values().sum::<u64>(),
+                    }));
+                }
+            }
+            out
+        })
+        .await?;
+    Ok(Json(json!({"docs": docs})))
+}
+
+async fn doc(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+    let doc: DocId = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("`{id}` is not a document id (64 hex digits)")))?;
+    let out = api
+        .node
+        .call(move |a| {
+            let r = a.replica();
+            let Some(g) = r.trust().genesis(&doc).cloned() else {
+                return Ok(None);
+            };
+            let Some(m) = r.store().doc_meta(&doc)? else {
+                return Ok(None);
+            };
+            let am = r.load(&doc)?;
+            let content =
+                serde_json::to_value(automerge::AutoSerde::from(&am)).unwrap_or(Value::Null);
+            Ok::<_, EngineError>(Some(json!({
+                "id": doc.to_string(),
+                "unit": g.unit,
+                "type": format!("{:?}", g.doc_type).to_lowercase(),
+                "parties": g.parties,
+                "heads": m.heads.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "content": content,
+            })))
+        })
+        .await??;
+    out.map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("this node holds no document {id}")))
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}

@@ -1,0 +1,450 @@
+//! The HTTP API over a real socket, on real daemons (`gongjian run`) that
+//! sync over libp2p on 127.0.0.1: writes on a community show up in the
+//! district's merged view with their provenance, both report one digest for
+//! the community's scope, every error status, and acknowledged writes
+//! survive kill -9.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Daemon {
+    child: Child,
+    api: String,
+    listen: String,
+    token: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Daemon {
+    let mut child = bin()
+        .args(["run", "--data-dir", p(dir)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    Daemon {
+        child,
+        api: format!("http://{}", v["api"].as_str().unwrap()),
+        listen: v["listen"][0].as_str().unwrap().to_owned(),
+        token: std::fs::read_to_string(dir.join("api.token"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+    }
+}
+
+/// Points `dir`'s node at `addr` as its bootstrap peer.
+fn bootstrap(dir: &Path, addr: &str) {
+    let path = dir.join("config.toml");
+    let cfg = std::fs::read_to_string(&path).unwrap();
+    let mut out: Vec<String> = cfg
+        .lines()
+        .filter(|l| !l.starts_with("bootstrap"))
+        .map(str::to_owned)
+        .collect();
+    // Top-level keys come before any table.
+    out.insert(0, format!("bootstrap = [\"{addr}\"]"));
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    async fn get(&self, d: &Daemon, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", d.api))
+            .bearer_auth(&d.token)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, d: &Daemon, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", d.api))
+            .bearer_auth(&d.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn until(&self, d: &Daemon, path: &str, what: &str, cond: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, v) = self.get(d, path).await;
+            if s == StatusCode::OK && cond(&v) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error object>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_end_to_end_on_two_daemons() {
+    let t = tree();
+    let c = Client {
+        http: reqwest::Client::new(),
+    };
+    let district = start(&t.district);
+    bootstrap(&t.community, &district.listen);
+    let mut community = start(&t.community);
+    let community_key = ok(&["id", "--data-dir", p(&t.community)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Unauthenticated: health and ready only.
+    let r = c
+        .http
+        .get(format!("{}/health", community.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .http
+        .get(format!("{}/ready", community.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .http
+        .get(format!("{}/v1/node", community.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&r.json().await.unwrap()), "unauthorized");
+    let r = c
+        .http
+        .get(format!("{}/v1/view/items", community.api))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // The node, and its peer (the district) once admitted.
+    c.until(&community, "/v1/node", "the district as a peer", |v| {
+        v["peers"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|p| p["unit"] == "320106000000" && p["connected"] == true)
+        })
+    })
+    .await;
+    let (_, node) = c.get(&community, "/v1/node").await;
+    assert_eq!(node["unit"], "320106002001");
+    assert_eq!(node["name"], "颐和路社区");
+    assert_eq!(node["public_key"], community_key.as_str());
+
+    // Writes, signed by the community node, acknowledged once durable.
+    let (s, need) = c
+        .post(
+            &community,
+            "/v1/items",
+            json!({"list": "need", "title": "独居老人助餐志愿者", "category": "助老"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{need}");
+    let need_id = need["id"].as_str().unwrap().to_owned();
+    assert_eq!(need["title"], "独居老人助餐志愿者");
+    assert_eq!(need["status"], "open");
+    assert_eq!(need["provenance"]["unit"], "320106002001");
+    assert_eq!(need["provenance"]["author"], community_key.as_str());
+    assert!(need["provenance"]["change"].is_string(), "{need}");
+    let (s, project) = c
+        .post(
+            &community,
+            "/v1/items",
+            json!({"list": "project", "title": "楼道加装扶手", "category": "适老化", "urgent": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{project}");
+    let project_id = project["id"].as_str().unwrap().to_owned();
+
+    // The district's merged view holds them, with the same provenance.
+    c.until(
+        &district,
+        "/v1/view/items?unit=320106002001&q=助餐",
+        "the community's need at the district",
+        |v| v["items"].as_array().is_some_and(|a| a.len() == 1),
+    )
+    .await;
+    let (_, v) = c
+        .get(&district, "/v1/view/items?unit=320106002001&q=助餐")
+        .await;
+    let row = &v["items"][0];
+    assert_eq!(row["id"], need_id.as_str(), "ids are global");
+    assert_eq!(row["provenance"], need["provenance"]);
+    assert_eq!(row["unit_name"], "颐和路社区");
+    assert_eq!(row["street"], "320106002000");
+
+    // The district claims the project (in its own acts document); it may
+    // not set the status of the community's need.
+    c.until(
+        &district,
+        &format!("/v1/view/items/{project_id}"),
+        "the project at the district",
+        |_| true,
+    )
+    .await;
+    let (s, claimed) = c
+        .post(
+            &district,
+            &format!("/v1/items/{project_id}/claim"),
+            json!({"note": "区机关党员志愿者认领"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{claimed}");
+    assert_eq!(claimed["claimed"], true);
+    assert_eq!(claimed["acts"][0]["unit"], "320106000000");
+    assert_eq!(claimed["acts"][0]["kind"], "claim");
+    let (s, e) = c
+        .post(
+            &district,
+            &format!("/v1/items/{need_id}/status"),
+            json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(error_code(&e), "forbidden");
+    let (s, e) = c
+        .post(
+            &community,
+            &format!("/v1/items/{project_id}/claim"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "own record: {e}");
+    let (s, e) = c
+        .post(&district, &format!("/v1/items/{need_id}/claim"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a need is not claimed: {e}");
+    let (s, done) = c
+        .post(
+            &community,
+            &format!("/v1/items/{need_id}/status"),
+            json!({"status": "in_progress"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "in_progress");
+
+    // The claim reaches the community, joined to its project; filters.
+    c.until(
+        &community,
+        "/v1/view/items?claimed=true",
+        "the district's claim at the community",
+        |v| v["items"].as_array().is_some_and(|a| a.len() == 1),
+    )
+    .await;
+    let (_, v) = c
+        .get(&community, "/v1/view/items?list=need&status=in_progress")
+        .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let (_, v) = c.get(&community, "/v1/view/items?urgent=true").await;
+    assert_eq!(v["items"][0]["id"], project_id.as_str());
+    let (_, v) = c.get(&community, "/v1/view/items?limit=1").await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let cursor = v["next_cursor"].as_str().unwrap().to_owned();
+    let (_, v2) = c
+        .get(
+            &community,
+            &format!("/v1/view/items?limit=1&cursor={cursor}"),
+        )
+        .await;
+    assert_eq!(v2["items"].as_array().unwrap().len(), 1);
+    assert_ne!(v2["items"][0]["id"], v["items"][0]["id"]);
+    assert!(v2["next_cursor"].is_null());
+
+    // One digest for the community's scope on both nodes.
+    c.until(
+        &district,
+        "/v1/view/items?unit=320106002001&status=in_progress",
+        "the status change at the district",
+        |v| v["items"].as_array().is_some_and(|a| a.len() == 1),
+    )
+    .await;
+    let (_, dc) = c.get(&community, "/v1/view/digest").await;
+    let (_, dd) = c.get(&district, "/v1/view/digest?scope=320106002001").await;
+    assert_eq!(dc["digest"], dd["digest"], "{dc} {dd}");
+    let (s, e) = c
+        .get(&community, "/v1/view/digest?scope=320106000000")
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a scope above the node: {e}");
+
+    // Stats, units, documents, OpenAPI.
+    let (_, st) = c.get(&district, "/v1/view/stats?by=community").await;
+    let rows = st["stats"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["area"] == "320106002001"
+        && r["list"] == "need"
+        && r["status"] == "in_progress"
+        && r["count"] == 1));
+    let (_, u) = c.get(&district, "/v1/view/units").await;
+    assert!(
+        u["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["unit"] == "320106002001" && x["changes_held"].as_u64() >= Some(3))
+    );
+    let (_, docs) = c.get(&community, "/v1/docs").await;
+    let doc_id = need["provenance"]["doc"].as_str().unwrap();
+    assert!(
+        docs["docs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == doc_id)
+    );
+    let (s, d) = c.get(&community, &format!("/v1/docs/{doc_id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(d["heads"].as_array().is_some_and(|h| !h.is_empty()));
+    let (s, o) = c.get(&community, "/v1/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(o["paths"]["/v1/view/items"].is_object());
+
+    // Bad requests: each a 4xx with a JSON error, nothing written.
+    let before = c.get(&community, "/v1/view/items?limit=1000").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    for (body, status) in [
+        (
+            json!({"list": "petition", "title": "x"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"list": "need"}), StatusCode::BAD_REQUEST),
+        (
+            json!({"list": "need", "title": ""}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"list": "need", "title": "x", "colour": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"list": "need", "title": "x", "urgent": true}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"list": "need", "title": "x".repeat(2 << 20)}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+    ] {
+        let (s, e) = c.post(&community, "/v1/items", body).await;
+        assert_eq!(s, status, "{e}");
+        assert!(e["error"]["message"].is_string(), "{e}");
+    }
+    let r = c
+        .http
+        .post(format!("{}/v1/items", community.api))
+        .bearer_auth(&community.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    for (path, status) in [
+        ("/v1/view/items?status=bogus", StatusCode::BAD_REQUEST),
+        ("/v1/view/items?limit=0", StatusCode::BAD_REQUEST),
+        ("/v1/view/items?unit=12", StatusCode::BAD_REQUEST),
+        ("/v1/view/items?cursor=zzz", StatusCode::BAD_REQUEST),
+        ("/v1/view/stats?by=planet", StatusCode::BAD_REQUEST),
+        ("/v1/view/items/not-an-id", StatusCode::BAD_REQUEST),
+        ("/v1/docs/xyz", StatusCode::BAD_REQUEST),
+        (
+            "/v1/docs/0000000000000000000000000000000000000000000000000000000000000000",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/view/items/0000000000000000000000000000000000000000000000000000000000000000.abc",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/v1/no-such-thing", StatusCode::NOT_FOUND),
+    ] {
+        let (s, e) = c.get(&community, path).await;
+        assert_eq!(s, status, "{path}: {e}");
+        assert!(e["error"]["code"].is_string(), "{path}: {e}");
+    }
+    let (s, _) = c
+        .post(
+            &community,
+            &format!("/v1/items/{need_id}/status"),
+            json!({"status": "done"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let after = c.get(&community, "/v1/view/items?limit=1000").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before, "no bad request wrote anything");
+
+    // Acknowledged writes survive kill -9.
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let (s, v) = c
+            .post(
+                &community,
+                "/v1/items",
+                json!({"list": "wish", "title": format!("微心愿 {i}")}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        acked.push(v["id"].as_str().unwrap().to_owned());
+    }
+    community.child.kill().unwrap(); // SIGKILL
+    community.child.wait().unwrap();
+    drop(community);
+    let restarted = start(&t.community);
+    let (_, v) = c
+        .get(&restarted, "/v1/view/items?list=wish&limit=1000")
+        .await;
+    let ids: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    for id in &acked {
+        assert!(ids.contains(&id.as_str()), "{id} lost after kill -9");
+    }
+}
