@@ -62,6 +62,25 @@ for _ in $(seq 1 60); do
   [ "$(grep -c 'peer admitted' "$work/street.log" || true)" -ge 4 ] && break
 done
 sleep 5   # relayed at once: new documents trigger a reconciliation upstream
+api() { # data dir, api port offset, path: GET over the node's HTTP API with its token
+  python3 - "$(cat "$1/api.token")" "http://127.0.0.1:$((port + $2))$3" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[2], headers={"Authorization": "Bearer " + sys.argv[1]})
+print(json.dumps(json.load(urllib.request.urlopen(req)), ensure_ascii=False))
+PY
+}
+step "the district's merged view over the HTTP API: GET /v1/view/items?list=need"
+api "$work/district" 11 "/v1/view/items?list=need" >"$work/view.json"
+python3 - "$work/view.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["items"]:
+    who = r["unit_name"] or r["unit"]
+    print(f"  {who:<8} {r['title']:<12} {r['status_zh']}  signed by {r['provenance']['author'][:24]}…")
+PY
+step "one digest of 颐和路社区's scope on the community and at the district"
+echo "  community: $(api "$work/c1" 13 /v1/view/digest | json "['digest']")"
+echo "  district:  $(api "$work/district" 11 '/v1/view/digest?scope=320106002001' | json "['digest']")"
+
 step "SIGTERM: every daemon shuts down cleanly"
 cleanup
 for p in "${pids[@]}"; do wait "$p" || { echo "a daemon exited with $?"; exit 1; }; done
