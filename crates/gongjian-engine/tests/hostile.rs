@@ -494,3 +494,39 @@ fn quarantine_is_bounded_per_author() {
     let report = r.ingest(wire(std::slice::from_ref(&c))).unwrap();
     assert_eq!(report.accepted, vec![c.hash()]);
 }
+
+#[test]
+fn an_edge_signed_flood_past_the_quarantine_bound_stores_nothing_unvouched() {
+    let (_dir, f, mut r, doc) = community_doc();
+    let mut a = Author::new(&f.community, 1, doc);
+    let chain: Vec<SignedChange> = (0..150).map(|i| a.put("k", &format!("v{i}"))).collect();
+    // The first change withheld; the rest edge-signed: only the newest
+    // keeps its signature, vouching for the 148 below it.
+    let n = chain.len();
+    let flood: Vec<Vec<u8>> = chain[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i + 2 == n {
+                c.encode()
+            } else {
+                c.without_signature().encode()
+            }
+        })
+        .collect();
+    let report = r.ingest(flood).unwrap();
+    assert!(report.accepted.is_empty());
+    // The signed tip is past the bound; what it vouched for goes with it.
+    assert!(report.pending.is_empty(), "{:?}", report.pending.len());
+    assert_eq!(report.invalid.len(), 149);
+    assert!(
+        report
+            .invalid
+            .iter()
+            .all(|(_, why)| matches!(why, InvalidChange::QuarantineFull { .. }))
+    );
+    assert!(r.store().quarantined(&doc).unwrap().is_empty());
+    // The whole chain, signed, later: accepted, nothing lost.
+    let report = r.ingest(wire(&chain)).unwrap();
+    assert_eq!(report.accepted.len(), 150);
+}
