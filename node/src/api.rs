@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gongjian_engine::{EngineError, Replica};
+use gongjian_engine::EngineError;
 use gongjian_identity::{DocId, DocType, PublicKey, UnitId, UnitKind};
 use gongjian_model::{Act, ActKind, ActsDoc, ItemFields, ItemStatus, ListDoc, ListKind, Target};
 use gongjian_net::Node;
@@ -20,7 +20,7 @@ use gongjian_view::{ItemQuery, StatsBy, View, split_global_id};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::node::now;
+use crate::node::{now, own_doc};
 
 /// Request bodies larger than this get 413.
 pub const MAX_BODY: usize = 1 << 20;
@@ -240,16 +240,6 @@ fn random_id() -> String {
     let mut raw = [0u8; 16];
     rand::fill(&mut raw);
     raw.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// This unit's document of `doc_type`, created on first use.
-fn own_doc(r: &mut Replica, unit: &UnitId, doc_type: DocType) -> Result<DocId, EngineError> {
-    let mut docs = r.documents_of(unit, doc_type);
-    docs.sort();
-    match docs.first() {
-        Some(d) => Ok(*d),
-        None => r.create_document(doc_type, now()),
-    }
 }
 
 #[derive(Debug, Deserialize)]

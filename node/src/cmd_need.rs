@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::config::DataDir;
 use crate::exit::{Coded, Exit};
-use crate::node::{Opened, now, open};
+use crate::node::{Opened, now, open, own_doc};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum NeedCommand {
@@ -59,15 +59,7 @@ fn engine_exit(e: EngineError) -> anyhow::Error {
 }
 
 fn own_needs_doc(o: &mut Opened) -> anyhow::Result<DocId> {
-    let mut docs = o.replica.documents_of(&o.checked.unit, DocType::Needs);
-    docs.sort();
-    match docs.first() {
-        Some(d) => Ok(*d),
-        None => o
-            .replica
-            .create_document(DocType::Needs, now())
-            .map_err(engine_exit),
-    }
+    own_doc(&mut o.replica, &o.checked.unit, DocType::Needs).map_err(engine_exit)
 }
 
 pub fn run(c: NeedCommand) -> anyhow::Result<()> {

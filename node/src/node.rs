@@ -1,7 +1,8 @@
 //! Opening a data dir's store and replica for a command.
 
 use anyhow::Context;
-use gongjian_engine::{LocalIdentity, Replica};
+use gongjian_engine::{EngineError, LocalIdentity, Replica};
+use gongjian_identity::{DocId, DocType, UnitId};
 use gongjian_store::{Store, StoreError};
 
 use crate::config::{Checked, DataDir};
@@ -51,4 +52,15 @@ pub fn open(dir: &DataDir) -> anyhow::Result<Opened> {
         checked,
         replica,
     })
+}
+
+/// This unit's document of `doc_type` (the first by id), created on first
+/// use.
+pub fn own_doc(r: &mut Replica, unit: &UnitId, doc_type: DocType) -> Result<DocId, EngineError> {
+    let mut docs = r.documents_of(unit, doc_type);
+    docs.sort();
+    match docs.first() {
+        Some(d) => Ok(*d),
+        None => r.create_document(doc_type, now()),
+    }
 }

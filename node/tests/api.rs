@@ -71,15 +71,18 @@ struct Client {
 }
 
 impl Client {
-    async fn get(&self, d: &Daemon, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", d.api))
-            .bearer_auth(&d.token)
-            .send()
-            .await
-            .unwrap();
+    /// GET with the given token, or none.
+    async fn raw(&self, d: &Daemon, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(format!("{}{path}", d.api));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
         (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, d: &Daemon, path: &str) -> (StatusCode, Value) {
+        self.raw(d, path, Some(&d.token)).await
     }
 
     async fn post(&self, d: &Daemon, path: &str, body: Value) -> (StatusCode, Value) {
@@ -129,36 +132,15 @@ async fn api_end_to_end_on_two_daemons() {
         .to_owned();
 
     // Unauthenticated: health and ready only.
-    let r = c
-        .http
-        .get(format!("{}/health", community.api))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = c
-        .http
-        .get(format!("{}/ready", community.api))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let r = c
-        .http
-        .get(format!("{}/v1/node", community.api))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(error_code(&r.json().await.unwrap()), "unauthorized");
-    let r = c
-        .http
-        .get(format!("{}/v1/view/items", community.api))
-        .bearer_auth("not-the-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(c.raw(&community, "/health", None).await.0, StatusCode::OK);
+    assert_eq!(c.raw(&community, "/ready", None).await.0, StatusCode::OK);
+    let (s, e) = c.raw(&community, "/v1/node", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&e), "unauthorized");
+    let (s, _) = c
+        .raw(&community, "/v1/view/items", Some("not-the-token"))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // The node, and its peer (the district) once admitted.
     c.until(&community, "/v1/node", "the district as a peer", |v| {

@@ -14,7 +14,7 @@ use gongjian_identity::{
 };
 use gongjian_model::{Membership, verify_record};
 use gongjian_store::Store;
-use gongjian_sync::{Host, VersionVector, causal_order};
+use gongjian_sync::{Host, VersionVector, causal_order, vouched_prefix};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, InvalidChange};
@@ -246,21 +246,7 @@ impl Bundle {
 /// change), in causal order, cut into chunks at points where every actor's
 /// last change is signed.
 fn chunks(changes: Vec<SignedChange>) -> (Vec<Vec<Vec<u8>>>, usize) {
-    let mut last_signed: BTreeMap<ActorId, u64> = BTreeMap::new();
-    for c in &changes {
-        if c.signature().is_some() {
-            let e = last_signed.entry(c.header().actor).or_insert(0);
-            *e = (*e).max(c.header().seq);
-        }
-    }
-    let sendable: Vec<SignedChange> = changes
-        .into_iter()
-        .filter(|c| {
-            last_signed
-                .get(&c.header().actor)
-                .is_some_and(|s| c.header().seq <= *s)
-        })
-        .collect();
+    let sendable = vouched_prefix(changes);
     let mut out = Vec::new();
     let mut cur: Vec<Vec<u8>> = Vec::new();
     let mut bytes = 0usize;

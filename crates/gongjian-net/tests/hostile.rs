@@ -66,6 +66,25 @@ async fn await_want(s: &mut Stream) -> DocId {
     }
 }
 
+/// Member `i`'s hello: its certificate chain to the root.
+fn hello_of(fed: &Fed, i: usize) -> Hello {
+    Hello {
+        version: gongjian_sync::VERSION,
+        unit: fed.members[i].unit,
+        chain: fed.chain(i).iter().map(SignedRecord::encode).collect(),
+    }
+}
+
+/// Sends member `i`'s hello on `s` and waits until `node` admitted it.
+async fn admit(node: &gongjian_net::Node, s: &mut Stream, fed: &Fed, i: usize) {
+    write_frame(s, &hello_of(fed, i).encode()).await.unwrap();
+    let unit = fed.members[i].unit;
+    until(10, "admission", || async {
+        node.status().peers.values().any(|p| p.unit == Some(unit))
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_inputs_are_refused_and_penalised() {
     let _ = tracing_subscriber::fmt()
@@ -124,24 +143,7 @@ async fn hostile_inputs_are_refused_and_penalised() {
         Hello::decode(&first).unwrap().unit,
         fed.members[STREET].unit
     );
-    let hello = Hello {
-        version: gongjian_sync::VERSION,
-        unit: a.unit,
-        chain: fed
-            .chain(COMMUNITY_A)
-            .iter()
-            .map(SignedRecord::encode)
-            .collect(),
-    };
-    write_frame(&mut s, &hello.encode()).await.unwrap();
-    until(10, "admission", || async {
-        street
-            .status()
-            .peers
-            .values()
-            .any(|p| p.unit == Some(a.unit))
-    })
-    .await;
+    admit(&street, &mut s, &fed, COMMUNITY_A).await;
 
     // 1. Garbage.
     write_frame(&mut s, b"\x01\xff\xff\xff garbage")
@@ -200,7 +202,9 @@ async fn hostile_inputs_are_refused_and_penalised() {
     // 4. A frame announcing 4 GiB: refused before reading, connection cut.
     let mut s2 = raw_stream(&a.secret, street_id, addr.clone()).await;
     read_frame(&mut s2, MAX_MESSAGE_BYTES).await.unwrap();
-    write_frame(&mut s2, &hello.encode()).await.unwrap();
+    write_frame(&mut s2, &hello_of(&fed, COMMUNITY_A).encode())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let penalised = street.status().misbehaviour;
     s2.write_all(&[0xff, 0xff, 0xff, 0xf0, 1, 2, 3])
@@ -354,24 +358,7 @@ async fn a_document_the_peer_may_not_write_and_a_flood_of_unknown_dependencies()
 
     let mut s = raw_stream(&a.secret, street.peer_id(), addr).await;
     read_frame(&mut s, MAX_MESSAGE_BYTES).await.unwrap();
-    let hello = Hello {
-        version: gongjian_sync::VERSION,
-        unit: a.unit,
-        chain: fed
-            .chain(COMMUNITY_A)
-            .iter()
-            .map(SignedRecord::encode)
-            .collect(),
-    };
-    write_frame(&mut s, &hello.encode()).await.unwrap();
-    until(10, "admission", || async {
-        street
-            .status()
-            .peers
-            .values()
-            .any(|p| p.unit == Some(a.unit))
-    })
-    .await;
+    admit(&street, &mut s, &fed, COMMUNITY_A).await;
     let before = holdings(&street).await;
 
     // 1. A validly signed change by A into the street's document, which A

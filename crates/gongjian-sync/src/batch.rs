@@ -108,21 +108,7 @@ impl Answer {
 /// batches. An actor's trailing changes that no signature held vouches for
 /// are held back: sent, they would be refused as unvouched.
 pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> Answer {
-    let mut last_signed: BTreeMap<ActorId, u64> = BTreeMap::new();
-    for c in &ordered {
-        if c.signature().is_some() {
-            let e = last_signed.entry(c.header().actor).or_insert(0);
-            *e = (*e).max(c.header().seq);
-        }
-    }
-    let sendable: Vec<SignedChange> = ordered
-        .into_iter()
-        .filter(|c| {
-            last_signed
-                .get(&c.header().actor)
-                .is_some_and(|s| c.header().seq <= *s)
-        })
-        .collect();
+    let sendable = vouched_prefix(ordered);
     let mut out = Answer {
         batches: Vec::new(),
         complete: true,
@@ -161,6 +147,27 @@ pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> A
         out.batches.push(seal(cur));
     }
     out
+}
+
+/// The changes a signature among them vouches for: each actor's changes up
+/// to its last signed one (order kept). The rest would be refused as
+/// unvouched.
+pub fn vouched_prefix(changes: Vec<SignedChange>) -> Vec<SignedChange> {
+    let mut last_signed: BTreeMap<ActorId, u64> = BTreeMap::new();
+    for c in &changes {
+        if c.signature().is_some() {
+            let e = last_signed.entry(c.header().actor).or_insert(0);
+            *e = (*e).max(c.header().seq);
+        }
+    }
+    changes
+        .into_iter()
+        .filter(|c| {
+            last_signed
+                .get(&c.header().actor)
+                .is_some_and(|s| c.header().seq <= *s)
+        })
+        .collect()
 }
 
 /// Encodes a batch, keeping only each actor's newest signature.

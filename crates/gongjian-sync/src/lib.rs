@@ -19,7 +19,9 @@ mod message;
 mod rbsr;
 mod session;
 
-pub use batch::{Answer, BatchLimits, HARD_MAX_BYTES, causal_order, edge_signed_batches};
+pub use batch::{
+    Answer, BatchLimits, HARD_MAX_BYTES, causal_order, edge_signed_batches, vouched_prefix,
+};
 pub use message::{DecodeError, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode};
 pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, SetId, Snapshot};
 pub use session::{
