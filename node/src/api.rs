@@ -15,12 +15,14 @@ use axum::{Json, Router};
 use gongjian_engine::EngineError;
 use gongjian_identity::{DocId, DocType, PublicKey, UnitId, UnitKind};
 use gongjian_model::{Act, ActKind, ActsDoc, ItemFields, ItemStatus, ListDoc, ListKind, Target};
-use gongjian_net::Node;
 use gongjian_view::{ItemQuery, StatsBy, View, split_global_id};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::backend::Backend;
 use crate::node::{now, own_doc};
+use crate::{api_bundle, api_civic};
+use gongjian_engine::MAX_BUNDLE_BYTES;
 
 /// Request bodies larger than this get 413.
 pub const MAX_BODY: usize = 1 << 20;
@@ -36,7 +38,9 @@ pub struct Me {
 
 #[derive(Clone)]
 pub struct Api {
-    pub node: Arc<Node>,
+    pub backend: Backend,
+    /// The data dir (scratch space for bundle imports).
+    pub data_dir: Arc<std::path::PathBuf>,
     pub view: Arc<RwLock<View>>,
     pub token: Arc<String>,
     pub me: Arc<Me>,
@@ -52,24 +56,31 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
             message: message.into(),
         }
     }
-    fn bad(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
-    fn forbidden(message: impl Into<String>) -> ApiError {
+    pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
-    fn not_found(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
-    fn internal(message: impl Into<String>) -> ApiError {
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+    pub(crate) fn lock() -> ApiError {
+        ApiError::internal("a lock was poisoned by an earlier panic; restart the node")
     }
 }
 
@@ -139,14 +150,31 @@ impl From<gongjian_net::NetError> for ApiError {
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+pub(crate) type ApiResult = Result<Json<Value>, ApiError>;
 
 pub fn router(api: Api) -> Router {
     let v1 = Router::new()
         .route("/v1/node", get(node_info))
+        .route("/v1/status", get(status))
         .route("/v1/items", post(add_item))
         .route("/v1/items/{id}/status", post(set_status))
         .route("/v1/items/{id}/claim", post(claim))
+        .route("/v1/items/{id}/escalate", post(api_civic::escalate))
+        .route("/v1/grids", post(api_civic::add_grid))
+        .route("/v1/whistles", post(api_civic::add_whistle))
+        .route("/v1/whistles/{id}/respond", post(api_civic::respond))
+        .route("/v1/agreements", post(api_civic::add_agreement))
+        .route("/v1/agreements/{id}/sign", post(api_civic::sign_agreement))
+        .route("/v1/view/matches", get(api_civic::view_matches))
+        .route("/v1/view/agreements", get(api_civic::view_agreements))
+        .route("/v1/view/agreements/{id}", get(api_civic::view_agreement))
+        .route("/v1/view/grids", get(api_civic::view_grids))
+        .route("/v1/bundles/state", get(api_bundle::state))
+        .route("/v1/bundles/export", post(api_bundle::export))
+        .route(
+            "/v1/bundles/import",
+            post(api_bundle::import).layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES as usize)),
+        )
         .route("/v1/view/items", get(view_items))
         .route("/v1/view/items/{id}", get(view_item))
         .route("/v1/view/stats", get(view_stats))
@@ -201,11 +229,11 @@ async fn ready(State(api): State<Api>) -> Response {
 }
 
 async fn node_info(State(api): State<Api>) -> ApiResult {
-    let st = api.node.status();
-    let view = api
-        .view
-        .read()
-        .map_err(|_| ApiError::internal("view lock"))?;
+    let (running, st) = match api.backend.net() {
+        Some((_, st)) => (true, st),
+        None => (false, gongjian_net::NetStatus::default()),
+    };
+    let view = api.view.read().map_err(|_| ApiError::lock())?;
     let peers: Vec<Value> = st
         .peers
         .iter()
@@ -230,13 +258,69 @@ async fn node_info(State(api): State<Api>) -> ApiResult {
         "kind": api.me.kind.to_string(),
         "name": api.me.name,
         "public_key": api.me.key.to_string(),
-        "peer_id": api.node.peer_id().to_string(),
+        "peer_id": api.me.key.peer_id().to_string(),
+        "running": running,
         "listen": st.listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "peers": peers,
     })))
 }
 
-fn random_id() -> String {
+/// Days before expiry from which the certificate is reported as expiring.
+pub const CERT_WARN_DAYS: u64 = 30;
+
+/// This node's certificate: valid until when, or why not.
+pub fn certificate(trust: &gongjian_model::Trust, key: &PublicKey, now: u64) -> Value {
+    match trust.admit_until(key, now) {
+        Ok((_, until)) => {
+            let days_left = until.saturating_sub(now) / 86_400;
+            json!({
+                "state": if days_left < CERT_WARN_DAYS { "expiring" } else { "valid" },
+                "expires_at": until,
+                "days_left": days_left,
+            })
+        }
+        Err(e) => json!({"state": "invalid", "why": e.to_string()}),
+    }
+}
+
+/// `GET /v1/status`: what `gongjian status` prints.
+async fn status(State(api): State<Api>) -> ApiResult {
+    let key = api.me.key;
+    let (store, cert) = api
+        .backend
+        .read(move |r| {
+            let s = r.store().stats();
+            let epoch = r.store().epoch();
+            let cert = certificate(r.trust(), &key, now());
+            (s.and_then(|s| epoch.map(|e| (s, e))), cert)
+        })
+        .await?;
+    let (s, epoch) = store.map_err(|e| ApiError::internal(e.to_string()))?;
+    let (items, acts) = api.view.read().map_err(|_| ApiError::lock())?.len();
+    let net = api.backend.net().map(|(_, st)| {
+        json!({
+            "peers": st.peers.len(),
+            "connected": st.peers.values().filter(|p| p.connected).count(),
+            "misbehaviour": st.misbehaviour,
+        })
+    });
+    Ok(Json(json!({
+        "unit": api.me.unit,
+        "name": api.me.name,
+        "kind": api.me.kind.to_string(),
+        "running": net.is_some(),
+        "epoch": epoch,
+        "documents": s.docs,
+        "changes": s.changes,
+        "records": s.records,
+        "quarantined": s.quarantine,
+        "certificate": cert,
+        "view": {"items": items, "acts": acts},
+        "network": net,
+    })))
+}
+
+pub(crate) fn random_id() -> String {
     let mut raw = [0u8; 16];
     rand::fill(&mut raw);
     raw.iter().map(|b| format!("{b:02x}")).collect()
@@ -259,11 +343,8 @@ struct NewItem {
     urgent: Option<bool>,
 }
 
-fn item_json(api: &Api, id: &str) -> ApiResult {
-    let view = api
-        .view
-        .read()
-        .map_err(|_| ApiError::internal("view lock"))?;
+pub(crate) fn item_json(api: &Api, id: &str) -> ApiResult {
+    let view = api.view.read().map_err(|_| ApiError::lock())?;
     let item = view
         .item_view(&api.me.unit, id)
         .ok_or_else(|| ApiError::internal(format!("{id} written but not in the view")))?;
@@ -299,7 +380,7 @@ async fn add_item(
     let record = random_id();
     let rec = record.clone();
     let doc = api
-        .node
+        .backend
         .write(move |r| {
             let res = (|| {
                 let doc = own_doc(r, &unit, kind.doc_type())?;
@@ -318,16 +399,13 @@ async fn add_item(
 }
 
 /// The item named by a global id, as the view holds it.
-fn find_item(api: &Api, id: &str) -> Result<gongjian_view::ItemRow, ApiError> {
+pub(crate) fn find_item(api: &Api, id: &str) -> Result<gongjian_view::ItemRow, ApiError> {
     if split_global_id(id).is_none() {
         return Err(ApiError::bad(format!(
             "`{id}` is not an item id (document id, `.`, record id)"
         )));
     }
-    let view = api
-        .view
-        .read()
-        .map_err(|_| ApiError::internal("view lock"))?;
+    let view = api.view.read().map_err(|_| ApiError::lock())?;
     view.item_view(&api.me.unit, id)
         .map(|v| v.row)
         .ok_or_else(|| ApiError::not_found(format!("no item {id} in this node's view")))
@@ -351,14 +429,17 @@ async fn set_status(
         .map_err(|e: gongjian_model::ItemError| ApiError::bad(format!("status: {e}")))?;
     let item = find_item(&api, &id)?;
     if item.unit != api.me.unit {
+        if item.list == "problem" && item.escalated_to == Some(api.me.unit) {
+            return crate::api_civic::handle_problem(&api, &id, &item, status).await;
+        }
         return Err(ApiError::forbidden(format!(
-            "{id} belongs to unit {}: only the owning unit sets the status of its records (a unit handling an escalated problem records that in its own document)",
+            "{id} belongs to unit {}: only the owning unit sets the status of its records, or the unit a problem was escalated to (recorded in its own document)",
             item.unit
         )));
     }
     let (doc, _) = split_global_id(&id).ok_or_else(|| ApiError::bad("id"))?;
     let record = item.record.clone();
-    api.node
+    api.backend
         .write(move |r| {
             let t = now();
             let res = (|| {
@@ -407,7 +488,7 @@ async fn claim(
         record: record.to_owned(),
     };
     let unit = api.me.unit;
-    api.node
+    api.backend
         .write(move |r| {
             let res = (|| {
                 let acts = own_doc(r, &unit, DocType::Acts)?;
@@ -433,10 +514,7 @@ async fn view_items(
     q: Result<Query<ItemQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q?;
-    let view = api
-        .view
-        .read()
-        .map_err(|_| ApiError::internal("view lock"))?;
+    let view = api.view.read().map_err(|_| ApiError::lock())?;
     let page = view.items(&api.me.unit, &q)?;
     Ok(Json(
         serde_json::to_value(page).map_err(|e| ApiError::internal(e.to_string()))?,
@@ -470,21 +548,18 @@ async fn view_stats(
             )));
         }
     };
-    let view = api
-        .view
-        .read()
-        .map_err(|_| ApiError::internal("view lock"))?;
+    let view = api.view.read().map_err(|_| ApiError::lock())?;
     Ok(Json(json!({"stats": view.stats(&api.me.unit, by)})))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ScopeQuery {
+pub(crate) struct ScopeQuery {
     #[serde(default)]
-    scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
-fn scope_of(api: &Api, view: &View, scope: Option<&str>) -> Result<UnitId, ApiError> {
+pub(crate) fn scope_of(api: &Api, view: &View, scope: Option<&str>) -> Result<UnitId, ApiError> {
     let Some(s) = scope else {
         return Ok(api.me.unit);
     };
@@ -505,10 +580,7 @@ async fn view_digest(
     q: Result<Query<ScopeQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q?;
-    let view = api
-        .view
-        .read()
-        .map_err(|_| ApiError::internal("view lock"))?;
+    let view = api.view.read().map_err(|_| ApiError::lock())?;
     let scope = scope_of(&api, &view, q.scope.as_deref())?;
     Ok(Json(json!({
         "scope": scope,
@@ -522,10 +594,7 @@ async fn view_units(
 ) -> ApiResult {
     let Query(q) = q?;
     let (scope, places) = {
-        let view = api
-            .view
-            .read()
-            .map_err(|_| ApiError::internal("view lock"))?;
+        let view = api.view.read().map_err(|_| ApiError::lock())?;
         let scope = scope_of(&api, &view, q.scope.as_deref())?;
         let places: Vec<gongjian_view::Place> = view
             .places()
@@ -535,9 +604,8 @@ async fn view_units(
         (scope, places)
     };
     let units = api
-        .node
-        .call(move |a| {
-            let r = a.replica();
+        .backend
+        .read(move |r| {
             places
                 .into_iter()
                 .map(|p| {
@@ -594,9 +662,8 @@ async fn view_units(
 
 async fn docs(State(api): State<Api>) -> ApiResult {
     let docs = api
-        .node
-        .call(|a| {
-            let r = a.replica();
+        .backend
+        .read(|r| {
             let mut out = Vec::new();
             for (doc, g) in r.trust().documents() {
                 if let Ok(Some(m)) = r.store().doc_meta(doc) {
@@ -620,9 +687,8 @@ async fn doc(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
         .parse()
         .map_err(|_| ApiError::bad(format!("`{id}` is not a document id (64 hex digits)")))?;
     let out = api
-        .node
-        .call(move |a| {
-            let r = a.replica();
+        .backend
+        .read(move |r| {
             let Some(g) = r.trust().genesis(&doc).cloned() else {
                 return Ok(None);
             };

@@ -1,4 +1,4 @@
-//! `status`, `backup`, `restore`.
+//! `backup`, `restore`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,24 +27,6 @@ pub struct RestoreArgs {
     /// A directory written by `gongjian backup`.
     #[arg(long)]
     from: PathBuf,
-}
-
-pub fn status(data_dir: &Path) -> anyhow::Result<()> {
-    let dir = DataDir(data_dir.to_owned());
-    dir.load_config()?;
-    let store = open_store(&dir)?;
-    let s = store.stats().code(Exit::Failure)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "epoch": store.epoch().code(Exit::Failure)?,
-            "documents": s.docs,
-            "changes": s.changes,
-            "records": s.records,
-            "quarantined": s.quarantine,
-        }))?
-    );
-    Ok(())
 }
 
 pub fn backup(a: BackupArgs) -> anyhow::Result<()> {

@@ -9,9 +9,11 @@ use gongjian_engine::{Bundle, BundleError, MAX_BUNDLE_BYTES, PeerState};
 use gongjian_identity::UnitId;
 use serde_json::json;
 
+use axum::http::Method;
+
+use crate::client::{Client, Send, enc};
 use crate::config::DataDir;
 use crate::exit::{Coded, Exit, bail};
-use crate::node::{now, open};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BundleCommand {
@@ -122,6 +124,11 @@ fn read_capped(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// A bundle request through the API (to the daemon when it runs).
+fn client(data_dir: PathBuf) -> anyhow::Result<Client> {
+    Client::connect(&DataDir(data_dir))
+}
+
 pub fn run(c: BundleCommand) -> anyhow::Result<()> {
     match c {
         BundleCommand::State {
@@ -129,14 +136,21 @@ pub fn run(c: BundleCommand) -> anyhow::Result<()> {
             for_unit,
             out,
         } => {
-            let o = open(&DataDir(data_dir))?;
             let exporter: UnitId = for_unit.parse().context("--for").code(Exit::BadInput)?;
-            let state = o.replica.peer_state(&exporter).code(Exit::Failure)?;
-            write_durably(&out, &state.encode())?;
+            let client = client(data_dir)?;
+            let bytes = client.bytes(
+                Method::GET,
+                &format!("/v1/bundles/state?for={}", enc(exporter.as_str())),
+                Send::None,
+            );
+            client.close();
+            let bytes = bytes?;
+            let state = PeerState::decode(&bytes).map_err(bundle_exit)?;
+            write_durably(&out, &bytes)?;
             println!(
                 "{}",
                 json!({
-                    "unit": o.checked.unit.to_string(),
+                    "unit": state.unit.map(|u| u.to_string()),
                     "records": state.records.len(),
                     "documents": state.docs.len(),
                     "out": out.display().to_string(),
@@ -150,76 +164,56 @@ pub fn run(c: BundleCommand) -> anyhow::Result<()> {
             have,
             out,
         } => {
-            let o = open(&DataDir(data_dir))?;
             let have = have
                 .map(|p| {
                     let bytes = read_capped(&p, "--have")?;
                     PeerState::decode(&bytes)
                         .map_err(bundle_exit)
-                        .with_context(|| format!("--have {}", p.display()))
+                        .with_context(|| format!("--have {}", p.display()))?;
+                    Ok::<_, anyhow::Error>(bytes)
                 })
                 .transpose()?;
+            if have.is_some() && for_unit.is_none() {
+                return bail(
+                    Exit::BadInput,
+                    "--have needs --for UNIT (the unit it is from)",
+                );
+            }
             let for_unit: Option<UnitId> = for_unit
                 .map(|u| u.parse().context("--for").code(Exit::BadInput))
                 .transpose()?;
-            let made_for = match (for_unit, have.as_ref().map(|h| h.unit)) {
-                (Some(f), Some(Some(h))) if f != h => {
-                    return bail(
-                        Exit::BadInput,
-                        format!("--for {f}, but the --have file is of unit {h}"),
-                    );
-                }
-                (Some(f), _) => f,
-                (None, Some(_)) => {
-                    return bail(
-                        Exit::BadInput,
-                        "--have needs --for UNIT (the unit it is from)",
-                    );
-                }
-                (None, None) => o.checked.unit,
+            let path = match for_unit {
+                Some(u) => format!("/v1/bundles/export?for={}", enc(u.as_str())),
+                None => "/v1/bundles/export".to_owned(),
             };
-            if o.replica.trust().unit(&made_for).is_none() {
-                return bail(
-                    Exit::BadInput,
-                    format!("--for {made_for}: no such unit is known to this node"),
-                );
-            }
-            let (bytes, summary) = o
-                .replica
-                .export_bundle(made_for, have.as_ref(), now())
-                .map_err(bundle_exit)?;
+            let client = client(data_dir)?;
+            let res = client.bytes_with_summary(
+                Method::POST,
+                &path,
+                have.map(Send::Bytes).unwrap_or(Send::None),
+            );
+            client.close();
+            let (bytes, summary) = res?;
             write_durably(&out, &bytes)?;
-            let mut v = serde_json::to_value(&summary)?;
+            let mut v = summary.unwrap_or_else(|| json!({}));
             v["out"] = json!(out.display().to_string());
+            v["bytes"] = json!(bytes.len());
             println!("{v}");
             Ok(())
         }
         BundleCommand::Import { data_dir, file } => {
-            let dir = DataDir(data_dir);
             let bytes = read_capped(&file, "bundle")?;
-            let bundle = Bundle::parse(&bytes)
+            // Refused here, before the store is touched, if it is not a
+            // bundle or its signature fails.
+            Bundle::parse(&bytes)
                 .map_err(bundle_exit)
                 .with_context(|| format!("refused {}, nothing imported", file.display()))?;
-            let mut o = open(&dir)?;
-            // The store is locked by this process: any scratch copy left by
-            // an import that was killed is stale.
-            for e in std::fs::read_dir(&dir.0).into_iter().flatten().flatten() {
-                if e.file_name()
-                    .to_string_lossy()
-                    .starts_with("import-scratch-")
-                {
-                    std::fs::remove_dir_all(e.path())
-                        .with_context(|| format!("removing {}", e.path().display()))
-                        .code(Exit::Failure)?;
-                }
-            }
-            let scratch = dir.0.join(format!("import-scratch-{}", std::process::id()));
-            let summary = o
-                .replica
-                .import_bundle(&bundle, &scratch, now())
-                .map_err(bundle_exit)
-                .with_context(|| format!("refused {}, nothing imported", file.display()))?;
-            println!("{}", serde_json::to_string(&summary)?);
+            let client = client(data_dir)?;
+            let res = client.json(Method::POST, "/v1/bundles/import", Send::Bytes(bytes));
+            client.close();
+            let summary =
+                res.with_context(|| format!("refused {}, nothing imported", file.display()))?;
+            println!("{summary}");
             Ok(())
         }
     }

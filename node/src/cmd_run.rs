@@ -10,6 +10,7 @@ use gongjian_net::{NetConfig, Node};
 use gongjian_view::View;
 
 use crate::api::{self, Api, Me};
+use crate::backend::Backend;
 
 use crate::DirArg;
 use crate::config::{Config, DataDir};
@@ -111,13 +112,19 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
         let node = Arc::new(node);
         let ready = Arc::new(AtomicBool::new(true));
         let app = api::router(Api {
-            node: node.clone(),
+            backend: Backend::Net(node.clone()),
+            data_dir: Arc::new(dir.0.clone()),
             view,
             token: Arc::new(token),
             me: Arc::new(me),
             ready: ready.clone(),
         });
         let addrs = node.listen_addrs().await;
+        // Where commands find the API while the daemon holds the store.
+        let addr_file = dir.api_addr();
+        std::fs::write(&addr_file, format!("{api_bound}\n"))
+            .with_context(|| format!("writing {}", addr_file.display()))
+            .code(Exit::DataDir)?;
         tracing::info!(
             %unit,
             name = %config.name,
@@ -157,6 +164,7 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             .await
             .context("closing the store")
             .code(Exit::Failure)?;
+        let _ = std::fs::remove_file(&addr_file);
         tracing::info!("stopped");
         Ok(())
     })

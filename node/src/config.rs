@@ -111,6 +111,11 @@ impl DataDir {
     pub fn db(&self) -> PathBuf {
         self.0.join("db")
     }
+    /// Written by `gongjian run` once the API listens: its address.
+    pub fn api_addr(&self) -> PathBuf {
+        self.0.join("api.addr")
+    }
+
     pub fn api_token(&self) -> PathBuf {
         self.0.join("api.token")
     }

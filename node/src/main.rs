@@ -2,11 +2,15 @@
 //! in the crates.
 
 mod api;
+mod api_bundle;
+mod api_civic;
+mod backend;
+mod client;
 mod cmd_admin;
+mod cmd_api;
 mod cmd_bundle;
 mod cmd_cert;
 mod cmd_init;
-mod cmd_need;
 mod cmd_run;
 mod config;
 mod exit;
@@ -38,16 +42,33 @@ enum Command {
     /// Certificates: issue, install, revoke, renew, list.
     #[command(subcommand)]
     Cert(cmd_cert::CertCommand),
-    /// The unit's list of needs (需求清单).
+    /// The unit's list of needs (需求清单): `item` for the need list.
     #[command(subcommand)]
-    Need(cmd_need::NeedCommand),
+    Need(cmd_api::NeedCommand),
+    /// Records of this unit's lists: add, set status, claim, escalate, show.
+    #[command(subcommand)]
+    Item(cmd_api::ItemCommand),
+    /// The merged view: items, stats, units, digest, matches, agreements, grids.
+    #[command(subcommand)]
+    View(cmd_api::ViewCommand),
+    /// This unit's grids (网格).
+    #[command(subcommand)]
+    Grid(cmd_api::GridCommand),
+    /// Co-building agreements (共建协议): propose, sign.
+    #[command(subcommand)]
+    Agreement(cmd_api::AgreementCommand),
+    /// Whistles (吹哨): blow, respond (报到).
+    #[command(subcommand)]
+    Whistle(cmd_api::WhistleCommand),
+    /// Any API request (GET or POST a path), printed as JSON.
+    Api(cmd_api::ApiArgs),
     /// Sneakernet: carry signed records and changes on a file.
     #[command(subcommand)]
     Bundle(cmd_bundle::BundleCommand),
     /// Run the node: store, network, sync, until SIGTERM or SIGINT.
     Run(DirArg),
-    /// Counts of what the store holds.
-    Status(DirArg),
+    /// The node: store counts, certificate expiry, peers.
+    Status(cmd_api::Common),
     /// Copy the store to a directory (a consistent RocksDB checkpoint).
     Backup(cmd_admin::BackupArgs),
     /// Replace the store with a backup; moves the node to a new epoch.
@@ -66,10 +87,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(a) => cmd_init::init(a),
         Command::Id(a) => cmd_init::id(&a.data_dir),
         Command::Cert(c) => cmd_cert::run(c),
-        Command::Need(c) => cmd_need::run(c),
+        Command::Need(c) => cmd_api::need(c),
+        Command::Item(c) => cmd_api::item(c),
+        Command::View(c) => cmd_api::view(c),
+        Command::Grid(c) => cmd_api::grid(c),
+        Command::Agreement(c) => cmd_api::agreement(c),
+        Command::Whistle(c) => cmd_api::whistle(c),
+        Command::Api(a) => cmd_api::api(a),
         Command::Bundle(c) => cmd_bundle::run(c),
         Command::Run(a) => cmd_run::run(a),
-        Command::Status(a) => cmd_admin::status(&a.data_dir),
+        Command::Status(c) => cmd_api::status(c),
         Command::Backup(a) => cmd_admin::backup(a),
         Command::Restore(a) => cmd_admin::restore(a),
     }

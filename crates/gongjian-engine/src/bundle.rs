@@ -4,7 +4,14 @@
 //!
 //! Import is all or nothing against tampering: the file's signature, every
 //! record and every change are checked (the last in a dry run on a
-//! checkpoint of the store) before anything reaches the real store.
+//! checkpoint of the store) before anything reaches the real store. The
+//! head (sender, target, records) comes first and is small: the sender is
+//! admitted before a byte of the changes is decoded.
+//!
+//! All or nothing is a guard against tampering, not a transaction: an
+//! import killed half way keeps the chunks it had made durable (each is an
+//! ordinary verified ingest), and importing the same bundle again completes
+//! it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -25,7 +32,7 @@ pub const BUNDLE_MAGIC: &[u8; 8] = b"GJBUNDLE";
 /// First bytes of a peer-state ("have") file.
 pub const STATE_MAGIC: &[u8; 8] = b"GJHAVE\0\0";
 /// The bundle format this build writes and reads.
-pub const BUNDLE_VERSION: u16 = 1;
+pub const BUNDLE_VERSION: u16 = 2;
 /// Bundles larger than this are refused before they are read.
 pub const MAX_BUNDLE_BYTES: u64 = 2 << 30;
 /// A chunk of one document's changes is ingested in one call; the exporter
@@ -34,8 +41,10 @@ const CHUNK_BYTES: usize = 8 << 20;
 const CHUNK_CHANGES: usize = 8192;
 /// Import refuses a chunk of more changes than this.
 pub const MAX_CHUNK: usize = 65_536;
-const SIGNING_CONTEXT: &[u8] = b"gongjian-bundle-v1";
-const HEADER: usize = 8 + 2 + 32 + 64;
+/// The head (sender, target and records) is refused past this size.
+pub const MAX_HEAD_BYTES: usize = 64 << 20;
+const SIGNING_CONTEXT: &[u8] = b"gongjian-bundle-v2";
+const HEADER: usize = 8 + 2 + 32 + 64 + 4;
 
 /// Why a bundle or a state file was refused. Nothing was imported.
 #[derive(Debug, thiserror::Error)]
@@ -74,21 +83,23 @@ pub enum BundleError {
     Scratch(std::io::Error),
 }
 
+/// Who sent the bundle, for whom, and the membership records it carries:
+/// everything needed to admit the sender, decoded before the changes.
 #[derive(Debug, Serialize, Deserialize)]
-struct Body {
+struct Head {
     from: UnitId,
     made_for: UnitId,
     created_at: u64,
     records: Vec<Vec<u8>>,
-    docs: Vec<DocChanges>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct DocChanges {
+struct DocChanges<'a> {
     doc: [u8; 32],
     /// Encoded changes in causal order, each chunk ending at a point where
     /// every actor's last change is signed.
-    chunks: Vec<Vec<Vec<u8>>>,
+    #[serde(borrow)]
+    chunks: Vec<Vec<&'a [u8]>>,
 }
 
 /// What a node holds, for an exporter to send only what it lacks.
@@ -153,20 +164,23 @@ pub struct ImportSummary {
     pub documents_skipped: usize,
 }
 
-/// A bundle whose signature verified (membership not yet checked).
+/// A bundle whose signature verified and whose head decoded (membership not
+/// yet checked, changes not yet decoded).
 #[derive(Debug)]
-pub struct Bundle {
+pub struct Bundle<'a> {
     signer: PublicKey,
-    body: Body,
+    head: Head,
+    docs: &'a [u8],
 }
 
 fn signed_message(body: &[u8]) -> Hash {
     Hash::of_parts(&[SIGNING_CONTEXT, &BUNDLE_VERSION.to_be_bytes(), body])
 }
 
-impl Bundle {
-    /// Parses a bundle file and checks its signature.
-    pub fn parse(bytes: &[u8]) -> Result<Bundle, BundleError> {
+impl<'a> Bundle<'a> {
+    /// Parses a bundle file's head and checks its signature; the changes are
+    /// decoded only once the sender is admitted ([`Replica::import_bundle`]).
+    pub fn parse(bytes: &'a [u8]) -> Result<Bundle<'a>, BundleError> {
         if bytes.len() < 8 || &bytes[..8] != BUNDLE_MAGIC {
             return Err(BundleError::NotABundle {
                 expected: "GJBUNDLE",
@@ -185,13 +199,31 @@ impl Bundle {
         let key: [u8; 32] = bytes[10..42].try_into().unwrap_or([0; 32]);
         let sig: [u8; 64] = bytes[42..106].try_into().unwrap_or([0; 64]);
         let signer = PublicKey::from_bytes(key).map_err(|_| BundleError::BadSignature)?;
-        let raw = &bytes[HEADER..];
+        let head_len = u32::from_be_bytes([bytes[106], bytes[107], bytes[108], bytes[109]]);
+        let head_len = head_len as usize;
+        let raw = &bytes[HEADER - 4..];
+        if head_len > MAX_HEAD_BYTES || head_len > bytes.len() - HEADER {
+            return Err(BundleError::Malformed(format!(
+                "the head says {head_len} bytes; {} remain and at most {MAX_HEAD_BYTES} are allowed",
+                bytes.len() - HEADER
+            )));
+        }
         signer
             .verify(signed_message(raw).as_bytes(), &Signature(sig))
             .map_err(|_| BundleError::BadSignature)?;
-        let body: Body =
-            postcard::from_bytes(raw).map_err(|e| BundleError::Malformed(e.to_string()))?;
-        Ok(Bundle { signer, body })
+        let head: Head = postcard::from_bytes(&bytes[HEADER..HEADER + head_len])
+            .map_err(|e| BundleError::Malformed(format!("head: {e}")))?;
+        Ok(Bundle {
+            signer,
+            head,
+            docs: &bytes[HEADER + head_len..],
+        })
+    }
+
+    /// The changes, decoded (borrowing from the file) once the sender is
+    /// admitted.
+    fn decode_docs(&self) -> Result<Vec<DocChanges<'a>>, BundleError> {
+        postcard::from_bytes(self.docs).map_err(|e| BundleError::Malformed(format!("changes: {e}")))
     }
 
     /// Encodes and signs a bundle. `docs` holds, per document, chunks of
@@ -204,41 +236,54 @@ impl Bundle {
         records: Vec<Vec<u8>>,
         docs: Vec<(DocId, Vec<Vec<Vec<u8>>>)>,
     ) -> Result<Vec<u8>, BundleError> {
-        let body = Body {
+        let encoding = |e: postcard::Error| BundleError::Malformed(format!("encoding: {e}"));
+        let head = postcard::to_stdvec(&Head {
             from,
             made_for,
             created_at,
             records,
-            docs: docs
-                .into_iter()
-                .map(|(doc, chunks)| DocChanges {
-                    doc: *doc.as_bytes(),
-                    chunks,
-                })
-                .collect(),
-        };
-        let raw = postcard::to_stdvec(&body)
-            .map_err(|e| BundleError::Malformed(format!("encoding: {e}")))?;
-        let sig = secret.sign(signed_message(&raw).as_bytes());
-        let mut out = Vec::with_capacity(HEADER + raw.len());
+        })
+        .map_err(encoding)?;
+        if head.len() > MAX_HEAD_BYTES {
+            return Err(BundleError::Malformed(format!(
+                "{} bytes of records, over the {MAX_HEAD_BYTES}-byte head",
+                head.len()
+            )));
+        }
+        let docs: Vec<DocChanges<'_>> = docs
+            .iter()
+            .map(|(doc, chunks)| DocChanges {
+                doc: *doc.as_bytes(),
+                chunks: chunks
+                    .iter()
+                    .map(|ch| ch.iter().map(Vec::as_slice).collect())
+                    .collect(),
+            })
+            .collect();
+        let docs = postcard::to_stdvec(&docs).map_err(encoding)?;
+        let mut out = Vec::with_capacity(HEADER + head.len() + docs.len());
         out.extend_from_slice(BUNDLE_MAGIC);
         out.extend_from_slice(&BUNDLE_VERSION.to_be_bytes());
         out.extend_from_slice(secret.public().as_bytes());
-        out.extend_from_slice(&sig.0);
-        out.extend_from_slice(&raw);
+        out.extend_from_slice(&[0; 64]);
+        out.extend_from_slice(&(head.len() as u32).to_be_bytes());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&docs);
+        let sig = secret.sign(signed_message(&out[HEADER - 4..]).as_bytes());
+        out[42..106].copy_from_slice(&sig.0);
         Ok(out)
     }
 
     pub fn from_unit(&self) -> UnitId {
-        self.body.from
+        self.head.from
     }
 
     pub fn made_for(&self) -> UnitId {
-        self.body.made_for
+        self.head.made_for
     }
 
     pub fn created_at(&self) -> u64 {
-        self.body.created_at
+        self.head.created_at
     }
 }
 
@@ -358,11 +403,12 @@ impl Replica {
     /// afterwards). Only then is it imported for real.
     pub fn import_bundle(
         &mut self,
-        bundle: &Bundle,
+        bundle: &Bundle<'_>,
         scratch: &Path,
         now: u64,
     ) -> Result<ImportSummary, BundleError> {
         self.check_bundle(bundle, now)?;
+        let docs = bundle.decode_docs()?;
         if scratch.exists() {
             return Err(BundleError::Scratch(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -373,29 +419,29 @@ impl Replica {
             self.store.checkpoint(scratch).map_err(EngineError::from)?;
             let store = Store::open(scratch).map_err(EngineError::from)?;
             let mut copy = Replica::open(store, *self.membership.root(), self.local.clone())?;
-            let r = copy.apply_bundle(bundle);
+            let r = copy.apply_bundle(bundle, &docs);
             drop(copy);
             r
         })();
         let removed = std::fs::remove_dir_all(scratch);
         dry?;
         removed.map_err(BundleError::Scratch)?;
-        self.apply_bundle(bundle)
+        self.apply_bundle(bundle, &docs)
     }
 
     /// The checks that need no store: membership of the signer (with the
     /// bundle's own records), the unit it was made for, every record.
-    fn check_bundle(&self, bundle: &Bundle, now: u64) -> Result<(), BundleError> {
+    fn check_bundle(&self, bundle: &Bundle<'_>, now: u64) -> Result<(), BundleError> {
         if let Some(local) = &self.local
-            && bundle.body.made_for != local.unit
+            && bundle.head.made_for != local.unit
         {
             return Err(BundleError::WrongUnit {
-                made_for: bundle.body.made_for,
+                made_for: bundle.head.made_for,
                 this: local.unit,
             });
         }
         let mut next: Membership = self.membership.clone();
-        for (index, raw) in bundle.body.records.iter().enumerate() {
+        for (index, raw) in bundle.head.records.iter().enumerate() {
             let bad = |why: String| BundleError::BadRecord { index, why };
             let record = SignedRecord::decode(raw).map_err(|e| bad(e.to_string()))?;
             let v = verify_record(record).map_err(|e| bad(e.to_string()))?;
@@ -408,21 +454,25 @@ impl Replica {
                 signer: bundle.signer.to_string(),
                 why: e.to_string(),
             })?;
-        if info.unit != bundle.body.from {
+        if info.unit != bundle.head.from {
             return Err(BundleError::WrongSender {
-                claimed: bundle.body.from,
+                claimed: bundle.head.from,
                 actual: info.unit,
             });
         }
         Ok(())
     }
 
-    fn apply_bundle(&mut self, bundle: &Bundle) -> Result<ImportSummary, BundleError> {
+    fn apply_bundle(
+        &mut self,
+        bundle: &Bundle<'_>,
+        docs: &[DocChanges<'_>],
+    ) -> Result<ImportSummary, BundleError> {
         let mut s = ImportSummary {
-            from: Some(bundle.body.from),
+            from: Some(bundle.head.from),
             ..ImportSummary::default()
         };
-        let records = self.ingest_records(bundle.body.records.clone())?;
+        let records = self.ingest_records(bundle.head.records.clone())?;
         if records.invalid > 0 {
             return Err(BundleError::Malformed(format!(
                 "{} records do not verify",
@@ -432,7 +482,7 @@ impl Replica {
         s.records_new = records.accepted;
         s.records_unknown = records.unknown;
         let me = self.local.as_ref().map(|l| l.unit);
-        for entry in &bundle.body.docs {
+        for entry in docs {
             let doc = DocId(Hash(entry.doc));
             if self.trust.genesis(&doc).is_none() {
                 return Err(BundleError::BadChange {
@@ -469,7 +519,7 @@ impl Replica {
             s.documents += 1;
             let mut offset = 0usize;
             for chunk in &entry.chunks {
-                let report = self.ingest(chunk.clone())?;
+                let report = self.ingest(chunk.iter().map(|c| c.to_vec()).collect())?;
                 for (i, why) in report.invalid {
                     if matches!(why, InvalidChange::QuarantineFull { .. }) {
                         continue;

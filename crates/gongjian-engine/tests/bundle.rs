@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use gongjian_engine::{Bundle, BundleError, Replica};
-use gongjian_identity::{DocId, DocType, Secret};
+use gongjian_identity::{DocId, DocType, Hash, Secret};
 use gongjian_model::NeedsDoc;
 use tempfile::tempdir;
 
@@ -144,6 +144,25 @@ fn tampered_foreign_misaddressed_and_forged_bundles_are_refused_whole() {
     .unwrap();
     let e = d
         .import_bundle(&Bundle::parse(&foreign).unwrap(), &scratch, NOW)
+        .unwrap_err();
+    assert!(matches!(e, BundleError::Foreign { .. }), "{e}");
+    // The head comes first: a stranger's changes are never decoded. Its
+    // changes section here is garbage (re-signed as PROTOCOL §10 says), and
+    // the refusal is still "foreign", not "malformed".
+    let head_len = u32::from_be_bytes(foreign[106..110].try_into().unwrap()) as usize;
+    let mut garbage = foreign[..110 + head_len].to_vec();
+    garbage.extend_from_slice(&[0xff; 4096]);
+    let sig = stranger.sign(
+        Hash::of_parts(&[
+            b"gongjian-bundle-v2".as_slice(),
+            &2u16.to_be_bytes(),
+            &garbage[106..],
+        ])
+        .as_bytes(),
+    );
+    garbage[42..106].copy_from_slice(&sig.0);
+    let e = d
+        .import_bundle(&Bundle::parse(&garbage).unwrap(), &scratch, NOW)
         .unwrap_err();
     assert!(matches!(e, BundleError::Foreign { .. }), "{e}");
 

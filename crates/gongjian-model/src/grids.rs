@@ -72,6 +72,7 @@ impl FromStr for GridLevel {
 
 /// The counts a grid reports for itself (not its children).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GridCounts {
     pub households: u64,
     pub compounds: u64,

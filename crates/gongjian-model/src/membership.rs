@@ -271,6 +271,16 @@ impl Trust {
     /// Admission of a key at `now` (connections, local writes): a chain of
     /// certificates valid at `now` up to the root, and no revocation.
     pub fn admit(&self, key: &PublicKey, now: u64) -> Result<UnitInfo, CertChainError> {
+        self.admit_until(key, now).map(|(info, _)| info)
+    }
+
+    /// [`Trust::admit`], with when the admission ends: the earliest
+    /// `not_after` along the longest-lived valid chain (for expiry warnings).
+    pub fn admit_until(
+        &self,
+        key: &PublicKey,
+        now: u64,
+    ) -> Result<(UnitInfo, u64), CertChainError> {
         if let Some((hash, _)) = self.revocations_of(key).first() {
             return Err(CertChainError::Revoked {
                 key: *key,
@@ -278,17 +288,20 @@ impl Trust {
             });
         }
         let mut last_err = CertChainError::NotRooted(*key);
+        let mut best: Option<(UnitInfo, u64)> = None;
         for unit in self.units_of(key) {
             match self.chain_at(key, &unit, now, 0) {
-                Ok(()) => {
-                    if let Some(info) = self.unit(&unit) {
-                        return Ok(info);
+                Ok(until) => {
+                    if let Some(info) = self.unit(&unit)
+                        && best.as_ref().is_none_or(|(_, b)| until > *b)
+                    {
+                        best = Some((info, until));
                     }
                 }
                 Err(e) => last_err = e,
             }
         }
-        Err(last_err)
+        best.ok_or(last_err)
     }
 
     fn chain_at(
@@ -297,8 +310,9 @@ impl Trust {
         unit: &UnitId,
         now: u64,
         depth: u8,
-    ) -> Result<(), CertChainError> {
+    ) -> Result<u64, CertChainError> {
         let mut last_err = CertChainError::NotRooted(*key);
+        let mut best: Option<u64> = None;
         if depth > 8 {
             return Err(last_err);
         }
@@ -326,18 +340,19 @@ impl Trust {
                 continue;
             }
             if Some(&vc.signer) == self.root.as_ref() {
-                return Ok(());
+                best = best.max(Some(c.not_after));
+                continue;
             }
             let Some(parent) = c.parent else { continue };
             // A revoked issuer's certificates count only inside its cut, and
             // that was settled when `certs` was built: a certificate kept by
             // the cut still admits (PROTOCOL.md 5.2).
             match self.chain_at(&vc.signer, &parent, now, depth + 1) {
-                Ok(()) => return Ok(()),
+                Ok(until) => best = best.max(Some(until.min(c.not_after))),
                 Err(e) => last_err = e,
             }
         }
-        Err(last_err)
+        best.ok_or(last_err)
     }
 }
 

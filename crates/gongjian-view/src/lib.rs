@@ -8,8 +8,11 @@
 //! Must never: read anything but accepted changes (it is fed from the
 //! replica), or drop a conflicting concurrent value silently.
 
+mod civic;
 mod query;
 mod rows;
+
+pub use civic::{AgreementQuery, AgreementRow, AgreementView, GridRow, MatchRow, PartyView};
 
 pub use query::{ItemPage, ItemQuery, ItemView, MAX_LIMIT, QueryError, StatRow, StatsBy};
 pub use rows::{ActRow, ItemRow, Provenance, global_id, split_global_id};
@@ -47,6 +50,8 @@ pub struct View {
     acts: BTreeMap<String, ActRow>,
     /// Target global id → acts pointing at it.
     acts_on: HashMap<String, BTreeSet<String>>,
+    grids: BTreeMap<DocId, Vec<GridRow>>,
+    agreements: BTreeMap<DocId, AgreementRow>,
     /// Heads of each document as last folded in.
     heads: HashMap<DocId, Vec<Hash>>,
     /// Documents folded in since start (for metrics and lag).
@@ -126,7 +131,12 @@ impl View {
             self.remove_doc(doc);
             return;
         };
-        if ListKind::of_doc_type(g.doc_type).is_none() && g.doc_type != DocType::Acts {
+        if ListKind::of_doc_type(g.doc_type).is_none()
+            && !matches!(
+                g.doc_type,
+                DocType::Acts | DocType::Grids | DocType::Agreement
+            )
+        {
             return;
         }
         let heads = match replica.store().doc_meta(doc) {
@@ -138,7 +148,7 @@ impl View {
         };
         match replica.load(doc) {
             Ok(mut am) => {
-                self.update(*doc, g.unit, g.doc_type, &mut am);
+                self.update(*doc, g.unit, g.doc_type, &g.parties, &mut am);
                 self.heads.insert(*doc, heads);
             }
             Err(e) => tracing::warn!(%doc, error = %e, "view: document not loaded"),
@@ -168,6 +178,8 @@ impl View {
 
     fn remove_doc(&mut self, doc: &DocId) {
         self.heads.remove(doc);
+        self.grids.remove(doc);
+        self.agreements.remove(doc);
         if let Some(old) = self.docs.remove(doc) {
             for id in old.items {
                 self.items.remove(&id);
@@ -185,8 +197,16 @@ impl View {
         }
     }
 
-    /// Replaces the rows of `doc` with those of `am` (its accepted state).
-    pub fn update(&mut self, doc: DocId, unit: UnitId, doc_type: DocType, am: &mut Automerge) {
+    /// Replaces the rows of `doc` with those of `am` (its accepted state);
+    /// `parties` are an agreement's other parties from its genesis.
+    pub fn update(
+        &mut self,
+        doc: DocId,
+        unit: UnitId,
+        doc_type: DocType,
+        parties: &[UnitId],
+        am: &mut Automerge,
+    ) {
         self.remove_doc(&doc);
         let mut rows = DocRows::default();
         let changes = rows::ChangeIndex::new(am);
@@ -195,6 +215,12 @@ impl View {
                 rows.items.push(item.id.clone());
                 self.items.insert(item.id.clone(), item);
             }
+        } else if doc_type == DocType::Grids {
+            self.grids
+                .insert(doc, civic::grid_rows(doc, unit, am, &changes));
+        } else if doc_type == DocType::Agreement {
+            self.agreements
+                .insert(doc, civic::agreement_row(doc, unit, parties, am, &changes));
         } else if doc_type == DocType::Acts {
             for act in rows::acts(doc, unit, am, &changes) {
                 rows.acts.push(act.id.clone());
@@ -246,6 +272,17 @@ impl View {
         }
         for row in self.acts.values() {
             if self.in_scope(&row.unit, scope) {
+                parts.push(serde_json::to_vec(row).unwrap_or_default());
+                parts.push(serde_json::to_vec(&row.act).unwrap_or_default());
+            }
+        }
+        for row in self.grids.values().flatten() {
+            if self.in_scope(&row.unit, scope) {
+                parts.push(serde_json::to_vec(row).unwrap_or_default());
+            }
+        }
+        for row in self.agreements.values() {
+            if self.in_scope(&row.owner, scope) {
                 parts.push(serde_json::to_vec(row).unwrap_or_default());
             }
         }

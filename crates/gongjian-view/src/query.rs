@@ -22,7 +22,7 @@ pub struct QueryError {
     pub why: String,
 }
 
-fn bad(param: &'static str, why: impl Into<String>) -> QueryError {
+pub(crate) fn bad(param: &'static str, why: impl Into<String>) -> QueryError {
     QueryError {
         param,
         why: why.into(),
@@ -176,7 +176,7 @@ pub struct StatRow {
 }
 
 impl View {
-    fn view_of(&self, row: &ItemRow) -> ItemView {
+    pub(crate) fn view_of(&self, row: &ItemRow) -> ItemView {
         let place = self.place(&row.unit);
         let acts: Vec<ActRow> = self.acts_on(&row.id).into_iter().cloned().collect();
         let claimed = acts

@@ -57,6 +57,10 @@ pub struct ItemRow {
     pub level: Option<&'static str>,
     /// The unit the latest escalation step names as handler.
     pub escalated_to: Option<UnitId>,
+    /// Whistles only: the levels called to respond (empty: all).
+    pub levels: Vec<&'static str>,
+    /// Whistles only: the responder the order was dispatched to.
+    pub dispatched_to: Option<UnitId>,
     pub created_at: i64,
     pub updated_at: i64,
     pub unit: UnitId,
@@ -78,6 +82,10 @@ pub struct ActRow {
     pub created_at: i64,
     pub unit: UnitId,
     pub provenance: Provenance,
+    /// The act as written (signed heads, parts, services), for the joins
+    /// that derive an agreement's status.
+    #[serde(skip)]
+    pub act: gongjian_model::Act,
 }
 
 /// Which change carried each op: per actor, (start op, max op, hash).
@@ -109,7 +117,11 @@ impl ChangeIndex {
 }
 
 /// The author key and change of the latest op on any field of `obj`.
-fn latest(am: &Automerge, obj: &ObjId, changes: &ChangeIndex) -> (Option<String>, Option<String>) {
+pub(crate) fn latest(
+    am: &Automerge,
+    obj: &ObjId,
+    changes: &ChangeIndex,
+) -> (Option<String>, Option<String>) {
     let mut last: Option<(u64, Vec<u8>)> = None;
     for key in am.keys(obj) {
         if let Ok(Some((_, ObjId::Id(counter, actor, _)))) = am.get(obj, key.as_str())
@@ -130,7 +142,7 @@ fn latest(am: &Automerge, obj: &ObjId, changes: &ChangeIndex) -> (Option<String>
     (author, change)
 }
 
-fn record(am: &Automerge, id: &str) -> Option<ObjId> {
+pub(crate) fn record(am: &Automerge, id: &str) -> Option<ObjId> {
     match am.get(automerge::ROOT, id) {
         Ok(Some((automerge::Value::Object(automerge::ObjType::Map), obj))) => Some(obj),
         _ => None,
@@ -167,6 +179,8 @@ pub(crate) fn items(
                 status_zh: it.status.label_zh(),
                 level: it.level.map(|l| l.as_str()),
                 escalated_to: it.escalations.last().and_then(|e| e.handler),
+                levels: it.levels.iter().map(|k| k.as_str()).collect(),
+                dispatched_to: it.dispatched_to,
                 created_at: it.created_at,
                 updated_at: it.updated_at,
                 unit,
@@ -195,6 +209,7 @@ pub(crate) fn acts(
                 .map(|o| latest(am, &o, changes))
                 .unwrap_or((None, None));
             ActRow {
+                act: a.clone(),
                 id: global_id(&doc, &a.id),
                 kind: a.kind.as_str(),
                 kind_zh: a.kind.label_zh(),
