@@ -26,6 +26,8 @@ use gongjian_engine::MAX_BUNDLE_BYTES;
 
 /// Request bodies larger than this get 413.
 pub const MAX_BODY: usize = 1 << 20;
+/// A peer-state file sent to `/v1/bundles/export`.
+pub const MAX_STATE_BYTES: usize = 256 << 20;
 
 /// Who this node is, for `/v1/node`.
 #[derive(Debug, Clone)]
@@ -134,6 +136,9 @@ impl From<EngineError> for ApiError {
                 format!("{e}: renew this node's certificate"),
             ),
             EngineError::UnknownDocument(_) => ApiError::not_found(e.to_string()),
+            // A local edit that would make an invalid change (e.g. over the
+            // change size limit): the input was too big.
+            EngineError::LocalInvalid(_) => ApiError::bad(format!("{e} (shorten the request)")),
             EngineError::Need(_)
             | EngineError::Grid(_)
             | EngineError::Act(_)
@@ -170,7 +175,10 @@ pub fn router(api: Api) -> Router {
         .route("/v1/view/agreements/{id}", get(api_civic::view_agreement))
         .route("/v1/view/grids", get(api_civic::view_grids))
         .route("/v1/bundles/state", get(api_bundle::state))
-        .route("/v1/bundles/export", post(api_bundle::export))
+        .route(
+            "/v1/bundles/export",
+            post(api_bundle::export).layer(DefaultBodyLimit::max(MAX_STATE_BYTES)),
+        )
         .route(
             "/v1/bundles/import",
             post(api_bundle::import).layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES as usize)),
@@ -186,8 +194,9 @@ pub fn router(api: Api) -> Router {
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .route_layer(middleware::from_fn_with_state(api.clone(), auth));
     Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(crate::metrics::metrics))
         .merge(v1)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
@@ -195,6 +204,15 @@ pub fn router(api: Api) -> Router {
 
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether the request carries this node's API token.
+pub(crate) fn authorized(api: &Api, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| same(t.trim().as_bytes(), api.token.as_bytes()))
 }
 
 async fn auth(State(api): State<Api>, headers: HeaderMap, req: Request, next: Next) -> Response {
@@ -214,6 +232,12 @@ async fn auth(State(api): State<Api>, headers: HeaderMap, req: Request, next: Ne
         )
         .into_response(),
     }
+}
+
+/// `/health`: up, and which unit (so a command can check it reached this
+/// node before it sends the token).
+async fn health(State(api): State<Api>) -> Json<Value> {
+    Json(json!({"status": "ok", "unit": api.me.unit}))
 }
 
 async fn ready(State(api): State<Api>) -> Response {
@@ -346,7 +370,7 @@ struct NewItem {
 pub(crate) fn item_json(api: &Api, id: &str) -> ApiResult {
     let view = api.view.read().map_err(|_| ApiError::lock())?;
     let item = view
-        .item_view(&api.me.unit, id)
+        .item_view_held(id)
         .ok_or_else(|| ApiError::internal(format!("{id} written but not in the view")))?;
     Ok(Json(
         serde_json::to_value(item).map_err(|e| ApiError::internal(e.to_string()))?,
@@ -406,7 +430,7 @@ pub(crate) fn find_item(api: &Api, id: &str) -> Result<gongjian_view::ItemRow, A
         )));
     }
     let view = api.view.read().map_err(|_| ApiError::lock())?;
-    view.item_view(&api.me.unit, id)
+    view.item_view_held(id)
         .map(|v| v.row)
         .ok_or_else(|| ApiError::not_found(format!("no item {id} in this node's view")))
 }

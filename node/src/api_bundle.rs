@@ -3,7 +3,7 @@
 //! import checked whole before anything is stored.
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,20 @@ use crate::node::now;
 
 /// Header of an export response: what it holds, as JSON.
 pub const SUMMARY_HEADER: &str = "x-gongjian-summary";
+
+fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    b.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the body is over this route's limit",
+            )
+        } else {
+            ApiError::bad(format!("body: {}", r.body_text()))
+        }
+    })
+}
 
 pub(crate) fn bundle_error(e: BundleError) -> ApiError {
     match &e {
@@ -30,7 +44,9 @@ pub(crate) fn bundle_error(e: BundleError) -> ApiError {
         | BundleError::BadChange { .. } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "untrusted", e.to_string())
         }
-        BundleError::Engine(_) | BundleError::Scratch(_) => ApiError::internal(e.to_string()),
+        BundleError::Engine(_) | BundleError::Scratch(_) | BundleError::TooLarge { .. } => {
+            ApiError::internal(e.to_string())
+        }
     }
 }
 
@@ -74,9 +90,10 @@ pub(crate) async fn state(
 pub(crate) async fn export(
     State(api): State<Api>,
     q: Result<Query<ForQuery>, QueryRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = q?;
+    let body = self::body(body)?;
     let have = if body.is_empty() {
         None
     } else {
@@ -122,10 +139,16 @@ pub(crate) async fn export(
 
 /// `POST /v1/bundles/import`, the body a bundle (up to 2 GiB): checked
 /// whole, then imported; refused with nothing stored otherwise.
-pub(crate) async fn import(State(api): State<Api>, body: Bytes) -> ApiResult {
-    // The sender is admitted before a byte of the changes is decoded; a
-    // file that is not a bundle costs nothing more than this.
-    Bundle::parse(&body).map_err(bundle_error)?;
+pub(crate) async fn import(
+    State(api): State<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body = self::body(body)?;
+    if !body.starts_with(gongjian_engine::BUNDLE_MAGIC) {
+        return Err(bundle_error(BundleError::NotABundle {
+            expected: "GJBUNDLE",
+        }));
+    }
     let dir = api.data_dir.clone();
     let summary = api
         .backend
@@ -164,16 +187,14 @@ pub(crate) async fn import(State(api): State<Api>, body: Bytes) -> ApiResult {
                 r.import_bundle(&bundle, &scratch, now())
                     .map_err(bundle_error)
             })();
-            // The documents that moved: peers hear of them, the view
+            // The documents that moved (an import that failed late may
+            // have stored some chunks): peers hear of them, the view
             // refolds them.
-            let docs: Vec<gongjian_identity::DocId> = match &res {
-                Ok(_) => heads(r)
-                    .into_iter()
-                    .filter(|(d, h)| before.get(d) != Some(h))
-                    .map(|(d, _)| d)
-                    .collect(),
-                Err(_) => vec![],
-            };
+            let docs: Vec<gongjian_identity::DocId> = heads(r)
+                .into_iter()
+                .filter(|(d, h)| before.get(d) != Some(h))
+                .map(|(d, _)| d)
+                .collect();
             (res, docs)
         })
         .await??;

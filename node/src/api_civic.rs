@@ -185,7 +185,24 @@ pub(crate) async fn escalate(
         )));
     }
     let handler = match (&b.handler, to.handler_kind()) {
-        (Some(h), _) => Some(unit_param("handler", h)?),
+        (Some(_), None) => {
+            return Err(ApiError::bad(format!(
+                "handler: a problem at the {} level stays in the owner's own grids",
+                to.as_str()
+            )));
+        }
+        (Some(h), Some(kind)) => {
+            let h = unit_param("handler", h)?;
+            let view = api.view.read().map_err(|_| ApiError::lock())?;
+            let above = h != api.me.unit && view.in_scope(&api.me.unit, &h);
+            if view.place(&h).is_none_or(|p| p.kind != kind) || !above {
+                return Err(ApiError::bad(format!(
+                    "handler: {h} is not a {} above this unit",
+                    kind.as_str()
+                )));
+            }
+            Some(h)
+        }
         (None, None) => None,
         (None, Some(kind)) => {
             let view = api.view.read().map_err(|_| ApiError::lock())?;
@@ -428,6 +445,8 @@ pub(crate) async fn add_agreement(
         services: b.services,
         contact: b.contact,
     };
+    // Refused before the document exists: a bad request stores nothing.
+    terms.check().map_err(|e| ApiError::bad(e.to_string()))?;
     let doc = api
         .backend
         .write(move |r| {

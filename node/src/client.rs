@@ -88,16 +88,59 @@ impl Client {
                     )
                     .context(Exit::Locked)
                 })?;
+                let mut addr: std::net::SocketAddr = addr.trim().parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: `{}` is not an IP address and port",
+                        dir.api_addr().display(),
+                        addr.trim()
+                    )
+                    .context(Exit::DataDir)
+                })?;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(if addr.is_ipv4() {
+                        std::net::Ipv4Addr::LOCALHOST.into()
+                    } else {
+                        std::net::Ipv6Addr::LOCALHOST.into()
+                    });
+                }
                 let token = std::fs::read_to_string(dir.api_token())
                     .with_context(|| format!("reading {}", dir.api_token().display()))
                     .code(Exit::DataDir)?;
                 let http = reqwest::Client::builder()
                     .no_proxy()
+                    .timeout(std::time::Duration::from_secs(3600))
                     .build()
                     .context("HTTP client")
                     .code(Exit::Failure)?;
+                let base = format!("http://{addr}");
+                // The token goes only to this node: its unauthenticated
+                // /health must name this data dir's unit.
+                let (_, checked) = dir.load_config()?;
+                let health: Value = rt
+                    .block_on(async {
+                        http.get(format!("{base}/health"))
+                            .send()
+                            .await?
+                            .json::<Value>()
+                            .await
+                    })
+                    .with_context(|| {
+                        format!(
+                            "the store is held by another process, and no node answers at {base}"
+                        )
+                    })
+                    .code(Exit::Locked)?;
+                if health["unit"].as_str() != Some(checked.unit.as_str()) {
+                    return bail(
+                        Exit::Locked,
+                        format!(
+                            "{base} is not this node's API (it answers for {}); is another process holding the store?",
+                            health["unit"]
+                        ),
+                    );
+                }
                 Via::Http {
-                    base: format!("http://{}", addr.trim()),
+                    base,
                     token: token.trim().to_owned(),
                     http,
                 }

@@ -65,7 +65,9 @@ fn bundle_exit(e: BundleError) -> anyhow::Error {
         | BundleError::WrongSender { .. }
         | BundleError::BadRecord { .. }
         | BundleError::BadChange { .. } => Exit::Untrusted,
-        BundleError::Engine(_) | BundleError::Scratch(_) => Exit::Failure,
+        BundleError::Engine(_) | BundleError::Scratch(_) | BundleError::TooLarge { .. } => {
+            Exit::Failure
+        }
     };
     anyhow::Error::new(e).context(exit)
 }
@@ -211,8 +213,20 @@ pub fn run(c: BundleCommand) -> anyhow::Result<()> {
             let client = client(data_dir)?;
             let res = client.json(Method::POST, "/v1/bundles/import", Send::Bytes(bytes));
             client.close();
-            let summary =
-                res.with_context(|| format!("refused {}, nothing imported", file.display()))?;
+            let summary = res.map_err(|e| {
+                let refused = matches!(
+                    e.downcast_ref::<Exit>(),
+                    Some(Exit::Untrusted | Exit::BadInput | Exit::Forbidden)
+                );
+                if refused {
+                    e.context(format!("refused {}, nothing imported", file.display()))
+                } else {
+                    e.context(format!(
+                        "importing {} failed part way: what was stored is verified; import the file again to complete it",
+                        file.display()
+                    ))
+                }
+            })?;
             println!("{summary}");
             Ok(())
         }

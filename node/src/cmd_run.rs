@@ -38,6 +38,18 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
     let dir = DataDir(a.data_dir);
     let (config, _) = dir.load_config()?;
     let opened = crate::node::open(&dir)?;
+    // This process holds the store now: an address left by a daemon that
+    // was killed points nowhere (or at someone else).
+    let addr_file = dir.api_addr();
+    match std::fs::remove_file(&addr_file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("removing the stale {}", addr_file.display())))
+            .code(Exit::DataDir);
+        }
+    }
     let secret = dir.secret()?;
     let cfg = net_config(&config).code(Exit::BadInput)?;
     let api_addr: std::net::SocketAddr = config
@@ -120,9 +132,11 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             ready: ready.clone(),
         });
         let addrs = node.listen_addrs().await;
-        // Where commands find the API while the daemon holds the store.
-        let addr_file = dir.api_addr();
-        std::fs::write(&addr_file, format!("{api_bound}\n"))
+        // Where commands find the API while the daemon holds the store
+        // (written whole: a temporary file renamed over).
+        let tmp = dir.0.join(".api.addr.tmp");
+        std::fs::write(&tmp, format!("{api_bound}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &addr_file))
             .with_context(|| format!("writing {}", addr_file.display()))
             .code(Exit::DataDir)?;
         tracing::info!(
@@ -143,7 +157,11 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
                 "api": api_bound.to_string(),
             })
         );
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
             shutdown_signal().await;
             ready.store(false, Ordering::Release);
             tracing::info!("shutting down");

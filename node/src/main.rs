@@ -14,6 +14,7 @@ mod cmd_init;
 mod cmd_run;
 mod config;
 mod exit;
+mod metrics;
 mod node;
 mod openapi;
 mod records_file;

@@ -322,6 +322,36 @@ async fn api_end_to_end_on_two_daemons() {
     assert_eq!(s, StatusCode::OK);
     assert!(o["paths"]["/v1/view/items"].is_object());
 
+    // Prometheus metrics, no token from this host.
+    let m = c
+        .http
+        .get(format!("{}/metrics", district.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(m.status(), StatusCode::OK);
+    let text = m.text().await.unwrap();
+    for name in [
+        "gongjian_changes_accepted_total",
+        "gongjian_sync_sessions_total",
+        "gongjian_network_received_bytes_total",
+        "gongjian_peers{state=\"connected\"} 1",
+        "gongjian_view_documents_behind 0",
+        "gongjian_store_bytes",
+        "gongjian_certificate_expiry_seconds",
+    ] {
+        assert!(text.contains(name), "{name} not in:\n{text}");
+    }
+    let accepted: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("gongjian_changes_accepted_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(
+        accepted >= 3,
+        "the district accepted the community's changes"
+    );
+
     // Bad requests: each a 4xx with a JSON error, nothing written.
     let before = c.get(&community, "/v1/view/items?limit=1000").await.1["items"]
         .as_array()
@@ -607,6 +637,20 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    for body in [
+        json!({"to": "zone", "handler": "320106000000"}),
+        json!({"to": "street", "handler": "320106000000"}),
+        json!({"to": "district", "handler": community_id}),
+    ] {
+        let (s, e) = c
+            .post(
+                &community,
+                &format!("/v1/items/{problem_id}/escalate"),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {e}");
+    }
     let (s, up) = c
         .post(
             &community,
@@ -744,6 +788,32 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "not a whistle: {e}");
+    // Downward too: the street calls its communities, one reports.
+    let (s, w2) = c
+        .post(
+            &street,
+            "/v1/whistles",
+            json!({"title": "汛期排水巡查", "levels": ["community"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{w2}");
+    let w2_id = w2["id"].as_str().unwrap().to_owned();
+    c.until(
+        &community,
+        &format!("/v1/view/items/{w2_id}"),
+        "the street's whistle at the community",
+        |_| true,
+    )
+    .await;
+    let (s, r2) = c
+        .post(
+            &community,
+            &format!("/v1/whistles/{w2_id}/respond"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r2}");
+    assert_eq!(r2["acts"][0]["unit"], community_id);
 
     // An agreement between the community and the street: a draft until
     // both sign the same terms, then active; the district is no party.

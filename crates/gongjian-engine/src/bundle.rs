@@ -77,6 +77,10 @@ pub enum BundleError {
         index: usize,
         why: InvalidChange,
     },
+    #[error(
+        "the bundle would be {bytes} bytes, over the {MAX_BUNDLE_BYTES} any node imports: export in steps, each with --have of the receiver's state after the last"
+    )]
+    TooLarge { bytes: usize },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error("scratch copy of the store: {0}")]
@@ -90,16 +94,109 @@ struct Head {
     from: UnitId,
     made_for: UnitId,
     created_at: u64,
+    #[serde(deserialize_with = "capped::records")]
     records: Vec<Vec<u8>>,
 }
 
+/// One document's changes. The changes section is a sequence of these,
+/// decoded one at a time: memory holds one document's slices, never the
+/// whole file's.
 #[derive(Debug, Serialize, Deserialize)]
 struct DocChanges<'a> {
     doc: [u8; 32],
     /// Encoded changes in causal order, each chunk ending at a point where
     /// every actor's last change is signed.
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "capped::chunks")]
     chunks: Vec<Vec<&'a [u8]>>,
+}
+
+/// Deserializers that refuse, while decoding, sequences longer than a bound
+/// or elements too short to be what they claim: a file of zero bytes cannot
+/// make the decoder allocate millions of empty vectors.
+mod capped {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::Deserializer;
+    use serde::de::{Error, SeqAccess, Visitor};
+
+    /// Records in one bundle.
+    pub const MAX_RECORDS: usize = 1 << 20;
+    /// A signed record is never shorter than this.
+    pub const MIN_RECORD: usize = 64;
+    /// Chunks of one document.
+    pub const MAX_CHUNKS: usize = 1 << 16;
+    /// Changes of one document in one bundle.
+    pub const MAX_DOC_CHANGES: usize = 1 << 22;
+    /// A signed change is never shorter than this.
+    pub const MIN_CHANGE: usize = 64;
+
+    struct Bytes<T>(usize, PhantomData<T>);
+
+    impl<'de, T: serde::Deserialize<'de> + AsRef<[u8]>> Visitor<'de> for Bytes<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a sequence of byte strings of at least {} bytes", self.0)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(b) = seq.next_element::<T>()? {
+                if b.as_ref().len() < self.0 {
+                    return Err(A::Error::custom(format!(
+                        "an element of {} bytes, shorter than any valid one",
+                        b.as_ref().len()
+                    )));
+                }
+                if out.len() == MAX_RECORDS.max(MAX_DOC_CHANGES) {
+                    return Err(A::Error::custom("too many elements"));
+                }
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn records<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let v = d.deserialize_seq(Bytes::<Vec<u8>>(MIN_RECORD, PhantomData))?;
+        if v.len() > MAX_RECORDS {
+            return Err(D::Error::custom(format!("over {MAX_RECORDS} records")));
+        }
+        Ok(v)
+    }
+
+    struct Chunks;
+
+    impl<'de> Visitor<'de> for Chunks {
+        type Value = Vec<Vec<&'de [u8]>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("chunks of encoded changes")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            struct Chunk;
+            impl<'de> serde::de::DeserializeSeed<'de> for Chunk {
+                type Value = Vec<&'de [u8]>;
+                fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                    d.deserialize_seq(Bytes::<&'de [u8]>(MIN_CHANGE, PhantomData))
+                }
+            }
+            let mut out: Vec<Vec<&'de [u8]>> = Vec::new();
+            let mut total = 0usize;
+            while let Some(chunk) = seq.next_element_seed(Chunk)? {
+                total += chunk.len();
+                if out.len() >= MAX_CHUNKS || total > MAX_DOC_CHANGES {
+                    return Err(A::Error::custom(format!(
+                        "over {MAX_CHUNKS} chunks or {MAX_DOC_CHANGES} changes in one document"
+                    )));
+                }
+                out.push(chunk);
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn chunks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<&'de [u8]>>, D::Error> {
+        d.deserialize_seq(Chunks)
+    }
 }
 
 /// What a node holds, for an exporter to send only what it lacks.
@@ -162,6 +259,8 @@ pub struct ImportSummary {
     pub changes_rejected: usize,
     /// Documents outside this unit's audience, left out.
     pub documents_skipped: usize,
+    /// Not kept: the quarantine was full (import again once it drains).
+    pub changes_dropped: usize,
 }
 
 /// A bundle whose signature verified and whose head decoded (membership not
@@ -211,8 +310,15 @@ impl<'a> Bundle<'a> {
         signer
             .verify(signed_message(raw).as_bytes(), &Signature(sig))
             .map_err(|_| BundleError::BadSignature)?;
-        let head: Head = postcard::from_bytes(&bytes[HEADER..HEADER + head_len])
-            .map_err(|e| BundleError::Malformed(format!("head: {e}")))?;
+        let (head, rest): (Head, &[u8]) =
+            postcard::take_from_bytes(&bytes[HEADER..HEADER + head_len])
+                .map_err(|e| BundleError::Malformed(format!("head: {e}")))?;
+        if !rest.is_empty() {
+            return Err(BundleError::Malformed(format!(
+                "head: {} bytes after its end",
+                rest.len()
+            )));
+        }
         Ok(Bundle {
             signer,
             head,
@@ -220,10 +326,29 @@ impl<'a> Bundle<'a> {
         })
     }
 
-    /// The changes, decoded (borrowing from the file) once the sender is
-    /// admitted.
-    fn decode_docs(&self) -> Result<Vec<DocChanges<'a>>, BundleError> {
-        postcard::from_bytes(self.docs).map_err(|e| BundleError::Malformed(format!("changes: {e}")))
+    /// The changes, one document at a time (borrowing from the file),
+    /// decoded only once the sender is admitted.
+    fn docs(&self) -> impl Iterator<Item = Result<DocChanges<'a>, BundleError>> + 'a {
+        let mut rest: &'a [u8] = self.docs;
+        let mut index = 0usize;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            match postcard::take_from_bytes::<DocChanges<'a>>(rest) {
+                Ok((d, r)) => {
+                    rest = r;
+                    index += 1;
+                    Some(Ok(d))
+                }
+                Err(e) => {
+                    rest = &[];
+                    Some(Err(BundleError::Malformed(format!(
+                        "changes, document {index}: {e}"
+                    ))))
+                }
+            }
+        })
     }
 
     /// Encodes and signs a bundle. `docs` holds, per document, chunks of
@@ -250,17 +375,18 @@ impl<'a> Bundle<'a> {
                 head.len()
             )));
         }
-        let docs: Vec<DocChanges<'_>> = docs
-            .iter()
-            .map(|(doc, chunks)| DocChanges {
+        let mut encoded = Vec::new();
+        for (doc, chunks) in &docs {
+            let d = DocChanges {
                 doc: *doc.as_bytes(),
                 chunks: chunks
                     .iter()
                     .map(|ch| ch.iter().map(Vec::as_slice).collect())
                     .collect(),
-            })
-            .collect();
-        let docs = postcard::to_stdvec(&docs).map_err(encoding)?;
+            };
+            encoded.extend(postcard::to_stdvec(&d).map_err(encoding)?);
+        }
+        let docs = encoded;
         let mut out = Vec::with_capacity(HEADER + head.len() + docs.len());
         out.extend_from_slice(BUNDLE_MAGIC);
         out.extend_from_slice(&BUNDLE_VERSION.to_be_bytes());
@@ -392,6 +518,9 @@ impl Replica {
             docs.push((doc, chunks));
         }
         let out = Bundle::seal(&local.secret, local.unit, made_for, now, records, docs)?;
+        if out.len() as u64 > MAX_BUNDLE_BYTES {
+            return Err(BundleError::TooLarge { bytes: out.len() });
+        }
         summary.bytes = out.len();
         Ok((out, summary))
     }
@@ -408,7 +537,6 @@ impl Replica {
         now: u64,
     ) -> Result<ImportSummary, BundleError> {
         self.check_bundle(bundle, now)?;
-        let docs = bundle.decode_docs()?;
         if scratch.exists() {
             return Err(BundleError::Scratch(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -419,14 +547,14 @@ impl Replica {
             self.store.checkpoint(scratch).map_err(EngineError::from)?;
             let store = Store::open(scratch).map_err(EngineError::from)?;
             let mut copy = Replica::open(store, *self.membership.root(), self.local.clone())?;
-            let r = copy.apply_bundle(bundle, &docs);
+            let r = copy.apply_bundle(bundle);
             drop(copy);
             r
         })();
         let removed = std::fs::remove_dir_all(scratch);
         dry?;
         removed.map_err(BundleError::Scratch)?;
-        self.apply_bundle(bundle, &docs)
+        self.apply_bundle(bundle)
     }
 
     /// The checks that need no store: membership of the signer (with the
@@ -463,11 +591,7 @@ impl Replica {
         Ok(())
     }
 
-    fn apply_bundle(
-        &mut self,
-        bundle: &Bundle<'_>,
-        docs: &[DocChanges<'_>],
-    ) -> Result<ImportSummary, BundleError> {
+    fn apply_bundle(&mut self, bundle: &Bundle<'_>) -> Result<ImportSummary, BundleError> {
         let mut s = ImportSummary {
             from: Some(bundle.head.from),
             ..ImportSummary::default()
@@ -482,7 +606,8 @@ impl Replica {
         s.records_new = records.accepted;
         s.records_unknown = records.unknown;
         let me = self.local.as_ref().map(|l| l.unit);
-        for entry in docs {
+        for entry in bundle.docs() {
+            let entry = entry?;
             let doc = DocId(Hash(entry.doc));
             if self.trust.genesis(&doc).is_none() {
                 return Err(BundleError::BadChange {
@@ -520,8 +645,10 @@ impl Replica {
             let mut offset = 0usize;
             for chunk in &entry.chunks {
                 let report = self.ingest(chunk.iter().map(|c| c.to_vec()).collect())?;
+                let mut dropped = 0usize;
                 for (i, why) in report.invalid {
                     if matches!(why, InvalidChange::QuarantineFull { .. }) {
+                        dropped += 1;
                         continue;
                     }
                     return Err(BundleError::BadChange {
@@ -533,10 +660,11 @@ impl Replica {
                 s.changes_accepted += report.accepted.len();
                 s.changes_pending += report.pending.len();
                 s.changes_rejected += report.rejected.len();
+                s.changes_dropped += dropped;
                 s.changes_already_held += chunk
                     .len()
                     .saturating_sub(report.accepted.len() + report.pending.len())
-                    .saturating_sub(report.rejected.len());
+                    .saturating_sub(report.rejected.len() + dropped);
                 offset += chunk.len();
             }
         }

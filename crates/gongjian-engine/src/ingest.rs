@@ -34,6 +34,57 @@ pub struct IngestReport {
     pub invalid: Vec<(usize, InvalidChange)>,
 }
 
+/// What ingest did since the replica opened, for metrics: changes
+/// accepted, held pending, and refused, by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestCounters {
+    pub accepted: u64,
+    pub pending: u64,
+    /// Kept in quarantine, refused by the acceptance rule, by reason.
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Refused before the rule (nothing stored), by reason.
+    pub invalid: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// A short, stable label of a rejection, for metrics.
+fn rejection_reason(r: &Rejection) -> &'static str {
+    match r {
+        Rejection::NoGenesis => "no_genesis",
+        Rejection::Unauthenticated => "unauthenticated",
+        Rejection::NotWriteKey(_) => "not_write_key",
+        Rejection::Revoked(_) => "revoked",
+        Rejection::Equivocation { .. } => "equivocation",
+        Rejection::SeqGap { .. } => "seq_gap",
+        Rejection::DependsOnRejected(_) => "depends_on_rejected",
+        Rejection::ApplyFailed => "apply_failed",
+    }
+}
+
+/// A short, stable label of an invalid change, for metrics.
+fn invalid_reason(r: &InvalidChange) -> &'static str {
+    match r {
+        InvalidChange::Decode(_) => "malformed",
+        InvalidChange::Signature { .. } => "bad_signature",
+        InvalidChange::UnknownAuthor { .. } => "unknown_author",
+        InvalidChange::UnknownDocument { .. } => "unknown_document",
+        InvalidChange::Unvouched { .. } => "unvouched",
+        InvalidChange::QuarantineFull { .. } => "quarantine_full",
+    }
+}
+
+impl IngestCounters {
+    fn count(&mut self, r: &IngestReport) {
+        self.accepted += r.accepted.len() as u64;
+        self.pending += r.pending.len() as u64;
+        for (_, why) in &r.rejected {
+            *self.rejected.entry(rejection_reason(why)).or_default() += 1;
+        }
+        for (_, why) in &r.invalid {
+            *self.invalid.entry(invalid_reason(why)).or_default() += 1;
+        }
+    }
+}
+
 fn meta(c: &SignedChange) -> ChangeMeta {
     let h = c.header();
     ChangeMeta {
@@ -136,6 +187,17 @@ pub(crate) fn build(changes: &[SignedChange]) -> Automerge {
 impl Replica {
     /// Checks and ingests changes in their wire encoding.
     pub fn ingest(&mut self, wire: Vec<Vec<u8>>) -> Result<IngestReport, EngineError> {
+        let report = self.ingest_inner(wire)?;
+        self.counters.count(&report);
+        Ok(report)
+    }
+
+    /// What ingest did since the replica opened.
+    pub fn counters(&self) -> &IngestCounters {
+        &self.counters
+    }
+
+    fn ingest_inner(&mut self, wire: Vec<Vec<u8>>) -> Result<IngestReport, EngineError> {
         let mut report = IngestReport::default();
         let mut decoded: Vec<(usize, SignedChange)> = Vec::with_capacity(wire.len());
         for (i, bytes) in wire.iter().enumerate() {

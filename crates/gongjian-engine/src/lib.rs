@@ -19,5 +19,5 @@ pub use bundle::{
     MAX_BUNDLE_BYTES, PeerState,
 };
 pub use error::{EngineError, InvalidChange};
-pub use ingest::IngestReport;
+pub use ingest::{IngestCounters, IngestReport};
 pub use replica::{LocalIdentity, Replica};

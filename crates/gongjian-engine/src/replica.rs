@@ -29,6 +29,7 @@ pub struct Replica {
     pub(crate) trust: Trust,
     pub(crate) local: Option<LocalIdentity>,
     pub(crate) epoch: u32,
+    pub(crate) counters: crate::ingest::IngestCounters,
 }
 
 impl std::fmt::Debug for Replica {
@@ -69,6 +70,7 @@ impl Replica {
             trust,
             local,
             epoch,
+            counters: Default::default(),
         };
         if pending {
             tracing::warn!("finishing an interrupted re-evaluation of documents");

@@ -165,6 +165,35 @@ fn tampered_foreign_misaddressed_and_forged_bundles_are_refused_whole() {
         .import_bundle(&Bundle::parse(&garbage).unwrap(), &scratch, NOW)
         .unwrap_err();
     assert!(matches!(e, BundleError::Foreign { .. }), "{e}");
+    // A head of a million empty "records" is refused while decoding (no
+    // million allocations), before the signer is even looked at.
+    let head = postcard::to_stdvec(&(
+        f.community_id,
+        f.district_id,
+        NOW,
+        vec![Vec::<u8>::new(); 1_000_000],
+    ))
+    .unwrap();
+    let mut zeros = b"GJBUNDLE".to_vec();
+    zeros.extend_from_slice(&2u16.to_be_bytes());
+    zeros.extend_from_slice(stranger.public().as_bytes());
+    zeros.extend_from_slice(&[0; 64]);
+    zeros.extend_from_slice(&(head.len() as u32).to_be_bytes());
+    zeros.extend_from_slice(&head);
+    let sig = stranger.sign(
+        Hash::of_parts(&[
+            b"gongjian-bundle-v2".as_slice(),
+            &2u16.to_be_bytes(),
+            &zeros[106..],
+        ])
+        .as_bytes(),
+    );
+    zeros[42..106].copy_from_slice(&sig.0);
+    let e = Bundle::parse(&zeros).unwrap_err();
+    assert!(
+        matches!(&e, BundleError::Malformed(m) if m.starts_with("head")),
+        "{e}"
+    );
 
     // Signed by the community's key but claiming to come from the street.
     let liar = Bundle::seal(

@@ -27,8 +27,32 @@ pub struct Terms {
     pub contact: String,
 }
 
+impl Terms {
+    /// The checks [`AgreementDoc::set_terms`] makes, for callers that must
+    /// refuse before creating the document.
+    pub fn check(&self) -> Result<(), AgreementError> {
+        if self.end < self.start {
+            return Err(AgreementError::Term {
+                start: self.start,
+                end: self.end,
+            });
+        }
+        let n = self.title.chars().count();
+        if n == 0 || n > 200 {
+            return Err(AgreementError::Title);
+        }
+        let text: usize = self.services.iter().map(|s| s.len()).sum::<usize>() + self.contact.len();
+        if text > 16 * 1024 {
+            return Err(AgreementError::TooLong);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AgreementError {
+    #[error("services and contact are over 16 KiB together")]
+    TooLong,
     #[error("the term ends ({end}) before it starts ({start})")]
     Term { start: i64, end: i64 },
     #[error("title must be 1 to 200 characters")]
@@ -48,16 +72,7 @@ pub struct AgreementDoc<'a>(pub &'a mut Automerge);
 impl AgreementDoc<'_> {
     /// Writes the terms in one local change.
     pub fn set_terms(&mut self, t: &Terms, now: i64) -> Result<Vec<u8>, AgreementError> {
-        if t.end < t.start {
-            return Err(AgreementError::Term {
-                start: t.start,
-                end: t.end,
-            });
-        }
-        let n = t.title.chars().count();
-        if n == 0 || n > 200 {
-            return Err(AgreementError::Title);
-        }
+        t.check()?;
         let mut tx = self.0.transaction();
         tx.put(automerge::ROOT, "title", t.title.as_str())
             .map_err(am)?;

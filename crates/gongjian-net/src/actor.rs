@@ -285,6 +285,9 @@ impl Actor {
                 let slot = self.slots.get_mut(&stream).expect("present");
                 slot.unit = Some(unit);
                 slot.session = Some(Session::new(unit, slot.role, progress));
+                crate::status::TRAFFIC
+                    .sessions
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 slot.last_start = Instant::now();
                 tracing::info!(%peer, %unit, role = ?slot.role, "peer admitted");
                 let mut st = self.status.lock().expect("status lock");

@@ -32,3 +32,23 @@ pub struct NetStatus {
     /// Misbehaviour seen from any peer since start.
     pub misbehaviour: u64,
 }
+
+/// Sync traffic of this process since start, for metrics. One daemon runs
+/// per process; nodes started in one test process share these.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub bytes_in: std::sync::atomic::AtomicU64,
+    pub bytes_out: std::sync::atomic::AtomicU64,
+    pub frames_in: std::sync::atomic::AtomicU64,
+    pub frames_out: std::sync::atomic::AtomicU64,
+    /// Sync sessions started (both roles).
+    pub sessions: std::sync::atomic::AtomicU64,
+}
+
+pub static TRAFFIC: Traffic = Traffic {
+    bytes_in: std::sync::atomic::AtomicU64::new(0),
+    bytes_out: std::sync::atomic::AtomicU64::new(0),
+    frames_in: std::sync::atomic::AtomicU64::new(0),
+    frames_out: std::sync::atomic::AtomicU64::new(0),
+    sessions: std::sync::atomic::AtomicU64::new(0),
+};

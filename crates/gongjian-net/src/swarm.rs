@@ -383,6 +383,10 @@ async fn spawn_stream(
                         let n = f.len();
                         let ok = write_frame(&mut w, &f).await.is_ok();
                         queued.fetch_sub(n, Ordering::Relaxed);
+                        if ok {
+                            crate::status::TRAFFIC.bytes_out.fetch_add(n as u64 + 4, Ordering::Relaxed);
+                            crate::status::TRAFFIC.frames_out.fetch_add(1, Ordering::Relaxed);
+                        }
                         if !ok { break; }
                     }
                     None => break,
@@ -397,6 +401,12 @@ async fn spawn_stream(
         loop {
             match read_frame(&mut r, MAX_MESSAGE_BYTES).await {
                 Ok(Some(bytes)) => {
+                    crate::status::TRAFFIC
+                        .bytes_in
+                        .fetch_add(bytes.len() as u64 + 4, Ordering::Relaxed);
+                    crate::status::TRAFFIC
+                        .frames_in
+                        .fetch_add(1, Ordering::Relaxed);
                     if events2
                         .send(Event::Frame { stream: id, bytes })
                         .await

@@ -468,6 +468,40 @@ impl Store {
 
     /// Counts of every column family of interest (a full scan: for tests and
     /// `status`, not hot paths).
+    /// Bytes on disk (live SST files) and in memtables, over every column
+    /// family: RocksDB's own figures, cheap to read.
+    pub fn size_bytes(&self) -> u64 {
+        Cf::ALL
+            .iter()
+            .map(|cf| {
+                let p = |name: &str| {
+                    self.inner
+                        .db
+                        .property_int_value_cf(self.cf(*cf), name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                };
+                p("rocksdb.live-sst-files-size") + p("rocksdb.cur-size-all-mem-tables")
+            })
+            .sum()
+    }
+
+    /// Changes held in quarantine (bounded, so counting is cheap).
+    pub fn quarantined_count(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for item in self
+            .inner
+            .db
+            .iterator_cf(self.cf(Cf::Quarantine), IteratorMode::Start)
+        {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Counts by walking every key (exact; slow on a large store).
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let count = |cf: Cf| -> Result<u64, StoreError> {
             let mut n = 0;

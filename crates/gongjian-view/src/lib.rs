@@ -41,6 +41,12 @@ struct DocRows {
     acts: Vec<String>,
 }
 
+/// Whether the view keeps rows of documents of this type.
+fn folds(t: DocType) -> bool {
+    ListKind::of_doc_type(t).is_some()
+        || matches!(t, DocType::Acts | DocType::Grids | DocType::Agreement)
+}
+
 /// The merged view of one node.
 #[derive(Debug, Default)]
 pub struct View {
@@ -125,18 +131,30 @@ impl View {
         false
     }
 
+    /// Documents whose accepted heads the view has not folded in yet (0
+    /// when it keeps up): the view's lag, for metrics.
+    pub fn behind(&self, replica: &Replica) -> usize {
+        let Ok(docs) = replica.store().docs() else {
+            return 0;
+        };
+        docs.iter()
+            .filter(|(d, _)| {
+                replica
+                    .trust()
+                    .genesis(d)
+                    .is_some_and(|g| folds(g.doc_type))
+            })
+            .filter(|(d, m)| self.heads.get(d) != Some(&m.heads))
+            .count()
+    }
+
     /// Folds one document in again from what the replica holds.
     pub fn refresh(&mut self, replica: &Replica, doc: &DocId) {
         let Some(g) = replica.trust().genesis(doc).cloned() else {
             self.remove_doc(doc);
             return;
         };
-        if ListKind::of_doc_type(g.doc_type).is_none()
-            && !matches!(
-                g.doc_type,
-                DocType::Acts | DocType::Grids | DocType::Agreement
-            )
-        {
+        if !folds(g.doc_type) {
             return;
         }
         let heads = match replica.store().doc_meta(doc) {

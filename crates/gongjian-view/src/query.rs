@@ -254,6 +254,12 @@ impl View {
         self.in_scope(&row.unit, scope).then(|| self.view_of(row))
     }
 
+    /// One item with its acts, if this node holds it (whatever its place:
+    /// a unit acts on records of units above it too).
+    pub fn item_view_held(&self, id: &str) -> Option<ItemView> {
+        self.item(id).map(|row| self.view_of(row))
+    }
+
     /// Counts of items within `scope` by area × list × status.
     pub fn stats(&self, scope: &UnitId, by: StatsBy) -> Vec<StatRow> {
         let mut counts: BTreeMap<(Option<UnitId>, &'static str, &'static str), u64> =

@@ -1,0 +1,213 @@
+//! `GET /metrics`: Prometheus text, no token for clients on this host
+//! (a scraper elsewhere sends the API token).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gongjian_net::status::TRAFFIC;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::api::{Api, ApiError};
+use crate::node::now;
+
+type Labels = Vec<(String, String)>;
+
+fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(v);
+    reg.register(name, help, c);
+}
+
+fn gauge(reg: &mut Registry, name: &str, help: &str, v: i64) {
+    let g: Gauge = Gauge::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
+fn labelled(reg: &mut Registry, name: &str, help: &str, key: &str, rows: &[(String, u64)]) {
+    let f = Family::<Labels, Counter>::default();
+    for (label, v) in rows {
+        f.get_or_create(&vec![(key.to_owned(), label.clone())])
+            .inc_by(*v);
+    }
+    reg.register(name, help, f);
+}
+
+pub(crate) async fn metrics(State(api): State<Api>, req: Request) -> Response {
+    let local = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_none_or(|c| c.0.ip().is_loopback());
+    if !local && !crate::api::authorized(&api, req.headers()) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "/metrics needs the API token from anywhere but this host",
+        )
+        .into_response();
+    }
+    match render(&api).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn render(api: &Api) -> Result<String, ApiError> {
+    let key = api.me.key;
+    let view = api.view.clone();
+    let (counters, size, quarantined, docs, behind, cert) = api
+        .backend
+        .read(move |r| {
+            let behind = view.read().map(|v| v.behind(r)).unwrap_or(0);
+            let quarantined = r.store().quarantined_count().unwrap_or(0);
+            let docs = r.trust().documents().count();
+            let cert = r.trust().admit_until(&key, now()).ok().map(|(_, u)| u);
+            (
+                r.counters().clone(),
+                r.store().size_bytes(),
+                quarantined,
+                docs,
+                behind,
+                cert,
+            )
+        })
+        .await?;
+    let (items, acts, updates) = {
+        let v = api.view.read().map_err(|_| ApiError::lock())?;
+        let (i, a) = v.len();
+        (i, a, v.updates)
+    };
+    let mut reg = Registry::with_prefix("gongjian");
+    counter(
+        &mut reg,
+        "sync_sessions",
+        "Sync sessions started",
+        TRAFFIC.sessions.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut reg,
+        "changes_accepted",
+        "Changes accepted by the acceptance rule",
+        counters.accepted,
+    );
+    counter(
+        &mut reg,
+        "changes_pending",
+        "Changes quarantined waiting for dependencies or a genesis",
+        counters.pending,
+    );
+    let rows = |m: &std::collections::BTreeMap<&'static str, u64>| -> Vec<(String, u64)> {
+        m.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    labelled(
+        &mut reg,
+        "changes_rejected",
+        "Changes quarantined as rejected by the acceptance rule, by reason",
+        "reason",
+        &rows(&counters.rejected),
+    );
+    labelled(
+        &mut reg,
+        "changes_invalid",
+        "Changes refused before the rule (nothing stored), by reason",
+        "reason",
+        &rows(&counters.invalid),
+    );
+    gauge(
+        &mut reg,
+        "quarantined_changes",
+        "Changes held in quarantine",
+        quarantined as i64,
+    );
+    counter(
+        &mut reg,
+        "network_received_bytes",
+        "Sync bytes received",
+        TRAFFIC.bytes_in.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut reg,
+        "network_sent_bytes",
+        "Sync bytes sent",
+        TRAFFIC.bytes_out.load(Ordering::Relaxed),
+    );
+    if let Some((_, st)) = api.backend.net() {
+        let f = Family::<Labels, Gauge>::default();
+        let connected = st.peers.values().filter(|p| p.connected).count();
+        f.get_or_create(&vec![("state".into(), "connected".into())])
+            .set(connected as i64);
+        f.get_or_create(&vec![("state".into(), "known".into())])
+            .set(st.peers.len() as i64);
+        reg.register("peers", "Peers by state", f);
+        counter(
+            &mut reg,
+            "peer_misbehaviour",
+            "Malformed or badly signed input from peers",
+            st.misbehaviour,
+        );
+    }
+    gauge(
+        &mut reg,
+        "view_documents_behind",
+        "Documents whose accepted heads the merged view has not folded in (its lag)",
+        behind as i64,
+    );
+    counter(
+        &mut reg,
+        "view_updates",
+        "Documents folded into the merged view",
+        updates,
+    );
+    gauge(
+        &mut reg,
+        "view_items",
+        "Items in the merged view",
+        items as i64,
+    );
+    gauge(
+        &mut reg,
+        "view_acts",
+        "Acts in the merged view",
+        acts as i64,
+    );
+    gauge(&mut reg, "documents", "Documents known", docs as i64);
+    gauge(
+        &mut reg,
+        "store_bytes",
+        "RocksDB live SST files and memtables",
+        size as i64,
+    );
+    gauge(
+        &mut reg,
+        "certificate_valid",
+        "1 while this node's certificate chain admits it",
+        i64::from(cert.is_some()),
+    );
+    if let Some(until) = cert {
+        gauge(
+            &mut reg,
+            "certificate_expiry_seconds",
+            "Seconds until this node's certificate chain expires",
+            until as i64 - now() as i64,
+        );
+    }
+    let mut out = String::new();
+    encode(&mut out, &reg).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(out)
+}
