@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::backend::Backend;
 use crate::node::{now, own_doc};
-use crate::{api_bundle, api_civic};
+use crate::{api_bundle, api_civic, api_export};
 use gongjian_engine::MAX_BUNDLE_BYTES;
 
 /// Request bodies larger than this get 413.
@@ -533,16 +533,51 @@ async fn claim(
     Ok((StatusCode::CREATED, item_json(&api, &id)?))
 }
 
-async fn view_items(
-    State(api): State<Api>,
-    q: Result<Query<ItemQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = q?;
+async fn view_items(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let (format, mut q): (_, ItemQuery) = api_export::query(raw.as_deref())?;
     let view = api.view.read().map_err(|_| ApiError::lock())?;
-    let page = view.items(&api.me.unit, &q)?;
-    Ok(Json(
-        serde_json::to_value(page).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    let Some(format) = format else {
+        let page = view.items(&api.me.unit, &q)?;
+        return Ok(Json(
+            serde_json::to_value(page).map_err(|e| ApiError::internal(e.to_string()))?,
+        )
+        .into_response());
+    };
+    // A spreadsheet holds every page.
+    q.limit = Some(gongjian_view::MAX_LIMIT);
+    let mut rows = Vec::new();
+    loop {
+        let page = view.items(&api.me.unit, &q)?;
+        for item in page.items {
+            rows.push(serde_json::to_value(item).map_err(|e| ApiError::internal(e.to_string()))?);
+        }
+        if rows.len() > MAX_EXPORT_ROWS {
+            return Err(ApiError::bad(format!(
+                "over {MAX_EXPORT_ROWS} rows: narrow the export with filters"
+            )));
+        }
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    api_export::respond(format, "items", &rows)
+}
+
+/// Rows in one spreadsheet export.
+pub const MAX_EXPORT_ROWS: usize = 500_000;
+
+/// A view list as JSON `{key: rows}`, or as a spreadsheet.
+pub(crate) fn list_response(
+    format: Option<api_export::Format>,
+    name: &str,
+    body: Value,
+    rows: impl FnOnce(&Value) -> Vec<Value>,
+) -> Result<Response, ApiError> {
+    match format {
+        None => Ok(Json(body).into_response()),
+        Some(f) => api_export::respond(f, name, &rows(&body)),
+    }
 }
 
 async fn view_item(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
@@ -552,16 +587,13 @@ async fn view_item(State(api): State<Api>, Path(id): Path<String>) -> ApiResult 
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StatsQuery {
+pub(crate) struct StatsQuery {
     #[serde(default)]
     by: Option<String>,
 }
 
-async fn view_stats(
-    State(api): State<Api>,
-    q: Result<Query<StatsQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = q?;
+async fn view_stats(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let (format, q): (_, StatsQuery) = api_export::query(raw.as_deref())?;
     let by = match q.by.as_deref() {
         None | Some("street") => StatsBy::Street,
         Some("community") => StatsBy::Community,
@@ -572,8 +604,13 @@ async fn view_stats(
             )));
         }
     };
-    let view = api.view.read().map_err(|_| ApiError::lock())?;
-    Ok(Json(json!({"stats": view.stats(&api.me.unit, by)})))
+    let body = {
+        let view = api.view.read().map_err(|_| ApiError::lock())?;
+        json!({"stats": view.stats(&api.me.unit, by)})
+    };
+    list_response(format, "stats", body, |b| {
+        b["stats"].as_array().cloned().unwrap_or_default()
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -612,11 +649,8 @@ async fn view_digest(
     })))
 }
 
-async fn view_units(
-    State(api): State<Api>,
-    q: Result<Query<ScopeQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = q?;
+async fn view_units(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let (format, q): (_, ScopeQuery) = api_export::query(raw.as_deref())?;
     let (scope, places) = {
         let view = api.view.read().map_err(|_| ApiError::lock())?;
         let scope = scope_of(&api, &view, q.scope.as_deref())?;
@@ -681,7 +715,12 @@ async fn view_units(
                 .collect::<Vec<_>>()
         })
         .await?;
-    Ok(Json(json!({"scope": scope, "units": units})))
+    let mut units = units;
+    // By name in pinyin order (Chinese sorting people expect).
+    units.sort_by_cached_key(|u| gongjian_view::pinyin_key(u["name"].as_str().unwrap_or("")));
+    list_response(format, "units", json!({"scope": scope, "units": units}), |b| {
+        b["units"].as_array().cloned().unwrap_or_default()
+    })
 }
 
 async fn docs(State(api): State<Api>) -> ApiResult {

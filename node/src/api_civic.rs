@@ -4,8 +4,9 @@
 //! unit; what another unit does about a record goes in its own acts.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
 use axum::http::StatusCode;
 use gongjian_engine::EngineError;
 use gongjian_identity::{DocId, DocType, UnitId, UnitKind};
@@ -17,7 +18,10 @@ use gongjian_view::{AgreementQuery, global_id, split_global_id};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{Api, ApiError, ApiResult, ScopeQuery, find_item, item_json, random_id, scope_of};
+use crate::api::{
+    Api, ApiError, ApiResult, ScopeQuery, find_item, item_json, list_response, random_id, scope_of,
+};
+use crate::api_export;
 use crate::node::{now, own_doc};
 
 type Created = Result<(StatusCode, Json<Value>), ApiError>;
@@ -137,12 +141,17 @@ pub(crate) async fn add_grid(
 /// `GET /v1/view/grids`: the grid tree of the scope, counts summed up.
 pub(crate) async fn view_grids(
     State(api): State<Api>,
-    q: Result<Query<ScopeQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = q?;
-    let view = api.view.read().map_err(|_| ApiError::lock())?;
-    let scope = scope_of(&api, &view, q.scope.as_deref())?;
-    Ok(Json(json!({"scope": scope, "grids": view.grids(&scope)})))
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (format, q): (_, ScopeQuery) = api_export::query(raw.as_deref())?;
+    let body = {
+        let view = api.view.read().map_err(|_| ApiError::lock())?;
+        let scope = scope_of(&api, &view, q.scope.as_deref())?;
+        json!({"scope": scope, "grids": view.grids(&scope)})
+    };
+    list_response(format, "grids", body, |b| {
+        api_export::grid_rows(b["grids"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+    })
 }
 
 // ---- problems: escalation and handling ----------------------------------
@@ -554,12 +563,17 @@ pub(crate) async fn sign_agreement(
 /// `GET /v1/view/agreements`: by status, party, or ending soon.
 pub(crate) async fn view_agreements(
     State(api): State<Api>,
-    q: Result<Query<AgreementQuery>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = q?;
-    let view = api.view.read().map_err(|_| ApiError::lock())?;
-    let list = view.agreements(&api.me.unit, &q, now() as i64)?;
-    Ok(Json(json!({"agreements": list})))
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (format, q): (_, AgreementQuery) = api_export::query(raw.as_deref())?;
+    let body = {
+        let view = api.view.read().map_err(|_| ApiError::lock())?;
+        let list = view.agreements(&api.me.unit, &q, now() as i64)?;
+        json!({"agreements": list})
+    };
+    list_response(format, "agreements", body, |b| {
+        b["agreements"].as_array().cloned().unwrap_or_default()
+    })
 }
 
 /// `GET /v1/view/agreements/{id}`.
@@ -572,9 +586,33 @@ pub(crate) async fn view_agreement(State(api): State<Api>, Path(id): Path<String
     agreement_json(&api, &id)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoQuery {}
+
 /// `GET /v1/view/matches`: open needs beside open resources of the same
 /// category and area.
-pub(crate) async fn view_matches(State(api): State<Api>) -> ApiResult {
-    let view = api.view.read().map_err(|_| ApiError::lock())?;
-    Ok(Json(json!({"matches": view.matches(&api.me.unit)})))
+pub(crate) async fn view_matches(
+    State(api): State<Api>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (format, _): (_, NoQuery) = api_export::query(raw.as_deref())?;
+    let body = {
+        let view = api.view.read().map_err(|_| ApiError::lock())?;
+        json!({"matches": view.matches(&api.me.unit)})
+    };
+    list_response(format, "matches", body, |b| {
+        b["matches"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                json!({
+                    "need": m["need"]["title"], "need_id": m["need"]["id"],
+                    "need_unit": m["need"]["unit_name"], "category": m["need"]["category"],
+                    "area": m["need"]["area"], "resources": m["resources"],
+                })
+            })
+            .collect()
+    })
 }

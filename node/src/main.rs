@@ -4,6 +4,7 @@
 mod api;
 mod api_bundle;
 mod api_civic;
+mod api_export;
 mod backend;
 mod client;
 mod cmd_admin;

@@ -950,6 +950,54 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
     let (_, m) = c.get(&district, "/v1/view/matches").await;
     assert_eq!(m["matches"][0]["need"]["id"], need["id"]);
     assert_eq!(m["matches"][0]["resources"][0]["id"], res2["id"]);
+    // Every view list as CSV (UTF-8 with a BOM, Chinese intact) and XLSX.
+    let get_bytes = |path: String| {
+        let (http, api, token) = (c.http.clone(), district.api.clone(), district.token.clone());
+        async move {
+            let r = http
+                .get(format!("{api}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (r.status(), ct, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (s, ct, csv) = get_bytes("/v1/view/items?list=need&format=csv".into()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(ct.starts_with("text/csv"), "{ct}");
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.starts_with('\u{feff}'), "a BOM for Excel");
+    assert!(csv.lines().next().unwrap().contains("title"), "{csv}");
+    assert!(csv.contains("独居老人助餐"), "{csv}");
+    for list in ["units", "stats", "agreements", "grids", "matches"] {
+        let (s, _, body) = get_bytes(format!("/v1/view/{list}?format=csv")).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        assert!(String::from_utf8(body).unwrap().lines().count() >= 2, "{list}: a header and rows");
+        let (s, ct, xlsx) = get_bytes(format!("/v1/view/{list}?format=xlsx")).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        assert!(ct.contains("spreadsheetml"), "{ct}");
+        assert!(xlsx.starts_with(b"PK"), "{list}: an XLSX is a zip");
+    }
+    let (s, _, _) = get_bytes("/v1/view/items?format=pdf".into()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = get_bytes("/v1/view/units?format=csv&colour=red".into()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Units by name in pinyin order: 南京 (nan) < 宁海 (ning) < 颐和 (yi).
+    let (_, u) = c.get(&district, "/v1/view/units").await;
+    let names: Vec<&str> = u["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["南京市鼓楼区", "宁海路街道", "颐和路社区"], "{u}");
+
     // Both nodes agree on the community's scope once synced.
     c.until(
         &community,

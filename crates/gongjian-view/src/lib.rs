@@ -308,3 +308,28 @@ impl View {
         Hash::of_parts(&refs)
     }
 }
+
+/// A sort key that orders Chinese text by pinyin (then the text itself),
+/// as people expect a list of names to be ordered: 鼓楼 before 玄武.
+pub fn pinyin_key(s: &str) -> (String, String) {
+    use pinyin::ToPinyin;
+    let mut key = String::with_capacity(s.len() * 3);
+    for (c, p) in s.chars().zip(s.to_pinyin()) {
+        match p {
+            Some(p) => key.push_str(p.plain()),
+            None => key.extend(c.to_lowercase()),
+        }
+        key.push(' ');
+    }
+    (key, s.to_owned())
+}
+
+#[cfg(test)]
+mod pinyin_tests {
+    #[test]
+    fn chinese_names_sort_by_pinyin() {
+        let mut names = vec!["玄武区", "鼓楼区", "宁海路街道", "Alpha", "建邺区"];
+        names.sort_by_key(|n| super::pinyin_key(n));
+        assert_eq!(names, ["Alpha", "鼓楼区", "建邺区", "宁海路街道", "玄武区"]);
+    }
+}
