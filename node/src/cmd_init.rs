@@ -105,6 +105,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         bootstrap: a.bootstrap,
         mdns: None,
         resync_secs: None,
+        log_format: None,
     };
     let checked = config.check().context("invalid arguments")?;
 

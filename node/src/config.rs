@@ -35,7 +35,21 @@ pub struct Config {
     /// Seconds between reconciliations with a connected peer (default 60).
     #[serde(default)]
     pub resync_secs: Option<u64>,
+    /// Log lines as `text` (default) or `json` (one object per line).
+    #[serde(default)]
+    pub log_format: Option<String>,
 }
+
+/// Keys an environment variable `GONGJIAN_<KEY>` may override (operations
+/// only: who the node is comes from the file alone).
+pub const ENV_KEYS: [&str; 6] = [
+    "api",
+    "listen",
+    "bootstrap",
+    "mdns",
+    "resync_secs",
+    "log_format",
+];
 
 /// A config whose values have been parsed.
 #[derive(Debug, Clone)]
@@ -77,6 +91,15 @@ impl Config {
             a.parse::<multiaddr::Multiaddr>()
                 .with_context(|| format!("`{a}` is not a multiaddr"))
                 .code(Exit::BadInput)?;
+        }
+        if let Some(f) = &self.log_format
+            && f != "text"
+            && f != "json"
+        {
+            return bail(
+                Exit::BadInput,
+                format!("log_format: `{f}` is not text or json"),
+            );
         }
         if self.resync_secs == Some(0) {
             return bail(Exit::BadInput, "resync_secs: must be at least 1");
@@ -140,8 +163,21 @@ impl DataDir {
         let text = fs::read_to_string(&path)
             .with_context(|| path.display().to_string())
             .code(Exit::Failure)?;
-        let config: Config = toml::from_str(&text)
+        // The file first (so its errors name their line), then the
+        // environment's overrides.
+        toml::from_str::<Config>(&text)
             .with_context(|| format!("{}: invalid config", path.display()))
+            .code(Exit::BadInput)?;
+        use figment::providers::Format as _;
+        let config: Config = figment::Figment::from(figment::providers::Toml::string(&text))
+            .merge(figment::providers::Env::prefixed("GONGJIAN_").only(&ENV_KEYS))
+            .extract()
+            .with_context(|| {
+                format!(
+                    "{} with GONGJIAN_* overrides: invalid config",
+                    path.display()
+                )
+            })
             .code(Exit::BadInput)?;
         let checked = config
             .check()

@@ -11,6 +11,7 @@ mod cmd_admin;
 mod cmd_api;
 mod cmd_bundle;
 mod cmd_cert;
+mod cmd_config;
 mod cmd_init;
 mod cmd_run;
 mod config;
@@ -67,6 +68,9 @@ enum Command {
     /// Sneakernet: carry signed records and changes on a file.
     #[command(subcommand)]
     Bundle(cmd_bundle::BundleCommand),
+    /// The configuration: check it as the daemon would run it.
+    #[command(subcommand)]
+    Config(cmd_config::ConfigCommand),
     /// Run the node: store, network, sync, until SIGTERM or SIGINT.
     Run(DirArg),
     /// The node: store counts, certificate expiry, peers.
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whistle(c) => cmd_api::whistle(c),
         Command::Api(a) => cmd_api::api(a),
         Command::Bundle(c) => cmd_bundle::run(c),
+        Command::Config(c) => cmd_config::run(c),
         Command::Run(a) => cmd_run::run(a),
         Command::Status(c) => cmd_api::status(c),
         Command::Backup(a) => cmd_admin::backup(a),
@@ -105,13 +110,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("GONGJIAN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = Cli::parse();
+    // Logs as text, or JSON lines (GONGJIAN_LOG_FORMAT, or the daemon's
+    // `log_format`).
+    let json_logs = match std::env::var("GONGJIAN_LOG_FORMAT").ok() {
+        Some(f) => f == "json",
+        None => match &cli.command {
+            Command::Run(a) => config::DataDir(a.data_dir.clone())
+                .load_config()
+                .ok()
+                .and_then(|(c, _)| c.log_format)
+                .is_some_and(|f| f == "json"),
+            _ => false,
+        },
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GONGJIAN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if matches!(cli.command, Command::Run(_)) {
+            "info"
+        } else {
+            "warn"
+        })
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     // Automerge can panic on a malformed change; the engine contains it with
     // `catch_unwind`. Report panics through the log, not raw on stderr.
     std::panic::set_hook(Box::new(|info| {
@@ -124,7 +151,6 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         tracing::error!(%location, %payload, "panic");
     }));
-    let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -320,7 +320,22 @@ async fn api_end_to_end_on_two_daemons() {
     assert!(d["heads"].as_array().is_some_and(|h| !h.is_empty()));
     let (s, o) = c.get(&community, "/v1/openapi.json").await;
     assert_eq!(s, StatusCode::OK);
-    assert!(o["paths"]["/v1/view/items"].is_object());
+    for path in [
+        "/v1/view/items",
+        "/v1/status",
+        "/v1/grids",
+        "/v1/items/{id}/escalate",
+        "/v1/whistles",
+        "/v1/whistles/{id}/respond",
+        "/v1/agreements",
+        "/v1/agreements/{id}/sign",
+        "/v1/view/matches",
+        "/v1/view/agreements",
+        "/v1/view/grids",
+        "/v1/bundles/import",
+    ] {
+        assert!(o["paths"][path].is_object(), "{path} not documented");
+    }
 
     // Prometheus metrics, no token from this host.
     let m = c

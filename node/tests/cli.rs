@@ -730,3 +730,65 @@ fn bundles_carry_a_communitys_needs_to_the_district_and_tampered_ones_change_not
     let got = ok(&["bundle", "import", "--data-dir", p(&t.district), p(&delta)]);
     assert_eq!(got["changes_accepted"], 1);
 }
+
+#[test]
+fn config_check_with_environment_overrides() {
+    let t = tree();
+    let v = ok(&["config", "check", "--data-dir", p(&t.community)]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["effective"]["name"], "颐和路社区");
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "certificate" && c["ok"] == true),
+        "{v}"
+    );
+    // An override is applied and named.
+    let out = bin()
+        .args(["config", "check", "--data-dir", p(&t.community)])
+        .env("GONGJIAN_API", "127.0.0.1:5999")
+        .env("GONGJIAN_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["effective"]["api"], "127.0.0.1:5999");
+    assert_eq!(v["effective"]["log_format"], "json");
+    assert!(v["checks"][0]["detail"].as_str().unwrap().contains("GONGJIAN_API"));
+    // Bad overrides: exit 3, saying which.
+    for (k, val, needle) in [
+        ("GONGJIAN_API", "somewhere", "api"),
+        ("GONGJIAN_RESYNC_SECS", "0", "resync_secs"),
+        ("GONGJIAN_LOG_FORMAT", "xml", "log_format"),
+        ("GONGJIAN_LISTEN", "[\"not-a-multiaddr\"]", "multiaddr"),
+    ] {
+        let out = bin()
+            .args(["config", "check", "--data-dir", p(&t.community)])
+            .env(k, val)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{k}={val}: {err}");
+        assert!(err.contains(needle), "{k}={val}: {err}");
+    }
+    // A token readable by others fails the check.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        t.community.join("api.token"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = run(&["config", "check", "--data-dir", p(&t.community)]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "api token" && c["ok"] == false),
+        "{v}"
+    );
+}
