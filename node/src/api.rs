@@ -718,9 +718,12 @@ async fn view_units(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<R
     let mut units = units;
     // By name in pinyin order (Chinese sorting people expect).
     units.sort_by_cached_key(|u| gongjian_view::pinyin_key(u["name"].as_str().unwrap_or("")));
-    list_response(format, "units", json!({"scope": scope, "units": units}), |b| {
-        b["units"].as_array().cloned().unwrap_or_default()
-    })
+    list_response(
+        format,
+        "units",
+        json!({"scope": scope, "units": units}),
+        |b| b["units"].as_array().cloned().unwrap_or_default(),
+    )
 }
 
 async fn docs(State(api): State<Api>) -> ApiResult {

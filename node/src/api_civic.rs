@@ -6,8 +6,8 @@
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::response::Response;
 use axum::http::StatusCode;
+use axum::response::Response;
 use gongjian_engine::EngineError;
 use gongjian_identity::{DocId, DocType, UnitId, UnitKind};
 use gongjian_model::{

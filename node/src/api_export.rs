@@ -40,8 +40,8 @@ pub fn query<T: DeserializeOwned>(raw: Option<&str>) -> Result<(Option<Format>, 
             rest.push((k, v));
         }
     }
-    let rest = serde_urlencoded::to_string(&rest)
-        .map_err(|e| ApiError::bad(format!("query: {e}")))?;
+    let rest =
+        serde_urlencoded::to_string(&rest).map_err(|e| ApiError::bad(format!("query: {e}")))?;
     let t = serde_urlencoded::from_str(&rest).map_err(|e| ApiError::bad(format!("query: {e}")))?;
     Ok((format, t))
 }
@@ -133,7 +133,8 @@ pub fn respond(format: Format, name: &str, rows: &[Value]) -> Result<Response, A
     let (bytes, mime, ext) = match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
-            w.write_record(&columns).map_err(|e| internal(e.to_string()))?;
+            w.write_record(&columns)
+                .map_err(|e| internal(e.to_string()))?;
             for row in &cells {
                 let rec: Vec<String> = (0..columns.len())
                     .map(|i| match row.get(i) {
@@ -161,15 +162,15 @@ pub fn respond(format: Format, name: &str, rows: &[Value]) -> Result<Response, A
                 for (c, cell) in row.iter().enumerate() {
                     let res = match cell {
                         Some(Cell::Text(s)) => ws.write_string(r, c as u16, s, &plain).map(|_| ()),
-                        Some(Cell::Number(n)) => ws.write_number(r, c as u16, *n, &plain).map(|_| ()),
+                        Some(Cell::Number(n)) => {
+                            ws.write_number(r, c as u16, *n, &plain).map(|_| ())
+                        }
                         None => Ok(()),
                     };
                     res.map_err(|e| internal(e.to_string()))?;
                 }
             }
-            let bytes = wb
-                .save_to_buffer()
-                .map_err(|e| internal(e.to_string()))?;
+            let bytes = wb.save_to_buffer().map_err(|e| internal(e.to_string()))?;
             (
                 bytes,
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -108,7 +108,10 @@ pub fn run(c: ConfigCommand) -> anyhow::Result<()> {
         }))?
     );
     if !ok {
-        return bail(Exit::BadInput, "the configuration check failed (see checks)");
+        return bail(
+            Exit::BadInput,
+            "the configuration check failed (see checks)",
+        );
     }
     Ok(())
 }

@@ -37,7 +37,8 @@ pub fn document() -> Value {
     let fmt = ("format", "query", "string");
     let level = json!({"type": "string", "enum": ["zone", "community", "street", "district"]});
     let kinds = json!({"type": "array", "items": {"type": "string", "enum": ["district", "street", "community", "resident"]}});
-    let note = json!({"type": "object", "properties": {"note": {"type": "string", "maxLength": 4000}}});
+    let note =
+        json!({"type": "object", "properties": {"note": {"type": "string", "maxLength": 4000}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "gongjian node API", "version": "1"},

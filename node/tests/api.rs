@@ -993,7 +993,10 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
     for list in ["units", "stats", "agreements", "grids", "matches"] {
         let (s, _, body) = get_bytes(format!("/v1/view/{list}?format=csv")).await;
         assert_eq!(s, StatusCode::OK, "{list}");
-        assert!(String::from_utf8(body).unwrap().lines().count() >= 2, "{list}: a header and rows");
+        assert!(
+            String::from_utf8(body).unwrap().lines().count() >= 2,
+            "{list}: a header and rows"
+        );
         let (s, ct, xlsx) = get_bytes(format!("/v1/view/{list}?format=xlsx")).await;
         assert_eq!(s, StatusCode::OK, "{list}");
         assert!(ct.contains("spreadsheetml"), "{ct}");

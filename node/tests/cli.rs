@@ -756,7 +756,12 @@ fn config_check_with_environment_overrides() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["effective"]["api"], "127.0.0.1:5999");
     assert_eq!(v["effective"]["log_format"], "json");
-    assert!(v["checks"][0]["detail"].as_str().unwrap().contains("GONGJIAN_API"));
+    assert!(
+        v["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("GONGJIAN_API")
+    );
     // Bad overrides: exit 3, saying which.
     for (k, val, needle) in [
         ("GONGJIAN_API", "somewhere", "api"),
