@@ -400,6 +400,17 @@ async fn add_item(
         urgent: b.urgent,
         levels: None,
     };
+    let id = add_record(&api, kind, fields).await?;
+    Ok((StatusCode::CREATED, item_json(&api, &id)?))
+}
+
+/// Adds a record to this unit's list of `kind` (its document created on
+/// first use); returns the record's global id once durable.
+pub(crate) async fn add_record(
+    api: &Api,
+    kind: ListKind,
+    fields: ItemFields,
+) -> Result<String, ApiError> {
     let unit = api.me.unit;
     let record = random_id();
     let rec = record.clone();
@@ -418,8 +429,28 @@ async fn add_item(
             (res, docs)
         })
         .await??;
-    let id = gongjian_view::global_id(&doc, &record);
-    Ok((StatusCode::CREATED, item_json(&api, &id)?))
+    Ok(gongjian_view::global_id(&doc, &record))
+}
+
+/// Writes one act of this unit about another unit's record, in this
+/// unit's own acts document (created on first use).
+pub(crate) async fn write_act(api: &Api, act: Act) -> Result<(), ApiError> {
+    let unit = api.me.unit;
+    api.backend
+        .write(move |r| {
+            let res = (|| {
+                let acts = own_doc(r, &unit, DocType::Acts)?;
+                let t = now();
+                r.local_change(&acts, t, |am| {
+                    ActsDoc { doc: am, unit }.record(&act, t as i64)
+                })?;
+                Ok::<DocId, EngineError>(acts)
+            })();
+            let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();
+            (res.map(|_| ()), docs)
+        })
+        .await??;
+    Ok(())
 }
 
 /// The item named by a global id, as the view holds it.
@@ -511,25 +542,11 @@ async fn claim(
         doc,
         record: record.to_owned(),
     };
-    let unit = api.me.unit;
-    api.backend
-        .write(move |r| {
-            let res = (|| {
-                let acts = own_doc(r, &unit, DocType::Acts)?;
-                let t = now();
-                let act = Act {
-                    note: b.note,
-                    ..Act::new(&random_id(), ActKind::Claim, target, t as i64)
-                };
-                r.local_change(&acts, t, |am| {
-                    ActsDoc { doc: am, unit }.record(&act, t as i64)
-                })?;
-                Ok::<DocId, EngineError>(acts)
-            })();
-            let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();
-            (res, docs)
-        })
-        .await??;
+    let act = Act {
+        note: b.note,
+        ..Act::new(&random_id(), ActKind::Claim, target, now() as i64)
+    };
+    write_act(&api, act).await?;
     Ok((StatusCode::CREATED, item_json(&api, &id)?))
 }
 

@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{
-    Api, ApiError, ApiResult, ScopeQuery, find_item, item_json, list_response, random_id, scope_of,
+    Api, ApiError, ApiResult, ScopeQuery, add_record, find_item, item_json, list_response,
+    random_id, scope_of, write_act,
 };
 use crate::api_export;
 use crate::node::{now, own_doc};
@@ -35,26 +36,6 @@ fn to_json(v: impl serde::Serialize) -> Result<Json<Value>, ApiError> {
 fn unit_param(what: &str, s: &str) -> Result<UnitId, ApiError> {
     s.parse()
         .map_err(|e| ApiError::bad(format!("{what}: `{s}` is not a unit id: {e}")))
-}
-
-/// Writes one act of this unit about `target` in its own acts document.
-async fn write_act(api: &Api, act: Act) -> Result<(), ApiError> {
-    let unit = api.me.unit;
-    api.backend
-        .write(move |r| {
-            let res = (|| {
-                let acts = own_doc(r, &unit, DocType::Acts)?;
-                let t = now();
-                r.local_change(&acts, t, |am| {
-                    ActsDoc { doc: am, unit }.record(&act, t as i64)
-                })?;
-                Ok::<DocId, EngineError>(acts)
-            })();
-            let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();
-            (res.map(|_| ()), docs)
-        })
-        .await??;
-    Ok(())
 }
 
 // ---- grids -------------------------------------------------------------
@@ -324,25 +305,7 @@ pub(crate) async fn add_whistle(
         urgent: None,
         levels: Some(levels),
     };
-    let unit = api.me.unit;
-    let record = random_id();
-    let rec = record.clone();
-    let doc = api
-        .backend
-        .write(move |r| {
-            let res = (|| {
-                let doc = own_doc(r, &unit, DocType::Whistles)?;
-                let t = now();
-                r.local_change(&doc, t, |am| {
-                    ListDoc::new(am, ListKind::Whistle).add(&rec, &fields, t as i64)
-                })?;
-                Ok::<DocId, EngineError>(doc)
-            })();
-            let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();
-            (res, docs)
-        })
-        .await??;
-    let id = global_id(&doc, &record);
+    let id = add_record(&api, ListKind::Whistle, fields).await?;
     Ok((StatusCode::CREATED, item_json(&api, &id)?))
 }
 

@@ -153,24 +153,19 @@ impl Client {
     /// Sends a request; returns the body of a 2xx response, or the API's
     /// error as an error with the matching exit code.
     pub fn bytes(&self, method: Method, path: &str, body: Send) -> anyhow::Result<Vec<u8>> {
-        self.bytes_inner(method, path, body, None)
+        self.bytes_with_summary(method, path, body).map(|(b, _)| b)
     }
 
-    fn bytes_inner(
+    /// [`Client::bytes`], with the summary header of a bundle export.
+    pub fn bytes_with_summary(
         &self,
         method: Method,
         path: &str,
         body: Send,
-        summary: Option<&std::sync::Mutex<Option<Value>>>,
-    ) -> anyhow::Result<Vec<u8>> {
+    ) -> anyhow::Result<(Vec<u8>, Option<Value>)> {
         let (status, bytes, header) = self.rt.block_on(self.send(method, path, body))?;
-        if let (Some(s), Some(h)) = (summary, header)
-            && let Ok(mut slot) = s.lock()
-        {
-            *slot = serde_json::from_str(&h).ok();
-        }
         if status.is_success() {
-            return Ok(bytes);
+            return Ok((bytes, header.and_then(|h| serde_json::from_str(&h).ok())));
         }
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let code = v["error"]["code"].as_str().unwrap_or("");
@@ -186,18 +181,6 @@ impl Client {
             _ => Exit::Failure,
         };
         bail(exit, format!("{message} ({status})"))
-    }
-
-    /// [`Client::bytes`], with the summary header of a bundle export.
-    pub fn bytes_with_summary(
-        &self,
-        method: Method,
-        path: &str,
-        body: Send,
-    ) -> anyhow::Result<(Vec<u8>, Option<Value>)> {
-        let summary = std::sync::Mutex::new(None);
-        let bytes = self.bytes_inner(method, path, body, Some(&summary))?;
-        Ok((bytes, summary.into_inner().ok().flatten()))
     }
 
     /// [`Client::bytes`] for a JSON response.

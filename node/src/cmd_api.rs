@@ -377,11 +377,13 @@ fn parse_day(flag: &str, s: &str, last: bool) -> anyhow::Result<i64> {
     Ok(if last { start + 86_399 } else { start })
 }
 
-fn post(c: &Common, path: &str, body: Value) -> anyhow::Result<Value> {
+/// POSTs `body` and prints the record the API answers with.
+fn post(c: &Common, path: &str, body: Value) -> anyhow::Result<()> {
     let client = c.client()?;
     let v = client.json(Method::POST, path, Send::Json(body));
     client.close();
-    v
+    print_item(c, &v?);
+    Ok(())
 }
 
 fn get(c: &Common, path: &str) -> anyhow::Result<Value> {
@@ -446,33 +448,21 @@ pub fn item(cmd: ItemCommand) -> anyhow::Result<()> {
             });
             add_items(&c, body, &title, repeat)
         }
-        ItemCommand::Status { c, id, status } => {
-            let v = post(
-                &c,
-                &format!("/v1/items/{}/status", enc(&id)),
-                json!({ "status": status }),
-            )?;
-            print_item(&c, &v);
-            Ok(())
-        }
-        ItemCommand::Claim { c, id, note } => {
-            let v = post(
-                &c,
-                &format!("/v1/items/{}/claim", enc(&id)),
-                json!({ "note": note }),
-            )?;
-            print_item(&c, &v);
-            Ok(())
-        }
-        ItemCommand::Escalate { c, id, to, handler } => {
-            let v = post(
-                &c,
-                &format!("/v1/items/{}/escalate", enc(&id)),
-                json!({ "to": to, "handler": handler }),
-            )?;
-            print_item(&c, &v);
-            Ok(())
-        }
+        ItemCommand::Status { c, id, status } => post(
+            &c,
+            &format!("/v1/items/{}/status", enc(&id)),
+            json!({ "status": status }),
+        ),
+        ItemCommand::Claim { c, id, note } => post(
+            &c,
+            &format!("/v1/items/{}/claim", enc(&id)),
+            json!({ "note": note }),
+        ),
+        ItemCommand::Escalate { c, id, to, handler } => post(
+            &c,
+            &format!("/v1/items/{}/escalate", enc(&id)),
+            json!({ "to": to, "handler": handler }),
+        ),
         ItemCommand::Show { c, id } => {
             let v = get(&c, &format!("/v1/view/items/{}", enc(&id)))?;
             print_item(&c, &v);
@@ -667,7 +657,7 @@ pub fn grid(cmd: GridCommand) -> anyhow::Result<()> {
         posts,
         members,
     } = cmd;
-    let v = post(
+    post(
         &c,
         "/v1/grids",
         json!({
@@ -676,9 +666,7 @@ pub fn grid(cmd: GridCommand) -> anyhow::Result<()> {
             "counts": {"households": households, "compounds": compounds,
                 "resident_units": resident_units, "posts": posts, "members": members},
         }),
-    )?;
-    print_item(&c, &v);
-    Ok(())
+    )
 }
 
 pub fn agreement(cmd: AgreementCommand) -> anyhow::Result<()> {
@@ -694,14 +682,12 @@ pub fn agreement(cmd: AgreementCommand) -> anyhow::Result<()> {
         } => {
             let start = parse_day("--start", &start, false)?;
             let end = parse_day("--end", &end, true)?;
-            let v = post(
+            post(
                 &c,
                 "/v1/agreements",
                 json!({"title": title, "parties": parties, "start": start, "end": end,
                     "services": services, "contact": contact}),
-            )?;
-            print_item(&c, &v);
-            Ok(())
+            )
         }
         AgreementCommand::Sign {
             c,
@@ -717,9 +703,7 @@ pub fn agreement(cmd: AgreementCommand) -> anyhow::Result<()> {
             if let Some(ct) = contact {
                 body["contact"] = json!(ct);
             }
-            let v = post(&c, &format!("/v1/agreements/{}/sign", enc(&id)), body)?;
-            print_item(&c, &v);
-            Ok(())
+            post(&c, &format!("/v1/agreements/{}/sign", enc(&id)), body)
         }
     }
 }
@@ -733,25 +717,17 @@ pub fn whistle(cmd: WhistleCommand) -> anyhow::Result<()> {
             description,
             area,
             levels,
-        } => {
-            let v = post(
-                &c,
-                "/v1/whistles",
-                json!({"title": title, "category": category, "description": description,
+        } => post(
+            &c,
+            "/v1/whistles",
+            json!({"title": title, "category": category, "description": description,
                     "area": area, "levels": levels}),
-            )?;
-            print_item(&c, &v);
-            Ok(())
-        }
-        WhistleCommand::Respond { c, id, note } => {
-            let v = post(
-                &c,
-                &format!("/v1/whistles/{}/respond", enc(&id)),
-                json!({ "note": note }),
-            )?;
-            print_item(&c, &v);
-            Ok(())
-        }
+        ),
+        WhistleCommand::Respond { c, id, note } => post(
+            &c,
+            &format!("/v1/whistles/{}/respond", enc(&id)),
+            json!({ "note": note }),
+        ),
     }
 }
 

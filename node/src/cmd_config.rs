@@ -25,7 +25,7 @@ fn check(name: &str, res: Result<String, String>) -> Value {
     }
 }
 
-fn private_file(dir: &DataDir, path: std::path::PathBuf) -> Result<String, String> {
+fn private_file(path: std::path::PathBuf) -> Result<String, String> {
     let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         return Err(format!(
@@ -33,7 +33,6 @@ fn private_file(dir: &DataDir, path: std::path::PathBuf) -> Result<String, Strin
             path.display()
         ));
     }
-    let _ = dir;
     Ok(format!("{} (mode 600)", path.display()))
 }
 
@@ -58,13 +57,13 @@ pub fn run(c: ConfigCommand) -> anyhow::Result<()> {
             }
         )),
     )];
-    checks.push(check("node key", private_file(&dir, dir.node_key())));
+    checks.push(check("node key", private_file(dir.node_key())));
     if dir.root_key().exists() {
-        checks.push(check("root key", private_file(&dir, dir.root_key())));
+        checks.push(check("root key", private_file(dir.root_key())));
     }
     checks.push(check(
         "api token",
-        private_file(&dir, dir.api_token()).and_then(|d| {
+        private_file(dir.api_token()).and_then(|d| {
             let t = std::fs::read_to_string(dir.api_token()).map_err(|e| e.to_string())?;
             if t.trim().len() < 32 {
                 return Err("the token is shorter than 32 characters".into());
