@@ -131,3 +131,78 @@ fn interleaved_authors_are_cut_only_where_vouched() {
         43
     );
 }
+
+/// Two keys of one unit write concurrently, neither seeing the other; as
+/// relayed only each one's last change is signed. Ordered by (seq, actor)
+/// alone their runs would interleave with a cut point only at the very
+/// end; the causal order continues an actor until its signature, so each
+/// run is a batch of its own and a hard cap the size of one run suffices.
+#[test]
+fn concurrent_authors_runs_are_kept_together() {
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let f = fed();
+    let second = Secret::from_seed([92; 32]);
+    let g = genesis(f.community_id, &f.community, &[second.public()]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let mut b = Author::new(&second, 1, doc);
+    let n = 30;
+    let mut held = Vec::new();
+    for i in 0..n {
+        for (who, author) in [("甲", &mut a), ("乙", &mut b)] {
+            let c = author.put("标题", &format!("{who}{i}"));
+            held.push(if i + 1 == n { c } else { c.without_signature() });
+        }
+    }
+    let ordered = causal_order(held.clone());
+    // Each actor's run is contiguous.
+    let actors: Vec<_> = ordered.iter().map(|c| c.header().actor).collect();
+    assert_eq!(
+        actors[..n]
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        1
+    );
+    assert_eq!(
+        actors[n..]
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        1
+    );
+    let run: usize = ordered[..n].iter().map(|c| c.chunk().len() + 140).sum();
+    let other: usize = ordered[n..].iter().map(|c| c.chunk().len() + 140).sum();
+    let answer = edge_signed_batches(
+        ordered,
+        BatchLimits {
+            max_bytes: 1,
+            max_changes: 1,
+            hard_max_bytes: run.max(other) + 10,
+        },
+    );
+    assert!(answer.complete);
+    assert_eq!(answer.changes(), 2 * n);
+    assert_eq!(answer.batches.len(), 2);
+    // What was sent is accepted whole by a fresh node.
+    let dir = tempdir().unwrap();
+    let mut r = gongjian_engine::Replica::open(
+        gongjian_store::Store::create(dir.path()).unwrap(),
+        f.root.public(),
+        None,
+    )
+    .unwrap();
+    r.insert_records(f.records.clone()).unwrap();
+    r.insert_records(vec![g]).unwrap();
+    for batch in answer.batches {
+        let s = r.ingest_changes(batch).unwrap();
+        assert_eq!((s.invalid, s.pending), (0, 0), "{s:?}");
+    }
+    assert_eq!(
+        Host::version_vector(&mut r, &doc)
+            .unwrap()
+            .values()
+            .sum::<u64>(),
+        2 * n as u64
+    );
+}
