@@ -553,8 +553,9 @@ async fn claim(
 async fn view_items(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
     let (format, mut q): (_, ItemQuery) = api_export::query(raw.as_deref())?;
     let view = api.view.read().map_err(|_| ApiError::lock())?;
+    let scope = list_scope(&api, &view, q.scope.as_deref())?;
     let Some(format) = format else {
-        let page = view.items(&api.me.unit, &q)?;
+        let page = view.items(&scope, &q)?;
         return Ok(Json(
             serde_json::to_value(page).map_err(|e| ApiError::internal(e.to_string()))?,
         )
@@ -564,7 +565,7 @@ async fn view_items(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<R
     q.limit = Some(gongjian_view::MAX_LIMIT);
     let mut rows = Vec::new();
     loop {
-        let page = view.items(&api.me.unit, &q)?;
+        let page = view.items(&scope, &q)?;
         for item in page.items {
             rows.push(serde_json::to_value(item).map_err(|e| ApiError::internal(e.to_string()))?);
         }
@@ -607,6 +608,8 @@ async fn view_item(State(api): State<Api>, Path(id): Path<String>) -> ApiResult 
 pub(crate) struct StatsQuery {
     #[serde(default)]
     by: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 async fn view_stats(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
@@ -623,7 +626,8 @@ async fn view_stats(State(api): State<Api>, RawQuery(raw): RawQuery) -> Result<R
     };
     let body = {
         let view = api.view.read().map_err(|_| ApiError::lock())?;
-        json!({"stats": view.stats(&api.me.unit, by)})
+        let scope = list_scope(&api, &view, q.scope.as_deref())?;
+        json!({"scope": scope, "stats": view.stats(&scope, by)})
     };
     list_response(format, "stats", body, |b| {
         b["stats"].as_array().cloned().unwrap_or_default()
@@ -637,13 +641,10 @@ pub(crate) struct ScopeQuery {
     pub(crate) scope: Option<String>,
 }
 
+/// The scope of a digest or the units list: this unit or one below it
+/// (default: this unit).
 pub(crate) fn scope_of(api: &Api, view: &View, scope: Option<&str>) -> Result<UnitId, ApiError> {
-    let Some(s) = scope else {
-        return Ok(api.me.unit);
-    };
-    let unit: UnitId = s
-        .parse()
-        .map_err(|e| ApiError::bad(format!("scope: `{s}`: {e}")))?;
+    let unit = scope_param(api, scope)?;
     if !view.in_scope(&unit, &api.me.unit) {
         return Err(ApiError::forbidden(format!(
             "scope: {unit} is not {} or a unit below it",
@@ -651,6 +652,29 @@ pub(crate) fn scope_of(api: &Api, view: &View, scope: Option<&str>) -> Result<Un
         )));
     }
     Ok(unit)
+}
+
+/// The scope of a list (items, stats, matches, agreements, grids): this
+/// unit, one below it, or one above it: a resident unit looks at its
+/// community's lists, as much of them as this node holds.
+pub(crate) fn list_scope(api: &Api, view: &View, scope: Option<&str>) -> Result<UnitId, ApiError> {
+    let unit = scope_param(api, scope)?;
+    if !view.in_scope(&unit, &api.me.unit) && !view.in_scope(&api.me.unit, &unit) {
+        return Err(ApiError::forbidden(format!(
+            "scope: {unit} is neither {} nor a unit above or below it",
+            api.me.unit
+        )));
+    }
+    Ok(unit)
+}
+
+fn scope_param(api: &Api, scope: Option<&str>) -> Result<UnitId, ApiError> {
+    match scope {
+        None => Ok(api.me.unit),
+        Some(s) => s
+            .parse()
+            .map_err(|e| ApiError::bad(format!("scope: `{s}`: {e}"))),
+    }
 }
 
 async fn view_digest(

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::api::{
     Api, ApiError, ApiResult, ScopeQuery, add_record, find_item, item_json, list_response,
-    random_id, scope_of, write_act,
+    list_scope, random_id, write_act,
 };
 use crate::api_export;
 use crate::node::{now, own_doc};
@@ -127,7 +127,7 @@ pub(crate) async fn view_grids(
     let (format, q): (_, ScopeQuery) = api_export::query(raw.as_deref())?;
     let body = {
         let view = api.view.read().map_err(|_| ApiError::lock())?;
-        let scope = scope_of(&api, &view, q.scope.as_deref())?;
+        let scope = list_scope(&api, &view, q.scope.as_deref())?;
         json!({"scope": scope, "grids": view.grids(&scope)})
     };
     list_response(format, "grids", body, |b| {
@@ -531,8 +531,9 @@ pub(crate) async fn view_agreements(
     let (format, q): (_, AgreementQuery) = api_export::query(raw.as_deref())?;
     let body = {
         let view = api.view.read().map_err(|_| ApiError::lock())?;
-        let list = view.agreements(&api.me.unit, &q, now() as i64)?;
-        json!({"agreements": list})
+        let scope = list_scope(&api, &view, q.scope.as_deref())?;
+        let list = view.agreements(&scope, &q, now() as i64)?;
+        json!({"scope": scope, "agreements": list})
     };
     list_response(format, "agreements", body, |b| {
         b["agreements"].as_array().cloned().unwrap_or_default()
@@ -549,20 +550,17 @@ pub(crate) async fn view_agreement(State(api): State<Api>, Path(id): Path<String
     agreement_json(&api, &id)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NoQuery {}
-
 /// `GET /v1/view/matches`: open needs beside open resources of the same
 /// category and area.
 pub(crate) async fn view_matches(
     State(api): State<Api>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (format, _): (_, NoQuery) = api_export::query(raw.as_deref())?;
+    let (format, q): (_, crate::api::ScopeQuery) = api_export::query(raw.as_deref())?;
     let body = {
         let view = api.view.read().map_err(|_| ApiError::lock())?;
-        json!({"matches": view.matches(&api.me.unit)})
+        let scope = list_scope(&api, &view, q.scope.as_deref())?;
+        json!({"scope": scope, "matches": view.matches(&scope)})
     };
     list_response(format, "matches", body, |b| {
         b["matches"]

@@ -146,6 +146,9 @@ pub enum ViewCommand {
         limit: Option<usize>,
         #[arg(long)]
         cursor: Option<String>,
+        /// A unit above or below this one (default: this unit).
+        #[arg(long)]
+        scope: Option<String>,
     },
     /// Counts by street, community or unit × list × status.
     Stats {
@@ -154,6 +157,9 @@ pub enum ViewCommand {
         /// street | community | unit
         #[arg(long)]
         by: Option<String>,
+        /// A unit above or below this one (default: this unit).
+        #[arg(long)]
+        scope: Option<String>,
     },
     /// Every unit in scope: last heard from, changes held and lacking.
     Units {
@@ -173,6 +179,9 @@ pub enum ViewCommand {
     Matches {
         #[command(flatten)]
         c: Common,
+        /// A unit above or below this one (default: this unit).
+        #[arg(long)]
+        scope: Option<String>,
     },
     /// Co-building agreements with their parties' signatures.
     Agreements {
@@ -185,6 +194,9 @@ pub enum ViewCommand {
         party: Option<String>,
         #[arg(long)]
         expiring_within_days: Option<u32>,
+        /// A unit above or below this one (default: this unit).
+        #[arg(long)]
+        scope: Option<String>,
     },
     /// The grid tree with counts summed up each level.
     Grids {
@@ -486,6 +498,7 @@ pub fn view(cmd: ViewCommand) -> anyhow::Result<()> {
             q,
             limit,
             cursor,
+            scope,
         } => {
             let path = format!(
                 "/v1/view/items{}",
@@ -501,14 +514,18 @@ pub fn view(cmd: ViewCommand) -> anyhow::Result<()> {
                     ("q", q),
                     ("limit", limit.map(|n| n.to_string())),
                     ("cursor", cursor),
+                    ("scope", scope),
                 ])
             );
             let v = get(&c, &path)?;
             print(&v, c.json, Some("items"), ITEM_COLUMNS);
             Ok(())
         }
-        ViewCommand::Stats { c, by } => {
-            let v = get(&c, &format!("/v1/view/stats{}", query(&[("by", by)])))?;
+        ViewCommand::Stats { c, by, scope } => {
+            let v = get(
+                &c,
+                &format!("/v1/view/stats{}", query(&[("by", by), ("scope", scope)])),
+            )?;
             print(
                 &v,
                 c.json,
@@ -543,8 +560,11 @@ pub fn view(cmd: ViewCommand) -> anyhow::Result<()> {
             print(&v, c.json, None, &[]);
             Ok(())
         }
-        ViewCommand::Matches { c } => {
-            let v = get(&c, "/v1/view/matches")?;
+        ViewCommand::Matches { c, scope } => {
+            let v = get(
+                &c,
+                &format!("/v1/view/matches{}", query(&[("scope", scope)])),
+            )?;
             if c.json {
                 println!("{v}");
             } else {
@@ -577,6 +597,7 @@ pub fn view(cmd: ViewCommand) -> anyhow::Result<()> {
             status,
             party,
             expiring_within_days,
+            scope,
         } => {
             let v = get(
                 &c,
@@ -589,6 +610,7 @@ pub fn view(cmd: ViewCommand) -> anyhow::Result<()> {
                             "expiring_within_days",
                             expiring_within_days.map(|d| d.to_string())
                         ),
+                        ("scope", scope),
                     ])
                 ),
             )?;

@@ -92,9 +92,9 @@ pub fn document() -> Value {
             "/v1/agreements/{id}/sign": {"post": op("sign the agreement's terms and parts as this node holds them (parties only)", Some(json!({
                 "type": "object", "properties": {"note": {"type": "string"}, "services": {"type": "array", "items": {"type": "string"}}, "contact": {"type": "string"}}
             })), &id)},
-            "/v1/view/matches": {"get": op("open needs beside open resources of the same category and area", None, &[fmt])},
+            "/v1/view/matches": {"get": op("open needs beside open resources of the same category and area", None, &[("scope", "query", "string"), fmt])},
             "/v1/view/agreements": {"get": op("agreements with each party's signature and derived status", None, &[
-                ("status", "query", "string"), ("party", "query", "string"), ("expiring_within_days", "query", "integer"), fmt])},
+                ("status", "query", "string"), ("party", "query", "string"), ("expiring_within_days", "query", "integer"), ("scope", "query", "string"), fmt])},
             "/v1/view/agreements/{id}": {"get": op("one agreement", None, &id)},
             "/v1/view/grids": {"get": op("the grid tree of a scope with counts summed up each level", None, &[("scope", "query", "string"), fmt])},
             "/v1/bundles/state": {"get": op("peer-state file (application/octet-stream) for an exporter to send only what this node lacks", None, &[("for", "query", "string")])},
@@ -104,10 +104,10 @@ pub fn document() -> Value {
             "/v1/view/items": {"get": op("the merged list of items in this node's scope, newest first, with the acts joined to each; format=csv|xlsx exports every page", None, &[
                 ("list", "query", "string"), ("status", "query", "string"), ("unit", "query", "string"), ("street", "query", "string"),
                 ("community", "query", "string"), ("category", "query", "string"), ("urgent", "query", "boolean"),
-                ("claimed", "query", "boolean"), ("q", "query", "string"), ("limit", "query", "integer"), ("cursor", "query", "string"), fmt
+                ("claimed", "query", "boolean"), ("q", "query", "string"), ("limit", "query", "integer"), ("cursor", "query", "string"), ("scope", "query", "string"), fmt
             ])},
             "/v1/view/items/{id}": {"get": op("one item with its acts", None, &id)},
-            "/v1/view/stats": {"get": op("counts by area × list × status", None, &[("by", "query", "string"), fmt])},
+            "/v1/view/stats": {"get": op("counts by area × list × status", None, &[("by", "query", "string"), ("scope", "query", "string"), fmt])},
             "/v1/view/units": {"get": op("units in scope (pinyin order): last heard, changes held, announced heads not held", None, &[("scope", "query", "string"), fmt])},
             "/v1/view/digest": {"get": op("digest of the view over a unit's subtree", None, &[("scope", "query", "string")])},
             "/v1/docs": {"get": op("documents held", None, &[])},

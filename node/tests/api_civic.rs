@@ -247,6 +247,11 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
     assert_eq!(act["unit"], street_id);
     assert_eq!(act["resolved"], true);
     assert_eq!(
+        handled["status"], "resolved",
+        "the handler's status is shown"
+    );
+    assert_eq!(handled["owner_status"], "open", "the owner's is kept");
+    assert_eq!(
         handled["unit"], community_id,
         "the problem stays the community's"
     );
@@ -500,6 +505,42 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
     let (_, m) = c.get(&district, "/v1/view/matches").await;
     assert_eq!(m["matches"][0]["need"]["id"], need["id"]);
     assert_eq!(m["matches"][0]["resources"][0]["id"], res2["id"]);
+    // Scope: the community lists what it holds of its street's (a unit
+    // above it), which its own scope leaves out; a unit neither above nor
+    // below is refused.
+    c.until(
+        &community,
+        &format!("/v1/view/items?scope={street_id}&list=resource"),
+        "the street's resource at the community",
+        |v| {
+            v["items"]
+                .as_array()
+                .is_some_and(|x| x.iter().any(|i| i["id"] == res["id"]))
+        },
+    )
+    .await;
+    let (_, own) = c.get(&community, "/v1/view/items?list=resource").await;
+    assert!(
+        own["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["unit"] == community_id),
+        "{own}"
+    );
+    for path in [
+        "/v1/view/items?scope=320106003000",
+        "/v1/view/stats?scope=320106003000",
+        "/v1/view/matches?scope=320106003000",
+    ] {
+        let (s, e) = c.get(&community, path).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {e}");
+    }
+    let (s, st) = c
+        .get(&community, &format!("/v1/view/stats?scope={street_id}"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{st}");
+    assert_eq!(st["scope"], street_id);
     // Every view list as CSV (UTF-8 with a BOM, Chinese intact) and XLSX.
     let get_bytes = |path: String| {
         let (http, api, token) = (c.http.clone(), district.api.clone(), district.token.clone());

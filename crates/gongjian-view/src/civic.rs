@@ -107,6 +107,8 @@ pub struct AgreementQuery {
     pub party: Option<String>,
     /// Signed or active agreements whose term ends within this many days.
     pub expiring_within_days: Option<u32>,
+    /// The unit whose subtree to list (resolved by the API).
+    pub scope: Option<String>,
 }
 
 /// A party and whether it signed the current terms.

@@ -46,6 +46,9 @@ pub struct ItemQuery {
     pub q: Option<String>,
     pub limit: Option<usize>,
     pub cursor: Option<String>,
+    /// The unit whose subtree to list (the API checks and resolves it;
+    /// the view takes the scope as an argument).
+    pub scope: Option<String>,
 }
 
 struct Filter {
@@ -144,9 +147,18 @@ pub struct ItemView {
     pub street: Option<UnitId>,
     pub community: Option<UnitId>,
     /// Claims, responses, handling … written by other units in their own
-    /// documents, oldest first.
+    /// documents, oldest first: only acts their author may make (see
+    /// [`View::act_counts`]).
     pub acts: Vec<ActRow>,
+    /// Acts other units wrote about this record that the rules do not
+    /// give them (a response from a level the whistle did not call, a
+    /// handling act from a unit it was never escalated to …): counted, not
+    /// joined.
+    pub acts_ignored: usize,
+    /// Whether a unit claimed, responded to or took it.
     pub claimed: bool,
+    /// The status the owner wrote (`status` may be its handler's).
+    pub owner_status: &'static str,
 }
 
 /// One page of items.
@@ -176,19 +188,89 @@ pub struct StatRow {
 }
 
 impl View {
+    /// Whether an act joins the record it targets: only the acts the rules
+    /// give their author (the API refuses the others, but another node's
+    /// unit can write anything in its own acts document).
+    /// - claim: a project or micro-wish, by any unit but its owner;
+    /// - response: a whistle, by a unit of a level it calls;
+    /// - take: a whistle, by the unit its order was dispatched to;
+    /// - handling: a problem, by a unit an escalation step named, above
+    ///   its owner in the tree.
+    pub fn act_counts(&self, row: &ItemRow, act: &ActRow) -> bool {
+        if act.unit == row.unit {
+            return false;
+        }
+        match act.kind {
+            "claim" => matches!(row.list, "project" | "wish"),
+            "response" => {
+                row.list == "whistle"
+                    && (row.levels.is_empty()
+                        || self
+                            .place(&act.unit)
+                            .is_some_and(|p| row.levels.contains(&p.kind.as_str())))
+            }
+            "take" => row.list == "whistle" && row.dispatched_to == Some(act.unit),
+            "handling" => {
+                row.list == "problem"
+                    && row.handlers.contains(&act.unit)
+                    && self.in_scope(&row.unit, &act.unit)
+            }
+            _ => false,
+        }
+    }
+
+    /// The status the merged view shows: for a problem escalated to a
+    /// handler (of the kind its level calls for, above its owner), that
+    /// handler's latest handling act (its note is the status); otherwise
+    /// the owner's. The same rule as `gongjian_model::problem_handlings`.
+    pub(crate) fn status_of(&self, row: &ItemRow) -> &'static str {
+        let Some(handler) = row.escalated_to else {
+            return row.status;
+        };
+        let kind_ok = row
+            .handler_kind
+            .is_some_and(|k| self.place(&handler).is_some_and(|p| p.kind == k));
+        if row.list != "problem" || !kind_ok || !self.in_scope(&row.unit, &handler) {
+            return row.status;
+        }
+        self.acts_on(&row.id)
+            .into_iter()
+            .rev()
+            .find(|a| a.kind == "handling" && a.unit == handler)
+            .map(|a| match a.note.parse::<ItemStatus>() {
+                Ok(s) => s.as_str(),
+                Err(_) if a.resolved => ItemStatus::Resolved.as_str(),
+                Err(_) => ItemStatus::InProgress.as_str(),
+            })
+            .unwrap_or(row.status)
+    }
+
     pub(crate) fn view_of(&self, row: &ItemRow) -> ItemView {
         let place = self.place(&row.unit);
-        let acts: Vec<ActRow> = self.acts_on(&row.id).into_iter().cloned().collect();
+        let (acts, ignored): (Vec<ActRow>, Vec<ActRow>) = self
+            .acts_on(&row.id)
+            .into_iter()
+            .cloned()
+            .partition(|a| self.act_counts(row, a));
         let claimed = acts
             .iter()
             .any(|a| matches!(a.kind, "claim" | "response" | "take"));
+        let mut shown = row.clone();
+        shown.status = self.status_of(row);
+        shown.status_zh = shown
+            .status
+            .parse::<ItemStatus>()
+            .map(|s| s.label_zh())
+            .unwrap_or(row.status_zh);
         ItemView {
-            row: row.clone(),
+            row: shown,
             unit_name: place.map(|p| p.name.clone()),
             street: place.and_then(|p| p.street),
             community: place.and_then(|p| p.community),
             acts,
+            acts_ignored: ignored.len(),
             claimed,
+            owner_status: row.owner_status,
         }
     }
 
@@ -200,7 +282,7 @@ impl View {
             .values()
             .filter(|r| self.in_scope(&r.unit, scope))
             .filter(|r| f.list.is_none_or(|l| r.list == l.as_str()))
-            .filter(|r| f.status.is_none_or(|s| r.status == s.as_str()))
+            .filter(|r| f.status.is_none_or(|s| self.status_of(r) == s.as_str()))
             .filter(|r| f.unit.is_none_or(|u| r.unit == u))
             .filter(|r| f.street.is_none_or(|s| self.in_scope(&r.unit, &s)))
             .filter(|r| f.community.is_none_or(|c| self.in_scope(&r.unit, &c)))
@@ -274,7 +356,7 @@ impl View {
                 StatsBy::Community => place.and_then(|p| p.community),
                 StatsBy::Unit => Some(r.unit),
             };
-            *counts.entry((area, r.list, r.status)).or_default() += 1;
+            *counts.entry((area, r.list, self.status_of(r))).or_default() += 1;
         }
         counts
             .into_iter()

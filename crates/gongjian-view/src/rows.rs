@@ -57,6 +57,17 @@ pub struct ItemRow {
     pub level: Option<&'static str>,
     /// The unit the latest escalation step names as handler.
     pub escalated_to: Option<UnitId>,
+    /// Every unit an escalation step named as handler, oldest first.
+    #[serde(skip)]
+    pub handlers: Vec<UnitId>,
+    /// The kind of unit the latest escalation's level calls for.
+    #[serde(skip)]
+    pub handler_kind: Option<gongjian_identity::UnitKind>,
+    /// The status the owner itself wrote; `status` is what the merged view
+    /// shows, which for an escalated problem is its handler's latest
+    /// handling act.
+    #[serde(skip)]
+    pub owner_status: &'static str,
     /// Whistles only: the levels called to respond (empty: all).
     pub levels: Vec<&'static str>,
     /// Whistles only: the responder the order was dispatched to.
@@ -179,6 +190,9 @@ pub(crate) fn items(
                 status_zh: it.status.label_zh(),
                 level: it.level.map(|l| l.as_str()),
                 escalated_to: it.escalations.last().and_then(|e| e.handler),
+                handlers: it.escalations.iter().filter_map(|e| e.handler).collect(),
+                handler_kind: it.escalations.last().and_then(|e| e.to.handler_kind()),
+                owner_status: it.status.as_str(),
                 levels: it.levels.iter().map(|k| k.as_str()).collect(),
                 dispatched_to: it.dispatched_to,
                 created_at: it.created_at,

@@ -1,0 +1,282 @@
+//! The view joins to a record only the acts their author may make, and
+//! shows an escalated problem with its handler's status: whatever a unit
+//! writes in its own acts document, the merged answer follows the rules.
+//! Real replicas on RocksDB; each unit writes with its own key.
+
+#[path = "../../gongjian-engine/tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use gongjian_engine::{LocalIdentity, Replica};
+use gongjian_identity::{DocId, DocType, Secret, UnitId, UnitKind};
+use gongjian_model::{Act, ActKind, ActsDoc, ItemFields, ListDoc, ProblemLevel, Target};
+use gongjian_store::Store;
+use gongjian_view::{ItemQuery, View, global_id};
+use tempfile::TempDir;
+
+/// One unit's node: its replica and every change it made, to hand on.
+struct Writer {
+    _dir: TempDir,
+    r: Replica,
+    unit: UnitId,
+    out: Vec<Vec<u8>>,
+}
+
+impl Writer {
+    fn new(
+        fed: &Fed,
+        secret: &Secret,
+        unit: UnitId,
+        extra: &[gongjian_identity::SignedRecord],
+    ) -> Writer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        store.bump_epoch(1).unwrap();
+        let mut r = Replica::open(
+            store,
+            fed.root.public(),
+            Some(LocalIdentity {
+                secret: secret.clone(),
+                unit,
+            }),
+        )
+        .unwrap();
+        r.insert_records(fed.records.clone()).unwrap();
+        r.insert_records(extra.to_vec()).unwrap();
+        Writer {
+            _dir: dir,
+            r,
+            unit,
+            out: Vec::new(),
+        }
+    }
+
+    fn doc(&mut self, t: DocType) -> DocId {
+        match self.r.documents_of(&self.unit, t).first() {
+            Some(d) => *d,
+            None => self.r.create_document(t, NOW).unwrap(),
+        }
+    }
+
+    fn add(&mut self, t: DocType, id: &str, fields: ItemFields) -> String {
+        let doc = self.doc(t);
+        let c = self
+            .r
+            .local_change(&doc, NOW, |am| {
+                ListDoc::open(am, t)?.add(id, &fields, NOW as i64)
+            })
+            .unwrap();
+        self.out.push(c.encode());
+        global_id(&doc, id)
+    }
+
+    fn escalate(&mut self, id: &str, to: ProblemLevel, handler: UnitId) {
+        let doc = self.doc(DocType::Problems);
+        let c = self
+            .r
+            .local_change(&doc, NOW + 1, |am| {
+                ListDoc::open(am, DocType::Problems)?.escalate(
+                    id,
+                    to,
+                    Some(handler),
+                    NOW as i64 + 1,
+                )
+            })
+            .unwrap();
+        self.out.push(c.encode());
+    }
+
+    fn act(
+        &mut self,
+        n: u32,
+        kind: ActKind,
+        target: &str,
+        owner: UnitId,
+        note: &str,
+        resolved: bool,
+    ) {
+        let (doc, record) = gongjian_view::split_global_id(target).unwrap();
+        let act = Act {
+            note: note.into(),
+            resolved,
+            ..Act::new(
+                &format!("act{n}"),
+                kind,
+                Target {
+                    unit: owner,
+                    doc,
+                    record: record.into(),
+                },
+                NOW as i64 + 10 + n as i64,
+            )
+        };
+        let acts = self.doc(DocType::Acts);
+        let unit = self.unit;
+        let c = self
+            .r
+            .local_change(&acts, NOW + 10 + n as u64, |am| {
+                ActsDoc { doc: am, unit }.record(&act, NOW as i64 + 10 + n as i64)
+            })
+            .unwrap();
+        self.out.push(c.encode());
+    }
+}
+
+#[test]
+fn acts_join_only_where_the_rules_allow_and_handlers_set_the_status() {
+    let f = fed();
+    let h = hospital(&f, 40);
+    let extra = vec![h.cert.clone()];
+    let mut community = Writer::new(&f, &f.community, f.community_id, &extra);
+    let mut street = Writer::new(&f, &f.street, f.street_id, &extra);
+    let mut district = Writer::new(&f, &f.district, f.district_id, &extra);
+    let mut hosp = Writer::new(&f, &h.secret, h.id, &extra);
+
+    let problem = community.add(
+        DocType::Problems,
+        "p1",
+        ItemFields {
+            title: Some("楼道堆物占用消防通道".into()),
+            ..Default::default()
+        },
+    );
+    community.escalate("p1", ProblemLevel::Street, f.street_id);
+    let whistle = community.add(
+        DocType::Whistles,
+        "w1",
+        ItemFields {
+            title: Some("汛期排水点位巡查".into()),
+            levels: Some(vec![UnitKind::Street]),
+            ..Default::default()
+        },
+    );
+    let project = community.add(
+        DocType::Projects,
+        "j1",
+        ItemFields {
+            title: Some("老年助餐点共建".into()),
+            ..Default::default()
+        },
+    );
+    // Allowed: the street handles the problem it was escalated to and
+    // answers the whistle that calls streets; the hospital claims the
+    // project.
+    street.act(
+        1,
+        ActKind::Handling,
+        &problem,
+        f.community_id,
+        "in_progress",
+        false,
+    );
+    street.act(
+        2,
+        ActKind::Handling,
+        &problem,
+        f.community_id,
+        "resolved",
+        true,
+    );
+    street.act(
+        3,
+        ActKind::Response,
+        &whistle,
+        f.community_id,
+        "已到岗",
+        false,
+    );
+    hosp.act(
+        4,
+        ActKind::Claim,
+        &project,
+        f.community_id,
+        "派出医护志愿者",
+        false,
+    );
+    // Not allowed: the district "handles" a problem never escalated to it
+    // (and later than the street, so it would win if it counted); the
+    // hospital answers a whistle calling only streets, and "handles" the
+    // problem too.
+    district.act(
+        5,
+        ActKind::Handling,
+        &problem,
+        f.community_id,
+        "closed",
+        true,
+    );
+    hosp.act(6, ActKind::Response, &whistle, f.community_id, "", false);
+    hosp.act(
+        7,
+        ActKind::Handling,
+        &problem,
+        f.community_id,
+        "open",
+        false,
+    );
+
+    // A district node holding everything.
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = replica(dir.path(), &f, None);
+    for w in [&community, &street, &district, &hosp] {
+        r.insert_records(w.r.store().records().unwrap()).unwrap();
+    }
+    for w in [&community, &street, &district, &hosp] {
+        let report = r.ingest(w.out.clone()).unwrap();
+        assert!(
+            report.invalid.is_empty() && report.rejected.is_empty() && report.pending.is_empty(),
+            "{report:?}"
+        );
+    }
+    let view = View::build(&r);
+    let all = |q: ItemQuery| view.items(&f.district_id, &q).unwrap().items;
+
+    let p = view.item_view(&f.district_id, &problem).unwrap();
+    assert_eq!(p.row.status, "resolved", "the street's latest handling act");
+    assert_eq!(p.row.status_zh, "已解决");
+    assert_eq!(p.owner_status, "open");
+    assert_eq!(p.acts.len(), 2, "{:?}", p.acts);
+    assert!(p.acts.iter().all(|a| a.unit == f.street_id));
+    assert_eq!(p.acts_ignored, 2, "the district's and the hospital's");
+
+    let w = view.item_view(&f.district_id, &whistle).unwrap();
+    assert_eq!(w.acts.len(), 1);
+    assert_eq!(w.acts[0].unit, f.street_id);
+    assert_eq!(w.acts_ignored, 1);
+    assert!(w.claimed);
+
+    let j = view.item_view(&f.district_id, &project).unwrap();
+    assert!(j.claimed);
+    assert_eq!(j.acts[0].unit, h.id);
+
+    // Filters and counts use the status shown.
+    let resolved = all(ItemQuery {
+        status: Some("resolved".into()),
+        ..Default::default()
+    });
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].row.id, problem);
+    let stats = view.stats(&f.district_id, gongjian_view::StatsBy::Street);
+    assert!(
+        stats
+            .iter()
+            .any(|s| s.list == "problem" && s.status == "resolved" && s.count == 1),
+        "{stats:?}"
+    );
+    assert!(
+        !stats
+            .iter()
+            .any(|s| s.list == "problem" && s.status == "open")
+    );
+    // Only the whistle's rightful response makes it claimed; the hospital's
+    // alone would not.
+    let unclaimed = all(ItemQuery {
+        claimed: Some(false),
+        ..Default::default()
+    });
+    assert!(
+        unclaimed
+            .iter()
+            .all(|i| i.row.id != whistle && i.row.id != project)
+    );
+}
