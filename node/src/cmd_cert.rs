@@ -438,12 +438,7 @@ fn revoke(
                         .change_at(&doc, actor, *seq)
                         .code(Exit::Failure)?
                 {
-                    cut.changes.push(CutEntry {
-                        doc,
-                        actor: *actor,
-                        seq: *seq,
-                        head,
-                    });
+                    cut.changes.push(CutEntry::new(&doc, *actor, *seq, head));
                 }
             }
         }
@@ -452,7 +447,7 @@ fn revoke(
             .membership()
             .records()
             .filter(|r| keys.contains(&r.signer))
-            .map(|r| r.hash)
+            .map(|r| gongjian_identity::Blinded::of(&r.hash))
             .collect();
     }
     cut.normalize();

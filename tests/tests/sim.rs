@@ -3,7 +3,7 @@
 //! restarts; exact replay of a seed; revocation under concurrency.
 //! `scripts/sim.sh` runs thousands of seeds.
 
-use gongjian_tests::sim::{Config, World, run};
+use gongjian_tests::sim::{Config, World, run, run_revocation};
 
 fn seeds() -> Vec<u64> {
     match std::env::var("GONGJIAN_SIM_SEEDS") {
@@ -44,57 +44,17 @@ fn a_seed_replays_exactly() {
 
 /// A community's key keeps writing behind a partition while its street
 /// revokes it; over several delivery orders every node ends with exactly
-/// the changes the revocation's cut keeps.
+/// the changes the revocation's cut keeps, and the revocation names no
+/// document id. `scripts/sim.sh --revocation` runs many more seeds.
 #[test]
 fn revocation_under_concurrency_is_order_free() {
+    let mut kept_some = 0;
     for seed in [11u64, 12, 13] {
-        let cfg = Config {
-            streets: 2,
-            communities_per_street: 2,
-            residents_per_community: 2,
-            p_write: 0.1,
-            ..Config::district(seed)
-        };
-        let mut w = World::new(cfg);
-        w.steps(300, None);
-        // Community index 2 (first community of the first street).
-        let c = 2;
-        let street = w.nodes[c].parent.unwrap();
-        let up = w.uplink(c).unwrap();
-        w.set_link(up, false);
-        w.steps(150, Some(c));
-        let before_cut = w.nodes[c]
-            .replica()
-            .store()
-            .doc_meta(&w.nodes[c].doc.unwrap())
-            .unwrap()
-            .unwrap();
-        w.revoke(c, street);
-        // The revoked key keeps writing; its residents still take its changes.
-        w.steps(300, Some(c));
-        w.heal(30);
-        w.check().unwrap_or_else(|e| panic!("{e}"));
-        let doc = w.nodes[c].doc.unwrap();
-        let key = w.nodes[c].secret.public();
-        let accepted = w.accepted_of(&doc, &key);
-        let first = accepted.values().next().unwrap().clone();
-        assert!(
-            accepted.values().all(|s| *s == first),
-            "seed {seed}: {accepted:?}"
-        );
-        let cut_seq = first.iter().map(|(_, s)| *s).max().unwrap_or(0);
-        let wrote = before_cut.clock.values().max().copied().unwrap_or(0);
-        assert!(
-            cut_seq <= wrote,
-            "the cut keeps at most what was written before it"
-        );
-        assert!(
-            w.nodes[c].writes > cut_seq,
-            "seed {seed}: the key wrote past the cut ({} writes, {cut_seq} kept)",
-            w.nodes[c].writes
-        );
-        assert!(accepted.len() >= 5, "the document reached its audience");
+        let r = run_revocation(seed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.holders >= 5, "the document reached its audience: {r:?}");
+        kept_some += usize::from(!r.kept.is_empty());
     }
+    assert!(kept_some >= 2, "most runs cut inside what was written");
 }
 
 /// A transfer cut in the middle resumes from the persisted progress: the

@@ -160,13 +160,8 @@ fn a_revoked_key_outside_its_cut_is_rejected_in_either_order() {
         let revocation = Revocation {
             target: RevocationTarget::Key(fed.community.public()),
             cut: RevocationCut {
-                changes: vec![CutEntry {
-                    doc,
-                    actor: c1.header().actor,
-                    seq: 1,
-                    head: c1.hash(),
-                }],
-                records: vec![genesis(fed.community_id, &fed.community, &[]).hash()],
+                changes: vec![CutEntry::new(&doc, c1.header().actor, 1, c1.hash())],
+                records: vec![gongjian_identity::Blinded::of(&genesis(fed.community_id, &fed.community, &[]).hash())],
             },
             reason: "密钥泄露".into(),
             issued_at: NOW,

@@ -176,7 +176,7 @@ fn a_thief_cannot_rewrite_history_kept_by_a_cut() {
     let mut r = replica(dir.path(), &f, None);
     let g = genesis(f.community_id, &f.community, &[]);
     let doc = DocId(g.hash());
-    let keep = vec![g.hash()];
+    let keep = vec![gongjian_identity::Blinded::of(&g.hash())];
     r.insert_records(vec![g]).unwrap();
     let mut honest = Author::new(&f.community, 1, doc);
     let c1 = honest.put("k", "1");
@@ -184,12 +184,7 @@ fn a_thief_cannot_rewrite_history_kept_by_a_cut() {
     let revocation = Revocation {
         target: RevocationTarget::Key(f.community.public()),
         cut: RevocationCut {
-            changes: vec![CutEntry {
-                doc,
-                actor: c2.header().actor,
-                seq: 2,
-                head: c2.hash(),
-            }],
+            changes: vec![CutEntry::new(&doc, c2.header().actor, 2, c2.hash())],
             records: keep,
         },
         reason: "密钥泄露".into(),
@@ -239,14 +234,9 @@ fn one_chunk_signed_for_two_documents_is_kept_apart() {
     let rev = Revocation {
         target: RevocationTarget::Key(f.community.public()),
         cut: RevocationCut {
-            changes: vec![CutEntry {
-                doc: a,
-                actor: ca.header().actor,
-                seq: 1,
-                head: ca.hash(),
-            }],
+            changes: vec![CutEntry::new(&a, ca.header().actor, 1, ca.hash())],
             records: {
-                let mut v: Vec<Hash> = r.trust().documents().map(|(d, _)| d.0).collect();
+                let mut v: Vec<gongjian_identity::Blinded> = r.trust().documents().map(|(d, _)| gongjian_identity::Blinded::of(&d.0)).collect();
                 v.sort();
                 v
             },

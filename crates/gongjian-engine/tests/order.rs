@@ -62,12 +62,7 @@ fn scenario() -> Scenario {
     let revocation = Revocation {
         target: RevocationTarget::Key(helper.public()),
         cut: RevocationCut {
-            changes: vec![CutEntry {
-                doc,
-                actor: h1.header().actor,
-                seq: 2,
-                head: h2.hash(),
-            }],
+            changes: vec![CutEntry::new(&doc, h1.header().actor, 2, h2.hash())],
             records: vec![],
         },
         reason: "设备丢失".into(),

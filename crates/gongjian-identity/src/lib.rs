@@ -26,7 +26,7 @@ pub use key::{ALG_ED25519, PublicKey, Secret, Signature};
 pub use keyfile::{read_secret, write_secret};
 pub use record::{MAX_RECORD_BYTES, RecordKind, SignedRecord};
 pub use records::{
-    Certificate, CutEntry, DocType, Genesis, HeadsAnnouncement, KeyAdd, RecordBody, Recovery,
+    Blinded, Certificate, CutEntry, DocType, Genesis, HeadsAnnouncement, KeyAdd, RecordBody, Recovery,
     Revocation, RevocationCut, RevocationTarget,
 };
 pub use unit::{UnitId, UnitKind};

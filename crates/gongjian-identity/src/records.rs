@@ -64,37 +64,69 @@ impl RecordBody for Certificate {
     const NAME: &'static str = "certificate";
 }
 
+/// A document or record id as a revocation names it:
+/// `SHA-256("gongjian-cut-v1" ‖ id)`. Revocations go to every member; a
+/// blinded id names nothing a member outside the document's audience could
+/// read (PROTOCOL.md §5.2), while a node holding the id finds its entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Blinded(pub Hash);
+
+impl Blinded {
+    pub fn of(id: &Hash) -> Blinded {
+        Blinded(Hash::of_parts(&[b"gongjian-cut-v1", id.as_bytes()]))
+    }
+}
+
 /// One actor's accepted prefix in one document: the change `head` (at
 /// `seq`) and its same-actor ancestors, by hash. A thief holding the key
 /// cannot sign another change at a kept seq: it is not on this chain.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CutEntry {
-    pub doc: DocId,
+    /// The document, blinded.
+    pub doc: Blinded,
     pub actor: ActorId,
     pub seq: u64,
     pub head: Hash,
 }
 
+impl CutEntry {
+    pub fn new(doc: &DocId, actor: ActorId, seq: u64, head: Hash) -> CutEntry {
+        CutEntry {
+            doc: Blinded::of(&doc.0),
+            actor,
+            seq,
+            head,
+        }
+    }
+}
+
 /// What a revocation still accepts from the revoked keys.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationCut {
-    /// Sorted, one entry per (doc, actor).
+    /// Sorted by (blinded document, actor), one entry per pair.
     pub changes: Vec<CutEntry>,
-    /// Sorted ids of records signed by the revoked keys that stay valid.
-    pub records: Vec<Hash>,
+    /// Sorted blinded ids of records signed by the revoked keys that stay
+    /// valid.
+    pub records: Vec<Blinded>,
 }
 
 impl RevocationCut {
     /// The kept prefix of `actor` in `doc`, if any.
     pub fn entry(&self, doc: &DocId, actor: &ActorId) -> Option<&CutEntry> {
+        let doc = Blinded::of(&doc.0);
         self.changes
-            .binary_search_by(|e| (&e.doc, &e.actor).cmp(&(doc, actor)))
+            .binary_search_by(|e| (&e.doc, &e.actor).cmp(&(&doc, actor)))
             .ok()
             .map(|i| &self.changes[i])
     }
 
     pub fn admits_record(&self, hash: &Hash) -> bool {
-        self.records.binary_search(hash).is_ok()
+        self.records.binary_search(&Blinded::of(hash)).is_ok()
+    }
+
+    /// Keeps the record `hash` (call [`RevocationCut::normalize`] after).
+    pub fn keep_record(&mut self, hash: &Hash) {
+        self.records.push(Blinded::of(hash));
     }
 
     /// Sorts and deduplicates both lists (the encoding requires it).

@@ -4,7 +4,7 @@
 
 use automerge::transaction::{CommitOptions, Transactable};
 use gongjian_identity::{
-    ActorId, Certificate, CutEntry, DocId, DocType, Genesis, Hash, HeadsAnnouncement, KeyAdd,
+    ActorId, Blinded, Certificate, CutEntry, DocId, DocType, Genesis, Hash, HeadsAnnouncement, KeyAdd,
     RecordBody, Recovery, Revocation, RevocationCut, RevocationTarget, Secret, SignedChange,
     SignedRecord, UnitKind, change_signing_message,
 };
@@ -90,13 +90,11 @@ fn computed() -> Vec<(String, String)> {
     .sign(&street);
     record(&mut push, "key_add", &key_add);
     let mut cut = RevocationCut {
-        changes: vec![CutEntry {
-            doc,
-            actor,
-            seq: 1,
-            head: change.hash(),
-        }],
-        records: vec![genesis.hash(), key_add.hash()],
+        changes: vec![CutEntry::new(&doc, actor, 1, change.hash())],
+        records: vec![
+            Blinded::of(&genesis.hash()),
+            Blinded::of(&key_add.hash()),
+        ],
     };
     cut.normalize();
     let revocation = Revocation {

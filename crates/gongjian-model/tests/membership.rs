@@ -212,7 +212,7 @@ fn certificates_issued_by_a_revoked_key_need_the_cut() {
     let cut = RevocationCut {
         changes: vec![],
         records: {
-            let mut v = vec![records[2].hash()];
+            let mut v = vec![gongjian_identity::Blinded::of(&records[2].hash())];
             v.sort();
             v
         },
