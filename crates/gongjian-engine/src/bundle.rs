@@ -502,10 +502,7 @@ impl Replica {
                 Some(h) => h.version_vector(&doc)?,
                 None => VersionVector::new(),
             };
-            let changes = self
-                .store
-                .changes_after(&doc, &vv)
-                .map_err(EngineError::from)?;
+            let changes = self.changes_to_send(&doc, &vv)?;
             if changes.is_empty() {
                 continue;
             }

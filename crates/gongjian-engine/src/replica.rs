@@ -250,6 +250,56 @@ impl Replica {
         Ok(crate::ingest::build(&changes))
     }
 
+    /// The accepted changes of `doc` after `have`, to send on; plus, for
+    /// an actor whose last accepted change held here is unsigned (it came
+    /// with an edge signature on a later change that a revocation's cut
+    /// then rejected), the quarantined run from there up to that signed
+    /// change. The run is rejected again by the receiver, but its hash
+    /// links let the signature vouch for the accepted prefix; without it
+    /// that prefix could never be passed on (PROTOCOL.md §8.4).
+    pub fn changes_to_send(
+        &self,
+        doc: &DocId,
+        have: &std::collections::BTreeMap<ActorId, u64>,
+    ) -> Result<Vec<SignedChange>, EngineError> {
+        let mut out = self.store.changes_after(doc, have)?;
+        let mut last: std::collections::BTreeMap<ActorId, (u64, bool)> = Default::default();
+        for c in &out {
+            let e = last.entry(c.header().actor).or_insert((0, false));
+            if c.header().seq >= e.0 {
+                *e = (c.header().seq, c.signature().is_some());
+            }
+        }
+        let open: Vec<(ActorId, u64)> = last
+            .into_iter()
+            .filter(|(_, (_, signed))| !signed)
+            .map(|(a, (seq, _))| (a, seq))
+            .collect();
+        if open.is_empty() {
+            return Ok(out);
+        }
+        let mut held: std::collections::BTreeMap<(ActorId, u64), SignedChange> = self
+            .store
+            .quarantined(doc)?
+            .into_iter()
+            .map(|q| ((q.change.header().actor, q.change.header().seq), q.change))
+            .collect();
+        for (actor, seq) in open {
+            let mut run = Vec::new();
+            let mut at = seq + 1;
+            while let Some(c) = held.remove(&(actor, at)) {
+                let signed = c.signature().is_some();
+                run.push(c);
+                if signed {
+                    out.append(&mut run);
+                    break;
+                }
+                at += 1;
+            }
+        }
+        Ok(out)
+    }
+
     /// Makes a local change with `edit`, signs it, runs it through the same
     /// acceptance rule as any received change, and returns once it is durable.
     pub fn local_change<E>(

@@ -188,7 +188,7 @@ impl Host for Replica {
         if !self.trust.may_see(peer, doc) {
             return Ok(None);
         }
-        Ok(Some(self.store.changes_after(doc, have)?))
+        Ok(Some(self.changes_to_send(doc, have)?))
     }
 
     fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, EngineError> {

@@ -161,7 +161,9 @@ fn a_revoked_key_outside_its_cut_is_rejected_in_either_order() {
             target: RevocationTarget::Key(fed.community.public()),
             cut: RevocationCut {
                 changes: vec![CutEntry::new(&doc, c1.header().actor, 1, c1.hash())],
-                records: vec![gongjian_identity::Blinded::of(&genesis(fed.community_id, &fed.community, &[]).hash())],
+                records: vec![gongjian_identity::Blinded::of(
+                    &genesis(fed.community_id, &fed.community, &[]).hash(),
+                )],
             },
             reason: "密钥泄露".into(),
             issued_at: NOW,

@@ -236,7 +236,11 @@ fn one_chunk_signed_for_two_documents_is_kept_apart() {
         cut: RevocationCut {
             changes: vec![CutEntry::new(&a, ca.header().actor, 1, ca.hash())],
             records: {
-                let mut v: Vec<gongjian_identity::Blinded> = r.trust().documents().map(|(d, _)| gongjian_identity::Blinded::of(&d.0)).collect();
+                let mut v: Vec<gongjian_identity::Blinded> = r
+                    .trust()
+                    .documents()
+                    .map(|(d, _)| gongjian_identity::Blinded::of(&d.0))
+                    .collect();
                 v.sort();
                 v
             },

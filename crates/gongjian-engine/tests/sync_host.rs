@@ -206,3 +206,91 @@ fn concurrent_authors_runs_are_kept_together() {
         2 * n as u64
     );
 }
+
+/// A relay took a key's fifteen changes with only the last signed (edge
+/// signatures), then a revocation cut the key at its tenth. The relay
+/// accepts the first ten, but holds no accepted signature vouching for
+/// them: it sends the rejected run up to the signature with them, and a
+/// fresh node accepts exactly the ten (and rejects the rest again), by
+/// sync and by bundle alike.
+#[test]
+fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
+    use gongjian_identity::{CutEntry, RecordBody, Revocation, RevocationCut, RevocationTarget};
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let f = fed();
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let all: Vec<_> = (0..15)
+        .map(|i| a.put("标题", &format!("第{i}稿")))
+        .collect();
+    let relayed: Vec<_> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 14 {
+                c.clone()
+            } else {
+                c.without_signature()
+            }
+        })
+        .collect();
+    let revocation = Revocation {
+        target: RevocationTarget::Key(f.community.public()),
+        cut: RevocationCut {
+            changes: vec![CutEntry::new(
+                &doc,
+                all[9].header().actor,
+                10,
+                all[9].hash(),
+            )],
+            records: vec![gongjian_identity::Blinded::of(&g.hash())],
+        },
+        reason: "密钥泄露".into(),
+        issued_at: NOW,
+    }
+    .sign(&f.street);
+    let fresh = |dir: &std::path::Path| {
+        let mut r = replica(dir, &f, None);
+        r.insert_records(vec![g.clone(), revocation.clone()])
+            .unwrap();
+        r
+    };
+    let count = |r: &mut gongjian_engine::Replica| {
+        Host::version_vector(r, &doc).unwrap().values().sum::<u64>()
+    };
+
+    let relay_dir = tempdir().unwrap();
+    let mut relay = replica(relay_dir.path(), &f, Some((&f.street, f.street_id)));
+    relay.insert_records(vec![g.clone()]).unwrap();
+    let s = relay.ingest_changes(wire(&relayed)).unwrap();
+    assert_eq!(s.accepted, 15, "{s:?}");
+    relay.insert_records(vec![revocation.clone()]).unwrap();
+    assert_eq!(count(&mut relay), 10, "the cut keeps ten at the relay");
+
+    // What the relay sends: the ten, and the rejected run to the signature.
+    let sent = relay.changes_to_send(&doc, &Default::default()).unwrap();
+    assert_eq!(sent.len(), 15);
+    let answer = edge_signed_batches(causal_order(sent), BatchLimits::default());
+    assert!(answer.complete);
+    assert_eq!(answer.changes(), 15, "nothing held back as unvouched");
+    let dir = tempdir().unwrap();
+    let mut r = fresh(dir.path());
+    for batch in answer.batches {
+        let s = r.ingest_changes(batch).unwrap();
+        assert_eq!((s.invalid, s.accepted, s.rejected), (0, 10, 5), "{s:?}");
+    }
+    assert_eq!(count(&mut r), 10);
+
+    // The same through a bundle.
+    let (bytes, _) = relay.export_bundle(f.district_id, None, NOW).unwrap();
+    let dir2 = tempdir().unwrap();
+    let mut r2 = fresh(dir2.path());
+    r2.import_bundle(
+        &gongjian_engine::Bundle::parse(&bytes).unwrap(),
+        &dir2.path().join("scratch"),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(count(&mut r2), 10, "the bundle carries the voucher too");
+}

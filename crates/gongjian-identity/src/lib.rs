@@ -26,8 +26,8 @@ pub use key::{ALG_ED25519, PublicKey, Secret, Signature};
 pub use keyfile::{read_secret, write_secret};
 pub use record::{MAX_RECORD_BYTES, RecordKind, SignedRecord};
 pub use records::{
-    Blinded, Certificate, CutEntry, DocType, Genesis, HeadsAnnouncement, KeyAdd, RecordBody, Recovery,
-    Revocation, RevocationCut, RevocationTarget,
+    Blinded, Certificate, CutEntry, DocType, Genesis, HeadsAnnouncement, KeyAdd, RecordBody,
+    Recovery, Revocation, RevocationCut, RevocationTarget,
 };
 pub use unit::{UnitId, UnitKind};
 pub use verify::{VerifyItem, verify_many};

@@ -4,9 +4,9 @@
 
 use automerge::transaction::{CommitOptions, Transactable};
 use gongjian_identity::{
-    ActorId, Blinded, Certificate, CutEntry, DocId, DocType, Genesis, Hash, HeadsAnnouncement, KeyAdd,
-    RecordBody, Recovery, Revocation, RevocationCut, RevocationTarget, Secret, SignedChange,
-    SignedRecord, UnitKind, change_signing_message,
+    ActorId, Blinded, Certificate, CutEntry, DocId, DocType, Genesis, Hash, HeadsAnnouncement,
+    KeyAdd, RecordBody, Recovery, Revocation, RevocationCut, RevocationTarget, Secret,
+    SignedChange, SignedRecord, UnitKind, change_signing_message,
 };
 
 const T0: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -91,10 +91,7 @@ fn computed() -> Vec<(String, String)> {
     record(&mut push, "key_add", &key_add);
     let mut cut = RevocationCut {
         changes: vec![CutEntry::new(&doc, actor, 1, change.hash())],
-        records: vec![
-            Blinded::of(&genesis.hash()),
-            Blinded::of(&key_add.hash()),
-        ],
+        records: vec![Blinded::of(&genesis.hash()), Blinded::of(&key_add.hash())],
     };
     cut.normalize();
     let revocation = Revocation {

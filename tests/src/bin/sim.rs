@@ -34,7 +34,9 @@ fn main() {
                     failed.push(seed);
                 }
                 Err(_) => {
-                    println!("FAILED seed {seed}: panicked (replay: scripts/sim.sh --revocation --seed {seed})");
+                    println!(
+                        "FAILED seed {seed}: panicked (replay: scripts/sim.sh --revocation --seed {seed})"
+                    );
                     failed.push(seed);
                 }
             }
