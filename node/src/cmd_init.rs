@@ -63,6 +63,30 @@ fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Writes a new data directory: the node key (and a district's root key),
+/// the API token (0600), an empty store at a fresh epoch, then the config
+/// last (its presence marks the directory initialised).
+pub fn create_data_dir(
+    dir: &DataDir,
+    config: &Config,
+    secret: &Secret,
+    root_secret: Option<&Secret>,
+) -> anyhow::Result<()> {
+    fs::create_dir_all(&dir.0)
+        .with_context(|| dir.0.display().to_string())
+        .code(Exit::DataDir)?;
+    write_secret(&dir.node_key(), secret).code(Exit::DataDir)?;
+    if let Some(root) = root_secret {
+        write_secret(&dir.root_key(), root).code(Exit::DataDir)?;
+    }
+    write_token(&dir.api_token()).code(Exit::DataDir)?;
+    let store = Store::create(&dir.db()).code(Exit::Failure)?;
+    store.bump_epoch(now()).code(Exit::Failure)?;
+    drop(store);
+    write_config(&dir.config(), config).code(Exit::Failure)?;
+    Ok(())
+}
+
 pub fn init(a: InitArgs) -> anyhow::Result<()> {
     let dir = DataDir(a.data_dir.clone());
     if dir.config().exists() {
@@ -108,20 +132,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         log_format: None,
     };
     let checked = config.check().context("invalid arguments")?;
-
-    fs::create_dir_all(&dir.0)
-        .with_context(|| dir.0.display().to_string())
-        .code(Exit::DataDir)?;
     let secret = Secret::generate();
-    write_secret(&dir.node_key(), &secret).code(Exit::DataDir)?;
-    if let Some(root) = &root_secret {
-        write_secret(&dir.root_key(), root).code(Exit::DataDir)?;
-    }
-    write_token(&dir.api_token()).code(Exit::DataDir)?;
-    let store = Store::create(&dir.db()).code(Exit::Failure)?;
-    store.bump_epoch(now()).code(Exit::Failure)?;
-    drop(store);
-    write_config(&dir.config(), &config).code(Exit::Failure)?;
+    create_data_dir(&dir, &config, &secret, root_secret.as_ref())?;
 
     // A district certifies its own node key with its root key.
     if let Some(root) = &root_secret {

@@ -12,6 +12,7 @@ mod cmd_api;
 mod cmd_bundle;
 mod cmd_cert;
 mod cmd_config;
+mod cmd_demo;
 mod cmd_init;
 mod cmd_run;
 mod config;
@@ -79,6 +80,9 @@ enum Command {
     Backup(cmd_admin::BackupArgs),
     /// Replace the store with a backup; moves the node to a new epoch.
     Restore(cmd_admin::RestoreArgs),
+    /// Demo data: generate a district-scale data set into a data directory.
+    #[command(subcommand)]
+    Demo(cmd_demo::DemoCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +95,7 @@ pub struct DirArg {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(a) => cmd_init::init(a),
+        Command::Demo(c) => cmd_demo::run(c),
         Command::Id(a) => cmd_init::id(&a.data_dir),
         Command::Cert(c) => cmd_cert::run(c),
         Command::Need(c) => cmd_api::need(c),

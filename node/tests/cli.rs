@@ -797,3 +797,78 @@ fn config_check_with_environment_overrides() {
         "{v}"
     );
 }
+
+/// `demo generate` writes a district node's data directory holding a
+/// generated district; the merged view over it shows the generator's
+/// figures; bad arguments change nothing.
+#[test]
+fn demo_generate_writes_a_district_the_view_answers_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("district");
+    let d = dir.to_str().unwrap();
+    let out = ok(&[
+        "demo",
+        "generate",
+        "--profile",
+        "small",
+        "--seed",
+        "5",
+        "--out",
+        d,
+        "--json",
+    ]);
+    let summary = &out["summary"];
+    assert_eq!(summary["units"]["community"], 4, "{out}");
+    assert!(summary["changes"].as_u64().unwrap() > 100, "{out}");
+    // The view, through the same API the daemon serves (in-process here).
+    let projects = ok(&[
+        "view",
+        "items",
+        "--json",
+        "--data-dir",
+        d,
+        "--list",
+        "project",
+        "--limit",
+        "1000",
+    ]);
+    assert_eq!(
+        projects["items"].as_array().unwrap().len() as u64,
+        summary["items"]["project"].as_u64().unwrap()
+    );
+    let stats = ok(&[
+        "view",
+        "stats",
+        "--json",
+        "--data-dir",
+        d,
+        "--by",
+        "community",
+    ]);
+    assert!(
+        stats["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["area_name"].as_str().is_some_and(|n| n.ends_with("社区"))),
+        "{stats}"
+    );
+    fails(
+        &["demo", "generate", "--profile", "small", "--out", d],
+        5,
+        "already initialised",
+    );
+    let other = tmp.path().join("other");
+    let o = other.to_str().unwrap();
+    fails(
+        &["demo", "generate", "--profile", "town", "--out", o],
+        3,
+        "not one of district, small",
+    );
+    fails(
+        &["demo", "generate", "--scale", "0", "--out", o],
+        3,
+        "--scale",
+    );
+    assert!(!other.exists(), "refused arguments create nothing");
+}

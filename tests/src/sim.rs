@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gongjian_engine::{LocalIdentity, Replica};
 use gongjian_identity::{
-    Certificate, CutEntry, DocId, DocType, Hash, RecordBody, Revocation, RevocationCut,
+    Certificate, CutEntry, DocId, DocType, Hash, KeyAdd, RecordBody, Revocation, RevocationCut,
     RevocationTarget, Secret, SignedRecord, UnitId, UnitKind,
 };
 use gongjian_model::{Body, ItemFields, ListDoc, ListKind};
@@ -31,10 +31,15 @@ pub struct Config {
     pub p_duplicate: f64,
     pub p_link_flip: f64,
     pub p_restart: f64,
+    /// The first community of each street runs a second device: another
+    /// key of the same unit (certified by the street, added as a write key
+    /// by the community), writing to the community's document too.
+    pub devices: bool,
 }
 
 impl Config {
-    /// 1 district, 3 streets, 12 communities, 36 resident units: 52 nodes.
+    /// 1 district, 3 streets, 12 communities, 36 resident units: 52 units,
+    /// and a second device for the first community of each street: 55 nodes.
     pub fn district(seed: u64) -> Config {
         Config {
             seed,
@@ -47,6 +52,7 @@ impl Config {
             p_duplicate: 0.03,
             p_link_flip: 0.01,
             p_restart: 0.002,
+            devices: true,
         }
     }
 }
@@ -75,8 +81,6 @@ pub struct SimNode {
     replica: Option<Replica>,
     /// The node's own needs document.
     pub doc: Option<DocId>,
-    /// Per link: the progress the node persists (it survives restarts).
-    progress: BTreeMap<usize, PeerProgress>,
     pub writes: u64,
 }
 
@@ -110,6 +114,8 @@ pub struct Report {
     pub bytes: u64,
     pub heal_rounds: usize,
     pub misbehaviour: Vec<String>,
+    /// Documents the district holds with changes of two keys or more.
+    pub multi_author_docs: usize,
 }
 
 /// The simulated district.
@@ -128,6 +134,8 @@ pub struct World {
     /// Deliver in sending order (one ordered stream per link, as libp2p
     /// gives) instead of at random.
     pub fifo: bool,
+    /// (second device, the community node it serves).
+    pub devices: Vec<(usize, usize)>,
 }
 
 fn cert(
@@ -184,9 +192,10 @@ fn open_replica(
 }
 
 impl World {
-    /// Builds the tree, certifies every unit (certificates are installed on
-    /// every node, as `gongjian cert import` does), and creates each unit's
-    /// needs document. Geneses travel only by sync.
+    /// Builds the tree, certifies every unit (each node holds its own chain
+    /// and the certificates it issued, as enrolment leaves it), and creates
+    /// each unit's needs document. Other certificates and the geneses
+    /// travel only by sync.
     pub fn new(cfg: Config) -> World {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let root = Secret::from_seed(rng.random());
@@ -236,14 +245,33 @@ impl World {
                 }
             }
         }
+        // Second devices: (node index, the community node it serves).
+        let tree_len = nodes.len();
+        let mut devices: Vec<(usize, usize)> = Vec::new();
+        if cfg.devices {
+            for ci in 0..tree_len {
+                let (unit, kind, _, parent, ref name) = nodes[ci];
+                let first = parent.is_some_and(|p| nodes[ci - 1].0 == nodes[p].0);
+                if kind == UnitKind::Community && first {
+                    let name = format!("{name}（二号机）");
+                    nodes.push((unit, kind, Secret::from_seed(rng.random()), Some(ci), name));
+                    devices.push((nodes.len() - 1, ci));
+                }
+            }
+        }
         let mut records = Vec::new();
-        for (unit, kind, secret, parent, name) in &nodes {
+        for (i, (unit, kind, secret, parent, name)) in nodes.iter().enumerate() {
+            // A device is certified by its unit's parent, like the unit.
+            let parent = match devices.iter().find(|(d, _)| *d == i) {
+                Some((_, ci)) => nodes[*ci].3,
+                None => *parent,
+            };
             // The root issues for the district's children; every other
             // unit's parent issues for its own.
             let (signer, parent_unit) = match parent {
                 None => (&root, None),
                 Some(0) => (&root, Some(nodes[0].0)),
-                Some(p) => (&nodes[*p].2, Some(nodes[*p].0)),
+                Some(p) => (&nodes[p].2, Some(nodes[p].0)),
             };
             records.push(cert(
                 signer,
@@ -254,17 +282,54 @@ impl World {
                 name.clone(),
             ));
         }
+        // Each node starts with what enrolment gives it: its own
+        // certificate chain and the certificates it issued (the district
+        // holds the root's). Every other certificate travels by sync.
+        let parents: Vec<Option<usize>> = nodes.iter().map(|n| n.3).collect();
+        let device_keys: BTreeMap<usize, gongjian_identity::PublicKey> = devices
+            .iter()
+            .map(|(d, _)| (*d, nodes[*d].2.public()))
+            .collect();
+        let mut sim_nodes_docs: Vec<Option<DocId>> = Vec::new();
         let mut sim_nodes = Vec::new();
         let mut links = Vec::new();
         for (i, (unit, kind, secret, parent, _)) in nodes.into_iter().enumerate() {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut replica = open_replica(dir.path(), &root, &secret, unit, true);
-            replica
-                .insert_records(records.clone())
-                .expect("certificates");
-            let doc = replica
-                .create_document(DocType::Needs, NOW)
-                .expect("genesis");
+            let mut chain = Vec::new();
+            let mut at = Some(i);
+            while let Some(a) = at {
+                chain.push(records[a].clone());
+                at = parents[a];
+            }
+            chain.reverse();
+            chain.extend(
+                (0..parents.len())
+                    .filter(|c| parents[*c] == Some(i))
+                    .map(|c| records[c].clone()),
+            );
+            // A community with a second device adds its key as a writer.
+            for (d, _) in devices.iter().filter(|(_, ci)| *ci == i) {
+                chain.push(
+                    KeyAdd {
+                        unit,
+                        key: device_keys[d],
+                        issued_at: NOW,
+                    }
+                    .sign(&secret),
+                );
+            }
+            replica.insert_records(chain).expect("certificates");
+            let doc = match devices.iter().find(|(d, _)| *d == i) {
+                // A device writes to its community's document, once synced.
+                Some((_, ci)) => sim_nodes_docs[*ci],
+                None => Some(
+                    replica
+                        .create_document(DocType::Needs, NOW)
+                        .expect("genesis"),
+                ),
+            };
+            sim_nodes_docs.push(doc);
             if let Some(p) = parent {
                 links.push(Link {
                     child: i,
@@ -281,8 +346,7 @@ impl World {
                 parent,
                 dir,
                 replica: Some(replica),
-                doc: Some(doc),
-                progress: BTreeMap::new(),
+                doc,
                 writes: 0,
             });
         }
@@ -302,6 +366,7 @@ impl World {
             report,
             max_depth: 0,
             fifo: false,
+            devices,
         }
     }
 
@@ -322,7 +387,7 @@ impl World {
             area: Some("颐和路片区".into()),
             ..ItemFields::default()
         };
-        let id = format!("n{n}");
+        let id = format!("n{i}-{n}");
         let written = self.nodes[i].replica_mut().local_change(&doc, now, |am| {
             ListDoc::new(am, ListKind::Need).add(&id, &fields, now as i64)
         });
@@ -332,7 +397,12 @@ impl World {
                 self.report.writes += 1;
                 c.encode().len()
             }
-            Err(_) => 0,
+            Err(e) => {
+                if std::env::var_os("SIM_DEBUG").is_some() {
+                    eprintln!("write refused at {}: {e}", self.nodes[i].unit);
+                }
+                0
+            }
         };
         self.notify(i, doc);
         bytes
@@ -374,6 +444,8 @@ impl World {
             .handle(node.replica_mut(), input, self.now)
             .unwrap_or_else(|e| panic!("seed {}: host error on {}: {e}", self.cfg.seed, node.unit));
         let generation = link.generation;
+        let peer = if child_side { link.parent } else { link.child };
+        let mut progress = Vec::new();
         for o in outs {
             match o {
                 Output::Send(m) => {
@@ -395,37 +467,55 @@ impl World {
                         .misbehaviour
                         .push(format!("{} about its peer on link {l}: {why}", node.unit));
                 }
-                Output::Progress(p) => {
-                    node.progress.insert(l, p);
-                }
+                Output::Progress(p) => progress.push(p),
                 // The simulator relays through its sync rounds.
                 Output::Synced | Output::Changed(_) | Output::ResyncWanted => {}
             }
+        }
+        // Progress is persisted in the node's store, keyed by the peer's key,
+        // as the daemon does: it survives restarts.
+        for p in progress {
+            let key = self.nodes[peer].secret.public();
+            let mut b = gongjian_store::Batch::new();
+            b.put_peer(key.as_bytes(), &postcard::to_stdvec(&p).expect("encode"));
+            self.nodes[idx]
+                .replica()
+                .store()
+                .commit_blocking(b)
+                .expect("persist progress");
         }
     }
 
     /// Opens a fresh connection on link `l` (both sessions start over,
     /// resuming from the persisted progress).
     fn connect(&mut self, l: usize) {
+        let (child, parent) = (self.links[l].child, self.links[l].parent);
+        let cp = self.progress(child, l).unwrap_or_default();
+        let pp = self.progress(parent, l).unwrap_or_default();
         let link = &mut self.links[l];
         link.generation += 1;
-        let (child, parent) = (link.child, link.parent);
-        let cp = self.nodes[child]
-            .progress
-            .get(&l)
-            .cloned()
-            .unwrap_or_default();
-        let pp = self.nodes[parent]
-            .progress
-            .get(&l)
-            .cloned()
-            .unwrap_or_default();
         link.sessions = Some((
             Session::new(self.nodes[parent].unit, Role::Initiator, cp),
             Session::new(self.nodes[child].unit, Role::Responder, pp),
         ));
         self.drive(l, false, Input::Start, 0);
         self.drive(l, true, Input::Start, 0);
+    }
+
+    /// The progress node `i` persisted in its store about its peer on
+    /// link `l` (none yet: default).
+    pub fn progress(&self, i: usize, l: usize) -> Option<PeerProgress> {
+        let link = &self.links[l];
+        let peer = if link.child == i {
+            link.parent
+        } else {
+            link.child
+        };
+        let key = self.nodes[peer].secret.public();
+        match self.nodes[i].replica().store().peer(key.as_bytes()) {
+            Ok(Some(bytes)) => Some(postcard::from_bytes(&bytes).expect("progress decodes")),
+            _ => None,
+        }
     }
 
     fn disconnect(&mut self, l: usize) {
@@ -490,6 +580,11 @@ impl World {
             if self.rng.random_bool(self.cfg.p_write) {
                 let i = self.rng.random_range(0..self.nodes.len());
                 self.write(i);
+                // A community's second device edits the same document at
+                // about the same time, before either has synced.
+                if let Some(&(d, _)) = self.devices.iter().find(|(_, c)| *c == i) {
+                    self.write(d);
+                }
             }
             if self.rng.random_bool(self.cfg.p_link_flip) && !self.links.is_empty() {
                 let l = self.rng.random_range(0..self.links.len());
@@ -633,6 +728,18 @@ impl World {
                 }
             }
         }
+        // Certificates travelled: every node knows every unit.
+        let units: BTreeSet<UnitId> = self.nodes.iter().map(|n| n.unit).collect();
+        for n in &self.nodes {
+            let known = n.replica().trust().units().count();
+            if known != units.len() {
+                return Err(format!(
+                    "seed {seed}: {} knows {known} of {} units' certificates",
+                    n.unit,
+                    units.len()
+                ));
+            }
+        }
         // Every unit's latest heads announcement reached the district.
         for n in &self.nodes[1..] {
             let theirs = n.replica().heads_of(&n.unit);
@@ -714,11 +821,6 @@ impl World {
             }
         }
         self.disconnect(l);
-    }
-
-    /// The progress node `i` persisted for link `l`.
-    pub fn progress(&self, i: usize, l: usize) -> Option<&PeerProgress> {
-        self.nodes[i].progress.get(&l)
     }
 
     /// Whether the initiator of link `l` ended synced.
@@ -815,6 +917,14 @@ pub fn run(cfg: Config) -> Result<Report, String> {
     w.storm();
     w.heal(30);
     w.check()?;
+    w.report.multi_author_docs = w.nodes[0]
+        .replica()
+        .store()
+        .docs()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|(_, m)| m.clock.keys().map(|a| a.key).collect::<BTreeSet<_>>().len() >= 2)
+        .count();
     Ok(w.report.clone())
 }
 

@@ -79,6 +79,7 @@ fn interleaved_authors_are_cut_only_where_vouched() {
         max_bytes: 1,
         max_changes: 1,
         hard_max_bytes: 1 << 20,
+        ..BatchLimits::default()
     };
     // Small targets: cut at each cut point, complete.
     let whole = edge_signed_batches(causal_order(held.clone()), small);
@@ -95,6 +96,7 @@ fn interleaved_authors_are_cut_only_where_vouched() {
         max_bytes: 1 << 20,
         max_changes: 512,
         hard_max_bytes: size_to_cut + 300,
+        ..BatchLimits::default()
     };
     let part = edge_signed_batches(causal_order(held.clone()), capped);
     assert!(!part.complete);
@@ -179,6 +181,7 @@ fn concurrent_authors_runs_are_kept_together() {
             max_bytes: 1,
             max_changes: 1,
             hard_max_bytes: run.max(other) + 10,
+            ..BatchLimits::default()
         },
     );
     assert!(answer.complete);
@@ -293,4 +296,57 @@ fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
     )
     .unwrap();
     assert_eq!(count(&mut r2), 10, "the bundle carries the voucher too");
+}
+
+/// An answer stops at its byte cap (at a cut point, incomplete); asking
+/// again from the new version vector brings the rest, and the two parts
+/// together are the whole.
+#[test]
+fn a_large_answer_comes_in_parts() {
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let f = fed();
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let all: Vec<_> = (0..60)
+        .map(|i| a.put("标题", &format!("第{i}稿")))
+        .collect();
+    let src_dir = tempdir().unwrap();
+    let mut src = replica(src_dir.path(), &f, None);
+    src.insert_records(vec![g.clone()]).unwrap();
+    src.ingest_changes(wire(&all)).unwrap();
+    let limits = BatchLimits {
+        max_bytes: 1,
+        max_changes: 10,
+        max_answer_bytes: 4000,
+        ..BatchLimits::default()
+    };
+    let dir = tempdir().unwrap();
+    let mut r = replica(dir.path(), &f, None);
+    r.insert_records(vec![g]).unwrap();
+    let mut parts = 0;
+    loop {
+        let have = Host::version_vector(&mut r, &doc).unwrap();
+        let sent = src.changes_to_send(&doc, &have).unwrap();
+        let answer = edge_signed_batches(causal_order(sent), limits);
+        parts += 1;
+        assert!(answer.changes() > 0);
+        assert!(answer.bytes() < 4000 + 2000, "{} B", answer.bytes());
+        for b in answer.batches.clone() {
+            let s = r.ingest_changes(b).unwrap();
+            assert_eq!((s.invalid, s.pending), (0, 0));
+        }
+        if answer.complete {
+            break;
+        }
+        assert!(parts < 60, "each part moves on");
+    }
+    assert!(
+        parts > 2,
+        "a 60-change document over a 4 kB cap: {parts} parts"
+    );
+    assert_eq!(
+        Host::version_vector(&mut r, &doc).unwrap()[&all[0].header().actor],
+        60
+    );
 }

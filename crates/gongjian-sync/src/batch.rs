@@ -18,6 +18,10 @@ pub struct BatchLimits {
     pub max_changes: usize,
     /// No batch grows past this, cut point or not.
     pub hard_max_bytes: usize,
+    /// One answer stops (at a cut point, `complete = false`) once its
+    /// batches reach this many bytes: the asker fetches the rest from its
+    /// new version vector, so neither side queues a huge document at once.
+    pub max_answer_bytes: usize,
 }
 
 impl Default for BatchLimits {
@@ -26,6 +30,7 @@ impl Default for BatchLimits {
             max_bytes: 512 * 1024,
             max_changes: 512,
             hard_max_bytes: HARD_MAX_BYTES,
+            max_answer_bytes: MAX_ANSWER_BYTES,
         }
     }
 }
@@ -131,6 +136,8 @@ impl Ready {
 const OVERHEAD: usize = 140;
 /// The default hard cap of a batch: half the message cap.
 pub const HARD_MAX_BYTES: usize = crate::message::MAX_MESSAGE_BYTES / 2;
+/// The default cap of one answer: 8 MiB.
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// The batches answering one fetch; `complete` is false when the answer
 /// stopped short because changes of several actors interleave with no
@@ -167,7 +174,9 @@ pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> A
     // it signed).
     let mut cut = 0usize;
     let mut unsigned_tail: BTreeSet<ActorId> = BTreeSet::new();
-    for c in sendable {
+    let mut total = 0usize;
+    let n = sendable.len();
+    for (i, c) in sendable.into_iter().enumerate() {
         let size = c.chunk().len() + OVERHEAD;
         if bytes + size > limits.hard_max_bytes || cur.len() + 1 > MAX_LIST {
             // No cut point came in time: send up to the last one and stop.
@@ -185,9 +194,14 @@ pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> A
         if unsigned_tail.is_empty() {
             cut = cur.len();
             if bytes >= limits.max_bytes || cur.len() >= limits.max_changes {
+                total += bytes;
                 out.batches.push(seal(std::mem::take(&mut cur)));
                 bytes = 0;
                 cut = 0;
+                if total >= limits.max_answer_bytes && i + 1 < n {
+                    out.complete = false;
+                    break;
+                }
             }
         }
     }

@@ -466,6 +466,12 @@ impl Session {
                 if s.invalid > 0 {
                     self.misbehaved(out, format!("{} invalid records", s.invalid));
                 }
+                // Records refused only because what they rest on has not
+                // arrived (a certificate's issuer, say) are fetched again
+                // once this session ends.
+                if s.unknown > 0 && self.role == Role::Initiator {
+                    out.push(Output::ResyncWanted);
+                }
             }
             Message::Want { doc, have } => {
                 let have: VersionVector = have.into_iter().collect();
@@ -507,8 +513,9 @@ impl Session {
                 if self.wanted.contains(&doc) {
                     // Fetched again after this answer if it moved us on
                     // (accepted counted below); an answer that stops short
-                    // with nothing stays pending, never reported done.
-                    if !complete {
+                    // with nothing stays pending, never reported done. (A
+                    // `Coming` after its fetch ended is stale: ignored.)
+                    if !complete && self.in_flight.contains(&doc) {
                         self.incomplete.insert(doc, 0);
                     }
                     self.progress.changes_announced =

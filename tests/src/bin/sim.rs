@@ -50,9 +50,10 @@ fn main() {
             });
         match outcome {
             Ok(r) => println!(
-                "seed {seed}: ok, {} nodes, {} writes, {} messages, {} bytes, healed in {} rounds ({:.1}s)",
+                "seed {seed}: ok, {} nodes, {} writes, {} multi-author documents, {} messages, {} bytes, healed in {} rounds ({:.1}s)",
                 r.nodes,
                 r.writes,
+                r.multi_author_docs,
                 r.messages,
                 r.bytes,
                 r.heal_rounds,

@@ -1,0 +1,120 @@
+//! The generated district is what a real district's nodes would have
+//! written: every change passes a real replica's acceptance rule, the view
+//! built from it shows the profile's figures, and a seed gives the same
+//! district every time.
+
+use gongjian_engine::Replica;
+use gongjian_gen::{Profile, generate};
+use gongjian_store::Store;
+use gongjian_view::{AgreementQuery, ItemQuery, StatsBy, View};
+
+const NOW: u64 = 1_795_000_000;
+
+#[test]
+fn gulou_has_its_figures() {
+    let p = Profile::district();
+    let d = generate(&p, 7, NOW).unwrap();
+    let s = &d.summary;
+    assert_eq!(s.units["district"], 1);
+    assert_eq!(s.units["street"], 13);
+    assert_eq!(s.units["community"], 120);
+    assert_eq!(s.units["resident"], 540);
+    assert_eq!(d.units.len(), 674);
+    assert!((560..=640).contains(&s.grids), "{}", s.grids);
+    assert_eq!(s.agreements, 218);
+    assert_eq!(s.items["project"], 711);
+    assert_eq!(s.items["problem"], 365);
+    assert_eq!(s.items["service"], 569);
+    assert!(s.concurrent_edits > 10, "{s:?}");
+    assert!(s.changes > 8000, "{s:?}");
+    // Names are Chinese and unique.
+    let names: std::collections::BTreeSet<&str> = d.units.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names.len(), d.units.len());
+    assert!(d.units.iter().any(|u| u.name == "宁海路街道"));
+}
+
+#[test]
+fn a_small_district_is_accepted_whole_and_viewed() {
+    let p = Profile::named("small").unwrap();
+    let d = generate(&p, 3, NOW).unwrap();
+    let again = generate(&p, 3, NOW).unwrap();
+    let bytes = |d: &gongjian_gen::Dataset| -> Vec<Vec<u8>> {
+        d.docs
+            .iter()
+            .flat_map(|x| x.changes.iter().map(|c| c.encode()))
+            .collect()
+    };
+    assert_eq!(bytes(&d), bytes(&again), "a seed replays exactly");
+    assert_ne!(bytes(&d), bytes(&generate(&p, 4, NOW).unwrap()));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
+    r.insert_records(d.records.clone()).unwrap();
+    assert_eq!(r.trust().documents().count(), d.docs.len());
+    let all: Vec<Vec<u8>> = bytes(&d);
+    let report = r.ingest(all.clone()).unwrap();
+    assert!(report.invalid.is_empty(), "{:?}", report.invalid.first());
+    assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
+    assert!(report.pending.is_empty());
+    assert_eq!(report.accepted.len(), all.len());
+
+    let view = View::build(&r);
+    let district = d.units[0].id;
+    let count = |list: &str| {
+        view.items(
+            &district,
+            &ItemQuery {
+                list: Some(list.into()),
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .items
+        .len()
+    };
+    for (list, n) in &d.summary.items {
+        assert_eq!(count(list), *n, "{list}");
+    }
+    // Claims joined from the residents' own documents.
+    let claimed = view
+        .items(
+            &district,
+            &ItemQuery {
+                list: Some("project".into()),
+                claimed: Some(true),
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .items;
+    assert!(!claimed.is_empty());
+    assert!(claimed.iter().all(|i| {
+        i.acts
+            .iter()
+            .any(|a| a.kind == "claim" && a.unit != i.row.unit)
+    }));
+    // Problems resolved at their levels, some by the street's handling.
+    let stats = view.stats(&district, StatsBy::Street);
+    let resolved: u64 = stats
+        .iter()
+        .filter(|s| s.list == "problem" && s.status == "resolved")
+        .map(|s| s.count)
+        .sum();
+    assert!(resolved as usize >= p.problems / 2, "{stats:?}");
+    // Agreements, most signed by every party.
+    let agreements = view
+        .agreements(&district, &AgreementQuery::default(), NOW as i64)
+        .unwrap();
+    assert_eq!(agreements.len(), p.agreements);
+    assert!(
+        agreements
+            .iter()
+            .any(|a| matches!(a.status, gongjian_model::AgreementStatus::Active)),
+        "{agreements:?}"
+    );
+    // The grid tree sums its counts.
+    let grids = view.grids(&district);
+    assert!(!grids.is_empty());
+}
