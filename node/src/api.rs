@@ -192,6 +192,13 @@ pub fn router(api: Api) -> Router {
         .route("/v1/docs/{id}", get(doc))
         .route("/v1/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method (see /v1/openapi.json)",
+            )
+        })
         .route_layer(middleware::from_fn_with_state(api.clone(), auth));
     Router::new()
         .route("/health", get(health))
@@ -236,6 +243,23 @@ async fn auth(State(api): State<Api>, headers: HeaderMap, req: Request, next: Ne
 
 /// `/health`: up, and which unit (so a command can check it reached this
 /// node before it sends the token).
+/// A path id, whose rejection (bad percent-encoding, say) is a JSON 400
+/// like every other error.
+pub(crate) struct Id(pub(crate) String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(s)| Id(s))
+            .map_err(|e| ApiError::bad(format!("path: {e}")))
+    }
+}
+
 async fn health(State(api): State<Api>) -> Json<Value> {
     Json(json!({"status": "ok", "unit": api.me.unit}))
 }
@@ -414,6 +438,11 @@ pub(crate) async fn add_record(
     let unit = api.me.unit;
     let record = random_id();
     let rec = record.clone();
+    // Checked on a scratch document first: a refused record must not
+    // leave a new, empty document of this unit behind.
+    ListDoc::new(&mut automerge::Automerge::new(), kind)
+        .add(&record, &fields, now() as i64)
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     let doc = api
         .backend
         .write(move |r| {
@@ -436,6 +465,13 @@ pub(crate) async fn add_record(
 /// unit's own acts document (created on first use).
 pub(crate) async fn write_act(api: &Api, act: Act) -> Result<(), ApiError> {
     let unit = api.me.unit;
+    // Checked on a scratch document first (see `add_record`).
+    ActsDoc {
+        doc: &mut automerge::Automerge::new(),
+        unit,
+    }
+    .record(&act, now() as i64)
+    .map_err(|e| ApiError::bad(e.to_string()))?;
     api.backend
         .write(move |r| {
             let res = (|| {
@@ -474,7 +510,7 @@ struct NewStatus {
 
 async fn set_status(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Result<Json<NewStatus>, JsonRejection>,
 ) -> ApiResult {
     let Json(b) = body?;
@@ -484,7 +520,11 @@ async fn set_status(
         .map_err(|e: gongjian_model::ItemError| ApiError::bad(format!("status: {e}")))?;
     let item = find_item(&api, &id)?;
     if item.unit != api.me.unit {
-        if item.list == "problem" && item.escalated_to == Some(api.me.unit) {
+        let handles = {
+            let view = api.view.read().map_err(|_| ApiError::lock())?;
+            view.may_handle(&item, &api.me.unit)
+        };
+        if handles {
             return crate::api_civic::handle_problem(&api, &id, &item, status).await;
         }
         return Err(ApiError::forbidden(format!(
@@ -522,7 +562,7 @@ struct NewClaim {
 
 async fn claim(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    Id(id): Id,
     body: Result<Json<NewClaim>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(b) = body?;
@@ -598,7 +638,7 @@ pub(crate) fn list_response(
     }
 }
 
-async fn view_item(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+async fn view_item(State(api): State<Api>, Id(id): Id) -> ApiResult {
     find_item(&api, &id)?;
     item_json(&api, &id)
 }
@@ -772,16 +812,16 @@ async fn docs(State(api): State<Api>) -> ApiResult {
         .backend
         .read(|r| {
             let mut out = Vec::new();
+            // Every document whose genesis is held, with no changes yet too.
             for (doc, g) in r.trust().documents() {
-                if let Ok(Some(m)) = r.store().doc_meta(doc) {
-                    out.push(json!({
-                        "id": doc.to_string(),
-                        "unit": g.unit,
-                        "type": format!("{:?}", g.doc_type).to_lowercase(),
-                        "heads": m.heads.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                        "changes": m.clock.values().sum::<u64>(),
-                    }));
-                }
+                let m = r.store().doc_meta(doc).ok().flatten();
+                out.push(json!({
+                    "id": doc.to_string(),
+                    "unit": g.unit,
+                    "type": format!("{:?}", g.doc_type).to_lowercase(),
+                    "heads": m.as_ref().map(|m| m.heads.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
+                    "changes": m.as_ref().map(|m| m.clock.values().sum::<u64>()).unwrap_or(0),
+                }));
             }
             out
         })
@@ -789,7 +829,7 @@ async fn docs(State(api): State<Api>) -> ApiResult {
     Ok(Json(json!({"docs": docs})))
 }
 
-async fn doc(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+async fn doc(State(api): State<Api>, Id(id): Id) -> ApiResult {
     let doc: DocId = id
         .parse()
         .map_err(|_| ApiError::bad(format!("`{id}` is not a document id (64 hex digits)")))?;

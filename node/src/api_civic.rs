@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use gongjian_engine::EngineError;
@@ -151,7 +151,7 @@ pub(crate) struct Escalate {
 /// `POST /v1/items/{id}/escalate`: the owner moves a problem up a level.
 pub(crate) async fn escalate(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    crate::api::Id(id): crate::api::Id,
     body: Result<Json<Escalate>, JsonRejection>,
 ) -> ApiResult {
     let Json(b) = body?;
@@ -320,7 +320,7 @@ pub(crate) struct Respond {
 /// own acts document.
 pub(crate) async fn respond(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    crate::api::Id(id): crate::api::Id,
     body: Result<Json<Respond>, JsonRejection>,
 ) -> Created {
     let Json(b) = body?;
@@ -451,7 +451,7 @@ pub(crate) struct SignBody {
 /// this node holds them, in its own acts document.
 pub(crate) async fn sign_agreement(
     State(api): State<Api>,
-    Path(id): Path<String>,
+    crate::api::Id(id): crate::api::Id,
     body: Result<Json<SignBody>, JsonRejection>,
 ) -> ApiResult {
     let Json(b) = body?;
@@ -541,7 +541,10 @@ pub(crate) async fn view_agreements(
 }
 
 /// `GET /v1/view/agreements/{id}`.
-pub(crate) async fn view_agreement(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn view_agreement(
+    State(api): State<Api>,
+    crate::api::Id(id): crate::api::Id,
+) -> ApiResult {
     if id.parse::<DocId>().is_err() {
         return Err(ApiError::bad(format!(
             "`{id}` is not an agreement id (64 hex digits)"

@@ -126,6 +126,27 @@ fn table(rows: &[Value]) -> (Vec<String>, Vec<Vec<Option<Cell>>>) {
     (columns, out)
 }
 
+/// Text other units wrote, made safe for a spreadsheet: a cell starting
+/// with `=`, `+`, `-`, `@` (or a tab or carriage return) would run as a
+/// formula when the district opens the CSV in Excel; a leading `'` keeps
+/// it text.
+fn defuse(s: &str) -> String {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
+        _ => s.to_owned(),
+    }
+}
+
+/// An XLSX cell holds at most 32,767 characters: longer text (a long
+/// joined column) is cut short of it.
+fn fit_cell(s: &str) -> &str {
+    const MAX: usize = 32_000;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 /// The rows as a CSV or XLSX download named `name`.
 pub fn respond(format: Format, name: &str, rows: &[Value]) -> Result<Response, ApiError> {
     let (columns, cells) = table(rows);
@@ -138,7 +159,7 @@ pub fn respond(format: Format, name: &str, rows: &[Value]) -> Result<Response, A
             for row in &cells {
                 let rec: Vec<String> = (0..columns.len())
                     .map(|i| match row.get(i) {
-                        Some(Some(Cell::Text(s))) => s.clone(),
+                        Some(Some(Cell::Text(s))) => defuse(s),
                         Some(Some(Cell::Number(n))) => n.to_string(),
                         _ => String::new(),
                     })
@@ -161,7 +182,9 @@ pub fn respond(format: Format, name: &str, rows: &[Value]) -> Result<Response, A
                 let r = u32::try_from(r + 1).map_err(|e| internal(e.to_string()))?;
                 for (c, cell) in row.iter().enumerate() {
                     let res = match cell {
-                        Some(Cell::Text(s)) => ws.write_string(r, c as u16, s, &plain).map(|_| ()),
+                        Some(Cell::Text(s)) => ws
+                            .write_string(r, c as u16, fit_cell(s), &plain)
+                            .map(|_| ()),
                         Some(Cell::Number(n)) => {
                             ws.write_number(r, c as u16, *n, &plain).map(|_| ())
                         }
@@ -214,4 +237,23 @@ pub fn grid_rows(nodes: &[Value]) -> Vec<Value> {
         walk(n, 0, "", &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_stay_text_and_long_cells_fit() {
+        assert_eq!(
+            defuse("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        assert_eq!(defuse("+1"), "'+1");
+        assert_eq!(defuse("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defuse("独居老人助餐"), "独居老人助餐");
+        let long = "助".repeat(40_000);
+        assert_eq!(fit_cell(&long).chars().count(), 32_000);
+        assert_eq!(fit_cell("短"), "短");
+    }
 }

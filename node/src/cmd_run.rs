@@ -81,6 +81,7 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             name: config.name.clone(),
             key: secret.public(),
         };
+        let me_key = me.key;
         let node = Node::start(opened.replica, &secret, unit, cfg)
             .await
             .context("starting the network")
@@ -147,6 +148,24 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             api = %api_bound,
             "node running"
         );
+        // Certificate expiry in the log: at start, then every six hours.
+        {
+            let backend = Backend::Net(node.clone());
+            let key = me_key;
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(6 * 3600));
+                loop {
+                    every.tick().await;
+                    let Ok(cert) = backend
+                        .read(move |r| api::certificate(r.trust(), &key, crate::node::now()))
+                        .await
+                    else {
+                        break;
+                    };
+                    log_certificate(&cert);
+                }
+            });
+        }
         // One line on stdout for scripts: where the node listens.
         println!(
             "{}",
@@ -186,6 +205,24 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// One log line about this node's certificate when it needs attention:
+/// a warning while it expires within `CERT_WARN_DAYS`, an error once it is
+/// no longer valid (the node cannot admit peers or write then).
+fn log_certificate(cert: &serde_json::Value) {
+    match cert["state"].as_str() {
+        Some("valid") => {}
+        Some("expiring") => tracing::warn!(
+            days_left = cert["days_left"].as_u64().unwrap_or(0),
+            expires_at = cert["expires_at"].as_u64().unwrap_or(0),
+            "certificate expires soon: ask the parent unit for a renewal (gongjian cert renew)"
+        ),
+        _ => tracing::error!(
+            why = %cert["why"].as_str().unwrap_or("unknown"),
+            "certificate not valid: this node cannot write or admit peers until it is renewed"
+        ),
+    }
 }
 
 async fn shutdown_signal() {

@@ -31,6 +31,27 @@ fn op(summary: &str, body: Option<Value>, params: &[(&str, &str, &str)]) -> Valu
 }
 
 pub fn document() -> Value {
+    let mut doc = paths();
+    // Writes that create a record answer 201 with it.
+    for path in [
+        "/v1/items",
+        "/v1/items/{id}/claim",
+        "/v1/grids",
+        "/v1/whistles",
+        "/v1/whistles/{id}/respond",
+        "/v1/agreements",
+    ] {
+        let responses = &mut doc["paths"][path]["post"]["responses"];
+        if let Some(map) = responses.as_object_mut()
+            && let Some(ok) = map.remove("200")
+        {
+            map.insert("201".into(), json!({"description": "created", "content": ok.get("content").cloned().unwrap_or(json!({}))}));
+        }
+    }
+    doc
+}
+
+fn paths() -> Value {
     let list = json!({"type": "string", "enum": ["need", "resource", "service", "project", "responsibility", "problem", "wish"]});
     let status = json!({"type": "string", "enum": ["open", "in_progress", "resolved", "closed"]});
     let id = [("id", "path", "string")];

@@ -231,6 +231,8 @@ async fn api_end_to_end_on_two_daemons() {
     ] {
         assert!(o["paths"][path].is_object(), "{path} not documented");
     }
+    assert!(o["paths"]["/v1/items"]["post"]["responses"]["201"].is_object());
+    assert!(o["paths"]["/v1/items/{id}/status"]["post"]["responses"]["200"].is_object());
 
     // Prometheus metrics, no token from this host.
     let m = c
@@ -267,7 +269,24 @@ async fn api_end_to_end_on_two_daemons() {
         .as_array()
         .unwrap()
         .len();
+    let responsibility_docs = |v: serde_json::Value| {
+        v["docs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["type"] == "responsibilities")
+            .count()
+    };
+    assert_eq!(
+        responsibility_docs(c.get(&community, "/v1/docs").await.1),
+        0
+    );
     for (body, status) in [
+        // A list this unit never wrote: no document is created for it.
+        (
+            json!({"list": "responsibility", "title": ""}),
+            StatusCode::BAD_REQUEST,
+        ),
         (
             json!({"list": "petition", "title": "x"}),
             StatusCode::BAD_REQUEST,
@@ -321,11 +340,18 @@ async fn api_end_to_end_on_two_daemons() {
             StatusCode::NOT_FOUND,
         ),
         ("/v1/no-such-thing", StatusCode::NOT_FOUND),
+        ("/v1/view/items/%FF%FE", StatusCode::BAD_REQUEST),
+        ("/v1/items", StatusCode::METHOD_NOT_ALLOWED),
     ] {
         let (s, e) = c.get(&community, path).await;
         assert_eq!(s, status, "{path}: {e}");
         assert!(e["error"]["code"].is_string(), "{path}: {e}");
     }
+    // A cursor at the edge of i64 is a page like any other.
+    let (s, e) = c
+        .get(&community, "/v1/view/items?cursor=-9223372036854775808:x")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
     let (s, _) = c
         .post(
             &community,
@@ -339,6 +365,11 @@ async fn api_end_to_end_on_two_daemons() {
         .unwrap()
         .len();
     assert_eq!(after, before, "no bad request wrote anything");
+    assert_eq!(
+        responsibility_docs(c.get(&community, "/v1/docs").await.1),
+        0,
+        "no new document either"
+    );
 
     // Acknowledged writes survive kill -9.
     let mut acked = Vec::new();

@@ -872,3 +872,86 @@ fn demo_generate_writes_a_district_the_view_answers_from() {
     );
     assert!(!other.exists(), "refused arguments create nothing");
 }
+
+/// A node whose certificate runs out within 30 days says so in its log
+/// when it starts (and every six hours), with the days left.
+#[test]
+fn a_certificate_about_to_expire_is_logged_at_start() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let district = tmp.path().join("district");
+    let street = tmp.path().join("street");
+    let d = init(
+        &district,
+        "320106000000",
+        "district",
+        "南京市鼓楼区",
+        None,
+        None,
+    );
+    let root = d["trust_root"].as_str().unwrap().to_owned();
+    init(
+        &street,
+        "320106002000",
+        "street",
+        "宁海路街道",
+        Some("320106000000"),
+        Some(&root),
+    );
+    let key = ok(&["id", "--data-dir", p(&street)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = tmp.path().join("street.cert");
+    ok(&[
+        "cert",
+        "issue",
+        "--data-dir",
+        p(&district),
+        "--unit",
+        "320106002000",
+        "--kind",
+        "street",
+        "--name",
+        "宁海路街道",
+        "--key",
+        &key,
+        "--valid-days",
+        "10",
+        "--out",
+        p(&file),
+    ]);
+    ok(&["cert", "install", "--data-dir", p(&street), p(&file)]);
+    // Loopback ports of its own (the defaults may be taken).
+    let cfg = street.join("config.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("0.0.0.0/tcp/4710", "127.0.0.1/tcp/0")
+        .replace("0.0.0.0/udp/4710/quic-v1", "127.0.0.1/udp/0/quic-v1")
+        .replace("127.0.0.1:4711", "127.0.0.1:0");
+    std::fs::write(&cfg, text).unwrap();
+    let log = tmp.path().join("street.log");
+    let mut child = bin()
+        .args(["run", "--data-dir", p(&street)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("320106002000"), "running: {line}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("certificate expires soon") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("certificate expires soon"), "{text}");
+    assert!(text.contains("days_left"), "{text}");
+}

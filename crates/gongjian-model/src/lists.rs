@@ -254,6 +254,10 @@ pub struct Item {
     pub last_author: Option<PublicKey>,
     /// Concurrent values of the title that automerge kept besides `title`.
     pub title_conflicts: Vec<String>,
+    /// Every field written concurrently (title, category, description,
+    /// area, grid, urgent, status, dispatched_to, levels): the values
+    /// automerge kept besides the one shown, by field. Shown, never dropped.
+    pub conflicts: std::collections::BTreeMap<String, Vec<String>>,
     /// Problems only: the level reached, and how it got there.
     pub level: Option<ProblemLevel>,
     pub escalations: Vec<Escalation>,
@@ -613,6 +617,41 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         })
         .filter(|t| *t != title)
         .collect();
+    let mut conflicts = std::collections::BTreeMap::new();
+    for key in [
+        "title",
+        "category",
+        "description",
+        "area",
+        "grid",
+        "urgent",
+        "status",
+        "dispatched_to",
+        "levels",
+    ] {
+        let all = doc.get_all(obj, key).unwrap_or_default();
+        if all.len() < 2 {
+            continue;
+        }
+        // get_all lists the winner last; the others are the conflict.
+        let shown = |v: &Value<'_>| match v {
+            Value::Scalar(s) => match s.as_ref() {
+                ScalarValue::Str(t) => t.to_string(),
+                ScalarValue::Boolean(b) => b.to_string(),
+                other => other.to_string(),
+            },
+            Value::Object(t) => format!("({t:?})"),
+        };
+        let winner = doc.get(obj, key).ok().flatten().map(|(v, _)| shown(&v));
+        let others: Vec<String> = all
+            .iter()
+            .map(|(v, _)| shown(v))
+            .filter(|v| Some(v) != winner.as_ref())
+            .collect();
+        if !others.is_empty() {
+            conflicts.insert(key.to_owned(), others);
+        }
+    }
     let urgent = matches!(doc.get(obj, "urgent"), Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
     let meta = crate::meta::read_meta(doc, obj);
     let level = doc
@@ -666,6 +705,7 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         last_author: meta.last_author,
         title,
         title_conflicts,
+        conflicts,
         level,
         escalations,
         dispatched_to: text("dispatched_to").parse().ok(),

@@ -219,6 +219,30 @@ impl Trust {
         self.geneses.get(doc).map(|(g, _)| g)
     }
 
+    /// The key that signed a document's valid genesis.
+    pub fn genesis_signer(&self, doc: &DocId) -> Option<&PublicKey> {
+        self.geneses.get(doc).map(|(_, k)| k)
+    }
+
+    /// Whether a document's genesis was signed by a key other than the
+    /// unit's enrolment key: the key of its earliest valid certificate not
+    /// revoked. A parent can certify a second key of its own for a child
+    /// and mint documents in the child's name (PROTOCOL.md §6); views flag
+    /// such documents (a second device's documents are flagged too, and
+    /// show their signer, so someone can confirm them).
+    pub fn minted_by_other(&self, doc: &DocId) -> bool {
+        let Some((g, signer)) = self.geneses.get(doc) else {
+            return false;
+        };
+        let enrolment = self.certs.get(&g.unit).and_then(|cs| {
+            cs.iter()
+                .filter(|c| !self.is_revoked(&c.cert.subject))
+                .min_by_key(|c| (c.cert.not_before, c.cert.subject))
+                .map(|c| c.cert.subject)
+        });
+        enrolment.is_some_and(|k| k != *signer)
+    }
+
     pub fn documents(&self) -> impl Iterator<Item = (&DocId, &Genesis)> {
         self.geneses.iter().map(|(d, (g, _))| (d, g))
     }

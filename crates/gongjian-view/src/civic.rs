@@ -63,6 +63,8 @@ pub(crate) fn grid_rows(
                     unit,
                     author,
                     change,
+                    minted_by_other: false,
+                    genesis_signer: None,
                 },
             }
         })
@@ -93,6 +95,8 @@ pub(crate) fn agreement_row(
             unit: owner,
             author,
             change,
+            minted_by_other: false,
+            genesis_signer: None,
         },
     }
 }

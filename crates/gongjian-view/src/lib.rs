@@ -167,6 +167,8 @@ impl View {
         match replica.load(doc) {
             Ok(mut am) => {
                 self.update(*doc, g.unit, g.doc_type, &g.parties, &mut am);
+                let signer = replica.trust().genesis_signer(doc).map(|k| k.to_string());
+                self.set_origin(doc, signer, replica.trust().minted_by_other(doc));
                 self.heads.insert(*doc, heads);
             }
             Err(e) => tracing::warn!(%doc, error = %e, "view: document not loaded"),
@@ -191,6 +193,33 @@ impl View {
         };
         for doc in moved {
             self.refresh(replica, &doc);
+        }
+    }
+
+    /// Records on every row of `doc` who signed its genesis, and whether
+    /// that was a key other than the unit's enrolment key.
+    fn set_origin(&mut self, doc: &DocId, signer: Option<String>, minted: bool) {
+        let set = |p: &mut Provenance| {
+            p.minted_by_other = minted;
+            p.genesis_signer = signer.clone();
+        };
+        if let Some(rows) = self.docs.get(doc) {
+            for id in &rows.items {
+                if let Some(r) = self.items.get_mut(id) {
+                    set(&mut r.provenance);
+                }
+            }
+            for id in &rows.acts {
+                if let Some(r) = self.acts.get_mut(id) {
+                    set(&mut r.provenance);
+                }
+            }
+        }
+        for r in self.grids.get_mut(doc).into_iter().flatten() {
+            set(&mut r.provenance);
+        }
+        if let Some(r) = self.agreements.get_mut(doc) {
+            set(&mut r.provenance);
         }
     }
 

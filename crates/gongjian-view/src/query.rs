@@ -219,6 +219,20 @@ impl View {
         }
     }
 
+    /// Whether `unit` handles problem `row` now: the handler its latest
+    /// escalation names, of the kind that level calls for, above its owner
+    /// (the API lets only this unit set its status; the view takes only
+    /// its handling acts for the status shown).
+    pub fn may_handle(&self, row: &ItemRow, unit: &UnitId) -> bool {
+        row.list == "problem"
+            && row.escalated_to == Some(*unit)
+            && *unit != row.unit
+            && row
+                .handler_kind
+                .is_some_and(|k| self.place(unit).is_some_and(|p| p.kind == k))
+            && self.in_scope(&row.unit, unit)
+    }
+
     /// The status the merged view shows: for a problem escalated to a
     /// handler (of the kind its level calls for, above its owner), that
     /// handler's latest handling act (its note is the status); otherwise
@@ -227,10 +241,7 @@ impl View {
         let Some(handler) = row.escalated_to else {
             return row.status;
         };
-        let kind_ok = row
-            .handler_kind
-            .is_some_and(|k| self.place(&handler).is_some_and(|p| p.kind == k));
-        if row.list != "problem" || !kind_ok || !self.in_scope(&row.unit, &handler) {
+        if !self.may_handle(row, &handler) {
             return row.status;
         }
         self.acts_on(&row.id)
@@ -303,8 +314,10 @@ impl View {
         let mut out = Vec::new();
         let mut more = false;
         for r in rows {
+            // Newest first, then by id: skip what the cursor's page held
+            // (no arithmetic on the cursor's number: any i64 is safe).
             if let Some((t, id)) = &f.after
-                && (-r.created_at, &r.id) <= (-*t, id)
+                && (std::cmp::Reverse(r.created_at), &r.id) <= (std::cmp::Reverse(*t), id)
             {
                 continue;
             }

@@ -34,6 +34,12 @@ pub struct Provenance {
     pub unit: UnitId,
     pub author: Option<String>,
     pub change: Option<String>,
+    /// The document was minted in the unit's name by a key that is not
+    /// one of the unit's own (a parent may, PROTOCOL.md §6): flagged, so
+    /// nobody takes it for the unit's own word.
+    pub minted_by_other: bool,
+    /// The key that signed the document's genesis.
+    pub genesis_signer: Option<String>,
 }
 
 /// A list item (need, resource, service, project, responsibility,
@@ -47,6 +53,8 @@ pub struct ItemRow {
     pub title: String,
     /// Other titles written concurrently (a conflict is shown, not dropped).
     pub title_conflicts: Vec<String>,
+    /// Every field written concurrently: the other values, by field.
+    pub conflicts: std::collections::BTreeMap<String, Vec<String>>,
     pub category: String,
     pub description: String,
     pub area: String,
@@ -181,6 +189,7 @@ pub(crate) fn items(
                 list_zh: kind.label_zh(),
                 title: it.title,
                 title_conflicts: it.title_conflicts,
+                conflicts: it.conflicts,
                 category: it.category,
                 description: it.description,
                 area: it.area,
@@ -203,6 +212,8 @@ pub(crate) fn items(
                     unit,
                     author,
                     change,
+                    minted_by_other: false,
+                    genesis_signer: None,
                 },
             }
         })
@@ -238,6 +249,8 @@ pub(crate) fn acts(
                     unit,
                     author,
                     change,
+                    minted_by_other: false,
+                    genesis_signer: None,
                 },
             }
         })

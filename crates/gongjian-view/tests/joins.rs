@@ -280,3 +280,92 @@ fn acts_join_only_where_the_rules_allow_and_handlers_set_the_status() {
             .all(|i| i.row.id != whistle && i.row.id != project)
     );
 }
+
+/// Two devices of one unit set a record's status and description at the
+/// same time: the view shows one value of each and the other beside it,
+/// never dropping one silently.
+#[test]
+fn concurrent_values_of_any_field_are_shown() {
+    use gongjian_identity::{ActorId, SignedChange};
+    use gongjian_model::ItemStatus;
+    let f = fed();
+    let mut community = Writer::new(&f, &f.community, f.community_id, &[]);
+    let need = community.add(
+        DocType::Needs,
+        "n1",
+        ItemFields {
+            title: Some("楼道照明维修".into()),
+            ..Default::default()
+        },
+    );
+    let doc = community.doc(DocType::Needs);
+    // The second device: the same key, another actor, from the same state.
+    let second = ActorId {
+        key: f.community.public(),
+        epoch: 9,
+    };
+    let mut fork = community
+        .r
+        .load(&doc)
+        .unwrap()
+        .with_actor(automerge::ActorId::from(second.to_bytes()));
+    let there = ItemFields {
+        description: Some("二号机：已联系物业".into()),
+        ..Default::default()
+    };
+    let chunk = ListDoc::open(&mut fork, DocType::Needs)
+        .unwrap()
+        .edit("n1", &there, NOW as i64 + 5)
+        .unwrap();
+    let theirs = SignedChange::sign(doc, chunk, &f.community).unwrap();
+    let chunk = ListDoc::open(&mut fork, DocType::Needs)
+        .unwrap()
+        .set_status("n1", ItemStatus::Resolved, NOW as i64 + 6)
+        .unwrap();
+    let theirs2 = SignedChange::sign(doc, chunk, &f.community).unwrap();
+    let here = ItemFields {
+        description: Some("一号机：等待维修".into()),
+        ..Default::default()
+    };
+    // One local change per commit, as the API makes them.
+    for edit in [true, false] {
+        let c = community
+            .r
+            .local_change(&doc, NOW + 5, |am| {
+                let mut l = ListDoc::open(am, DocType::Needs)?;
+                if edit {
+                    l.edit("n1", &here, NOW as i64 + 5)
+                } else {
+                    l.set_status("n1", ItemStatus::InProgress, NOW as i64 + 6)
+                }
+            })
+            .unwrap();
+        community.out.push(c.encode());
+    }
+    community.out.push(theirs.encode());
+    community.out.push(theirs2.encode());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = replica(dir.path(), &f, None);
+    r.insert_records(community.r.store().records().unwrap())
+        .unwrap();
+    let report = r.ingest(community.out.clone()).unwrap();
+    assert!(
+        report.invalid.is_empty() && report.rejected.is_empty() && report.pending.is_empty(),
+        "{report:?}"
+    );
+    let view = View::build(&r);
+    let v = view.item_view(&f.district_id, &need).unwrap();
+    let shown = (v.row.description.clone(), v.row.status);
+    let other_desc = &v.row.conflicts["description"];
+    let other_status = &v.row.conflicts["status"];
+    assert_eq!(other_desc.len(), 1, "{:?}", v.row.conflicts);
+    let descs = [shown.0.as_str(), other_desc[0].as_str()];
+    assert!(descs.contains(&"一号机：等待维修") && descs.contains(&"二号机：已联系物业"));
+    let statuses = [shown.1, other_status[0].as_str()];
+    assert!(statuses.contains(&"in_progress") && statuses.contains(&"resolved"));
+    assert!(
+        !v.row.conflicts.contains_key("title"),
+        "the title was not touched"
+    );
+}
