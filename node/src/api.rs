@@ -191,6 +191,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/docs", get(docs))
         .route("/v1/docs/{id}", get(doc))
         .route("/v1/openapi.json", get(openapi))
+        .route("/v1/backup", post(backup))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -366,6 +367,44 @@ async fn status(State(api): State<Api>) -> ApiResult {
         "view": {"items": items, "acts": acts},
         "network": net,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    /// An absolute path that does not exist yet, on the node's machine.
+    out: String,
+}
+
+/// `POST /v1/backup`: a consistent RocksDB checkpoint of the live store
+/// (hard links where it can), taken without stopping the node.
+async fn backup(
+    State(api): State<Api>,
+    body: Result<Json<BackupBody>, JsonRejection>,
+) -> ApiResult {
+    let Json(b) = body?;
+    let out = std::path::PathBuf::from(&b.out);
+    if !out.is_absolute() {
+        return Err(ApiError::bad(format!(
+            "out: `{}` is not an absolute path",
+            b.out
+        )));
+    }
+    if out.exists() {
+        return Err(ApiError::bad(format!("out: {} already exists", b.out)));
+    }
+    let dest = out.clone();
+    let epoch = api
+        .backend
+        .read(move |r| {
+            r.store().checkpoint(&dest)?;
+            r.store().epoch()
+        })
+        .await?
+        .map_err(|e| ApiError::bad(format!("out: {}: {e}", b.out)))?;
+    Ok(Json(
+        json!({"backup": out.display().to_string(), "epoch": epoch}),
+    ))
 }
 
 pub(crate) fn random_id() -> String {

@@ -38,12 +38,19 @@ pub fn backup(a: BackupArgs) -> anyhow::Result<()> {
             format!("--out {}: already exists", a.out.display()),
         );
     }
-    let store = open_store(&dir)?;
-    store.checkpoint(&a.out).code(Exit::Failure)?;
-    println!(
-        "{}",
-        json!({"backup": a.out.display().to_string(), "epoch": store.epoch().code(Exit::Failure)?})
+    // Through the API: the running daemon's (a live checkpoint), or the
+    // same API in this command on the store it opens.
+    let out = std::path::absolute(&a.out)
+        .with_context(|| a.out.display().to_string())
+        .code(Exit::BadInput)?;
+    let client = crate::client::Client::connect(&dir)?;
+    let v = client.json(
+        reqwest::Method::POST,
+        "/v1/backup",
+        crate::client::Send::Json(json!({"out": out.display().to_string()})),
     );
+    client.close();
+    println!("{}", v?);
     Ok(())
 }
 

@@ -149,7 +149,8 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             "node running"
         );
         // Certificate expiry in the log: at start, then every six hours.
-        {
+        // (It holds the node: stopped before the node is shut down.)
+        let cert_task = {
             let backend = Backend::Net(node.clone());
             let key = me_key;
             tokio::spawn(async move {
@@ -164,8 +165,8 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
                     };
                     log_certificate(&cert);
                 }
-            });
-        }
+            })
+        };
         // One line on stdout for scripts: where the node listens.
         println!(
             "{}",
@@ -189,6 +190,8 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             .await
             .context("serving the API")
             .code(Exit::Failure)?;
+        cert_task.abort();
+        let _ = cert_task.await;
         let node = Arc::try_unwrap(node)
             .map_err(|_| anyhow::anyhow!("the API still holds the node"))
             .code(Exit::Failure)?;

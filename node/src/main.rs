@@ -76,7 +76,7 @@ enum Command {
     Run(DirArg),
     /// The node: store counts, certificate expiry, peers.
     Status(cmd_api::Common),
-    /// Copy the store to a directory (a consistent RocksDB checkpoint).
+    /// Copy the store to a directory (a consistent RocksDB checkpoint; live, through the daemon, while it runs).
     Backup(cmd_admin::BackupArgs),
     /// Replace the store with a backup; moves the node to a new epoch.
     Restore(cmd_admin::RestoreArgs),

@@ -120,6 +120,7 @@ fn paths() -> Value {
             "/v1/view/grids": {"get": op("the grid tree of a scope with counts summed up each level", None, &[("scope", "query", "string"), fmt])},
             "/v1/bundles/state": {"get": op("peer-state file (application/octet-stream) for an exporter to send only what this node lacks", None, &[("for", "query", "string")])},
             "/v1/bundles/export": {"post": op("a signed bundle (application/octet-stream); body empty or a state file (octet-stream, up to 256 MiB); summary in X-Gongjian-Summary", None, &[("for", "query", "string")])},
+            "/v1/backup": {"post": op("a live RocksDB checkpoint of the store into `out`, an absolute path that does not exist yet", Some(json!({"type": "object", "required": ["out"], "properties": {"out": {"type": "string"}}})), &[])},
             "/v1/bundles/import": {"post": op("import a bundle (octet-stream body up to 2 GiB), checked whole first", None, &[])},
             "/metrics": {"get": {"summary": "Prometheus metrics; no token from this host", "responses": {"200": {"description": "OpenMetrics text"}}}},
             "/v1/view/items": {"get": op("the merged list of items in this node's scope, newest first, with the acts joined to each; format=csv|xlsx exports every page", None, &[

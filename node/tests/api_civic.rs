@@ -76,6 +76,20 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
         3,
         "unknown status",
     );
+    // A live backup through the running daemon (a RocksDB checkpoint).
+    let bk = t.community.parent().unwrap().join("community.backup");
+    let b = ok(&["backup", "--data-dir", p(&t.community), "--out", p(&bk)]);
+    assert_eq!(b["backup"], p(&bk), "{b}");
+    assert!(bk.join("CURRENT").exists(), "a RocksDB checkpoint");
+    fails(
+        &["backup", "--data-dir", p(&t.community), "--out", p(&bk)],
+        3,
+        "already exists",
+    );
+    let (s, e) = c
+        .post(&community, "/v1/backup", json!({"out": "relative/dir"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     // A bundle refused by the daemon: exit 4, nothing stored.
     let dir = t.community.parent().unwrap().to_owned();
     let state = dir.join("community.have");

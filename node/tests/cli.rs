@@ -950,8 +950,18 @@ fn a_certificate_about_to_expire_is_logged_at_start() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM: a clean stop, exit 0 (nothing may still hold the node).
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
     assert!(text.contains("certificate expires soon"), "{text}");
     assert!(text.contains("days_left"), "{text}");
+    assert!(
+        status.success(),
+        "stopped cleanly: {status:?}: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
 }
