@@ -384,6 +384,7 @@ async fn api_end_to_end_on_two_daemons() {
         assert_eq!(s, StatusCode::CREATED);
         acked.push(v["id"].as_str().unwrap().to_owned());
     }
+    let (_, digest_before) = c.get(&community, "/v1/view/digest").await;
     community.child.kill().unwrap(); // SIGKILL
     community.child.wait().unwrap();
     drop(community);
@@ -400,4 +401,9 @@ async fn api_end_to_end_on_two_daemons() {
     for id in &acked {
         assert!(ids.contains(&id.as_str()), "{id} lost after kill -9");
     }
+    // The view kept up change by change and the view rebuilt at start
+    // are the same view.
+    let (_, digest_after) = c.get(&restarted, "/v1/view/digest").await;
+    assert!(digest_before["digest"].is_string());
+    assert_eq!(digest_after["digest"], digest_before["digest"]);
 }

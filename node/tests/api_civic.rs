@@ -406,6 +406,20 @@ async fn grids_problems_whistles_agreements_and_the_cli_through_the_daemon() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "ends before it starts: {e}");
+    let (s, e) = c
+        .post(
+            &community,
+            "/v1/agreements",
+            json!({"title": "x", "parties": [street_id], "start": now, "end": i64::MAX}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "not a date: {e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("between 2000 and 2100")
+    );
     let (s, a) = c
         .post(
             &community,

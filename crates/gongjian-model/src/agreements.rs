@@ -31,6 +31,15 @@ impl Terms {
     /// The checks [`AgreementDoc::set_terms`] makes, for callers that must
     /// refuse before creating the document.
     pub fn check(&self) -> Result<(), AgreementError> {
+        // 2000-01-01 .. 2100-01-01: a term outside is a mistake, and a
+        // time past the timestamp range would be stored clamped.
+        const EARLIEST: i64 = 946_684_800;
+        const LATEST: i64 = 4_102_444_800;
+        for t in [self.start, self.end] {
+            if !(EARLIEST..=LATEST).contains(&t) {
+                return Err(AgreementError::Date(t));
+            }
+        }
         if self.end < self.start {
             return Err(AgreementError::Term {
                 start: self.start,
@@ -53,6 +62,8 @@ impl Terms {
 pub enum AgreementError {
     #[error("services and contact are over 16 KiB together")]
     TooLong,
+    #[error("{0} is not a date between 2000 and 2100 (Unix seconds)")]
+    Date(i64),
     #[error("the term ends ({end}) before it starts ({start})")]
     Term { start: i64, end: i64 },
     #[error("title must be 1 to 200 characters")]
