@@ -227,7 +227,9 @@ async fn hostile_inputs_are_refused_and_penalised() {
         chain: vec![],
     };
     write_frame(&mut s3, &lie.encode()).await.unwrap();
-    write_frame(&mut s3, &encode(&offer(doc))).await.unwrap();
+    // The node may already have cut the stream after the hello: then this
+    // write fails, which is the point.
+    let _ = write_frame(&mut s3, &encode(&offer(doc))).await;
     let mut rest = Vec::new();
     let r = tokio::time::timeout(Duration::from_secs(10), s3.read_to_end(&mut rest)).await;
     assert!(r.is_ok(), "the node closes the stream");
