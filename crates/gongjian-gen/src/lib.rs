@@ -348,6 +348,7 @@ struct Gen {
     docs: Vec<Doc>,
     summary: Summary,
     genesis_clock: u64,
+    empty: std::collections::BTreeSet<DocId>,
 }
 
 impl Gen {
@@ -364,9 +365,8 @@ impl Gen {
         }
         if open.changes.is_empty() {
             // A document is created on first write; an empty one is dropped
-            // with its genesis.
-            let id = open.id;
-            self.records.retain(|r| DocId(r.hash()) != id);
+            // with its genesis (filtered out once, at the end).
+            self.empty.insert(open.id);
             return;
         }
         self.docs.push(open.close());
@@ -490,6 +490,7 @@ pub fn generate(profile: &Profile, seed: u64, now: u64) -> Result<Dataset, GenEr
         docs: Vec::new(),
         summary: Summary::default(),
         genesis_clock: 0,
+        empty: Default::default(),
     };
 
     // The tree.
@@ -1026,6 +1027,8 @@ pub fn generate(profile: &Profile, seed: u64, now: u64) -> Result<Dataset, GenEr
             units.extend(residents);
         }
     }
+    let empty = std::mem::take(&mut g.empty);
+    g.records.retain(|r| !empty.contains(&DocId(r.hash())));
     g.summary.documents = g.docs.len();
     g.summary.records = g.records.len();
     g.summary.changes = g.docs.iter().map(|d| d.changes.len()).sum();
