@@ -398,6 +398,14 @@ fn post(c: &Common, path: &str, body: Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// GETs `path` and prints it: the rows under `key` as a table with
+/// `columns`, or the JSON with `--json`.
+fn show(c: &Common, path: &str, key: Option<&str>, columns: &[&str]) -> anyhow::Result<()> {
+    let v = get(c, path)?;
+    print(&v, c.json, key, columns);
+    Ok(())
+}
+
 fn get(c: &Common, path: &str) -> anyhow::Result<Value> {
     let client = c.client()?;
     let v = client.json(Method::GET, path, Send::None);
@@ -517,49 +525,34 @@ pub fn view(cmd: ViewCommand) -> anyhow::Result<()> {
                     ("scope", scope),
                 ])
             );
-            let v = get(&c, &path)?;
-            print(&v, c.json, Some("items"), ITEM_COLUMNS);
-            Ok(())
+            show(&c, &path, Some("items"), ITEM_COLUMNS)
         }
-        ViewCommand::Stats { c, by, scope } => {
-            let v = get(
-                &c,
-                &format!("/v1/view/stats{}", query(&[("by", by), ("scope", scope)])),
-            )?;
-            print(
-                &v,
-                c.json,
-                Some("stats"),
-                &["area_name", "area", "list", "status", "count"],
-            );
-            Ok(())
-        }
-        ViewCommand::Units { c, scope } => {
-            let v = get(&c, &format!("/v1/view/units{}", query(&[("scope", scope)])))?;
-            print(
-                &v,
-                c.json,
-                Some("units"),
-                &[
-                    "unit",
-                    "name",
-                    "kind",
-                    "last_heard",
-                    "documents",
-                    "changes_held",
-                    "heads_lacking",
-                ],
-            );
-            Ok(())
-        }
-        ViewCommand::Digest { c, scope } => {
-            let v = get(
-                &c,
-                &format!("/v1/view/digest{}", query(&[("scope", scope)])),
-            )?;
-            print(&v, c.json, None, &[]);
-            Ok(())
-        }
+        ViewCommand::Stats { c, by, scope } => show(
+            &c,
+            &format!("/v1/view/stats{}", query(&[("by", by), ("scope", scope)])),
+            Some("stats"),
+            &["area_name", "area", "list", "status", "count"],
+        ),
+        ViewCommand::Units { c, scope } => show(
+            &c,
+            &format!("/v1/view/units{}", query(&[("scope", scope)])),
+            Some("units"),
+            &[
+                "unit",
+                "name",
+                "kind",
+                "last_heard",
+                "documents",
+                "changes_held",
+                "heads_lacking",
+            ],
+        ),
+        ViewCommand::Digest { c, scope } => show(
+            &c,
+            &format!("/v1/view/digest{}", query(&[("scope", scope)])),
+            None,
+            &[],
+        ),
         ViewCommand::Matches { c, scope } => {
             let v = get(
                 &c,
@@ -598,30 +591,23 @@ pub fn view(cmd: ViewCommand) -> anyhow::Result<()> {
             party,
             expiring_within_days,
             scope,
-        } => {
-            let v = get(
-                &c,
-                &format!(
-                    "/v1/view/agreements{}",
-                    query(&[
-                        ("status", status),
-                        ("party", party),
-                        (
-                            "expiring_within_days",
-                            expiring_within_days.map(|d| d.to_string())
-                        ),
-                        ("scope", scope),
-                    ])
-                ),
-            )?;
-            print(
-                &v,
-                c.json,
-                Some("agreements"),
-                &["id", "title", "status_zh", "parties", "ends_in_days"],
-            );
-            Ok(())
-        }
+        } => show(
+            &c,
+            &format!(
+                "/v1/view/agreements{}",
+                query(&[
+                    ("status", status),
+                    ("party", party),
+                    (
+                        "expiring_within_days",
+                        expiring_within_days.map(|d| d.to_string())
+                    ),
+                    ("scope", scope),
+                ])
+            ),
+            Some("agreements"),
+            &["id", "title", "status_zh", "parties", "ends_in_days"],
+        ),
         ViewCommand::Grids { c, scope } => {
             let v = get(&c, &format!("/v1/view/grids{}", query(&[("scope", scope)])))?;
             if c.json {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use gongjian_identity::{
-    Certificate, CutEntry, KeyAdd, PublicKey, RecordBody, Recovery, Revocation, RevocationCut,
+    Certificate, KeyAdd, PublicKey, RecordBody, Recovery, Revocation, RevocationCut,
     RevocationTarget, Secret, SignedRecord, UnitId, UnitKind,
 };
 use gongjian_model::{Body, CertChainError, verify_record};
@@ -427,30 +427,11 @@ fn revoke(
         (None, None) => return bail(Exit::BadInput, "name --unit or --key"),
     };
     let keys: BTreeSet<PublicKey> = target.keys().iter().copied().collect();
-    let mut cut = RevocationCut::default();
-    if !reject_all {
-        for (doc, meta) in o.replica.store().docs().code(Exit::Failure)? {
-            for (actor, seq) in &meta.clock {
-                if keys.contains(&actor.key)
-                    && let Some(head) = o
-                        .replica
-                        .store()
-                        .change_at(&doc, actor, *seq)
-                        .code(Exit::Failure)?
-                {
-                    cut.changes.push(CutEntry::new(&doc, *actor, *seq, head));
-                }
-            }
-        }
-        cut.records = o
-            .replica
-            .membership()
-            .records()
-            .filter(|r| keys.contains(&r.signer))
-            .map(|r| gongjian_identity::Blinded::of(&r.hash))
-            .collect();
-    }
-    cut.normalize();
+    let cut = if reject_all {
+        RevocationCut::default()
+    } else {
+        o.replica.revocation_cut(&keys).code(Exit::Failure)?
+    };
     let signer = issuing_secret(&o)?;
     let record = Revocation {
         target,

@@ -877,7 +877,6 @@ fn demo_generate_writes_a_district_the_view_answers_from() {
 /// when it starts (and every six hours), with the days left.
 #[test]
 fn a_certificate_about_to_expire_is_logged_at_start() {
-    use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let district = tmp.path().join("district");
     let street = tmp.path().join("street");
@@ -898,50 +897,17 @@ fn a_certificate_about_to_expire_is_logged_at_start() {
         Some("320106000000"),
         Some(&root),
     );
-    let key = ok(&["id", "--data-dir", p(&street)])["public_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let file = tmp.path().join("street.cert");
-    ok(&[
-        "cert",
-        "issue",
-        "--data-dir",
-        p(&district),
-        "--unit",
+    enrol_for_days(
+        &district,
+        &street,
         "320106002000",
-        "--kind",
         "street",
-        "--name",
         "宁海路街道",
-        "--key",
-        &key,
-        "--valid-days",
-        "10",
-        "--out",
-        p(&file),
-    ]);
-    ok(&["cert", "install", "--data-dir", p(&street), p(&file)]);
-    // Loopback ports of its own (the defaults may be taken).
-    let cfg = street.join("config.toml");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("0.0.0.0/tcp/4710", "127.0.0.1/tcp/0")
-        .replace("0.0.0.0/udp/4710/quic-v1", "127.0.0.1/udp/0/quic-v1")
-        .replace("127.0.0.1:4711", "127.0.0.1:0");
-    std::fs::write(&cfg, text).unwrap();
+        10,
+    );
     let log = tmp.path().join("street.log");
-    let mut child = bin()
-        .args(["run", "--data-dir", p(&street)])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("320106002000"), "running: {line}");
+    let mut daemon =
+        common::daemon::start_with_stderr(&street, std::fs::File::create(&log).unwrap());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let text = loop {
         let text = std::fs::read_to_string(&log).unwrap();
@@ -952,11 +918,11 @@ fn a_certificate_about_to_expire_is_logged_at_start() {
     };
     // SIGTERM: a clean stop, exit 0 (nothing may still hold the node).
     let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &daemon.child.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
-    let status = child.wait().unwrap();
+    let status = daemon.child.wait().unwrap();
     assert!(text.contains("certificate expires soon"), "{text}");
     assert!(text.contains("days_left"), "{text}");
     assert!(

@@ -2,14 +2,18 @@
 //! failing seed replays exactly: `cargo run -p gongjian-tests --bin sim --
 //! --seed N`.
 
+mod revocation;
+
+pub use revocation::{RevocationReport, run_revocation};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use gongjian_engine::{LocalIdentity, Replica};
 use gongjian_identity::{
-    Certificate, CutEntry, DocId, DocType, Hash, KeyAdd, RecordBody, Revocation, RevocationCut,
-    RevocationTarget, Secret, SignedRecord, UnitId, UnitKind,
+    Certificate, DocId, DocType, Hash, KeyAdd, RecordBody, Revocation, RevocationTarget, Secret,
+    SignedRecord, UnitId, UnitKind,
 };
-use gongjian_model::{Body, ItemFields, ListDoc, ListKind};
+use gongjian_model::{ItemFields, ListDoc, ListKind};
 use gongjian_store::Store;
 use gongjian_sync::{Input, Message, Output, PeerProgress, Role, Session, encode};
 use rand::rngs::StdRng;
@@ -758,28 +762,13 @@ impl World {
     /// cutting at what `at` holds of its changes and records.
     pub fn revoke(&mut self, target: usize, at: usize) -> Hash {
         let key = self.nodes[target].secret.public();
-        let r = self.nodes[at].replica();
-        let mut changes = Vec::new();
-        for (doc, meta) in r.store().docs().expect("docs") {
-            for (actor, seq) in &meta.clock {
-                if actor.key == key
-                    && let Some(head) = r.store().change_at(&doc, actor, *seq).expect("index")
-                {
-                    changes.push(CutEntry::new(&doc, *actor, *seq, head));
-                }
-            }
-        }
-        changes.sort_by_key(|c| (c.doc, c.actor));
-        let mut records: Vec<gongjian_identity::Blinded> = r
-            .membership()
-            .records()
-            .filter(|v| v.signer == key && !matches!(v.body, Body::Heads(_)))
-            .map(|v| gongjian_identity::Blinded::of(&v.hash))
-            .collect();
-        records.sort();
+        let cut = self.nodes[at]
+            .replica()
+            .revocation_cut(&BTreeSet::from([key]))
+            .expect("cut");
         let revocation = Revocation {
             target: RevocationTarget::Key(key),
-            cut: RevocationCut { changes, records },
+            cut,
             reason: "密钥泄露".into(),
             issued_at: self.now,
         }
@@ -926,97 +915,4 @@ pub fn run(cfg: Config) -> Result<Report, String> {
         .filter(|(_, m)| m.clock.keys().map(|a| a.key).collect::<BTreeSet<_>>().len() >= 2)
         .count();
     Ok(w.report.clone())
-}
-
-/// What a revocation run found: the prefix of each of the revoked key's
-/// actors the cut keeps, what the key wrote in all, and how many nodes
-/// hold its document.
-#[derive(Debug, Clone)]
-pub struct RevocationReport {
-    pub kept: BTreeSet<(u32, u64)>,
-    pub writes: u64,
-    pub holders: usize,
-}
-
-/// Revocation under concurrency: a community's key keeps writing behind a
-/// partition while its street revokes it; after healing, every node holding
-/// the document accepts exactly the prefix the cut keeps, and the
-/// revocation (which goes to every member) names no document id.
-pub fn run_revocation(seed: u64) -> Result<RevocationReport, String> {
-    let cfg = Config {
-        streets: 2,
-        communities_per_street: 2,
-        residents_per_community: 2,
-        p_write: 0.1,
-        ..Config::district(seed)
-    };
-    let mut w = World::new(cfg);
-    w.steps(300, None);
-    // Community index 2 (first community of the first street).
-    let c = 2;
-    let street = w.nodes[c].parent.ok_or("no parent")?;
-    let up = w.uplink(c).ok_or("no uplink")?;
-    w.set_link(up, false);
-    w.steps(150, Some(c));
-    let doc = w.nodes[c].doc.ok_or("no document")?;
-    let before_cut = w.nodes[c]
-        .replica()
-        .store()
-        .doc_meta(&doc)
-        .map_err(|e| e.to_string())?
-        .ok_or("no meta")?;
-    let rev = w.revoke(c, street);
-    let record = w.nodes[street]
-        .replica()
-        .store()
-        .records()
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|r| r.hash() == rev)
-        .ok_or("revocation not stored")?;
-    let bytes = record.encode();
-    for (d, _) in w.nodes[0].replica().trust().documents() {
-        if bytes.windows(32).any(|x| x == d.as_bytes()) {
-            return Err(format!(
-                "seed {seed}: the revocation names document {d} in the clear"
-            ));
-        }
-    }
-    let cut = record
-        .open::<gongjian_identity::Revocation>()
-        .map_err(|e| e.to_string())?
-        .cut;
-    // The revoked key keeps writing; its residents still take its changes.
-    w.steps(300, Some(c));
-    w.heal(30);
-    w.check()?;
-    let key = w.nodes[c].secret.public();
-    let accepted = w.accepted_of(&doc, &key);
-    let kept: BTreeSet<(u32, u64)> = before_cut
-        .clock
-        .keys()
-        .filter(|a| a.key == key)
-        .filter_map(|a| cut.entry(&doc, a).map(|e| (a.epoch, e.seq)))
-        .collect();
-    // (The cut may keep nothing, if none of the key's changes reached the
-    // street before it revoked; then every node must accept nothing.)
-    for (node, set) in &accepted {
-        if *set != kept {
-            return Err(format!(
-                "seed {seed}: node {node} accepted {set:?}, the cut keeps {kept:?} (replay: scripts/sim.sh --revocation --seed {seed})"
-            ));
-        }
-    }
-    let writes = w.nodes[c].writes;
-    let cut_seq = kept.iter().map(|(_, s)| *s).max().unwrap_or(0);
-    if writes <= cut_seq {
-        return Err(format!(
-            "seed {seed}: the key did not write past the cut ({writes} writes, {cut_seq} kept)"
-        ));
-    }
-    Ok(RevocationReport {
-        kept,
-        writes,
-        holders: accepted.len(),
-    })
 }

@@ -250,6 +250,33 @@ impl Replica {
         Ok(crate::ingest::build(&changes))
     }
 
+    /// The cut of a revocation of `keys` at what this node holds: every
+    /// accepted prefix of their actors in every document (to its head), and
+    /// every record they signed (PROTOCOL.md §5.2). Normalised.
+    pub fn revocation_cut(
+        &self,
+        keys: &std::collections::BTreeSet<PublicKey>,
+    ) -> Result<gongjian_identity::RevocationCut, EngineError> {
+        let mut cut = gongjian_identity::RevocationCut::default();
+        for (doc, meta) in self.store.docs()? {
+            for (actor, seq) in &meta.clock {
+                if keys.contains(&actor.key)
+                    && let Some(head) = self.store.change_at(&doc, actor, *seq)?
+                {
+                    cut.changes
+                        .push(gongjian_identity::CutEntry::new(&doc, *actor, *seq, head));
+                }
+            }
+        }
+        for r in self.membership.records() {
+            if keys.contains(&r.signer) {
+                cut.keep_record(&r.hash);
+            }
+        }
+        cut.normalize();
+        Ok(cut)
+    }
+
     /// The accepted changes of `doc` after `have`, to send on; plus, for
     /// an actor whose last accepted change held here is unsigned (it came
     /// with an edge signature on a later change that a revocation's cut

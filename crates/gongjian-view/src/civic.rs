@@ -58,14 +58,7 @@ pub(crate) fn grid_rows(
                 id: global_id(&doc, &g.id),
                 unit,
                 grid: g,
-                provenance: Provenance {
-                    doc: doc.to_string(),
-                    unit,
-                    author,
-                    change,
-                    minted_by_other: false,
-                    genesis_signer: None,
-                },
+                provenance: Provenance::new(&doc, unit, author, change),
             }
         })
         .collect()
@@ -90,14 +83,7 @@ pub(crate) fn agreement_row(
         parties: all,
         terms,
         heads,
-        provenance: Provenance {
-            doc: doc.to_string(),
-            unit: owner,
-            author,
-            change,
-            minted_by_other: false,
-            genesis_signer: None,
-        },
+        provenance: Provenance::new(&doc, owner, author, change),
     }
 }
 

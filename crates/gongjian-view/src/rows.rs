@@ -42,6 +42,26 @@ pub struct Provenance {
     pub genesis_signer: Option<String>,
 }
 
+impl Provenance {
+    /// From a document's rows; the genesis signer and the flag are set by
+    /// the view, which holds the trust (`View::refresh`).
+    pub(crate) fn new(
+        doc: &DocId,
+        unit: UnitId,
+        author: Option<String>,
+        change: Option<String>,
+    ) -> Provenance {
+        Provenance {
+            doc: doc.to_string(),
+            unit,
+            author,
+            change,
+            minted_by_other: false,
+            genesis_signer: None,
+        }
+    }
+}
+
 /// A list item (need, resource, service, project, responsibility,
 /// problem, wish, whistle).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -207,14 +227,7 @@ pub(crate) fn items(
                 created_at: it.created_at,
                 updated_at: it.updated_at,
                 unit,
-                provenance: Provenance {
-                    doc: doc.to_string(),
-                    unit,
-                    author,
-                    change,
-                    minted_by_other: false,
-                    genesis_signer: None,
-                },
+                provenance: Provenance::new(&doc, unit, author, change),
             }
         })
         .collect()
@@ -244,14 +257,7 @@ pub(crate) fn acts(
                 resolved: a.resolved,
                 created_at: a.created_at,
                 unit,
-                provenance: Provenance {
-                    doc: doc.to_string(),
-                    unit,
-                    author,
-                    change,
-                    minted_by_other: false,
-                    genesis_signer: None,
-                },
+                provenance: Provenance::new(&doc, unit, author, change),
             }
         })
         .collect()

@@ -26,10 +26,15 @@ impl Drop for Daemon {
 }
 
 pub fn start(dir: &Path) -> Daemon {
+    start_with_stderr(dir, Stdio::null())
+}
+
+/// [`start`], its log going to `stderr` (a file, to read what it logged).
+pub fn start_with_stderr(dir: &Path, stderr: impl Into<Stdio>) -> Daemon {
     let mut child = bin()
         .args(["run", "--data-dir", p(dir)])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();

@@ -85,6 +85,12 @@ pub fn init(
 }
 
 pub fn enrol(parent: &Path, child: &Path, unit: &str, kind: &str, name: &str) {
+    enrol_for_days(parent, child, unit, kind, name, 365);
+}
+
+/// [`enrol`] with a certificate valid for `days`.
+pub fn enrol_for_days(parent: &Path, child: &Path, unit: &str, kind: &str, name: &str, days: u64) {
+    let days = days.to_string();
     let key = ok(&["id", "--data-dir", p(child)])["public_key"]
         .as_str()
         .unwrap()
@@ -103,6 +109,8 @@ pub fn enrol(parent: &Path, child: &Path, unit: &str, kind: &str, name: &str) {
         name,
         "--key",
         &key,
+        "--valid-days",
+        &days,
         "--out",
         p(&file),
     ]);
