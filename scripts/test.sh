@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what is missing, then runs every
-# test of the workspace. The target directory lives outside the clone so later
-# runs on the same machine reuse the RocksDB build.
+# test of the workspace, then the web console's tests in headless Chromium
+# against the binary just built. The target directory lives outside the
+# clone so later runs on the same machine reuse the RocksDB build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,7 +13,12 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+if [ "$status" -eq 0 ]; then
+  scripts/browser-test.sh 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+fi
 set -e
-# One closing line with the totals of every test binary.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+# One closing line with the totals of every test binary and the browser tests.
+awk '/^test result:/ { p += $4; f += $6 } /^# pass / { p += $3 } /^# fail / { f += $3 }
+  END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

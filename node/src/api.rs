@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::backend::Backend;
 use crate::node::{now, own_doc};
-use crate::{api_bundle, api_civic, api_export};
+use crate::{api_bundle, api_civic, api_console, api_export};
 use gongjian_engine::MAX_BUNDLE_BYTES;
 
 /// Request bodies larger than this get 413.
@@ -47,6 +47,8 @@ pub struct Api {
     pub token: Arc<String>,
     pub me: Arc<Me>,
     pub ready: Arc<AtomicBool>,
+    /// The node's users, sessions and audit log (`DIR/accounts`).
+    pub accounts: Arc<crate::accounts::Accounts>,
 }
 
 /// An error as the API returns it: `{"error": {"code", "message"}}`.
@@ -192,6 +194,19 @@ pub fn router(api: Api) -> Router {
         .route("/v1/docs/{id}", get(doc))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/backup", post(backup))
+        .route("/v1/view/report", get(api_console::report))
+        .route("/v1/session", get(api_console::session))
+        .route("/v1/logout", post(api_console::logout))
+        .route("/v1/password", post(api_console::password))
+        .route(
+            "/v1/users",
+            get(api_console::users).post(api_console::add_user),
+        )
+        .route(
+            "/v1/users/{name}",
+            axum::routing::patch(api_console::update_user).delete(api_console::remove_user),
+        )
+        .route("/v1/audit", get(api_console::audit))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -200,8 +215,16 @@ pub fn router(api: Api) -> Router {
                 "this endpoint does not take that method (see /v1/openapi.json)",
             )
         })
-        .route_layer(middleware::from_fn_with_state(api.clone(), auth));
+        .route_layer(middleware::from_fn_with_state(
+            api.clone(),
+            api_console::auth,
+        ));
     Router::new()
+        .route("/", get(api_console::root))
+        .route("/console/", get(api_console::index))
+        .route("/console/app.js", get(api_console::app_js))
+        .route("/console/app.css", get(api_console::app_css))
+        .route("/v1/login", post(api_console::login))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(crate::metrics::metrics))
@@ -221,25 +244,6 @@ pub(crate) fn authorized(api: &Api, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| same(t.trim().as_bytes(), api.token.as_bytes()))
-}
-
-async fn auth(State(api): State<Api>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if same(t.trim().as_bytes(), api.token.as_bytes()) => next.run(req).await,
-        Some(_) => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token").into_response()
-        }
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer <the token in DIR/api.token>",
-        )
-        .into_response(),
-    }
 }
 
 /// `/health`: up, and which unit (so a command can check it reached this
@@ -477,9 +481,12 @@ pub(crate) async fn add_record(
     let unit = api.me.unit;
     let record = random_id();
     let rec = record.clone();
+    let by = api_console::person_by();
     // Checked on a scratch document first: a refused record must not
     // leave a new, empty document of this unit behind.
     ListDoc::new(&mut automerge::Automerge::new(), kind)
+        .by(&by)
+        .map_err(|e| ApiError::bad(e.to_string()))?
         .add(&record, &fields, now() as i64)
         .map_err(|e| ApiError::bad(e.to_string()))?;
     let doc = api
@@ -489,7 +496,7 @@ pub(crate) async fn add_record(
                 let doc = own_doc(r, &unit, kind.doc_type())?;
                 let t = now();
                 r.local_change(&doc, t, |am| {
-                    ListDoc::new(am, kind).add(&rec, &fields, t as i64)
+                    ListDoc::new(am, kind).by(&by)?.add(&rec, &fields, t as i64)
                 })?;
                 Ok::<DocId, EngineError>(doc)
             })();
@@ -502,8 +509,9 @@ pub(crate) async fn add_record(
 
 /// Writes one act of this unit about another unit's record, in this
 /// unit's own acts document (created on first use).
-pub(crate) async fn write_act(api: &Api, act: Act) -> Result<(), ApiError> {
+pub(crate) async fn write_act(api: &Api, mut act: Act) -> Result<(), ApiError> {
     let unit = api.me.unit;
+    act.by = api_console::person_by();
     // Checked on a scratch document first (see `add_record`).
     ActsDoc {
         doc: &mut automerge::Automerge::new(),
@@ -573,6 +581,7 @@ async fn set_status(
     }
     let (doc, _) = split_global_id(&id).ok_or_else(|| ApiError::bad("id"))?;
     let record = item.record.clone();
+    let by = api_console::person_by();
     api.backend
         .write(move |r| {
             let t = now();
@@ -583,7 +592,9 @@ async fn set_status(
                     .map(|g| g.doc_type)
                     .ok_or_else(|| EngineError::UnknownDocument(doc.to_string()))?;
                 r.local_change(&doc, t, |am| {
-                    ListDoc::open(am, doc_type)?.set_status(&record, status, t as i64)
+                    ListDoc::open(am, doc_type)?
+                        .by(&by)?
+                        .set_status(&record, status, t as i64)
                 })
             })();
             (res.map(|_| ()), vec![doc])

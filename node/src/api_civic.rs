@@ -218,11 +218,14 @@ pub(crate) async fn escalate(
     };
     let (doc, record) = split_global_id(&id).ok_or_else(|| ApiError::bad("id"))?;
     let record = record.to_owned();
+    let by = crate::api_console::person_by();
     api.backend
         .write(move |r| {
             let t = now();
             let res = r.local_change(&doc, t, |am| {
-                ListDoc::open(am, DocType::Problems)?.escalate(&record, to, handler, t as i64)
+                ListDoc::open(am, DocType::Problems)?
+                    .by(&by)?
+                    .escalate(&record, to, handler, t as i64)
             });
             (res.map(|_| ()), vec![doc])
         })
@@ -471,6 +474,7 @@ pub(crate) async fn sign_agreement(
             api.me.unit
         )));
     }
+    let by = crate::api_console::person_by();
     let target = Target {
         unit: owner,
         doc,
@@ -508,6 +512,7 @@ pub(crate) async fn sign_agreement(
                     note: b.note,
                     heads,
                     parts: Some(parts),
+                    by,
                     ..Act::new(&random_id(), ActKind::Sign, target, t as i64)
                 };
                 r.local_change(&acts_doc, t, |am| {

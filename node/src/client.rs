@@ -72,6 +72,11 @@ impl Client {
                     view,
                     token: Arc::new(token.clone()),
                     me: Arc::new(me),
+                    accounts: Arc::new(
+                        crate::accounts::Accounts::open(&dir.accounts())
+                            .context("opening the accounts")
+                            .code(Exit::DataDir)?,
+                    ),
                     ready: Arc::new(AtomicBool::new(true)),
                 });
                 Via::Here {

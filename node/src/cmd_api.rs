@@ -23,7 +23,7 @@ pub struct Common {
 }
 
 impl Common {
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Client::connect(&DataDir(self.data_dir.clone()))
     }
 }

@@ -130,6 +130,11 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             view,
             token: Arc::new(token),
             me: Arc::new(me),
+            accounts: Arc::new(
+                crate::accounts::Accounts::open(&dir.accounts())
+                    .context("opening the accounts")
+                    .code(Exit::DataDir)?,
+            ),
             ready: ready.clone(),
         });
         let addrs = node.listen_addrs().await;

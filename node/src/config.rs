@@ -139,6 +139,11 @@ impl DataDir {
         self.0.join("api.addr")
     }
 
+    /// The node's users, sessions and audit log.
+    pub fn accounts(&self) -> PathBuf {
+        self.0.join("accounts")
+    }
+
     pub fn api_token(&self) -> PathBuf {
         self.0.join("api.token")
     }

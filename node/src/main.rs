@@ -1,9 +1,11 @@
 //! `gongjian`: the node's command line. CLI and wiring only; the logic lives
 //! in the crates.
 
+mod accounts;
 mod api;
 mod api_bundle;
 mod api_civic;
+mod api_console;
 mod api_export;
 mod backend;
 mod client;
@@ -15,6 +17,7 @@ mod cmd_config;
 mod cmd_demo;
 mod cmd_init;
 mod cmd_run;
+mod cmd_user;
 mod config;
 mod exit;
 mod metrics;
@@ -64,6 +67,9 @@ enum Command {
     /// Whistles (吹哨): blow, respond (报到).
     #[command(subcommand)]
     Whistle(cmd_api::WhistleCommand),
+    /// The people who use the node's web console: add, list, set, remove, audit.
+    #[command(subcommand)]
+    User(cmd_user::UserCommand),
     /// Any API request (GET or POST a path), printed as JSON.
     Api(cmd_api::ApiArgs),
     /// Sneakernet: carry signed records and changes on a file.
@@ -105,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agreement(c) => cmd_api::agreement(c),
         Command::Whistle(c) => cmd_api::whistle(c),
         Command::Api(a) => cmd_api::api(a),
+        Command::User(c) => cmd_user::run(c),
         Command::Bundle(c) => cmd_bundle::run(c),
         Command::Config(c) => cmd_config::run(c),
         Command::Run(a) => cmd_run::run(a),

@@ -106,6 +106,9 @@ pub struct Act {
     pub services: Vec<String>,
     pub contact: String,
     pub created_at: i64,
+    /// The person (a user of the acting node) the act was written for;
+    /// empty when not recorded. The node's key signs; this names the person.
+    pub by: String,
 }
 
 impl Act {
@@ -123,6 +126,7 @@ impl Act {
             services: vec![],
             contact: String::new(),
             created_at,
+            by: String::new(),
         }
     }
 }
@@ -141,6 +145,8 @@ pub enum ActError {
     ResolvedNotHandling,
     #[error("note is longer than {0} characters")]
     Note(usize),
+    #[error("the person's name is longer than {0} characters")]
+    By(usize),
     #[error("an act with id `{0}` exists already")]
     Exists(String),
     #[error("automerge: {0}")]
@@ -180,6 +186,9 @@ impl ActsDoc<'_> {
         if act.note.chars().count() > 4000 {
             return Err(ActError::Note(4000));
         }
+        if act.by.chars().count() > crate::lists::MAX_PERSON {
+            return Err(ActError::By(crate::lists::MAX_PERSON));
+        }
         if matches!(self.doc.get(automerge::ROOT, act.id.as_str()), Ok(Some(_))) {
             return Err(ActError::Exists(act.id.clone()));
         }
@@ -203,6 +212,9 @@ impl ActsDoc<'_> {
         tx.put(&obj, "services", act.services.join("\n"))
             .map_err(am)?;
         tx.put(&obj, "contact", act.contact.as_str()).map_err(am)?;
+        if !act.by.is_empty() {
+            tx.put(&obj, "by", act.by.as_str()).map_err(am)?;
+        }
         tx.put(&obj, "updated_at", crate::meta::stamp(now))
             .map_err(am)?;
         tx.put(&obj, "created_at", crate::meta::stamp(act.created_at))
@@ -260,6 +272,7 @@ impl ActsDoc<'_> {
                     .map(str::to_owned)
                     .collect(),
                 contact: text("contact"),
+                by: text("by"),
                 created_at,
                 id,
             });

@@ -28,7 +28,8 @@ pub use agreements::{
 pub use apply::{ApplyOutcome, apply_accepted};
 pub use grids::{Grid, GridCounts, GridError, GridLevel, GridNode, GridRef, GridsDoc, grid_tree};
 pub use lists::{
-    Escalation, Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind, ProblemLevel,
+    Escalation, Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind, MAX_PERSON,
+    ProblemLevel,
 };
 pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
 pub use meta::RecordMeta;

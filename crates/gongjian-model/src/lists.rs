@@ -265,6 +265,11 @@ pub struct Item {
     pub dispatched_to: Option<gongjian_identity::UnitId>,
     /// Whistles only: the levels called to respond; empty means all four.
     pub levels: Vec<gongjian_identity::UnitKind>,
+    /// The person who wrote the record, as the writing node recorded it
+    /// (empty: not recorded, e.g. written with the API token).
+    pub by: String,
+    /// The person who made the latest update.
+    pub updated_by: String,
 }
 
 impl Item {
@@ -323,6 +328,21 @@ pub enum ItemError {
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 4000;
 
+/// Stamps an update: when, and who (when a person is set).
+fn touch(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    item: &automerge::ObjId,
+    now: i64,
+    person: Option<&str>,
+) -> Result<(), ItemError> {
+    tx.put(item, "updated_at", crate::meta::stamp(now))
+        .map_err(am)?;
+    if let Some(p) = person {
+        tx.put(item, "updated_by", p).map_err(am)?;
+    }
+    Ok(())
+}
+
 fn am(e: automerge::AutomergeError) -> ItemError {
     ItemError::Automerge(e.to_string())
 }
@@ -370,18 +390,43 @@ fn check(kind: ListKind, f: &ItemFields) -> Result<(), ItemError> {
 pub struct ListDoc<'a> {
     pub doc: &'a mut Automerge,
     pub kind: ListKind,
+    /// The person (a user of the node) on whose behalf the node writes:
+    /// recorded as `by` on a new record and `updated_by` on every update.
+    /// The node's key signs; this names the person.
+    pub person: Option<String>,
 }
 
-impl ListDoc<'_> {
+/// Longest person name recorded with a write.
+pub const MAX_PERSON: usize = 64;
+
+impl<'a> ListDoc<'a> {
     pub fn new(doc: &mut Automerge, kind: ListKind) -> ListDoc<'_> {
-        ListDoc { doc, kind }
+        ListDoc {
+            doc,
+            kind,
+            person: None,
+        }
+    }
+
+    /// The same document, its writes naming `person` (empty: nobody).
+    pub fn by(self, person: &str) -> Result<ListDoc<'a>, ItemError> {
+        if person.chars().count() > MAX_PERSON {
+            return Err(ItemError::TooLong {
+                field: "by",
+                max: MAX_PERSON,
+            });
+        }
+        Ok(ListDoc {
+            person: (!person.is_empty()).then(|| person.to_owned()),
+            ..self
+        })
     }
 
     /// The list document whose genesis says `doc_type`: the kind comes from
     /// the signed genesis, never from the caller.
     pub fn open(doc: &mut Automerge, doc_type: DocType) -> Result<ListDoc<'_>, ItemError> {
         let kind = ListKind::of_doc_type(doc_type).ok_or(ItemError::NotAList(doc_type))?;
-        Ok(ListDoc { doc, kind })
+        Ok(ListDoc::new(doc, kind))
     }
 
     /// Adds a record in one local change; returns the change's raw bytes.
@@ -419,8 +464,10 @@ impl ListDoc<'_> {
         tx.put(&item, "levels", levels.join(",")).map_err(am)?;
         tx.put(&item, "created_at", crate::meta::stamp(now))
             .map_err(am)?;
-        tx.put(&item, "updated_at", crate::meta::stamp(now))
-            .map_err(am)?;
+        if let Some(p) = &self.person {
+            tx.put(&item, "by", p.as_str()).map_err(am)?;
+        }
+        touch(&mut tx, &item, now, self.person.as_deref())?;
         if self.kind == ListKind::Problem {
             tx.put(&item, "level", ProblemLevel::Grid.as_str())
                 .map_err(am)?;
@@ -454,8 +501,7 @@ impl ListDoc<'_> {
         tx.put(&item, "dispatched_to", to.to_string()).map_err(am)?;
         tx.put(&item, "status", ItemStatus::InProgress.as_str())
             .map_err(am)?;
-        tx.put(&item, "updated_at", crate::meta::stamp(now))
-            .map_err(am)?;
+        touch(&mut tx, &item, now, self.person.as_deref())?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -510,8 +556,7 @@ impl ListDoc<'_> {
         tx.put(&step, "handler", handler_text.as_str())
             .map_err(am)?;
         tx.put(&step, "at", crate::meta::stamp(now)).map_err(am)?;
-        tx.put(&item, "updated_at", crate::meta::stamp(now))
-            .map_err(am)?;
+        touch(&mut tx, &item, now, self.person.as_deref())?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -542,8 +587,7 @@ impl ListDoc<'_> {
             let levels: Vec<&str> = levels.iter().map(|k| k.as_str()).collect();
             tx.put(&item, "levels", levels.join(",")).map_err(am)?;
         }
-        tx.put(&item, "updated_at", crate::meta::stamp(now))
-            .map_err(am)?;
+        touch(&mut tx, &item, now, self.person.as_deref())?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -560,8 +604,7 @@ impl ListDoc<'_> {
             .ok_or_else(|| ItemError::NotFound(id.to_owned()))?;
         let mut tx = self.doc.transaction();
         tx.put(&item, "status", status.as_str()).map_err(am)?;
-        tx.put(&item, "updated_at", crate::meta::stamp(now))
-            .map_err(am)?;
+        touch(&mut tx, &item, now, self.person.as_deref())?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         self.last_change(hash)
     }
@@ -713,6 +756,8 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             .split(',')
             .filter_map(|k| k.parse().ok())
             .collect(),
+        by: text("by"),
+        updated_by: text("updated_by"),
         id,
         kind,
     }

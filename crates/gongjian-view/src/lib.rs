@@ -10,11 +10,13 @@
 
 mod civic;
 mod query;
+mod report;
 mod rows;
 
 pub use civic::{AgreementQuery, AgreementRow, AgreementView, GridRow, MatchRow, PartyView};
 
 pub use query::{ItemPage, ItemQuery, ItemView, MAX_LIMIT, QueryError, StatRow, StatsBy};
+pub use report::{AgreementFigures, AreaFigures, LevelFigures, ListFigures, Report};
 pub use rows::{ActRow, ItemRow, Provenance, global_id, split_global_id};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -102,6 +102,10 @@ pub struct ItemRow {
     pub dispatched_to: Option<UnitId>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The person the owning node wrote the record for (empty: not
+    /// recorded), and the person of its latest update.
+    pub by: String,
+    pub updated_by: String,
     pub unit: UnitId,
     pub provenance: Provenance,
 }
@@ -119,6 +123,8 @@ pub struct ActRow {
     pub note: String,
     pub resolved: bool,
     pub created_at: i64,
+    /// The person the acting node wrote the act for (empty: not recorded).
+    pub by: String,
     pub unit: UnitId,
     pub provenance: Provenance,
     /// The act as written (signed heads, parts, services), for the joins
@@ -226,6 +232,8 @@ pub(crate) fn items(
                 dispatched_to: it.dispatched_to,
                 created_at: it.created_at,
                 updated_at: it.updated_at,
+                by: it.by,
+                updated_by: it.updated_by,
                 unit,
                 provenance: Provenance::new(&doc, unit, author, change),
             }
@@ -256,6 +264,7 @@ pub(crate) fn acts(
                 note: a.note,
                 resolved: a.resolved,
                 created_at: a.created_at,
+                by: a.by,
                 unit,
                 provenance: Provenance::new(&doc, unit, author, change),
             }
