@@ -3,7 +3,7 @@
 // it over libp2p): every figure the page shows is checked against the API.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNodes, launch, login, show, apiGet } from './harness.mjs';
+import { startNodes, launch, login, show, ready, apiGet } from './harness.mjs';
 
 let nodes;
 let browser;
@@ -47,28 +47,32 @@ test('the overview renders the district figures the API gives', async () => {
   assert.equal(await page.textContent('#unit-name'), '南京市鼓楼区');
   // English on request, numbers unchanged.
   await page.click('#lang');
-  await page.waitForSelector('main[data-ready="overview"]');
+  await ready(page, 'overview');
   assert.equal(await page.textContent('nav a[data-page="overview"]'), 'Overview');
   assert.equal(await figure(page, 'problems_found'), found);
   await page.click('#lang');
   await page.context().close();
 });
 
-test('a filter and a Chinese search narrow the list to what the API returns', async () => {
-  const page = await login(browser, nodes.district, 'li');
+const overflows = (page) => page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+
+test('a filter and a Chinese search narrow the list to what the API returns (on a tablet)', async () => {
+  const page = await login(browser, nodes.district, 'li', { width: 820, height: 1180 });
+  assert.equal(await overflows(page), false, 'the overview fits a tablet');
   await show(page, nodes.district, '#/lists?list=need', 'lists');
+  assert.equal(await overflows(page), false, 'the list scrolls inside its box, not the page');
   const all = await page.$$eval('#items-table tbody tr', (rows) => rows.length);
   assert.ok(all > 1, `needs shown: ${all}`);
   await page.selectOption('#list-filters select[name="status"]', 'open');
   await page.click('#list-search');
-  await page.waitForSelector('main[data-ready="lists"]');
+  await ready(page, 'lists');
   // A word of the first open need's title (two Chinese characters).
   const title = await page.textContent('#items-table tbody tr:first-child td:first-child');
   const word = [...title.trim()].slice(0, 2).join('');
   assert.match(word, /^[\u4e00-\u9fff]{2}$/);
   await page.fill('#list-q', word);
   await page.click('#list-search');
-  await page.waitForSelector('main[data-ready="lists"]');
+  await ready(page, 'lists');
   const rows = await page.$$eval('#items-table tbody tr', (trs) => trs.map((tr) => ({
     id: tr.getAttribute('data-id'), status: tr.querySelector('[data-status]').getAttribute('data-status'),
   })));
@@ -97,7 +101,7 @@ test('a need written on the street console appears in the district list after sy
   await street.fill('#write-title', title);
   await street.fill('#write-category', '养老');
   await street.click('#write-submit');
-  await street.waitForSelector('main[data-ready="lists"]');
+  await ready(street, 'lists');
   await street.waitForSelector(`#items-table tbody tr:has-text("${title}")`);
 
   const district = await login(browser, nodes.district, 'admin');
@@ -149,9 +153,95 @@ test('units and sync: the street shows connected, unknown is never counted as in
   assert.equal(tag.trim(), '直连');
   await show(page, nodes.district, '#/units', 'units');
   const units = (await apiGet(nodes.district, '/v1/view/units')).units;
+  const synced = new Set((await apiGet(nodes.district, '/v1/node')).peers.filter((p) => p.last_synced !== null).map((p) => p.unit));
   const states = await page.$$eval('#units-table [data-sync]', (els) => els.map((e) => e.getAttribute('data-sync')));
   assert.equal(states.length, units.length);
-  const unknown = units.filter((u) => u.unit !== '320106000000' && u.last_heard === null).length;
+  // Unknown: neither heard from nor synced with; none of those shows in sync.
+  const unknown = units.filter((u) => u.unit !== '320106000000' && u.last_heard === null && !synced.has(u.unit)).length;
+  assert.ok(unknown > 0, 'generated units never heard from');
   assert.equal(states.filter((s) => s === 'unknown').length, unknown);
+  assert.equal(states.filter((s) => s === 'in_sync').length + states.filter((s) => s === 'behind').length + unknown + 1, units.length);
+  await page.context().close();
+});
+
+test('an operator claims a project from its row; the claim names the person', async () => {
+  const page = await login(browser, nodes.district, 'admin');
+  await show(page, nodes.district, '#/lists?list=project&claimed=false&status=open', 'lists');
+  const row = await page.$('#items-table tbody tr:has([data-action="claim"])');
+  assert.ok(row, 'an open, unclaimed project of another unit');
+  const id = await row.getAttribute('data-id');
+  page.once('dialog', (d) => d.accept('区级认领'));
+  await row.$eval('[data-action="claim"]', (b) => b.click());
+  // The list re-renders without it (it is claimed now).
+  await page.waitForSelector(`#items-table tbody tr[data-id="${id}"]`, { state: 'detached' });
+  await ready(page, 'lists');
+  const item = await apiGet(nodes.district, `/v1/view/items/${id}`);
+  assert.equal(item.claimed, true);
+  const claim = item.acts.find((a) => a.kind === 'claim' && a.unit === '320106000000');
+  assert.ok(claim, JSON.stringify(item.acts));
+  assert.equal(claim.by, '张主任');
+  assert.equal(claim.note, '区级认领');
+  await show(page, nodes.district, `#/lists?list=project&claimed=true&q=${encodeURIComponent(item.title)}`, 'lists');
+  assert.match(await page.textContent(`#items-table tbody tr[data-id="${id}"] .acts`), /张主任/);
+  await page.context().close();
+});
+
+// Token writes on the district, as its scripts make them.
+async function apiPost(node, path, body) {
+  const r = await fetch(node.api + path, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${node.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+async function until(what, f) {
+  for (let i = 0; i < 60; i++) {
+    const v = await f();
+    if (v) return v;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('the street answers the district\'s whistle and signs its agreement from the console', async () => {
+  const whistle = await apiPost(nodes.district, '/v1/whistles', { title: '防汛应急吹哨', levels: ['street'] });
+  const now = Math.floor(Date.now() / 1000);
+  const agreement = await apiPost(nodes.district, '/v1/agreements', {
+    title: '区街共建协议', parties: ['320106099000'], start: now - 86400, end: now + 300 * 86400, services: ['应急物资'],
+  });
+  const page = await login(browser, nodes.street, 'wangfang');
+  // The whistle reaches the street by sync; it reports (报到) from its row.
+  const row = await until('the whistle on the street', async () => {
+    await show(page, nodes.street, `#/lists?list=whistle&q=${encodeURIComponent('防汛应急')}`, 'lists');
+    return page.$(`#items-table tbody tr[data-id="${whistle.id}"] [data-action="respond"]`);
+  });
+  page.once('dialog', (d) => d.accept('街道已报到'));
+  await row.click();
+  await page.waitForSelector(`#items-table tbody tr[data-id="${whistle.id}"] .acts li`);
+  // The agreement too; the street signs it.
+  const sign = await until('the agreement on the street', async () => {
+    await show(page, nodes.street, '#/agreements', 'agreements');
+    return page.$(`#agreements-table tr[data-id="${agreement.id}"] [data-action="sign"]`);
+  });
+  page.once('dialog', (d) => d.accept(''));
+  await sign.click();
+  await page.waitForSelector(`#agreements-table tr[data-id="${agreement.id}"] [data-action="sign"]`, { state: 'detached' });
+  // Both come back to the district, naming the street's person.
+  const answered = await until('the response at the district', async () => {
+    const it = await apiGet(nodes.district, `/v1/view/items/${whistle.id}`);
+    return it.acts.find((a) => a.kind === 'response' && a.unit === '320106099000');
+  });
+  assert.equal(answered.by, '王芳');
+  assert.equal(answered.note, '街道已报到');
+  await until('the street\'s signature at the district', async () => {
+    const a = await apiGet(nodes.district, `/v1/view/agreements/${agreement.id}`);
+    return a.party_signatures.find((p) => p.unit === '320106099000').signed;
+  });
+  // The district signs too: the agreement is in force.
+  const both = await apiPost(nodes.district, `/v1/agreements/${agreement.id}/sign`, {});
+  assert.equal(both.status, 'active');
   await page.context().close();
 });

@@ -113,14 +113,31 @@ export async function login(browser, node, name, viewport = { width: 1366, heigh
   await page.fill('#login-name', name);
   await page.fill('#login-password', PASSWORDS[name]);
   await page.click('#login-submit');
-  await page.waitForSelector('main[data-ready="overview"]');
+  await ready(page, 'overview');
   return page;
 }
 
-export async function show(page, node, hash, ready) {
+// Waits for the page to finish rendering `name`; a page that failed
+// throws with what it showed.
+export async function ready(page, name) {
+  try {
+    await page.waitForSelector(`main[data-ready="${name}"], main[data-ready="error"]`);
+  } catch (e) {
+    const shown = await page.evaluate(() => `${location.href}: ${document.getElementById('main').innerText.slice(0, 300)}`);
+    throw new Error(`page ${name} never rendered: ${shown}`);
+  }
+  const state = await page.getAttribute('main', 'data-ready');
+  if (state === 'error') throw new Error(`page ${name}: ${await page.textContent('#page-error')}`);
+}
+
+export async function show(page, node, hash, name) {
+  const url = `${node.api}/console/${hash}`;
+  const again = page.url() === url;
   await page.evaluate(() => document.getElementById('main').removeAttribute('data-ready'));
-  await page.goto(`${node.api}/console/${hash}`);
-  await page.waitForSelector(`main[data-ready="${ready}"]`);
+  await page.goto(url);
+  // The same address again changes no hash: ask the page to render anew.
+  if (again) await page.evaluate(() => window.dispatchEvent(new HashChangeEvent('hashchange')));
+  await ready(page, name);
 }
 
 export { here };

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-browser.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gongjian/target}"
-[ -x "$CARGO_TARGET_DIR/debug/gongjian" ] || cargo build -p gongjian --locked
+# The binary of this tree (a no-op after `cargo test` built it).
+cargo build -p gongjian --locked --quiet
 cd browser
 exec node --test --test-concurrency=1 --test-reporter=tap console.test.mjs

@@ -39,7 +39,7 @@
       add_user: '添加用户', display_name: '显示名', disable: '停用', enable: '启用', remove: '删除',
       disabled: '已停用', saved: '已保存', confirm_remove: '删除用户 {0}？', old_password: '原密码', new_password: '新密码',
       change_password: '修改密码', session_ended: '会话已结束，请重新登录', bad_login: '用户名或密码错误',
-      read_only: '当前角色只能查看。', total: '合计', items_count: '共 {0} 条', loading: '加载中…',
+      read_only: '当前角色只能查看。', total: '合计', items_count: '共 {0} 条', loading: '加载中…', scope: '范围',
     },
     en: {
       title: 'gongjian · console', overview: 'Overview', units: 'Units & sync', lists: 'Lists', grids: 'Grids',
@@ -76,7 +76,7 @@
       add_user: 'Add a user', display_name: 'Display name', disable: 'Disable', enable: 'Enable', remove: 'Remove',
       disabled: 'disabled', saved: 'Saved', confirm_remove: 'Remove user {0}?', old_password: 'Current password', new_password: 'New password',
       change_password: 'Change password', session_ended: 'The session has ended: log in again', bad_login: 'Wrong name or password',
-      read_only: 'Your role can only read.', total: 'Total', items_count: '{0} records', loading: 'Loading…',
+      read_only: 'Your role can only read.', total: 'Total', items_count: '{0} records', loading: 'Loading…', scope: 'Scope',
     },
   };
   const LISTS = ['need', 'resource', 'service', 'project', 'responsibility', 'problem', 'wish', 'whistle'];
@@ -138,9 +138,10 @@
     }
     const r = await fetch(path, opts);
     const v = (r.headers.get('content-type') || '').includes('json') ? await r.json() : null;
-    if (r.status === 401 && path !== '/v1/login') {
+    if (r.status === 401 && path !== '/v1/login' && path !== '/v1/session') {
+      // The session ended mid-use: back to the login form.
       state.me = null;
-      location.hash = '#/login';
+      if (location.hash !== '#/login') location.hash = '#/login';
       throw new Error(t('session_ended'));
     }
     if (!r.ok) throw new Error((v && v.error && v.error.message) || r.statusText);
@@ -219,7 +220,8 @@
       main.replaceChildren(view);
       main.setAttribute('data-ready', page);
     } catch (e) {
-      main.replaceChildren(h('p.tag.bad', {}, e.message));
+      main.replaceChildren(h('p.tag.bad', { id: 'page-error' }, e.message));
+      main.setAttribute('data-ready', 'error');
     }
   }
 
@@ -240,8 +242,9 @@
         try {
           await api('POST', '/v1/login', { name: name.value.trim(), password: pw.value });
           state.me = null;
+          // One render: by the hash change, or here when the hash stays.
           if (route().page === 'login') location.hash = '#/overview';
-          await render();
+          else await render();
         } catch (e) {
           err.textContent = e.message;
           err.hidden = false;
@@ -259,11 +262,22 @@
   }
 
   // ---- Overview ----
+  // In sync only when known: a session with the unit's own node finished
+  // with nothing pending, or its signed heads announcement was heard and
+  // every head it named is held. Otherwise unknown, never a false 100%.
   function syncState(u) {
     if (u.unit === state.me.unit) return 'self';
-    if (u.last_heard === null || u.last_heard === undefined) return 'unknown';
-    return u.heads_lacking > 0 ? 'behind' : 'in_sync';
+    const p = state.peers.get(u.unit);
+    const synced = p && p.last_synced !== null && p.last_synced !== undefined;
+    const heard = u.last_heard !== null && u.last_heard !== undefined;
+    if (!synced && !heard) return 'unknown';
+    if ((synced && p.pending_docs > 0) || (heard && u.heads_lacking > 0)) return 'behind';
+    return 'in_sync';
   }
+  const lastHeard = (u) => {
+    const p = state.peers.get(u.unit);
+    return Math.max(u.last_heard || 0, (p && p.last_seen) || 0) || null;
+  };
   const SYNC_TAG = { self: 'blue', in_sync: 'ok', behind: 'warn', unknown: '' };
 
   async function overview() {
@@ -381,7 +395,7 @@
     h('button', { type: 'submit' }, t('search')),
     h('a', { href: '/v1/view/units?format=csv', class: 'no-print' }, t('export_csv')), ' ',
     h('a', { href: '/v1/view/units?format=xlsx', class: 'no-print' }, t('export_xlsx')));
-    const street = (u) => (u.street ? unitName(u.street) : '—');
+    const street = (u) => (u.street && u.street !== u.unit ? unitName(u.street) : '—');
     const link = (u) => {
       const p = state.peers.get(u.unit);
       if (!p) return h('span.muted', {}, '—');
@@ -397,7 +411,7 @@
           const p = state.peers.get(u.unit);
           return h('tr', { 'data-unit': u.unit },
             h('td', {}, u.name, h('div.prov', {}, u.unit)), h('td', {}, kindName(u.kind)), h('td', {}, street(u)),
-            h('td', {}, when(u.last_heard)), h('td.num', {}, num(u.documents)), h('td.num', {}, num(u.changes_held)),
+            h('td', {}, when(lastHeard(u))), h('td.num', {}, num(u.documents)), h('td.num', {}, num(u.changes_held)),
             h('td.num', {}, s === 'unknown' ? '?' : num(u.heads_lacking)),
             h('td', {}, h('span.tag.' + (SYNC_TAG[s] || 'x'), { 'data-sync': s }, t(s))), h('td', {}, link(u)),
             h('td.num', {}, p && p.pending_docs !== null && p.pending_docs !== undefined ? num(p.pending_docs) : '—'));
@@ -407,9 +421,14 @@
   // ---- Lists ----
   async function lists(params) {
     const list = LISTS.includes(params.get('list')) ? params.get('list') : 'need';
-    const keys = ['status', 'category', 'street', 'q', 'urgent', 'claimed'];
+    const keys = ['status', 'category', 'street', 'q', 'urgent', 'claimed', 'scope'];
     const query = new URLSearchParams({ list, limit: '50' });
     for (const k of keys) if (params.get(k)) query.set(k, params.get(k));
+    // Whistles are blown above and call this unit: by default they are
+    // listed from the top of the tree this node knows.
+    const ancestors = state.me.ancestors || [];
+    if (!params.get('scope') && list === 'whistle' && ancestors.length) query.set('scope', ancestors[ancestors.length - 1].unit);
+    const scopes = [{ unit: state.me.unit, name: state.me.unit_name }, ...ancestors];
     const [page, matches] = await Promise.all([
       api('GET', `/v1/view/items?${query}`),
       list === 'need' ? api('GET', '/v1/view/matches') : Promise.resolve(null),
@@ -425,6 +444,8 @@
         go('lists', { list, ...f });
       },
     },
+    ancestors.length ? h('label', {}, t('scope'), h('select', { name: 'scope', id: 'list-scope' },
+      scopes.map((u) => h('option', { value: u.unit === state.me.unit ? '' : u.unit, selected: (query.get('scope') || '') === (u.unit === state.me.unit ? '' : u.unit) }, u.name)))) : null,
     h('label', {}, t('status'), h('select', { name: 'status' }, h('option', { value: '' }, t('all')),
       STATUSES.map((s) => h('option', { value: s, selected: s === params.get('status') }, statusName(s))))),
     streets.length ? h('label', {}, t('street_col'), h('select', { name: 'street' }, h('option', { value: '' }, t('all')),
@@ -533,6 +554,8 @@
     }
     const groups = [...byUnit.entries()].sort((a, b) => collator.compare(unitName(a[0]), unitName(b[0])));
     return h('div', {}, h('h1', {}, t('grids')),
+      h('p.no-print', {}, h('a', { href: '/v1/view/grids?format=csv' }, t('export_csv')), ' · ',
+        h('a', { href: '/v1/view/grids?format=xlsx' }, t('export_xlsx'))),
       h('p', { id: 'grid-total' }, h('b', {}, t('total')), ' ', counts(total)),
       h('div.tree.panel', {}, h('ul', {}, groups.map(([u, roots]) => {
         const sum = {};
@@ -558,7 +581,8 @@
         h('tbody', {}, list.agreements.map((a) => {
           const mine = a.party_signatures.find((p) => p.unit === state.me.unit);
           return h('tr', { 'data-id': a.id },
-            h('td', {}, a.title || '—', a.terms && a.terms.contact ? h('div.muted', {}, `${t('contact')}: ${a.terms.contact}`) : null),
+            h('td', {}, a.title || '—', a.terms && a.terms.contact ? h('div.muted', {}, `${t('contact')}: ${a.terms.contact}`) : null,
+              a.by ? h('div.muted', {}, `${t('by')}: ${a.by}`) : null),
             h('td', {}, h('ul.acts', {}, a.party_signatures.map((p) => h('li', {}, `${p.signed ? '✓' : '○'} ${p.name || p.unit}`)))),
             h('td', {}, a.terms ? [...new Set(a.terms.services)].join('、') : '—'),
             h('td', {}, a.terms ? `${day(a.terms.start)} – ${day(a.terms.end)}` : '—'),
@@ -731,8 +755,8 @@
     document.getElementById('logout').addEventListener('click', async () => {
       try { await api('POST', '/v1/logout'); } catch (_) { /* ended already */ }
       state.me = null;
-      location.hash = '#/login';
-      render();
+      if (location.hash === '#/login') render();
+      else location.hash = '#/login';
     });
     window.addEventListener('hashchange', render);
     render();

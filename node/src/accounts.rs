@@ -221,6 +221,26 @@ pub struct Accounts {
     /// A hash checked against when the name is unknown, so that a wrong
     /// name takes as long as a wrong password.
     dummy: String,
+    /// Audit lines of requests from nobody known (failed logins, writes
+    /// without a valid token or session) in the current minute: capped at
+    /// [`ANONYMOUS_LINES`] so that nobody can fill the disk with them.
+    anonymous: Mutex<(u64, u32)>,
+}
+
+/// Audit lines per minute for requests from nobody known.
+pub const ANONYMOUS_LINES: u32 = 60;
+/// Names whose failed logins are remembered at most.
+const MAX_TRACKED: usize = 10_000;
+/// Longest audit fields (characters).
+const AUDIT_FIELD: usize = 300;
+
+/// `s` cut to `max` characters, control characters (terminal escapes)
+/// replaced.
+fn clean(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 impl Accounts {
@@ -248,6 +268,7 @@ impl Accounts {
             next_audit: AtomicU64::new(next),
             failures: Mutex::new(HashMap::new()),
             dummy: hash_password("not a password of anyone")?,
+            anonymous: Mutex::new((0, 0)),
         })
     }
 
@@ -397,24 +418,32 @@ impl Accounts {
         Ok(())
     }
 
-    /// Checks a password (slow: Argon2id; call off the async threads).
-    /// Returns a new session token and the user.
-    pub fn login(
-        &self,
-        name: &str,
-        password: &str,
-        now: u64,
-    ) -> Result<(String, User, u64), AccountError> {
+    /// Checks a password (slow: Argon2id; call off the async threads):
+    /// the user, if the name is enabled and not locked and the password is
+    /// right. Every attempt counts towards the lock before the hash is
+    /// checked, so parallel guesses are counted too; a right password
+    /// clears the count.
+    pub fn verify(&self, name: &str, password: &str, now: u64) -> Result<User, AccountError> {
+        if check_name(name).is_err() || password.len() > MAX_PASSWORD * 4 {
+            return Err(AccountError::BadLogin);
+        }
         {
             let mut f = self.failures.lock().map_err(|_| store("lock poisoned"))?;
-            if let Some((count, since)) = f.get(name).copied() {
-                if now >= since + LOCK_SECS {
-                    f.remove(name);
-                } else if count >= MAX_FAILURES {
-                    let left = (since + LOCK_SECS - now).div_ceil(60);
-                    return Err(AccountError::Locked(name.to_owned(), left));
+            if f.len() >= MAX_TRACKED {
+                f.retain(|_, (_, since)| now < *since + LOCK_SECS);
+                if f.len() >= MAX_TRACKED {
+                    f.clear();
                 }
             }
+            let e = f.entry(name.to_owned()).or_insert((0, now));
+            if now >= e.1 + LOCK_SECS {
+                *e = (0, now);
+            }
+            if e.0 >= MAX_FAILURES {
+                let left = (e.1 + LOCK_SECS - now).div_ceil(60);
+                return Err(AccountError::Locked(name.to_owned(), left));
+            }
+            e.0 += 1;
         }
         let user = self.user(name)?;
         let ok = match &user {
@@ -424,19 +453,27 @@ impl Accounts {
                 false
             }
         };
-        let user = match (ok, user) {
-            (true, Some(u)) => u,
-            _ => {
-                let mut f = self.failures.lock().map_err(|_| store("lock poisoned"))?;
-                let e = f.entry(name.to_owned()).or_insert((0, now));
-                e.0 += 1;
-                return Err(AccountError::BadLogin);
+        match (ok, user) {
+            (true, Some(u)) => {
+                self.failures
+                    .lock()
+                    .map_err(|_| store("lock poisoned"))?
+                    .remove(name);
+                Ok(u)
             }
-        };
-        self.failures
-            .lock()
-            .map_err(|_| store("lock poisoned"))?
-            .remove(name);
+            _ => Err(AccountError::BadLogin),
+        }
+    }
+
+    /// [`Accounts::verify`], then a new session: its token (given to the
+    /// browser once, stored only as its SHA-256), the user, and when it ends.
+    pub fn login(
+        &self,
+        name: &str,
+        password: &str,
+        now: u64,
+    ) -> Result<(String, User, u64), AccountError> {
+        let user = self.verify(name, password, now)?;
         // Expired sessions go at each login.
         for (k, s) in self.scan::<Session>(b"s/")? {
             if s.expires_at <= now {
@@ -454,6 +491,20 @@ impl Accounts {
             },
         )?;
         Ok((token, user, expires_at))
+    }
+
+    /// Whether an audit line for a request from nobody known may be
+    /// written now (at most [`ANONYMOUS_LINES`] a minute).
+    pub fn anonymous_line(&self, now: u64) -> bool {
+        let Ok(mut a) = self.anonymous.lock() else {
+            return false;
+        };
+        let minute = now / 60;
+        if a.0 != minute {
+            *a = (minute, 0);
+        }
+        a.1 += 1;
+        a.1 <= ANONYMOUS_LINES
     }
 
     /// The user a session token belongs to, while it lasts and the account
@@ -490,11 +541,11 @@ impl Accounts {
         let e = AuditEntry {
             seq,
             at,
-            person: person.to_owned(),
+            person: clean(person, gongjian_model::MAX_PERSON),
             role,
-            action: action.to_owned(),
+            action: clean(action, AUDIT_FIELD),
             status,
-            detail: detail.to_owned(),
+            detail: clean(detail, AUDIT_FIELD),
         };
         self.put(&audit_key(seq), &e)?;
         Ok(e)

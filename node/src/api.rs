@@ -83,6 +83,12 @@ impl ApiError {
     pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
     pub(crate) fn lock() -> ApiError {
         ApiError::internal("a lock was poisoned by an earlier panic; restart the node")
     }
@@ -196,7 +202,6 @@ pub fn router(api: Api) -> Router {
         .route("/v1/backup", post(backup))
         .route("/v1/view/report", get(api_console::report))
         .route("/v1/session", get(api_console::session))
-        .route("/v1/logout", post(api_console::logout))
         .route("/v1/password", post(api_console::password))
         .route(
             "/v1/users",
@@ -225,6 +230,7 @@ pub fn router(api: Api) -> Router {
         .route("/console/app.js", get(api_console::app_js))
         .route("/console/app.css", get(api_console::app_css))
         .route("/v1/login", post(api_console::login))
+        .route("/v1/logout", post(api_console::logout))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(crate::metrics::metrics))

@@ -98,13 +98,14 @@ pub(crate) async fn add_grid(
     };
     let unit = api.me.unit;
     let gid = grid.id.clone();
+    let by = crate::api_console::person_by();
     let doc = api
         .backend
         .write(move |r| {
             let res = (|| {
                 let doc = own_doc(r, &unit, DocType::Grids)?;
                 let t = now();
-                r.local_change(&doc, t, |am| GridsDoc(am).put(&grid, t as i64))?;
+                r.local_change(&doc, t, |am| GridsDoc(am).put_by(&grid, &by, t as i64))?;
                 Ok::<DocId, EngineError>(doc)
             })();
             let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();
@@ -422,13 +423,16 @@ pub(crate) async fn add_agreement(
     };
     // Refused before the document exists: a bad request stores nothing.
     terms.check().map_err(|e| ApiError::bad(e.to_string()))?;
+    let by = crate::api_console::person_by();
     let doc = api
         .backend
         .write(move |r| {
             let res = (|| {
                 let t = now();
                 let doc = r.create_document_with_parties(DocType::Agreement, parties, t)?;
-                r.local_change(&doc, t, |am| AgreementDoc(am).set_terms(&terms, t as i64))?;
+                r.local_change(&doc, t, |am| {
+                    AgreementDoc(am).set_terms_by(&terms, &by, t as i64)
+                })?;
                 Ok::<DocId, EngineError>(doc)
             })();
             let docs = res.as_ref().map(|d| vec![*d]).unwrap_or_default();

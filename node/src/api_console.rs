@@ -101,7 +101,7 @@ fn needs(method: &Method, path: &str) -> Role {
         return Role::Administrator;
     }
     if matches!(*method, Method::GET | Method::HEAD)
-        || ["/v1/session", "/v1/logout", "/v1/password"].contains(&path)
+        || ["/v1/session", "/v1/password"].contains(&path)
     {
         return Role::Viewer;
     }
@@ -188,13 +188,31 @@ const AUDIT_PEEK: usize = 1 << 20;
 pub async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let person = match identify(&api, req.headers()) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let need = needs(&method, &path);
     let writes = !matches!(method, Method::GET | Method::HEAD);
     let action = format!("{method} {path}");
+    let person = match identify(&api, req.headers()) {
+        Ok(p) => p,
+        Err(e) => {
+            if writes && api.accounts.anonymous_line(now()) {
+                let nobody = Person {
+                    name: "-".to_owned(),
+                    shown: String::new(),
+                    role: Role::Viewer,
+                    session: None,
+                };
+                record(
+                    &api,
+                    &nobody,
+                    None,
+                    &action,
+                    e.status().as_u16(),
+                    e.message(),
+                );
+            }
+            return e.into_response();
+        }
+    };
+    let need = needs(&method, &path);
     let refused = if writes
         && person.session.is_some()
         && req.headers().get(CONSOLE_HEADER).is_none_or(|v| v != "1")
@@ -210,48 +228,110 @@ pub async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response 
             person.name,
             person.role.as_str()
         ))
+    } else if path == "/v1/backup" && person.session.is_some() {
+        Some(
+            "a backup writes to the node's disk: take it with `gongjian backup` or the API token"
+                .to_owned(),
+        )
     } else {
         None
     };
     if let Some(why) = refused {
         if writes {
-            record(&api, &person, &action, StatusCode::FORBIDDEN.as_u16(), &why);
+            record(&api, &person, Some(person.role), &action, 403, &why);
         }
         return ApiError::forbidden(why).into_response();
     }
-    let who = person.clone();
-    let resp = PERSON.scope(person, next.run(req)).await;
     if !writes {
-        return resp;
+        return PERSON.scope(person, next.run(req)).await;
     }
-    let (parts, body) = resp.into_parts();
-    let bytes = match axum::body::to_bytes(body, AUDIT_PEEK).await {
-        Ok(b) => b,
-        Err(_) => return ApiError::internal("response body too large to audit").into_response(),
-    };
-    let detail = serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .or_else(|| {
-                    v.pointer("/error/message")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-        })
-        .unwrap_or_default();
-    record(&api, &who, &action, parts.status.as_u16(), &detail);
-    Response::from_parts(parts, Body::from(bytes))
+    // A write runs in a task of its own, with its audit line: a client
+    // that goes away mid-request cannot leave a committed write unaudited.
+    let (who_then, action_then) = (person.clone(), action.clone());
+    let audit_api = api.clone();
+    let task = tokio::spawn(async move {
+        let who = person.clone();
+        let resp = PERSON.scope(person, next.run(req)).await;
+        let (parts, body) = resp.into_parts();
+        let json = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if !json {
+            // A bundle or a spreadsheet: audited by its status and size,
+            // streamed on untouched.
+            let size = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .map(|n| format!("{n} bytes"))
+                .unwrap_or_default();
+            record(
+                &api,
+                &who,
+                Some(who.role),
+                &action,
+                parts.status.as_u16(),
+                &size,
+            );
+            return Response::from_parts(parts, body);
+        }
+        let bytes = match axum::body::to_bytes(body, AUDIT_PEEK).await {
+            Ok(b) => b,
+            Err(_) => {
+                record(
+                    &api,
+                    &who,
+                    Some(who.role),
+                    &action,
+                    500,
+                    "response over 1 MiB",
+                );
+                return ApiError::internal("response body too large to audit").into_response();
+            }
+        };
+        let detail = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                ["/audit", "/id", "/error/message"]
+                    .iter()
+                    .find_map(|k| v.pointer(k).and_then(Value::as_str).map(str::to_owned))
+            })
+            .unwrap_or_default();
+        record(
+            &api,
+            &who,
+            Some(who.role),
+            &action,
+            parts.status.as_u16(),
+            &detail,
+        );
+        Response::from_parts(parts, Body::from(bytes))
+    });
+    match task.await {
+        Ok(resp) => resp,
+        Err(e) => {
+            // The handler panicked; what it wrote (if anything) is durable.
+            let why = format!("the request failed inside the node: {e}");
+            record(
+                &audit_api,
+                &who_then,
+                Some(who_then.role),
+                &action_then,
+                500,
+                &why,
+            );
+            ApiError::internal(why).into_response()
+        }
+    }
 }
 
 /// One line of the audit log for a request; a failure to write it is
 /// logged loudly (the write it records is durable already).
-fn record(api: &Api, who: &Person, action: &str, status: u16, detail: &str) {
+fn record(api: &Api, who: &Person, role: Option<Role>, action: &str, status: u16, detail: &str) {
     if let Err(e) = api
         .accounts
-        .audit(now(), &who.name, Some(who.role), action, status, detail)
+        .audit(now(), &who.name, role, action, status, detail)
     {
         tracing::error!(error = %e, action, person = who.name, "audit log write failed");
     }
@@ -264,9 +344,32 @@ pub(crate) struct Login {
     password: String,
 }
 
-fn cookie(value: &str, max_age: u64) -> HeaderValue {
+/// Password hashes computed at once at most (each Argon2id uses 19 MiB
+/// and a core for tens of milliseconds): a flood of logins waits here
+/// instead of exhausting the machine.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Runs `f` (which hashes a password) off the async threads, two at a time.
+async fn hashing<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??)
+}
+
+/// The session cookie; `Secure` when the request came through a TLS proxy.
+fn cookie(value: &str, max_age: u64, headers: &HeaderMap) -> HeaderValue {
+    let tls = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     HeaderValue::from_str(&format!(
-        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        if tls { "; Secure" } else { "" }
     ))
     .expect("cookie is ASCII")
 }
@@ -274,21 +377,26 @@ fn cookie(value: &str, max_age: u64) -> HeaderValue {
 /// `POST /v1/login`: checks a user's password, sets the session cookie.
 pub(crate) async fn login(
     State(api): State<Api>,
+    headers: HeaderMap,
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(b) = body?;
     let accounts = api.accounts.clone();
     let name = b.name.clone();
     let t = now();
-    let res = tokio::task::spawn_blocking(move || accounts.login(&name, &b.password, t))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (action, detail) = match &res {
-        Ok(_) => ("login", String::new()),
-        Err(e) => ("login_failed", e.to_string()),
+    let res = hashing(move || accounts.login(&name, &b.password, t)).await;
+    let line = match &res {
+        Ok((_, u, _)) => Some(("login", Some(u.role), String::new())),
+        // Failed logins are audited up to a rate: nobody can fill the
+        // disk with them.
+        Err(e) if api.accounts.anonymous_line(t) => {
+            Some(("login_failed", None, e.message().to_owned()))
+        }
+        Err(_) => None,
     };
-    let role = res.as_ref().ok().map(|(_, u, _)| u.role);
-    if let Err(e) = api.accounts.audit(t, &b.name, role, action, 0, &detail) {
+    if let Some((action, role, detail)) = line
+        && let Err(e) = api.accounts.audit(t, &b.name, role, action, 0, &detail)
+    {
         tracing::error!(error = %e, "audit log write failed");
     }
     let (token, user, expires_at) = res?;
@@ -301,18 +409,23 @@ pub(crate) async fn login(
     .into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        cookie(&token, crate::accounts::SESSION_SECS),
+        cookie(&token, crate::accounts::SESSION_SECS, &headers),
     );
     Ok(resp)
 }
 
-/// `POST /v1/logout`: ends the session.
-pub(crate) async fn logout(State(api): State<Api>) -> Result<Response, ApiError> {
-    if let Some(token) = PERSON.try_with(|p| p.session.clone()).ok().flatten() {
+/// `POST /v1/logout`: ends the session, if any (no login needed: an
+/// ended session's cookie is cleared too).
+pub(crate) async fn logout(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = session_cookie(&headers) {
         api.accounts.logout(&token)?;
     }
     let mut resp = Json(json!({"logged_out": true})).into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, cookie("", 0));
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, cookie("", 0, &headers));
     Ok(resp)
 }
 
@@ -325,6 +438,23 @@ pub(crate) async fn session(State(api): State<Api>) -> ApiResult {
         Some(_) => api.accounts.user(&p.name)?.map(|u| u.public()),
         None => None,
     };
+    // The units above this one, nearest first: a list's scope may be one
+    // of them (a whistle blown above, a community's lists for a resident
+    // unit).
+    let ancestors: Vec<Value> = {
+        let view = api.view.read().map_err(|_| ApiError::lock())?;
+        let mut out = Vec::new();
+        let mut at = view.place(&api.me.unit).and_then(|p| p.parent);
+        while let Some(u) = at {
+            let Some(place) = view.place(&u) else { break };
+            out.push(json!({"unit": u, "name": place.name, "kind": place.kind.to_string()}));
+            at = place.parent;
+            if out.len() > 8 {
+                break;
+            }
+        }
+        out
+    };
     Ok(Json(json!({
         "person": p.name,
         "shown": p.shown,
@@ -334,6 +464,7 @@ pub(crate) async fn session(State(api): State<Api>) -> ApiResult {
         "unit": api.me.unit,
         "unit_name": api.me.name,
         "unit_kind": api.me.kind.to_string(),
+        "ancestors": ancestors,
     })))
 }
 
@@ -360,12 +491,11 @@ pub(crate) async fn password(
         ));
     }
     let accounts = api.accounts.clone();
-    tokio::task::spawn_blocking(move || {
-        accounts.login(&p.name, &b.old, now())?;
+    hashing(move || {
+        accounts.verify(&p.name, &b.old, now())?;
         accounts.update_user(&p.name, None, None, Some(&b.new), None)
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    .await?;
     Ok(Json(json!({"changed": true})))
 }
 
@@ -393,11 +523,9 @@ pub(crate) async fn add_user(
     let Json(b) = body?;
     let role: Role = b.role.parse()?;
     let accounts = api.accounts.clone();
-    let user = tokio::task::spawn_blocking(move || {
-        accounts.add_user(&b.name, &b.display_name, role, &b.password, now())
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let user =
+        hashing(move || accounts.add_user(&b.name, &b.display_name, role, &b.password, now()))
+            .await?;
     let mut v = user.public();
     v["id"] = json!(user.name);
     Ok((StatusCode::CREATED, Json(v)))
@@ -425,7 +553,21 @@ pub(crate) async fn update_user(
     let Json(b) = body?;
     let role = b.role.as_deref().map(str::parse::<Role>).transpose()?;
     let accounts = api.accounts.clone();
-    let user = tokio::task::spawn_blocking(move || {
+    // What changed, for the audit log (never the password itself).
+    let mut changed = Vec::new();
+    if let Some(d) = &b.display_name {
+        changed.push(format!("display_name={d}"));
+    }
+    if let Some(r) = role {
+        changed.push(format!("role={}", r.as_str()));
+    }
+    if b.password.is_some() {
+        changed.push("password".to_owned());
+    }
+    if let Some(d) = b.disabled {
+        changed.push(format!("disabled={d}"));
+    }
+    let user = hashing(move || {
         accounts.update_user(
             &name,
             b.display_name.as_deref(),
@@ -434,10 +576,10 @@ pub(crate) async fn update_user(
             b.disabled,
         )
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    .await?;
     let mut v = user.public();
     v["id"] = json!(user.name);
+    v["audit"] = json!(format!("{}: {}", user.name, changed.join(", ")));
     Ok(Json(v))
 }
 
@@ -649,7 +791,7 @@ mod tests {
         assert_eq!(needs(&Method::POST, "/v1/items"), Role::Operator);
         assert_eq!(needs(&Method::GET, "/v1/audit"), Role::Administrator);
         assert_eq!(needs(&Method::POST, "/v1/users"), Role::Administrator);
-        assert_eq!(needs(&Method::POST, "/v1/logout"), Role::Viewer);
+        assert_eq!(needs(&Method::POST, "/v1/password"), Role::Viewer);
         assert_eq!(needs(&Method::POST, "/v1/backup"), Role::Administrator);
         assert_eq!(
             percent_decode("%E7%8E%8B%E8%8A%B3").as_deref(),

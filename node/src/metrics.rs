@@ -41,10 +41,27 @@ fn labelled(reg: &mut Registry, name: &str, help: &str, key: &str, rows: &[(Stri
 }
 
 pub(crate) async fn metrics(State(api): State<Api>, req: Request) -> Response {
-    let local = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .is_none_or(|c| c.0.ip().is_loopback());
+    // A request a reverse proxy on this host forwarded is not local, nor
+    // one addressed to a name (a page of another site whose name was made
+    // to resolve to 127.0.0.1 reaches this port with its own Host).
+    let forwarded = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| req.headers().contains_key(*h));
+    let host_is_ip = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_none_or(|h| {
+            let name = h.rsplit_once(':').map_or(h, |(n, _)| n);
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
+        });
+    let local = !forwarded
+        && host_is_ip
+        && req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none_or(|c| c.0.ip().is_loopback());
     if !local && !crate::api::authorized(&api, req.headers()) {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,

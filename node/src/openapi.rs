@@ -32,6 +32,9 @@ fn op(summary: &str, body: Option<Value>, params: &[(&str, &str, &str)]) -> Valu
 
 pub fn document() -> Value {
     let mut doc = paths();
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), console_paths()) {
+        paths.extend(more);
+    }
     // Writes that create a record answer 201 with it.
     for path in [
         "/v1/items",
@@ -40,6 +43,7 @@ pub fn document() -> Value {
         "/v1/whistles",
         "/v1/whistles/{id}/respond",
         "/v1/agreements",
+        "/v1/users",
     ] {
         let responses = &mut doc["paths"][path]["post"]["responses"];
         if let Some(map) = responses.as_object_mut()
@@ -64,7 +68,7 @@ fn paths() -> Value {
         "openapi": "3.1.0",
         "info": {"title": "gongjian node API", "version": "1"},
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "the token in DIR/api.token"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "the token in DIR/api.token (or the console's session cookie, with X-Gongjian-Console: 1 on writes)"}},
             "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": {
                 "type": "object",
                 "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}
@@ -135,5 +139,34 @@ fn paths() -> Value {
             "/v1/docs": {"get": op("documents held", None, &[])},
             "/v1/docs/{id}": {"get": op("one document as JSON with its heads", None, &id)}
         }
+    })
+}
+
+/// The console's people: sessions, users, the audit log, the report.
+fn console_paths() -> Value {
+    let fmt = ("format", "query", "string");
+    json!({
+            "/v1/view/report": {"get": op("the monthly report (China Standard Time): problems found and resolved per level and area, lists, agreements", None, &[("month", "query", "string"), ("scope", "query", "string"), fmt])},
+            "/v1/login": {"post": {"summary": "log in a console user: sets the HttpOnly session cookie `gongjian_session`; 401 bad_login, 429 locked", "security": [],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["name", "password"],
+                    "properties": {"name": {"type": "string"}, "password": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "the user, the unit, when the session ends"}, "401": {"$ref": "#/components/responses/Error"}, "429": {"$ref": "#/components/responses/Error"}}}},
+            "/v1/logout": {"post": {"summary": "end the session of the cookie sent, if any", "security": [], "responses": {"200": {"description": "logged out"}}}},
+            "/v1/session": {"get": op("who is asking: person, role, via token or session, the unit", None, &[])},
+            "/v1/password": {"post": op("change one's own password (a console session)", Some(json!({"type": "object", "required": ["old", "new"],
+                "properties": {"old": {"type": "string"}, "new": {"type": "string", "minLength": 10}}})), &[])},
+            "/v1/users": {
+                "get": op("the node's users (administrator)", None, &[]),
+                "post": op("add a user (administrator)", Some(json!({"type": "object", "required": ["name", "role", "password"],
+                    "properties": {"name": {"type": "string", "pattern": "^[a-z0-9._-]{1,32}$"}, "display_name": {"type": "string", "maxLength": 64},
+                        "role": {"type": "string", "enum": ["administrator", "operator", "viewer"]}, "password": {"type": "string", "minLength": 10}}})), &[])
+            },
+            "/v1/users/{name}": {
+                "patch": op("change a user (administrator): display name, role, password, disabled", Some(json!({"type": "object",
+                    "properties": {"display_name": {"type": "string"}, "role": {"type": "string", "enum": ["administrator", "operator", "viewer"]},
+                        "password": {"type": "string"}, "disabled": {"type": "boolean"}}})), &[("name", "path", "string")]),
+                "delete": op("remove a user (administrator); the last administrator stays", None, &[("name", "path", "string")])
+            },
+            "/v1/audit": {"get": op("the audit log, newest first (administrator)", None, &[("limit", "query", "integer"), ("before", "query", "integer")])}
     })
 }

@@ -155,6 +155,31 @@ async fn people_roles_sessions_and_audit_on_a_daemon() {
             .starts_with("text/javascript")
     );
 
+    // /metrics needs no token from this host, unless a proxy forwarded the
+    // request or it was addressed to a name (DNS rebinding).
+    let metrics = |h: Option<(&'static str, &'static str)>| {
+        let mut req = http.get(format!("{}/metrics", d.api));
+        if let Some((k, v)) = h {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    assert_eq!(metrics(None).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        metrics(Some(("x-forwarded-for", "203.0.113.9")))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        metrics(Some(("host", "evil.example:4711")))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
     // Wrong passwords: one answer for a wrong name and a wrong password.
     let mut op = Browser::new(&d);
     let (s, e) = op.login("wangfang", "not-her-password").await;
@@ -286,19 +311,110 @@ async fn people_roles_sessions_and_audit_on_a_daemon() {
         "newest first: {seqs:?}"
     );
 
+    // Grids and agreements name their person too.
+    let (s, g) = op
+        .post(
+            "/v1/grids",
+            json!({"level": "zone", "name": "颐和路片区", "counts": {"households": 300}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    assert_eq!(g["by"], "王芳");
+    let (s, a) = op
+        .post(
+            "/v1/agreements",
+            json!({"title": "共建协议", "parties": ["320106000000"], "start": 1_790_000_000, "end": 1_820_000_000}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert_eq!(a["by"], "王芳");
+
+    // A problem found and resolved this month, a need closed: the report
+    // counts both as resolved, neither as open.
+    let (_, problem) = op
+        .post("/v1/items", json!({"list": "problem", "title": "楼道堆物"}))
+        .await;
+    let pid = problem["id"].as_str().unwrap().to_owned();
+    let (s, _) = op
+        .post(
+            &format!("/v1/items/{pid}/status"),
+            json!({"status": "resolved"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = op
+        .post(
+            &format!("/v1/items/{id}/status"),
+            json!({"status": "closed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // The console's administrator cannot make the node write a backup
+    // anywhere on its disk (the token and the CLI can).
+    let (s, e) = admin
+        .post("/v1/backup", json!({"out": "/tmp/gongjian-console-backup"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let (s, _) = admin
+        .post(
+            "/v1/password",
+            json!({"old": "not-my-password", "new": "0123456789-new"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a wrong old password");
+    let (s, _) = Browser::new(&d)
+        .login(&"x".repeat(5000), "whatever-password")
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNAUTHORIZED,
+        "an impossible name is a wrong login"
+    );
+
     // The monthly report counts this month's records.
     let (s, e) = admin.get("/v1/view/report?month=2026-13").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     let (s, r) = admin.get("/v1/view/report").await;
     assert_eq!(s, StatusCode::OK, "{r}");
-    let needs = r["lists"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["list"] == "need")
-        .unwrap();
-    assert_eq!(needs["created"], 1);
-    assert_eq!(needs["open_at_end"], 1);
+    let list = |name: &str| {
+        r["lists"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["list"] == name)
+            .unwrap()
+            .clone()
+    };
+    let need = list("need");
+    assert_eq!(
+        (
+            need["created"].as_u64(),
+            need["resolved"].as_u64(),
+            need["open_at_end"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{r}"
+    );
+    assert_eq!(r["problems"][0]["level"], "grid");
+    assert_eq!(
+        (
+            r["problems"][0]["found"].as_u64(),
+            r["problems"][0]["resolved"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(r["agreements"]["draft"], 1, "{r}");
+    let (_, o) = admin.get("/v1/openapi.json").await;
+    for path in [
+        "/v1/view/report",
+        "/v1/login",
+        "/v1/users/{name}",
+        "/v1/audit",
+        "/v1/session",
+    ] {
+        assert!(o["paths"][path].is_object(), "{path} not documented");
+    }
     let r = http
         .get(format!("{}/v1/view/report?format=csv", d.api))
         .bearer_auth(&d.token)
@@ -334,6 +450,16 @@ async fn people_roles_sessions_and_audit_on_a_daemon() {
         )
         .await;
     assert_eq!((s, u["disabled"].as_bool()), (StatusCode::OK, Some(true)));
+    let (_, audit3) = admin.get("/v1/audit?limit=1").await;
+    assert_eq!(
+        audit3["entries"][0]["detail"], "li: disabled=true",
+        "{audit3}"
+    );
+    let (_, audit3) = admin.get("/v1/audit?limit=1").await;
+    assert_eq!(
+        audit3["entries"][0]["detail"], "li: disabled=true",
+        "{audit3}"
+    );
     let (s, _) = viewer.get("/v1/view/items").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

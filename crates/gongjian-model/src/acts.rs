@@ -272,7 +272,7 @@ impl ActsDoc<'_> {
                     .map(str::to_owned)
                     .collect(),
                 contact: text("contact"),
-                by: text("by"),
+                by: crate::meta::person(&text("by")),
                 created_at,
                 id,
             });

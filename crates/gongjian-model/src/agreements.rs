@@ -68,6 +68,8 @@ pub enum AgreementError {
     Term { start: i64, end: i64 },
     #[error("title must be 1 to 200 characters")]
     Title,
+    #[error("the person's name is longer than 64 characters")]
+    Person,
     #[error("automerge: {0}")]
     Automerge(String),
 }
@@ -83,8 +85,28 @@ pub struct AgreementDoc<'a>(pub &'a mut Automerge);
 impl AgreementDoc<'_> {
     /// Writes the terms in one local change.
     pub fn set_terms(&mut self, t: &Terms, now: i64) -> Result<Vec<u8>, AgreementError> {
+        self.set_terms_by(t, "", now)
+    }
+
+    /// [`AgreementDoc::set_terms`], naming the person the node writes for
+    /// (`by` on the first terms, `updated_by` on every write).
+    pub fn set_terms_by(
+        &mut self,
+        t: &Terms,
+        person: &str,
+        now: i64,
+    ) -> Result<Vec<u8>, AgreementError> {
         t.check()?;
+        if person.chars().count() > crate::lists::MAX_PERSON {
+            return Err(AgreementError::Person);
+        }
         let mut tx = self.0.transaction();
+        if !person.is_empty() {
+            if tx.get(automerge::ROOT, "by").map_err(am)?.is_none() {
+                tx.put(automerge::ROOT, "by", person).map_err(am)?;
+            }
+            tx.put(automerge::ROOT, "updated_by", person).map_err(am)?;
+        }
         tx.put(automerge::ROOT, "title", t.title.as_str())
             .map_err(am)?;
         tx.put(automerge::ROOT, "start", crate::meta::stamp(t.start))
@@ -103,6 +125,16 @@ impl AgreementDoc<'_> {
         tx.put(automerge::ROOT, "updated_at", stamp).map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         crate::meta::local_change_bytes(self.0, hash).map_err(AgreementError::Automerge)
+    }
+
+    /// When the terms were first written (Unix seconds; 0 before).
+    pub fn created_at(&self) -> i64 {
+        crate::meta::time(self.0, &automerge::ROOT, "created_at")
+    }
+
+    /// The persons recorded: who proposed the terms, who last changed them.
+    pub fn persons(&self) -> (String, String) {
+        crate::meta::persons(self.0, &automerge::ROOT)
     }
 
     pub fn terms(&self) -> Option<Terms> {

@@ -165,6 +165,15 @@ impl GridsDoc<'_> {
     /// Adds or replaces a grid in one local change (each field is its own
     /// register, so concurrent edits of different fields both stay).
     pub fn put(&mut self, g: &Grid, now: i64) -> Result<Vec<u8>, GridError> {
+        self.put_by(g, "", now)
+    }
+
+    /// [`GridsDoc::put`], naming the person the node writes for (`by` on
+    /// a new grid, `updated_by` on every write; empty: nobody).
+    pub fn put_by(&mut self, g: &Grid, person: &str, now: i64) -> Result<Vec<u8>, GridError> {
+        if person.chars().count() > crate::lists::MAX_PERSON {
+            return Err(GridError::Name);
+        }
         if !crate::lists::valid_id(&g.id) {
             return Err(GridError::Id(g.id.clone()));
         }
@@ -186,9 +195,15 @@ impl GridsDoc<'_> {
                     .map_err(am)?;
                 tx.put(&obj, "created_at", crate::meta::stamp(now))
                     .map_err(am)?;
+                if !person.is_empty() {
+                    tx.put(&obj, "by", person).map_err(am)?;
+                }
                 obj
             }
         };
+        if !person.is_empty() {
+            tx.put(&obj, "updated_by", person).map_err(am)?;
+        }
         // Only fields whose value changes are written: each field is its own
         // register, so concurrent edits of different fields both stay.
         let (pu, pid) = g
@@ -227,6 +242,13 @@ impl GridsDoc<'_> {
             .map_err(am)?;
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         crate::meta::local_change_bytes(self.0, hash).map_err(GridError::Automerge)
+    }
+
+    /// The persons recorded on grid `id`: who wrote it, who last updated it.
+    pub fn persons(&self, id: &str) -> (String, String) {
+        crate::meta::record_obj(self.0, id)
+            .map(|obj| crate::meta::persons(self.0, &obj))
+            .unwrap_or_default()
     }
 
     /// Created and updated times and last author of grid `id`.

@@ -756,8 +756,8 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             .split(',')
             .filter_map(|k| k.parse().ok())
             .collect(),
-        by: text("by"),
-        updated_by: text("updated_by"),
+        by: crate::meta::person(&text("by")),
+        updated_by: crate::meta::person(&text("updated_by")),
         id,
         kind,
     }

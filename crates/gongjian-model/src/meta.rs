@@ -76,3 +76,23 @@ pub(crate) fn local_change_bytes(
         .map(|c| c.raw_bytes().to_vec())
         .ok_or_else(|| "local change not found".to_owned())
 }
+
+/// The persons recorded on a record (`by`, `updated_by`) as another node
+/// wrote them: cut to [`crate::lists::MAX_PERSON`] characters, control
+/// characters replaced, so that a peer's record cannot inject terminal
+/// escapes or flood a page.
+pub(crate) fn persons(doc: &Automerge, obj: &ObjId) -> (String, String) {
+    let get = |k: &str| match doc.get(obj, k) {
+        Ok(Some((Value::Scalar(s), _))) => person(s.as_str().unwrap_or_default()),
+        _ => String::new(),
+    };
+    (get("by"), get("updated_by"))
+}
+
+/// A person's name as read from a record (see [`persons`]).
+pub(crate) fn person(s: &str) -> String {
+    s.chars()
+        .take(crate::lists::MAX_PERSON)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}

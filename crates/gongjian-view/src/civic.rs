@@ -23,6 +23,10 @@ pub struct GridRow {
     pub id: String,
     pub unit: UnitId,
     pub grid: Grid,
+    /// The persons the owning node recorded: who wrote the grid, who last
+    /// updated it.
+    pub by: String,
+    pub updated_by: String,
     pub provenance: Provenance,
 }
 
@@ -37,6 +41,12 @@ pub struct AgreementRow {
     pub terms: Option<Terms>,
     /// The heads a party signs (sorted).
     pub heads: Vec<Hash>,
+    /// When the terms were first written (Unix seconds).
+    pub created_at: i64,
+    /// The persons the owning node recorded: who proposed the terms, who
+    /// last changed them.
+    pub by: String,
+    pub updated_by: String,
     pub provenance: Provenance,
 }
 
@@ -47,10 +57,13 @@ pub(crate) fn grid_rows(
     changes: &ChangeIndex,
 ) -> Vec<GridRow> {
     let grids = GridsDoc(am).list();
+    let persons: Vec<(String, String)> =
+        grids.iter().map(|g| GridsDoc(am).persons(&g.id)).collect();
     let am = &*am;
     grids
         .into_iter()
-        .map(|g| {
+        .zip(persons)
+        .map(|(g, (by, updated_by))| {
             let (author, change) = record(am, &g.id)
                 .map(|o| latest(am, &o, changes))
                 .unwrap_or((None, None));
@@ -58,6 +71,8 @@ pub(crate) fn grid_rows(
                 id: global_id(&doc, &g.id),
                 unit,
                 grid: g,
+                by,
+                updated_by,
                 provenance: Provenance::new(&doc, unit, author, change),
             }
         })
@@ -74,6 +89,8 @@ pub(crate) fn agreement_row(
     let a = AgreementDoc(am);
     let terms = a.terms();
     let heads = a.heads();
+    let (by, updated_by) = a.persons();
+    let created_at = a.created_at();
     let (author, change) = latest(am, &automerge::ROOT, changes);
     let mut all = vec![owner];
     all.extend(parties.iter().copied().filter(|p| *p != owner));
@@ -83,6 +100,9 @@ pub(crate) fn agreement_row(
         parties: all,
         terms,
         heads,
+        created_at,
+        by,
+        updated_by,
         provenance: Provenance::new(&doc, owner, author, change),
     }
 }

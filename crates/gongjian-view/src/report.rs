@@ -1,7 +1,10 @@
 //! The monthly report a street or district sends upward: problems found
 //! and resolved per level and per area, what each list gained and
 //! resolved, projects and micro-wishes claimed, agreements by status.
-//! Figures are counted from the merged view as this node holds it.
+//! Figures are counted from the merged view as this node holds it now:
+//! each record's current state (its level, its status and when that was
+//! last set), so a past month's report moves when its records are edited
+//! later. "Resolved" counts resolved and closed records alike.
 
 use std::collections::BTreeMap;
 
@@ -97,10 +100,12 @@ const LISTS: [ListKind; 8] = [
 ];
 
 impl View {
-    /// When a record was reported resolved, if it is: the latest of the
-    /// owner's update and the counting acts (a handler's handling act).
+    /// When a record was reported resolved or closed, if it is: the latest
+    /// of the owner's update and the counting acts (a handler's handling
+    /// act). The view keeps each record's current state, not its history:
+    /// a later edit of a resolved record moves this time.
     fn resolved_at(&self, row: &ItemRow) -> Option<i64> {
-        if self.status_of(row) != "resolved" {
+        if !matches!(self.status_of(row), "resolved" | "closed") {
             return None;
         }
         let acts = self
@@ -147,12 +152,11 @@ impl View {
                 continue;
             }
             let resolved = self.resolved_at(r).filter(|t| *t < to);
-            let closed = self.status_of(r) == "closed";
             if let Some(f) = lists.iter_mut().find(|f| f.list == r.list) {
                 f.created += u64::from(within(r.created_at));
                 f.resolved += u64::from(resolved.is_some_and(within));
                 f.claimed += u64::from(self.claimed_at(r).is_some_and(within));
-                f.open_at_end += u64::from(resolved.is_none() && !closed);
+                f.open_at_end += u64::from(resolved.is_none());
             }
             if r.list != ListKind::Problem.as_str() {
                 continue;
@@ -186,6 +190,8 @@ impl View {
         for v in self
             .agreements(scope, &AgreementQuery::default(), at_end)
             .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v.row.created_at < to)
         {
             match v.status {
                 AgreementStatus::Draft => agreements.draft += 1,
