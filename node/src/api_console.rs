@@ -642,22 +642,10 @@ pub fn month_bounds(month: &str) -> Option<(i64, i64)> {
     if !(2000..=2100).contains(&y) || !(1..=12).contains(&m) {
         return None;
     }
-    let start = days_from_civil(y, m, 1) * 86_400 - 8 * 3600;
+    let start = crate::cmd_api::days_from_civil(y, m, 1) * 86_400 - 8 * 3600;
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    let end = days_from_civil(ny, nm, 1) * 86_400 - 8 * 3600;
+    let end = crate::cmd_api::days_from_civil(ny, nm, 1) * 86_400 - 8 * 3600;
     Some((start, end))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The month (`YYYY-MM`, China Standard Time) of a Unix time.

@@ -88,17 +88,6 @@ const LEVELS: [ProblemLevel; 5] = [
     ProblemLevel::District,
 ];
 
-const LISTS: [ListKind; 8] = [
-    ListKind::Need,
-    ListKind::Resource,
-    ListKind::Service,
-    ListKind::Project,
-    ListKind::Responsibility,
-    ListKind::Problem,
-    ListKind::Wish,
-    ListKind::Whistle,
-];
-
 impl View {
     /// When a record was reported resolved or closed, if it is: the latest
     /// of the owner's update and the counting acts (a handler's handling
@@ -136,7 +125,7 @@ impl View {
         let by_community = !matches!(scope_kind, Some(gongjian_identity::UnitKind::District));
         let mut levels: BTreeMap<ProblemLevel, (u64, u64)> = BTreeMap::new();
         let mut areas: BTreeMap<Option<UnitId>, (u64, u64)> = BTreeMap::new();
-        let mut lists: Vec<ListFigures> = LISTS
+        let mut lists: Vec<ListFigures> = ListKind::ALL
             .iter()
             .map(|k| ListFigures {
                 list: k.as_str(),
