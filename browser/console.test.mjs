@@ -56,6 +56,19 @@ test('the overview renders the district figures the API gives', async () => {
 
 const overflows = (page) => page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
 
+test('a wrong password is refused in Chinese and leaves no session', async () => {
+  const ctx = await browser.newContext({ locale: 'zh-CN' });
+  const page = await ctx.newPage();
+  await page.goto(nodes.district.api + '/');
+  await page.fill('#login-name', 'li');
+  await page.fill('#login-password', 'not-the-password');
+  await page.click('#login-submit');
+  await page.waitForSelector('#login-error:not([hidden])');
+  assert.equal(await page.textContent('#login-error'), '用户名或密码错误');
+  assert.equal((await ctx.cookies()).length, 0);
+  await ctx.close();
+});
+
 test('a filter and a Chinese search narrow the list to what the API returns (on a tablet)', async () => {
   const page = await login(browser, nodes.district, 'li', { width: 820, height: 1180 });
   assert.equal(await overflows(page), false, 'the overview fits a tablet');
@@ -165,7 +178,7 @@ test('units and sync: the street shows connected, unknown is never counted as in
 });
 
 test('an operator claims a project from its row; the claim names the person', async () => {
-  const page = await login(browser, nodes.district, 'admin');
+  const page = await login(browser, nodes.district, 'zhou');
   await show(page, nodes.district, '#/lists?list=project&claimed=false&status=open', 'lists');
   const row = await page.$('#items-table tbody tr:has([data-action="claim"])');
   assert.ok(row, 'an open, unclaimed project of another unit');
@@ -179,10 +192,18 @@ test('an operator claims a project from its row; the claim names the person', as
   assert.equal(item.claimed, true);
   const claim = item.acts.find((a) => a.kind === 'claim' && a.unit === '320106000000');
   assert.ok(claim, JSON.stringify(item.acts));
-  assert.equal(claim.by, '张主任');
+  assert.equal(claim.by, '周科员');
   assert.equal(claim.note, '区级认领');
   await show(page, nodes.district, `#/lists?list=project&claimed=true&q=${encodeURIComponent(item.title)}`, 'lists');
-  assert.match(await page.textContent(`#items-table tbody tr[data-id="${id}"] .acts`), /张主任/);
+  assert.match(await page.textContent(`#items-table tbody tr[data-id="${id}"] .acts`), /周科员/);
+  // Cancel at the note's prompt writes nothing.
+  await show(page, nodes.district, '#/lists?list=project&claimed=false&status=open', 'lists');
+  const other = await page.$('#items-table tbody tr:has([data-action="claim"])');
+  const otherId = await other.getAttribute('data-id');
+  page.once('dialog', (d) => d.dismiss());
+  await other.$eval('[data-action="claim"]', (b) => b.click());
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal((await apiGet(nodes.district, `/v1/view/items/${otherId}`)).claimed, false);
   await page.context().close();
 });
 

@@ -19,6 +19,7 @@ export const PASSWORDS = {
   admin: 'district-admin-2026',
   wangfang: 'street-operator-2026',
   li: 'district-viewer-2026',
+  zhou: 'district-operator-2026',
 };
 
 function gj(args, input) {
@@ -67,6 +68,7 @@ export async function startNodes({ profile = 'small', seed = 3 } = {}) {
   gj(['cert', 'install', '--data-dir', street, join(work, 'street.cert')]);
   addUser(district, 'admin', 'administrator', '张主任');
   addUser(district, 'li', 'viewer', '李明');
+  addUser(district, 'zhou', 'operator', '周科员');
   addUser(street, 'admin', 'administrator', '赵科长');
   addUser(street, 'wangfang', 'operator', '王芳');
   const d = await run(district, process.env.GONGJIAN_TEST_LOG);

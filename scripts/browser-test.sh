@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-browser.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gongjian/target}"
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gongjian/target}"
+# Absolute: the tests run from browser/.
+export CARGO_TARGET_DIR="$(realpath -m "$CARGO_TARGET_DIR")"
 # The binary of this tree (a no-op after `cargo test` built it).
 cargo build -p gongjian --locked --quiet
 cd browser

@@ -16,6 +16,12 @@ status=${PIPESTATUS[0]}
 if [ "$status" -eq 0 ]; then
   scripts/browser-test.sh 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
+  # Set-up failed before any test ran: count it as one failure.
+  if [ "$status" -ne 0 ] && ! grep -q '^# fail ' "$log"; then
+    echo "# fail 1 (the browser tests did not run)" | tee -a "$log"
+  fi
+else
+  echo "(the browser tests are skipped while cargo tests fail)"
 fi
 set -e
 # One closing line with the totals of every test binary and the browser tests.

@@ -39,6 +39,9 @@
       add_user: '添加用户', display_name: '显示名', disable: '停用', enable: '启用', remove: '删除',
       disabled: '已停用', saved: '已保存', confirm_remove: '删除用户 {0}？', old_password: '原密码', new_password: '新密码',
       change_password: '修改密码', session_ended: '会话已结束，请重新登录', bad_login: '用户名或密码错误',
+      lv_grid: '网格', lv_zone: '片区', lv_community: '社区', lv_street: '街道', lv_district: '区',
+      gl_zone: '片区', gl_residential: '居民网格', gl_micro: '微网格', gl_building: '楼栋',
+      locked: '该用户名连续输错密码，已暂时锁定，请稍后再试', busy: '该用户名正在验证，请稍后重试',
       read_only: '当前角色只能查看。', total: '合计', items_count: '共 {0} 条', loading: '加载中…', scope: '范围',
     },
     en: {
@@ -76,6 +79,9 @@
       add_user: 'Add a user', display_name: 'Display name', disable: 'Disable', enable: 'Enable', remove: 'Remove',
       disabled: 'disabled', saved: 'Saved', confirm_remove: 'Remove user {0}?', old_password: 'Current password', new_password: 'New password',
       change_password: 'Change password', session_ended: 'The session has ended: log in again', bad_login: 'Wrong name or password',
+      lv_grid: 'grid', lv_zone: 'zone', lv_community: 'community', lv_street: 'street', lv_district: 'district',
+      gl_zone: 'zone', gl_residential: 'residential grid', gl_micro: 'micro-grid', gl_building: 'building',
+      locked: 'Too many wrong passwords for this name: try again later', busy: 'This name is being checked: try again',
       read_only: 'Your role can only read.', total: 'Total', items_count: '{0} records', loading: 'Loading…', scope: 'Scope',
     },
   };
@@ -144,7 +150,15 @@
       if (location.hash !== '#/login') location.hash = '#/login';
       throw new Error(t('session_ended'));
     }
-    if (!r.ok) throw new Error((v && v.error && v.error.message) || r.statusText);
+    if (!r.ok) {
+      const code = v && v.error && v.error.code;
+      // The node's own words in English; the person's in their language
+      // where the code is known.
+      const known = { bad_login: 'bad_login', locked: 'locked', busy: 'busy', forbidden: null };
+      const e = new Error(known[code] ? t(known[code]) : (v && v.error && v.error.message) || r.statusText);
+      e.code = code;
+      throw e;
+    }
     return v;
   }
 
@@ -194,7 +208,9 @@
       .map(([k]) => h('a', { href: `#/${k}`, class: k === page ? 'on' : null, 'data-page': k }, t(k))));
   }
 
+  let generation = 0;
   async function render() {
+    const mine = ++generation;
     const main = document.getElementById('main');
     main.removeAttribute('data-ready');
     if (!state.me) {
@@ -217,9 +233,12 @@
     main.replaceChildren(h('p.muted', {}, t('loading')));
     try {
       const view = await p.render(params);
+      // A later navigation started meanwhile: its page wins.
+      if (mine !== generation) return;
       main.replaceChildren(view);
       main.setAttribute('data-ready', page);
     } catch (e) {
+      if (mine !== generation) return;
       main.replaceChildren(h('p.tag.bad', { id: 'page-error' }, e.message));
       main.setAttribute('data-ready', 'error');
     }
@@ -431,7 +450,7 @@
     const scopes = [{ unit: state.me.unit, name: state.me.unit_name }, ...ancestors];
     const [page, matches] = await Promise.all([
       api('GET', `/v1/view/items?${query}`),
-      list === 'need' ? api('GET', '/v1/view/matches') : Promise.resolve(null),
+      list === 'need' ? api('GET', `/v1/view/matches${query.get('scope') ? '?scope=' + encodeURIComponent(query.get('scope')) : ''}`) : Promise.resolve(null),
     ]);
     const matchOf = new Map((matches ? matches.matches : []).map((m) => [m.need.id, m.resources]));
     const tabs = h('div.tabs', {}, LISTS.map((l) => h('a', { href: `#/lists?list=${l}`, class: l === list ? 'on' : null, 'data-list': l }, t('list_' + l))));
@@ -475,12 +494,19 @@
     more.textContent = t('more');
     let cursor = page.next_cursor;
     more.addEventListener('click', async () => {
-      const q2 = new URLSearchParams(query);
-      q2.set('cursor', cursor);
-      const next = await api('GET', `/v1/view/items?${q2}`);
-      addRows(next.items);
-      cursor = next.next_cursor;
-      more.hidden = !cursor;
+      more.disabled = true;
+      try {
+        const q2 = new URLSearchParams(query);
+        q2.set('cursor', cursor);
+        const next = await api('GET', `/v1/view/items?${q2}`);
+        addRows(next.items);
+        cursor = next.next_cursor;
+        more.hidden = !cursor;
+      } catch (e) {
+        toast(e.message, true);
+      } finally {
+        more.disabled = false;
+      }
     });
     return h('div', {}, h('h1', {}, t('lists')), tabs, filters, exports, h('p.muted', {}, count),
       h('div.scroll', {}, h('table', { id: 'items-table', 'data-list': list },
@@ -505,9 +531,9 @@
         sel.addEventListener('change', () => act(`/v1/items/${encodeURIComponent(it.id)}/status`, { status: sel.value }));
         actions.push(sel);
       } else if (['project', 'wish'].includes(it.list)) {
-        actions.push(h('button.secondary', { type: 'button', 'data-action': 'claim', onclick: () => act(`/v1/items/${encodeURIComponent(it.id)}/claim`, { note: prompt(t('note_prompt')) || '' }) }, t('claim')));
+        actions.push(h('button.secondary', { type: 'button', 'data-action': 'claim', onclick: () => withNote(`/v1/items/${encodeURIComponent(it.id)}/claim`) }, t('claim')));
       } else if (it.list === 'whistle') {
-        actions.push(h('button.secondary', { type: 'button', 'data-action': 'respond', onclick: () => act(`/v1/whistles/${encodeURIComponent(it.id)}/respond`, { note: prompt(t('note_prompt')) || '' }) }, t('respond')));
+        actions.push(h('button.secondary', { type: 'button', 'data-action': 'respond', onclick: () => withNote(`/v1/whistles/${encodeURIComponent(it.id)}/respond`) }, t('respond')));
       }
     }
     const conflicts = Object.keys(it.conflicts || {});
@@ -517,13 +543,19 @@
         it.description ? h('div.muted', {}, it.description) : null,
         resources && resources.length ? h('ul.matches', { 'aria-label': t('matches') }, resources.slice(0, 5).map((r) => h('li', {}, `${t('matches')}: ${r.title}（${r.unit_name || unitName(r.unit)}）`))) : null),
       h('td', {}, it.unit_name || unitName(it.unit)), h('td', {}, it.category || '—'), h('td', {}, it.area || '—'),
-      h('td', {}, h('span.tag', { 'data-status': it.status }, statusName(it.status)), it.level ? h('div.muted', {}, it.level) : null),
+      h('td', {}, h('span.tag', { 'data-status': it.status }, statusName(it.status)), it.level ? h('div.muted', {}, t('lv_' + it.level)) : null),
       h('td', {}, it.by || '—'), h('td', {}, day(it.created_at)),
       h('td', {}, it.acts && it.acts.length ? h('ul.acts', {}, it.acts.map((a) => h('li', {},
         `${unitName(a.unit)} · ${lang === 'zh' ? a.kind_zh : a.kind}${a.by ? ' · ' + a.by : ''} · ${day(a.created_at)}`))) : '—'),
       h('td', {}, provenance(it.provenance, it.unit)),
       h('td', {}, h('div.row-actions', {}, actions)));
   }
+
+  // A note asked of the person; Cancel means do nothing.
+  const withNote = (path) => {
+    const note = prompt(t('note_prompt'));
+    if (note !== null) act(path, { note });
+  };
 
   async function act(path, body) {
     try {
@@ -543,8 +575,8 @@
     for (const n of g.grids) for (const k of keys) total[k] = (total[k] || 0) + (n.totals[k] || 0);
     const counts = (c) => h('span.counts', {}, keys.map((k) => `${t(k)} ${num(c[k] || 0)}`).join(' · '));
     const node = (n) => h('li', { 'data-grid': `${n.grid.unit}/${n.grid.id}` }, n.children.length
-      ? h('details', { open: n.level !== 'residential' && n.children.length < 12 }, h('summary', {}, h('b', {}, n.name), ' ', h('span.tag', {}, n.level), counts(n.totals)), h('ul', {}, n.children.map(node)))
-      : [n.name, ' ', h('span.tag', {}, n.level), counts(n.totals)]);
+      ? h('details', { open: n.level !== 'residential' && n.children.length < 12 }, h('summary', {}, h('b', {}, n.name), ' ', h('span.tag', {}, t('gl_' + n.level)), counts(n.totals)), h('ul', {}, n.children.map(node)))
+      : [n.name, ' ', h('span.tag', {}, t('gl_' + n.level)), counts(n.totals)]);
     // Roots grouped by the unit that holds them.
     const byUnit = new Map();
     for (const n of g.grids) {
@@ -553,27 +585,45 @@
       byUnit.set(n.grid.unit, list);
     }
     const groups = [...byUnit.entries()].sort((a, b) => collator.compare(unitName(a[0]), unitName(b[0])));
+    const sumOf = (roots) => {
+      const sum = {};
+      for (const n of roots) for (const k of keys) sum[k] = (sum[k] || 0) + (n.totals[k] || 0);
+      return sum;
+    };
+    const unitGroup = ([u, roots]) => h('li', { 'data-unit': u }, h('details', {}, h('summary', {}, h('b', {}, unitName(u)), counts(sumOf(roots))), h('ul', {}, roots.map(node))));
+    // Below a district: each street with its communities' sums.
+    const streetOf = (u) => (state.units.get(u) || {}).street;
+    const streets = new Map();
+    for (const g of groups) {
+      const st = streetOf(g[0]) || g[0];
+      const list = streets.get(st) || [];
+      list.push(g);
+      streets.set(st, list);
+    }
+    const byStreet = state.me.unit_kind === 'district' && streets.size > 1;
+    const tree = byStreet
+      ? [...streets.entries()].sort((a, b) => collator.compare(unitName(a[0]), unitName(b[0]))).map(([st, gs]) => h('li', { 'data-street': st },
+        h('details', {}, h('summary', {}, h('b', {}, unitName(st)), ' ', h('span.tag', {}, t('street')), counts(sumOf(gs.flatMap((g) => g[1])))),
+          h('ul', {}, gs.map(unitGroup)))))
+      : groups.map(unitGroup);
     return h('div', {}, h('h1', {}, t('grids')),
       h('p.no-print', {}, h('a', { href: '/v1/view/grids?format=csv' }, t('export_csv')), ' · ',
         h('a', { href: '/v1/view/grids?format=xlsx' }, t('export_xlsx'))),
       h('p', { id: 'grid-total' }, h('b', {}, t('total')), ' ', counts(total)),
-      h('div.tree.panel', {}, h('ul', {}, groups.map(([u, roots]) => {
-        const sum = {};
-        for (const n of roots) for (const k of keys) sum[k] = (sum[k] || 0) + (n.totals[k] || 0);
-        return h('li', {}, h('details', {}, h('summary', {}, h('b', {}, unitName(u)), counts(sum)), h('ul', {}, roots.map(node))));
-      }))));
+      h('div.tree.panel', {}, h('ul', {}, tree)));
   }
 
   // ---- Agreements ----
   async function agreements(params) {
     const status = params.get('status') || '';
-    const list = await api('GET', `/v1/view/agreements${status ? '?status=' + status : ''}`);
+    const sq = status ? `status=${encodeURIComponent(status)}&` : '';
+    const list = await api('GET', `/v1/view/agreements?${sq}`);
     const filters = h('form.filters', { onsubmit: (ev) => { ev.preventDefault(); go('agreements', Object.fromEntries(new FormData(ev.target).entries())); } },
       h('label', {}, t('status'), h('select', { name: 'status' }, h('option', { value: '' }, t('all')),
         ['draft', 'signed', 'active', 'expired', 'terminated'].map((s) => h('option', { value: s, selected: s === status }, t('ag_' + s))))),
       h('button', { type: 'submit' }, t('search')),
-      h('a', { href: `/v1/view/agreements?${status ? 'status=' + status + '&' : ''}format=csv` }, t('export_csv')), ' ',
-      h('a', { href: `/v1/view/agreements?${status ? 'status=' + status + '&' : ''}format=xlsx` }, t('export_xlsx')));
+      h('a', { href: `/v1/view/agreements?${sq}format=csv` }, t('export_csv')), ' ',
+      h('a', { href: `/v1/view/agreements?${sq}format=xlsx` }, t('export_xlsx')));
     const tag = { draft: '', signed: 'blue', active: 'ok', expired: 'warn', terminated: 'bad' };
     return h('div', {}, h('h1', {}, t('agreements')), filters, h('p.muted', {}, t('items_count', num(list.agreements.length))),
       h('div.scroll', {}, h('table', { id: 'agreements-table' },
@@ -590,7 +640,7 @@
             h('td.num', {}, a.ends_in_days ?? '—'),
             h('td', {}, provenance(a.provenance, a.owner)),
             h('td', {}, mine && !mine.signed && can('operator')
-              ? h('button.secondary', { type: 'button', 'data-action': 'sign', onclick: () => act(`/v1/agreements/${a.id}/sign`, { note: prompt(t('note_prompt')) || '' }) }, t('sign')) : null));
+              ? h('button.secondary', { type: 'button', 'data-action': 'sign', onclick: () => withNote(`/v1/agreements/${encodeURIComponent(a.id)}/sign`) }, t('sign')) : null));
         })))));
   }
 
@@ -665,7 +715,7 @@
   // ---- Audit ----
   async function audit(params) {
     const before = params.get('before');
-    const page = await api('GET', `/v1/audit?limit=100${before ? '&before=' + before : ''}`);
+    const page = await api('GET', `/v1/audit?limit=100${before ? '&before=' + encodeURIComponent(before) : ''}`);
     return h('div', {}, h('h1', {}, t('audit')),
       h('div.scroll', {}, h('table', { id: 'audit-table' },
         h('thead', {}, h('tr', {}, [t('time'), t('person'), t('role'), t('action'), t('status'), t('detail')].map((c) => h('th', {}, c)))),

@@ -133,6 +133,8 @@ pub enum AccountError {
     BadLogin,
     #[error("too many failed logins for `{0}`: try again in {1} minutes")]
     Locked(String, u64),
+    #[error("another login for this name is being checked: try again")]
+    Busy,
     #[error("{0}")]
     LastAdministrator(&'static str),
     #[error("accounts store: {0}")]
@@ -217,7 +219,7 @@ pub struct Accounts {
     db: rocksdb::DB,
     next_audit: AtomicU64,
     /// Failed logins by name: (count, first failure at).
-    failures: Mutex<HashMap<String, (u32, u64)>>,
+    failures: Mutex<HashMap<String, Attempts>>,
     /// A hash checked against when the name is unknown, so that a wrong
     /// name takes as long as a wrong password.
     dummy: String,
@@ -225,6 +227,15 @@ pub struct Accounts {
     /// without a valid token or session) in the current minute: capped at
     /// [`ANONYMOUS_LINES`] so that nobody can fill the disk with them.
     anonymous: Mutex<(u64, u32)>,
+}
+
+/// Failed logins of one name since `since`, and whether a check of it is
+/// running.
+#[derive(Debug, Clone, Copy)]
+struct Attempts {
+    failures: u32,
+    since: u64,
+    busy: bool,
 }
 
 /// Audit lines per minute for requests from nobody known.
@@ -420,48 +431,63 @@ impl Accounts {
 
     /// Checks a password (slow: Argon2id; call off the async threads):
     /// the user, if the name is enabled and not locked and the password is
-    /// right. Every attempt counts towards the lock before the hash is
-    /// checked, so parallel guesses are counted too; a right password
-    /// clears the count.
+    /// right. One check per name at a time (a parallel attempt is told to
+    /// retry, so parallel guessing gains nothing and never locks out a right
+    /// password); five wrong ones lock the name for [`LOCK_SECS`]; a right
+    /// one clears the count.
     pub fn verify(&self, name: &str, password: &str, now: u64) -> Result<User, AccountError> {
         if check_name(name).is_err() || password.len() > MAX_PASSWORD * 4 {
             return Err(AccountError::BadLogin);
         }
         {
             let mut f = self.failures.lock().map_err(|_| store("lock poisoned"))?;
-            if f.len() >= MAX_TRACKED {
-                f.retain(|_, (_, since)| now < *since + LOCK_SECS);
-                if f.len() >= MAX_TRACKED {
-                    f.clear();
+            if f.len() >= MAX_TRACKED && !f.contains_key(name) {
+                // Forget names that are not locked; a lock is never lost.
+                f.retain(|_, a| {
+                    a.busy || (a.failures >= MAX_FAILURES && now < a.since + LOCK_SECS)
+                });
+            }
+            if f.len() < MAX_TRACKED || f.contains_key(name) {
+                let a = f.entry(name.to_owned()).or_insert(Attempts {
+                    failures: 0,
+                    since: now,
+                    busy: false,
+                });
+                if now >= a.since + LOCK_SECS {
+                    a.failures = 0;
+                    a.since = now;
                 }
+                if a.failures >= MAX_FAILURES {
+                    let left = (a.since + LOCK_SECS - now).div_ceil(60);
+                    return Err(AccountError::Locked(name.to_owned(), left));
+                }
+                if a.busy {
+                    return Err(AccountError::Busy);
+                }
+                a.busy = true;
             }
-            let e = f.entry(name.to_owned()).or_insert((0, now));
-            if now >= e.1 + LOCK_SECS {
-                *e = (0, now);
-            }
-            if e.0 >= MAX_FAILURES {
-                let left = (e.1 + LOCK_SECS - now).div_ceil(60);
-                return Err(AccountError::Locked(name.to_owned(), left));
-            }
-            e.0 += 1;
         }
-        let user = self.user(name)?;
+        let user = self.user(name);
         let ok = match &user {
-            Some(u) => verify_password(password, &u.hash) && !u.disabled,
-            None => {
+            Ok(Some(u)) => verify_password(password, &u.hash) && !u.disabled,
+            _ => {
                 verify_password(password, &self.dummy);
                 false
             }
         };
-        match (ok, user) {
+        let mut f = self.failures.lock().map_err(|_| store("lock poisoned"))?;
+        match (ok, user?) {
             (true, Some(u)) => {
-                self.failures
-                    .lock()
-                    .map_err(|_| store("lock poisoned"))?
-                    .remove(name);
+                f.remove(name);
                 Ok(u)
             }
-            _ => Err(AccountError::BadLogin),
+            _ => {
+                if let Some(a) = f.get_mut(name) {
+                    a.busy = false;
+                    a.failures += 1;
+                }
+                Err(AccountError::BadLogin)
+            }
         }
     }
 
@@ -623,6 +649,37 @@ mod tests {
             Err(AccountError::Locked(..))
         ));
         assert!(a.login("li", "correct horse", 10 + LOCK_SECS).is_ok());
+    }
+
+    #[test]
+    fn parallel_right_logins_never_lock_and_parallel_guesses_wait() {
+        let (_d, a) = open();
+        a.add_user("li", "", Role::Viewer, "correct horse", 0)
+            .unwrap();
+        for _ in 0..MAX_FAILURES - 1 {
+            assert!(a.login("li", "wrong wrong", 10).is_err());
+        }
+        let results: Vec<_> = std::thread::scope(|s| {
+            let h: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| a.login("li", "correct horse", 11)))
+                .collect();
+            h.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.iter().any(Result::is_ok), "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(AccountError::Busy))),
+            "{results:?}"
+        );
+        // Four more wrong ones in parallel count as at most what ran.
+        for _ in 0..MAX_FAILURES - 1 {
+            assert!(a.login("li", "wrong wrong", 12).is_err());
+        }
+        assert!(
+            a.login("li", "correct horse", 13).is_ok(),
+            "4 failures: not locked"
+        );
     }
 
     #[test]

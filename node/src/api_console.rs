@@ -66,6 +66,9 @@ impl From<AccountError> for ApiError {
             AccountError::Locked(..) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "locked", e.to_string())
             }
+            AccountError::Busy => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", e.to_string())
+            }
             AccountError::LastAdministrator(_) => {
                 ApiError::new(StatusCode::CONFLICT, "last_administrator", e.to_string())
             }
@@ -137,7 +140,12 @@ fn identify(api: &Api, headers: &HeaderMap) -> Result<Person, ApiError> {
             }
         };
         return Ok(Person {
-            name: TOKEN_PERSON.to_owned(),
+            // The audit log names the person a script gave, beside the token.
+            name: if shown.is_empty() {
+                TOKEN_PERSON.to_owned()
+            } else {
+                format!("{TOKEN_PERSON} ({shown})")
+            },
             shown,
             role: Role::Administrator,
             session: None,
@@ -421,6 +429,15 @@ pub(crate) async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
+        if let Ok(Some((user, _))) = api.accounts.session(&token, now()) {
+            let who = Person {
+                name: user.name.clone(),
+                shown: String::new(),
+                role: user.role,
+                session: None,
+            };
+            record(&api, &who, Some(user.role), "logout", 0, "");
+        }
         api.accounts.logout(&token)?;
     }
     let mut resp = Json(json!({"logged_out": true})).into_response();
@@ -709,10 +726,16 @@ pub(crate) async fn report(
                 push("清单", name, zh, &l[k]);
             }
         }
-        if let Some(a) = b["agreements"].as_object() {
-            for (k, v) in a {
-                push("共建协议", k, "数量", v);
-            }
+        for (k, zh) in [
+            ("active", "履行中"),
+            ("signed", "已签订"),
+            ("draft", "草拟"),
+            ("expired", "已到期"),
+            ("terminated", "已终止"),
+            ("signatures", "本月签署"),
+            ("expiring_30_days", "30天内到期"),
+        ] {
+            push("共建协议", zh, "数量", &b["agreements"][k]);
         }
         rows
     })

@@ -202,11 +202,20 @@ impl Client {
         path: &str,
         body: Send,
     ) -> anyhow::Result<(StatusCode, Vec<u8>, Option<String>)> {
+        // The person at the keyboard, written on the records this command
+        // makes (`GONGJIAN_PERSON`, e.g. 王芳), percent-encoded.
+        let person = std::env::var("GONGJIAN_PERSON")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(|p| enc(&p));
         match &self.via {
             Via::Http { base, token, http } => {
                 let mut req = http
                     .request(method, format!("{base}{path}"))
                     .bearer_auth(token);
+                if let Some(p) = &person {
+                    req = req.header(crate::api_console::PERSON_HEADER, p);
+                }
                 req = match body {
                     Send::None => req,
                     Send::Json(v) => req.json(&v),
@@ -229,10 +238,13 @@ impl Client {
                 Ok((status, bytes.to_vec(), summary))
             }
             Via::Here { router, token, .. } => {
-                let builder = Request::builder()
+                let mut builder = Request::builder()
                     .method(method)
                     .uri(path)
                     .header(header::AUTHORIZATION, format!("Bearer {token}"));
+                if let Some(p) = &person {
+                    builder = builder.header(crate::api_console::PERSON_HEADER, p);
+                }
                 let req = match body {
                     Send::None => builder.body(Body::empty()),
                     Send::Json(v) => builder

@@ -267,6 +267,30 @@ async fn people_roles_sessions_and_audit_on_a_daemon() {
         "a person name that is not UTF-8"
     );
 
+    // The command line names its person from GONGJIAN_PERSON.
+    let out = bin()
+        .args([
+            "item",
+            "add",
+            "--data-dir",
+            p(&t.community),
+            "--list",
+            "service",
+            "--title",
+            "上门理发",
+            "--json",
+        ])
+        .env("GONGJIAN_PERSON", "周师傅")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["by"], "周师傅");
+
     // The administrator: users and the audit log.
     let mut admin = Browser::new(&d);
     admin.login("admin", "admin-password-1").await;
@@ -304,7 +328,14 @@ async fn people_roles_sessions_and_audit_on_a_daemon() {
         has("wangfang", "login_failed", 0, "wrong name or password"),
         "{audit}"
     );
-    assert!(has("api.token", "POST /v1/items", 201, ""), "{audit}");
+    assert!(
+        has("api.token (陈工)", "POST /v1/items", 201, ""),
+        "{audit}"
+    );
+    assert!(
+        has("api.token", "POST /v1/users", 201, "wangfang"),
+        "{audit}"
+    );
     let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(
         seqs.windows(2).all(|w| w[0] > w[1]),
@@ -434,11 +465,21 @@ async fn people_roles_sessions_and_audit_on_a_daemon() {
     let (_, audit2) = admin.get("/v1/audit?limit=500").await;
     assert!(audit2["entries"].as_array().unwrap().len() >= entries.len());
 
-    // Logging out ends the session; disabling a user ends theirs.
+    // Logging out ends the session (and is in the log); disabling a user
+    // ends theirs.
     let (s, _) = op.post("/v1/logout", json!({})).await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = op.get("/v1/session").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (_, audit4) = admin.get("/v1/audit?limit=5").await;
+    assert!(
+        audit4["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "logout" && e["person"] == "wangfang"),
+        "{audit4}"
+    );
     let (s, _) = viewer_after_restart(&d, &mut viewer).await;
     assert_eq!(s, StatusCode::OK);
     let (s, u) = admin

@@ -1,0 +1,406 @@
+//! The district benchmarks of BENCHMARKS.md, in one process, each figure
+//! beside its limit measured in the same run on the same machine:
+//!
+//! * ingest of the generated district (verify, acceptance rule, automerge,
+//!   synced RocksDB batches, then the view built) beside ed25519 batch
+//!   verification of the same signatures, RocksDB synced batches of 256 of
+//!   the same bytes, and automerge's `apply_changes` one call per document;
+//! * the merged view's common queries (what the API handlers do, JSON
+//!   included): p50 and p99;
+//! * view lag: from a signed change stored to its rows updated;
+//! * restart: store and replica opened, view rebuilt.
+//!
+//! `cargo run -p gongjian-tests --bin bench-district -- [--scale 10] [--seed 1] [--json]`
+//! (`scripts/bench.sh` runs it with the daemon figures.)
+
+use std::time::{Duration, Instant};
+
+use gongjian_engine::{LocalIdentity, Replica};
+use gongjian_gen::{Profile, generate};
+use gongjian_identity::{DocType, SignedChange, VerifyItem, change_signing_message, verify_many};
+use gongjian_model::{ItemStatus, ListDoc};
+use gongjian_store::Store;
+use gongjian_view::{AgreementQuery, ItemQuery, StatsBy, View};
+use serde_json::json;
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64().max(1e-9)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)].as_secs_f64() * 1000.0
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Times `f` `n` times after a warm-up; p50 and p99 in milliseconds.
+fn latency(n: usize, mut f: impl FnMut() -> usize) -> (f64, f64, usize) {
+    let mut size = 0;
+    for _ in 0..3 {
+        size = f();
+    }
+    let mut times: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99), size)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let scale: f64 = arg(&args, "--scale", 1.0);
+    let seed: u64 = arg(&args, "--seed", 1);
+    let runs: usize = arg(&args, "--queries", 300);
+    let as_json = args.iter().any(|a| a == "--json");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+
+    let t = Instant::now();
+    let data = generate(&Profile::district().scaled(scale), seed, now).expect("generate");
+    let generate_s = t.elapsed().as_secs_f64();
+    let changes: Vec<&SignedChange> = data.docs.iter().flat_map(|d| &d.changes).collect();
+    let wire: Vec<Vec<u8>> = changes.iter().map(|c| c.encode()).collect();
+    let bytes: usize = wire.iter().map(Vec::len).sum();
+    let n = changes.len();
+    eprintln!(
+        "district ×{scale}: {} documents, {n} changes, {bytes} bytes (generated in {generate_s:.1} s)",
+        data.docs.len()
+    );
+
+    // Limit 1: ed25519-dalek's batch verification of every signature, 256
+    // at a time, on one core; then the node's own `verify_many` (which
+    // also refuses small-order and non-canonical R, to agree with
+    // `verify_strict`).
+    let signed: Vec<_> = changes
+        .iter()
+        .filter_map(|c| {
+            c.signature()
+                .map(|(k, s)| (*k, *s, change_signing_message(c.doc(), &c.hash())))
+        })
+        .collect();
+    let t = Instant::now();
+    for chunk in signed.chunks(256) {
+        let msgs: Vec<&[u8]> = chunk.iter().map(|(_, _, m)| m.as_slice()).collect();
+        let sigs: Vec<ed25519_dalek::Signature> = chunk
+            .iter()
+            .map(|(_, s, _)| ed25519_dalek::Signature::from_bytes(&s.0))
+            .collect();
+        let keys: Vec<ed25519_dalek::VerifyingKey> = chunk
+            .iter()
+            .map(|(k, _, _)| ed25519_dalek::VerifyingKey::from_bytes(k.as_bytes()).expect("key"))
+            .collect();
+        assert!(ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok());
+    }
+    let raw_verify = t.elapsed();
+    let t = Instant::now();
+    for chunk in signed.chunks(256) {
+        let items: Vec<VerifyItem<'_>> = chunk
+            .iter()
+            .map(|(key, sig, msg)| VerifyItem { key, msg, sig })
+            .collect();
+        assert!(verify_many(&items).iter().all(Result::is_ok));
+    }
+    let verify = t.elapsed();
+
+    // Limit 2: RocksDB synced batches of 256 of the same bytes.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rocks_s = {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        let db = rocksdb::DB::open(&opts, tmp.path().join("raw")).expect("rocksdb");
+        let mut w = rocksdb::WriteOptions::default();
+        w.set_sync(true);
+        let t = Instant::now();
+        for (i, chunk) in wire.chunks(256).enumerate() {
+            let mut b = rocksdb::WriteBatch::default();
+            for (j, v) in chunk.iter().enumerate() {
+                b.put(((i * 256 + j) as u64).to_be_bytes(), v);
+            }
+            db.write_opt(b, &w).expect("write");
+        }
+        t.elapsed()
+    };
+
+    // Limit 3: automerge, each document's changes applied in one call.
+    let t = Instant::now();
+    for d in &data.docs {
+        let parsed: Vec<automerge::Change> = d
+            .changes
+            .iter()
+            .map(|c| automerge::Change::try_from(c.chunk()).expect("chunk"))
+            .collect();
+        let mut am = automerge::Automerge::new();
+        am.apply_changes(parsed).expect("apply");
+        std::hint::black_box(am.get_heads());
+    }
+    let automerge_t = t.elapsed();
+
+    // The product: a district node's ingest, then its view.
+    let store = Store::create(&tmp.path().join("db")).expect("store");
+    let district = &data.units[0];
+    let mut replica = Replica::open(store, data.root.public(), None).expect("replica");
+    replica
+        .insert_records(data.records.clone())
+        .expect("records");
+    let t = Instant::now();
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut accepted = 0;
+    for d in &data.docs {
+        if batch.len() + d.changes.len() > 4096 {
+            accepted += replica
+                .ingest(std::mem::take(&mut batch))
+                .expect("ingest")
+                .accepted
+                .len();
+        }
+        batch.extend(d.changes.iter().map(|c| c.encode()));
+    }
+    accepted += replica.ingest(batch).expect("ingest").accepted.len();
+    let ingest = t.elapsed();
+    assert_eq!(accepted, n, "every generated change is accepted");
+    let t = Instant::now();
+    let view = View::build(&replica);
+    let view_build = t.elapsed();
+    let ingest_all = ingest + view_build;
+
+    // Queries on the full district, as the API handlers run them.
+    let scope = district.id;
+    let street = data
+        .units
+        .iter()
+        .find(|u| u.kind.as_str() == "street")
+        .expect("a street");
+    let q = |f: ItemQuery| {
+        let view = &view;
+        move || {
+            serde_json::to_vec(&view.items(&scope, &f).expect("query"))
+                .expect("json")
+                .len()
+        }
+    };
+    let mut queries = Vec::new();
+    let mut run = |name: &str, f: &mut dyn FnMut() -> usize| {
+        let (p50, p99, size) = latency(runs, f);
+        queries.push(json!({"query": name, "p50_ms": p50, "p99_ms": p99, "bytes": size}));
+    };
+    run(
+        "items?list=project&status=open",
+        &mut q(ItemQuery {
+            list: Some("project".into()),
+            status: Some("open".into()),
+            ..Default::default()
+        }),
+    );
+    run(
+        "items?q=助餐",
+        &mut q(ItemQuery {
+            q: Some("助餐".into()),
+            ..Default::default()
+        }),
+    );
+    run(
+        "items?list=need&street=…",
+        &mut q(ItemQuery {
+            list: Some("need".into()),
+            street: Some(street.id.to_string()),
+            ..Default::default()
+        }),
+    );
+    run("stats?by=street", &mut || {
+        serde_json::to_vec(&view.stats(&scope, StatsBy::Street))
+            .expect("json")
+            .len()
+    });
+    run("grids", &mut || {
+        serde_json::to_vec(&view.grids(&scope)).expect("json").len()
+    });
+    run("agreements?expiring_within_days=30", &mut || {
+        let q = AgreementQuery {
+            expiring_within_days: Some(30),
+            ..Default::default()
+        };
+        serde_json::to_vec(&view.agreements(&scope, &q, now as i64).expect("agreements"))
+            .expect("json")
+            .len()
+    });
+
+    // View lag: a community writes (signed, synced commit); its rows are
+    // refreshed as the daemon's observer does.
+    drop(replica);
+    let community = data
+        .units
+        .iter()
+        .find(|u| u.kind.as_str() == "community")
+        .expect("a community");
+    let store = Store::open(&tmp.path().join("db")).expect("reopen");
+    let mut replica = Replica::open(
+        store,
+        data.root.public(),
+        Some(LocalIdentity {
+            secret: community.secret.clone(),
+            unit: community.id,
+        }),
+    )
+    .expect("replica");
+    let mut view = view;
+    let needs = data
+        .docs
+        .iter()
+        .find(|d| d.unit == community.id && d.doc_type == DocType::Needs)
+        .expect("the community's needs");
+    let records: Vec<String> = {
+        let mut am = replica.load(&needs.id).expect("load");
+        ListDoc::open(&mut am, DocType::Needs)
+            .expect("list")
+            .list()
+            .into_iter()
+            .map(|i| i.id)
+            .collect()
+    };
+    let mut writes = Vec::new();
+    let mut lags = Vec::new();
+    for i in 0..100 {
+        let record = records[i % records.len()].clone();
+        let status = [ItemStatus::InProgress, ItemStatus::Open][i % 2];
+        let t = Instant::now();
+        replica
+            .local_change(&needs.id, now + i as u64, |am| {
+                ListDoc::open(am, DocType::Needs)?.set_status(
+                    &record,
+                    status,
+                    (now + i as u64) as i64,
+                )
+            })
+            .expect("write");
+        writes.push(t.elapsed());
+        let t = Instant::now();
+        view.refresh(&replica, &needs.id);
+        lags.push(t.elapsed());
+    }
+    writes.sort();
+    lags.sort();
+    drop(replica);
+    drop(view);
+
+    // Restart: store and replica opened, view rebuilt.
+    let t = Instant::now();
+    let store = Store::open(&tmp.path().join("db")).expect("reopen");
+    let replica = Replica::open(store, data.root.public(), None).expect("replica");
+    let view = View::build(&replica);
+    let restart = t.elapsed();
+    std::hint::black_box(view.len());
+
+    let out = json!({
+        "scale": scale,
+        "documents": data.docs.len(),
+        "changes": n,
+        "signatures": signed.len(),
+        "bytes": bytes,
+        "ingest": {
+            "changes_per_s": rate(n, ingest),
+            "with_view_changes_per_s": rate(n, ingest_all),
+            "ingest_s": ingest.as_secs_f64(),
+            "view_build_s": view_build.as_secs_f64(),
+        },
+        "limits": {
+            "ed25519_dalek_verify_batch_signatures_per_s": rate(signed.len(), raw_verify),
+            "verify_many_signatures_per_s": rate(signed.len(), verify),
+            "rocksdb_synced_batches_256_changes_per_s": rate(n, rocks_s),
+            "automerge_apply_per_doc_changes_per_s": rate(n, automerge_t),
+        },
+        "ratios": {
+            "ingest_vs_verify": rate(n, ingest) / rate(n, raw_verify),
+            "verify_many_vs_verify_batch": rate(n, verify) / rate(n, raw_verify),
+            "ingest_vs_rocksdb": rate(n, ingest) / rate(n, rocks_s),
+            "ingest_with_view_vs_automerge": rate(n, ingest_all) / rate(n, automerge_t),
+        },
+        "queries": queries,
+        "local_write_p50_ms": percentile(&writes, 0.5),
+        "view_lag_p50_ms": percentile(&lags, 0.5),
+        "view_lag_p99_ms": percentile(&lags, 0.99),
+        "restart_s": restart.as_secs_f64(),
+        "rss_mb_in_process": rss_mb(),
+    });
+    if as_json {
+        println!("{out}");
+        return;
+    }
+    let l = &out["limits"];
+    println!(
+        "district ×{scale}: {} documents, {n} changes ({} signed), {bytes} bytes",
+        data.docs.len(),
+        signed.len()
+    );
+    println!(
+        "ingest (verify + rule + apply + synced store): {:.0} changes/s; with the view built: {:.0} changes/s",
+        out["ingest"]["changes_per_s"].as_f64().unwrap_or(0.0),
+        out["ingest"]["with_view_changes_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+    );
+    println!(
+        "  limits: ed25519-dalek verify_batch {:.0} signatures/s (the node's strict verify_many {:.0}/s); RocksDB synced batches of 256 {:.0} changes/s; automerge apply per document {:.0} changes/s",
+        l["ed25519_dalek_verify_batch_signatures_per_s"]
+            .as_f64()
+            .unwrap_or(0.0),
+        l["verify_many_signatures_per_s"].as_f64().unwrap_or(0.0),
+        l["rocksdb_synced_batches_256_changes_per_s"]
+            .as_f64()
+            .unwrap_or(0.0),
+        l["automerge_apply_per_doc_changes_per_s"]
+            .as_f64()
+            .unwrap_or(0.0)
+    );
+    println!(
+        "  ratios: ingest/verify {:.2}, ingest/rocksdb {:.2}, ingest+view/automerge {:.2}",
+        out["ratios"]["ingest_vs_verify"].as_f64().unwrap_or(0.0),
+        out["ratios"]["ingest_vs_rocksdb"].as_f64().unwrap_or(0.0),
+        out["ratios"]["ingest_with_view_vs_automerge"]
+            .as_f64()
+            .unwrap_or(0.0)
+    );
+    for q in out["queries"].as_array().into_iter().flatten() {
+        println!(
+            "query {}: p50 {:.2} ms, p99 {:.2} ms ({} bytes of JSON)",
+            q["query"].as_str().unwrap_or_default(),
+            q["p50_ms"].as_f64().unwrap_or(0.0),
+            q["p99_ms"].as_f64().unwrap_or(0.0),
+            q["bytes"]
+        );
+    }
+    println!(
+        "local write (sign + synced commit) p50 {:.2} ms; view lag (stored → rows updated) p50 {:.2} ms, p99 {:.2} ms",
+        out["local_write_p50_ms"].as_f64().unwrap_or(0.0),
+        out["view_lag_p50_ms"].as_f64().unwrap_or(0.0),
+        out["view_lag_p99_ms"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "restart (open store and replica, rebuild the view): {:.2} s; process RSS now {:.0} MB",
+        restart.as_secs_f64(),
+        rss_mb()
+    );
+}
