@@ -267,6 +267,25 @@ async fn people_roles_sessions_and_audit_on_a_daemon() {
         "a person name that is not UTF-8"
     );
 
+    // Text search: Chinese as written, Latin letters in any case.
+    let (s, _) = op
+        .post(
+            "/v1/items",
+            json!({"list": "resource", "title": "社区活动室 Wi-Fi 覆盖"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    for q in ["WI-FI", "wi-fi", "%E8%A6%86%E7%9B%96"] {
+        let (_, page) = op.get(&format!("/v1/view/items?list=resource&q={q}")).await;
+        let titles: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(titles, ["社区活动室 Wi-Fi 覆盖"], "q={q}");
+    }
+
     // The command line names its person from GONGJIAN_PERSON.
     let out = bin()
         .args([

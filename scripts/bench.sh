@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The benchmarks of BENCHMARKS.md, each figure beside its limit measured in
+# the same run on this machine:
+#   1. bench-district: ingest of the generated district against ed25519
+#      batch verification, RocksDB synced batches and automerge; the view's
+#      queries in process; view lag; restart in process;
+#   2. the daemon on the same district: start → ready, RSS at rest, HTTP
+#      query p50/p99;
+#   3. bench-catchup: sync bytes after 1% of documents changed, cold, and
+#      with nothing changed.
+# usage: scripts/bench.sh [--scale F]   (F = 10 for a large city)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gongjian/target}"
+scale=1
+[ "${1:-}" = "--scale" ] && scale="$2"
+cargo build -p gongjian -p gongjian-tests --locked --quiet
+bin="$CARGO_TARGET_DIR/debug"
+work="$(mktemp -d "${TMPDIR:-/tmp}/gongjian-bench.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "== 1. in process (district ×$scale)"
+"$bin/bench-district" --scale "$scale"
+echo "== 2. the daemon (district ×$scale)"
+"$bin/gongjian" demo generate --profile district --seed 1 --scale "$scale" --out "$work/district" \
+  --api 127.0.0.1:0 --listen /ip4/127.0.0.1/tcp/0 >/dev/null
+python3 scripts/bench_daemon.py "$bin/gongjian" "$work/district"
+echo "== 3. sync catch-up (3,000 documents)"
+"$bin/bench-catchup" --docs 3000
