@@ -7,7 +7,9 @@
 #   2. the daemon on the same district: start → ready, RSS at rest, HTTP
 #      query p50/p99;
 #   3. bench-catchup: sync bytes after 1% of documents changed, cold, and
-#      with nothing changed.
+#      with nothing changed;
+#   4. the cold sync of the district from its 13 street hubs over libp2p on
+#      loopback (14 daemons): time, bytes received, peak RSS.
 # usage: scripts/bench.sh [--scale F]   (F = 10 for a large city)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +30,5 @@ echo "== 2. the daemon (district ×$scale)"
 python3 scripts/bench_daemon.py "$bin/gongjian" "$work/district"
 echo "== 3. sync catch-up (3,000 documents)"
 "$bin/bench-catchup" --docs 3000
+echo "== 4. cold sync from the street hubs (district ×$scale)"
+python3 scripts/bench_cold_sync.py "$bin/gongjian" "$work" --scale "$scale"

@@ -20,6 +20,28 @@ pub enum DemoCommand {
     /// Generate a district (DOMAIN.md's Gulou figures, or a multiple) into a
     /// new district data directory.
     Generate(GenerateArgs),
+    /// The same district as street hubs, for a cold sync: one data
+    /// directory per street holding what that street may see
+    /// (`OUT/hub-<street>`), and a district node that holds nothing but its
+    /// own certificate and dials every hub (`OUT/district`).
+    Hubs(HubsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HubsArgs {
+    #[arg(long, default_value = "district")]
+    profile: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// The directory to create, holding the nodes' data directories.
+    #[arg(long)]
+    out: PathBuf,
+    /// TCP port of the district node on 127.0.0.1; the hubs listen on the
+    /// ports after it.
+    #[arg(long, default_value_t = 47300)]
+    port: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +77,7 @@ const INGEST_BATCH: usize = 4096;
 pub fn run(cmd: DemoCommand) -> anyhow::Result<()> {
     match cmd {
         DemoCommand::Generate(a) => generate_dir(a),
+        DemoCommand::Hubs(a) => hubs(a),
     }
 }
 
@@ -190,5 +213,166 @@ fn generate_dir(a: GenerateArgs) -> anyhow::Result<()> {
             dir.api_token().display()
         );
     }
+    Ok(())
+}
+
+/// Stores `changes` through the replica's real ingest, in batches.
+fn ingest_all(
+    replica: &mut gongjian_engine::Replica,
+    docs: &[&gongjian_gen::Doc],
+) -> anyhow::Result<usize> {
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(INGEST_BATCH);
+    let mut accepted = 0;
+    for d in docs {
+        if batch.len() + d.changes.len() > INGEST_BATCH {
+            accepted += replica
+                .ingest(std::mem::take(&mut batch))
+                .context("ingesting")
+                .code(Exit::Failure)?
+                .accepted
+                .len();
+        }
+        batch.extend(d.changes.iter().map(|c| c.encode()));
+    }
+    accepted += replica
+        .ingest(batch)
+        .context("ingesting")
+        .code(Exit::Failure)?
+        .accepted
+        .len();
+    Ok(accepted)
+}
+
+fn hubs(a: HubsArgs) -> anyhow::Result<()> {
+    use gongjian_identity::{DocId, RecordKind, UnitKind};
+    let Some(profile) = Profile::named(&a.profile) else {
+        return bail(
+            Exit::BadInput,
+            format!("--profile: `{}` is not one of district, small", a.profile),
+        );
+    };
+    if a.out.exists() {
+        return bail(
+            Exit::DataDir,
+            format!("{}: exists already", a.out.display()),
+        );
+    }
+    let data = generate(&profile.scaled(a.scale), a.seed, now())
+        .context("generating the district")
+        .code(Exit::Failure)?;
+    let district = &data.units[0];
+    let streets: Vec<&gongjian_gen::Unit> = data
+        .units
+        .iter()
+        .filter(|u| u.kind == UnitKind::Street)
+        .collect();
+    let certificates: Vec<_> = data
+        .records
+        .iter()
+        .filter(|r| r.kind() != RecordKind::Genesis)
+        .cloned()
+        .collect();
+    let addr = |i: usize| format!("/ip4/127.0.0.1/tcp/{}", usize::from(a.port) + i);
+    let config =
+        |u: &gongjian_gen::Unit, kind: &str, listen: String, bootstrap: Vec<String>| Config {
+            unit: u.id.to_string(),
+            kind: kind.into(),
+            name: u.name.clone(),
+            parent: u.parent.map(|p| p.to_string()),
+            trust_root: data.root.public().to_string(),
+            listen: vec![listen],
+            api: "127.0.0.1:0".into(),
+            bootstrap,
+            mdns: Some(false),
+            resync_secs: None,
+            log_format: None,
+        };
+    // Every genesis, to learn each document's audience.
+    let trust = {
+        let mut all = gongjian_model::Membership::new(data.root.public());
+        for rec in &data.records {
+            if let Ok(v) = gongjian_model::verify_record(rec.clone()) {
+                all.insert(v);
+            }
+        }
+        all.evaluate()
+    };
+    let mut out = Vec::new();
+    for (i, st) in streets.iter().enumerate() {
+        let dir = DataDir(a.out.join(format!("hub-{}", st.id)));
+        crate::cmd_init::create_data_dir(
+            &dir,
+            &config(st, "street", addr(i + 1), vec![]),
+            &st.secret,
+            None,
+        )?;
+        let mut opened = open(&dir)?;
+        let r = &mut opened.replica;
+        r.insert_records(certificates.clone())
+            .context("storing the certificates")
+            .code(Exit::Failure)?;
+        // Only the documents this street may see.
+        let visible: std::collections::BTreeSet<DocId> = data
+            .docs
+            .iter()
+            .map(|d| d.id)
+            .filter(|d| trust.may_see(&st.id, d))
+            .collect();
+        let geneses: Vec<_> = data
+            .records
+            .iter()
+            .filter(|r| r.kind() == RecordKind::Genesis && visible.contains(&DocId(r.hash())))
+            .cloned()
+            .collect();
+        r.insert_records(geneses)
+            .context("storing the geneses")
+            .code(Exit::Failure)?;
+        let docs: Vec<&gongjian_gen::Doc> = data
+            .docs
+            .iter()
+            .filter(|d| visible.contains(&d.id))
+            .collect();
+        let accepted = ingest_all(r, &docs)?;
+        let changes: usize = docs.iter().map(|d| d.changes.len()).sum();
+        if accepted != changes {
+            return bail(
+                Exit::Failure,
+                format!(
+                    "hub {}: {accepted} of {changes} changes accepted: a generator bug",
+                    st.id
+                ),
+            );
+        }
+        out.push(json!({"unit": st.id, "dir": dir.0, "listen": addr(i + 1), "documents": docs.len(), "changes": changes}));
+    }
+    // The district starts with its own certificate only; the rest comes
+    // from the hubs.
+    let dir = DataDir(a.out.join("district"));
+    let bootstrap = (1..=streets.len()).map(addr).collect();
+    crate::cmd_init::create_data_dir(
+        &dir,
+        &config(district, "district", addr(0), bootstrap),
+        &district.secret,
+        Some(&data.root),
+    )?;
+    let mut opened = open(&dir)?;
+    opened
+        .replica
+        .insert_records(certificates.iter().take(1).cloned().collect())
+        .context("storing the district's certificate")
+        .code(Exit::Failure)?;
+    drop(opened);
+    println!(
+        "{}",
+        json!({
+            "district": dir.0,
+            "listen": addr(0),
+            "documents": data.summary.documents,
+            "changes": data.summary.changes,
+            "change_bytes": data.summary.change_bytes,
+            "records": data.records.len(),
+            "hubs": out,
+        })
+    );
     Ok(())
 }

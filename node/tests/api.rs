@@ -407,3 +407,61 @@ async fn api_end_to_end_on_two_daemons() {
     assert!(digest_before["digest"].is_string());
     assert_eq!(digest_after["digest"], digest_before["digest"]);
 }
+
+/// `demo hubs`: a street hub holding what its street may see, and a
+/// district holding nothing but its own certificate; the district, started
+/// second, gets every document and change from the hub over libp2p.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_district_syncs_everything_from_its_street_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("hubs");
+    let port = 30_000 + (std::process::id() % 20_000) as u16;
+    let setup = ok(&[
+        "demo",
+        "hubs",
+        "--profile",
+        "small",
+        "--seed",
+        "4",
+        "--out",
+        p(&out),
+        "--port",
+        &port.to_string(),
+    ]);
+    let hubs = setup["hubs"].as_array().unwrap();
+    assert_eq!(hubs.len(), 1, "the small profile has one street: {setup}");
+    assert_eq!(
+        hubs[0]["changes"], setup["changes"],
+        "the street sees its whole subtree"
+    );
+    let hub = start(std::path::Path::new(hubs[0]["dir"].as_str().unwrap()));
+    let district = start(std::path::Path::new(setup["district"].as_str().unwrap()));
+    let c = Client {
+        http: reqwest::Client::new(),
+    };
+    let (docs, changes) = (setup["documents"].clone(), setup["changes"].clone());
+    c.until(
+        &district,
+        "/v1/status",
+        "every document and change from the hub",
+        |v| v["documents"] == docs && v["changes"] == changes,
+    )
+    .await;
+    // The view answers from what came: the hub's and the district's
+    // digests of the street's scope agree.
+    let street = hubs[0]["unit"].as_str().unwrap();
+    c.until(
+        &district,
+        &format!("/v1/view/digest?scope={street}"),
+        "the view",
+        |_| true,
+    )
+    .await;
+    let (_, a) = c
+        .get(&district, &format!("/v1/view/digest?scope={street}"))
+        .await;
+    let (_, b) = c
+        .get(&hub, &format!("/v1/view/digest?scope={street}"))
+        .await;
+    assert_eq!(a["digest"], b["digest"]);
+}

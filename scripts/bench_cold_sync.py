@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Cold sync of a district from its street hubs over libp2p on loopback
+(BENCHMARKS.md): `gongjian demo hubs` writes one data directory per street
+holding what that street may see, and a district node holding nothing but
+its own certificate; the hubs start, then the district, which dials them
+all. Measured: time from the district's start until it holds every
+document and change, bytes it received (its /metrics), its peak RSS
+(VmHWM).
+
+usage: bench_cold_sync.py GONGJIAN_BIN WORK_DIR [--scale F] [--json]
+"""
+import http.client, json, os, subprocess, sys, time
+
+gj, work = sys.argv[1], sys.argv[2]
+scale = sys.argv[sys.argv.index("--scale") + 1] if "--scale" in sys.argv else "1"
+port = int(os.environ.get("GONGJIAN_BENCH_PORT", "47300"))
+setup = json.loads(subprocess.check_output(
+    [gj, "demo", "hubs", "--out", os.path.join(work, "hubs"), "--scale", scale, "--port", str(port)]))
+procs = []
+
+def start(d):
+    p = subprocess.Popen([gj, "run", "--data-dir", d], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    procs.append(p)
+    line = json.loads(p.stdout.readline())
+    return p, line["api"]
+
+def status_of(api, token, path):
+    host, port_ = api.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port_), timeout=120)
+    c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    r = c.getresponse()
+    body = r.read()
+    return body
+
+def vm(pid, key):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+try:
+    for h in setup["hubs"]:
+        start(h["dir"])
+    district = setup["district"]
+    token = open(os.path.join(district, "api.token")).read().strip()
+    t0 = time.monotonic()
+    p, api = start(district)
+    want_docs, want_changes = setup["documents"], setup["changes"]
+    last = None
+    while True:
+        # /v1/status runs on the sync thread, behind the batches being
+        # ingested: a slow answer is waited for, not counted as an error.
+        try:
+            s = json.loads(status_of(api, token, "/v1/status"))
+        except (TimeoutError, OSError):
+            continue
+        last = (s["documents"], s["changes"])
+        if s["documents"] >= want_docs and s["changes"] >= want_changes:
+            break
+        if time.monotonic() - t0 > 600:
+            raise SystemExit(f"cold sync did not finish in 600 s: {last} of {(want_docs, want_changes)}")
+        time.sleep(0.25)
+    took = time.monotonic() - t0
+    metrics = status_of(api, token, "/metrics").decode()
+    received = sent = 0
+    for line in metrics.splitlines():
+        if line.startswith("gongjian_network_received_bytes"):
+            received = float(line.split()[-1])
+        if line.startswith("gongjian_network_sent_bytes"):
+            sent = float(line.split()[-1])
+    out = {
+        "scale": float(scale), "hubs": len(setup["hubs"]), "documents": want_docs, "changes": want_changes,
+        "change_bytes": setup["change_bytes"], "seconds": took, "received_bytes": received, "sent_bytes": sent,
+        "received_vs_signed": received / setup["change_bytes"], "peak_rss_mb": vm(p.pid, "VmHWM:"),
+    }
+finally:
+    for q in procs:
+        q.terminate()
+    for q in procs:
+        q.wait()
+if "--json" in sys.argv:
+    print(json.dumps(out))
+else:
+    print(f"cold sync of the district ×{out['scale']:g} from {out['hubs']} street hubs over libp2p: {out['seconds']:.1f} s; "
+          f"received {out['received_bytes']:.0f} B for {out['change_bytes']} B of signed changes "
+          f"({out['received_vs_signed']:.2f}×), sent {out['sent_bytes']:.0f} B; peak RSS {out['peak_rss_mb']:.0f} MB")
