@@ -18,6 +18,8 @@ pub enum Exit {
     Locked = 6,
     /// 7: the write is not allowed for this unit.
     Forbidden = 7,
+    /// 8: `gongjian verify` found the store corrupt.
+    Corrupt = 8,
 }
 
 impl fmt::Display for Exit {
@@ -29,6 +31,7 @@ impl fmt::Display for Exit {
             Exit::DataDir => "data dir",
             Exit::Locked => "store locked",
             Exit::Forbidden => "not allowed",
+            Exit::Corrupt => "store corrupt",
         })
     }
 }

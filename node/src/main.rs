@@ -86,6 +86,9 @@ enum Command {
     Backup(cmd_admin::BackupArgs),
     /// Replace the store with a backup; moves the node to a new epoch.
     Restore(cmd_admin::RestoreArgs),
+    /// Read back and check the whole store (checksums, signatures, heads),
+    /// the daemon stopped; `--repair` drops corrupt documents to refetch.
+    Verify(cmd_admin::VerifyArgs),
     /// Demo data: generate a district-scale data set into a data directory.
     #[command(subcommand)]
     Demo(cmd_demo::DemoCommand),
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(c) => cmd_api::status(c),
         Command::Backup(a) => cmd_admin::backup(a),
         Command::Restore(a) => cmd_admin::restore(a),
+        Command::Verify(a) => cmd_admin::verify(a),
     }
 }
 

@@ -15,7 +15,7 @@ use gongjian_identity::{
 };
 use gongjian_model::{ItemFields, ListDoc, ListKind};
 use gongjian_store::Store;
-use gongjian_sync::{Input, Message, Output, PeerProgress, Role, Session, encode};
+use gongjian_sync::{Fetches, Input, Message, Output, PeerProgress, Role, Session, encode};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -86,6 +86,8 @@ pub struct SimNode {
     /// The node's own needs document.
     pub doc: Option<DocId>,
     pub writes: u64,
+    /// What this node's sessions are fetching (as the daemon's actor).
+    fetches: Fetches,
 }
 
 #[derive(Debug)]
@@ -140,6 +142,8 @@ pub struct World {
     pub fifo: bool,
     /// (second device, the community node it serves).
     pub devices: Vec<(usize, usize)>,
+    /// Waking sessions now (no nested wake rounds).
+    waking: bool,
 }
 
 fn cert(
@@ -352,6 +356,7 @@ impl World {
                 replica: Some(replica),
                 doc,
                 writes: 0,
+                fetches: Fetches::new(),
             });
         }
         let report = Report {
@@ -371,6 +376,7 @@ impl World {
             max_depth: 0,
             fifo: false,
             devices,
+            waking: false,
         }
     }
 
@@ -488,6 +494,7 @@ impl World {
                 .commit_blocking(b)
                 .expect("persist progress");
         }
+        self.wake(idx);
     }
 
     /// Opens a fresh connection on link `l` (both sessions start over,
@@ -499,8 +506,18 @@ impl World {
         let link = &mut self.links[l];
         link.generation += 1;
         link.sessions = Some((
-            Session::new(self.nodes[parent].unit, Role::Initiator, cp),
-            Session::new(self.nodes[child].unit, Role::Responder, pp),
+            Session::with_fetches(
+                self.nodes[parent].unit,
+                Role::Initiator,
+                cp,
+                &self.nodes[child].fetches,
+            ),
+            Session::with_fetches(
+                self.nodes[child].unit,
+                Role::Responder,
+                pp,
+                &self.nodes[parent].fetches,
+            ),
         ));
         self.drive(l, false, Input::Start, 0);
         self.drive(l, true, Input::Start, 0);
@@ -525,6 +542,38 @@ impl World {
     fn disconnect(&mut self, l: usize) {
         self.links[l].sessions = None;
         self.net.retain(|p| p.link != l);
+        // Dropping the sessions ended their fetches.
+        let (child, parent) = (self.links[l].child, self.links[l].parent);
+        self.wake(child);
+        self.wake(parent);
+    }
+
+    /// After a fetch other sessions of node `i` waited for ended: they ask
+    /// for what they deferred, as the daemon's actor does.
+    fn wake(&mut self, i: usize) {
+        if self.waking || self.nodes[i].replica.is_none() {
+            return;
+        }
+        self.waking = true;
+        while self.nodes[i].fetches.take_released() {
+            for l in 0..self.links.len() {
+                let (child, parent) = (self.links[l].child, self.links[l].parent);
+                if child != i && parent != i {
+                    continue;
+                }
+                let deferred = self.links[l].sessions.as_ref().is_some_and(|(c, p)| {
+                    if child == i {
+                        c.has_deferred()
+                    } else {
+                        p.has_deferred()
+                    }
+                });
+                if deferred {
+                    self.drive(l, child == i, Input::Wake, 0);
+                }
+            }
+        }
+        self.waking = false;
     }
 
     /// Kills node `i` and starts it again from its store.

@@ -144,7 +144,7 @@ fn over_capacity(
 }
 
 /// Hashes reachable from signed changes through same-actor dependencies.
-fn vouched<'a>(changes: impl Iterator<Item = &'a SignedChange>) -> BTreeSet<Hash> {
+pub(crate) fn vouched<'a>(changes: impl Iterator<Item = &'a SignedChange>) -> BTreeSet<Hash> {
     let by_hash: BTreeMap<Hash, &SignedChange> = changes.map(|c| (c.hash(), c)).collect();
     let mut out: BTreeSet<Hash> = BTreeSet::new();
     let mut todo: Vec<Hash> = by_hash

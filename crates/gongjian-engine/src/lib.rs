@@ -12,6 +12,7 @@ mod error;
 mod fast;
 mod ingest;
 mod replica;
+mod scrub;
 mod sync_host;
 
 pub use bundle::{
@@ -21,3 +22,4 @@ pub use bundle::{
 pub use error::{EngineError, InvalidChange};
 pub use ingest::{IngestCounters, IngestReport};
 pub use replica::{LocalIdentity, Replica};
+pub use scrub::{ScrubProblem, ScrubReport};

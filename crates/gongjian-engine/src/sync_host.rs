@@ -113,6 +113,10 @@ impl Host for Replica {
             .collect())
     }
 
+    fn has_record(&mut self, hash: &Hash) -> Result<bool, EngineError> {
+        Ok(self.membership.get(hash).is_some())
+    }
+
     fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
         let mut summary = IngestSummary::default();
         let mut decoded = Vec::with_capacity(records.len());

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use gongjian_engine::Replica;
 use gongjian_identity::{DocId, PublicKey, SignedRecord, UnitId};
-use gongjian_sync::{Host, Input, Output, PeerProgress, Role, Session, encode};
+use gongjian_sync::{Fetches, Host, Input, Output, PeerProgress, Role, Session, encode};
 use libp2p::PeerId;
 use tokio::sync::{Notify, mpsc};
 
@@ -108,6 +108,11 @@ pub struct Actor {
     local_key: PublicKey,
     local_unit: UnitId,
     last_announce: Instant,
+    /// What the sessions are fetching: each record or document from one
+    /// peer at a time.
+    fetches: Fetches,
+    /// Waking sessions now (no nested wake rounds).
+    waking: bool,
 }
 
 impl std::fmt::Debug for Actor {
@@ -139,6 +144,8 @@ impl Actor {
             local_key,
             local_unit,
             last_announce: Instant::now(),
+            fetches: Fetches::new(),
+            waking: false,
         }
     }
 
@@ -284,7 +291,12 @@ impl Actor {
                 let progress = self.load_progress(&key);
                 let slot = self.slots.get_mut(&stream).expect("present");
                 slot.unit = Some(unit);
-                slot.session = Some(Session::new(unit, slot.role, progress));
+                slot.session = Some(Session::with_fetches(
+                    unit,
+                    slot.role,
+                    progress,
+                    &self.fetches,
+                ));
                 crate::status::TRAFFIC
                     .sessions
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -349,7 +361,13 @@ impl Actor {
             return;
         };
         let records_before = self.replica.membership().len();
+        let awaited = session.awaits_peer();
         let res = session.handle(&mut self.replica, input, now_secs());
+        if !awaited && session.awaits_peer() {
+            // Asking again after waiting on other sessions: the stall
+            // timer counts from now.
+            slot.last_rx = Instant::now();
+        }
         let (peer, key, unit) = (slot.peer, slot.key, slot.unit);
         let outputs = match res {
             Ok(o) => o,
@@ -413,6 +431,28 @@ impl Actor {
         if !changed.is_empty() {
             self.notify(&changed, Some(stream));
         }
+        self.wake();
+    }
+
+    /// After a fetch other sessions waited for ended: they ask for what
+    /// they deferred (what arrived meanwhile is not asked for again).
+    fn wake(&mut self) {
+        if self.waking {
+            return;
+        }
+        self.waking = true;
+        while self.fetches.take_released() {
+            let waiting: Vec<u64> = self
+                .slots
+                .iter()
+                .filter(|(_, s)| s.session.as_ref().is_some_and(Session::has_deferred))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in waiting {
+                self.input(id, Input::Wake);
+            }
+        }
+        self.waking = false;
     }
 
     /// New records (a genesis, a certificate) are only learnt by
@@ -471,6 +511,9 @@ impl Actor {
             if cut {
                 let _ = self.swarm.send(SwarmCmd::Disconnect(slot.peer));
             }
+            // Dropping the session ended its fetches.
+            drop(slot);
+            self.wake();
         }
     }
 
@@ -489,7 +532,9 @@ impl Actor {
                         if now.duration_since(s.last_start) >= self.timing.resync {
                             restart.push(*id);
                         }
-                    } else if now.duration_since(s.last_rx) > self.timing.stall {
+                    } else if sess.awaits_peer()
+                        && now.duration_since(s.last_rx) > self.timing.stall
+                    {
                         stalled.push((*id, "sync stalled"));
                     }
                 }
@@ -513,6 +558,17 @@ impl Actor {
                 s.last_start = now;
             }
             self.input(id, Input::Start);
+        }
+        // Claims past their lease are taken over without a release: the
+        // sessions waiting on them ask again once a second.
+        let waiting: Vec<u64> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.session.as_ref().is_some_and(Session::has_deferred))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            self.input(id, Input::Wake);
         }
     }
 }

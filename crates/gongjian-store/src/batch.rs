@@ -26,6 +26,8 @@ pub struct DocMeta {
 pub(crate) enum Op {
     Put(Cf, Vec<u8>, Vec<u8>),
     Delete(Cf, Vec<u8>),
+    /// Keys from the first (inclusive) to the second (exclusive).
+    DeleteRange(Cf, Vec<u8>, Vec<u8>),
 }
 
 /// A set of writes committed atomically and durably.
@@ -106,6 +108,31 @@ impl Batch {
             doc_hash_key(change.doc(), &change.hash()),
             value::encode(&entry),
         ));
+    }
+
+    /// Forgets everything held of a document but its genesis record: its
+    /// changes, index, quarantine and meta (a scrub found it corrupt; sync
+    /// fetches it again from peers). Range deletes: nothing is read.
+    pub fn drop_doc(&mut self, doc: &DocId) {
+        let from = doc.as_bytes().to_vec();
+        // The next 32-byte prefix; a document id of all 0xff bytes has no
+        // successor of the same length, so its range ends past it.
+        let mut to = from.clone();
+        let mut end = None;
+        for i in (0..to.len()).rev() {
+            if to[i] < 0xff {
+                to[i] += 1;
+                to.truncate(i + 1);
+                end = Some(to);
+                break;
+            }
+        }
+        let end = end.unwrap_or_else(|| vec![0xff; 33 + 36 + 8]);
+        for cf in [Cf::Changes, Cf::ChangeIndex, Cf::Quarantine] {
+            self.ops
+                .push(Op::DeleteRange(cf, from.clone(), end.clone()));
+        }
+        self.ops.push(Op::Delete(Cf::Docs, from));
     }
 
     pub fn put_doc(&mut self, doc: &DocId, meta: &DocMeta) {

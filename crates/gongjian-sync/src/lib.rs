@@ -15,6 +15,7 @@
 //! peer announced before checking it against a cap.
 
 mod batch;
+mod fetches;
 mod message;
 mod rbsr;
 mod session;
@@ -23,6 +24,7 @@ pub use batch::{
     Answer, BatchLimits, HARD_MAX_BYTES, MAX_ANSWER_BYTES, causal_order, edge_signed_batches,
     vouched_prefix,
 };
+pub use fetches::{Fetch, Fetches};
 pub use message::{DecodeError, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode};
 pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, SetId, Snapshot};
 pub use session::{

@@ -13,6 +13,7 @@ use gongjian_identity::{ActorId, DocId, Hash, SignedChange, UnitId};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{BatchLimits, causal_order, edge_signed_batches};
+use crate::fetches::{Fetch, Fetches};
 use crate::message::{MAX_LIST, Message, decode};
 use crate::rbsr::{Item, SetId, Snapshot};
 
@@ -54,6 +55,8 @@ pub trait Host {
     /// The encoded records among `hashes` that `peer` may see.
     fn records(&mut self, hashes: &[Hash], peer: &UnitId) -> Result<Vec<Vec<u8>>, Self::Error>;
     fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, Self::Error>;
+    /// Whether this node holds the record `hash`.
+    fn has_record(&mut self, hash: &Hash) -> Result<bool, Self::Error>;
     /// This node's version vector of `doc` (empty if not held).
     fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, Self::Error>;
     /// This node's item for `doc`, if it holds it and `peer` (or, with
@@ -90,6 +93,8 @@ pub enum Input {
     Message(Vec<u8>),
     /// A document changed here: tell the peer if it may see it.
     LocalChange(DocId),
+    /// A fetch another session held ended: ask for what was deferred.
+    Wake,
 }
 
 /// What the host must do.
@@ -171,6 +176,29 @@ pub struct Session {
     progress: PeerProgress,
     stats: SessionStats,
     limits: BatchLimits,
+    /// The node's fetches shared with its other sessions, and this
+    /// session's id among them.
+    fetches: Option<(Fetches, u64)>,
+    /// Documents wanted but being fetched by another session.
+    deferred_docs: BTreeSet<DocId>,
+    /// Records wanted but being fetched by another session.
+    deferred_records: BTreeSet<Hash>,
+    /// `now` of the input being handled (claims are leased).
+    now: u64,
+    /// The hashes of each `WantRecords` awaiting its answer, in order.
+    records_asked: VecDeque<Vec<Hash>>,
+    /// Woken: ask for the deferred records (documents) when this session's
+    /// own asks are answered (its queue is empty).
+    retry_records: bool,
+    retry_docs: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some((f, id)) = &self.fetches {
+            f.release_all(*id);
+        }
+    }
 }
 
 impl Session {
@@ -192,6 +220,60 @@ impl Session {
             progress,
             stats: SessionStats::default(),
             limits: BatchLimits::default(),
+            fetches: None,
+            deferred_docs: BTreeSet::new(),
+            deferred_records: BTreeSet::new(),
+            now: 0,
+            records_asked: VecDeque::new(),
+            retry_records: false,
+            retry_docs: false,
+        }
+    }
+
+    /// A session that fetches nothing another session of `fetches` is
+    /// fetching (see [`Fetches`]).
+    pub fn with_fetches(
+        peer: UnitId,
+        role: Role,
+        progress: PeerProgress,
+        fetches: &Fetches,
+    ) -> Session {
+        let mut s = Session::new(peer, role, progress);
+        s.fetches = Some((fetches.clone(), fetches.register()));
+        s
+    }
+
+    /// Whether something wanted waits for another session's fetch.
+    pub fn has_deferred(&self) -> bool {
+        !self.deferred_docs.is_empty() || !self.deferred_records.is_empty()
+    }
+
+    /// Whether this session waits for its peer (an answer is due), as
+    /// opposed to being synced or waiting only for other sessions.
+    pub fn awaits_peer(&self) -> bool {
+        !self.awaiting.is_empty() || self.records_awaited > 0 || !self.in_flight.is_empty()
+    }
+
+    fn claim(&self, what: Fetch) -> bool {
+        self.fetches
+            .as_ref()
+            .is_none_or(|(f, id)| f.claim(what, *id, self.now))
+    }
+
+    fn release(&self, what: Fetch) {
+        if let Some((f, id)) = &self.fetches {
+            f.release(what, *id);
+        }
+    }
+
+    /// Asks the peer for `hashes`, in messages of at most `MAX_LIST`.
+    fn want_records(&mut self, hashes: Vec<Hash>, out: &mut Vec<Output>) {
+        for chunk in hashes.chunks(MAX_LIST) {
+            self.records_awaited += 1;
+            self.records_asked.push_back(chunk.to_vec());
+            out.push(Output::Send(Message::WantRecords {
+                hashes: chunk.to_vec(),
+            }));
         }
     }
 
@@ -221,6 +303,7 @@ impl Session {
         now: u64,
     ) -> Result<Vec<Output>, H::Error> {
         let mut out = Vec::new();
+        self.now = now;
         match input {
             Input::Start => self.start(host, &mut out)?,
             Input::Message(bytes) => {
@@ -229,6 +312,10 @@ impl Session {
                     Ok(msg) => self.on_message(host, msg, &mut out)?,
                     Err(e) => self.misbehaved(&mut out, format!("{e}")),
                 }
+            }
+            Input::Wake => {
+                self.retry_records = !self.deferred_records.is_empty();
+                self.retry_docs = !self.deferred_docs.is_empty();
             }
             Input::LocalChange(doc) => {
                 if let Some(item) = host.doc_item(&doc, Some(&self.peer))? {
@@ -255,7 +342,13 @@ impl Session {
         // A new round on a synced session (periodic resync): from scratch.
         if self.phase == Phase::Synced {
             self.phase = Phase::Records;
-            self.wanted.clear();
+            // Docs still in flight stay wanted: their answers are due.
+            let in_flight = &self.in_flight;
+            self.wanted.retain(|d| in_flight.contains(d));
+            self.deferred_docs.clear();
+            self.deferred_records.clear();
+            self.retry_docs = false;
+            self.retry_records = false;
         } else if self.phase != Phase::Records || !self.awaiting.is_empty() {
             return Ok(()); // a round is already under way
         }
@@ -304,14 +397,43 @@ impl Session {
         }
     }
 
-    /// Sends wants up to the in-flight bound.
+    /// Sends wants up to the in-flight bound. What another session is
+    /// fetching waits (deferred); woken (such a fetch ended), it is asked
+    /// for again once this session's own asks are answered.
     fn pump<H: Host>(&mut self, host: &mut H, out: &mut Vec<Output>) -> Result<(), H::Error> {
+        if self.retry_records && self.records_awaited == 0 {
+            self.retry_records = false;
+            let mut ask = Vec::new();
+            for h in std::mem::take(&mut self.deferred_records) {
+                if host.has_record(&h)? {
+                    continue; // it came from the other peer
+                }
+                if self.claim(Fetch::Record(h)) {
+                    ask.push(h);
+                } else {
+                    self.deferred_records.insert(h);
+                }
+            }
+            self.want_records(ask, out);
+        }
+        if self.retry_docs && self.queue.is_empty() {
+            self.retry_docs = false;
+            // Asked by version vector, so only what the other peer did not
+            // bring comes.
+            self.queue.extend(std::mem::take(&mut self.deferred_docs));
+        }
+        let mut deferred = BTreeSet::new();
         while self.in_flight.len() < MAX_WANTS_IN_FLIGHT {
             let Some(doc) = self.queue.pop_front() else {
                 break;
             };
+            if !self.claim(Fetch::Doc(doc)) {
+                deferred.insert(doc);
+                continue;
+            }
             let have: Vec<(ActorId, u64)> = host.version_vector(&doc)?.into_iter().collect();
             if have.len() > MAX_LIST {
+                self.release(Fetch::Doc(doc));
                 continue;
             }
             self.in_flight.insert(doc);
@@ -320,6 +442,7 @@ impl Session {
             }
             out.push(Output::Send(Message::Want { doc, have }));
         }
+        self.deferred_docs.extend(deferred);
         Ok(())
     }
 
@@ -334,7 +457,9 @@ impl Session {
         if self.role != Role::Initiator {
             return Ok(());
         }
-        let quiet = self.awaiting.is_empty() && self.records_awaited == 0;
+        let quiet = self.awaiting.is_empty()
+            && self.records_awaited == 0
+            && self.deferred_records.is_empty();
         if self.phase == Phase::Records && quiet {
             self.phase = Phase::Docs;
             self.open(host, SetId::Docs, out)?;
@@ -342,6 +467,7 @@ impl Session {
             && quiet
             && self.in_flight.is_empty()
             && self.queue.is_empty()
+            && self.deferred_docs.is_empty()
         {
             self.phase = Phase::Synced;
             self.progress.completed_sessions += 1;
@@ -404,12 +530,16 @@ impl Session {
                 };
                 match set {
                     SetId::Records => {
-                        for chunk in response.wanted.chunks(MAX_LIST) {
-                            self.records_awaited += 1;
-                            out.push(Output::Send(Message::WantRecords {
-                                hashes: chunk.iter().map(|k| Hash(*k)).collect(),
-                            }));
+                        let mut ask = Vec::new();
+                        for k in response.wanted {
+                            let h = Hash(k);
+                            if self.claim(Fetch::Record(h)) {
+                                ask.push(h);
+                            } else {
+                                self.deferred_records.insert(h);
+                            }
                         }
+                        self.want_records(ask, out);
                     }
                     SetId::Docs => {
                         for k in response.wanted {
@@ -417,6 +547,7 @@ impl Session {
                             if host.visible(&doc, &self.peer)?
                                 && !self.in_flight.contains(&doc)
                                 && !self.queue.contains(&doc)
+                                && !self.deferred_docs.contains(&doc)
                             {
                                 // Fetched earlier in this session perhaps
                                 // (a later reconciliation): it moved since.
@@ -457,6 +588,11 @@ impl Session {
                     return Ok(());
                 }
                 self.records_awaited -= 1;
+                if let Some(asked) = self.records_asked.pop_front() {
+                    for h in asked {
+                        self.release(Fetch::Record(h));
+                    }
+                }
                 if records.is_empty() {
                     return Ok(());
                 }
@@ -568,6 +704,7 @@ impl Session {
                     }
                 }
                 if last && self.in_flight.remove(&doc) {
+                    self.release(Fetch::Doc(doc));
                     self.stats.docs_fetched += 1;
                     match self.incomplete.remove(&doc) {
                         Some(n) if n > 0 => {
@@ -597,6 +734,7 @@ impl Session {
                 if mine.is_none_or(|i| i.value != state)
                     && !self.in_flight.contains(&doc)
                     && !self.queue.contains(&doc)
+                    && !self.deferred_docs.contains(&doc)
                 {
                     // Fetch again even if fetched earlier in this session.
                     self.wanted.remove(&doc);

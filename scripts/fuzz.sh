@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs each cargo-fuzz target (fuzz/fuzz_targets) for SECONDS (default 60)
+# on the nightly toolchain; crashes land in fuzz/artifacts/<target>/ and
+# must become regression tests.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-60}"; shift || true
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(sync_message signed_change signed_record signed_chunk)
+for t in "${targets[@]}"; do
+  echo "== $t for ${secs}s"
+  cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048
+done

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Partitions across real processes: five `gongjian run` daemons, each in
+its own Linux network namespace, joined pairwise by veth links (a full mesh
+of ten links). For `--minutes`, links are cut and restored at random
+(`ip link set ... down/up`) while every node writes through its API. Then
+every link comes up, and the script measures the time until all nodes hold
+identical heads for every document they share, every unit's view digest
+is the same on the unit and on each of its ancestors, and every write that
+was acknowledged is in the district's view.
+
+usage (as root): partition.py GONGJIAN_BIN WORK_DIR [--minutes M] [--seed S]
+Prints one JSON line; exit 1 if the nodes do not converge within the bound
+or a write is missing.
+"""
+import argparse, http.client, json, os, random, subprocess, sys, threading, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("gj")
+ap.add_argument("work")
+ap.add_argument("--minutes", type=float, default=2.0)
+ap.add_argument("--seed", type=int, default=1)
+ap.add_argument("--bound", type=float, default=120.0, help="seconds allowed to converge")
+a = ap.parse_args()
+rng = random.Random(a.seed)
+tag = f"gj{os.getpid() % 10000}"
+
+# (name, unit, kind, display name, parent index)
+NODES = [
+    ("district", "320106000000", "district", "南京市鼓楼区", None),
+    ("street", "320106002000", "street", "宁海路街道", 0),
+    ("c1", "320106002001", "community", "颐和路社区", 1),
+    ("c2", "320106002002", "community", "北京西路社区", 1),
+    ("hospital", "91350100M000100Y43", "resident", "江苏省人民医院", 2),
+]
+N = len(NODES)
+PAIRS = [(i, j) for i in range(N) for j in range(i + 1, N)]
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+def ns(i):
+    return f"{tag}n{i}"
+
+
+def dev(i, j):
+    return f"{tag}v{i}{j}"
+
+
+def ip_of(i, j):
+    """Node i's address on its link with j."""
+    lo, hi = min(i, j), max(i, j)
+    return f"10.{lo + 1}.{hi + 1}.{1 if i == lo else 2}"
+
+
+def mgmt(i):
+    return f"10.99.{i + 1}.2"
+
+
+def setup_net():
+    for i in range(N):
+        sh("ip", "netns", "add", ns(i))
+        sh("ip", "-n", ns(i), "link", "set", "dev", "lo", "up")
+        # A management link to the host for the API, never cut.
+        sh("ip", "link", "add", f"{tag}m{i}", "type", "veth", "peer", "name", "mg", "netns", ns(i))
+        sh("ip", "addr", "add", f"10.99.{i + 1}.1/24", "dev", f"{tag}m{i}")
+        sh("ip", "link", "set", f"{tag}m{i}", "up")
+        sh("ip", "-n", ns(i), "addr", "add", f"{mgmt(i)}/24", "dev", "mg")
+        sh("ip", "-n", ns(i), "link", "set", "dev", "mg", "up")
+    for i, j in PAIRS:
+        sh("ip", "link", "add", dev(i, j), "netns", ns(i), "type", "veth", "peer", "name", dev(j, i), "netns", ns(j))
+        for x, y in ((i, j), (j, i)):
+            sh("ip", "-n", ns(x), "addr", "add", f"{ip_of(x, y)}/30", "dev", dev(x, y))
+            sh("ip", "-n", ns(x), "link", "set", dev(x, y), "up")
+
+
+def teardown_net():
+    for i in range(N):
+        sh("ip", "netns", "del", ns(i), check=False)
+        sh("ip", "link", "del", f"{tag}m{i}", check=False)
+
+
+def set_link(i, j, up):
+    sh("ip", "-n", ns(i), "link", "set", dev(i, j), "up" if up else "down")
+    sh("ip", "-n", ns(j), "link", "set", dev(j, i), "up" if up else "down")
+
+
+def gj(*args):
+    r = subprocess.run([a.gj, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"gongjian {' '.join(args)}: {r.stderr}")
+    return r.stdout
+
+
+def setup_nodes():
+    dirs = [os.path.join(a.work, n[0]) for n in NODES]
+    root = None
+    for i, (name, unit, kind, disp, parent) in enumerate(NODES):
+        args = ["init", "--data-dir", dirs[i], "--unit", unit, "--kind", kind, "--name", disp,
+                "--listen", "/ip4/0.0.0.0/tcp/4700", "--api", f"{mgmt(i)}:4711"]
+        for j in range(N):
+            if j != i:
+                args += ["--bootstrap", f"/ip4/{ip_of(j, i)}/tcp/4700"]
+        if parent is not None:
+            args += ["--parent", NODES[parent][1], "--trust-root", root]
+        gj(*args)
+        if parent is None:
+            root = json.loads(gj("id", "--data-dir", dirs[i]))["trust_root"]
+            continue
+        key = json.loads(gj("id", "--data-dir", dirs[i]))["public_key"]
+        cert = dirs[i] + ".cert"
+        gj("cert", "issue", "--data-dir", dirs[parent], "--unit", unit, "--kind", kind,
+           "--name", disp, "--key", key, "--out", cert)
+        gj("cert", "install", "--data-dir", dirs[i], cert)
+    return dirs
+
+
+class Node:
+    def __init__(self, i, d):
+        self.i, self.dir = i, d
+        self.token = open(os.path.join(d, "api.token")).read().strip()
+        self.log = open(d + ".log", "w")
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns(i), a.gj, "run", "--data-dir", d],
+                                  stdout=subprocess.PIPE, stderr=self.log)
+        json.loads(self.p.stdout.readline())
+        self.unit = NODES[i][1]
+
+    def req(self, method, path, body=None):
+        c = http.client.HTTPConnection(mgmt(self.i), 4711, timeout=30)
+        h = {"Authorization": f"Bearer {self.token}"}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+            body = json.dumps(body, ensure_ascii=False).encode()
+        c.request(method, path, body, h)
+        r = c.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+
+
+def writer(node, stop, acked, lock):
+    n = 0
+    while not stop.is_set():
+        title = f"{NODES[node.i][3]}分区测试第{n}条"
+        try:
+            s, v = node.req("POST", "/v1/items", {"list": rng.choice(["need", "resource", "project"]),
+                                                  "title": title, "category": "助老"})
+        except OSError:
+            s = 0
+        if s == 201:
+            with lock:
+                acked.append((v["id"], title))
+            n += 1
+        time.sleep(rng.uniform(0.05, 0.4))
+
+
+def ancestors(i):
+    out, p = [], NODES[i][4]
+    while p is not None:
+        out.append(p)
+        p = NODES[p][4]
+    return out
+
+
+def converged(nodes, acked):
+    held = [{d["id"]: d["heads"] for d in n.req("GET", "/v1/docs")[1]["docs"]} for n in nodes]
+    union = set().union(*held)
+    if set(held[0]) != union:
+        return False, "the district lacks documents"
+    for h in held[1:]:
+        if any(held[0][d] != hs for d, hs in h.items()):
+            return False, "heads differ"
+    for i, n in enumerate(nodes):
+        mine = n.req("GET", f"/v1/view/digest?scope={n.unit}")[1]
+        for anc in ancestors(i):
+            theirs = nodes[anc].req("GET", f"/v1/view/digest?scope={n.unit}")[1]
+            if theirs != mine:
+                return False, f"digest of {NODES[i][0]} differs at {NODES[anc][0]}"
+    for id_, title in acked:
+        s, v = nodes[0].req("GET", "/v1/view/items/" + id_)
+        if s != 200 or v.get("title") != title:
+            return False, f"{id_} not in the district's view"
+    return True, "ok"
+
+
+def rss_kb(pid):
+    # The daemon is the child of `ip netns exec` (which execs it: same pid).
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def main():
+    if os.geteuid() != 0 or sh("ip", "netns", "add", f"{tag}probe", check=False).returncode != 0:
+        raise SystemExit("partition.py needs root and `ip netns` (network namespaces)")
+    sh("ip", "netns", "del", f"{tag}probe")
+    setup_net()
+    nodes = []
+    try:
+        dirs = setup_nodes()
+        nodes = [Node(i, d) for i, d in enumerate(dirs)]
+        stop, lock, acked = threading.Event(), threading.Lock(), []
+        ts = [threading.Thread(target=writer, args=(n, stop, acked, lock)) for n in nodes]
+        for t in ts:
+            t.start()
+        down, flips = set(), 0
+        t_end = time.monotonic() + a.minutes * 60
+        while time.monotonic() < t_end:
+            time.sleep(rng.uniform(0.5, 3.0))
+            pair = rng.choice(PAIRS)
+            up = pair in down
+            set_link(*pair, up)
+            (down.discard if up else down.add)(pair)
+            flips += 1
+        stop.set()
+        for t in ts:
+            t.join()
+        for pair in list(down):
+            set_link(*pair, True)
+        healed = time.monotonic()
+        why = ""
+        while time.monotonic() - healed < a.bound:
+            try:
+                ok, why = converged(nodes, acked)
+            except OSError as e:
+                ok, why = False, str(e)
+            if ok:
+                break
+            time.sleep(0.5)
+        else:
+            ok = False
+        result = {
+            "nodes": N, "links": len(PAIRS), "seed": a.seed, "minutes": a.minutes,
+            "link_flips": flips, "writes_acknowledged": len(acked), "converged": ok,
+            "converge_s": round(time.monotonic() - healed, 1) if ok else None, "why": why,
+            "peak_rss_mb": round(max(rss_kb(n.p.pid) for n in nodes) / 1024, 1),
+        }
+        print(json.dumps(result, ensure_ascii=False))
+        return 0 if ok else 1
+    finally:
+        for n in nodes:
+            n.p.terminate()
+        for n in nodes:
+            try:
+                n.p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                n.p.kill()
+        teardown_net()
+
+
+sys.exit(main())

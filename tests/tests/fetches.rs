@@ -1,0 +1,203 @@
+//! A node syncing from two hubs that hold the same things fetches each
+//! record and each document from one of them only (`Fetches`), and still
+//! ends with everything; without the shared fetches it fetches both copies.
+
+use std::collections::VecDeque;
+
+use gongjian_engine::{LocalIdentity, Replica};
+use gongjian_identity::{Certificate, DocType, RecordBody, Secret, SignedRecord, UnitId, UnitKind};
+use gongjian_model::NeedsDoc;
+use gongjian_store::Store;
+use gongjian_sync::{Fetches, Input, Output, PeerProgress, Role, Session, encode};
+
+const NOW: u64 = 1_780_000_000;
+const DISTRICT: &str = "320106000000";
+const STREETS: [&str; 2] = ["320106002000", "320106003000"];
+
+fn cert(
+    root: &Secret,
+    subject: &Secret,
+    unit: &str,
+    kind: UnitKind,
+    parent: Option<&str>,
+) -> SignedRecord {
+    Certificate {
+        subject: subject.public(),
+        unit: unit.parse().unwrap(),
+        kind,
+        parent: parent.map(|p| p.parse().unwrap()),
+        name: format!("{unit}单位"),
+        not_before: NOW - 10,
+        not_after: NOW + 86_400,
+    }
+    .sign(root)
+}
+
+fn replica(root: &Secret, secret: &Secret, unit: &str) -> (tempfile::TempDir, Replica) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    store.bump_epoch(NOW).unwrap();
+    let r = Replica::open(
+        store,
+        root.public(),
+        Some(LocalIdentity {
+            secret: secret.clone(),
+            unit: unit.parse::<UnitId>().unwrap(),
+        }),
+    )
+    .unwrap();
+    (dir, r)
+}
+
+fn everything(r: &Replica) -> (Vec<SignedRecord>, Vec<Vec<u8>>) {
+    let records = r.store().records().unwrap();
+    let mut changes = Vec::new();
+    for (doc, _) in r.store().docs().unwrap() {
+        changes.extend(
+            r.store()
+                .doc_changes(&doc)
+                .unwrap()
+                .iter()
+                .map(|c| c.encode()),
+        );
+    }
+    (records, changes)
+}
+
+struct Outcome {
+    records_received: u64,
+    records_lacked: usize,
+    changes_received: u64,
+    changes_written: usize,
+    converged: bool,
+}
+
+/// The district's documents are on both street hubs; the district, its
+/// store lost, comes back with only its certificate and syncs from both
+/// at once, messages interleaved.
+fn cold_sync_from_two_hubs(shared: bool) -> Outcome {
+    let root = Secret::from_seed([1; 32]);
+    let d_secret = Secret::from_seed([2; 32]);
+    let s_secrets = [Secret::from_seed([3; 32]), Secret::from_seed([4; 32])];
+    let mut certs = vec![cert(&root, &d_secret, DISTRICT, UnitKind::District, None)];
+    for (s, unit) in s_secrets.iter().zip(STREETS) {
+        certs.push(cert(&root, s, unit, UnitKind::Street, Some(DISTRICT)));
+    }
+    // The district writes three documents, then loses its store.
+    let (_d1dir, mut d1) = replica(&root, &d_secret, DISTRICT);
+    d1.insert_records(certs.clone()).unwrap();
+    let mut changes_written = 0;
+    for k in 0..3 {
+        let doc = d1.create_document(DocType::Needs, NOW).unwrap();
+        for n in 0..20 {
+            d1.local_change(&doc, NOW, |am| {
+                NeedsDoc(am).add(
+                    &format!("{k}-{n}"),
+                    &format!("区级需求{k}-{n}"),
+                    "助老",
+                    "",
+                    NOW as i64,
+                )
+            })
+            .unwrap();
+            changes_written += 1;
+        }
+    }
+    let (records, changes) = everything(&d1);
+    let mut hubs: Vec<(tempfile::TempDir, Replica)> = Vec::new();
+    for (s, unit) in s_secrets.iter().zip(STREETS) {
+        let (dir, mut r) = replica(&root, s, unit);
+        r.insert_records(records.clone()).unwrap();
+        let report = r.ingest(changes.clone()).unwrap();
+        assert_eq!(report.accepted.len(), changes.len());
+        hubs.push((dir, r));
+    }
+    let (_d2dir, mut d2) = replica(&root, &d_secret, DISTRICT);
+    d2.insert_records(vec![certs[0].clone()]).unwrap();
+
+    let records_lacked = records.len() - d2.store().records().unwrap().len();
+    let fetches = Fetches::new();
+    let district: UnitId = DISTRICT.parse().unwrap();
+    let mut mine: Vec<Session> = STREETS
+        .iter()
+        .map(|s| {
+            let peer: UnitId = s.parse().unwrap();
+            if shared {
+                Session::with_fetches(peer, Role::Initiator, PeerProgress::default(), &fetches)
+            } else {
+                Session::new(peer, Role::Initiator, PeerProgress::default())
+            }
+        })
+        .collect();
+    let mut theirs: Vec<Session> = (0..2)
+        .map(|_| Session::new(district, Role::Responder, PeerProgress::default()))
+        .collect();
+    // Per link: messages to the district, messages to the hub (one ordered
+    // stream each way, as libp2p gives).
+    let mut to_me: [VecDeque<Vec<u8>>; 2] = Default::default();
+    let mut to_hub: [VecDeque<Vec<u8>>; 2] = Default::default();
+    let sends = |outs: Vec<Output>, q: &mut VecDeque<Vec<u8>>| {
+        for o in outs {
+            if let Output::Send(m) = o {
+                q.push_back(encode(&m));
+            }
+        }
+    };
+    for l in 0..2 {
+        let o = theirs[l].handle(&mut hubs[l].1, Input::Start, NOW).unwrap();
+        sends(o, &mut to_me[l]);
+        let o = mine[l].handle(&mut d2, Input::Start, NOW).unwrap();
+        sends(o, &mut to_hub[l]);
+    }
+    let mut steps = 0;
+    while to_me.iter().chain(to_hub.iter()).any(|q| !q.is_empty()) {
+        steps += 1;
+        assert!(steps < 100_000, "the sync does not end");
+        for l in 0..2 {
+            if let Some(m) = to_hub[l].pop_front() {
+                let o = theirs[l]
+                    .handle(&mut hubs[l].1, Input::Message(m), NOW)
+                    .unwrap();
+                sends(o, &mut to_me[l]);
+            }
+            if let Some(m) = to_me[l].pop_front() {
+                let o = mine[l].handle(&mut d2, Input::Message(m), NOW).unwrap();
+                sends(o, &mut to_hub[l]);
+            }
+            // As the daemon's actor: wake the sessions that wait.
+            while fetches.take_released() {
+                for k in 0..2 {
+                    if mine[k].has_deferred() {
+                        let o = mine[k].handle(&mut d2, Input::Wake, NOW).unwrap();
+                        sends(o, &mut to_hub[k]);
+                    }
+                }
+            }
+        }
+    }
+    let converged = mine.iter().all(Session::is_synced)
+        && d2.store().docs().unwrap() == d1.store().docs().unwrap()
+        && d2.store().records().unwrap().len() == records.len();
+    assert!(fetches.is_empty(), "every fetch ended");
+    Outcome {
+        records_received: mine.iter().map(|s| s.stats().records_received).sum(),
+        records_lacked,
+        changes_received: mine.iter().map(|s| s.stats().changes_received).sum(),
+        changes_written,
+        converged,
+    }
+}
+
+#[test]
+fn shared_fetches_take_each_record_and_change_from_one_hub() {
+    let shared = cold_sync_from_two_hubs(true);
+    assert!(shared.converged, "the district got everything back");
+    assert!(shared.records_lacked >= 3, "at least the three geneses");
+    assert_eq!(shared.records_received as usize, shared.records_lacked);
+    assert_eq!(shared.changes_received as usize, shared.changes_written);
+
+    let alone = cold_sync_from_two_hubs(false);
+    assert!(alone.converged);
+    assert_eq!(alone.records_received, 2 * shared.records_received);
+    assert_eq!(alone.changes_received, 2 * shared.changes_received);
+}
