@@ -27,14 +27,47 @@ pub enum DemoCommand {
     Hubs(HubsArgs),
 }
 
+/// Which district to generate: `demo generate` and `demo hubs` alike.
 #[derive(Debug, clap::Args)]
-pub struct HubsArgs {
+pub struct DistrictArgs {
+    /// district (Gulou: 13 streets, 120 communities, 540 resident units …)
+    /// or small (one street).
     #[arg(long, default_value = "district")]
     profile: String,
+    /// The same seed gives the same district, byte for byte.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Multiplies every figure (10 is a large city).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+}
+
+impl DistrictArgs {
+    /// The named profile at the given scale, or a clear error.
+    fn profile(&self) -> anyhow::Result<Profile> {
+        let Some(profile) = Profile::named(&self.profile) else {
+            return bail(
+                Exit::BadInput,
+                format!(
+                    "--profile: `{}` is not one of district, small",
+                    self.profile
+                ),
+            );
+        };
+        if !(self.scale > 0.0 && self.scale <= 100.0) {
+            return bail(
+                Exit::BadInput,
+                format!("--scale: {} is not in (0, 100]", self.scale),
+            );
+        }
+        Ok(profile.scaled(self.scale))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HubsArgs {
+    #[command(flatten)]
+    district: DistrictArgs,
     /// The directory to create, holding the nodes' data directories.
     #[arg(long)]
     out: PathBuf,
@@ -46,16 +79,8 @@ pub struct HubsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
-    /// district (Gulou: 13 streets, 120 communities, 540 resident units …)
-    /// or small (one street).
-    #[arg(long, default_value = "district")]
-    profile: String,
-    /// The same seed gives the same district, byte for byte.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Multiplies every figure (10 is a large city).
-    #[arg(long, default_value_t = 1.0)]
-    scale: f64,
+    #[command(flatten)]
+    district: DistrictArgs,
     /// The district node's data directory to create.
     #[arg(long)]
     out: PathBuf,
@@ -89,21 +114,9 @@ fn generate_dir(a: GenerateArgs) -> anyhow::Result<()> {
             format!("{}: already initialised", a.out.display()),
         );
     }
-    let Some(profile) = Profile::named(&a.profile) else {
-        return bail(
-            Exit::BadInput,
-            format!("--profile: `{}` is not one of district, small", a.profile),
-        );
-    };
-    if !(a.scale > 0.0 && a.scale <= 100.0) {
-        return bail(
-            Exit::BadInput,
-            format!("--scale: {} is not in (0, 100]", a.scale),
-        );
-    }
-    let profile = profile.scaled(a.scale);
+    let profile = a.district.profile()?;
     let t0 = Instant::now();
-    let data = generate(&profile, a.seed, now())
+    let data = generate(&profile, a.district.seed, now())
         .context("generating the district")
         .code(Exit::Failure)?;
     let generated_ms = t0.elapsed().as_millis();
@@ -178,9 +191,9 @@ fn generate_dir(a: GenerateArgs) -> anyhow::Result<()> {
     let out = json!({
         "data_dir": a.out,
         "unit": district.id,
-        "profile": a.profile,
-        "scale": a.scale,
-        "seed": a.seed,
+        "profile": a.district.profile,
+        "scale": a.district.scale,
+        "seed": a.district.seed,
         "summary": data.summary,
         "generate_ms": generated_ms,
         "ingest_ms": ingest_ms,
@@ -245,19 +258,14 @@ fn ingest_all(
 
 fn hubs(a: HubsArgs) -> anyhow::Result<()> {
     use gongjian_identity::{DocId, RecordKind, UnitKind};
-    let Some(profile) = Profile::named(&a.profile) else {
-        return bail(
-            Exit::BadInput,
-            format!("--profile: `{}` is not one of district, small", a.profile),
-        );
-    };
+    let profile = a.district.profile()?;
     if a.out.exists() {
         return bail(
             Exit::DataDir,
             format!("{}: exists already", a.out.display()),
         );
     }
-    let data = generate(&profile.scaled(a.scale), a.seed, now())
+    let data = generate(&profile, a.district.seed, now())
         .context("generating the district")
         .code(Exit::Failure)?;
     let district = &data.units[0];

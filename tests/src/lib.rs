@@ -5,3 +5,18 @@
 //! `sim` binary runs thousands of seeds.
 
 pub mod sim;
+
+use gongjian_engine::Replica;
+use gongjian_identity::SignedRecord;
+
+/// Every record and every accepted change a replica holds, in their wire
+/// encoding: what a carried file or a full sync would hand another node.
+pub fn everything(r: &Replica) -> (Vec<SignedRecord>, Vec<Vec<u8>>) {
+    let records = r.store().records().expect("records");
+    let mut changes = Vec::new();
+    for (doc, _) in r.store().docs().expect("documents") {
+        let held = r.store().doc_changes(&doc).expect("changes");
+        changes.extend(held.iter().map(|c| c.encode()));
+    }
+    (records, changes)
+}

@@ -9,6 +9,7 @@ use gongjian_identity::{Certificate, DocType, RecordBody, Secret, SignedRecord, 
 use gongjian_model::NeedsDoc;
 use gongjian_store::Store;
 use gongjian_sync::{Fetches, Input, Output, PeerProgress, Role, Session, encode};
+use gongjian_tests::everything;
 
 const NOW: u64 = 1_780_000_000;
 const DISTRICT: &str = "320106000000";
@@ -47,21 +48,6 @@ fn replica(root: &Secret, secret: &Secret, unit: &str) -> (tempfile::TempDir, Re
     )
     .unwrap();
     (dir, r)
-}
-
-fn everything(r: &Replica) -> (Vec<SignedRecord>, Vec<Vec<u8>>) {
-    let records = r.store().records().unwrap();
-    let mut changes = Vec::new();
-    for (doc, _) in r.store().docs().unwrap() {
-        changes.extend(
-            r.store()
-                .doc_changes(&doc)
-                .unwrap()
-                .iter()
-                .map(|c| c.encode()),
-        );
-    }
-    (records, changes)
 }
 
 struct Outcome {

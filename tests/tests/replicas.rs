@@ -6,6 +6,7 @@ use gongjian_engine::{LocalIdentity, Replica};
 use gongjian_identity::{Certificate, DocType, RecordBody, Secret, SignedRecord, UnitId, UnitKind};
 use gongjian_model::NeedsDoc;
 use gongjian_store::Store;
+use gongjian_tests::everything;
 
 const NOW: u64 = 1_780_000_000;
 
@@ -32,21 +33,6 @@ fn cert(
         not_after: NOW + 86_400,
     }
     .sign(signer)
-}
-
-fn everything(r: &Replica) -> (Vec<SignedRecord>, Vec<Vec<u8>>) {
-    let records = r.store().records().unwrap();
-    let mut changes = Vec::new();
-    for (doc, _) in r.store().docs().unwrap() {
-        changes.extend(
-            r.store()
-                .doc_changes(&doc)
-                .unwrap()
-                .iter()
-                .map(|c| c.encode()),
-        );
-    }
-    (records, changes)
 }
 
 #[test]

@@ -442,15 +442,7 @@ impl Actor {
         }
         self.waking = true;
         while self.fetches.take_released() {
-            let waiting: Vec<u64> = self
-                .slots
-                .iter()
-                .filter(|(_, s)| s.session.as_ref().is_some_and(Session::has_deferred))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in waiting {
-                self.input(id, Input::Wake);
-            }
+            self.wake_waiting();
         }
         self.waking = false;
     }
@@ -561,6 +553,11 @@ impl Actor {
         }
         // Claims past their lease are taken over without a release: the
         // sessions waiting on them ask again once a second.
+        self.wake_waiting();
+    }
+
+    /// `Input::Wake` to every session with deferred fetches.
+    fn wake_waiting(&mut self) {
         let waiting: Vec<u64> = self
             .slots
             .iter()
