@@ -309,6 +309,7 @@ async fn node_info(State(api): State<Api>) -> ApiResult {
                 "last_synced": p.last_synced,
                 "pending_docs": p.pending_docs,
                 "misbehaviour": p.misbehaviour,
+                "last_misbehaviour": p.last_misbehaviour,
             })
         })
         .collect();

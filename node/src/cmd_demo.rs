@@ -75,6 +75,11 @@ pub struct HubsArgs {
     /// ports after it.
     #[arg(long, default_value_t = 47300)]
     port: u16,
+    /// Reconnect after an outage instead of a cold sync: the district
+    /// starts holding the whole district, and the hubs hold besides one
+    /// later change to this fraction of the documents (0.01 is 1%).
+    #[arg(long, value_name = "FRACTION")]
+    later: Option<f64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -265,9 +270,28 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
             format!("{}: exists already", a.out.display()),
         );
     }
+    if let Some(f) = a.later
+        && !(f > 0.0 && f <= 1.0)
+    {
+        return bail(Exit::BadInput, format!("--later: {f} is not in (0, 1]"));
+    }
     let data = generate(&profile, a.district.seed, now())
         .context("generating the district")
         .code(Exit::Failure)?;
+    let later = match a.later {
+        Some(f) => {
+            let n = ((data.docs.len() as f64 * f).round() as usize).max(1);
+            gongjian_gen::later_edits(&data, n, now() + 1)
+                .context("making the later edits")
+                .code(Exit::Failure)?
+        }
+        None => Vec::new(),
+    };
+    let later_bytes: usize = later
+        .iter()
+        .flat_map(|d| &d.changes)
+        .map(|c| c.encode().len())
+        .sum();
     let district = &data.units[0];
     let streets: Vec<&gongjian_gen::Unit> = data
         .units
@@ -338,6 +362,7 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
         let docs: Vec<&gongjian_gen::Doc> = data
             .docs
             .iter()
+            .chain(&later)
             .filter(|d| visible.contains(&d.id))
             .collect();
         let accepted = ingest_all(r, &docs)?;
@@ -364,11 +389,22 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
         Some(&data.root),
     )?;
     let mut opened = open(&dir)?;
-    opened
-        .replica
-        .insert_records(certificates.iter().take(1).cloned().collect())
-        .context("storing the district's certificate")
-        .code(Exit::Failure)?;
+    if later.is_empty() {
+        opened
+            .replica
+            .insert_records(certificates.iter().take(1).cloned().collect())
+            .context("storing the district's certificate")
+            .code(Exit::Failure)?;
+    } else {
+        // Synced before the outage: everything but the later edits.
+        opened
+            .replica
+            .insert_records(data.records.clone())
+            .context("storing the records")
+            .code(Exit::Failure)?;
+        let all: Vec<&gongjian_gen::Doc> = data.docs.iter().collect();
+        ingest_all(&mut opened.replica, &all)?;
+    }
     drop(opened);
     println!(
         "{}",
@@ -379,6 +415,7 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
             "changes": data.summary.changes,
             "change_bytes": data.summary.change_bytes,
             "records": data.records.len(),
+            "later": {"documents": later.len(), "changes": later.len(), "change_bytes": later_bytes},
             "hubs": out,
         })
     );

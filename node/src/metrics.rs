@@ -164,6 +164,18 @@ async fn render(api: &Api) -> Result<String, ApiError> {
         "Sync bytes sent",
         TRAFFIC.bytes_out.load(Ordering::Relaxed),
     );
+    counter(
+        &mut reg,
+        "network_received_frames",
+        "Sync messages received",
+        TRAFFIC.frames_in.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut reg,
+        "network_sent_frames",
+        "Sync messages sent",
+        TRAFFIC.frames_out.load(Ordering::Relaxed),
+    );
     if let Some((_, st)) = api.backend.net() {
         let f = Family::<Labels, Gauge>::default();
         let connected = st.peers.values().filter(|p| p.connected).count();

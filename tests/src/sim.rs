@@ -118,6 +118,8 @@ pub struct Report {
     pub writes: u64,
     pub messages: u64,
     pub bytes: u64,
+    /// Bytes sent, by message kind.
+    pub bytes_by_kind: std::collections::BTreeMap<&'static str, u64>,
     pub heal_rounds: usize,
     pub misbehaviour: Vec<String>,
     /// Documents the district holds with changes of two keys or more.
@@ -463,6 +465,7 @@ impl World {
                     let bytes = encode(&m);
                     self.report.messages += 1;
                     self.report.bytes += bytes.len() as u64;
+                    *self.report.bytes_by_kind.entry(m.kind()).or_default() += bytes.len() as u64;
                     self.max_depth = self.max_depth.max(depth + 1);
                     self.net.push(Packet {
                         link: l,

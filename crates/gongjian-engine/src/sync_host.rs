@@ -99,7 +99,7 @@ impl Host for Replica {
                 .docs()?
                 .into_iter()
                 .filter(|(doc, _)| self.trust.may_see(peer, doc))
-                .map(|(doc, meta)| Item::doc(&doc, &meta.heads))
+                .map(|(doc, meta)| Item::doc(&doc, &meta.heads, meta.changes))
                 .collect(),
         })
     }
@@ -180,7 +180,10 @@ impl Host for Replica {
         if peer.is_some_and(|p| !self.trust.may_see(p, doc)) {
             return Ok(None);
         }
-        Ok(self.store.doc_meta(doc)?.map(|m| Item::doc(doc, &m.heads)))
+        Ok(self
+            .store
+            .doc_meta(doc)?
+            .map(|m| Item::doc(doc, &m.heads, m.changes)))
     }
 
     fn changes_after(

@@ -227,3 +227,57 @@ pub fn generate(profile: &Profile, seed: u64, now: u64) -> Result<Dataset, GenEr
         summary: g.summary,
     })
 }
+
+/// Edits made later, while some node was away (the reconnect benchmark):
+/// one change to each of `count` documents spread evenly over the
+/// district, made by the owner's key on top of everything generated (a
+/// note on the document, in Chinese, as an office would leave one).
+pub fn later_edits(data: &Dataset, count: usize, now: u64) -> Result<Vec<Doc>, GenError> {
+    use automerge::transaction::{CommitOptions, Transactable};
+    let n = data.docs.len();
+    let count = count.min(n);
+    let mut out = Vec::with_capacity(count);
+    for k in 0..count {
+        let d = &data.docs[k * n / count];
+        let what = || format!("a later edit of {:?} of {}", d.doc_type, d.unit);
+        let owner = data
+            .unit(&d.unit)
+            .ok_or_else(|| gen_err(what(), "its owner is not in the district"))?;
+        let mut am = automerge::Automerge::new();
+        let changes = d
+            .changes
+            .iter()
+            .map(|c| automerge::Change::try_from(c.chunk()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| gen_err(what(), e))?;
+        am.apply_changes(changes).map_err(|e| gen_err(what(), e))?;
+        let actor = gongjian_identity::ActorId {
+            key: owner.secret.public(),
+            epoch: 1,
+        };
+        am.set_actor(automerge::ActorId::from(actor.to_bytes()));
+        let mut tx = am.transaction();
+        tx.put(
+            automerge::ROOT,
+            "备注",
+            format!("{k}号回访：居民反映的问题已办结，满意度良好，材料已归档。"),
+        )
+        .map_err(|e| gen_err(what(), e))?;
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now as i64));
+        let hash = hash.ok_or_else(|| gen_err(what(), "empty change"))?;
+        let chunk = am
+            .get_last_local_change()
+            .filter(|c| c.hash() == hash)
+            .map(|c| c.raw_bytes().to_vec())
+            .ok_or_else(|| gen_err(what(), "the change just made is missing"))?;
+        let signed =
+            SignedChange::sign(d.id, chunk, &owner.secret).map_err(|e| gen_err(what(), e))?;
+        out.push(Doc {
+            id: d.id,
+            unit: d.unit,
+            doc_type: d.doc_type,
+            changes: vec![signed],
+        });
+    }
+    Ok(out)
+}

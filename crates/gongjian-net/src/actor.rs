@@ -231,7 +231,7 @@ impl Actor {
 
     fn opened(&mut self, stream: u64, peer: PeerId, role: Role, outbox: Outbox) {
         let Some(key) = PublicKey::from_peer_id(&peer) else {
-            tracing::warn!(target: "gongjian::peer", %peer, reason = "peer id is not an ed25519 key", "peer refused");
+            self.misbehaved(peer, None, "refused: its peer id is not an ed25519 key");
             outbox.close.notify_one();
             let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
             return;
@@ -311,8 +311,7 @@ impl Actor {
                 self.input(stream, Input::Start);
             }
             Err(why) => {
-                tracing::warn!(target: "gongjian::peer", %peer, reason = %why, "peer refused");
-                self.count_misbehaviour(peer);
+                self.misbehaved(peer, None, &format!("refused: {why}"));
                 self.close(stream, true);
             }
         }
@@ -384,7 +383,7 @@ impl Actor {
                 Output::Send(m) => {
                     let slot = self.slots.get(&stream).expect("present");
                     if !slot.outbox.push(encode(&m)) {
-                        tracing::warn!(target: "gongjian::peer", %peer, reason = "not reading (outbox full)", "peer dropped");
+                        self.misbehaved(peer, unit, "does not read: its outbox is full");
                         drop_it = true;
                         break;
                     }
@@ -486,13 +485,11 @@ impl Actor {
             reason = %why,
             "peer misbehaved"
         );
-        self.count_misbehaviour(peer);
-    }
-
-    fn count_misbehaviour(&self, peer: PeerId) {
         let mut st = self.status.lock().expect("status lock");
         st.misbehaviour += 1;
-        st.peers.entry(peer).or_default().misbehaviour += 1;
+        let p = st.peers.entry(peer).or_default();
+        p.misbehaviour += 1;
+        p.last_misbehaviour = Some(why.to_owned());
     }
 
     /// Closes a stream; `cut`: also drop the connection (the peer broke the
@@ -535,7 +532,8 @@ impl Actor {
         }
         for (id, why) in stalled {
             if let Some(s) = self.slots.get(&id) {
-                tracing::warn!(target: "gongjian::peer", peer = %s.peer, reason = why, "stream dropped");
+                let unit = s.unit.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
+                tracing::warn!(target: "gongjian::peer", peer = %s.peer, %unit, reason = why, "stream dropped");
             }
             self.close(id, true);
         }

@@ -64,6 +64,12 @@ pub struct NetConfig {
     /// Connections with no open stream close after this.
     pub idle: Duration,
     pub max_connections: u32,
+    /// While this many bytes are queued to a peer, its stream is not read
+    /// (a peer that asks without reading is slowed to what it reads).
+    pub read_pause_bytes: usize,
+    /// A frame not taken by the peer within this, plus a second per 16 KiB,
+    /// closes the stream: the peer does not read.
+    pub write_grace: Duration,
 }
 
 impl Default for NetConfig {
@@ -78,6 +84,8 @@ impl Default for NetConfig {
             max_backoff: Duration::from_secs(300),
             idle: Duration::from_secs(120),
             max_connections: 256,
+            read_pause_bytes: 16 << 20,
+            write_grace: Duration::from_secs(30),
         }
     }
 }

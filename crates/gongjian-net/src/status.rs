@@ -22,6 +22,8 @@ pub struct PeerStatus {
     pub changes_received: u64,
     pub bytes_received: u64,
     pub misbehaviour: u64,
+    /// Why the peer was last penalised.
+    pub last_misbehaviour: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

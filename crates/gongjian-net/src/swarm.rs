@@ -77,9 +77,12 @@ pub(crate) fn build(
             noise::Config::new,
             || {
                 let mut y = yamux::Config::default();
-                // More concurrent streams than this and yamux refuses them;
-                // the sync layer itself closes a peer past a handful.
-                y.set_max_num_streams(512);
+                // More concurrent streams than this and yamux refuses them
+                // (a node needs a few sync streams, identify and ping); each
+                // may buffer a 256 KiB window unread, so this bounds what one
+                // connection can make the node hold. The sync layer itself
+                // closes a peer past a handful of sync streams.
+                y.set_max_num_streams(MAX_YAMUX_STREAMS);
                 y
             },
         )
@@ -250,10 +253,19 @@ impl SwarmTask {
                     let mut control = control.clone();
                     let events = self.events.clone();
                     let next = self.next_stream.clone();
+                    let limits = StreamLimits::of(&self.cfg);
                     tokio::spawn(async move {
                         match control.open_stream(peer_id, PROTOCOL).await {
                             Ok(stream) => {
-                                spawn_stream(stream, peer_id, Role::Initiator, events, &next).await
+                                spawn_stream(
+                                    stream,
+                                    peer_id,
+                                    Role::Initiator,
+                                    events,
+                                    &next,
+                                    limits,
+                                )
+                                .await
                             }
                             Err(e) => {
                                 tracing::warn!(peer = %peer_id, error = %e, "opening the sync stream")
@@ -321,7 +333,8 @@ impl SwarmTask {
     fn start_stream(&self, stream: Stream, peer: PeerId, role: Role) {
         let events = self.events.clone();
         let next = self.next_stream.clone();
-        tokio::spawn(async move { spawn_stream(stream, peer, role, events, &next).await });
+        let limits = StreamLimits::of(&self.cfg);
+        tokio::spawn(async move { spawn_stream(stream, peer, role, events, &next, limits).await });
     }
 }
 
@@ -344,6 +357,35 @@ fn back_off(d: &mut Dialer, cfg: &NetConfig) {
     d.backoff = (d.backoff * 2).min(cfg.max_backoff);
 }
 
+/// Yamux streams per connection at most.
+pub const MAX_YAMUX_STREAMS: usize = 32;
+/// The first frame of a stream is the peer's hello (a unit id and a short
+/// certificate chain): it may not be larger than this, so a peer not yet
+/// admitted can make the node buffer little.
+pub const MAX_HELLO_BYTES: usize = 64 << 10;
+
+/// How a stream guards against a peer that does not read
+/// ([`NetConfig::read_pause_bytes`], [`NetConfig::write_grace`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamLimits {
+    read_pause: usize,
+    write_grace: Duration,
+}
+
+impl StreamLimits {
+    pub(crate) fn of(cfg: &NetConfig) -> StreamLimits {
+        StreamLimits {
+            read_pause: cfg.read_pause_bytes,
+            write_grace: cfg.write_grace,
+        }
+    }
+
+    /// How long writing a frame of `len` bytes may take.
+    fn write_deadline(&self, len: usize) -> Duration {
+        self.write_grace + Duration::from_secs((len / (16 << 10)) as u64)
+    }
+}
+
 /// Wires a sync stream to the actor: a writer draining the outbox and a
 /// reader feeding frames (size-checked before reading) in.
 async fn spawn_stream(
@@ -352,6 +394,7 @@ async fn spawn_stream(
     role: Role,
     events: mpsc::Sender<Event>,
     next: &AtomicU64,
+    limits: StreamLimits,
 ) {
     let id = next.fetch_add(1, Ordering::Relaxed);
     let (mut r, mut w) = stream.split();
@@ -375,13 +418,26 @@ async fn spawn_stream(
     {
         return;
     }
+    let events_w = events.clone();
+    let queued_r = queued.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 f = rx.recv() => match f {
                     Some(f) => {
                         let n = f.len();
-                        let ok = write_frame(&mut w, &f).await.is_ok();
+                        let ok = match tokio::time::timeout(limits.write_deadline(n), write_frame(&mut w, &f)).await {
+                            Ok(r) => r.is_ok(),
+                            Err(_) => {
+                                let _ = events_w
+                                    .send(Event::BadFrame {
+                                        stream: id,
+                                        why: format!("does not read: a {n}-byte frame not taken in {} s", limits.write_deadline(n).as_secs()),
+                                    })
+                                    .await;
+                                false
+                            }
+                        };
                         queued.fetch_sub(n, Ordering::Relaxed);
                         if ok {
                             crate::status::TRAFFIC.bytes_out.fetch_add(n as u64 + 4, Ordering::Relaxed);
@@ -398,8 +454,16 @@ async fn spawn_stream(
     });
     let events2 = events.clone();
     tokio::spawn(async move {
+        let mut cap = MAX_HELLO_BYTES;
         loop {
-            match read_frame(&mut r, MAX_MESSAGE_BYTES).await {
+            // Backpressure: what the peer asked for is not read on while
+            // the answers to it wait to be taken.
+            while queued_r.load(Ordering::Relaxed) > limits.read_pause {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let frame = read_frame(&mut r, cap).await;
+            cap = MAX_MESSAGE_BYTES;
+            match frame {
                 Ok(Some(bytes)) => {
                     crate::status::TRAFFIC
                         .bytes_in

@@ -8,39 +8,18 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
+use futures::{AsyncReadExt as _, AsyncWriteExt as _};
 use gongjian_identity::{DocId, Secret, SignedChange, SignedRecord};
 use gongjian_net::frame::{read_frame, write_frame};
 use gongjian_net::hello::Hello;
 use gongjian_sync::{Item, MAX_MESSAGE_BYTES, Message, Mode, Range, SetId, decode, encode};
-use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Stream};
 
 /// Opens a raw sync stream to `peer` as the holder of `secret`.
 async fn raw_stream(secret: &Secret, peer: PeerId, addr: Multiaddr) -> Stream {
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm
-        .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build())
-        .unwrap();
-    let mut control = swarm.behaviour().new_control();
-    tokio::spawn(async move {
-        loop {
-            swarm.select_next_some().await;
-        }
-    });
-    control
-        .open_stream(peer, StreamProtocol::new(gongjian_sync::PROTOCOL_ID))
+    attacker(secret, peer, addr)
+        .await
+        .open_stream(peer, sync_protocol())
         .await
         .unwrap()
 }
@@ -159,10 +138,12 @@ async fn hostile_inputs_are_refused_and_penalised() {
         round: 0,
         ranges: vec![Range {
             upper: None,
-            mode: Mode::Items {
-                items: vec![Item::doc(&doc, &[gongjian_identity::Hash([9; 32])])],
-                reply: false,
-            },
+            // Claims more changes than the street holds, so it asks.
+            mode: Mode::Items(vec![Item::doc(
+                &doc,
+                &[gongjian_identity::Hash([9; 32])],
+                u64::MAX,
+            )]),
         }],
     };
     write_frame(&mut s, &encode(&offer(doc))).await.unwrap();
@@ -254,10 +235,12 @@ async fn push(s: &mut Stream, doc: DocId, changes: Vec<Vec<u8>>, salt: u8) {
         round: 0,
         ranges: vec![Range {
             upper: None,
-            mode: Mode::Items {
-                items: vec![Item::doc(&doc, &[gongjian_identity::Hash([salt; 32])])],
-                reply: false,
-            },
+            // Claims more changes than the street holds, so it asks.
+            mode: Mode::Items(vec![Item::doc(
+                &doc,
+                &[gongjian_identity::Hash([salt; 32])],
+                u64::MAX,
+            )]),
         }],
     };
     write_frame(s, &encode(&offer)).await.unwrap();

@@ -9,9 +9,9 @@ use crate::rbsr::{Range, SetId};
 /// The libp2p protocol id; the version is part of it, so nodes of two
 /// versions simply do not speak (and can be upgraded one office at a time
 /// by serving both ids).
-pub const PROTOCOL_ID: &str = "/gongjian/sync/1";
+pub const PROTOCOL_ID: &str = "/gongjian/sync/2";
 /// The first byte of every message.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// No message is larger: a batch of changes is cut well below it.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Most hashes in one `WantRecords`, records in one `Records`, actors in
@@ -40,8 +40,9 @@ pub enum Message {
         doc: DocId,
         have: Vec<(ActorId, u64)>,
     },
-    /// Announced before the changes answering a `Want`, for progress;
-    /// `complete` false: the answer stops short (changes of several actors
+    /// Announced before the changes answering a `Want` when they take more
+    /// than one `Changes` or stop short (an answer of one complete batch
+    /// goes without it); `complete` false: the answer stops short (changes of several actors
     /// interleave with no cut point below the batch cap), fetch again.
     Coming {
         doc: DocId,
@@ -155,8 +156,8 @@ mod tests {
         };
         assert_eq!(decode(&encode(&m)), Ok(m.clone()));
         let mut bad = encode(&m);
-        bad[0] = 2;
-        assert_eq!(decode(&bad), Err(DecodeError::Version(2)));
+        bad[0] = 1;
+        assert_eq!(decode(&bad), Err(DecodeError::Version(1)));
         let mut long = encode(&m);
         long.push(0);
         assert!(matches!(decode(&long), Err(DecodeError::Malformed(_))));

@@ -20,6 +20,11 @@ pub enum SetId {
 /// An item's key: a record hash or a document id.
 pub type Key = [u8; 32];
 
+/// An item's short id: the first 8 bytes of its digest. Ranges small
+/// enough to list are listed by short id, and only the items that differ
+/// travel whole.
+pub type ShortId = [u8; 8];
+
 /// One element of a set: a key and a 16-byte summary of its state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Item {
@@ -28,19 +33,33 @@ pub struct Item {
 }
 
 impl Item {
-    /// A document's item: its id and the digest of its sorted heads.
-    pub fn doc(doc: &gongjian_identity::DocId, heads: &[Hash]) -> Item {
+    /// A document's item: its id; the first 12 bytes of the digest of its
+    /// sorted heads, then its count of accepted changes (u32, big-endian,
+    /// saturating). The count tells which side of a difference is behind,
+    /// so only that side asks (§8.3).
+    pub fn doc(doc: &gongjian_identity::DocId, heads: &[Hash], changes: u64) -> Item {
         let mut parts: Vec<&[u8]> = vec![b"gongjian/v1/doc-state"];
         for h in heads {
             parts.push(h.as_bytes());
         }
         let d = Hash::of_parts(&parts);
         let mut value = [0u8; 16];
-        value.copy_from_slice(&d.as_bytes()[..16]);
+        value[..12].copy_from_slice(&d.as_bytes()[..12]);
+        value[12..].copy_from_slice(&(changes.min(u32::MAX as u64) as u32).to_be_bytes());
         Item {
             key: *doc.as_bytes(),
             value,
         }
+    }
+
+    /// A document item's count of accepted changes.
+    pub fn changes(&self) -> u32 {
+        u32::from_be_bytes([
+            self.value[12],
+            self.value[13],
+            self.value[14],
+            self.value[15],
+        ])
     }
 
     /// A record's item: its hash (records never change).
@@ -51,11 +70,18 @@ impl Item {
         }
     }
 
-    fn digest(&self) -> u128 {
+    /// The item's digest (summed into fingerprints) and short id.
+    fn digest(&self) -> (u128, ShortId) {
         let d = Hash::of_parts(&[b"gongjian/v1/rbsr-item", &self.key, &self.value]);
         let mut b = [0u8; 16];
         b.copy_from_slice(&d.as_bytes()[..16]);
-        u128::from_be_bytes(b)
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&d.as_bytes()[..8]);
+        (u128::from_be_bytes(b), id)
+    }
+
+    pub fn short_id(&self) -> ShortId {
+        self.digest().1
     }
 }
 
@@ -64,8 +90,53 @@ impl Item {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint(pub [u8; 16]);
 
-/// The upper end of a range, exclusive; `None` is past every key.
+/// The upper end of a range, exclusive; `None` is past every key. On the
+/// wire a bound goes without its trailing zero bytes, and a split picks
+/// the shortest zero-padded prefix that separates two items, so a bound
+/// costs a few bytes rather than 32.
 pub type Bound = Option<Key>;
+
+mod bound_bytes {
+    use super::{Bound, Key};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(b: &Bound, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            None => s.serialize_none(),
+            Some(k) => {
+                let n = k.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1);
+                s.serialize_some(&k[..n])
+            }
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bound, D::Error> {
+        match Option::<Vec<u8>>::deserialize(d)? {
+            None => Ok(None),
+            Some(v) if v.len() <= 32 => {
+                let mut k: Key = [0; 32];
+                k[..v.len()].copy_from_slice(&v);
+                Ok(Some(k))
+            }
+            Some(v) => Err(D::Error::custom(format!(
+                "range bound of {} bytes (at most 32)",
+                v.len()
+            ))),
+        }
+    }
+}
+
+/// The shortest zero-padded prefix of `hi` that is above `lo` (`lo < hi`).
+fn bound_between(lo: &Key, hi: &Key) -> Key {
+    for n in 1..32 {
+        let mut k: Key = [0; 32];
+        k[..n].copy_from_slice(&hi[..n]);
+        if k > *lo {
+            return k;
+        }
+    }
+    *hi
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
@@ -73,14 +144,19 @@ pub enum Mode {
     Skip,
     /// The sender's fingerprint of the range.
     Fingerprint(Fingerprint),
-    /// The sender's items in the range; `reply`: send yours back if they
-    /// differ.
-    Items { items: Vec<Item>, reply: bool },
+    /// The sender's items here, as sorted short ids: answer with `Diff`.
+    Ids(Vec<ShortId>),
+    /// The answer to `Ids`: the sender's items whose ids were not listed,
+    /// and the listed ids the sender does not hold (send those items).
+    Diff { items: Vec<Item>, ask: Vec<ShortId> },
+    /// The items a `Diff` asked for; no answer.
+    Items(Vec<Item>),
 }
 
 /// A range from the previous range's upper bound (or the start) to `upper`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Range {
+    #[serde(with = "bound_bytes")]
     pub upper: Bound,
     pub mode: Mode,
 }
@@ -89,7 +165,8 @@ pub struct Range {
 pub const LIST_THRESHOLD: usize = 16;
 /// A range is split in this many parts.
 pub const SPLIT: usize = 16;
-/// Most ranges and listed items one reconcile message may carry.
+/// Most ranges and listed items (ids and items together) one reconcile
+/// message may carry.
 pub const MAX_RANGES: usize = 4096;
 pub const MAX_ITEMS: usize = 16_384;
 
@@ -100,6 +177,8 @@ pub enum RbsrError {
     Bounds(usize),
     #[error("range {0}: listed items must be sorted, unique and inside the range")]
     Items(usize),
+    #[error("range {0}: listed ids must be sorted and unique")]
+    Ids(usize),
     #[error("too many ranges or items ({0})")]
     TooMany(usize),
 }
@@ -109,8 +188,9 @@ pub enum RbsrError {
 pub struct Response {
     /// The ranges to send back; empty when every range agreed.
     pub reply: Vec<Range>,
-    /// Keys the peer holds in a state this side lacks.
-    pub wanted: Vec<Key>,
+    /// The peer's items (key and value) this side does not hold in that
+    /// state.
+    pub wanted: Vec<Item>,
 }
 
 /// What is used of a reply's caps; one range stays in reserve for the
@@ -132,11 +212,21 @@ impl Budget {
     }
 }
 
+fn listed(mode: &Mode) -> usize {
+    match mode {
+        Mode::Skip | Mode::Fingerprint(_) => 0,
+        Mode::Ids(ids) => ids.len(),
+        Mode::Diff { items, ask } => items.len() + ask.len(),
+        Mode::Items(items) => items.len(),
+    }
+}
+
 /// A sorted set of items with prefix sums of their digests, so any range's
 /// fingerprint costs two binary searches.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     items: Vec<Item>,
+    ids: Vec<ShortId>,
     acc: Vec<u128>,
 }
 
@@ -145,13 +235,16 @@ impl Snapshot {
         items.sort();
         items.dedup_by(|a, b| a.key == b.key);
         let mut acc = Vec::with_capacity(items.len() + 1);
+        let mut ids = Vec::with_capacity(items.len());
         let mut sum = 0u128;
         acc.push(sum);
         for it in &items {
-            sum = sum.wrapping_add(it.digest());
+            let (d, id) = it.digest();
+            sum = sum.wrapping_add(d);
             acc.push(sum);
+            ids.push(id);
         }
-        Snapshot { items, acc }
+        Snapshot { items, ids, acc }
     }
 
     pub fn len(&self) -> usize {
@@ -160,6 +253,14 @@ impl Snapshot {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// This side's item with `key`.
+    pub fn get(&self, key: &Key) -> Option<&Item> {
+        self.items
+            .binary_search_by(|it| it.key.cmp(key))
+            .ok()
+            .map(|i| &self.items[i])
     }
 
     fn index(&self, bound: &Bound) -> usize {
@@ -181,27 +282,33 @@ impl Snapshot {
         Fingerprint(out)
     }
 
+    fn sorted_ids(&self, a: usize, b: usize) -> Vec<ShortId> {
+        let mut ids = self.ids[a..b].to_vec();
+        ids.sort_unstable();
+        ids
+    }
+
     /// The opening message: the whole set as one range.
     pub fn initial(&self) -> Vec<Range> {
         let mode = if self.items.len() <= LIST_THRESHOLD {
-            Mode::Items {
-                items: self.items.clone(),
-                reply: true,
-            }
+            Mode::Ids(self.sorted_ids(0, self.items.len()))
         } else {
             Mode::Fingerprint(self.fingerprint(0, self.items.len()))
         };
         vec![Range { upper: None, mode }]
     }
 
+    /// Splits `[a, b)` (more than `SPLIT` items) in `SPLIT` fingerprinted
+    /// parts.
     fn split(&self, a: usize, b: usize, upper: Bound, out: &mut Vec<Range>) {
         let n = b - a;
+        debug_assert!(n >= SPLIT);
         for i in 0..SPLIT {
             let (s, e) = (a + n * i / SPLIT, a + n * (i + 1) / SPLIT);
             let bound = if i + 1 == SPLIT {
                 upper
             } else {
-                Some(self.items[e].key)
+                Some(bound_between(&self.items[e - 1].key, &self.items[e].key))
             };
             out.push(Range {
                 upper: bound,
@@ -210,19 +317,12 @@ impl Snapshot {
         }
     }
 
-    /// Answers a peer's ranges.
-    pub fn respond(&self, ranges: &[Range]) -> Result<Response, RbsrError> {
-        let listed: usize = ranges
-            .iter()
-            .map(|r| match &r.mode {
-                Mode::Items { items, .. } => items.len(),
-                _ => 0,
-            })
-            .sum();
-        if ranges.len() > MAX_RANGES || listed > MAX_ITEMS {
-            return Err(RbsrError::TooMany(ranges.len().max(listed)));
+    /// Checks a peer's step whole, so a bad range is refused wherever it is.
+    fn check(ranges: &[Range]) -> Result<(), RbsrError> {
+        let total: usize = ranges.iter().map(|r| listed(&r.mode)).sum();
+        if ranges.len() > MAX_RANGES || total > MAX_ITEMS {
+            return Err(RbsrError::TooMany(ranges.len().max(total)));
         }
-        // Checked whole first, so a bad range is refused wherever it is.
         let mut lower: Option<Key> = None;
         for (i, r) in ranges.iter().enumerate() {
             let last = i + 1 == ranges.len();
@@ -231,16 +331,29 @@ impl Snapshot {
                 (Some(u), false) if lower.is_none_or(|l| *u > l) => {}
                 _ => return Err(RbsrError::Bounds(i)),
             }
-            if let Mode::Items { items, .. } = &r.mode {
-                let inside = |it: &Item| {
-                    lower.is_none_or(|l| it.key >= l) && r.upper.is_none_or(|u| it.key < u)
-                };
-                if !items.windows(2).all(|w| w[0].key < w[1].key) || !items.iter().all(inside) {
+            let inside =
+                |it: &Item| lower.is_none_or(|l| it.key >= l) && r.upper.is_none_or(|u| it.key < u);
+            let items_ok = |items: &[Item]| {
+                items.windows(2).all(|w| w[0].key < w[1].key) && items.iter().all(inside)
+            };
+            let ids_ok = |ids: &[ShortId]| ids.windows(2).all(|w| w[0] < w[1]);
+            match &r.mode {
+                Mode::Items(items) | Mode::Diff { items, .. } if !items_ok(items) => {
                     return Err(RbsrError::Items(i));
                 }
+                Mode::Ids(ids) | Mode::Diff { ask: ids, .. } if !ids_ok(ids) => {
+                    return Err(RbsrError::Ids(i));
+                }
+                _ => {}
             }
             lower = r.upper;
         }
+        Ok(())
+    }
+
+    /// Answers a peer's ranges.
+    pub fn respond(&self, ranges: &[Range]) -> Result<Response, RbsrError> {
+        Self::check(ranges)?;
         let mut out = Response::default();
         // The reply stays within the caps the peer checks. Once the next
         // range's answer would not fit, the rest of the key space goes back
@@ -252,82 +365,73 @@ impl Snapshot {
             // `lower` None is the start of the key space, `upper` None its end.
             let a = lower.map_or(0, |l| self.index(&Some(l)));
             let b = self.index(&r.upper);
-            let (need, listed) = match &r.mode {
-                Mode::Fingerprint(fp) if self.fingerprint(a, b) != *fp => {
-                    if b - a <= LIST_THRESHOLD {
-                        (1, b - a)
-                    } else {
-                        (SPLIT, 0)
-                    }
-                }
-                // The peer listed its few items here: list ours back if
-                // they fit in what is left of the cap, however many.
-                Mode::Items { items, reply: true }
-                    if self.items[a..b]
+            let mine = &self.items[a..b];
+            let answer = match &r.mode {
+                Mode::Skip => Mode::Skip,
+                Mode::Fingerprint(fp) if self.fingerprint(a, b) == *fp => Mode::Skip,
+                Mode::Fingerprint(_) if b - a <= LIST_THRESHOLD => Mode::Ids(self.sorted_ids(a, b)),
+                // Marked for a split below.
+                Mode::Fingerprint(fp) => Mode::Fingerprint(*fp),
+                Mode::Ids(theirs) => {
+                    let items: Vec<Item> = (a..b)
+                        .filter(|&i| theirs.binary_search(&self.ids[i]).is_err())
+                        .map(|i| self.items[i])
+                        .collect();
+                    let ours = self.sorted_ids(a, b);
+                    let ask: Vec<ShortId> = theirs
                         .iter()
-                        .any(|m| items.binary_search(m).is_err()) =>
-                {
-                    if b - a <= LIST_THRESHOLD || budget.items + (b - a) <= MAX_ITEMS {
-                        (1, b - a)
+                        .filter(|id| ours.binary_search(id).is_err())
+                        .copied()
+                        .collect();
+                    if items.is_empty() && ask.is_empty() {
+                        Mode::Skip
+                    } else if items.len() > LIST_THRESHOLD
+                        && budget.items + items.len() + ask.len() > MAX_ITEMS
+                    {
+                        // Far more here than the peer listed and than
+                        // fits: narrow it down rather than list them all.
+                        Mode::Fingerprint(self.fingerprint(a, b))
                     } else {
-                        (SPLIT, 0)
+                        Mode::Diff { items, ask }
                     }
                 }
-                _ => (1, 0),
+                Mode::Diff { items, ask } => {
+                    out.wanted
+                        .extend(items.iter().filter(|t| mine.binary_search(t).is_err()));
+                    let sent: Vec<Item> = (a..b)
+                        .filter(|&i| ask.binary_search(&self.ids[i]).is_ok())
+                        .map(|i| self.items[i])
+                        .collect();
+                    if sent.is_empty() {
+                        Mode::Skip
+                    } else {
+                        Mode::Items(sent)
+                    }
+                }
+                Mode::Items(items) => {
+                    out.wanted
+                        .extend(items.iter().filter(|t| mine.binary_search(t).is_err()));
+                    Mode::Skip
+                }
             };
-            if !budget.take(need, listed) {
+            let split = matches!(answer, Mode::Fingerprint(_));
+            let need = if split { SPLIT } else { 1 };
+            if !budget.take(need, listed(&answer)) {
+                // This range is answered again when the peer narrows the
+                // rest down.
                 out.reply.push(Range {
                     upper: None,
                     mode: Mode::Fingerprint(self.fingerprint(a, self.items.len())),
                 });
                 return Ok(merge(out));
             }
-            match &r.mode {
-                Mode::Skip => out.reply.push(Range {
+            if split {
+                self.split(a, b, r.upper, &mut out.reply);
+            } else {
+                out.reply.push(Range {
                     upper: r.upper,
-                    mode: Mode::Skip,
-                }),
-                Mode::Fingerprint(fp) if self.fingerprint(a, b) == *fp => out.reply.push(Range {
-                    upper: r.upper,
-                    mode: Mode::Skip,
-                }),
-                Mode::Fingerprint(_) if need == SPLIT => {
-                    self.split(a, b, r.upper, &mut out.reply);
-                }
-                Mode::Fingerprint(_) => out.reply.push(Range {
-                    upper: r.upper,
-                    mode: Mode::Items {
-                        items: self.items[a..b].to_vec(),
-                        reply: true,
-                    },
-                }),
-                Mode::Items { items, reply } => {
-                    let mine = &self.items[a..b];
-                    for t in items {
-                        if mine.binary_search(t).is_err() {
-                            out.wanted.push(t.key);
-                        }
-                    }
-                    let they_lack = *reply && mine.iter().any(|m| items.binary_search(m).is_err());
-                    if !they_lack {
-                        out.reply.push(Range {
-                            upper: r.upper,
-                            mode: Mode::Skip,
-                        });
-                    } else if need == SPLIT {
-                        // Far more here than the peer listed: narrow it down
-                        // rather than list them all.
-                        self.split(a, b, r.upper, &mut out.reply);
-                    } else {
-                        out.reply.push(Range {
-                            upper: r.upper,
-                            mode: Mode::Items {
-                                items: mine.to_vec(),
-                                reply: false,
-                            },
-                        });
-                    }
-                }
+                    mode: answer,
+                });
             }
             lower = r.upper;
         }
@@ -378,16 +482,9 @@ mod tests {
             rounds += 1;
             assert!(rounds < MAX_ROUNDS_TEST, "reconciliation does not end");
             let r = sides[turn].0.respond(&msg).unwrap();
-            let listed: usize = r
-                .reply
-                .iter()
-                .map(|x| match &x.mode {
-                    Mode::Items { items, .. } => items.len(),
-                    _ => 0,
-                })
-                .sum();
+            let listed: usize = r.reply.iter().map(|x| listed(&x.mode)).sum();
             assert!(r.reply.len() <= MAX_RANGES && listed <= MAX_ITEMS);
-            sides[turn].1.extend(r.wanted);
+            sides[turn].1.extend(r.wanted.iter().map(|i| i.key));
             msg = r.reply;
             turn ^= 1;
         }
@@ -481,18 +578,15 @@ mod tests {
         assert_eq!(s.respond(&unbounded_first), Err(RbsrError::Bounds(0)));
         let unsorted = vec![Range {
             upper: None,
-            mode: Mode::Items {
-                items: vec![item(5, 1), item(2, 1)],
-                reply: true,
-            },
+            mode: Mode::Items(vec![item(5, 1), item(2, 1)]),
         }];
         assert_eq!(s.respond(&unsorted), Err(RbsrError::Items(0)));
         let outside = vec![
             Range {
                 upper: Some(item(3, 0).key),
-                mode: Mode::Items {
+                mode: Mode::Diff {
                     items: vec![item(5, 1)],
-                    reply: true,
+                    ask: vec![],
                 },
             },
             Range {
@@ -501,5 +595,80 @@ mod tests {
             },
         ];
         assert_eq!(s.respond(&outside), Err(RbsrError::Items(0)));
+        let ids = vec![Range {
+            upper: None,
+            mode: Mode::Ids(vec![[2; 8], [1; 8]]),
+        }];
+        assert_eq!(s.respond(&ids), Err(RbsrError::Ids(0)));
+        let bound = [0xffu8; 40];
+        let mut long = crate::message::encode(&crate::Message::Reconcile {
+            set: SetId::Docs,
+            epoch: 0,
+            round: 0,
+            ranges: vec![],
+        });
+        // Hand-built: one range whose bound claims 40 bytes.
+        long.pop();
+        long.extend([1u8, 1, 40]);
+        long.extend(bound);
+        long.push(0);
+        assert!(crate::message::decode(&long).is_err());
+    }
+
+    #[test]
+    fn bounds_travel_short_and_split_the_same() {
+        // Random-looking keys: a split's bounds need a few bytes each.
+        let xs: Vec<Item> = (0..3000u32)
+            .map(|k| Item {
+                key: *Hash::of(&k.to_be_bytes()).as_bytes(),
+                value: [1; 16],
+            })
+            .collect();
+        let s = Snapshot::new(xs.clone());
+        let mut ranges = Vec::new();
+        s.split(0, s.len(), None, &mut ranges);
+        let bytes = postcard::to_stdvec(&ranges).unwrap();
+        assert!(bytes.len() < 16 * 24, "{} bytes for 16 ranges", bytes.len());
+        let back: Vec<Range> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, ranges);
+        // Each part holds what it held with full keys as bounds.
+        let n = s.len();
+        for (i, r) in back.iter().enumerate() {
+            assert_eq!(s.index(&r.upper), n * (i + 1) / SPLIT, "part {i}");
+        }
+    }
+
+    #[test]
+    fn a_few_differences_cost_few_bytes() {
+        // 3,000 documents, 90 of them changed on one side: the bytes of the
+        // whole reconciliation stay a small multiple of the differences.
+        let key = |k: u32| *Hash::of(&k.to_be_bytes()).as_bytes();
+        let xs: Vec<Item> = (0..3000u32)
+            .map(|k| Item {
+                key: key(k),
+                value: [1; 16],
+            })
+            .collect();
+        let mut ys = xs.clone();
+        for k in 0..90 {
+            ys[k * 33].value = [2; 16];
+        }
+        let (a, b) = (Snapshot::new(xs), Snapshot::new(ys));
+        let mut msg = a.initial();
+        let mut sides = [(&a, 0usize), (&b, 0usize)];
+        let (mut turn, mut bytes) = (1, 0);
+        while !msg.is_empty() {
+            bytes += postcard::to_stdvec(&msg).unwrap().len();
+            let r = sides[turn].0.respond(&msg).unwrap();
+            sides[turn].1 += r.wanted.len();
+            msg = r.reply;
+            turn ^= 1;
+        }
+        assert_eq!(
+            (sides[0].1, sides[1].1),
+            (90, 90),
+            "both learn every difference"
+        );
+        assert!(bytes < 90 * 300, "{bytes} bytes for 90 differences");
     }
 }

@@ -173,6 +173,8 @@ pub struct Session {
     /// Documents whose answer in flight was announced as incomplete, with
     /// the changes of it accepted so far.
     incomplete: BTreeMap<DocId, usize>,
+    /// Documents whose answer in flight was announced by `Coming`.
+    announced: BTreeSet<DocId>,
     progress: PeerProgress,
     stats: SessionStats,
     limits: BatchLimits,
@@ -217,6 +219,7 @@ impl Session {
             in_flight: BTreeSet::new(),
             wanted: BTreeSet::new(),
             incomplete: BTreeMap::new(),
+            announced: BTreeSet::new(),
             progress,
             stats: SessionStats::default(),
             limits: BatchLimits::default(),
@@ -531,8 +534,8 @@ impl Session {
                 match set {
                     SetId::Records => {
                         let mut ask = Vec::new();
-                        for k in response.wanted {
-                            let h = Hash(k);
+                        for it in response.wanted {
+                            let h = Hash(it.key);
                             if self.claim(Fetch::Record(h)) {
                                 ask.push(h);
                             } else {
@@ -542,8 +545,16 @@ impl Session {
                         self.want_records(ask, out);
                     }
                     SetId::Docs => {
-                        for k in response.wanted {
-                            let doc = DocId(Hash(k));
+                        for theirs in response.wanted {
+                            // Of a document both hold in different states,
+                            // the side with fewer accepted changes asks (both
+                            // if as many); the other asks back if the asker's
+                            // version vector shows it more (see `Want`).
+                            let ours = self.snapshots.get(&set).and_then(|s| s.get(&theirs.key));
+                            if ours.is_some_and(|o| theirs.changes() < o.changes()) {
+                                continue;
+                            }
+                            let doc = DocId(Hash(theirs.key));
                             if host.visible(&doc, &self.peer)?
                                 && !self.in_flight.contains(&doc)
                                 && !self.queue.contains(&doc)
@@ -612,19 +623,22 @@ impl Session {
             Message::Want { doc, have } => {
                 let have: VersionVector = have.into_iter().collect();
                 let changes = host.changes_after(&doc, &have, &self.peer)?;
+                let held = changes.is_some();
                 // A document the peer may not see is answered like one not
                 // held: its id is never confirmed.
                 let answer =
                     edge_signed_batches(causal_order(changes.unwrap_or_default()), self.limits);
                 let count = answer.changes();
-                out.push(Output::Send(Message::Coming {
-                    doc,
-                    changes: count as u64,
-                    bytes: answer.bytes() as u64,
-                    complete: answer.complete,
-                }));
-                self.stats.changes_sent += count as u64;
                 let n = answer.batches.len();
+                if n > 1 || !answer.complete {
+                    out.push(Output::Send(Message::Coming {
+                        doc,
+                        changes: count as u64,
+                        bytes: answer.bytes() as u64,
+                        complete: answer.complete,
+                    }));
+                }
+                self.stats.changes_sent += count as u64;
                 if n == 0 {
                     out.push(Output::Send(Message::Changes {
                         doc,
@@ -638,6 +652,19 @@ impl Session {
                         changes: b,
                         last: i + 1 == n,
                     }));
+                }
+                // The asker holds changes this side lacks: ask back (the
+                // asker of a difference may be the side ahead, §8.3).
+                if held
+                    && !self.in_flight.contains(&doc)
+                    && !self.queue.contains(&doc)
+                    && !self.deferred_docs.contains(&doc)
+                {
+                    let mine = host.version_vector(&doc)?;
+                    if have.iter().any(|(a, s)| mine.get(a).is_none_or(|m| s > m)) {
+                        self.wanted.remove(&doc);
+                        self.enqueue(doc);
+                    }
                 }
             }
             Message::Coming {
@@ -654,6 +681,7 @@ impl Session {
                     if !complete && self.in_flight.contains(&doc) {
                         self.incomplete.insert(doc, 0);
                     }
+                    self.announced.insert(doc);
                     self.progress.changes_announced =
                         self.progress.changes_announced.saturating_add(changes);
                     self.progress.bytes_announced =
@@ -690,6 +718,11 @@ impl Session {
                     self.stats.changes_received += n;
                     self.progress.changes_received += n;
                     self.progress.bytes_received += bytes as u64;
+                    if !self.announced.contains(&doc) {
+                        // One complete batch comes unannounced.
+                        self.progress.changes_announced += n;
+                        self.progress.bytes_announced += bytes as u64;
+                    }
                     if s.invalid > 0 {
                         self.misbehaved(
                             out,
@@ -702,6 +735,9 @@ impl Session {
                             *n += s.accepted;
                         }
                     }
+                }
+                if last {
+                    self.announced.remove(&doc);
                 }
                 if last && self.in_flight.remove(&doc) {
                     self.release(Fetch::Doc(doc));

@@ -63,8 +63,18 @@ fn main() {
         missing_bytes += w.write_to(community, d);
     }
     let t = std::time::Instant::now();
+    let kinds0 = w.report.bytes_by_kind.clone();
     let (m, b, depth) = w.measure_sync(link);
     assert!(w.synced(link), "catch-up did not finish");
+    let by_kind: Vec<String> = w
+        .report
+        .bytes_by_kind
+        .iter()
+        .map(|(k, v)| (k, v - kinds0.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!("catch-up bytes by kind: {}", by_kind.join(", "));
     println!(
         "catch-up after 1%: {missing_changes} changes missing, {missing_bytes} B of signed changes; exchanged {b} B in {m} messages, {} round trips, ratio {:.2} ({:.2}s)",
         depth.div_ceil(2),

@@ -166,6 +166,31 @@ impl Fed {
             .await
     }
 
+    /// Starts member `i` with its network settings changed by `tweak`.
+    pub async fn start_with(
+        &self,
+        i: usize,
+        dir: &std::path::Path,
+        bootstrap: Vec<Multiaddr>,
+        tweak: impl FnOnce(&mut NetConfig),
+    ) -> Node {
+        let mut cfg = NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootstrap,
+            resync: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(2),
+            ..NetConfig::default()
+        };
+        tweak(&mut cfg);
+        let (me, path) = (self.clone(), dir.to_owned());
+        let replica = tokio::task::spawn_blocking(move || me.replica(i, &path))
+            .await
+            .unwrap();
+        Node::start(replica, &self.members[i].secret, self.members[i].unit, cfg)
+            .await
+            .unwrap()
+    }
+
     /// Starts member `i` listening on `listen` (TCP or QUIC).
     pub async fn start_on(
         &self,
@@ -275,4 +300,42 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A bare libp2p client holding `secret`, connected to `peer`: its stream
+/// control, to open raw sync streams and misbehave on them.
+pub async fn attacker(
+    secret: &Secret,
+    peer: libp2p::PeerId,
+    addr: Multiaddr,
+) -> libp2p_stream::Control {
+    use futures::StreamExt as _;
+    use libp2p::swarm::dial_opts::DialOpts;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build())
+        .unwrap();
+    let control = swarm.behaviour().new_control();
+    tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    control
+}
+
+/// The sync protocol, for raw streams.
+pub fn sync_protocol() -> libp2p::StreamProtocol {
+    libp2p::StreamProtocol::new(gongjian_sync::PROTOCOL_ID)
 }

@@ -1,0 +1,180 @@
+//! Peers pushing past the node's limits over real libp2p connections: many
+//! identities announcing oversized hellos, a member opening more sync
+//! streams than allowed, and a member that asks for everything without
+//! ever reading the answers. The node refuses and penalises each, cuts the
+//! peer that does not read, and an honest community keeps syncing
+//! meanwhile.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::AsyncWriteExt as _;
+use gongjian_identity::{Hash, Secret, SignedRecord};
+use gongjian_net::frame::write_frame;
+use gongjian_net::hello::Hello;
+use gongjian_sync::{Message, encode};
+
+fn hello_of(fed: &Fed, i: usize) -> Vec<u8> {
+    Hello {
+        version: gongjian_sync::VERSION,
+        unit: fed.members[i].unit,
+        chain: fed.chain(i).iter().map(SignedRecord::encode).collect(),
+    }
+    .encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG"))
+        .with_test_writer()
+        .try_init();
+    let fed = fed(61);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Small marks so a test can reach them: a peer is not read while 64 KiB
+    // wait for it, and a frame it does not take in 2 s cuts it.
+    let street = fed
+        .start_with(STREET, dirs[0].path(), vec![], |c| {
+            c.read_pause_bytes = 64 << 10;
+            c.write_grace = Duration::from_secs(2);
+        })
+        .await;
+    let addr = street.listen_addrs().await[0].clone();
+    let sid = street.peer_id();
+    let community = fed
+        .start(COMMUNITY_A, dirs[1].path(), vec![addr.clone()])
+        .await;
+    let doc = create_doc(&community).await;
+    add_need(&community, doc, "n1", "助老服务").await;
+    until(20, "the first sync", || async {
+        titles(&street, doc).await == vec!["助老服务".to_string()]
+    })
+    .await;
+
+    // 1. Twenty identities nobody certified, each announcing a 1 MiB hello:
+    // refused at the length, before any of it is read.
+    let mut held = Vec::new();
+    for k in 0..20u8 {
+        let secret = Secret::from_seed([100 + k; 32]);
+        let mut s = attacker(&secret, sid, addr.clone())
+            .await
+            .open_stream(sid, sync_protocol())
+            .await
+            .unwrap();
+        s.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
+        s.write_all(&[7u8; 1000]).await.unwrap();
+        s.flush().await.unwrap();
+        held.push(s);
+    }
+    until(20, "twenty oversized hellos refused", || async {
+        street.status().misbehaviour >= 20
+    })
+    .await;
+    let refused = street
+        .status()
+        .peers
+        .values()
+        .filter(|p| {
+            p.last_misbehaviour
+                .as_deref()
+                .is_some_and(|r| r.contains("over the 65536-byte cap"))
+        })
+        .count();
+    assert_eq!(refused, 20, "each oversized hello named");
+
+    // 2. A certified member opening six sync streams on one connection:
+    // past the fourth it is penalised and cut.
+    let resident = fed.members[RESIDENT].secret.clone();
+    let control = attacker(&resident, sid, addr.clone()).await;
+    let before = street.status().misbehaviour;
+    for _ in 0..6 {
+        let mut c = control.clone();
+        if let Ok(mut s) = c.open_stream(sid, sync_protocol()).await {
+            let _ = write_frame(&mut s, &hello_of(&fed, RESIDENT)).await;
+            held.push(s);
+        }
+    }
+    until(20, "too many streams penalised", || async {
+        street.status().misbehaviour > before
+    })
+    .await;
+    let rid = libp2p::PeerId::from(resident.libp2p_keypair().public());
+    assert_eq!(
+        street.status().peers[&rid].last_misbehaviour.as_deref(),
+        Some("more than 4 sync streams")
+    );
+
+    // 3. A certified member that asks for every record again and again and
+    // never reads: the street stops reading it once the answers pile up,
+    // then cuts it when a frame is not taken.
+    let district = fed.members[DISTRICT].secret.clone();
+    let did = libp2p::PeerId::from(district.libp2p_keypair().public());
+    let mut s = attacker(&district, sid, addr.clone())
+        .await
+        .open_stream(sid, sync_protocol())
+        .await
+        .unwrap();
+    write_frame(&mut s, &hello_of(&fed, DISTRICT))
+        .await
+        .unwrap();
+    until(10, "the district admitted", || async {
+        street
+            .status()
+            .peers
+            .get(&did)
+            .is_some_and(|p| p.unit.is_some())
+    })
+    .await;
+    let hashes: Vec<Hash> = fed
+        .members
+        .iter()
+        .map(|m| m.cert.hash())
+        .chain(std::iter::once(Hash(*doc.as_bytes())))
+        .collect();
+    let ask = encode(&Message::WantRecords { hashes });
+    let before = street.status().misbehaviour;
+    let flood = tokio::spawn(async move {
+        // Answers of a few KiB each: thousands of them fill any window.
+        for _ in 0..20_000 {
+            if write_frame(&mut s, &ask).await.is_err() {
+                return true; // the street stopped reading, then cut us
+            }
+        }
+        // Writes may all have been absorbed by buffers; the cut is what
+        // the street reports.
+        drop(s);
+        false
+    });
+    until(30, "the peer that does not read penalised", || async {
+        street.status().misbehaviour > before
+    })
+    .await;
+    until(10, "the peer that does not read disconnected", || async {
+        !street.status().peers.get(&did).is_some_and(|p| p.connected)
+    })
+    .await;
+    let why = street.status().peers[&did].last_misbehaviour.clone();
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.starts_with("does not read")),
+        "{why:?}"
+    );
+    flood.abort();
+
+    // Meanwhile and after, the honest community syncs as before.
+    add_need(&community, doc, "n2", "防汛值守").await;
+    until(20, "the next sync", || async {
+        titles(&street, doc).await.len() == 2
+    })
+    .await;
+    let st = street.status();
+    let honest = community.peer_id();
+    assert_eq!(
+        st.peers.get(&honest).map(|p| p.misbehaviour),
+        Some(0),
+        "the honest community is never penalised"
+    );
+    drop(held);
+}
