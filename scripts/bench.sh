@@ -9,7 +9,9 @@
 #   3. bench-catchup: sync bytes after 1% of documents changed, cold, and
 #      with nothing changed;
 #   4. the cold sync of the district from its 13 street hubs over libp2p on
-#      loopback (14 daemons): time, bytes received, peak RSS.
+#      loopback (14 daemons): time, bytes received, peak RSS;
+#   5. the district's reconnect to its hubs after an outage in which 1% of
+#      the documents changed: bytes exchanged vs missing, messages, time.
 # usage: scripts/bench.sh [--scale F]   (F = 10 for a large city)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,3 +34,5 @@ echo "== 3. sync catch-up (3,000 documents)"
 "$bin/bench-catchup" --docs 3000
 echo "== 4. cold sync from the street hubs (district ×$scale)"
 python3 scripts/bench_cold_sync.py "$bin/gongjian" "$work" --scale "$scale"
+echo "== 5. reconnect after an outage, 1% of documents changed (district ×$scale)"
+python3 scripts/bench_reconnect.py "$bin/gongjian" "$work" --scale "$scale"

@@ -56,6 +56,9 @@ pub(crate) enum Event {
     Frame {
         stream: u64,
         bytes: Vec<u8>,
+        /// Dropped once the frame is handled: the stream's reader waits
+        /// for it before reading the next.
+        done: tokio::sync::oneshot::Sender<()>,
     },
     /// The peer broke the framing (e.g. announced a huge frame).
     BadFrame {
@@ -203,7 +206,14 @@ impl Actor {
                     role,
                     outbox,
                 } => self.opened(stream, peer, role, outbox),
-                Event::Frame { stream, bytes } => self.frame(stream, bytes),
+                Event::Frame {
+                    stream,
+                    bytes,
+                    done,
+                } => {
+                    self.frame(stream, bytes);
+                    drop(done);
+                }
                 Event::BadFrame { stream, why } => {
                     if let Some(s) = self.slots.get(&stream) {
                         let (peer, unit) = (s.peer, s.unit);

@@ -422,34 +422,41 @@ async fn spawn_stream(
     let queued_r = queued.clone();
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                f = rx.recv() => match f {
-                    Some(f) => {
-                        let n = f.len();
-                        let ok = match tokio::time::timeout(limits.write_deadline(n), write_frame(&mut w, &f)).await {
-                            Ok(r) => r.is_ok(),
-                            Err(_) => {
-                                let _ = events_w
-                                    .send(Event::BadFrame {
-                                        stream: id,
-                                        why: format!("does not read: a {n}-byte frame not taken in {} s", limits.write_deadline(n).as_secs()),
-                                    })
-                                    .await;
-                                false
-                            }
-                        };
-                        queued.fetch_sub(n, Ordering::Relaxed);
-                        if ok {
-                            crate::status::TRAFFIC.bytes_out.fetch_add(n as u64 + 4, Ordering::Relaxed);
-                            crate::status::TRAFFIC.frames_out.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if !ok { break; }
-                    }
-                    None => break,
-                },
-                _ = close.notified() => break,
+            let f = tokio::select! {
+                f = rx.recv() => f,
+                _ = close.notified() => None,
+            };
+            let Some(f) = f else { break };
+            let n = f.len();
+            let deadline = limits.write_deadline(n);
+            // A closed stream stops at once, even mid-frame, so what is
+            // queued to a peer that does not read is freed with it.
+            let written = tokio::select! {
+                r = tokio::time::timeout(deadline, write_frame(&mut w, &f)) => Some(r),
+                _ = close.notified() => None,
+            };
+            queued.fetch_sub(n, Ordering::Relaxed);
+            match written {
+                Some(Ok(Ok(()))) => {
+                    crate::status::TRAFFIC
+                        .bytes_out
+                        .fetch_add(n as u64 + 4, Ordering::Relaxed);
+                    crate::status::TRAFFIC
+                        .frames_out
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Err(_)) => {
+                    let why = format!(
+                        "does not read: a {n}-byte frame not taken in {} s",
+                        deadline.as_secs()
+                    );
+                    let _ = events_w.send(Event::BadFrame { stream: id, why }).await;
+                    break;
+                }
+                Some(Ok(Err(_))) | None => break,
             }
         }
+        drop(rx);
         let _ = w.close().await;
     });
     let events2 = events.clone();
@@ -471,13 +478,22 @@ async fn spawn_stream(
                     crate::status::TRAFFIC
                         .frames_in
                         .fetch_add(1, Ordering::Relaxed);
+                    // One frame of a stream in the node at a time: the next
+                    // is read once the actor handled this one (or dropped
+                    // it), so a fast peer cannot pile frames up in memory.
+                    let (done, handled) = tokio::sync::oneshot::channel();
                     if events2
-                        .send(Event::Frame { stream: id, bytes })
+                        .send(Event::Frame {
+                            stream: id,
+                            bytes,
+                            done,
+                        })
                         .await
                         .is_err()
                     {
                         return;
                     }
+                    let _ = handled.await;
                 }
                 Ok(None) => break,
                 Err(e) => {

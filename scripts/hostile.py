@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""A real street hub under attack while the district cold-syncs from it
+(RELIABILITY.md). `gongjian demo hubs` writes the district's street hubs;
+all start; the `hostile` client attacks the first hub for SECONDS: fresh
+uncertified identities opening too many streams with stalled, oversized
+and garbage hellos, plus a stolen certified key (the second hub's) that
+floods requests without reading and sends malformed messages. A few
+seconds in, the district starts and syncs the whole district from the
+hubs. Reported: the target's RSS before and its peak during the attack,
+its misbehaviour count, the district's sync time; it fails if the district
+does not finish, the target stops answering, or its RSS grows past
+--bound-mb.
+
+usage: hostile.py GONGJIAN_BIN HOSTILE_BIN WORK_DIR [--seconds 60] [--identities 300] [--bound-mb 256]
+"""
+import http.client, json, os, re, subprocess, sys, threading, time
+
+gj, hostile, work = sys.argv[1], sys.argv[2], sys.argv[3]
+arg = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+seconds, identities, bound = int(arg("--seconds", "60")), int(arg("--identities", "300")), float(arg("--bound-mb", "256"))
+port = int(os.environ.get("GONGJIAN_BENCH_PORT", "47700"))
+setup = json.loads(subprocess.check_output(
+    [gj, "demo", "hubs", "--out", os.path.join(work, "hubs"), "--port", str(port)]))
+procs = []
+
+def start(d):
+    p = subprocess.Popen([gj, "run", "--data-dir", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(p)
+    return p, json.loads(p.stdout.readline())
+
+def get(api, token, path, timeout=30):
+    host, port_ = api.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port_), timeout=timeout)
+    c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    r = c.getresponse()
+    return r.status, r.read()
+
+def rss(pid, key="VmRSS:"):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+def unit_of(d):
+    for line in open(os.path.join(d, "config.toml")):
+        if line.startswith("unit"):
+            return line.split("=", 1)[1].strip().strip('"')
+
+result = {}
+try:
+    hubs = [start(h["dir"]) for h in setup["hubs"]]
+    target_p, target = hubs[0]
+    target_dir = setup["hubs"][0]["dir"]
+    target_token = open(os.path.join(target_dir, "api.token")).read().strip()
+    # The target's stderr (its peer log) is read so it never blocks.
+    peer_lines = []
+    def drain():
+        for line in target_p.stderr:
+            if "gongjian::peer" in line:
+                peer_lines.append(line)
+    threading.Thread(target=drain, daemon=True).start()
+    time.sleep(2)
+    before = rss(target_p.pid)
+    stolen = setup["hubs"][1]["dir"]
+    attack = subprocess.Popen(
+        [hostile, "--target", f"{setup['hubs'][0]['listen']}/p2p/{target['peer_id']}", "--seconds", str(seconds),
+         "--identities", str(identities), "--key", os.path.join(stolen, "node.key"), "--unit", unit_of(stolen)],
+        stdout=subprocess.PIPE, text=True)
+    peak, answered, unanswered = before, 0, 0
+    t_attack = time.monotonic()
+    district_p = district = None
+    synced_at = None
+    want_docs, want_changes = setup["documents"], setup["changes"]
+    d_token = open(os.path.join(setup["district"], "api.token")).read().strip()
+    while attack.poll() is None:
+        now = time.monotonic() - t_attack
+        peak = max(peak, rss(target_p.pid))
+        try:
+            st, _ = get(target["api"], target_token, "/ready", timeout=5)
+            answered += st == 200
+        except OSError:
+            unanswered += 1
+        if district_p is None and now > 5:
+            t_district = time.monotonic()
+            district_p, district = start(setup["district"])
+            threading.Thread(target=lambda: district_p.stderr.read(), daemon=True).start()
+        if district_p is not None and synced_at is None:
+            try:
+                _, body = get(district["api"], d_token, "/v1/status", timeout=5)
+                s = json.loads(body)
+                if s["documents"] >= want_docs and s["changes"] >= want_changes:
+                    synced_at = time.monotonic() - t_district
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.5)
+    did = json.loads(attack.stdout.read())
+    _, metrics = get(target["api"], target_token, "/metrics")
+    misbehaviour = 0
+    for line in metrics.decode().splitlines():
+        if line.startswith("gongjian_peer_misbehaviour"):
+            misbehaviour = float(line.split()[-1])
+    reasons = {}
+    for line in peer_lines:
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        what = "stream dropped" if "stream dropped" in line else "misbehaved"
+        r = line.split("reason=", 1)[-1].strip().strip('"')
+        r = re.sub(r"(changes of )\S+", r"\1…", r)        # document ids
+        r = re.sub(r"\b\d+(-byte)?\b", "N\\1", r)       # sizes and counts
+        r = r.split(": ", 2)
+        r = ": ".join(r[:2]) if r[0] in ("refused", "does not read") else r[0]
+        key = f"{what}: {r}"
+        reasons[key] = reasons.get(key, 0) + 1
+    result = {
+        "seconds": seconds, "attack": did, "target_rss_before_mb": round(before, 1),
+        "target_rss_peak_mb": round(peak, 1), "target_rss_growth_mb": round(peak - before, 1),
+        "target_ready_answered": answered, "target_ready_unanswered": unanswered,
+        "target_misbehaviour_counted": misbehaviour, "peer_log_lines": len(peer_lines),
+        "peer_log_reasons": reasons, "district_synced_seconds": synced_at,
+    }
+finally:
+    for q in procs:
+        q.terminate()
+    for q in procs:
+        q.wait()
+print(json.dumps(result, ensure_ascii=False))
+ok = result and result["district_synced_seconds"] is not None and result["target_ready_unanswered"] == 0 \
+    and result["target_rss_growth_mb"] <= bound
+print(f"target hub under attack for {seconds} s ({result['attack']['connections']} connections, "
+      f"{result['attack']['streams']} streams, {result['attack']['flood_requests']} unread requests): "
+      f"RSS {result['target_rss_before_mb']} → peak {result['target_rss_peak_mb']} MB (+{result['target_rss_growth_mb']}, bound {bound:g}); "
+      f"{result['target_misbehaviour_counted']:.0f} penalties counted; /ready answered {result['target_ready_answered']}×, "
+      f"missed {result['target_ready_unanswered']}×; district cold sync meanwhile: {result['district_synced_seconds']} s"
+      + ("" if ok else "  FAILED"))
+sys.exit(0 if ok else 1)

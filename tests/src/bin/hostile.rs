@@ -1,0 +1,347 @@
+//! A hostile libp2p client against a real node (RELIABILITY.md,
+//! `scripts/hostile.sh`). For `--seconds`, all at once:
+//!
+//! * `--identities N` fresh keys nobody certified, each connecting and
+//!   opening more sync streams than allowed, with a hello that announces
+//!   60 KiB and stops half way (held until the node times it out), a hello
+//!   announcing 4 GiB, or garbage; then again with a new key.
+//! * with `--key FILE --unit ID` (a stolen but certified node key the target
+//!   holds the certificate of): a session that asks for every record
+//!   again and again without ever reading the answers, and one that sends
+//!   malformed and forged sync messages.
+//!
+//! Prints one JSON line of what it did.
+//!
+//! `hostile --target /ip4/127.0.0.1/tcp/4710/p2p/12D3… --seconds 60 --identities 200 [--key F --unit U]`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
+use gongjian_identity::{Hash, Secret, UnitId};
+use gongjian_net::frame::{read_frame, write_frame};
+use gongjian_net::hello::Hello;
+use gongjian_sync::{MAX_MESSAGE_BYTES, Message, Mode, Range, SetId, decode, encode};
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+
+#[derive(Default)]
+struct Counts {
+    connections: AtomicU64,
+    streams: AtomicU64,
+    streams_refused: AtomicU64,
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    flood_requests: AtomicU64,
+    flood_cut: AtomicU64,
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn protocol() -> StreamProtocol {
+    StreamProtocol::new(gongjian_sync::PROTOCOL_ID)
+}
+
+/// Connects as `secret`; the stream control of the connection and the task
+/// driving it (abort it to drop the connection).
+fn connect(
+    secret: &Secret,
+    peer: PeerId,
+    addr: &Multiaddr,
+) -> (libp2p_stream::Control, tokio::task::JoinHandle<()>) {
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp transport")
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .expect("stream behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let _ = swarm.dial(
+        DialOpts::peer_id(peer)
+            .addresses(vec![addr.clone()])
+            .build(),
+    );
+    let control = swarm.behaviour().new_control();
+    let task = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    (control, task)
+}
+
+/// One uncertified identity's visit: six streams, each misbehaving in turn.
+async fn visit(k: u64, peer: PeerId, addr: Multiaddr, c: Arc<Counts>) {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&k.to_be_bytes());
+    seed[8] = 0xa7;
+    let secret = Secret::from_seed(seed);
+    let (control, task) = connect(&secret, peer, &addr);
+    c.connections.fetch_add(1, Ordering::Relaxed);
+    let mut held = Vec::new();
+    for i in 0..6u64 {
+        let mut ctl = control.clone();
+        let opened =
+            tokio::time::timeout(Duration::from_secs(5), ctl.open_stream(peer, protocol())).await;
+        let Ok(Ok(mut s)) = opened else {
+            c.streams_refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        c.streams.fetch_add(1, Ordering::Relaxed);
+        let sent = match (k + i) % 3 {
+            // A hello announcing 60 KiB that stops half way.
+            0 => {
+                let mut b = (60u32 << 10).to_be_bytes().to_vec();
+                b.extend(vec![0x5a; 30 << 10]);
+                b
+            }
+            // A frame announcing 4 GiB.
+            1 => vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+            // Garbage in a well-formed frame.
+            _ => {
+                let mut b = 512u32.to_be_bytes().to_vec();
+                b.extend((0..512u32).map(|x| (x * 31 + k as u32) as u8));
+                b
+            }
+        };
+        if s.write_all(&sent).await.is_ok() && s.flush().await.is_ok() {
+            c.frames.fetch_add(1, Ordering::Relaxed);
+            c.bytes.fetch_add(sent.len() as u64, Ordering::Relaxed);
+        }
+        held.push(s);
+    }
+    // Held open until the node's hello timeout cuts them.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    drop(held);
+    task.abort();
+}
+
+/// A certified session that asks for every record, over and over, and
+/// never reads what comes back.
+async fn never_reads(
+    secret: Secret,
+    unit: UnitId,
+    peer: PeerId,
+    addr: Multiaddr,
+    c: Arc<Counts>,
+    until: Instant,
+) {
+    while Instant::now() < until {
+        let (mut control, task) = connect(&secret, peer, &addr);
+        c.connections.fetch_add(1, Ordering::Relaxed);
+        let Ok(Ok(mut s)) = tokio::time::timeout(
+            Duration::from_secs(5),
+            control.open_stream(peer, protocol()),
+        )
+        .await
+        else {
+            task.abort();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        c.streams.fetch_add(1, Ordering::Relaxed);
+        let hello = Hello {
+            version: gongjian_sync::VERSION,
+            unit,
+            chain: vec![],
+        };
+        let _ = write_frame(&mut s, &hello.encode()).await;
+        // Learn the record hashes once (reading this much), by listing none.
+        let open = Message::Reconcile {
+            set: SetId::Records,
+            epoch: 0,
+            round: 0,
+            ranges: vec![Range {
+                upper: None,
+                mode: Mode::Ids(vec![]),
+            }],
+        };
+        let _ = write_frame(&mut s, &encode(&open)).await;
+        let mut hashes = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hashes.is_empty() && Instant::now() < deadline {
+            match tokio::time::timeout(
+                Duration::from_secs(10),
+                read_frame(&mut s, MAX_MESSAGE_BYTES),
+            )
+            .await
+            {
+                Ok(Ok(Some(f))) => {
+                    if let Ok(Message::Reconcile { ranges, .. }) = decode(&f) {
+                        for r in ranges {
+                            if let Mode::Diff { items, .. } = r.mode {
+                                hashes.extend(items.iter().map(|i| Hash(i.key)));
+                            }
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        hashes.truncate(4096);
+        if hashes.is_empty() {
+            task.abort();
+            continue;
+        }
+        let ask = encode(&Message::WantRecords { hashes });
+        loop {
+            if Instant::now() > until {
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(60), write_frame(&mut s, &ask)).await {
+                Ok(Ok(())) => {
+                    c.flood_requests.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    c.flood_cut.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+        task.abort();
+    }
+}
+
+/// A certified session sending malformed and forged messages.
+async fn garbage_member(
+    secret: Secret,
+    unit: UnitId,
+    peer: PeerId,
+    addr: Multiaddr,
+    c: Arc<Counts>,
+    until: Instant,
+) {
+    let mut n = 0u32;
+    while Instant::now() < until {
+        let (mut control, task) = connect(&secret, peer, &addr);
+        c.connections.fetch_add(1, Ordering::Relaxed);
+        if let Ok(Ok(mut s)) = tokio::time::timeout(
+            Duration::from_secs(5),
+            control.open_stream(peer, protocol()),
+        )
+        .await
+        {
+            c.streams.fetch_add(1, Ordering::Relaxed);
+            let hello = Hello {
+                version: gongjian_sync::VERSION,
+                unit,
+                chain: vec![],
+            };
+            let _ = write_frame(&mut s, &hello.encode()).await;
+            for _ in 0..40 {
+                n += 1;
+                let junk: Vec<u8> = match n % 3 {
+                    0 => vec![gongjian_sync::VERSION, 0xee, 0xee],
+                    1 => encode(&Message::Changes {
+                        doc: gongjian_identity::DocId(Hash([n as u8; 32])),
+                        changes: vec![vec![0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]],
+                        last: true,
+                    }),
+                    _ => encode(&Message::Records {
+                        records: vec![vec![1, 1, 1, 9, 9, 9]],
+                    }),
+                };
+                if write_frame(&mut s, &junk).await.is_err() {
+                    break;
+                }
+                c.frames.fetch_add(1, Ordering::Relaxed);
+            }
+            // Drain whatever comes until the node closes the stream.
+            let mut buf = vec![0u8; 64 << 10];
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while let Ok(k) = s.read(&mut buf).await {
+                    if k == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        task.abort();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let target: Multiaddr = arg(&args, "--target")
+        .expect("--target MULTIADDR/p2p/PEER")
+        .parse()
+        .expect("--target: not a multiaddr");
+    let peer = target
+        .iter()
+        .find_map(|p| match p {
+            Protocol::P2p(id) => Some(id),
+            _ => None,
+        })
+        .expect("--target must end with /p2p/PEER_ID");
+    let addr: Multiaddr = target
+        .iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect();
+    let seconds: u64 = arg(&args, "--seconds").map_or(60, |s| s.parse().expect("--seconds"));
+    let identities: u64 =
+        arg(&args, "--identities").map_or(200, |s| s.parse().expect("--identities"));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let counts = Arc::new(Counts::default());
+    let mut tasks = Vec::new();
+    if let (Some(key), Some(unit)) = (arg(&args, "--key"), arg(&args, "--unit")) {
+        let secret = gongjian_identity::read_secret(std::path::Path::new(&key))
+            .expect("--key: a node key file");
+        let unit: UnitId = unit.parse().expect("--unit");
+        tasks.push(tokio::spawn(never_reads(
+            secret.clone(),
+            unit,
+            peer,
+            addr.clone(),
+            counts.clone(),
+            until,
+        )));
+        tasks.push(tokio::spawn(garbage_member(
+            secret,
+            unit,
+            peer,
+            addr.clone(),
+            counts.clone(),
+            until,
+        )));
+    }
+    // Uncertified visitors: a new one every interval, spread over the run.
+    let every = Duration::from_secs_f64(seconds as f64 / identities.max(1) as f64);
+    let mut k = 0u64;
+    while Instant::now() < until && k < identities {
+        tasks.push(tokio::spawn(visit(k, peer, addr.clone(), counts.clone())));
+        k += 1;
+        tokio::time::sleep(every).await;
+    }
+    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+    for t in &tasks {
+        t.abort();
+    }
+    let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        serde_json::json!({
+            "identities": k,
+            "connections": g(&counts.connections),
+            "streams": g(&counts.streams),
+            "streams_refused": g(&counts.streams_refused),
+            "frames": g(&counts.frames),
+            "bytes": g(&counts.bytes),
+            "flood_requests": g(&counts.flood_requests),
+            "flood_cut": g(&counts.flood_cut),
+        })
+    );
+}
