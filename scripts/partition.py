@@ -8,7 +8,18 @@ identical heads for every document they share, every unit's view digest
 is the same on the unit and on each of its ancestors, and every write that
 was acknowledged is in the district's view.
 
-usage (as root): partition.py GONGJIAN_BIN WORK_DIR [--minutes M] [--seed S]
+With --revoke-restore, instead: all five write; the second community is
+cut off from everyone and keeps writing while its street revokes its key
+(the street's daemon stopped for `gongjian cert revoke`, then started
+again); the first community, backed up live before, is stopped and
+restored from that old backup (a new actor epoch) and comes back; then the
+revoked community's links heal. Every node must end with the same heads
+and view digests; every write of an honest node acknowledged at any time
+(including those the restored node lost with its backup) must be in the
+district's view; of the revoked community's writes exactly those the
+street held when it revoked (the cut) are.
+
+usage (as root): partition.py GONGJIAN_BIN WORK_DIR [--minutes M] [--seed S] [--revoke-restore]
 Prints one JSON line; exit 1 if the nodes do not converge within the bound
 or a write is missing.
 """
@@ -20,6 +31,7 @@ ap.add_argument("work")
 ap.add_argument("--minutes", type=float, default=2.0)
 ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--bound", type=float, default=120.0, help="seconds allowed to converge")
+ap.add_argument("--revoke-restore", action="store_true")
 a = ap.parse_args()
 rng = random.Random(a.seed)
 tag = f"gj{os.getpid() % 10000}"
@@ -120,11 +132,19 @@ class Node:
     def __init__(self, i, d):
         self.i, self.dir = i, d
         self.token = open(os.path.join(d, "api.token")).read().strip()
-        self.log = open(d + ".log", "w")
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns(i), a.gj, "run", "--data-dir", d],
+        self.log = open(d + ".log", "a")
+        self.unit = NODES[i][1]
+        self.paused = threading.Event()
+        self.start()
+
+    def start(self):
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns(self.i), a.gj, "run", "--data-dir", self.dir],
                                   stdout=subprocess.PIPE, stderr=self.log)
         json.loads(self.p.stdout.readline())
-        self.unit = NODES[i][1]
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(timeout=30)
 
     def req(self, method, path, body=None):
         c = http.client.HTTPConnection(mgmt(self.i), 4711, timeout=30)
@@ -137,9 +157,16 @@ class Node:
         return r.status, json.loads(r.read() or b"null")
 
 
+PHASE = ["before"]
+
+
 def writer(node, stop, acked, lock):
     n = 0
     while not stop.is_set():
+        if node.paused.is_set():
+            time.sleep(0.1)
+            continue
+        phase = PHASE[0]
         title = f"{NODES[node.i][3]}分区测试第{n}条"
         try:
             s, v = node.req("POST", "/v1/items", {"list": rng.choice(["need", "resource", "project"]),
@@ -148,7 +175,7 @@ def writer(node, stop, acked, lock):
             s = 0
         if s == 201:
             with lock:
-                acked.append((v["id"], title))
+                acked.append((v["id"], title, node.i, phase))
             n += 1
         time.sleep(rng.uniform(0.05, 0.4))
 
@@ -175,7 +202,7 @@ def converged(nodes, acked):
             theirs = nodes[anc].req("GET", f"/v1/view/digest?scope={n.unit}")[1]
             if theirs != mine:
                 return False, f"digest of {NODES[i][0]} differs at {NODES[anc][0]}"
-    for id_, title in acked:
+    for id_, title, *_ in acked:
         s, v = nodes[0].req("GET", "/v1/view/items/" + id_)
         if s != 200 or v.get("title") != title:
             return False, f"{id_} not in the district's view"
@@ -193,6 +220,86 @@ def rss_kb(pid):
     return 0
 
 
+def await_converged(nodes, acked, bound):
+    t0, why = time.monotonic(), ""
+    while time.monotonic() - t0 < bound:
+        try:
+            ok, why = converged(nodes, acked)
+        except OSError as e:
+            ok, why = False, str(e)
+        if ok:
+            return round(time.monotonic() - t0, 1), why
+        time.sleep(0.5)
+    return None, why
+
+
+def revoke_restore(nodes, dirs):
+    """The revocation and old-backup scenario (see the module's doc)."""
+    DIST, STREET, C1, C2 = 0, 1, 2, 3
+    stop, lock, acked = threading.Event(), threading.Lock(), []
+    ts = [threading.Thread(target=writer, args=(n, stop, acked, lock)) for n in nodes]
+    for t in ts:
+        t.start()
+    steps = {}
+    time.sleep(a.minutes * 60 / 4)
+    # A live backup of the first community; it goes on writing after it.
+    backup = os.path.join(a.work, "c1-backup")
+    s, v = nodes[C1].req("POST", "/v1/backup", {"out": backup})
+    assert s == 200 or s == 201, (s, v)
+    steps["backup_writes_before"] = sum(1 for x in acked if x[2] == C1)
+    time.sleep(a.minutes * 60 / 4)
+    # The second community pauses, everything it wrote reaches the others,
+    # then it is cut off and writes on alone.
+    nodes[C2].paused.set()
+    honest = lambda: [x for x in acked if x[2] != C2 or x[3] == "before"]
+    waited, why = await_converged(nodes, honest(), a.bound)
+    if waited is None:
+        return {"converged": False, "why": f"before the partition: {why}"}
+    PHASE[0] = "partition"
+    for j in range(N):
+        if j != C2:
+            set_link(C2, j, False)
+    nodes[C2].paused.clear()
+    time.sleep(a.minutes * 60 / 8)
+    # Its street revokes its key (the daemon stopped for the CLI).
+    nodes[STREET].stop()
+    gj("cert", "revoke", "--data-dir", dirs[STREET], "--unit", NODES[C2][1], "--reason", "密钥泄露")
+    nodes[STREET].start()
+    # The first community is restored from its old backup and comes back.
+    nodes[C1].stop()
+    steps["c1_writes_lost_with_the_backup"] = sum(1 for x in acked if x[2] == C1) - steps.pop("backup_writes_before")
+    gj("restore", "--data-dir", dirs[C1], "--from", backup)
+    nodes[C1].start()
+    time.sleep(a.minutes * 60 / 8)
+    # The revoked community's links heal; everyone writes a little more.
+    for j in range(N):
+        if j != C2:
+            set_link(C2, j, True)
+    time.sleep(a.minutes * 60 / 4)
+    stop.set()
+    for t in ts:
+        t.join()
+    took, why = await_converged(nodes, honest(), a.bound)
+    ok = took is not None
+    cut_out = [x for x in acked if x[2] == C2 and x[3] == "partition"]
+    leaked = []
+    if ok:
+        for id_, title, *_ in cut_out:
+            for n in nodes:
+                s, v = n.req("GET", "/v1/view/items/" + id_)
+                if s == 200:
+                    leaked.append((NODES[n.i][0], id_))
+        if leaked:
+            ok, why = False, f"{len(leaked)} writes of the revoked key past its cut are visible"
+    return {
+        "scenario": "revoke-restore", "converged": ok, "converge_s": took, "why": why,
+        "writes_acknowledged": len(acked), "honest_writes_checked": len(honest()),
+        "revoked_writes_before_the_cut": sum(1 for x in acked if x[2] == C2 and x[3] == "before"),
+        "revoked_writes_past_the_cut": len(cut_out), "past_the_cut_visible": len(leaked),
+        **steps,
+    }
+
+
 def main():
     if os.geteuid() != 0 or sh("ip", "netns", "add", f"{tag}probe", check=False).returncode != 0:
         raise SystemExit("partition.py needs root and `ip netns` (network namespaces)")
@@ -202,6 +309,12 @@ def main():
     try:
         dirs = setup_nodes()
         nodes = [Node(i, d) for i, d in enumerate(dirs)]
+        if a.revoke_restore:
+            result = revoke_restore(nodes, dirs)
+            result.update({"seed": a.seed, "minutes": a.minutes,
+                           "peak_rss_mb": round(max(rss_kb(n.p.pid) for n in nodes) / 1024, 1)})
+            print(json.dumps(result, ensure_ascii=False))
+            return 0 if result["converged"] else 1
         stop, lock, acked = threading.Event(), threading.Lock(), []
         ts = [threading.Thread(target=writer, args=(n, stop, acked, lock)) for n in nodes]
         for t in ts:

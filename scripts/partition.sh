@@ -4,6 +4,9 @@
 # every node writes; then the time to converge (heads, view digests, every
 # acknowledged write). Needs root (ip netns).
 #   scripts/partition.sh [--minutes 2] [--seed 1] [--bound 120]
+#   scripts/partition.sh --revoke-restore [--minutes 1]   a community revoked while
+#       it writes behind a partition, another restored from an old backup
+#       (see scripts/partition.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

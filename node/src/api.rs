@@ -348,14 +348,16 @@ async fn status(State(api): State<Api>) -> ApiResult {
     let key = api.me.key;
     let (store, cert) = api
         .backend
-        .read(move |r| {
-            let s = r.store().stats();
-            let epoch = r.store().epoch();
-            let cert = certificate(r.trust(), &key, now());
-            (s.and_then(|s| epoch.map(|e| (s, e))), cert)
-        })
+        .read(move |r| (r.store().clone(), certificate(r.trust(), &key, now())))
         .await?;
-    let (s, epoch) = store.map_err(|e| ApiError::internal(e.to_string()))?;
+    // Counting walks every key: on a blocking thread of its own, not on
+    // the sync thread (RocksDB reads are safe from any thread).
+    let (s, epoch) = tokio::task::spawn_blocking(move || {
+        store.stats().and_then(|s| store.epoch().map(|e| (s, e)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let (items, acts) = api.view.read().map_err(|_| ApiError::lock())?.len();
     let net = api.backend.net().map(|(_, st)| {
         json!({

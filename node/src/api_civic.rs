@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use gongjian_engine::EngineError;
 use gongjian_identity::{DocId, DocType, UnitId, UnitKind};
 use gongjian_model::{
@@ -126,11 +126,34 @@ pub(crate) async fn view_grids(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let (format, q): (_, ScopeQuery) = api_export::query(raw.as_deref())?;
-    let body = {
+    let (scope, grids) = {
         let view = api.view.read().map_err(|_| ApiError::lock())?;
         let scope = list_scope(&api, &view, q.scope.as_deref())?;
-        json!({"scope": scope, "grids": view.grids(&scope)})
+        (scope, view.grids(&scope))
     };
+    if format.is_none() {
+        // The whole district's tree is large (1.2 MB at ten times Gulou):
+        // written straight from the rows, with no JSON value tree between.
+        #[derive(serde::Serialize)]
+        struct Body<'a, S: serde::Serialize> {
+            grids: &'a [gongjian_model::GridNode],
+            scope: S,
+        }
+        let bytes = serde_json::to_vec(&Body {
+            grids: &grids,
+            scope,
+        })
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+        return Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response());
+    }
+    let body = json!({"scope": scope, "grids": grids});
     list_response(format, "grids", body, |b| {
         api_export::grid_rows(b["grids"].as_array().map(Vec::as_slice).unwrap_or(&[]))
     })

@@ -88,23 +88,21 @@ pub(crate) async fn metrics(State(api): State<Api>, req: Request) -> Response {
 async fn render(api: &Api) -> Result<String, ApiError> {
     let key = api.me.key;
     let view = api.view.clone();
-    let (counters, size, quarantined, docs, behind, cert) = api
+    let (counters, store, docs, behind, cert) = api
         .backend
         .read(move |r| {
             let behind = view.read().map(|v| v.behind(r)).unwrap_or(0);
-            let quarantined = r.store().quarantined_count().unwrap_or(0);
             let docs = r.trust().documents().count();
             let cert = r.trust().admit_until(&key, now()).ok().map(|(_, u)| u);
-            (
-                r.counters().clone(),
-                r.store().size_bytes(),
-                quarantined,
-                docs,
-                behind,
-                cert,
-            )
+            (r.counters().clone(), r.store().clone(), docs, behind, cert)
         })
         .await?;
+    // The quarantine is walked on a blocking thread, not the sync thread.
+    let (size, quarantined) = tokio::task::spawn_blocking(move || {
+        (store.size_bytes(), store.quarantined_count().unwrap_or(0))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let (items, acts, updates) = {
         let v = api.view.read().map_err(|_| ApiError::lock())?;
         let (i, a) = v.len();
