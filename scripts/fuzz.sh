@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"; shift || true
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sync_message signed_change signed_record signed_chunk)
+[ ${#targets[@]} -gt 0 ] || targets=(sync_message signed_change signed_record signed_chunk config)
 for t in "${targets[@]}"; do
   echo "== $t for ${secs}s"
   cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048

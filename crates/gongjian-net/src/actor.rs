@@ -33,15 +33,53 @@ pub(crate) struct Outbox {
     pub close: Arc<Notify>,
 }
 
+/// Requests of a peer (reconcile steps, record and document asks) held
+/// while its answers wait to be sent, at most: past this the peer asks
+/// without reading, and is cut.
+pub const MAX_DEFERRED_BYTES: usize = 8 << 20;
+
+/// What became of a frame given to an outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    Queued,
+    /// Over [`MAX_QUEUED_BYTES`]: the peer does not read.
+    Full,
+    /// The stream's writer has stopped (the link failed or it was closed).
+    Closed,
+}
+
 impl Outbox {
-    fn push(&self, frame: Vec<u8>) -> bool {
+    fn push(&self, frame: Vec<u8>) -> Push {
+        if self.tx.is_closed() {
+            return Push::Closed;
+        }
         let n = frame.len();
         if self.queued.load(Ordering::Relaxed) + n > MAX_QUEUED_BYTES {
-            return false;
+            return Push::Full;
         }
         self.queued.fetch_add(n, Ordering::Relaxed);
-        self.tx.try_send(frame).is_ok()
+        match self.tx.try_send(frame) {
+            Ok(()) => Push::Queued,
+            Err(e) => {
+                self.queued.fetch_sub(n, Ordering::Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(_) => Push::Full,
+                    mpsc::error::TrySendError::Closed(_) => Push::Closed,
+                }
+            }
+        }
     }
+
+    fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether an encoded sync message asks something of this node (a
+/// reconcile step, `WantRecords` or `Want`: its answer adds to the
+/// outbox), by its variant tag after the version byte.
+fn is_request(bytes: &[u8]) -> bool {
+    matches!(bytes.get(1), Some(0 | 1 | 3))
 }
 
 type Job = Box<dyn FnOnce(&mut Actor) + Send>;
@@ -65,6 +103,10 @@ pub(crate) enum Event {
         stream: u64,
         why: String,
     },
+    /// What is queued to the stream's peer fell under the read pause mark.
+    Drained {
+        stream: u64,
+    },
     Closed {
         stream: u64,
     },
@@ -78,6 +120,8 @@ pub(crate) struct Timing {
     pub resync: Duration,
     pub stall: Duration,
     pub hello: Duration,
+    /// Over this many bytes queued to a peer, its requests wait.
+    pub read_pause: usize,
 }
 
 struct Slot {
@@ -93,6 +137,10 @@ struct Slot {
     /// Reconcile again as soon as the current round ends (new records
     /// arrived elsewhere: a peer may lack a genesis it cannot ask for).
     due: bool,
+    /// The peer's requests held while its outbox is over the read pause
+    /// mark (answers are still taken in), and their bytes.
+    deferred: std::collections::VecDeque<Vec<u8>>,
+    deferred_bytes: usize,
 }
 
 /// Called on the actor thread after documents changed here (local writes,
@@ -229,7 +277,13 @@ impl Actor {
                         self.resync_all(None);
                     }
                 }
-                Event::Tick => self.tick(),
+                Event::Tick => {
+                    for id in self.slots.keys().copied().collect::<Vec<_>>() {
+                        self.drained(id);
+                    }
+                    self.tick();
+                }
+                Event::Drained { stream } => self.drained(stream),
                 Event::Shutdown => break,
             }
         }
@@ -267,7 +321,7 @@ impl Actor {
                 .map(SignedRecord::encode)
                 .collect(),
         };
-        outbox.push(hello.encode());
+        let _ = outbox.push(hello.encode());
         let now = Instant::now();
         self.slots.insert(
             stream,
@@ -282,6 +336,8 @@ impl Actor {
                 last_rx: now,
                 last_start: now,
                 due: false,
+                deferred: std::collections::VecDeque::new(),
+                deferred_bytes: 0,
             },
         );
     }
@@ -292,6 +348,27 @@ impl Actor {
         };
         slot.last_rx = Instant::now();
         if slot.session.is_some() {
+            // Backpressure: while the peer leaves its answers untaken, its
+            // new requests wait (its answers to ours still come in, so two
+            // nodes sending each other much never both stop reading).
+            if is_request(&bytes)
+                && (slot.outbox.queued() > self.timing.read_pause || !slot.deferred.is_empty())
+            {
+                if slot.deferred_bytes + bytes.len() > MAX_DEFERRED_BYTES {
+                    let (peer, unit) = (slot.peer, slot.unit);
+                    let why = format!(
+                        "does not read: {} bytes of its requests wait while {} bytes of answers are not taken",
+                        slot.deferred_bytes + bytes.len(),
+                        slot.outbox.queued()
+                    );
+                    self.misbehaved(peer, unit, &why);
+                    self.close(stream, true);
+                    return;
+                }
+                slot.deferred_bytes += bytes.len();
+                slot.deferred.push_back(bytes);
+                return;
+            }
             self.input(stream, Input::Message(bytes));
             return;
         }
@@ -301,12 +378,10 @@ impl Actor {
                 let progress = self.load_progress(&key);
                 let slot = self.slots.get_mut(&stream).expect("present");
                 slot.unit = Some(unit);
-                slot.session = Some(Session::with_fetches(
-                    unit,
-                    slot.role,
-                    progress,
-                    &self.fetches,
-                ));
+                let mut session = Session::with_fetches(unit, slot.role, progress, &self.fetches);
+                // Salts of its reconciliations nobody can know in advance.
+                session.set_nonce(rand::random());
+                slot.session = Some(session);
                 crate::status::TRAFFIC
                     .sessions
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -355,6 +430,24 @@ impl Actor {
         Ok(info.unit)
     }
 
+    /// Handles a stream's held requests while its outbox is under the
+    /// read pause mark.
+    fn drained(&mut self, stream: u64) {
+        loop {
+            let Some(slot) = self.slots.get_mut(&stream) else {
+                return;
+            };
+            if slot.outbox.queued() > self.timing.read_pause {
+                return;
+            }
+            let Some(bytes) = slot.deferred.pop_front() else {
+                return;
+            };
+            slot.deferred_bytes -= bytes.len();
+            self.input(stream, Input::Message(bytes));
+        }
+    }
+
     fn load_progress(&self, key: &PublicKey) -> PeerProgress {
         match self.replica.store().peer(key.as_bytes()) {
             Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_default(),
@@ -392,10 +485,16 @@ impl Actor {
             match o {
                 Output::Send(m) => {
                     let slot = self.slots.get(&stream).expect("present");
-                    if !slot.outbox.push(encode(&m)) {
-                        self.misbehaved(peer, unit, "does not read: its outbox is full");
-                        drop_it = true;
-                        break;
+                    match slot.outbox.push(encode(&m)) {
+                        Push::Queued => {}
+                        Push::Full => {
+                            self.misbehaved(peer, unit, "does not read: its outbox is full");
+                            drop_it = true;
+                            break;
+                        }
+                        // The writer stopped: its `BadFrame` (or the reader's
+                        // `Closed`) follows and closes the stream, naming why.
+                        Push::Closed => break,
                     }
                 }
                 Output::Misbehaved(why) => self.misbehaved(peer, unit, &why),
@@ -506,6 +605,7 @@ impl Actor {
     /// protocol or stalled; an honest dialer reconnects with backoff).
     fn close(&mut self, stream: u64, cut: bool) {
         if let Some(slot) = self.slots.remove(&stream) {
+            tracing::debug!(peer = %slot.peer, stream, cut, "stream closed");
             slot.outbox.close.notify_one();
             if cut {
                 let _ = self.swarm.send(SwarmCmd::Disconnect(slot.peer));

@@ -64,8 +64,9 @@ pub struct NetConfig {
     /// Connections with no open stream close after this.
     pub idle: Duration,
     pub max_connections: u32,
-    /// While this many bytes are queued to a peer, its stream is not read
-    /// (a peer that asks without reading is slowed to what it reads).
+    /// While this many bytes are queued to a peer, its requests wait (a
+    /// peer that asks without reading is slowed to what it reads; its
+    /// answers are still taken in).
     pub read_pause_bytes: usize,
     /// A frame not taken by the peer within this, plus a second per 16 KiB,
     /// closes the stream: the peer does not read.
@@ -140,6 +141,7 @@ impl Node {
             resync: cfg.resync,
             stall: cfg.stall,
             hello: cfg.hello_timeout,
+            read_pause: cfg.read_pause_bytes,
         };
         let actor = Actor::new(
             replica,

@@ -365,7 +365,9 @@ pub const MAX_YAMUX_STREAMS: usize = 32;
 pub const MAX_HELLO_BYTES: usize = 64 << 10;
 
 /// How a stream guards against a peer that does not read
-/// ([`NetConfig::read_pause_bytes`], [`NetConfig::write_grace`]).
+/// ([`NetConfig::read_pause_bytes`]: when what is queued falls under it,
+/// the actor hears so and takes the peer's held requests;
+/// [`NetConfig::write_grace`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StreamLimits {
     read_pause: usize,
@@ -419,7 +421,6 @@ async fn spawn_stream(
         return;
     }
     let events_w = events.clone();
-    let queued_r = queued.clone();
     tokio::spawn(async move {
         loop {
             let f = tokio::select! {
@@ -435,7 +436,11 @@ async fn spawn_stream(
                 r = tokio::time::timeout(deadline, write_frame(&mut w, &f)) => Some(r),
                 _ = close.notified() => None,
             };
-            queued.fetch_sub(n, Ordering::Relaxed);
+            let before = queued.fetch_sub(n, Ordering::Relaxed);
+            if before > limits.read_pause && before - n <= limits.read_pause {
+                // If the channel is full the actor's next tick catches it.
+                let _ = events_w.try_send(Event::Drained { stream: id });
+            }
             match written {
                 Some(Ok(Ok(()))) => {
                     crate::status::TRAFFIC
@@ -456,18 +461,16 @@ async fn spawn_stream(
                 Some(Ok(Err(_))) | None => break,
             }
         }
+        // What was queued is dropped with the channel; the actor sees the
+        // stream closed (`Push::Closed`) from now on.
         drop(rx);
+        queued.store(0, Ordering::Relaxed);
         let _ = w.close().await;
     });
     let events2 = events.clone();
     tokio::spawn(async move {
         let mut cap = MAX_HELLO_BYTES;
         loop {
-            // Backpressure: what the peer asked for is not read on while
-            // the answers to it wait to be taken.
-            while queued_r.load(Ordering::Relaxed) > limits.read_pause {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
             let frame = read_frame(&mut r, cap).await;
             cap = MAX_MESSAGE_BYTES;
             match frame {
@@ -495,8 +498,12 @@ async fn spawn_stream(
                     }
                     let _ = handled.await;
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    tracing::debug!(%peer, stream = id, "stream ended by the peer");
+                    break;
+                }
                 Err(e) => {
+                    tracing::debug!(%peer, stream = id, error = %e, "reading a stream");
                     if e.is_peer_fault() {
                         let _ = events2
                             .send(Event::BadFrame {

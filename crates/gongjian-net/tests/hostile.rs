@@ -136,6 +136,7 @@ async fn hostile_inputs_are_refused_and_penalised() {
         set: SetId::Docs,
         epoch: 0,
         round: 0,
+        salt: [0; 8],
         ranges: vec![Range {
             upper: None,
             // Claims more changes than the street holds, so it asks.
@@ -233,6 +234,7 @@ async fn push(s: &mut Stream, doc: DocId, changes: Vec<Vec<u8>>, salt: u8) {
         set: SetId::Docs,
         epoch: u32::from(salt),
         round: 0,
+        salt: [0; 8],
         ranges: vec![Range {
             upper: None,
             // Claims more changes than the street holds, so it asks.

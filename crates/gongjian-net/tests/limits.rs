@@ -142,8 +142,9 @@ async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
                 return true; // the street stopped reading, then cut us
             }
         }
-        // Writes may all have been absorbed by buffers; the cut is what
-        // the street reports.
+        // The street takes requests in (and holds them) while its answers
+        // wait: the stream stays open, unread, until the street cuts it.
+        tokio::time::sleep(Duration::from_secs(60)).await;
         drop(s);
         false
     });
@@ -177,4 +178,6 @@ async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
         "the honest community is never penalised"
     );
     drop(held);
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
 }

@@ -26,7 +26,7 @@ pub use batch::{
 };
 pub use fetches::{Fetch, Fetches};
 pub use message::{DecodeError, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode};
-pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, SetId, Snapshot};
+pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, Salt, SetId, ShortId, Snapshot};
 pub use session::{
     Host, IngestSummary, Input, Output, PeerProgress, Role, Session, SessionStats, VersionVector,
 };

@@ -4,7 +4,7 @@
 use gongjian_identity::{ActorId, DocId, Hash};
 use serde::{Deserialize, Serialize};
 
-use crate::rbsr::{Range, SetId};
+use crate::rbsr::{Range, Salt, SetId};
 
 /// The libp2p protocol id; the version is part of it, so nodes of two
 /// versions simply do not speak (and can be upgraded one office at a time
@@ -29,6 +29,9 @@ pub enum Message {
         /// opens each (re)sync with the next one, at round 0.
         epoch: u32,
         round: u32,
+        /// The short ids' salt, drawn by the initiator for the epoch; the
+        /// same in every step of it.
+        salt: Salt,
         ranges: Vec<Range>,
     },
     /// Records the sender lacks, by hash.

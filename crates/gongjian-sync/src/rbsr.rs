@@ -20,10 +20,15 @@ pub enum SetId {
 /// An item's key: a record hash or a document id.
 pub type Key = [u8; 32];
 
-/// An item's short id: the first 8 bytes of its digest. Ranges small
-/// enough to list are listed by short id, and only the items that differ
-/// travel whole.
+/// An item's short id: 8 bytes of a hash of the reconciliation's salt and
+/// the item. Ranges small enough to list are listed by short id, and only
+/// the items that differ travel whole. The salt is drawn at random by the
+/// initiator for each reconciliation, so nobody can grind two items into
+/// one id in advance.
 pub type ShortId = [u8; 8];
+
+/// The salt of one reconciliation (see [`ShortId`]).
+pub type Salt = [u8; 8];
 
 /// One element of a set: a key and a 16-byte summary of its state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -70,18 +75,20 @@ impl Item {
         }
     }
 
-    /// The item's digest (summed into fingerprints) and short id.
-    fn digest(&self) -> (u128, ShortId) {
+    /// The item's digest, summed into fingerprints.
+    fn digest(&self) -> u128 {
         let d = Hash::of_parts(&[b"gongjian/v1/rbsr-item", &self.key, &self.value]);
         let mut b = [0u8; 16];
         b.copy_from_slice(&d.as_bytes()[..16]);
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&d.as_bytes()[..8]);
-        (u128::from_be_bytes(b), id)
+        u128::from_be_bytes(b)
     }
 
-    pub fn short_id(&self) -> ShortId {
-        self.digest().1
+    /// The item's short id under `salt`.
+    pub fn short_id(&self, salt: &Salt) -> ShortId {
+        let d = Hash::of_parts(&[b"gongjian/v1/rbsr-id", salt, &self.key, &self.value]);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&d.as_bytes()[..8]);
+        id
     }
 }
 
@@ -226,7 +233,6 @@ fn listed(mode: &Mode) -> usize {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     items: Vec<Item>,
-    ids: Vec<ShortId>,
     acc: Vec<u128>,
 }
 
@@ -235,16 +241,13 @@ impl Snapshot {
         items.sort();
         items.dedup_by(|a, b| a.key == b.key);
         let mut acc = Vec::with_capacity(items.len() + 1);
-        let mut ids = Vec::with_capacity(items.len());
         let mut sum = 0u128;
         acc.push(sum);
         for it in &items {
-            let (d, id) = it.digest();
-            sum = sum.wrapping_add(d);
+            sum = sum.wrapping_add(it.digest());
             acc.push(sum);
-            ids.push(id);
         }
-        Snapshot { items, ids, acc }
+        Snapshot { items, acc }
     }
 
     pub fn len(&self) -> usize {
@@ -282,16 +285,19 @@ impl Snapshot {
         Fingerprint(out)
     }
 
-    fn sorted_ids(&self, a: usize, b: usize) -> Vec<ShortId> {
-        let mut ids = self.ids[a..b].to_vec();
+    /// The short ids of `[a, b)`, sorted, each once (two items of one id
+    /// under a random salt: as likely as guessing a 64-bit key).
+    fn sorted_ids(&self, a: usize, b: usize, salt: &Salt) -> Vec<ShortId> {
+        let mut ids: Vec<ShortId> = self.items[a..b].iter().map(|i| i.short_id(salt)).collect();
         ids.sort_unstable();
+        ids.dedup();
         ids
     }
 
     /// The opening message: the whole set as one range.
-    pub fn initial(&self) -> Vec<Range> {
+    pub fn initial(&self, salt: &Salt) -> Vec<Range> {
         let mode = if self.items.len() <= LIST_THRESHOLD {
-            Mode::Ids(self.sorted_ids(0, self.items.len()))
+            Mode::Ids(self.sorted_ids(0, self.items.len(), salt))
         } else {
             Mode::Fingerprint(self.fingerprint(0, self.items.len()))
         };
@@ -351,8 +357,8 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Answers a peer's ranges.
-    pub fn respond(&self, ranges: &[Range]) -> Result<Response, RbsrError> {
+    /// Answers a peer's ranges of the reconciliation salted `salt`.
+    pub fn respond(&self, ranges: &[Range], salt: &Salt) -> Result<Response, RbsrError> {
         Self::check(ranges)?;
         let mut out = Response::default();
         // The reply stays within the caps the peer checks. Once the next
@@ -360,6 +366,9 @@ impl Snapshot {
         // as one fingerprint, which the peer splits or lists next round; the
         // first range always fits, so every round makes progress.
         let mut budget = Budget::default();
+        // Items of large ranges hashed for this step: at most the item cap
+        // (ranges of 16 or fewer are always answered).
+        let mut hashed = 0usize;
         let mut lower: Option<Key> = None;
         for r in ranges {
             // `lower` None is the start of the key space, `upper` None its end.
@@ -369,28 +378,42 @@ impl Snapshot {
             let answer = match &r.mode {
                 Mode::Skip => Mode::Skip,
                 Mode::Fingerprint(fp) if self.fingerprint(a, b) == *fp => Mode::Skip,
-                Mode::Fingerprint(_) if b - a <= LIST_THRESHOLD => Mode::Ids(self.sorted_ids(a, b)),
+                Mode::Fingerprint(_) if b - a <= LIST_THRESHOLD => {
+                    Mode::Ids(self.sorted_ids(a, b, salt))
+                }
                 // Marked for a split below.
                 Mode::Fingerprint(fp) => Mode::Fingerprint(*fp),
+                // More here than fits in what is left of the cap: narrow it
+                // down by fingerprints (decided before hashing a single id,
+                // so a short step cannot make the node hash a large set).
+                Mode::Ids(theirs)
+                    if b - a > LIST_THRESHOLD
+                        && (budget.items + (b - a) + theirs.len() > MAX_ITEMS
+                            || hashed + (b - a) > MAX_ITEMS) =>
+                {
+                    Mode::Fingerprint(self.fingerprint(a, b))
+                }
                 Mode::Ids(theirs) => {
-                    let items: Vec<Item> = (a..b)
-                        .filter(|&i| theirs.binary_search(&self.ids[i]).is_err())
-                        .map(|i| self.items[i])
-                        .collect();
-                    let ours = self.sorted_ids(a, b);
+                    hashed += b - a;
+                    let mut ours: Vec<(ShortId, usize)> =
+                        (a..b).map(|i| (self.items[i].short_id(salt), i)).collect();
+                    ours.sort_unstable();
+                    let items: Vec<Item> = {
+                        let mut v: Vec<Item> = ours
+                            .iter()
+                            .filter(|(id, _)| theirs.binary_search(id).is_err())
+                            .map(|&(_, i)| self.items[i])
+                            .collect();
+                        v.sort_unstable();
+                        v
+                    };
                     let ask: Vec<ShortId> = theirs
                         .iter()
-                        .filter(|id| ours.binary_search(id).is_err())
+                        .filter(|id| ours.binary_search_by(|(o, _)| o.cmp(id)).is_err())
                         .copied()
                         .collect();
                     if items.is_empty() && ask.is_empty() {
                         Mode::Skip
-                    } else if items.len() > LIST_THRESHOLD
-                        && budget.items + items.len() + ask.len() > MAX_ITEMS
-                    {
-                        // Far more here than the peer listed and than
-                        // fits: narrow it down rather than list them all.
-                        Mode::Fingerprint(self.fingerprint(a, b))
                     } else {
                         Mode::Diff { items, ask }
                     }
@@ -398,10 +421,16 @@ impl Snapshot {
                 Mode::Diff { items, ask } => {
                     out.wanted
                         .extend(items.iter().filter(|t| mine.binary_search(t).is_err()));
-                    let sent: Vec<Item> = (a..b)
-                        .filter(|&i| ask.binary_search(&self.ids[i]).is_ok())
-                        .map(|i| self.items[i])
-                        .collect();
+                    // An honest `Diff` answers our `Ids`, listed where we
+                    // hold at most 16 items: asks over more are not hashed.
+                    let sent: Vec<Item> = if ask.is_empty() || b - a > LIST_THRESHOLD {
+                        Vec::new()
+                    } else {
+                        mine.iter()
+                            .filter(|it| ask.binary_search(&it.short_id(salt)).is_ok())
+                            .copied()
+                            .collect()
+                    };
                     if sent.is_empty() {
                         Mode::Skip
                     } else {
@@ -462,6 +491,8 @@ fn merge(mut out: Response) -> Response {
 mod tests {
     use super::*;
 
+    const SALT: Salt = [7; 8];
+
     fn item(k: u32, v: u8) -> Item {
         let mut key = [0u8; 32];
         key[..4].copy_from_slice(&k.to_be_bytes());
@@ -474,14 +505,14 @@ mod tests {
     /// Runs reconciliation to the end; returns what each side wanted and
     /// the bytes of the item lists exchanged.
     fn run(a: &Snapshot, b: &Snapshot) -> (Vec<Key>, Vec<Key>, usize) {
-        let mut msg = a.initial();
+        let mut msg = a.initial(&SALT);
         let mut sides = [(a, Vec::new()), (b, Vec::new())];
         let mut turn = 1;
         let mut rounds = 0;
         while !msg.is_empty() {
             rounds += 1;
             assert!(rounds < MAX_ROUNDS_TEST, "reconciliation does not end");
-            let r = sides[turn].0.respond(&msg).unwrap();
+            let r = sides[turn].0.respond(&msg, &SALT).unwrap();
             let listed: usize = r.reply.iter().map(|x| listed(&x.mode)).sum();
             assert!(r.reply.len() <= MAX_RANGES && listed <= MAX_ITEMS);
             sides[turn].1.extend(r.wanted.iter().map(|i| i.key));
@@ -575,12 +606,15 @@ mod tests {
                 mode: Mode::Skip,
             },
         ];
-        assert_eq!(s.respond(&unbounded_first), Err(RbsrError::Bounds(0)));
+        assert_eq!(
+            s.respond(&unbounded_first, &SALT),
+            Err(RbsrError::Bounds(0))
+        );
         let unsorted = vec![Range {
             upper: None,
             mode: Mode::Items(vec![item(5, 1), item(2, 1)]),
         }];
-        assert_eq!(s.respond(&unsorted), Err(RbsrError::Items(0)));
+        assert_eq!(s.respond(&unsorted, &SALT), Err(RbsrError::Items(0)));
         let outside = vec![
             Range {
                 upper: Some(item(3, 0).key),
@@ -594,17 +628,18 @@ mod tests {
                 mode: Mode::Skip,
             },
         ];
-        assert_eq!(s.respond(&outside), Err(RbsrError::Items(0)));
+        assert_eq!(s.respond(&outside, &SALT), Err(RbsrError::Items(0)));
         let ids = vec![Range {
             upper: None,
             mode: Mode::Ids(vec![[2; 8], [1; 8]]),
         }];
-        assert_eq!(s.respond(&ids), Err(RbsrError::Ids(0)));
+        assert_eq!(s.respond(&ids, &SALT), Err(RbsrError::Ids(0)));
         let bound = [0xffu8; 40];
         let mut long = crate::message::encode(&crate::Message::Reconcile {
             set: SetId::Docs,
             epoch: 0,
             round: 0,
+            salt: SALT,
             ranges: vec![],
         });
         // Hand-built: one range whose bound claims 40 bytes.
@@ -654,12 +689,12 @@ mod tests {
             ys[k * 33].value = [2; 16];
         }
         let (a, b) = (Snapshot::new(xs), Snapshot::new(ys));
-        let mut msg = a.initial();
+        let mut msg = a.initial(&SALT);
         let mut sides = [(&a, 0usize), (&b, 0usize)];
         let (mut turn, mut bytes) = (1, 0);
         while !msg.is_empty() {
             bytes += postcard::to_stdvec(&msg).unwrap().len();
-            let r = sides[turn].0.respond(&msg).unwrap();
+            let r = sides[turn].0.respond(&msg, &SALT).unwrap();
             sides[turn].1 += r.wanted.len();
             msg = r.reply;
             turn ^= 1;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{BatchLimits, causal_order, edge_signed_batches};
 use crate::fetches::{Fetch, Fetches};
 use crate::message::{MAX_LIST, Message, decode};
-use crate::rbsr::{Item, SetId, Snapshot};
+use crate::rbsr::{Item, Salt, SetId, Snapshot};
 
 /// Actor → highest accepted seq (accepted seqs of an actor are contiguous).
 pub type VersionVector = BTreeMap<ActorId, u64>;
@@ -164,9 +164,15 @@ pub struct Session {
     next_round: BTreeMap<SetId, u32>,
     /// Per set: the reconciliation under way (see `Message::Reconcile`).
     epochs: BTreeMap<SetId, u32>,
+    /// Per set: the salt of the reconciliation under way.
+    salts: BTreeMap<SetId, Salt>,
+    /// Mixed into the salts this session draws as initiator.
+    nonce: u64,
     awaiting: BTreeSet<SetId>,
     records_awaited: usize,
     queue: VecDeque<DocId>,
+    /// What `queue` holds, to look up.
+    queued: BTreeSet<DocId>,
     in_flight: BTreeSet<DocId>,
     /// Documents wanted in this session: changes of others are unsolicited.
     wanted: BTreeSet<DocId>,
@@ -213,9 +219,12 @@ impl Session {
             snapshots: BTreeMap::new(),
             next_round: BTreeMap::new(),
             epochs: BTreeMap::new(),
+            salts: BTreeMap::new(),
+            nonce: 0,
             awaiting: BTreeSet::new(),
             records_awaited: 0,
             queue: VecDeque::new(),
+            queued: BTreeSet::new(),
             in_flight: BTreeSet::new(),
             wanted: BTreeSet::new(),
             incomplete: BTreeMap::new(),
@@ -244,6 +253,13 @@ impl Session {
         let mut s = Session::new(peer, role, progress);
         s.fetches = Some((fetches.clone(), fetches.register()));
         s
+    }
+
+    /// Seeds the salts of the reconciliations this session opens: a node
+    /// gives each session a random nonce, so a peer cannot know a salt
+    /// before it is used (the simulator keeps 0, to replay exactly).
+    pub fn set_nonce(&mut self, nonce: u64) {
+        self.nonce = nonce;
     }
 
     /// Whether something wanted waits for another session's fetch.
@@ -345,9 +361,11 @@ impl Session {
         // A new round on a synced session (periodic resync): from scratch.
         if self.phase == Phase::Synced {
             self.phase = Phase::Records;
-            // Docs still in flight stay wanted: their answers are due.
-            let in_flight = &self.in_flight;
-            self.wanted.retain(|d| in_flight.contains(d));
+            // Docs in flight or queued stay wanted: their answers are due
+            // (or will be, once asked for).
+            let (in_flight, queued) = (&self.in_flight, &self.queued);
+            self.wanted
+                .retain(|d| in_flight.contains(d) || queued.contains(d));
             self.deferred_docs.clear();
             self.deferred_records.clear();
             self.retry_docs = false;
@@ -380,22 +398,35 @@ impl Session {
         out: &mut Vec<Output>,
     ) -> Result<(), H::Error> {
         self.snapshots.remove(&set);
-        let ranges = self.snapshot(host, set)?.initial();
         let epoch = self.epochs.get(&set).map_or(0, |e| e.saturating_add(1));
+        let salt = {
+            let d = Hash::of_parts(&[
+                b"gongjian/v1/rbsr-salt",
+                &self.nonce.to_be_bytes(),
+                &[set as u8],
+                &epoch.to_be_bytes(),
+            ]);
+            let mut s = [0u8; 8];
+            s.copy_from_slice(&d.as_bytes()[..8]);
+            s
+        };
+        let ranges = self.snapshot(host, set)?.initial(&salt);
         self.epochs.insert(set, epoch);
+        self.salts.insert(set, salt);
         self.awaiting.insert(set);
         self.next_round.insert(set, 1);
         out.push(Output::Send(Message::Reconcile {
             set,
             epoch,
             round: 0,
+            salt,
             ranges,
         }));
         Ok(())
     }
 
     fn enqueue(&mut self, doc: DocId) {
-        if self.wanted.insert(doc) {
+        if self.wanted.insert(doc) && self.queued.insert(doc) {
             self.queue.push_back(doc);
         }
     }
@@ -423,13 +454,18 @@ impl Session {
             self.retry_docs = false;
             // Asked by version vector, so only what the other peer did not
             // bring comes.
-            self.queue.extend(std::mem::take(&mut self.deferred_docs));
+            for doc in std::mem::take(&mut self.deferred_docs) {
+                if self.queued.insert(doc) {
+                    self.queue.push_back(doc);
+                }
+            }
         }
         let mut deferred = BTreeSet::new();
         while self.in_flight.len() < MAX_WANTS_IN_FLIGHT {
             let Some(doc) = self.queue.pop_front() else {
                 break;
             };
+            self.queued.remove(&doc);
             if !self.claim(Fetch::Doc(doc)) {
                 deferred.insert(doc);
                 continue;
@@ -492,6 +528,7 @@ impl Session {
                 set,
                 epoch,
                 round,
+                salt,
                 ranges,
             } => {
                 let current = self.epochs.get(&set).copied();
@@ -508,12 +545,17 @@ impl Session {
                     }
                     // The peer (re)opened this set: answer from a fresh view.
                     self.epochs.insert(set, epoch);
+                    self.salts.insert(set, salt);
                     self.next_round.insert(set, 0);
                     self.snapshots.remove(&set);
                 }
                 let expected = self.next_round.get(&set).copied().unwrap_or(0);
                 if round < expected {
                     return Ok(()); // a duplicate or stale step
+                }
+                if self.salts.get(&set) != Some(&salt) {
+                    self.misbehaved(out, format!("reconcile salt changed in epoch {epoch}"));
+                    return Ok(());
                 }
                 if round > expected || round >= MAX_ROUNDS {
                     self.misbehaved(out, format!("reconcile round {round}, expected {expected}"));
@@ -524,7 +566,7 @@ impl Session {
                 if ranges.is_empty() {
                     return Ok(());
                 }
-                let response = match self.snapshot(host, set)?.respond(&ranges) {
+                let response = match self.snapshot(host, set)?.respond(&ranges, &salt) {
                     Ok(r) => r,
                     Err(e) => {
                         self.misbehaved(out, format!("reconcile: {e}"));
@@ -557,7 +599,7 @@ impl Session {
                             let doc = DocId(Hash(theirs.key));
                             if host.visible(&doc, &self.peer)?
                                 && !self.in_flight.contains(&doc)
-                                && !self.queue.contains(&doc)
+                                && !self.queued.contains(&doc)
                                 && !self.deferred_docs.contains(&doc)
                             {
                                 // Fetched earlier in this session perhaps
@@ -575,6 +617,7 @@ impl Session {
                     set,
                     epoch,
                     round: round + 1,
+                    salt,
                     ranges: response.reply,
                 }));
             }
@@ -657,7 +700,7 @@ impl Session {
                 // asker of a difference may be the side ahead, §8.3).
                 if held
                     && !self.in_flight.contains(&doc)
-                    && !self.queue.contains(&doc)
+                    && !self.queued.contains(&doc)
                     && !self.deferred_docs.contains(&doc)
                 {
                     let mine = host.version_vector(&doc)?;
@@ -681,7 +724,9 @@ impl Session {
                     if !complete && self.in_flight.contains(&doc) {
                         self.incomplete.insert(doc, 0);
                     }
-                    self.announced.insert(doc);
+                    if self.in_flight.contains(&doc) {
+                        self.announced.insert(doc);
+                    }
                     self.progress.changes_announced =
                         self.progress.changes_announced.saturating_add(changes);
                     self.progress.bytes_announced =
@@ -689,7 +734,7 @@ impl Session {
                 }
             }
             Message::Changes { doc, changes, last } => {
-                if !self.wanted.contains(&doc) {
+                if !self.wanted.contains(&doc) && !self.in_flight.contains(&doc) {
                     self.misbehaved(out, format!("unsolicited changes of {}", doc.fmt_short()));
                     return Ok(());
                 }
@@ -769,7 +814,7 @@ impl Session {
                 let mine = host.doc_item(&doc, None)?;
                 if mine.is_none_or(|i| i.value != state)
                     && !self.in_flight.contains(&doc)
-                    && !self.queue.contains(&doc)
+                    && !self.queued.contains(&doc)
                     && !self.deferred_docs.contains(&doc)
                 {
                     // Fetch again even if fetched earlier in this session.

@@ -162,6 +162,7 @@ async fn never_reads(
             set: SetId::Records,
             epoch: 0,
             round: 0,
+            salt: [0; 8],
             ranges: vec![Range {
                 upper: None,
                 mode: Mode::Ids(vec![]),
