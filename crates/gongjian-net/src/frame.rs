@@ -18,8 +18,10 @@ pub enum FrameError {
 
 impl FrameError {
     /// Whether the peer broke the framing (as opposed to the link failing).
+    /// A stream that ends inside a frame is not counted: a node stopping
+    /// or a link dropping mid-frame looks just the same.
     pub fn is_peer_fault(&self) -> bool {
-        !matches!(self, FrameError::Io(_))
+        !matches!(self, FrameError::Io(_) | FrameError::Truncated { .. })
     }
 }
 

@@ -470,11 +470,14 @@ impl Session {
                 deferred.insert(doc);
                 continue;
             }
-            let have: Vec<(ActorId, u64)> = host.version_vector(&doc)?.into_iter().collect();
-            if have.len() > MAX_LIST {
-                self.release(Fetch::Doc(doc));
-                continue;
-            }
+            // A version vector past the list cap is cut: the peer then sends
+            // the left-out actors' changes from the start, which ingest
+            // takes as duplicates (never a document left unasked).
+            let have: Vec<(ActorId, u64)> = host
+                .version_vector(&doc)?
+                .into_iter()
+                .take(MAX_LIST)
+                .collect();
             self.in_flight.insert(doc);
             if self.progress.pending.insert(doc) {
                 out.push(Output::Progress(self.progress.clone()));
