@@ -60,13 +60,12 @@ impl Outbox {
         self.queued.fetch_add(n, Ordering::Relaxed);
         match self.tx.try_send(frame) {
             Ok(()) => Push::Queued,
-            Err(e) => {
+            Err(mpsc::error::TrySendError::Full(_)) => {
                 self.queued.fetch_sub(n, Ordering::Relaxed);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => Push::Full,
-                    mpsc::error::TrySendError::Closed(_) => Push::Closed,
-                }
+                Push::Full
             }
+            // The writer zeroed the count when it stopped: not taken again.
+            Err(mpsc::error::TrySendError::Closed(_)) => Push::Closed,
         }
     }
 
@@ -444,6 +443,7 @@ impl Actor {
                 return;
             };
             slot.deferred_bytes -= bytes.len();
+            slot.last_rx = Instant::now();
             self.input(stream, Input::Message(bytes));
         }
     }
@@ -481,8 +481,10 @@ impl Actor {
         };
         let mut changed = Vec::new();
         let mut drop_it = false;
+        let mut writer_gone = false;
         for o in outputs {
             match o {
+                Output::Send(_) if writer_gone => {}
                 Output::Send(m) => {
                     let slot = self.slots.get(&stream).expect("present");
                     match slot.outbox.push(encode(&m)) {
@@ -494,7 +496,8 @@ impl Actor {
                         }
                         // The writer stopped: its `BadFrame` (or the reader's
                         // `Closed`) follows and closes the stream, naming why.
-                        Push::Closed => break,
+                        // The other outputs (progress) still count.
+                        Push::Closed => writer_gone = true,
                     }
                 }
                 Output::Misbehaved(why) => self.misbehaved(peer, unit, &why),
@@ -632,6 +635,8 @@ impl Actor {
                             restart.push(*id);
                         }
                     } else if sess.awaits_peer()
+                        // Its requests held here: our own backlog, not a stall.
+                        && s.deferred.is_empty()
                         && now.duration_since(s.last_rx) > self.timing.stall
                     {
                         stalled.push((*id, "sync stalled"));
@@ -674,6 +679,61 @@ impl Actor {
             .collect();
         for id in waiting {
             self.input(id, Input::Wake);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gongjian_identity::{ActorId, DocId, Hash, Secret};
+    use gongjian_sync::{Message, SetId, encode};
+
+    use super::is_request;
+
+    #[test]
+    fn requests_are_told_from_answers_by_their_tag() {
+        let doc = DocId(Hash([3; 32]));
+        let actor = ActorId {
+            key: Secret::from_seed([1; 32]).public(),
+            epoch: 1,
+        };
+        let requests = [
+            Message::Reconcile {
+                set: SetId::Docs,
+                epoch: 0,
+                round: 0,
+                salt: [0; 8],
+                ranges: vec![],
+            },
+            Message::WantRecords { hashes: vec![] },
+            Message::Want {
+                doc,
+                have: vec![(actor, 1)],
+            },
+        ];
+        let answers = [
+            Message::Records { records: vec![] },
+            Message::Coming {
+                doc,
+                changes: 0,
+                bytes: 0,
+                complete: true,
+            },
+            Message::Changes {
+                doc,
+                changes: vec![],
+                last: true,
+            },
+            Message::Notify {
+                doc,
+                state: [0; 16],
+            },
+        ];
+        for m in &requests {
+            assert!(is_request(&encode(m)), "{}", m.kind());
+        }
+        for m in &answers {
+            assert!(!is_request(&encode(m)), "{}", m.kind());
         }
     }
 }

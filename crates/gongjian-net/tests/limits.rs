@@ -3,7 +3,9 @@
 //! streams than allowed, and a member that asks for everything without
 //! ever reading the answers. The node refuses and penalises each, cuts the
 //! peer that does not read, and an honest community keeps syncing
-//! meanwhile.
+//! meanwhile. And two honest nodes that each hold much the other lacks,
+//! with a tiny read pause mark: requests wait while answers flow, and
+//! neither is cut.
 
 mod common;
 
@@ -178,6 +180,80 @@ async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
         "the honest community is never penalised"
     );
     drop(held);
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
+}
+
+/// Writes `docs` needs documents of `count` needs each straight into
+/// member `i`'s store (the node not running).
+fn fill(fed: &Fed, i: usize, dir: &std::path::Path, docs: usize, count: usize) {
+    use gongjian_identity::DocType;
+    use gongjian_model::{ItemFields, ListDoc, ListKind};
+    let mut r = fed.replica(i, dir);
+    for d in 0..docs {
+        let t = now();
+        // A genesis per creation time: distinct documents.
+        let doc = r.create_document(DocType::Needs, t + d as u64).unwrap();
+        for n in 0..count {
+            let fields = ItemFields {
+                title: Some(format!(
+                    "{}第{d}号文档第{n}条需求：助老助餐上门服务",
+                    fed.members[i].name
+                )),
+                category: Some("助老".into()),
+                ..ItemFields::default()
+            };
+            r.local_change(&doc, t, |am| {
+                ListDoc::new(am, ListKind::Need).add(&format!("n{n}"), &fields, t as i64)
+            })
+            .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sending_each_other_much_never_both_stop_reading() {
+    // Each holds far more the other lacks than the read pause mark (16 KiB
+    // here): requests wait on both sides while answers flow, and neither
+    // is cut for not reading.
+    let fed = fed(62);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (f, paths) = (
+        fed.clone(),
+        [dirs[0].path().to_owned(), dirs[1].path().to_owned()],
+    );
+    tokio::task::spawn_blocking(move || {
+        fill(&f, STREET, &paths[0], 100, 16);
+        fill(&f, COMMUNITY_A, &paths[1], 100, 16);
+    })
+    .await
+    .unwrap();
+    let tight = |c: &mut gongjian_net::NetConfig| {
+        c.read_pause_bytes = 16 << 10;
+        c.write_grace = Duration::from_secs(5);
+    };
+    let street = fed.start_with(STREET, dirs[0].path(), vec![], tight).await;
+    let addr = street.listen_addrs().await[0].clone();
+    let community = fed
+        .start_with(COMMUNITY_A, dirs[1].path(), vec![addr], tight)
+        .await;
+    until(90, "both hold all 200 documents alike", || async {
+        let (a, b) = (holdings(&street).await, holdings(&community).await);
+        a.len() >= 200 && a == b
+    })
+    .await;
+    assert_eq!(
+        street.status().misbehaviour,
+        0,
+        "{:?}",
+        street.status().peers
+    );
+    assert_eq!(
+        community.status().misbehaviour,
+        0,
+        "{:?}",
+        community.status().peers
+    );
     community.shutdown().await.unwrap();
     street.shutdown().await.unwrap();
 }
