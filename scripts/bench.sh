@@ -11,7 +11,8 @@
 #   4. the cold sync of the district from its 13 street hubs over libp2p on
 #      loopback (14 daemons): time, bytes received, peak RSS;
 #   5. the district's reconnect to its hubs after an outage in which 1% of
-#      the documents changed: bytes exchanged vs missing, messages, time.
+#      the documents changed: bytes exchanged vs missing, messages, time;
+#   6. criterion: the reconciliation core in process (cargo bench, release).
 # usage: scripts/bench.sh [--scale F]   (F = 10 for a large city)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +37,5 @@ echo "== 4. cold sync from the street hubs (district ×$scale)"
 python3 scripts/bench_cold_sync.py "$bin/gongjian" "$work" --scale "$scale"
 echo "== 5. reconnect after an outage, 1% of documents changed (district ×$scale)"
 python3 scripts/bench_reconnect.py "$bin/gongjian" "$work" --scale "$scale"
+echo "== 6. criterion: reconciliation of 3,000 documents in process"
+cargo bench -p gongjian-sync --bench reconcile --locked -- --noplot 2>&1 | grep -E "^[a-z].*|time:"
