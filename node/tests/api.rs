@@ -465,3 +465,57 @@ async fn a_fresh_district_syncs_everything_from_its_street_hub() {
         .await;
     assert_eq!(a["digest"], b["digest"]);
 }
+
+/// `demo hubs --later`: a district that synced before an outage meets its
+/// hub again, which meanwhile got one later change to a share of the
+/// documents; the district ends with exactly those changes more, and the
+/// same view of the street as the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_district_back_from_an_outage_gets_the_later_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("hubs");
+    let port = 30_000 + ((std::process::id() + 7_919) % 20_000) as u16;
+    let setup = ok(&[
+        "demo",
+        "hubs",
+        "--profile",
+        "small",
+        "--seed",
+        "4",
+        "--later",
+        "0.05",
+        "--out",
+        p(&out),
+        "--port",
+        &port.to_string(),
+    ]);
+    let later = setup["later"]["changes"].as_u64().unwrap();
+    assert!(later > 0, "{setup}");
+    let hubs = setup["hubs"].as_array().unwrap();
+    assert_eq!(
+        hubs[0]["changes"].as_u64().unwrap(),
+        setup["changes"].as_u64().unwrap() + later,
+        "the hub holds the later changes: {setup}"
+    );
+    let district_dir = std::path::Path::new(setup["district"].as_str().unwrap());
+    let c = Client {
+        http: reqwest::Client::new(),
+    };
+    // Before the hub is up, the district holds everything but them.
+    let district = start(district_dir);
+    let (_, before) = c.get(&district, "/v1/status").await;
+    assert_eq!(before["changes"], setup["changes"], "{before}");
+    let hub = start(std::path::Path::new(hubs[0]["dir"].as_str().unwrap()));
+    let want = setup["changes"].as_u64().unwrap() + later;
+    c.until(&district, "/v1/status", "the later changes", |v| {
+        v["changes"].as_u64() == Some(want)
+    })
+    .await;
+    let street = hubs[0]["unit"].as_str().unwrap();
+    let digest = format!("/v1/view/digest?scope={street}");
+    c.until(&district, &digest, "the same view as the hub", |_| true)
+        .await;
+    let (_, a) = c.get(&district, &digest).await;
+    let (_, b) = c.get(&hub, &digest).await;
+    assert_eq!(a["digest"], b["digest"]);
+}

@@ -870,6 +870,20 @@ fn demo_generate_writes_a_district_the_view_answers_from() {
         3,
         "--scale",
     );
+    fails(
+        &[
+            "demo",
+            "hubs",
+            "--profile",
+            "small",
+            "--later",
+            "2",
+            "--out",
+            o,
+        ],
+        3,
+        "--later: 2 is not in (0, 1]",
+    );
     assert!(!other.exists(), "refused arguments create nothing");
 }
 
