@@ -139,7 +139,12 @@ impl Store {
             ColumnFamilyDescriptor::new(cf.name(), o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
-            if e.as_ref().contains("lock") {
+            // RocksDB's own wording for a held LOCK file ("While lock file:
+            // …/LOCK: Resource temporarily unavailable"); not any message
+            // with "lock" in it, as "block checksum mismatch" has.
+            let held = e.kind() == rocksdb::ErrorKind::IOError
+                && (e.as_ref().contains("lock file") || e.as_ref().contains("/LOCK"));
+            if held {
                 StoreError::Locked {
                     path: path.to_owned(),
                 }
