@@ -9,49 +9,30 @@ document and change, bytes it received (its /metrics), its peak RSS
 
 usage: bench_cold_sync.py GONGJIAN_BIN WORK_DIR [--scale F] [--json]
 """
-import http.client, json, os, subprocess, sys, time
+import json, os, subprocess, sys, time
+
+from daemons import Daemons, get, metric, vm_mb
 
 gj, work = sys.argv[1], sys.argv[2]
 scale = sys.argv[sys.argv.index("--scale") + 1] if "--scale" in sys.argv else "1"
 port = int(os.environ.get("GONGJIAN_BENCH_PORT", "47300"))
 setup = json.loads(subprocess.check_output(
     [gj, "demo", "hubs", "--out", os.path.join(work, "hubs"), "--scale", scale, "--port", str(port)]))
-procs = []
-
-def start(d):
-    p = subprocess.Popen([gj, "run", "--data-dir", d], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    procs.append(p)
-    line = json.loads(p.stdout.readline())
-    return p, line["api"]
-
-def status_of(api, token, path):
-    host, port_ = api.rsplit(":", 1)
-    c = http.client.HTTPConnection(host, int(port_), timeout=120)
-    c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
-    r = c.getresponse()
-    body = r.read()
-    return body
-
-def vm(pid, key):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
+daemons = Daemons(gj)
 try:
     for h in setup["hubs"]:
-        start(h["dir"])
+        daemons.start(h["dir"])
     district = setup["district"]
     token = open(os.path.join(district, "api.token")).read().strip()
     t0 = time.monotonic()
-    p, api = start(district)
+    p, line = daemons.start(district)
+    api = line["api"]
     want_docs, want_changes = setup["documents"], setup["changes"]
     last = None
     while True:
-        # /v1/status runs on the sync thread, behind the batches being
-        # ingested: a slow answer is waited for, not counted as an error.
+        # A slow answer under heavy ingest is waited for, not an error.
         try:
-            s = json.loads(status_of(api, token, "/v1/status"))
+            s = json.loads(get(api, token, "/v1/status")[1])
         except (TimeoutError, OSError):
             continue
         last = (s["documents"], s["changes"])
@@ -61,23 +42,16 @@ try:
             raise SystemExit(f"cold sync did not finish in 600 s: {last} of {(want_docs, want_changes)}")
         time.sleep(0.25)
     took = time.monotonic() - t0
-    metrics = status_of(api, token, "/metrics").decode()
-    received = sent = 0
-    for line in metrics.splitlines():
-        if line.startswith("gongjian_network_received_bytes"):
-            received = float(line.split()[-1])
-        if line.startswith("gongjian_network_sent_bytes"):
-            sent = float(line.split()[-1])
+    metrics = get(api, token, "/metrics")[1].decode()
+    received = metric(metrics, "gongjian_network_received_bytes")
+    sent = metric(metrics, "gongjian_network_sent_bytes")
     out = {
         "scale": float(scale), "hubs": len(setup["hubs"]), "documents": want_docs, "changes": want_changes,
         "change_bytes": setup["change_bytes"], "seconds": took, "received_bytes": received, "sent_bytes": sent,
-        "received_vs_signed": received / setup["change_bytes"], "peak_rss_mb": vm(p.pid, "VmHWM:"),
+        "received_vs_signed": received / setup["change_bytes"], "peak_rss_mb": vm_mb(p.pid),
     }
 finally:
-    for q in procs:
-        q.terminate()
-    for q in procs:
-        q.wait()
+    daemons.stop()
 if "--json" in sys.argv:
     print(json.dumps(out))
 else:

@@ -10,7 +10,9 @@ messages it exchanged.
 
 usage: bench_reconnect.py GONGJIAN_BIN WORK_DIR [--scale F] [--fraction F] [--json]
 """
-import http.client, json, os, subprocess, sys, time
+import json, os, subprocess, sys, time
+
+from daemons import Daemons, get, metric, vm_mb
 
 gj, work = sys.argv[1], sys.argv[2]
 arg = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
@@ -19,40 +21,21 @@ port = int(os.environ.get("GONGJIAN_BENCH_PORT", "47500"))
 setup = json.loads(subprocess.check_output(
     [gj, "demo", "hubs", "--out", os.path.join(work, "reconnect"), "--scale", scale,
      "--port", str(port), "--later", fraction]))
-procs = []
-
-def start(d):
-    p = subprocess.Popen([gj, "run", "--data-dir", d], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    procs.append(p)
-    line = json.loads(p.stdout.readline())
-    return p, line["api"]
-
-def get(api, token, path):
-    host, port_ = api.rsplit(":", 1)
-    c = http.client.HTTPConnection(host, int(port_), timeout=120)
-    c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
-    return c.getresponse().read()
-
-def metric(text, name):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name) and not line.startswith("#"):
-            total += float(line.split()[-1])
-    return total
-
+daemons = Daemons(gj)
 try:
     for h in setup["hubs"]:
-        start(h["dir"])
+        daemons.start(h["dir"])
     district = setup["district"]
     token = open(os.path.join(district, "api.token")).read().strip()
     t0 = time.monotonic()
-    p, api = start(district)
+    p, line = daemons.start(district)
+    api = line["api"]
     t_api = time.monotonic() - t0
     later = setup["later"]
     want = setup["changes"] + later["changes"]
     while True:
         try:
-            s = json.loads(get(api, token, "/v1/status"))
+            s = json.loads(get(api, token, "/v1/status")[1])
         except (TimeoutError, OSError):
             continue
         if s["changes"] >= want:
@@ -61,7 +44,7 @@ try:
             raise SystemExit(f"reconnect did not finish in 600 s: {s['changes']} of {want} changes")
         time.sleep(0.05)
     took = time.monotonic() - t0
-    m = get(api, token, "/metrics").decode()
+    m = get(api, token, "/metrics")[1].decode()
     received = metric(m, "gongjian_network_received_bytes")
     sent = metric(m, "gongjian_network_sent_bytes")
     messages = metric(m, "gongjian_network_received_frames") + metric(m, "gongjian_network_sent_frames")
@@ -71,16 +54,10 @@ try:
         "missing_bytes": later["change_bytes"], "seconds": took, "api_up_seconds": t_api,
         "received_bytes": received, "sent_bytes": sent, "sync_messages": messages,
         "exchanged_vs_missing": (received + sent) / later["change_bytes"],
-        "peak_rss_mb": 0.0,
+        "peak_rss_mb": vm_mb(p.pid),
     }
-    for line in open(f"/proc/{p.pid}/status"):
-        if line.startswith("VmHWM:"):
-            out["peak_rss_mb"] = int(line.split()[1]) / 1024
 finally:
-    for q in procs:
-        q.terminate()
-    for q in procs:
-        q.wait()
+    daemons.stop()
 if "--json" in sys.argv:
     print(json.dumps(out))
 else:

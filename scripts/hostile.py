@@ -13,7 +13,9 @@ does not finish, the target stops answering, or its RSS grows past
 
 usage: hostile.py GONGJIAN_BIN HOSTILE_BIN WORK_DIR [--seconds 60] [--identities 300] [--bound-mb 256]
 """
-import http.client, json, os, re, subprocess, sys, threading, time
+import json, os, re, subprocess, sys, threading, time
+
+from daemons import Daemons, get, metric, vm_mb
 
 gj, hostile, work = sys.argv[1], sys.argv[2], sys.argv[3]
 arg = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
@@ -21,25 +23,7 @@ seconds, identities, bound = int(arg("--seconds", "60")), int(arg("--identities"
 port = int(os.environ.get("GONGJIAN_BENCH_PORT", "47700"))
 setup = json.loads(subprocess.check_output(
     [gj, "demo", "hubs", "--out", os.path.join(work, "hubs"), "--port", str(port)]))
-procs = []
-
-def start(d):
-    p = subprocess.Popen([gj, "run", "--data-dir", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    procs.append(p)
-    return p, json.loads(p.stdout.readline())
-
-def get(api, token, path, timeout=30):
-    host, port_ = api.rsplit(":", 1)
-    c = http.client.HTTPConnection(host, int(port_), timeout=timeout)
-    c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
-    r = c.getresponse()
-    return r.status, r.read()
-
-def rss(pid, key="VmRSS:"):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) / 1024
-    return 0.0
+daemons = Daemons(gj)
 
 def unit_of(d):
     for line in open(os.path.join(d, "config.toml")):
@@ -48,7 +32,9 @@ def unit_of(d):
 
 result = {}
 try:
-    hubs = [start(h["dir"]) for h in setup["hubs"]]
+    # The target's stderr (its peer log) is kept; the other hubs' is not.
+    hubs = [daemons.start(h["dir"], stderr=subprocess.PIPE if i == 0 else subprocess.DEVNULL)
+            for i, h in enumerate(setup["hubs"])]
     target_p, target = hubs[0]
     target_dir = setup["hubs"][0]["dir"]
     target_token = open(os.path.join(target_dir, "api.token")).read().strip()
@@ -60,7 +46,7 @@ try:
                 peer_lines.append(line)
     threading.Thread(target=drain, daemon=True).start()
     time.sleep(2)
-    before = rss(target_p.pid)
+    before = vm_mb(target_p.pid, "VmRSS:")
     stolen = setup["hubs"][1]["dir"]
     attack = subprocess.Popen(
         [hostile, "--target", f"{setup['hubs'][0]['listen']}/p2p/{target['peer_id']}", "--seconds", str(seconds),
@@ -74,7 +60,7 @@ try:
     d_token = open(os.path.join(setup["district"], "api.token")).read().strip()
     while attack.poll() is None:
         now = time.monotonic() - t_attack
-        peak = max(peak, rss(target_p.pid))
+        peak = max(peak, vm_mb(target_p.pid, "VmRSS:"))
         try:
             st, _ = get(target["api"], target_token, "/ready", timeout=5)
             answered += st == 200
@@ -82,8 +68,7 @@ try:
             unanswered += 1
         if district_p is None and now > 5:
             t_district = time.monotonic()
-            district_p, district = start(setup["district"])
-            threading.Thread(target=lambda: district_p.stderr.read(), daemon=True).start()
+            district_p, district = daemons.start(setup["district"])
         if district_p is not None and synced_at is None:
             try:
                 _, body = get(district["api"], d_token, "/v1/status", timeout=5)
@@ -95,10 +80,7 @@ try:
         time.sleep(0.5)
     did = json.loads(attack.stdout.read())
     _, metrics = get(target["api"], target_token, "/metrics")
-    misbehaviour = 0
-    for line in metrics.decode().splitlines():
-        if line.startswith("gongjian_peer_misbehaviour"):
-            misbehaviour = float(line.split()[-1])
+    misbehaviour = metric(metrics.decode(), "gongjian_peer_misbehaviour")
     reasons = {}
     for line in peer_lines:
         line = re.sub(r"\x1b\[[0-9;]*m", "", line)
@@ -118,10 +100,7 @@ try:
         "peer_log_reasons": reasons, "district_synced_seconds": synced_at,
     }
 finally:
-    for q in procs:
-        q.terminate()
-    for q in procs:
-        q.wait()
+    daemons.stop()
 print(json.dumps(result, ensure_ascii=False))
 ok = result and result["district_synced_seconds"] is not None and result["target_ready_unanswered"] == 0 \
     and result["target_rss_growth_mb"] <= bound

@@ -127,6 +127,41 @@ async fn visit(k: u64, peer: PeerId, addr: Multiaddr, c: Arc<Counts>) {
     task.abort();
 }
 
+/// Connects as the certified `secret` of `unit` and opens a sync stream
+/// with its hello sent (an empty chain: the target holds the certificate);
+/// `None` if the stream does not open in 5 s.
+async fn admitted_stream(
+    secret: &Secret,
+    unit: UnitId,
+    peer: PeerId,
+    addr: &Multiaddr,
+    c: &Counts,
+) -> Option<(libp2p::Stream, tokio::task::JoinHandle<()>)> {
+    let (mut control, task) = connect(secret, peer, addr);
+    c.connections.fetch_add(1, Ordering::Relaxed);
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        control.open_stream(peer, protocol()),
+    )
+    .await
+    {
+        Ok(Ok(mut s)) => {
+            c.streams.fetch_add(1, Ordering::Relaxed);
+            let hello = Hello {
+                version: gongjian_sync::VERSION,
+                unit,
+                chain: vec![],
+            };
+            let _ = write_frame(&mut s, &hello.encode()).await;
+            Some((s, task))
+        }
+        _ => {
+            task.abort();
+            None
+        }
+    }
+}
+
 /// A certified session that asks for every record, over and over, and
 /// never reads what comes back.
 async fn never_reads(
@@ -138,25 +173,10 @@ async fn never_reads(
     until: Instant,
 ) {
     while Instant::now() < until {
-        let (mut control, task) = connect(&secret, peer, &addr);
-        c.connections.fetch_add(1, Ordering::Relaxed);
-        let Ok(Ok(mut s)) = tokio::time::timeout(
-            Duration::from_secs(5),
-            control.open_stream(peer, protocol()),
-        )
-        .await
-        else {
-            task.abort();
+        let Some((mut s, task)) = admitted_stream(&secret, unit, peer, &addr, &c).await else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        c.streams.fetch_add(1, Ordering::Relaxed);
-        let hello = Hello {
-            version: gongjian_sync::VERSION,
-            unit,
-            chain: vec![],
-        };
-        let _ = write_frame(&mut s, &hello.encode()).await;
         // Learn the record hashes once (reading this much), by listing none.
         let open = Message::Reconcile {
             set: SetId::Records,
@@ -225,21 +245,7 @@ async fn garbage_member(
 ) {
     let mut n = 0u32;
     while Instant::now() < until {
-        let (mut control, task) = connect(&secret, peer, &addr);
-        c.connections.fetch_add(1, Ordering::Relaxed);
-        if let Ok(Ok(mut s)) = tokio::time::timeout(
-            Duration::from_secs(5),
-            control.open_stream(peer, protocol()),
-        )
-        .await
-        {
-            c.streams.fetch_add(1, Ordering::Relaxed);
-            let hello = Hello {
-                version: gongjian_sync::VERSION,
-                unit,
-                chain: vec![],
-            };
-            let _ = write_frame(&mut s, &hello.encode()).await;
+        if let Some((mut s, task)) = admitted_stream(&secret, unit, peer, &addr, &c).await {
             for _ in 0..40 {
                 n += 1;
                 let junk: Vec<u8> = match n % 3 {
@@ -268,8 +274,8 @@ async fn garbage_member(
                 }
             })
             .await;
+            task.abort();
         }
-        task.abort();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -182,6 +182,7 @@ impl Fed {
             ..NetConfig::default()
         };
         tweak(&mut cfg);
+        // Opening a store blocks: not on the runtime's threads.
         let (me, path) = (self.clone(), dir.to_owned());
         let replica = tokio::task::spawn_blocking(move || me.replica(i, &path))
             .await
@@ -199,21 +200,9 @@ impl Fed {
         listen: &str,
         bootstrap: Vec<Multiaddr>,
     ) -> Node {
-        let cfg = NetConfig {
-            listen: vec![listen.parse().unwrap()],
-            bootstrap,
-            resync: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(2),
-            ..NetConfig::default()
-        };
-        // Opening a store blocks: not on the runtime's threads.
-        let (me, path) = (self.clone(), dir.to_owned());
-        let replica = tokio::task::spawn_blocking(move || me.replica(i, &path))
+        let listen: Multiaddr = listen.parse().unwrap();
+        self.start_with(i, dir, bootstrap, |c| c.listen = vec![listen])
             .await
-            .unwrap();
-        Node::start(replica, &self.members[i].secret, self.members[i].unit, cfg)
-            .await
-            .unwrap()
     }
 }
 
