@@ -12,7 +12,9 @@
 #      loopback (14 daemons): time, bytes received, peak RSS;
 #   5. the district's reconnect to its hubs after an outage in which 1% of
 #      the documents changed: bytes exchanged vs missing, messages, time;
-#   6. criterion: the reconciliation core in process (cargo bench, release).
+#   6. criterion: the reconciliation core (release); ingest of the district beside
+#      its limits (same throughput unit, same run) and the view's queries and a refresh
+#      (the project's dev profile, opt-level 2: no second RocksDB build).
 # usage: scripts/bench.sh [--scale F]   (F = 10 for a large city)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +41,7 @@ echo "== 5. reconnect after an outage, 1% of documents changed (district ×$scal
 python3 scripts/bench_reconnect.py "$bin/gongjian" "$work" --scale "$scale"
 echo "== 6. criterion: reconciliation of 3,000 documents in process"
 cargo bench -p gongjian-sync --bench reconcile --locked -- --noplot 2>&1 | grep -E "^[a-z].*|time:"
+echo "== 6b. criterion: ingest of the district ×1 beside its limits"
+cargo bench --profile dev -p gongjian-engine --bench ingest --locked -- --noplot 2>&1 | grep -E "^[a-z].*|time:|thrpt:"
+echo "== 6c. criterion: the view's queries on the district ×1"
+cargo bench --profile dev -p gongjian-view --bench queries --locked -- --noplot 2>&1 | grep -E "^[a-z].*|time:"

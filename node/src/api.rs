@@ -364,6 +364,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
             "peers": st.peers.len(),
             "connected": st.peers.values().filter(|p| p.connected).count(),
             "misbehaviour": st.misbehaviour,
+            "scrub": st.scrub,
         })
     });
     Ok(Json(json!({

@@ -142,6 +142,7 @@ fn generate_dir(a: GenerateArgs) -> anyhow::Result<()> {
         bootstrap: vec![],
         mdns: None,
         resync_secs: None,
+        scrub_docs_per_second: None,
         log_format: None,
     };
     config
@@ -317,6 +318,7 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
             bootstrap,
             mdns: Some(false),
             resync_secs: None,
+            scrub_docs_per_second: None,
             log_format: None,
         };
     // Every genesis, to learn each document's audience.

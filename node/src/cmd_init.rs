@@ -129,6 +129,7 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         bootstrap: a.bootstrap,
         mdns: None,
         resync_secs: None,
+        scrub_docs_per_second: None,
         log_format: None,
     };
     let checked = config.check().context("invalid arguments")?;

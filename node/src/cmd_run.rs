@@ -30,6 +30,7 @@ fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
         bootstrap: parse(&config.bootstrap)?,
         mdns: config.mdns.unwrap_or(true),
         resync: Duration::from_secs(config.resync_secs.unwrap_or(60)),
+        scrub_per_second: config.scrub_docs_per_second.unwrap_or(8) as usize,
         ..NetConfig::default()
     })
 }

@@ -38,17 +38,23 @@ pub struct Config {
     /// Log lines as `text` (default) or `json` (one object per line).
     #[serde(default)]
     pub log_format: Option<String>,
+    /// Documents the node's own scrub reads back and checks each second
+    /// (default 8; 0 turns it off). Corrupt ones are dropped and fetched
+    /// again from peers.
+    #[serde(default)]
+    pub scrub_docs_per_second: Option<u64>,
 }
 
 /// Keys an environment variable `GONGJIAN_<KEY>` may override (operations
 /// only: who the node is comes from the file alone).
-pub const ENV_KEYS: [&str; 6] = [
+pub const ENV_KEYS: [&str; 7] = [
     "api",
     "listen",
     "bootstrap",
     "mdns",
     "resync_secs",
     "log_format",
+    "scrub_docs_per_second",
 ];
 
 /// A config whose values have been parsed.
@@ -103,6 +109,12 @@ impl Config {
         }
         if self.resync_secs == Some(0) {
             return bail(Exit::BadInput, "resync_secs: must be at least 1");
+        }
+        if self.scrub_docs_per_second.is_some_and(|n| n > 10_000) {
+            return bail(
+                Exit::BadInput,
+                "scrub_docs_per_second: at most 10000 (it runs on the sync thread)",
+            );
         }
         self.api
             .parse::<std::net::SocketAddr>()

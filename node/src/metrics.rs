@@ -188,6 +188,24 @@ async fn render(api: &Api) -> Result<String, ApiError> {
             "Malformed or badly signed input from peers",
             st.misbehaviour,
         );
+        counter(
+            &mut reg,
+            "scrub_documents",
+            "Documents the node's own scrub read back and checked",
+            st.scrub.documents_checked,
+        );
+        counter(
+            &mut reg,
+            "scrub_problems",
+            "Corrupt data the node's own scrub found",
+            st.scrub.problems,
+        );
+        counter(
+            &mut reg,
+            "scrub_dropped",
+            "Documents dropped as corrupt by the node's own scrub, to be fetched again from peers",
+            st.scrub.dropped,
+        );
     }
     gauge(
         &mut reg,

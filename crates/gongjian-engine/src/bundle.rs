@@ -351,6 +351,33 @@ impl<'a> Bundle<'a> {
         })
     }
 
+    /// Decodes every change of the bundle without importing anything: the
+    /// documents and changes it holds, or what is malformed and where.
+    /// Signatures of changes are not checked here (import does).
+    pub fn count_changes(&self) -> Result<(usize, usize), BundleError> {
+        let (mut docs, mut changes) = (0, 0);
+        for d in self.docs() {
+            let d = d?;
+            let id = DocId(Hash(d.doc));
+            for (index, raw) in d.chunks.iter().flatten().enumerate() {
+                let c = SignedChange::decode(raw).map_err(|e| BundleError::BadChange {
+                    doc: id.to_string(),
+                    index,
+                    why: InvalidChange::Decode(e),
+                })?;
+                if *c.doc() != id {
+                    return Err(BundleError::Malformed(format!(
+                        "document {id}, change {index}: it names document {}",
+                        c.doc()
+                    )));
+                }
+                changes += 1;
+            }
+            docs += 1;
+        }
+        Ok((docs, changes))
+    }
+
     /// Encodes and signs a bundle. `docs` holds, per document, chunks of
     /// encoded changes in causal order, each ingested in one call.
     pub fn seal(

@@ -13,7 +13,7 @@ use gongjian_model::{ApplyOutcome, apply_accepted};
 use gongjian_store::Batch;
 
 use crate::error::EngineError;
-use crate::ingest::IngestReport;
+use crate::ingest::{IngestReport, Staged};
 use crate::replica::Replica;
 
 impl Replica {
@@ -23,6 +23,7 @@ impl Replica {
         doc: &DocId,
         new: &[(usize, SignedChange)],
         report: &mut IngestReport,
+        staged: &mut Staged,
     ) -> Result<bool, EngineError> {
         let Some(mut meta) = self.store.doc_meta(doc)? else {
             return Ok(false);
@@ -63,6 +64,14 @@ impl Replica {
         if pending.is_empty() {
             return Ok(true);
         }
+        // Unsigned changes pass rule 1 when a signed change of the same
+        // actor among the new ones reaches them (it is accepted here too,
+        // or the full rule runs).
+        let vouched = if pending.iter().any(|c| c.signature().is_none()) {
+            crate::ingest::vouched(pending.iter().copied())
+        } else {
+            BTreeSet::new()
+        };
         let mut accepted: BTreeMap<Hash, &SignedChange> = BTreeMap::new();
         let mut order: Vec<&SignedChange> = Vec::new();
         let mut taken: BTreeSet<(gongjian_identity::ActorId, u64)> = BTreeSet::new();
@@ -83,7 +92,7 @@ impl Replica {
                 }
                 // Rules 1-3: signed (verified by the caller), a writer, no
                 // revocation of the key at all.
-                if c.signature().is_none()
+                if (c.signature().is_none() && !vouched.contains(&c.hash()))
                     || !writers.contains(&h.actor.key)
                     || !self.trust.revocations_of(&h.actor.key).is_empty()
                 {
@@ -173,14 +182,14 @@ impl Replica {
         meta.heads = heads;
         meta.changes += order.len() as u64;
         batch.put_doc(doc, &meta);
-        self.store.commit_blocking(batch)?;
+        staged.batch.append(batch);
         let fresh: BTreeSet<Hash> = order.iter().map(|c| c.hash()).collect();
         for (_, c) in new {
             if fresh.contains(&c.hash()) && !report.accepted.contains(&c.hash()) {
                 report.accepted.push(c.hash());
             }
         }
-        self.cache.put(*doc, am);
+        staged.doc(*doc, am, self.cache.cap().get());
         Ok(true)
     }
 }

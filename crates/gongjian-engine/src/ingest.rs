@@ -168,6 +168,159 @@ pub(crate) fn vouched<'a>(changes: impl Iterator<Item = &'a SignedChange>) -> BT
     out
 }
 
+/// Checks the signatures of a batch of decoded changes and returns the
+/// failures by position. The signer must be the actor, always. Of each
+/// actor's run in a document only the newest signed changes are verified
+/// (those no other signed change of the batch reaches through same-actor
+/// dependencies): an automerge hash covers its dependencies, so a verified
+/// signature vouches for the earlier changes of its run (PROTOCOL.md §3,
+/// §4 rule 1). Their own signatures, not checked, are dropped, so a
+/// signature this node has not verified is never stored or relayed. If a
+/// newest signature fails, every signature of the batch is checked on its
+/// own (the cost of a forger, not of honest peers).
+/// The signatures taken off are returned by (document, hash): if the
+/// change that vouched for one is later refused, its own is checked then.
+pub(crate) fn check_signatures(decoded: &mut [(usize, SignedChange)]) -> (Failures, Unchecked) {
+    use gongjian_identity::SignatureFailure;
+    let mut bad: BTreeMap<usize, SignatureFailure> = BTreeMap::new();
+    let mut unchecked = Unchecked::new();
+    let mut signed: Vec<usize> = Vec::new();
+    for (k, (_, c)) in decoded.iter().enumerate() {
+        if let Some((signer, _)) = c.signature() {
+            if *signer == c.header().actor.key {
+                signed.push(k);
+            } else {
+                bad.insert(k, SignatureFailure::ActorNotSigner);
+            }
+        }
+    }
+    if signed.is_empty() {
+        return (bad, unchecked);
+    }
+    // Positions of each (document, hash); walk down same-actor
+    // dependencies from every signed change, marking what it reaches.
+    let mut at: std::collections::HashMap<(DocId, Hash), Vec<usize>> =
+        std::collections::HashMap::with_capacity(decoded.len());
+    for (k, (_, c)) in decoded.iter().enumerate() {
+        if !bad.contains_key(&k) {
+            at.entry((*c.doc(), c.hash())).or_default().push(k);
+        }
+    }
+    // Each (document, hash) is marked once, whatever the number of its
+    // copies or of the changes naming it: linear in what arrived.
+    let mut covered = vec![false; decoded.len()];
+    let mut covered_keys: std::collections::HashSet<(DocId, Hash)> = Default::default();
+    let mut walked: std::collections::HashSet<(DocId, Hash)> = Default::default();
+    let mut stack: Vec<usize> = Vec::new();
+    for &k in &signed {
+        let c = &decoded[k].1;
+        if !walked.insert((*c.doc(), c.hash())) {
+            continue;
+        }
+        stack.push(k);
+        while let Some(j) = stack.pop() {
+            let c = &decoded[j].1;
+            for d in &c.header().deps {
+                let key = (*c.doc(), *d);
+                if covered_keys.contains(&key) {
+                    continue;
+                }
+                // Copies of one (document, hash) share their chunk, hence
+                // their actor.
+                let Some(ks) = at.get(&key) else { continue };
+                if decoded[ks[0]].1.header().actor != c.header().actor {
+                    continue;
+                }
+                covered_keys.insert(key);
+                for &i in ks {
+                    covered[i] = true;
+                }
+                if walked.insert(key) {
+                    stack.push(ks[0]);
+                }
+            }
+        }
+    }
+    let verify = |ks: &[usize], bad: &mut BTreeMap<usize, SignatureFailure>| -> bool {
+        let msgs: Vec<[u8; 84]> = ks
+            .iter()
+            .map(|&k| change_signing_message(decoded[k].1.doc(), &decoded[k].1.hash()))
+            .collect();
+        let items: Vec<VerifyItem<'_>> = ks
+            .iter()
+            .zip(&msgs)
+            .filter_map(|(&k, msg)| {
+                decoded[k]
+                    .1
+                    .signature()
+                    .map(|(key, sig)| VerifyItem { key, msg, sig })
+            })
+            .collect();
+        let mut all_ok = true;
+        for (&k, r) in ks.iter().zip(verify_many(&items)) {
+            if let Err(f) = r {
+                bad.insert(k, f);
+                all_ok = false;
+            }
+        }
+        all_ok
+    };
+    // Checkpoints keep their signatures too, so what is stored can be sent
+    // again in batches cut where a signature ends each actor's run
+    // (`edge_signed_batches`): a run never goes more than
+    // CHECKPOINT_SEQ changes of at most CHECKPOINT_BYTES without one.
+    let checkpoint = |k: usize| {
+        let c = &decoded[k].1;
+        c.header().seq.is_multiple_of(CHECKPOINT_SEQ) || c.chunk().len() > CHECKPOINT_BYTES
+    };
+    let (newest, vouched): (Vec<usize>, Vec<usize>) =
+        signed.iter().partition(|&&k| !covered[k] || checkpoint(k));
+    if verify(&newest, &mut bad) {
+        for k in vouched {
+            let c = &mut decoded[k].1;
+            let key = (*c.doc(), c.hash());
+            if let Some(sig) = c.take_signature() {
+                unchecked.entry(key).or_default().push(sig);
+            }
+        }
+    } else {
+        verify(&vouched, &mut bad);
+    }
+    (bad, unchecked)
+}
+
+/// Every change whose seq is a multiple of this keeps its signature.
+pub const CHECKPOINT_SEQ: u64 = 64;
+/// So does every change whose chunk is larger than this.
+pub const CHECKPOINT_BYTES: usize = 4096;
+
+/// Signature failures by position in a decoded batch.
+pub(crate) type Failures = BTreeMap<usize, gongjian_identity::SignatureFailure>;
+/// Signatures taken off vouched changes, not checked (every copy's).
+pub(crate) type Unchecked = std::collections::HashMap<
+    (DocId, Hash),
+    Vec<(gongjian_identity::PublicKey, gongjian_identity::Signature)>,
+>;
+
+/// What one ingest call writes and builds: every document's writes commit
+/// as one synced batch at the end of the call (one fsync, not one per
+/// document); the documents built go to the cache once that is durable.
+#[derive(Default)]
+pub(crate) struct Staged {
+    pub(crate) batch: Batch,
+    docs: std::collections::VecDeque<(DocId, Automerge)>,
+}
+
+impl Staged {
+    /// Keeps a built document for the cache; only as many as the cache holds.
+    pub(crate) fn doc(&mut self, doc: DocId, am: Automerge, cap: usize) {
+        self.docs.push_back((doc, am));
+        while self.docs.len() > cap {
+            self.docs.pop_front();
+        }
+    }
+}
+
 /// Builds a document from changes already accepted. A change that fails to
 /// apply is skipped and logged: a stored change never crashes the node.
 pub(crate) fn build(changes: &[SignedChange]) -> Automerge {
@@ -206,38 +359,7 @@ impl Replica {
                 Err(e) => report.invalid.push((i, e.into())),
             }
         }
-        // Signatures, in one batch; the signer must be the actor.
-        let msgs: Vec<[u8; 84]> = decoded
-            .iter()
-            .map(|(_, c)| change_signing_message(c.doc(), &c.hash()))
-            .collect();
-        let mut items = Vec::new();
-        let mut item_of = Vec::new();
-        for (k, (_, c)) in decoded.iter().enumerate() {
-            if let Some((signer, sig)) = c.signature() {
-                if *signer != c.header().actor.key {
-                    item_of.push((k, Some(gongjian_identity::SignatureFailure::ActorNotSigner)));
-                    continue;
-                }
-                items.push(VerifyItem {
-                    key: signer,
-                    msg: &msgs[k],
-                    sig,
-                });
-                item_of.push((k, None));
-            }
-        }
-        let mut results = verify_many(&items).into_iter();
-        let mut bad: BTreeMap<usize, gongjian_identity::SignatureFailure> = BTreeMap::new();
-        for (k, pre) in item_of {
-            let r = match pre {
-                Some(f) => Err(f),
-                None => results.next().unwrap_or(Ok(())),
-            };
-            if let Err(f) = r {
-                bad.insert(k, f);
-            }
-        }
+        let (mut bad, unchecked) = check_signatures(&mut decoded);
         let mut by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>> = BTreeMap::new();
         for (k, (i, c)) in decoded.into_iter().enumerate() {
             if let Some(failure) = bad.remove(&k) {
@@ -278,26 +400,43 @@ impl Replica {
             }
             by_doc.entry(*c.doc()).or_default().push((i, c));
         }
+        let mut staged = Staged::default();
         for (doc, new) in by_doc {
-            if !self.try_fast(&doc, &new, &mut report)? {
-                self.process_doc(&doc, new, &mut report)?;
+            if !self.try_fast(&doc, &new, &mut report, &mut staged)? {
+                self.process_doc(&doc, new, &unchecked, &mut report, &mut staged)?;
             }
         }
+        self.commit_staged(staged)?;
         report.invalid.sort_by_key(|(i, _)| *i);
         Ok(report)
+    }
+
+    /// Commits what documents staged (synced), then caches what they built.
+    pub(crate) fn commit_staged(&mut self, staged: Staged) -> Result<(), EngineError> {
+        if !staged.batch.is_empty() {
+            self.store.commit_blocking(staged.batch)?;
+        }
+        for (doc, am) in staged.docs {
+            self.cache.put(doc, am);
+        }
+        Ok(())
     }
 
     /// Re-runs the rule over a document (after membership records changed).
     pub(crate) fn reevaluate(&mut self, doc: &DocId) -> Result<(), EngineError> {
         let mut report = IngestReport::default();
-        self.process_doc(doc, Vec::new(), &mut report)
+        let mut staged = Staged::default();
+        self.process_doc(doc, Vec::new(), &Unchecked::new(), &mut report, &mut staged)?;
+        self.commit_staged(staged)
     }
 
     fn process_doc(
         &mut self,
         doc: &DocId,
         new: Vec<(usize, SignedChange)>,
+        unchecked: &Unchecked,
         report: &mut IngestReport,
+        staged: &mut Staged,
     ) -> Result<(), EngineError> {
         tracing::debug!(doc = %doc.fmt_short(), new = new.len(), "full evaluation of the document");
         self.cache.pop(doc);
@@ -371,12 +510,41 @@ impl Replica {
                 }
                 // Unsigned changes vouched for only by a change just
                 // refused go too: nothing unvouched is ever stored.
-                let still = self::vouched(all.values());
-                let orphans: Vec<(usize, Hash)> = fresh
-                    .iter()
-                    .filter(|(_, h)| all[h].signature().is_none() && !still.contains(h))
-                    .copied()
-                    .collect();
+                // Those whose own signature was taken off unchecked
+                // (their voucher arrived with them) keep it if it verifies;
+                // one put back vouches in turn for its own run, so this
+                // goes on until nothing more is put back.
+                let mut tried: BTreeSet<Hash> = BTreeSet::new();
+                let orphans = loop {
+                    let still = self::vouched(all.values());
+                    let orphans: Vec<(usize, Hash)> = fresh
+                        .iter()
+                        .filter(|(_, h)| all[h].signature().is_none() && !still.contains(h))
+                        .copied()
+                        .collect();
+                    let mut restored = false;
+                    for (_, h) in &orphans {
+                        // Each one's signatures are tried once.
+                        if !tried.insert(*h) {
+                            continue;
+                        }
+                        let Some(sigs) = unchecked.get(&(*doc, *h)) else {
+                            continue;
+                        };
+                        let Some(c) = all.get_mut(h) else { continue };
+                        for sig in sigs {
+                            c.set_signature(*sig);
+                            if c.verify().is_ok() {
+                                restored = true;
+                                break;
+                            }
+                            c.take_signature();
+                        }
+                    }
+                    if !restored {
+                        break orphans;
+                    }
+                };
                 for (i, h) in orphans {
                     report.invalid.push((
                         i,
@@ -478,8 +646,8 @@ impl Replica {
         if !verdicts.forks.is_empty() {
             tracing::warn!(doc = %doc.fmt_short(), forks = verdicts.forks.len(), "equivocation: forked actors are frozen");
         }
-        self.store.commit_blocking(batch)?;
-        self.cache.put(*doc, doc_state);
+        staged.batch.append(batch);
+        staged.doc(*doc, doc_state, self.cache.cap().get());
         Ok(())
     }
 }

@@ -20,6 +20,6 @@ pub use bundle::{
     MAX_BUNDLE_BYTES, PeerState,
 };
 pub use error::{EngineError, InvalidChange};
-pub use ingest::{IngestCounters, IngestReport};
+pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
 pub use replica::{LocalIdentity, Replica};
 pub use scrub::{ScrubProblem, ScrubReport};

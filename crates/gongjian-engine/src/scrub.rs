@@ -32,6 +32,10 @@ pub struct ScrubReport {
     pub problems: Vec<ScrubProblem>,
     /// Documents whose data was dropped to be fetched again (repair).
     pub dropped: Vec<String>,
+    /// Corrupt documents this node writes, left in place by the daemon's
+    /// own scrub: its peers may not hold every change yet, so only the
+    /// operator drops them (`gongjian verify --repair`) or restores a backup.
+    pub kept: Vec<String>,
 }
 
 impl ScrubReport {
@@ -87,55 +91,198 @@ impl Replica {
             }
         };
         report.documents = docs.len();
+        let docs = docs.into_iter().map(|(d, m)| (d, Ok(m))).collect();
+        let corrupt = self.scrub_docs(docs, &mut report);
+        if repair && !corrupt.is_empty() {
+            self.drop_corrupt(&corrupt, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// One step of the daemon's own scrub: documents after `cursor`, at
+    /// most `max_docs` and (past the first) `max_changes` changes in all,
+    /// checked as [`Self::scrub`] checks them. The corrupt ones are dropped
+    /// to be fetched again from peers, except those this node writes or
+    /// holds its own changes of (reported in `kept`): dropping those could
+    /// lose changes no peer has yet, and a local write before they came back
+    /// would sign a second change at a seq already used. A read that fails
+    /// without saying the data is damaged drops nothing. Returns the report
+    /// and where to go on from (`None`: the pass is complete).
+    pub fn scrub_step(
+        &mut self,
+        cursor: Option<DocId>,
+        max_docs: usize,
+        max_changes: u64,
+    ) -> Result<(ScrubReport, Option<DocId>), EngineError> {
+        let mut report = ScrubReport::default();
+        let max_docs = max_docs.max(1);
+        let listed = self.store.docs_after(cursor.as_ref(), max_docs)?;
+        let (count, more) = (listed.len(), listed.len() == max_docs);
+        let mut docs = Vec::new();
+        let mut changes = 0u64;
+        for (doc, meta) in listed {
+            let n = meta.as_ref().map(|m| m.changes).unwrap_or(0);
+            if !docs.is_empty() && changes + n > max_changes {
+                break;
+            }
+            changes += n;
+            docs.push((doc, meta));
+        }
+        // Stopped by the change budget, or the listing was full: go on
+        // from the last one taken. Else the pass is complete.
+        let next = if docs.len() < count || more {
+            docs.last().map(|(d, _)| *d)
+        } else {
+            None
+        };
+        report.documents = docs.len();
+        let mine: std::collections::BTreeSet<DocId> = docs
+            .iter()
+            .filter(|(d, m)| self.writes(d) || m.as_ref().is_ok_and(|m| self.wrote(m)))
+            .map(|(d, _)| *d)
+            .collect();
+        let (own, others): (Vec<DocId>, Vec<DocId>) = self
+            .scrub_docs(docs, &mut report)
+            .into_iter()
+            .partition(|d| mine.contains(d));
+        report.kept = own.iter().map(DocId::to_string).collect();
+        if !others.is_empty() {
+            self.drop_corrupt(&others, &mut report)?;
+        }
+        Ok((report, next))
+    }
+
+    /// Whether this node's key writes the document.
+    fn writes(&self, doc: &DocId) -> bool {
+        let Some(local) = &self.local else {
+            return false;
+        };
+        self.trust
+            .write_keys(doc)
+            .is_some_and(|w| w.contains(&local.secret.public()))
+    }
+
+    /// Whether this node's key (at any epoch) has changes in the document.
+    fn wrote(&self, meta: &gongjian_store::DocMeta) -> bool {
+        let Some(local) = &self.local else {
+            return false;
+        };
+        let key = local.secret.public();
+        meta.clock.keys().any(|a| a.key == key)
+    }
+
+    fn drop_corrupt(
+        &mut self,
+        corrupt: &[DocId],
+        report: &mut ScrubReport,
+    ) -> Result<(), EngineError> {
+        // A document holding this node's own changes, dropped: its next
+        // local write there would start again at seq 1 under the same actor
+        // and contradict the changes peers hold (rule 4). A new epoch makes
+        // it a new actor, as a restore does.
+        let mut own = false;
+        let mut b = Batch::new();
+        for doc in corrupt {
+            if let Ok(Some(meta)) = self.store.doc_meta(doc) {
+                own |= self.wrote(&meta);
+            }
+            self.cache.pop(doc);
+            b.drop_doc(doc);
+            report.dropped.push(doc.to_string());
+        }
+        self.store.commit_blocking(b)?;
+        if own && self.local.is_some() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.epoch = self.store.bump_epoch(now)?;
+            self.cache.clear();
+            tracing::warn!(
+                epoch = self.epoch,
+                "a dropped document held this node's changes: writing under a new epoch"
+            );
+        }
+        tracing::warn!(
+            documents = corrupt.len(),
+            "corrupt documents dropped, to be fetched again from peers"
+        );
+        Ok(())
+    }
+
+    /// Checks each document; returns the corrupt ones.
+    fn scrub_docs(
+        &mut self,
+        docs: Vec<(
+            DocId,
+            Result<gongjian_store::DocMeta, gongjian_store::StoreError>,
+        )>,
+        report: &mut ScrubReport,
+    ) -> Vec<DocId> {
         let mut corrupt: Vec<DocId> = Vec::new();
         for (doc, meta) in docs {
             let mut problems = Vec::new();
-            if meta.genesis != doc.0 {
-                problems.push("its meta names another genesis".to_owned());
-            }
-            // (Held, even if a revocation cut leaves it without force.)
-            if self.membership.get(&doc.0).is_none() {
-                problems.push("its genesis record is not held".to_owned());
-            }
-            let quarantined = match self.store.quarantined(&doc) {
+            // A read that failed without saying the bytes are damaged is
+            // reported, but is no reason to drop the document.
+            let mut damaged = false;
+            let mut read_failed = |what: &str, e: gongjian_store::StoreError| {
+                damaged |= e.is_corruption();
+                format!("{what}: {e}")
+            };
+            let meta = match meta {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    problems.push(read_failed("its meta", e));
+                    None
+                }
+            };
+            let quarantined: Vec<SignedChange> = match self.store.quarantined(&doc) {
                 Ok(q) => q.into_iter().map(|q| q.change).collect(),
                 Err(e) => {
-                    problems.push(format!("quarantine: {e}"));
+                    problems.push(read_failed("quarantine", e));
                     Vec::new()
                 }
             };
-            match self.store.doc_changes(&doc) {
-                Err(e) => problems.push(e.to_string()),
-                Ok(changes) => {
+            let changes = match self.store.doc_changes(&doc) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.push(read_failed("changes", e));
+                    None
+                }
+            };
+            let mut checks = Vec::new();
+            if let Some(meta) = &meta {
+                if meta.genesis != doc.0 {
+                    checks.push("its meta names another genesis".to_owned());
+                }
+                if quarantined.len() as u64 != meta.quarantined {
+                    checks.push(format!(
+                        "{} changes in quarantine, its meta counts {}",
+                        quarantined.len(),
+                        meta.quarantined
+                    ));
+                }
+                if let Some(changes) = &changes {
                     report.changes += changes.len();
                     report.signatures_checked +=
-                        check_changes(&doc, &changes, &quarantined, &meta, &mut problems);
+                        check_changes(&doc, changes, &quarantined, meta, &mut checks);
                 }
             }
-            if !problems.is_empty() {
+            // (Held, even if a revocation cut leaves it without force.)
+            if self.membership.get(&doc.0).is_none() {
+                checks.push("its genesis record is not held".to_owned());
+            }
+            if damaged || !checks.is_empty() {
                 corrupt.push(doc);
-                for what in problems {
-                    report.problems.push(ScrubProblem {
-                        doc: Some(doc.to_string()),
-                        what,
-                    });
-                }
+            }
+            for what in problems.into_iter().chain(checks) {
+                report.problems.push(ScrubProblem {
+                    doc: Some(doc.to_string()),
+                    what,
+                });
             }
         }
-        if repair && !corrupt.is_empty() {
-            let mut b = Batch::new();
-            for doc in &corrupt {
-                self.cache.pop(doc);
-                b.drop_doc(doc);
-                report.dropped.push(doc.to_string());
-            }
-            self.store.commit_blocking(b)?;
-            tracing::warn!(
-                documents = corrupt.len(),
-                "corrupt documents dropped, to be fetched again from peers"
-            );
-        }
-        Ok(report)
+        corrupt
     }
 }
 

@@ -524,3 +524,103 @@ fn an_edge_signed_flood_past_the_quarantine_bound_stores_nothing_unvouched() {
     let report = r.ingest(wire(&chain)).unwrap();
     assert_eq!(report.accepted.len(), 150);
 }
+
+/// A copy of `c` whose own signature has one byte flipped (the envelope
+/// still parses; the signature no longer verifies).
+fn forged_signature(c: &SignedChange) -> SignedChange {
+    let mut bytes = c.encode();
+    bytes[1 + 1 + 1 + 32 + 32 + 10] ^= 0x01;
+    let forged = SignedChange::decode(&bytes).expect("the envelope still parses");
+    assert!(forged.verify().is_err());
+    forged
+}
+
+/// Of an author's run in one batch only the newest signature is checked:
+/// it vouches for the run through the hash links (PROTOCOL.md §3). The
+/// signatures not checked are not stored, so none is ever relayed; if the
+/// newest one fails, each is checked on its own.
+#[test]
+fn only_the_newest_signature_of_a_run_is_checked_and_no_unchecked_one_is_kept() {
+    let (_dir, f, mut r, doc) = community_doc();
+    let mut a = Author::new(&f.community, 1, doc);
+    let c: Vec<SignedChange> = (0..3).map(|i| a.put("k", &format!("v{i}"))).collect();
+    // A relayer flipped a byte of the middle signature: the hash links
+    // still tie it to the newest one, whose signature holds.
+    let batch = vec![c[0].clone(), forged_signature(&c[1]), c[2].clone()];
+    let report = r.ingest(wire(&batch)).unwrap();
+    assert_eq!(report.accepted.len(), 3, "{report:?}");
+    assert!(report.invalid.is_empty(), "{report:?}");
+    let stored = r.store().doc_changes(&doc).unwrap();
+    let signed: Vec<_> = stored
+        .iter()
+        .filter(|s| s.signature().is_some())
+        .map(|s| s.hash())
+        .collect();
+    assert_eq!(
+        signed,
+        vec![c[2].hash()],
+        "only the verified signature kept"
+    );
+    let scrub = r.scrub(false).unwrap();
+    assert!(scrub.is_clean(), "{scrub:?}");
+    assert_eq!(scrub.signatures_checked, 1);
+
+    // The newest signature forged: refused, and the others, each checked on
+    // its own, are accepted with their signatures.
+    let (_dir2, f2, mut r2, doc2) = community_doc();
+    let mut b = Author::new(&f2.community, 1, doc2);
+    let d: Vec<SignedChange> = (0..3).map(|i| b.put("k", &format!("v{i}"))).collect();
+    let batch = vec![d[0].clone(), d[1].clone(), forged_signature(&d[2])];
+    let report = r2.ingest(wire(&batch)).unwrap();
+    assert_eq!(
+        report.accepted,
+        vec![d[0].hash(), d[1].hash()],
+        "{report:?}"
+    );
+    assert_eq!(report.invalid.len(), 1);
+    assert!(matches!(
+        report.invalid[0],
+        (2, InvalidChange::Signature { .. })
+    ));
+    assert!(
+        r2.store()
+            .doc_changes(&doc2)
+            .unwrap()
+            .iter()
+            .all(|s| s.signature().is_some())
+    );
+    assert_eq!(heads(&r2, &doc2), vec![d[1].hash()]);
+
+    // A long run keeps a signature every CHECKPOINT_SEQ changes, so it can
+    // be relayed again in batches that each end on a signature.
+    let (_dir4, f4, mut r4, doc4) = community_doc();
+    let mut h = Author::new(&f4.community, 1, doc4);
+    let run: Vec<SignedChange> = (0..130).map(|i| h.put("k", &format!("v{i}"))).collect();
+    let report = r4.ingest(wire(&run)).unwrap();
+    assert_eq!(report.accepted.len(), 130);
+    let mut kept: Vec<u64> = r4
+        .store()
+        .doc_changes(&doc4)
+        .unwrap()
+        .iter()
+        .filter(|s| s.signature().is_some())
+        .map(|s| s.header().seq)
+        .collect();
+    kept.sort();
+    let k = gongjian_engine::CHECKPOINT_SEQ;
+    assert_eq!(kept, vec![k, 2 * k, 130]);
+
+    // Both the newest and a middle one forged: only the first gets in.
+    let (_dir3, f3, mut r3, doc3) = community_doc();
+    let mut e = Author::new(&f3.community, 1, doc3);
+    let g: Vec<SignedChange> = (0..3).map(|i| e.put("k", &format!("v{i}"))).collect();
+    let batch = vec![
+        g[0].clone(),
+        forged_signature(&g[1]),
+        forged_signature(&g[2]),
+    ];
+    let report = r3.ingest(wire(&batch)).unwrap();
+    assert_eq!(report.accepted, vec![g[0].hash()], "{report:?}");
+    assert_eq!(report.invalid.len(), 2);
+    assert_eq!(heads(&r3, &doc3), vec![g[0].hash()]);
+}

@@ -18,8 +18,12 @@ fn a_flipped_signature_is_found_and_repair_refetches_the_document() {
         a.put("类别", "助老"),
         a.put("片区", "颐和路"),
     ];
-    let report = r.ingest(wire(&changes)).unwrap();
-    assert_eq!(report.accepted.len(), 3);
+    // One at a time, so each is the newest of its batch and keeps its own
+    // signature (in one batch only the last would: the others are vouched).
+    for c in &changes {
+        let report = r.ingest(wire(std::slice::from_ref(c))).unwrap();
+        assert_eq!(report.accepted, vec![c.hash()]);
+    }
     let before = heads(&r, &doc);
 
     let clean = r.scrub(false).unwrap();
@@ -62,4 +66,69 @@ fn a_flipped_signature_is_found_and_repair_refetches_the_document() {
     assert_eq!(report.accepted.len(), 3, "{report:?}");
     assert_eq!(heads(&r, &doc), before);
     assert!(r.scrub(false).unwrap().is_clean());
+}
+
+/// The daemon's scrub step walks the store a slice at a time; it drops a
+/// corrupt document of another unit (peers hold it) but leaves one this
+/// node writes in place, reported, for the operator. An index entry that
+/// names another change is caught on read.
+#[test]
+fn the_scrub_step_drops_other_units_documents_but_not_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, Some((&f.community, f.community_id)));
+    let own_genesis = genesis(f.community_id, &f.community, &[]);
+    let own = gongjian_identity::DocId(own_genesis.hash());
+    let other_genesis = genesis(f.street_id, &f.street, &[]);
+    let other = gongjian_identity::DocId(other_genesis.hash());
+    r.insert_records(vec![own_genesis, other_genesis]).unwrap();
+    let mut flipped = Vec::new();
+    for (doc, key) in [(own, &f.community), (other, &f.street)] {
+        let mut a = Author::new(key, 1, doc);
+        let c = a.put("标题", "楼道灯");
+        assert_eq!(
+            r.ingest(wire(std::slice::from_ref(&c)))
+                .unwrap()
+                .accepted
+                .len(),
+            1
+        );
+        let mut bytes = c.encode();
+        bytes[1 + 1 + 1 + 32 + 32 + 10] ^= 0x01;
+        let mut b = Batch::new();
+        b.put_change(&SignedChange::decode(&bytes).unwrap());
+        r.store().commit_blocking(b).unwrap();
+        flipped.push(doc);
+    }
+    // One document a step: two steps cover the store, the second ends the pass.
+    let (first, cursor) = r.scrub_step(None, 1, u64::MAX).unwrap();
+    assert_eq!(first.documents, 1);
+    assert!(cursor.is_some());
+    let (second, end) = r.scrub_step(cursor, 1, u64::MAX).unwrap();
+    assert_eq!(second.documents, 1);
+    let (third, end) = match end {
+        Some(c) => r.scrub_step(Some(c), 1, u64::MAX).unwrap(),
+        None => (Default::default(), None),
+    };
+    assert_eq!(end, None, "the pass is complete");
+    let dropped: Vec<String> = [&first, &second, &third]
+        .iter()
+        .flat_map(|s| s.dropped.clone())
+        .collect();
+    let kept: Vec<String> = [&first, &second, &third]
+        .iter()
+        .flat_map(|s| s.kept.clone())
+        .collect();
+    assert_eq!(dropped, vec![other.to_string()]);
+    assert_eq!(kept, vec![own.to_string()]);
+    assert!(r.store().doc_meta(&other).unwrap().is_none());
+    assert!(r.store().doc_meta(&own).unwrap().is_some(), "its own stays");
+    assert!(!r.scrub(false).unwrap().is_clean(), "and is still reported");
+    // The operator's repair drops it; this node's changes were in it, so it
+    // writes under a new epoch from now on (a new write there must not take
+    // seq 1 again under the actor whose seq 1 peers already hold).
+    let epoch = r.actor().unwrap().epoch;
+    let repaired = r.scrub(true).unwrap();
+    assert_eq!(repaired.dropped, vec![own.to_string()]);
+    assert!(r.actor().unwrap().epoch > epoch);
 }

@@ -333,6 +333,18 @@ impl SignedChange {
         }
     }
 
+    /// Takes the change's own signature off, in place: an edge signature (a
+    /// later change of the same actor, verified) vouches for it.
+    pub fn take_signature(&mut self) -> Option<(PublicKey, Signature)> {
+        self.sig.take()
+    }
+
+    /// Puts back a signature taken off with [`Self::take_signature`]. It
+    /// is not checked here: [`Self::verify`] it.
+    pub fn set_signature(&mut self, sig: (PublicKey, Signature)) {
+        self.sig = Some(sig);
+    }
+
     /// Checks the signer is the actor's key and the signature is strictly valid.
     pub fn verify(&self) -> Result<(), SignatureFailure> {
         let (signer, sig) = self.sig.as_ref().ok_or(SignatureFailure::Unsigned)?;

@@ -49,9 +49,16 @@ pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureFailure>
         .iter()
         .map(|&i| ed25519_dalek::Signature::from_bytes(&items[i].sig.0))
         .collect();
+    // A batch's signatures come from few keys: each is decompressed once.
+    let mut known: std::collections::HashMap<&PublicKey, ed25519_dalek::VerifyingKey> =
+        std::collections::HashMap::new();
     let keys: Vec<ed25519_dalek::VerifyingKey> = batch
         .iter()
-        .map(|&i| items[i].key.verifying_key())
+        .map(|&i| {
+            *known
+                .entry(items[i].key)
+                .or_insert_with(|| items[i].key.verifying_key())
+        })
         .collect();
     if ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_err() {
         for &i in &batch {

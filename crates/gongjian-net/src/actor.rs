@@ -114,6 +114,10 @@ pub(crate) enum Event {
     Shutdown,
 }
 
+/// Changes the node's own scrub checks in one tick at most (past its first
+/// document): a step holds the sync thread for milliseconds.
+const SCRUB_CHANGES_PER_TICK: u64 = 4096;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
     pub resync: Duration,
@@ -121,6 +125,8 @@ pub(crate) struct Timing {
     pub hello: Duration,
     /// Over this many bytes queued to a peer, its requests wait.
     pub read_pause: usize,
+    /// Documents the node's own scrub checks each second (0: none).
+    pub scrub_per_tick: usize,
 }
 
 struct Slot {
@@ -163,6 +169,10 @@ pub struct Actor {
     fetches: Fetches,
     /// Waking sessions now (no nested wake rounds).
     waking: bool,
+    /// Where the node's own scrub goes on from, and when it may run again
+    /// after the store could not be read.
+    scrub_cursor: Option<DocId>,
+    scrub_paused_until: Option<Instant>,
 }
 
 impl std::fmt::Debug for Actor {
@@ -196,6 +206,58 @@ impl Actor {
             last_announce: Instant::now(),
             fetches: Fetches::new(),
             waking: false,
+            scrub_cursor: None,
+            scrub_paused_until: None,
+        }
+    }
+
+    /// One step of the node's own scrub (PROTOCOL.md §3 checks again on
+    /// what is stored): a few documents each tick, so a full pass takes
+    /// documents ÷ `scrub_per_tick` seconds and never holds the sync
+    /// thread long. A corrupt document is dropped (its genesis kept) and
+    /// fetched again from peers: every session reconciles at once. One this
+    /// node writes is only reported (its peers may lack changes of it).
+    fn scrub(&mut self) {
+        let n = self.timing.scrub_per_tick;
+        if n == 0 || self.scrub_paused_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        match self
+            .replica
+            .scrub_step(self.scrub_cursor, n, SCRUB_CHANGES_PER_TICK)
+        {
+            Ok((report, next)) => {
+                self.scrub_cursor = next;
+                let dropped: Vec<DocId> = report
+                    .dropped
+                    .iter()
+                    .filter_map(|d| d.parse().ok())
+                    .collect();
+                for p in &report.problems {
+                    tracing::error!(doc = p.doc.as_deref().unwrap_or("-"), problem = %p.what, "scrub: corrupt data found");
+                }
+                for d in &report.kept {
+                    tracing::error!(doc = %d, "scrub: a document this node writes is corrupt; left in place (peers may lack some of its changes): run `gongjian verify --repair` or restore a backup");
+                }
+                {
+                    let mut st = self.status.lock().expect("status lock");
+                    st.scrub.documents_checked += report.documents as u64;
+                    st.scrub.problems += report.problems.len() as u64;
+                    st.scrub.dropped += dropped.len() as u64;
+                    if next.is_none() {
+                        st.scrub.passes += 1;
+                    }
+                }
+                if !dropped.is_empty() {
+                    self.observe(&dropped);
+                    self.resync_all(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scrub: the store could not be read; trying again in 10 minutes");
+                self.scrub_cursor = None;
+                self.scrub_paused_until = Some(Instant::now() + Duration::from_secs(600));
+            }
         }
     }
 
@@ -281,6 +343,7 @@ impl Actor {
                         self.drained(id);
                     }
                     self.tick();
+                    self.scrub();
                 }
                 Event::Drained { stream } => self.drained(stream),
                 Event::Shutdown => break,

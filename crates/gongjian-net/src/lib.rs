@@ -25,7 +25,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
 pub use actor::{Actor, MAX_QUEUED_BYTES, MAX_STREAMS_PER_PEER, Observer};
-pub use status::{NetStatus, PeerStatus};
+pub use status::{NetStatus, PeerStatus, ScrubStatus};
 
 use crate::actor::{Event, Timing};
 use crate::swarm::{SwarmCmd, SwarmTask};
@@ -71,6 +71,9 @@ pub struct NetConfig {
     /// A frame not taken by the peer within this, plus a second per 16 KiB,
     /// closes the stream: the peer does not read.
     pub write_grace: Duration,
+    /// Documents the node's own scrub reads back and checks each second
+    /// (0: none); corrupt ones are dropped and fetched again from peers.
+    pub scrub_per_second: usize,
 }
 
 impl Default for NetConfig {
@@ -87,6 +90,7 @@ impl Default for NetConfig {
             max_connections: 256,
             read_pause_bytes: 16 << 20,
             write_grace: Duration::from_secs(30),
+            scrub_per_second: 8,
         }
     }
 }
@@ -142,6 +146,7 @@ impl Node {
             stall: cfg.stall,
             hello: cfg.hello_timeout,
             read_pause: cfg.read_pause_bytes,
+            scrub_per_tick: cfg.scrub_per_second,
         };
         let actor = Actor::new(
             replica,

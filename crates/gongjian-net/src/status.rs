@@ -33,6 +33,19 @@ pub struct NetStatus {
     pub peers: BTreeMap<PeerId, PeerStatus>,
     /// Misbehaviour seen from any peer since start.
     pub misbehaviour: u64,
+    /// The node's own scrub since start.
+    pub scrub: ScrubStatus,
+}
+
+/// What the node's own scrub did since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ScrubStatus {
+    pub documents_checked: u64,
+    pub problems: u64,
+    /// Documents dropped as corrupt, to be fetched again from peers.
+    pub dropped: u64,
+    /// Full passes over the store completed.
+    pub passes: u64,
 }
 
 /// Sync traffic of this process since start, for metrics. One daemon runs

@@ -207,3 +207,74 @@ async fn a_community_syncs_with_its_street_over_quic() {
     community.shutdown().await.unwrap();
     street.shutdown().await.unwrap();
 }
+
+/// The node's own scrub: a stored signature flipped on the street hub is
+/// found within a pass, the document is dropped (not served) and comes back
+/// whole from the community that wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_own_scrub_drops_a_corrupt_document_and_fetches_it_again() {
+    let fed = fed(63);
+    let (sd, cd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let street = fed
+        .start_on(STREET, sd.path(), "/ip4/127.0.0.1/tcp/0", vec![])
+        .await;
+    let addr = street.listen_addrs().await[0].clone();
+    let community = fed
+        .start_on(COMMUNITY_A, cd.path(), "/ip4/127.0.0.1/tcp/0", vec![addr])
+        .await;
+    let doc = create_doc(&community).await;
+    add_need(&community, doc, "s1", "楼道灯维修").await;
+    add_need(&community, doc, "s2", "垃圾分类宣传").await;
+    until(20, "the street holds the community's needs", || async {
+        titles(&street, doc).await.len() == 2
+    })
+    .await;
+    let want = holdings(&community).await[&doc].clone();
+    let before = street.status().scrub;
+    // A byte of a stored signature flips on the street's disk.
+    let flipped = street
+        .call(move |a| {
+            let store = a.replica().store().clone();
+            let signed = store
+                .doc_changes(&doc)
+                .unwrap()
+                .into_iter()
+                .find(|c| c.signature().is_some())
+                .expect("a signed change held");
+            let mut bytes = signed.encode();
+            bytes[1 + 1 + 1 + 32 + 32 + 10] ^= 0x01;
+            let tampered = gongjian_identity::SignedChange::decode(&bytes).unwrap();
+            let mut b = gongjian_store::Batch::new();
+            b.put_change(&tampered);
+            store.commit_blocking(b).unwrap();
+            tampered.hash()
+        })
+        .await
+        .unwrap();
+    until(30, "the scrub drops the document", || async {
+        street.status().scrub.dropped > before.dropped
+    })
+    .await;
+    let after = street.status().scrub;
+    assert!(after.problems > before.problems, "{after:?}");
+    assert!(after.documents_checked > before.documents_checked);
+    until(30, "the document comes back from the community", || async {
+        holdings(&street).await.get(&doc) == Some(&want)
+    })
+    .await;
+    let back = street
+        .call(move |a| {
+            let c = a.replica().store().change(&doc, &flipped).unwrap();
+            c.map(|c| c.signature().is_none_or(|_| c.verify().is_ok()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        back,
+        Some(true),
+        "the change is held again, not the flipped copy"
+    );
+    assert_eq!(titles(&street, doc).await.len(), 2);
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
+}

@@ -70,6 +70,11 @@ impl Batch {
         self.ops.len()
     }
 
+    /// Appends another batch's writes after this one's: both commit as one.
+    pub fn append(&mut self, mut other: Batch) {
+        self.ops.append(&mut other.ops);
+    }
+
     /// An accepted change, with its (doc, actor, seq) index entry.
     pub fn put_change(&mut self, change: &SignedChange) {
         let h = change.header();

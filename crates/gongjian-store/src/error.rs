@@ -18,3 +18,16 @@ pub enum StoreError {
     #[error("the store's writer has stopped")]
     Closed,
 }
+
+impl StoreError {
+    /// Whether the error says stored bytes are damaged (a checksum or a
+    /// value that does not decode), not that reading failed for a while
+    /// (IO, a closed writer) or that a newer build wrote the value.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Corrupt { .. } => true,
+            StoreError::Rocks(e) => e.kind() == rocksdb::ErrorKind::Corruption,
+            _ => false,
+        }
+    }
+}

@@ -12,7 +12,7 @@ use rocksdb::{
 };
 use tokio::sync::oneshot;
 
-use crate::batch::{Batch, DocMeta, Op, doc_hash_key};
+use crate::batch::{Batch, DocMeta, Op, doc_hash_key, index_key};
 use crate::cf::Cf;
 use crate::error::StoreError;
 use crate::value;
@@ -344,6 +344,38 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` documents' metadata in id order, after `after` (from
+    /// the first when `None`): a scrub walks the store a slice at a time.
+    /// A value that does not decode is returned as its error, so the scrub
+    /// can name (and drop) that document and go on.
+    #[allow(clippy::type_complexity)]
+    pub fn docs_after(
+        &self,
+        after: Option<&DocId>,
+        limit: usize,
+    ) -> Result<Vec<(DocId, Result<DocMeta, StoreError>)>, StoreError> {
+        let mode = match after {
+            Some(d) => IteratorMode::From(d.as_bytes(), rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        for item in self.inner.db.iterator_cf(self.cf(Cf::Docs), mode) {
+            let (k, v) = item?;
+            let id: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                cf: "docs",
+                reason: "key is not 32 bytes".into(),
+            })?;
+            if after.is_some_and(|d| d.as_bytes() == &id) {
+                continue;
+            }
+            out.push((DocId(Hash(id)), value::decode("docs", &v)));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn change(&self, doc: &DocId, hash: &Hash) -> Result<Option<SignedChange>, StoreError> {
         match self.get(Cf::Changes, &doc_hash_key(doc, hash))? {
             Some(v) => Ok(Some(decode_change(&v)?)),
@@ -393,6 +425,18 @@ impl Store {
                     cf: "change_index",
                     reason: format!("indexed change {} is missing", Hash(hash)),
                 })?;
+            // The change under the key must be the one indexed, at the
+            // (actor, seq) of its index key.
+            let h = change.header();
+            if h.hash != Hash(hash) || k.as_ref() != index_key(doc, &h.actor, h.seq).as_slice() {
+                return Err(StoreError::Corrupt {
+                    cf: "change_index",
+                    reason: format!(
+                        "the entry for change {} names another change or (actor, seq)",
+                        Hash(hash)
+                    ),
+                });
+            }
             out.push(change);
         }
         Ok(out)
@@ -620,5 +664,51 @@ fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic:
 fn op_cf(op: &Op) -> Cf {
     match op {
         Op::Put(cf, _, _) | Op::Delete(cf, _) | Op::DeleteRange(cf, _, _) => *cf,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gongjian_identity::{ActorId, Secret};
+
+    /// A change index entry must name the change stored under it, at its
+    /// own (actor, seq): one pointing elsewhere is reported corrupt on read.
+    #[test]
+    fn an_index_entry_naming_another_change_is_corrupt() {
+        use automerge::transaction::Transactable;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let secret = Secret::from_seed([3; 32]);
+        let doc = DocId(Hash([1; 32]));
+        let actor = ActorId {
+            key: secret.public(),
+            epoch: 0,
+        };
+        let mut am = automerge::AutoCommit::new();
+        am.set_actor(automerge::ActorId::from(actor.to_bytes()));
+        let mut changes = Vec::new();
+        for i in 0..2i64 {
+            am.put(automerge::ROOT, "k", i).unwrap();
+            am.commit();
+            let raw = am.get_last_local_change().unwrap().raw_bytes().to_vec();
+            changes.push(SignedChange::sign(doc, raw, &secret).unwrap());
+        }
+        let mut b = Batch::new();
+        for c in &changes {
+            b.put_change(c);
+        }
+        store.commit_blocking(b).unwrap();
+        assert_eq!(store.doc_changes(&doc).unwrap().len(), 2);
+        // The entry of seq 2 rewritten to name seq 1's change.
+        let mut b = Batch::new();
+        b.ops.push(Op::Put(
+            Cf::ChangeIndex,
+            index_key(&doc, &actor, 2),
+            changes[0].hash().0.to_vec(),
+        ));
+        store.commit_blocking(b).unwrap();
+        let err = store.doc_changes(&doc).unwrap_err();
+        assert!(err.to_string().contains("names another change"), "{err}");
     }
 }
