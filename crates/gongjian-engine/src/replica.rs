@@ -30,6 +30,10 @@ pub struct Replica {
     pub(crate) local: Option<LocalIdentity>,
     pub(crate) epoch: u32,
     pub(crate) counters: crate::ingest::IngestCounters,
+    /// Documents the daemon's scrub found corrupt but keeps (this node
+    /// writes them): not offered or sent to peers until a scrub finds them
+    /// clean again (after `gongjian verify --repair` or a restore).
+    pub(crate) withheld: std::collections::BTreeSet<DocId>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -71,6 +75,7 @@ impl Replica {
             local,
             epoch,
             counters: Default::default(),
+            withheld: Default::default(),
         };
         if pending {
             tracing::warn!("finishing an interrupted re-evaluation of documents");

@@ -141,10 +141,16 @@ impl Replica {
             .filter(|(d, m)| self.writes(d) || m.as_ref().is_ok_and(|m| self.wrote(m)))
             .map(|(d, _)| *d)
             .collect();
+        let checked: Vec<DocId> = docs.iter().map(|(d, _)| *d).collect();
         let (own, others): (Vec<DocId>, Vec<DocId>) = self
             .scrub_docs(docs, &mut report)
             .into_iter()
             .partition(|d| mine.contains(d));
+        // Kept, but not served: peers keep their own copy meanwhile.
+        for d in &checked {
+            self.withheld.remove(d);
+        }
+        self.withheld.extend(own.iter().copied());
         report.kept = own.iter().map(DocId::to_string).collect();
         if !others.is_empty() {
             self.drop_corrupt(&others, &mut report)?;

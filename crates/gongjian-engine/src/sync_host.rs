@@ -98,7 +98,7 @@ impl Host for Replica {
                 .store
                 .docs()?
                 .into_iter()
-                .filter(|(doc, _)| self.trust.may_see(peer, doc))
+                .filter(|(doc, _)| self.trust.may_see(peer, doc) && !self.withheld.contains(doc))
                 .map(|(doc, meta)| Item::doc(&doc, &meta.heads, meta.changes))
                 .collect(),
         })
@@ -177,7 +177,7 @@ impl Host for Replica {
         doc: &DocId,
         peer: Option<&UnitId>,
     ) -> Result<Option<Item>, EngineError> {
-        if peer.is_some_and(|p| !self.trust.may_see(p, doc)) {
+        if peer.is_some_and(|p| !self.trust.may_see(p, doc) || self.withheld.contains(doc)) {
             return Ok(None);
         }
         Ok(self
@@ -192,7 +192,7 @@ impl Host for Replica {
         have: &VersionVector,
         peer: &UnitId,
     ) -> Result<Option<Vec<SignedChange>>, EngineError> {
-        if !self.trust.may_see(peer, doc) {
+        if !self.trust.may_see(peer, doc) || self.withheld.contains(doc) {
             return Ok(None);
         }
         Ok(Some(self.changes_to_send(doc, have)?))

@@ -100,6 +100,14 @@ fn the_scrub_step_drops_other_units_documents_but_not_its_own() {
         r.store().commit_blocking(b).unwrap();
         flipped.push(doc);
     }
+    {
+        use gongjian_sync::{Host, SetId};
+        let offered = Host::items(&mut r, SetId::Docs, &f.district_id).unwrap();
+        assert!(
+            offered.iter().any(|i| i.key == *own.as_bytes()),
+            "offered before"
+        );
+    }
     // One document a step: two steps cover the store, the second ends the pass.
     let (first, cursor) = r.scrub_step(None, 1, u64::MAX).unwrap();
     assert_eq!(first.documents, 1);
@@ -121,6 +129,16 @@ fn the_scrub_step_drops_other_units_documents_but_not_its_own() {
         .collect();
     assert_eq!(dropped, vec![other.to_string()]);
     assert_eq!(kept, vec![own.to_string()]);
+    // Kept but withheld: not offered to a peer that may see it, and its
+    // changes not sent, until a scrub finds it clean.
+    use gongjian_sync::{Host, SetId};
+    let offered = Host::items(&mut r, SetId::Docs, &f.district_id).unwrap();
+    assert!(
+        offered.iter().all(|i| i.key != *own.as_bytes()),
+        "{offered:?}"
+    );
+    let asked = Host::changes_after(&mut r, &own, &Default::default(), &f.district_id).unwrap();
+    assert!(asked.is_none());
     assert!(r.store().doc_meta(&other).unwrap().is_none());
     assert!(r.store().doc_meta(&own).unwrap().is_some(), "its own stays");
     assert!(!r.scrub(false).unwrap().is_clean(), "and is still reported");
