@@ -45,10 +45,13 @@ try:
     metrics = get(api, token, "/metrics")[1].decode()
     received = metric(metrics, "gongjian_network_received_bytes")
     sent = metric(metrics, "gongjian_network_sent_bytes")
+    # From a frame of changes read off a stream to the view holding them.
+    lag = (metric(metrics, "gongjian_view_lag_p50_seconds"), metric(metrics, "gongjian_view_lag_p99_seconds"))
     out = {
         "scale": float(scale), "hubs": len(setup["hubs"]), "documents": want_docs, "changes": want_changes,
         "change_bytes": setup["change_bytes"], "seconds": took, "received_bytes": received, "sent_bytes": sent,
         "received_vs_signed": received / setup["change_bytes"], "peak_rss_mb": vm_mb(p.pid),
+        "view_lag_p50_ms": lag[0] * 1000, "view_lag_p99_ms": lag[1] * 1000,
     }
 finally:
     daemons.stop()
@@ -57,4 +60,5 @@ if "--json" in sys.argv:
 else:
     print(f"cold sync of the district ×{out['scale']:g} from {out['hubs']} street hubs over libp2p: {out['seconds']:.1f} s; "
           f"received {out['received_bytes']:.0f} B for {out['change_bytes']} B of signed changes "
-          f"({out['received_vs_signed']:.2f}×), sent {out['sent_bytes']:.0f} B; peak RSS {out['peak_rss_mb']:.0f} MB")
+          f"({out['received_vs_signed']:.2f}×), sent {out['sent_bytes']:.0f} B; peak RSS {out['peak_rss_mb']:.0f} MB; "
+          f"view lag (frame read → view updated) p50 {out['view_lag_p50_ms']:.1f} ms, p99 {out['view_lag_p99_ms']:.1f} ms")

@@ -47,6 +47,8 @@ try:
     m = get(api, token, "/metrics")[1].decode()
     received = metric(m, "gongjian_network_received_bytes")
     sent = metric(m, "gongjian_network_sent_bytes")
+    # From a frame of changes read off a stream to the view holding them.
+    lag = (metric(m, "gongjian_view_lag_p50_seconds"), metric(m, "gongjian_view_lag_p99_seconds"))
     messages = metric(m, "gongjian_network_received_frames") + metric(m, "gongjian_network_sent_frames")
     out = {
         "scale": float(scale), "hubs": len(setup["hubs"]), "documents": setup["documents"],
@@ -55,6 +57,7 @@ try:
         "received_bytes": received, "sent_bytes": sent, "sync_messages": messages,
         "exchanged_vs_missing": (received + sent) / later["change_bytes"],
         "peak_rss_mb": vm_mb(p.pid),
+        "view_lag_p50_ms": lag[0] * 1000, "view_lag_p99_ms": lag[1] * 1000,
     }
 finally:
     daemons.stop()
@@ -65,4 +68,5 @@ else:
           f"{out['hubs']} street hubs over libp2p: {out['seconds']:.2f} s from start ({out['api_up_seconds']:.2f} s to the API); "
           f"exchanged {out['received_bytes'] + out['sent_bytes']:.0f} B (received {out['received_bytes']:.0f}, sent {out['sent_bytes']:.0f}) "
           f"for {out['missing_bytes']} B of missing signed changes ({out['exchanged_vs_missing']:.2f}×); "
-          f"{out['sync_messages']:.0f} sync messages; peak RSS {out['peak_rss_mb']:.0f} MB")
+          f"{out['sync_messages']:.0f} sync messages; peak RSS {out['peak_rss_mb']:.0f} MB; "
+          f"view lag (frame read → view updated) p50 {out['view_lag_p50_ms']:.1f} ms, p99 {out['view_lag_p99_ms']:.1f} ms")

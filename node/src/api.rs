@@ -365,6 +365,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
             "connected": st.peers.values().filter(|p| p.connected).count(),
             "misbehaviour": st.misbehaviour,
             "scrub": st.scrub,
+            "view_lag": st.view_lag,
         })
     });
     Ok(Json(json!({

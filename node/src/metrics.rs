@@ -31,6 +31,12 @@ fn gauge(reg: &mut Registry, name: &str, help: &str, v: i64) {
     reg.register(name, help, g);
 }
 
+fn seconds(reg: &mut Registry, name: &str, help: &str, v: f64) {
+    let g: Gauge<f64, std::sync::atomic::AtomicU64> = Gauge::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
 fn labelled(reg: &mut Registry, name: &str, help: &str, key: &str, rows: &[(String, u64)]) {
     let f = Family::<Labels, Counter>::default();
     for (label, v) in rows {
@@ -187,6 +193,24 @@ async fn render(api: &Api) -> Result<String, ApiError> {
             "peer_misbehaviour",
             "Malformed or badly signed input from peers",
             st.misbehaviour,
+        );
+        counter(
+            &mut reg,
+            "view_lag_samples",
+            "Frames of changes from peers folded into the view (the lag's samples)",
+            st.view_lag.samples,
+        );
+        seconds(
+            &mut reg,
+            "view_lag_p50_seconds",
+            "Median time from a frame of changes read off a stream to the view holding them (last 1,024)",
+            st.view_lag.p50_seconds,
+        );
+        seconds(
+            &mut reg,
+            "view_lag_p99_seconds",
+            "99th percentile of the same (last 1,024)",
+            st.view_lag.p99_seconds,
         );
         counter(
             &mut reg,

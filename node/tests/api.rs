@@ -518,4 +518,18 @@ async fn a_district_back_from_an_outage_gets_the_later_changes() {
     let (_, a) = c.get(&district, &digest).await;
     let (_, b) = c.get(&hub, &digest).await;
     assert_eq!(a["digest"], b["digest"]);
+    // The frames that brought the later changes were timed to the view.
+    let (_, st) = c.get(&district, "/v1/status").await;
+    let lag = &st["network"]["view_lag"];
+    assert!(lag["samples"].as_u64().unwrap_or(0) > 0, "{st}");
+    let (p50, p99) = (
+        lag["p50_seconds"].as_f64().unwrap_or(-1.0),
+        lag["p99_seconds"].as_f64().unwrap_or(-1.0),
+    );
+    assert!(0.0 < p50 && p50 <= p99, "{lag}");
+    let (_, metrics) = c.get_text(&district, "/metrics").await;
+    assert!(
+        metrics.contains("gongjian_view_lag_p99_seconds"),
+        "{metrics}"
+    );
 }

@@ -96,6 +96,8 @@ pub(crate) enum Event {
         /// Dropped once the frame is handled: the stream's reader waits
         /// for it before reading the next.
         done: tokio::sync::oneshot::Sender<()>,
+        /// When the frame was read off the stream (for the view lag).
+        at: Instant,
     },
     /// The peer broke the framing (e.g. announced a huge frame).
     BadFrame {
@@ -173,6 +175,11 @@ pub struct Actor {
     /// after the store could not be read.
     scrub_cursor: Option<DocId>,
     scrub_paused_until: Option<Instant>,
+    /// When the frame being handled was read (None for other work).
+    arrived: Option<Instant>,
+    /// The last view lags: from a frame read off the stream to the view
+    /// holding the changes it brought (the observer done), in seconds.
+    lags: std::collections::VecDeque<f64>,
 }
 
 impl std::fmt::Debug for Actor {
@@ -208,6 +215,8 @@ impl Actor {
             waking: false,
             scrub_cursor: None,
             scrub_paused_until: None,
+            arrived: None,
+            lags: std::collections::VecDeque::new(),
         }
     }
 
@@ -276,6 +285,22 @@ impl Actor {
         self.observer = Some(f);
     }
 
+    /// Records a view lag; the status shows the last 1,024's percentiles.
+    fn lag(&mut self, secs: f64) {
+        if self.lags.len() == 1024 {
+            self.lags.pop_front();
+        }
+        self.lags.push_back(secs);
+        let mut sorted: Vec<f64> = self.lags.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        let at = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+        let mut st = self.status.lock().expect("status lock");
+        st.view_lag.samples += 1;
+        st.view_lag.p50_seconds = at(0.5);
+        st.view_lag.p99_seconds = at(0.99);
+        st.view_lag.max_seconds = at(1.0);
+    }
+
     fn observe(&mut self, docs: &[DocId]) {
         let records = self.replica.membership().len();
         let grew = records != self.observed_records;
@@ -319,8 +344,11 @@ impl Actor {
                     stream,
                     bytes,
                     done,
+                    at,
                 } => {
+                    self.arrived = Some(at);
                     self.frame(stream, bytes);
+                    self.arrived = None;
                     drop(done);
                 }
                 Event::BadFrame { stream, why } => {
@@ -603,6 +631,9 @@ impl Actor {
         self.kick();
         self.observe(&changed);
         if !changed.is_empty() {
+            if let Some(at) = self.arrived {
+                self.lag(at.elapsed().as_secs_f64());
+            }
             self.notify(&changed, Some(stream));
         }
         self.wake();

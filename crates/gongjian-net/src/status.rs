@@ -35,6 +35,19 @@ pub struct NetStatus {
     pub misbehaviour: u64,
     /// The node's own scrub since start.
     pub scrub: ScrubStatus,
+    /// From a frame of changes read off a stream to the merged view holding
+    /// them (the last 1,024 such frames).
+    pub view_lag: ViewLag,
+}
+
+/// Percentiles of the last view lags, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ViewLag {
+    /// Frames that brought changes since start.
+    pub samples: u64,
+    pub p50_seconds: f64,
+    pub p99_seconds: f64,
+    pub max_seconds: f64,
 }
 
 /// What the node's own scrub did since start.

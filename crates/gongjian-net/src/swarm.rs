@@ -490,6 +490,7 @@ async fn spawn_stream(
                             stream: id,
                             bytes,
                             done,
+                            at: std::time::Instant::now(),
                         })
                         .await
                         .is_err()

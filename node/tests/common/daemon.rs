@@ -86,6 +86,19 @@ impl Client {
         self.raw(d, path, Some(&d.token)).await
     }
 
+    /// GET with the node's token, the body as text (`/metrics`).
+    #[allow(dead_code)]
+    pub async fn get_text(&self, d: &Daemon, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", d.api))
+            .bearer_auth(&d.token)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap_or_default())
+    }
+
     pub async fn post(&self, d: &Daemon, path: &str, body: Value) -> (StatusCode, Value) {
         let r = self
             .http
