@@ -47,11 +47,14 @@ def start():
 
 
 def writer(host, port, w, cycle, acked, lock):
+    # Its own generator: the kill schedule (`rng`) stays the seed's alone,
+    # whatever the threads' interleaving.
+    wrng = random.Random(a.seed * 1_000_003 + cycle * 101 + w)
     c = http.client.HTTPConnection(host, port, timeout=10)
     n = 0
     while True:
         title = f"断电测试 第{cycle}轮 写入者{w} 第{n}条"
-        body = json.dumps({"list": rng.choice(["need", "resource", "problem", "wish"]),
+        body = json.dumps({"list": wrng.choice(["need", "resource", "problem", "wish"]),
                            "title": title, "category": "助老"}, ensure_ascii=False)
         try:
             c.request("POST", "/v1/items", body.encode(), {**auth, "Content-Type": "application/json"})

@@ -161,6 +161,9 @@ PHASE = ["before"]
 
 
 def writer(node, stop, acked, lock):
+    # Its own generator: the link schedule (`rng`) stays the seed's alone,
+    # whatever the threads' interleaving.
+    wrng = random.Random(a.seed * 1_000_003 + node.i)
     n = 0
     while not stop.is_set():
         if node.paused.is_set():
@@ -169,7 +172,7 @@ def writer(node, stop, acked, lock):
         phase = PHASE[0]
         title = f"{NODES[node.i][3]}分区测试第{n}条"
         try:
-            s, v = node.req("POST", "/v1/items", {"list": rng.choice(["need", "resource", "project"]),
+            s, v = node.req("POST", "/v1/items", {"list": wrng.choice(["need", "resource", "project"]),
                                                   "title": title, "category": "助老"})
         except OSError:
             s = 0
@@ -177,7 +180,7 @@ def writer(node, stop, acked, lock):
             with lock:
                 acked.append((v["id"], title, node.i, phase))
             n += 1
-        time.sleep(rng.uniform(0.05, 0.4))
+        time.sleep(wrng.uniform(0.05, 0.4))
 
 
 def ancestors(i):
