@@ -48,9 +48,11 @@ try:
     time.sleep(2)
     before = vm_mb(target_p.pid, "VmRSS:")
     stolen = setup["hubs"][1]["dir"]
+    replayer = setup["hubs"][2]["dir"]
     attack = subprocess.Popen(
         [hostile, "--target", f"{setup['hubs'][0]['listen']}/p2p/{target['peer_id']}", "--seconds", str(seconds),
-         "--identities", str(identities), "--key", os.path.join(stolen, "node.key"), "--unit", unit_of(stolen)],
+         "--identities", str(identities), "--key", os.path.join(stolen, "node.key"), "--unit", unit_of(stolen),
+         "--replay-key", os.path.join(replayer, "node.key"), "--replay-unit", unit_of(replayer)],
         stdout=subprocess.PIPE, text=True)
     peak, answered, unanswered = before, 0, 0
     t_attack = time.monotonic()
@@ -79,6 +81,17 @@ try:
                 pass
         time.sleep(0.5)
     did = json.loads(attack.stdout.read())
+    # If the district has not caught up, say where it stands (its peers).
+    district_state = None
+    if synced_at is None and district is not None:
+        try:
+            _, body = get(district["api"], d_token, "/v1/status", timeout=5)
+            st = json.loads(body)
+            _, body = get(district["api"], d_token, "/v1/node", timeout=5)
+            district_state = {"documents": st.get("documents"), "changes": st.get("changes"),
+                              "want": [want_docs, want_changes], "peers": json.loads(body).get("peers")}
+        except (OSError, ValueError) as e:
+            district_state = {"error": str(e)}
     _, metrics = get(target["api"], target_token, "/metrics")
     misbehaviour = metric(metrics.decode(), "gongjian_peer_misbehaviour")
     reasons = {}
@@ -99,6 +112,8 @@ try:
         "target_misbehaviour_counted": misbehaviour, "peer_log_lines": len(peer_lines),
         "peer_log_reasons": reasons, "district_synced_seconds": synced_at,
     }
+    if district_state is not None:
+        result["district_state"] = district_state
 finally:
     daemons.stop()
 print(json.dumps(result, ensure_ascii=False))

@@ -8,7 +8,10 @@
 //! * with `--key FILE --unit ID` (a stolen but certified node key the target
 //!   holds the certificate of): a session that asks for every record
 //!   again and again without ever reading the answers, and one that sends
-//!   malformed and forged sync messages.
+//!   malformed and forged sync messages;
+//! * with `--replay-key FILE --replay-unit ID` (another stolen key): a
+//!   session that fetches documents it may see, then sends their (valid,
+//!   signed, already held) changes back to the node unasked, over and over.
 //!
 //! Prints one JSON line of what it did.
 //!
@@ -36,6 +39,10 @@ struct Counts {
     bytes: AtomicU64,
     flood_requests: AtomicU64,
     flood_cut: AtomicU64,
+    /// Sessions that sent valid, already held changes back to the node
+    /// unasked, and the changes written before the node cut them.
+    replay_sessions: AtomicU64,
+    replayed_changes: AtomicU64,
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -234,6 +241,108 @@ async fn never_reads(
     }
 }
 
+/// A certified session that fetches the documents it may see, then sends
+/// their changes back again and again: valid, signed, already held
+/// (replayed), while a reader drains whatever the node answers.
+async fn replays_held(
+    secret: Secret,
+    unit: UnitId,
+    peer: PeerId,
+    addr: Multiaddr,
+    c: Arc<Counts>,
+    until: Instant,
+) {
+    while Instant::now() < until {
+        let Some((mut s, task)) = admitted_stream(&secret, unit, peer, &addr, &c).await else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let list = Message::Reconcile {
+            set: SetId::Docs,
+            epoch: 0,
+            round: 0,
+            salt: [0; 8],
+            ranges: vec![Range {
+                upper: None,
+                mode: Mode::Ids(vec![]),
+            }],
+        };
+        let _ = write_frame(&mut s, &encode(&list)).await;
+        let mut docs = Vec::new();
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && frames.len() < 64 {
+            // Once answers flow, a second of quiet ends the fetching: the
+            // replay starts before this key's other sessions get it cut.
+            let wait = if frames.is_empty() { 5 } else { 1 };
+            let Ok(Ok(Some(f))) = tokio::time::timeout(
+                Duration::from_secs(wait),
+                read_frame(&mut s, MAX_MESSAGE_BYTES),
+            )
+            .await
+            else {
+                break;
+            };
+            match decode(&f) {
+                Ok(Message::Reconcile { ranges, .. }) if docs.is_empty() => {
+                    for r in ranges {
+                        if let Mode::Diff { items, .. } = r.mode {
+                            docs.extend(
+                                items.iter().map(|i| gongjian_identity::DocId(Hash(i.key))),
+                            );
+                        }
+                    }
+                    docs.truncate(64);
+                    for d in &docs {
+                        let want = Message::Want {
+                            doc: *d,
+                            have: vec![],
+                        };
+                        let _ = write_frame(&mut s, &encode(&want)).await;
+                    }
+                }
+                Ok(Message::Changes { changes, .. }) if !changes.is_empty() => {
+                    frames.push(f);
+                }
+                _ => {}
+            }
+        }
+        if frames.is_empty() {
+            task.abort();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        c.replay_sessions.fetch_add(1, Ordering::Relaxed);
+        let (mut r, mut w) = s.split();
+        let drain = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 << 10];
+            while let Ok(k) = r.read(&mut buf).await {
+                if k == 0 {
+                    break;
+                }
+            }
+        });
+        'replay: while Instant::now() < until {
+            for f in &frames {
+                let sent =
+                    tokio::time::timeout(Duration::from_secs(30), write_frame(&mut w, f)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    if std::env::var_os("HOSTILE_DEBUG").is_some() {
+                        eprintln!("replay: write ended: {sent:?}");
+                    }
+                    break 'replay;
+                }
+                if let Ok(Message::Changes { changes, .. }) = decode(f) {
+                    c.replayed_changes
+                        .fetch_add(changes.len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        drain.abort();
+        task.abort();
+    }
+}
+
 /// A certified session sending malformed and forged messages.
 async fn garbage_member(
     secret: Secret,
@@ -325,6 +434,21 @@ async fn main() {
             until,
         )));
     }
+    // A second stolen key replays held changes: on a key of its own, so
+    // the penalties the first key earns do not cut its connection.
+    if let (Some(key), Some(unit)) = (arg(&args, "--replay-key"), arg(&args, "--replay-unit")) {
+        let secret = gongjian_identity::read_secret(std::path::Path::new(&key))
+            .expect("--replay-key: a node key file");
+        let unit: UnitId = unit.parse().expect("--replay-unit");
+        tasks.push(tokio::spawn(replays_held(
+            secret,
+            unit,
+            peer,
+            addr.clone(),
+            counts.clone(),
+            until,
+        )));
+    }
     // Uncertified visitors: a new one every interval, spread over the run.
     let every = Duration::from_secs_f64(seconds as f64 / identities.max(1) as f64);
     let mut k = 0u64;
@@ -349,6 +473,8 @@ async fn main() {
             "bytes": g(&counts.bytes),
             "flood_requests": g(&counts.flood_requests),
             "flood_cut": g(&counts.flood_cut),
+            "replay_sessions": g(&counts.replay_sessions),
+            "replayed_changes": g(&counts.replayed_changes),
         })
     );
 }
