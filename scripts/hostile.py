@@ -81,6 +81,9 @@ try:
                 pass
         time.sleep(0.5)
     did = json.loads(attack.stdout.read())
+    if os.environ.get("HOSTILE_DEBUG"):
+        with open(os.environ.get("HOSTILE_PEER_LOG", "/tmp/hostile-peer.log"), "w") as f:
+            f.writelines(peer_lines)
     # If the district has not caught up, say where it stands (its peers).
     district_state = None
     if synced_at is None and district is not None:
