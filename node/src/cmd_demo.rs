@@ -158,16 +158,12 @@ fn generate_dir(a: GenerateArgs) -> anyhow::Result<()> {
         .insert_records(data.records.clone())
         .context("storing the certificates and geneses")
         .code(Exit::Failure)?;
-    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(INGEST_BATCH);
     let (mut accepted, mut refused) = (0usize, 0usize);
     let total = data.summary.changes;
-    let mut flush = |batch: &mut Vec<Vec<u8>>| -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
+    for batch in gongjian_gen::wire_batches(&data.docs, INGEST_BATCH) {
         let report = opened
             .replica
-            .ingest(std::mem::take(batch))
+            .ingest(batch)
             .context("ingesting the generated changes")
             .code(Exit::Failure)?;
         accepted += report.accepted.len();
@@ -175,15 +171,7 @@ fn generate_dir(a: GenerateArgs) -> anyhow::Result<()> {
         if !a.json {
             eprint!("\r{accepted} / {total} changes stored");
         }
-        Ok(())
-    };
-    for doc in &data.docs {
-        if batch.len() + doc.changes.len() > INGEST_BATCH {
-            flush(&mut batch)?;
-        }
-        batch.extend(doc.changes.iter().map(|c| c.encode()));
     }
-    flush(&mut batch)?;
     if !a.json {
         eprintln!();
     }
@@ -240,25 +228,15 @@ fn ingest_all(
     replica: &mut gongjian_engine::Replica,
     docs: &[&gongjian_gen::Doc],
 ) -> anyhow::Result<usize> {
-    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(INGEST_BATCH);
     let mut accepted = 0;
-    for d in docs {
-        if batch.len() + d.changes.len() > INGEST_BATCH {
-            accepted += replica
-                .ingest(std::mem::take(&mut batch))
-                .context("ingesting")
-                .code(Exit::Failure)?
-                .accepted
-                .len();
-        }
-        batch.extend(d.changes.iter().map(|c| c.encode()));
+    for batch in gongjian_gen::wire_batches(docs.iter().copied(), INGEST_BATCH) {
+        accepted += replica
+            .ingest(batch)
+            .context("ingesting")
+            .code(Exit::Failure)?
+            .accepted
+            .len();
     }
-    accepted += replica
-        .ingest(batch)
-        .context("ingesting")
-        .code(Exit::Failure)?
-        .accepted
-        .len();
     Ok(accepted)
 }
 

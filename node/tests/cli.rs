@@ -767,6 +767,11 @@ fn config_check_with_environment_overrides() {
         ("GONGJIAN_API", "somewhere", "api"),
         ("GONGJIAN_RESYNC_SECS", "0", "resync_secs"),
         ("GONGJIAN_LOG_FORMAT", "xml", "log_format"),
+        (
+            "GONGJIAN_SCRUB_DOCS_PER_SECOND",
+            "20000",
+            "scrub_docs_per_second",
+        ),
         ("GONGJIAN_LISTEN", "[\"not-a-multiaddr\"]", "multiaddr"),
     ] {
         let out = bin()

@@ -15,7 +15,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use gongjian_engine::Replica;
-use gongjian_gen::{Profile, generate};
+use gongjian_gen::{Profile, generate, wire_batches};
 use gongjian_identity::{SignedChange, VerifyItem, change_signing_message, verify_many};
 use gongjian_store::Store;
 
@@ -51,18 +51,9 @@ fn benches(c: &mut Criterion) {
             },
             |(dir, mut r)| {
                 let mut accepted = 0;
-                let mut batch: Vec<Vec<u8>> = Vec::new();
-                for d in &data.docs {
-                    if batch.len() + d.changes.len() > 4096 {
-                        accepted += r
-                            .ingest(std::mem::take(&mut batch))
-                            .expect("ingest")
-                            .accepted
-                            .len();
-                    }
-                    batch.extend(d.changes.iter().map(|c| c.encode()));
+                for batch in wire_batches(&data.docs, 4096) {
+                    accepted += r.ingest(batch).expect("ingest").accepted.len();
                 }
-                accepted += r.ingest(batch).expect("ingest").accepted.len();
                 assert_eq!(accepted as u64, n);
                 drop(r);
                 dir

@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::Automerge;
-use gongjian_identity::{
-    DocId, Hash, SignedChange, VerifyItem, change_signing_message, verify_many,
-};
+use gongjian_identity::{DocId, Hash, SignedChange, verify_changes};
 use gongjian_model::{
     ApplyOutcome, ChangeMeta, Rejection, Verdict, apply_accepted, evaluate_document,
 };
@@ -242,22 +240,9 @@ pub(crate) fn check_signatures(decoded: &mut [(usize, SignedChange)]) -> (Failur
         }
     }
     let verify = |ks: &[usize], bad: &mut BTreeMap<usize, SignatureFailure>| -> bool {
-        let msgs: Vec<[u8; 84]> = ks
-            .iter()
-            .map(|&k| change_signing_message(decoded[k].1.doc(), &decoded[k].1.hash()))
-            .collect();
-        let items: Vec<VerifyItem<'_>> = ks
-            .iter()
-            .zip(&msgs)
-            .filter_map(|(&k, msg)| {
-                decoded[k]
-                    .1
-                    .signature()
-                    .map(|(key, sig)| VerifyItem { key, msg, sig })
-            })
-            .collect();
+        let changes: Vec<&SignedChange> = ks.iter().map(|&k| &decoded[k].1).collect();
         let mut all_ok = true;
-        for (&k, r) in ks.iter().zip(verify_many(&items)) {
+        for (&k, r) in ks.iter().zip(verify_changes(&changes)) {
             if let Err(f) = r {
                 bad.insert(k, f);
                 all_ok = false;

@@ -53,6 +53,27 @@ pub struct Doc {
     pub changes: Vec<SignedChange>,
 }
 
+/// The documents' changes in their wire encoding, in batches of at most
+/// `max` changes that never split a document (so ingest builds each
+/// document in one call); a document of more than `max` is a batch alone.
+pub fn wire_batches<'a>(
+    docs: impl IntoIterator<Item = &'a Doc> + 'a,
+    max: usize,
+) -> impl Iterator<Item = Vec<Vec<u8>>> + 'a {
+    let mut docs = docs.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        while let Some(d) = docs.peek() {
+            if !batch.is_empty() && batch.len() + d.changes.len() > max {
+                break;
+            }
+            batch.extend(d.changes.iter().map(SignedChange::encode));
+            docs.next();
+        }
+        (!batch.is_empty()).then_some(batch)
+    })
+}
+
 /// What was generated, counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {

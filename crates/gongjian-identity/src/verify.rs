@@ -67,3 +67,37 @@ pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureFailure>
     }
     results
 }
+
+/// Verifies the changes' own signatures in one batch, as
+/// [`crate::SignedChange::verify`] would one by one: the signer must be the
+/// actor's key, the signature strictly valid; an unsigned change fails.
+pub fn verify_changes(changes: &[&crate::SignedChange]) -> Vec<Result<(), SignatureFailure>> {
+    let msgs: Vec<[u8; 84]> = changes
+        .iter()
+        .map(|c| crate::change_signing_message(c.doc(), &c.hash()))
+        .collect();
+    let mut results: Vec<Result<(), SignatureFailure>> = Vec::with_capacity(changes.len());
+    let mut items = Vec::new();
+    let mut at = Vec::new();
+    for (k, c) in changes.iter().enumerate() {
+        match c.signature() {
+            None => results.push(Err(SignatureFailure::Unsigned)),
+            Some((signer, _)) if *signer != c.header().actor.key => {
+                results.push(Err(SignatureFailure::ActorNotSigner))
+            }
+            Some((key, sig)) => {
+                results.push(Ok(()));
+                items.push(VerifyItem {
+                    key,
+                    msg: &msgs[k],
+                    sig,
+                });
+                at.push(k);
+            }
+        }
+    }
+    for (k, r) in at.into_iter().zip(verify_many(&items)) {
+        results[k] = r;
+    }
+    results
+}

@@ -9,7 +9,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gongjian_engine::Replica;
-use gongjian_gen::{Profile, generate};
+use gongjian_gen::{Profile, generate, wire_batches};
 use gongjian_identity::DocType;
 use gongjian_store::Store;
 use gongjian_view::{AgreementQuery, ItemQuery, StatsBy, View};
@@ -26,14 +26,9 @@ fn benches(c: &mut Criterion) {
     replica
         .insert_records(data.records.clone())
         .expect("records");
-    let mut batch: Vec<Vec<u8>> = Vec::new();
-    for d in &data.docs {
-        if batch.len() + d.changes.len() > 4096 {
-            replica.ingest(std::mem::take(&mut batch)).expect("ingest");
-        }
-        batch.extend(d.changes.iter().map(|c| c.encode()));
+    for batch in wire_batches(&data.docs, 4096) {
+        replica.ingest(batch).expect("ingest");
     }
-    replica.ingest(batch).expect("ingest");
     let mut view = View::build(&replica);
     let scope = data.units[0].id;
     let street = data

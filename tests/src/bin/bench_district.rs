@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use gongjian_engine::{LocalIdentity, Replica};
-use gongjian_gen::{Profile, generate};
+use gongjian_gen::{Profile, generate, wire_batches};
 use gongjian_identity::{DocType, SignedChange, VerifyItem, change_signing_message, verify_many};
 use gongjian_model::{ItemStatus, ListDoc};
 use gongjian_store::Store;
@@ -195,19 +195,10 @@ fn main() {
         .insert_records(data.records.clone())
         .expect("records");
     let t = Instant::now();
-    let mut batch: Vec<Vec<u8>> = Vec::new();
     let mut accepted = 0;
-    for d in &data.docs {
-        if batch.len() + d.changes.len() > 4096 {
-            accepted += replica
-                .ingest(std::mem::take(&mut batch))
-                .expect("ingest")
-                .accepted
-                .len();
-        }
-        batch.extend(d.changes.iter().map(|c| c.encode()));
+    for batch in wire_batches(&data.docs, 4096) {
+        accepted += replica.ingest(batch).expect("ingest").accepted.len();
     }
-    accepted += replica.ingest(batch).expect("ingest").accepted.len();
     let ingest = t.elapsed();
     assert_eq!(accepted, n, "every generated change is accepted");
     let t = Instant::now();

@@ -169,6 +169,21 @@ async fn admitted_stream(
     }
 }
 
+/// A reconciliation that lists none of `set`: the node answers with the
+/// whole set it may show this peer.
+fn list_all(set: SetId) -> Vec<u8> {
+    encode(&Message::Reconcile {
+        set,
+        epoch: 0,
+        round: 0,
+        salt: [0; 8],
+        ranges: vec![Range {
+            upper: None,
+            mode: Mode::Ids(vec![]),
+        }],
+    })
+}
+
 /// A certified session that asks for every record, over and over, and
 /// never reads what comes back.
 async fn never_reads(
@@ -185,17 +200,7 @@ async fn never_reads(
             continue;
         };
         // Learn the record hashes once (reading this much), by listing none.
-        let open = Message::Reconcile {
-            set: SetId::Records,
-            epoch: 0,
-            round: 0,
-            salt: [0; 8],
-            ranges: vec![Range {
-                upper: None,
-                mode: Mode::Ids(vec![]),
-            }],
-        };
-        let _ = write_frame(&mut s, &encode(&open)).await;
+        let _ = write_frame(&mut s, &list_all(SetId::Records)).await;
         let mut hashes = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         while hashes.is_empty() && Instant::now() < deadline {
@@ -257,17 +262,7 @@ async fn replays_held(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        let list = Message::Reconcile {
-            set: SetId::Docs,
-            epoch: 0,
-            round: 0,
-            salt: [0; 8],
-            ranges: vec![Range {
-                upper: None,
-                mode: Mode::Ids(vec![]),
-            }],
-        };
-        let _ = write_frame(&mut s, &encode(&list)).await;
+        let _ = write_frame(&mut s, &list_all(SetId::Docs)).await;
         let mut docs = Vec::new();
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
