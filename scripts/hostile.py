@@ -4,14 +4,18 @@
 all start; the `hostile` client attacks the first hub for SECONDS: fresh
 uncertified identities opening too many streams with stalled, oversized
 and garbage hellos, plus a stolen certified key (the second hub's) that
-floods requests without reading and sends malformed messages. A few
+floods requests without reading and sends malformed messages, a third
+(the third hub's) replaying held changes unasked, a fourth (the fourth
+hub's) answering the target's `Want`s with changes whose dependencies never
+come, and --hold fresh identities holding idle connections (more than
+the target's 256 connection slots). A few
 seconds in, the district starts and syncs the whole district from the
 hubs. Reported: the target's RSS before and its peak during the attack,
 its misbehaviour count, the district's sync time; it fails if the district
 does not finish, the target stops answering, or its RSS grows past
 --bound-mb.
 
-usage: hostile.py GONGJIAN_BIN HOSTILE_BIN WORK_DIR [--seconds 60] [--identities 300] [--bound-mb 256]
+usage: hostile.py GONGJIAN_BIN HOSTILE_BIN WORK_DIR [--seconds 60] [--identities 300] [--hold 300] [--bound-mb 256]
 """
 import json, os, re, subprocess, sys, threading, time
 
@@ -20,6 +24,7 @@ from daemons import Daemons, get, metric, vm_mb
 gj, hostile, work = sys.argv[1], sys.argv[2], sys.argv[3]
 arg = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 seconds, identities, bound = int(arg("--seconds", "60")), int(arg("--identities", "300")), float(arg("--bound-mb", "256"))
+hold = int(arg("--hold", "300"))
 port = int(os.environ.get("GONGJIAN_BENCH_PORT", "47700"))
 setup = json.loads(subprocess.check_output(
     [gj, "demo", "hubs", "--out", os.path.join(work, "hubs"), "--port", str(port)]))
@@ -49,10 +54,14 @@ try:
     before = vm_mb(target_p.pid, "VmRSS:")
     stolen = setup["hubs"][1]["dir"]
     replayer = setup["hubs"][2]["dir"]
+    flooder = setup["hubs"][3]["dir"]
+    _, body = get(target["api"], target_token, "/v1/status")
+    quarantined_before = json.loads(body)["quarantined"]
     attack = subprocess.Popen(
         [hostile, "--target", f"{setup['hubs'][0]['listen']}/p2p/{target['peer_id']}", "--seconds", str(seconds),
          "--identities", str(identities), "--key", os.path.join(stolen, "node.key"), "--unit", unit_of(stolen),
-         "--replay-key", os.path.join(replayer, "node.key"), "--replay-unit", unit_of(replayer)],
+         "--replay-key", os.path.join(replayer, "node.key"), "--replay-unit", unit_of(replayer),
+         "--flood-key", os.path.join(flooder, "node.key"), "--flood-unit", unit_of(flooder), "--hold", str(hold)],
         stdout=subprocess.PIPE, text=True)
     peak, answered, unanswered = before, 0, 0
     t_attack = time.monotonic()
@@ -95,12 +104,20 @@ try:
                               "want": [want_docs, want_changes], "peers": json.loads(body).get("peers")}
         except (OSError, ValueError) as e:
             district_state = {"error": str(e)}
+    _, body = get(target["api"], target_token, "/v1/status")
+    target_status = json.loads(body)
     _, metrics = get(target["api"], target_token, "/metrics")
     misbehaviour = metric(metrics.decode(), "gongjian_peer_misbehaviour")
     reasons = {}
     for line in peer_lines:
         line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-        what = "stream dropped" if "stream dropped" in line else "misbehaved"
+        if "evicted by newer ones" in line:  # logged in sums, every 10 s at most
+            m = re.search(r"evicted=(\d+)", line)
+            key = "connections not yet admitted evicted (summed)"
+            reasons[key] = reasons.get(key, 0) + int(m.group(1) if m else 0)
+            continue
+        what = ("stream dropped" if "stream dropped" in line
+                else "connection closed" if "connection closed" in line else "misbehaved")
         r = line.split("reason=", 1)[-1].strip().strip('"')
         r = re.sub(r"(changes of )\S+", r"\1…", r)        # document ids
         r = re.sub(r"\b\d+(-byte)?\b", "N\\1", r)       # sizes and counts
@@ -113,6 +130,8 @@ try:
         "target_rss_peak_mb": round(peak, 1), "target_rss_growth_mb": round(peak - before, 1),
         "target_ready_answered": answered, "target_ready_unanswered": unanswered,
         "target_misbehaviour_counted": misbehaviour, "peer_log_lines": len(peer_lines),
+        "target_quarantined_before": quarantined_before, "target_quarantined_after": target_status["quarantined"],
+        "target_unadmitted_closed": target_status["network"]["unadmitted_closed"],
         "peer_log_reasons": reasons, "district_synced_seconds": synced_at,
     }
     if district_state is not None:
@@ -121,11 +140,15 @@ finally:
     daemons.stop()
 print(json.dumps(result, ensure_ascii=False))
 ok = result and result["district_synced_seconds"] is not None and result["target_ready_unanswered"] == 0 \
-    and result["target_rss_growth_mb"] <= bound
+    and result["target_rss_growth_mb"] <= bound \
+    and result["target_quarantined_after"] - result["target_quarantined_before"] <= 1000 * max(1, result["attack"]["dangling_docs"])
 print(f"target hub under attack for {seconds} s ({result['attack']['connections']} connections, "
       f"{result['attack']['streams']} streams, {result['attack']['flood_requests']} unread requests): "
       f"RSS {result['target_rss_before_mb']} → peak {result['target_rss_peak_mb']} MB (+{result['target_rss_growth_mb']}, bound {bound:g}); "
-      f"{result['target_misbehaviour_counted']:.0f} penalties counted; /ready answered {result['target_ready_answered']}×, "
+      f"{result['target_misbehaviour_counted']:.0f} penalties counted; "
+      f"{result['attack']['dangling_changes']} changes with missing dependencies sent, quarantine "
+      f"{result['target_quarantined_before']} → {result['target_quarantined_after']}; "
+      f"{result['attack']['held_connections']} idle connections held, {result['target_unadmitted_closed']} closed unadmitted; /ready answered {result['target_ready_answered']}×, "
       f"missed {result['target_ready_unanswered']}×; district cold sync meanwhile: {result['district_synced_seconds']} s"
       + ("" if ok else "  FAILED"))
 sys.exit(0 if ok else 1)

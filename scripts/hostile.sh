@@ -2,7 +2,7 @@
 # A real street hub under attack (uncertified floods, a stolen key that
 # never reads) while the district cold-syncs from it; reports the hub's
 # memory and penalties. See scripts/hostile.py.
-#   scripts/hostile.sh [--seconds 60] [--identities 300] [--bound-mb 256]
+#   scripts/hostile.sh [--seconds 60] [--identities 300] [--hold 300] [--bound-mb 256]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

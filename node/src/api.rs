@@ -364,6 +364,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
             "peers": st.peers.len(),
             "connected": st.peers.values().filter(|p| p.connected).count(),
             "misbehaviour": st.misbehaviour,
+            "unadmitted_closed": st.unadmitted_closed,
             "scrub": st.scrub,
             "view_lag": st.view_lag,
         })

@@ -196,6 +196,12 @@ async fn render(api: &Api) -> Result<String, ApiError> {
         );
         counter(
             &mut reg,
+            "unadmitted_connections_closed",
+            "Inbound connections closed: no admitted hello in time, or evicted while too many waited",
+            st.unadmitted_closed,
+        );
+        counter(
+            &mut reg,
             "view_lag_samples",
             "Frames of changes from peers folded into the view (the lag's samples)",
             st.view_lag.samples,

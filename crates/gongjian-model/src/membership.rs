@@ -133,6 +133,11 @@ impl Trust {
             .unwrap_or_default()
     }
 
+    /// Every key some valid certificate names (revoked ones included).
+    pub fn certified_keys(&self) -> impl Iterator<Item = &PublicKey> {
+        self.units_of_key.keys()
+    }
+
     pub fn units_of(&self, key: &PublicKey) -> BTreeSet<UnitId> {
         self.units_of_key.get(key).cloned().unwrap_or_default()
     }

@@ -301,6 +301,24 @@ impl Actor {
         st.view_lag.max_seconds = at(1.0);
     }
 
+    /// Publishes the peer ids of the certified keys to the swarm task once
+    /// the records changed.
+    fn publish_members(&mut self) {
+        let records = self.replica.membership().len();
+        if self.status.lock().expect("status lock").members_from == records {
+            return;
+        }
+        let members: std::collections::HashSet<PeerId> = self
+            .replica
+            .trust()
+            .certified_keys()
+            .map(PublicKey::peer_id)
+            .collect();
+        let mut st = self.status.lock().expect("status lock");
+        st.members = members;
+        st.members_from = records;
+    }
+
     fn observe(&mut self, docs: &[DocId]) {
         let records = self.replica.membership().len();
         let grew = records != self.observed_records;
@@ -332,6 +350,7 @@ impl Actor {
 
     /// Runs until `Shutdown` (or every sender is gone); gives the replica back.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Event>) -> Replica {
+        self.publish_members();
         while let Some(ev) = rx.blocking_recv() {
             match ev {
                 Event::Opened {
@@ -358,7 +377,27 @@ impl Actor {
                         self.close(stream, true);
                     }
                 }
-                Event::Closed { stream } => self.close(stream, false),
+                Event::Closed { stream } => {
+                    // Our session's stream ended while the connection may
+                    // stay (the peer dropped it: libp2p-stream drops an
+                    // inbound stream when its queue of one is full): open
+                    // another, or the peer would go unsynced until the
+                    // connection idles out.
+                    let reopen = self
+                        .slots
+                        .get(&stream)
+                        .filter(|s| s.role == Role::Initiator)
+                        .map(|s| s.peer);
+                    self.close(stream, false);
+                    if let Some(peer) = reopen
+                        && !self
+                            .slots
+                            .values()
+                            .any(|s| s.peer == peer && s.role == Role::Initiator)
+                    {
+                        let _ = self.swarm.send(SwarmCmd::Reopen(peer));
+                    }
+                }
                 Event::Job(job) => {
                     let before = self.replica.membership().len();
                     job(&mut self);
@@ -367,6 +406,7 @@ impl Actor {
                     }
                 }
                 Event::Tick => {
+                    self.publish_members();
                     for id in self.slots.keys().copied().collect::<Vec<_>>() {
                         self.drained(id);
                     }
@@ -477,6 +517,7 @@ impl Actor {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 slot.last_start = Instant::now();
                 tracing::info!(%peer, %unit, role = ?slot.role, "peer admitted");
+                let _ = self.swarm.send(SwarmCmd::Admitted(peer));
                 let mut st = self.status.lock().expect("status lock");
                 let p = st.peers.entry(peer).or_default();
                 p.unit = Some(unit);

@@ -64,6 +64,9 @@ pub struct NetConfig {
     /// Connections with no open stream close after this.
     pub idle: Duration,
     pub max_connections: u32,
+    /// Inbound connections whose peer has not been admitted yet, at most
+    /// (a new one evicts the oldest); each has `hello_timeout` to be.
+    pub max_unadmitted: usize,
     /// While this many bytes are queued to a peer, its requests wait (a
     /// peer that asks without reading is slowed to what it reads; its
     /// answers are still taken in).
@@ -88,6 +91,7 @@ impl Default for NetConfig {
             max_backoff: Duration::from_secs(300),
             idle: Duration::from_secs(120),
             max_connections: 256,
+            max_unadmitted: 64,
             read_pause_bytes: 16 << 20,
             write_grace: Duration::from_secs(30),
             scrub_per_second: 8,
@@ -167,6 +171,7 @@ impl Node {
             cmds: cmds_rx,
             status: status.clone(),
             next_stream: Arc::new(AtomicU64::new(1)),
+            reopens: Vec::new(),
         };
         let swarm = tokio::spawn(task.run());
         let tick_tx = events_tx.clone();

@@ -33,6 +33,16 @@ pub struct NetStatus {
     pub peers: BTreeMap<PeerId, PeerStatus>,
     /// Misbehaviour seen from any peer since start.
     pub misbehaviour: u64,
+    /// Inbound connections closed because their peer was not admitted in
+    /// time, or evicted by newer ones while too many waited.
+    pub unadmitted_closed: u64,
+    /// Peer ids of every certified key the node knows: their connections
+    /// never wait among the strangers' (kept by the sync actor).
+    #[serde(skip)]
+    pub members: std::collections::HashSet<PeerId>,
+    /// Records the member set was last computed from.
+    #[serde(skip)]
+    pub members_from: usize,
     /// The node's own scrub since start.
     pub scrub: ScrubStatus,
     /// From a frame of changes read off a stream to the merged view holding

@@ -2,7 +2,7 @@
 //! with backoff, and the streams that carry sync sessions.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,8 +47,55 @@ pub(crate) enum SwarmCmd {
     Dial(Multiaddr),
     /// Offline: drop every connection and dial nobody, until back online.
     SetOffline(bool),
+    /// The peer's hello admitted it: its connections stay.
+    Admitted(PeerId),
+    /// Our sync stream to this peer ended but the connection may stay:
+    /// open another after a pause.
+    Reopen(PeerId),
     Shutdown,
 }
+
+/// Connections a stranger (a peer whose key no known certificate names)
+/// opened to us and that no admitted hello has vouched for yet. Each has
+/// `hello_timeout` to become admitted, and at most `max_unadmitted` exist
+/// at once (a new one evicts the oldest), so peers nobody certified cannot
+/// hold the connection slots members need, nor crowd out a member that is
+/// connecting (members do not wait here).
+#[derive(Debug)]
+struct Unadmitted {
+    /// Admitted peers with a connection open.
+    admitted: std::collections::HashSet<PeerId>,
+    /// Inbound connections not yet vouched for, oldest first.
+    waiting: std::collections::VecDeque<(ConnectionId, PeerId, Instant)>,
+    /// Evicted since start, and how many of them were logged, when.
+    evicted: u64,
+    evicted_logged: u64,
+    logged_at: Instant,
+}
+
+impl Default for Unadmitted {
+    fn default() -> Self {
+        Unadmitted {
+            admitted: Default::default(),
+            waiting: Default::default(),
+            evicted: 0,
+            evicted_logged: 0,
+            logged_at: Instant::now(),
+        }
+    }
+}
+
+/// A sync stream of ours that ended is opened again after this.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Evictions of connections not yet admitted are logged in sum, at most
+/// this often.
+const EVICTIONS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+/// Disconnected peers that were never admitted, kept in the status for the
+/// operator's eyes (their misbehaviour); older ones are forgotten, so fresh
+/// identities cannot grow the node's memory.
+const KEPT_STRANGERS: usize = 1024;
 
 /// A bootstrap address kept connected.
 #[derive(Debug)]
@@ -121,12 +168,14 @@ pub(crate) struct SwarmTask {
     pub cmds: mpsc::UnboundedReceiver<SwarmCmd>,
     pub status: Arc<Mutex<NetStatus>>,
     pub next_stream: Arc<AtomicU64>,
+    /// Peers whose sync stream of ours ended, and when to open another.
+    pub reopens: Vec<(Instant, PeerId)>,
 }
 
 impl SwarmTask {
     pub(crate) async fn run(mut self) {
         let mut control = self.swarm.behaviour().stream.new_control();
-        let mut incoming = match control.accept(PROTOCOL) {
+        let incoming = match control.accept(PROTOCOL) {
             Ok(i) => i,
             Err(e) => {
                 tracing::error!(error = %e, "sync protocol already registered");
@@ -140,27 +189,58 @@ impl SwarmTask {
             .map(|a| new_dialer(a.clone()))
             .collect();
         let mut offline = false;
+        // Inbound streams are taken by a task of their own: libp2p-stream
+        // hands them over through a channel of one and drops any that
+        // finds it full, so a loop also busy with the swarm would lose
+        // streams a peer opens back to back.
+        let dropping = Arc::new(AtomicBool::new(false));
+        {
+            let (dropping, events, next) = (
+                dropping.clone(),
+                self.events.clone(),
+                self.next_stream.clone(),
+            );
+            let limits = StreamLimits::of(&self.cfg);
+            tokio::spawn(async move {
+                let mut incoming = incoming;
+                while let Some((peer, stream)) = incoming.next().await {
+                    if dropping.load(Ordering::Relaxed) {
+                        continue; // offline: dropped
+                    }
+                    let (events, next) = (events.clone(), next.clone());
+                    tokio::spawn(async move {
+                        spawn_stream(stream, peer, Role::Responder, events, &next, limits).await
+                    });
+                }
+            });
+        }
         let mut outbound: BTreeSet<PeerId> = BTreeSet::new();
+        let mut unadmitted = Unadmitted::default();
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 ev = self.swarm.select_next_some() => {
-                    self.on_event(ev, &mut dialers, &mut outbound, offline, &control);
-                }
-                Some((peer, stream)) = incoming.next() => {
-                    if offline {
-                        drop(stream);
-                    } else {
-                        self.start_stream(stream, peer, Role::Responder);
-                    }
+                    self.on_event(ev, &mut dialers, &mut outbound, &mut unadmitted, offline, &control);
                 }
                 cmd = self.cmds.recv() => match cmd {
                     Some(SwarmCmd::Disconnect(p)) => {
                         let _ = self.swarm.disconnect_peer_id(p);
                     }
                     Some(SwarmCmd::Dial(a)) => dialers.push(new_dialer(a)),
+                    Some(SwarmCmd::Reopen(p)) => {
+                        if !offline && outbound.contains(&p) && self.swarm.is_connected(&p) {
+                            self.reopens.push((Instant::now() + REOPEN_AFTER, p));
+                        }
+                    }
+                    Some(SwarmCmd::Admitted(p)) => {
+                        if self.swarm.is_connected(&p) {
+                            unadmitted.admitted.insert(p);
+                            unadmitted.waiting.retain(|(_, q, _)| *q != p);
+                        }
+                    }
                     Some(SwarmCmd::SetOffline(o)) => {
                         offline = o;
+                        dropping.store(o, Ordering::Relaxed);
                         if o {
                             let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                             for p in peers {
@@ -178,7 +258,9 @@ impl SwarmTask {
                 _ = tick.tick() => {
                     if !offline {
                         self.redial(&mut dialers);
+                        self.reopen(&outbound, &control);
                     }
+                    self.expire_unadmitted(&mut unadmitted);
                 }
             }
         }
@@ -202,11 +284,95 @@ impl SwarmTask {
         }
     }
 
+    /// Opens our sync streams that ended again, once due, on connections
+    /// still open (a connection closed meanwhile took its reopen along).
+    fn reopen(&mut self, outbound: &BTreeSet<PeerId>, control: &libp2p_stream::Control) {
+        let now = Instant::now();
+        let due: Vec<PeerId> = self
+            .reopens
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, p)| *p)
+            .collect();
+        self.reopens.retain(|(at, _)| *at > now);
+        for p in due {
+            if outbound.contains(&p) && self.swarm.is_connected(&p) {
+                tracing::debug!(peer = %p, "our sync stream ended: opening another");
+                self.open_sync(p, control);
+            }
+        }
+    }
+
+    /// Opens our sync stream to `peer`.
+    fn open_sync(&self, peer: PeerId, control: &libp2p_stream::Control) {
+        let mut control = control.clone();
+        let events = self.events.clone();
+        let next = self.next_stream.clone();
+        let limits = StreamLimits::of(&self.cfg);
+        tokio::spawn(async move {
+            match control.open_stream(peer, PROTOCOL).await {
+                Ok(stream) => {
+                    spawn_stream(stream, peer, Role::Initiator, events, &next, limits).await
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "opening the sync stream")
+                }
+            }
+        });
+    }
+
+    /// Closes inbound connections whose peer was not admitted in time.
+    fn expire_unadmitted(&mut self, u: &mut Unadmitted) {
+        let now = Instant::now();
+        while let Some(&(id, peer, at)) = u.waiting.front() {
+            if now.duration_since(at) <= self.cfg.hello_timeout {
+                break;
+            }
+            u.waiting.pop_front();
+            if self.swarm.close_connection(id) {
+                // At most `max_unadmitted` per `hello_timeout`: each logged.
+                tracing::warn!(
+                    target: "gongjian::peer",
+                    %peer,
+                    unit = "-",
+                    reason = "no admitted hello in time",
+                    "connection closed"
+                );
+                self.status.lock().expect("status lock").unadmitted_closed += 1;
+            }
+        }
+        if u.evicted > u.evicted_logged && now.duration_since(u.logged_at) >= EVICTIONS_LOGGED_EVERY
+        {
+            // Evictions come as fast as strangers connect: summed up.
+            tracing::warn!(
+                target: "gongjian::peer",
+                evicted = u.evicted - u.evicted_logged,
+                waiting = u.waiting.len(),
+                "connections not yet admitted evicted by newer ones"
+            );
+            u.evicted_logged = u.evicted;
+            u.logged_at = now;
+        }
+    }
+
+    /// Makes room for one more connection not yet admitted: closes the
+    /// oldest waiting one (counted; logged in sum by `expire_unadmitted`).
+    fn evict_oldest(&mut self, u: &mut Unadmitted) {
+        if let Some((id, peer, _)) = u.waiting.pop_front()
+            && self.swarm.close_connection(id)
+        {
+            tracing::debug!(%peer, "evicted: too many connections not yet admitted");
+            u.evicted += 1;
+            self.status.lock().expect("status lock").unadmitted_closed += 1;
+        }
+    }
+
     fn on_event(
         &mut self,
         ev: SwarmEvent<BehaviourEvent>,
         dialers: &mut [Dialer],
         outbound: &mut BTreeSet<PeerId>,
+        unadmitted: &mut Unadmitted,
         offline: bool,
         control: &libp2p_stream::Control,
     ) {
@@ -229,6 +395,23 @@ impl SwarmTask {
                     self.swarm.close_connection(connection_id);
                     return;
                 }
+                // Strangers (no certificate known) wait in a bounded queue;
+                // members are bounded by the per-peer limit and their
+                // streams' hello timeout.
+                let member = self
+                    .status
+                    .lock()
+                    .expect("status lock")
+                    .members
+                    .contains(&peer_id);
+                if endpoint.is_listener() && !member && !unadmitted.admitted.contains(&peer_id) {
+                    if unadmitted.waiting.len() >= self.cfg.max_unadmitted {
+                        self.evict_oldest(unadmitted);
+                    }
+                    unadmitted
+                        .waiting
+                        .push_back((connection_id, peer_id, Instant::now()));
+                }
                 let addr = endpoint.get_remote_address().clone();
                 {
                     let mut st = self.status.lock().expect("status lock");
@@ -250,28 +433,7 @@ impl SwarmTask {
                 }
                 // The dialling side opens the sync session.
                 if matches!(endpoint, ConnectedPoint::Dialer { .. }) && outbound.insert(peer_id) {
-                    let mut control = control.clone();
-                    let events = self.events.clone();
-                    let next = self.next_stream.clone();
-                    let limits = StreamLimits::of(&self.cfg);
-                    tokio::spawn(async move {
-                        match control.open_stream(peer_id, PROTOCOL).await {
-                            Ok(stream) => {
-                                spawn_stream(
-                                    stream,
-                                    peer_id,
-                                    Role::Initiator,
-                                    events,
-                                    &next,
-                                    limits,
-                                )
-                                .await
-                            }
-                            Err(e) => {
-                                tracing::warn!(peer = %peer_id, error = %e, "opening the sync stream")
-                            }
-                        }
-                    });
+                    self.open_sync(peer_id, control);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -280,17 +442,17 @@ impl SwarmTask {
                 connection_id,
                 ..
             } => {
+                unadmitted.waiting.retain(|(c, _, _)| *c != connection_id);
                 if num_established == 0 {
                     outbound.remove(&peer_id);
-                    if let Some(p) = self
-                        .status
-                        .lock()
-                        .expect("status lock")
-                        .peers
-                        .get_mut(&peer_id)
-                    {
+                    unadmitted.admitted.remove(&peer_id);
+                    self.reopens.retain(|(_, p)| *p != peer_id);
+                    let mut st = self.status.lock().expect("status lock");
+                    if let Some(p) = st.peers.get_mut(&peer_id) {
                         p.connected = false;
                     }
+                    forget_strangers(&mut st);
+                    drop(st);
                     for d in dialers.iter_mut() {
                         if d.peer == Some(peer_id) && d.connected {
                             d.connected = false;
@@ -329,12 +491,28 @@ impl SwarmTask {
             _ => {}
         }
     }
+}
 
-    fn start_stream(&self, stream: Stream, peer: PeerId, role: Role) {
-        let events = self.events.clone();
-        let next = self.next_stream.clone();
-        let limits = StreamLimits::of(&self.cfg);
-        tokio::spawn(async move { spawn_stream(stream, peer, role, events, &next, limits).await });
+/// Drops the oldest disconnected, never-admitted peers from the status
+/// once more than [`KEPT_STRANGERS`] are kept.
+fn forget_strangers(st: &mut NetStatus) {
+    let strangers = st
+        .peers
+        .values()
+        .filter(|p| p.unit.is_none() && !p.connected)
+        .count();
+    if strangers <= KEPT_STRANGERS + KEPT_STRANGERS / 4 {
+        return;
+    }
+    let mut seen: Vec<(u64, PeerId)> = st
+        .peers
+        .iter()
+        .filter(|(_, p)| p.unit.is_none() && !p.connected)
+        .map(|(id, p)| (p.last_seen.unwrap_or(0), *id))
+        .collect();
+    seen.sort_unstable();
+    for (_, id) in &seen[..strangers - KEPT_STRANGERS] {
+        st.peers.remove(id);
     }
 }
 

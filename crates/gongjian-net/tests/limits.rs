@@ -69,6 +69,10 @@ async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
         s.write_all(&[7u8; 1000]).await.unwrap();
         s.flush().await.unwrap();
         held.push(s);
+        // libp2p-stream hands inbound streams over through a queue of one
+        // and drops those that find it full: a pause between streams, so
+        // what is tested is the node's own limits.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     until(20, "twenty oversized hellos refused", || async {
         street.status().misbehaviour >= 20
@@ -97,6 +101,7 @@ async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
             let _ = write_frame(&mut s, &hello_of(&fed, RESIDENT)).await;
             held.push(s);
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     until(20, "too many streams penalised", || async {
         street.status().misbehaviour > before
@@ -256,4 +261,159 @@ async fn two_nodes_sending_each_other_much_never_both_stop_reading() {
     );
     community.shutdown().await.unwrap();
     street.shutdown().await.unwrap();
+}
+
+/// Connects `n` fresh identities nobody certified to `peer`, each holding
+/// its connection open without ever opening a stream.
+async fn strangers(
+    seed: u8,
+    n: u8,
+    peer: libp2p::PeerId,
+    addr: &libp2p::Multiaddr,
+) -> Vec<libp2p_stream::Control> {
+    let mut held = Vec::new();
+    for k in 0..n {
+        let mut s = [seed; 32];
+        s[1] = k;
+        held.push(attacker(&Secret::from_seed(s), peer, addr.clone()).await);
+    }
+    held
+}
+
+/// Counts the street's connected peers it never admitted.
+fn connected_strangers(node: &gongjian_net::Node) -> usize {
+    node.status()
+        .peers
+        .values()
+        .filter(|p| p.connected && p.unit.is_none())
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_nobody_certified_cannot_hold_the_connection_slots() {
+    // 16 inbound connections at most, of which 4 not yet admitted; a peer
+    // has 1 s to be admitted. Without these bounds 30 strangers holding
+    // idle connections would fill every slot for the 2-minute idle timeout
+    // and the community could not connect.
+    let fed = fed(63);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let street = fed
+        .start_with(STREET, dirs[0].path(), vec![], |c| {
+            c.max_connections = 16;
+            c.max_unadmitted = 4;
+            c.hello_timeout = Duration::from_secs(1);
+        })
+        .await;
+    let addr = street.listen_addrs().await[0].clone();
+    let sid = street.peer_id();
+    let first = strangers(201, 30, sid, &addr).await;
+    // (Some of the 30 may be refused at the 16-connection limit while
+    // evicted ones are still closing: they never count as established.)
+    until(10, "the strangers evicted down to the bound", || async {
+        street.status().unadmitted_closed >= 10 && connected_strangers(&street) <= 4
+    })
+    .await;
+    let first_wave = street.status().unadmitted_closed;
+
+    // The community connects meanwhile and syncs.
+    let community = fed
+        .start(COMMUNITY_A, dirs[1].path(), vec![addr.clone()])
+        .await;
+    let doc = create_doc(&community).await;
+    add_need(&community, doc, "n1", "助老服务").await;
+    until(20, "the community's sync past the strangers", || async {
+        titles(&street, doc).await == vec!["助老服务".to_string()]
+    })
+    .await;
+
+    // A second wave while the community is admitted: its connection is
+    // never evicted, and it keeps syncing.
+    let second = strangers(202, 30, sid, &addr).await;
+    add_need(&community, doc, "n2", "防汛值守").await;
+    until(20, "the next sync during the second wave", || async {
+        titles(&street, doc).await.len() == 2
+    })
+    .await;
+    // Past the deadline no stranger keeps a connection.
+    until(10, "every stranger's connection closed", || async {
+        connected_strangers(&street) == 0
+    })
+    .await;
+    let st = street.status();
+    assert!(
+        st.unadmitted_closed >= first_wave + 10,
+        "{} after {first_wave}",
+        st.unadmitted_closed
+    );
+    let honest = community.peer_id();
+    assert!(st.peers[&honest].connected, "the community stays connected");
+    assert_eq!(st.peers[&honest].misbehaviour, 0);
+    drop((first, second));
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_stream_the_peer_dropped_is_opened_again() {
+    // A bare libp2p peer the community dials: it takes the community's
+    // sync stream and drops it, keeping the connection (as libp2p-stream
+    // does with an inbound stream that finds its queue full). The
+    // community must open another rather than sit unsynced until the
+    // connection idles out.
+    use futures::StreamExt as _;
+    let fed = fed(64);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = Secret::from_seed([77; 32]);
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            swarm.select_next_some().await
+        {
+            break address;
+        }
+    };
+    let mut incoming = swarm
+        .behaviour()
+        .new_control()
+        .accept(sync_protocol())
+        .unwrap();
+    let driver = tokio::spawn(async move {
+        let mut closed = 0u32;
+        loop {
+            if let libp2p::swarm::SwarmEvent::ConnectionClosed { .. } =
+                swarm.select_next_some().await
+            {
+                closed += 1;
+                assert_eq!(closed, 0, "the community kept its connection");
+            }
+        }
+    });
+    let community = fed.start(COMMUNITY_A, dir.path(), vec![addr]).await;
+    let (_, first) = tokio::time::timeout(Duration::from_secs(10), incoming.next())
+        .await
+        .expect("the first sync stream")
+        .unwrap();
+    drop(first);
+    let (peer, _second) = tokio::time::timeout(Duration::from_secs(5), incoming.next())
+        .await
+        .expect("another sync stream after the first was dropped")
+        .unwrap();
+    assert_eq!(peer, community.peer_id());
+    assert!(!driver.is_finished(), "the connection stayed");
+    driver.abort();
+    community.shutdown().await.unwrap();
 }

@@ -12,6 +12,14 @@
 //! * with `--replay-key FILE --replay-unit ID` (another stolen key): a
 //!   session that fetches documents it may see, then sends their (valid,
 //!   signed, already held) changes back to the node unasked, over and over.
+//! * with `--flood-key FILE --flood-unit ID` (a third stolen key): a session
+//!   that offers the documents it may see as if it held more of them, and
+//!   answers each `Want` with changes whose dependencies never come: chains
+//!   of fresh authors, each missing its first change (the quarantine's
+//!   bounds: 100 an author, 1,000 a document).
+//! * `--hold N`: N fresh identities nobody certified that connect and hold
+//!   their connections without a stream, each replaced by a new identity
+//!   when the node closes it (more than its 256 connection slots).
 //!
 //! Prints one JSON line of what it did.
 //!
@@ -43,6 +51,13 @@ struct Counts {
     /// unasked, and the changes written before the node cut them.
     replay_sessions: AtomicU64,
     replayed_changes: AtomicU64,
+    /// Changes with dependencies that never come, sent in answer to the
+    /// node's `Want`s, and the documents they went to.
+    dangling_changes: AtomicU64,
+    dangling_docs: AtomicU64,
+    /// Connections held without a stream, and those the node closed.
+    held: AtomicU64,
+    held_closed: AtomicU64,
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -338,6 +353,230 @@ async fn replays_held(
     }
 }
 
+/// Connects fresh identities nobody certified, one after another, each
+/// holding its connection without opening a stream until the node closes it.
+async fn holds(slot: u64, peer: PeerId, addr: Multiaddr, c: Arc<Counts>, until: Instant) {
+    use libp2p::swarm::SwarmEvent;
+    let mut k = 0u64;
+    while Instant::now() < until {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&slot.to_be_bytes());
+        seed[8..16].copy_from_slice(&k.to_be_bytes());
+        seed[16] = 0x4d;
+        k += 1;
+        let mut swarm =
+            libp2p::SwarmBuilder::with_existing_identity(Secret::from_seed(seed).libp2p_keypair())
+                .with_tokio()
+                .with_tcp(
+                    libp2p::tcp::Config::default(),
+                    libp2p::noise::Config::new,
+                    libp2p::yamux::Config::default,
+                )
+                .expect("tcp transport")
+                .with_behaviour(|_| libp2p_stream::Behaviour::new())
+                .expect("stream behaviour")
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+                .build();
+        if swarm
+            .dial(
+                DialOpts::peer_id(peer)
+                    .addresses(vec![addr.clone()])
+                    .build(),
+            )
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let end = tokio::time::Instant::from_std(until);
+        loop {
+            match tokio::time::timeout_at(end, swarm.select_next_some()).await {
+                Ok(SwarmEvent::ConnectionEstablished { .. }) => {
+                    c.held.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(SwarmEvent::ConnectionClosed { .. }) => {
+                    c.held_closed.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(SwarmEvent::OutgoingConnectionError { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// `n` changes of `doc` by `author` (as actor epoch `epoch`), the first
+/// left out: each of the rest waits for it, and it never comes.
+fn dangling_chain(
+    doc: gongjian_identity::DocId,
+    author: &Secret,
+    epoch: u32,
+    n: usize,
+) -> Vec<Vec<u8>> {
+    use automerge::transaction::Transactable as _;
+    let actor = gongjian_identity::ActorId {
+        key: author.public(),
+        epoch,
+    };
+    let mut am = automerge::Automerge::new().with_actor(automerge::ActorId::from(actor.to_bytes()));
+    let mut out = Vec::with_capacity(n);
+    for i in 0..=n {
+        let mut tx = am.transaction();
+        tx.put(automerge::ROOT, "flood", i as i64).expect("put");
+        tx.commit();
+        if i == 0 {
+            continue; // the missing first change
+        }
+        let chunk = am
+            .get_last_local_change()
+            .expect("a change")
+            .raw_bytes()
+            .to_vec();
+        let signed = gongjian_identity::SignedChange::sign(doc, chunk, author).expect("sign");
+        out.push(signed.encode());
+    }
+    out
+}
+
+/// A certified session that offers the documents it may see as if it held
+/// more of each, and answers each `Want` with 220 changes of its own key
+/// (two actor epochs) whose dependencies never come. Only a known author's
+/// changes can wait in quarantine (an unknown key's are refused outright),
+/// at most 100 of one author's in a document.
+async fn dangles(
+    secret: Secret,
+    unit: UnitId,
+    peer: PeerId,
+    addr: Multiaddr,
+    c: Arc<Counts>,
+    until: Instant,
+) {
+    let mut round = 0u64;
+    while Instant::now() < until {
+        let Some((mut s, task)) = admitted_stream(&secret, unit, peer, &addr, &c).await else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let _ = write_frame(&mut s, &list_all(SetId::Docs)).await;
+        let mut docs = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while docs.is_empty() && Instant::now() < deadline {
+            let Ok(Ok(Some(f))) = tokio::time::timeout(
+                Duration::from_secs(5),
+                read_frame(&mut s, MAX_MESSAGE_BYTES),
+            )
+            .await
+            else {
+                break;
+            };
+            if let Ok(Message::Reconcile { ranges, .. }) = decode(&f) {
+                for r in ranges {
+                    if let Mode::Diff { items, .. } = r.mode {
+                        docs.extend(items.iter().map(|i| gongjian_identity::DocId(Hash(i.key))));
+                    }
+                }
+            }
+        }
+        let debug = std::env::var_os("HOSTILE_DEBUG").is_some();
+        if debug {
+            eprintln!("dangles: {} documents listed", docs.len());
+        }
+        'docs: for doc in docs.into_iter().take(16) {
+            if Instant::now() > until {
+                break;
+            }
+            round += 1;
+            // Claims more changes than the node holds, so it asks.
+            let offer = Message::Reconcile {
+                set: SetId::Docs,
+                epoch: round as u32,
+                round: 0,
+                salt: [0; 8],
+                ranges: vec![Range {
+                    upper: None,
+                    mode: Mode::Items(vec![gongjian_sync::Item::doc(
+                        &doc,
+                        &[Hash([round as u8; 32])],
+                        u64::MAX,
+                    )]),
+                }],
+            };
+            if write_frame(&mut s, &encode(&offer)).await.is_err() {
+                break;
+            }
+            let wanted = async {
+                loop {
+                    match read_frame(&mut s, MAX_MESSAGE_BYTES).await {
+                        Ok(Some(f)) => {
+                            if let Ok(Message::Want { doc: d, .. }) = decode(&f)
+                                && d == doc
+                            {
+                                return true;
+                            }
+                        }
+                        _ => return false,
+                    }
+                }
+            };
+            let w = tokio::time::timeout(Duration::from_secs(10), wanted).await;
+            if debug {
+                eprintln!("dangles: offer of {doc}: want {w:?}");
+            }
+            if !matches!(w, Ok(true)) {
+                continue;
+            }
+            let mut changes = Vec::new();
+            for e in 0..2u32 {
+                changes.extend(dangling_chain(
+                    doc,
+                    &secret,
+                    1000 + 2 * round as u32 + e,
+                    110,
+                ));
+            }
+            let n = changes.len();
+            let bytes: usize = changes.iter().map(Vec::len).sum();
+            let coming = Message::Coming {
+                doc,
+                changes: n as u64,
+                bytes: bytes as u64,
+                complete: true,
+            };
+            if write_frame(&mut s, &encode(&coming)).await.is_err() {
+                break;
+            }
+            for (i, chunk) in changes.chunks(256).enumerate() {
+                let m = Message::Changes {
+                    doc,
+                    changes: chunk.to_vec(),
+                    last: (i + 1) * 256 >= n,
+                };
+                if write_frame(&mut s, &encode(&m)).await.is_err() {
+                    break 'docs;
+                }
+                c.dangling_changes
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            c.dangling_docs.fetch_add(1, Ordering::Relaxed);
+            // Read whatever the node answers until it is quiet for a
+            // second: the changes are in and judged before the next offer
+            // (or before this connection is dropped).
+            while let Ok(Ok(Some(_))) = tokio::time::timeout(
+                Duration::from_secs(1),
+                read_frame(&mut s, MAX_MESSAGE_BYTES),
+            )
+            .await
+            {}
+        }
+        task.abort();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// A certified session sending malformed and forged messages.
 async fn garbage_member(
     secret: Secret,
@@ -444,6 +683,29 @@ async fn main() {
             until,
         )));
     }
+    if let (Some(key), Some(unit)) = (arg(&args, "--flood-key"), arg(&args, "--flood-unit")) {
+        let secret = gongjian_identity::read_secret(std::path::Path::new(&key))
+            .expect("--flood-key: a node key file");
+        let unit: UnitId = unit.parse().expect("--flood-unit");
+        tasks.push(tokio::spawn(dangles(
+            secret,
+            unit,
+            peer,
+            addr.clone(),
+            counts.clone(),
+            until,
+        )));
+    }
+    let hold: u64 = arg(&args, "--hold").map_or(0, |s| s.parse().expect("--hold"));
+    for slot in 0..hold {
+        tasks.push(tokio::spawn(holds(
+            slot,
+            peer,
+            addr.clone(),
+            counts.clone(),
+            until,
+        )));
+    }
     // Uncertified visitors: a new one every interval, spread over the run.
     let every = Duration::from_secs_f64(seconds as f64 / identities.max(1) as f64);
     let mut k = 0u64;
@@ -470,6 +732,10 @@ async fn main() {
             "flood_cut": g(&counts.flood_cut),
             "replay_sessions": g(&counts.replay_sessions),
             "replayed_changes": g(&counts.replayed_changes),
+            "dangling_changes": g(&counts.dangling_changes),
+            "dangling_docs": g(&counts.dangling_docs),
+            "held_connections": g(&counts.held),
+            "held_closed": g(&counts.held_closed),
         })
     );
 }
