@@ -42,6 +42,12 @@ try:
             raise SystemExit(f"cold sync did not finish in 600 s: {last} of {(want_docs, want_changes)}")
         time.sleep(0.25)
     took = time.monotonic() - t0
+    def cpu_s(pid):
+        # utime + stime of /proc/PID/stat, in seconds.
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    district_cpu = cpu_s(p.pid)
+    hubs_cpu = sum(cpu_s(h.pid) for h in daemons.procs[:-1])
     metrics = get(api, token, "/metrics")[1].decode()
     received = metric(metrics, "gongjian_network_received_bytes")
     sent = metric(metrics, "gongjian_network_sent_bytes")
@@ -52,6 +58,7 @@ try:
         "change_bytes": setup["change_bytes"], "seconds": took, "received_bytes": received, "sent_bytes": sent,
         "received_vs_signed": received / setup["change_bytes"], "peak_rss_mb": vm_mb(p.pid),
         "view_lag_p50_ms": lag[0] * 1000, "view_lag_p99_ms": lag[1] * 1000,
+        "district_cpu_s": district_cpu, "hubs_cpu_s": hubs_cpu,
     }
 finally:
     daemons.stop()
@@ -61,4 +68,5 @@ else:
     print(f"cold sync of the district ×{out['scale']:g} from {out['hubs']} street hubs over libp2p: {out['seconds']:.1f} s; "
           f"received {out['received_bytes']:.0f} B for {out['change_bytes']} B of signed changes "
           f"({out['received_vs_signed']:.2f}×), sent {out['sent_bytes']:.0f} B; peak RSS {out['peak_rss_mb']:.0f} MB; "
-          f"view lag (frame read → view updated) p50 {out['view_lag_p50_ms']:.1f} ms, p99 {out['view_lag_p99_ms']:.1f} ms")
+          f"view lag (frame read → view updated) p50 {out['view_lag_p50_ms']:.1f} ms, p99 {out['view_lag_p99_ms']:.1f} ms; "
+          f"CPU: district {out['district_cpu_s']:.1f} s, hubs {out['hubs_cpu_s']:.1f} s (since their start)")

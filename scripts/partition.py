@@ -191,11 +191,26 @@ def ancestors(i):
     return out
 
 
+def may_see(i, unit):
+    """Whether node i may hold a document of `unit` (PROTOCOL.md: its own,
+    an ancestor's or a descendant's)."""
+    j = next((k for k, n in enumerate(NODES) if n[1] == unit), None)
+    return j is not None and (j == i or j in ancestors(i) or i in ancestors(j))
+
+
 def converged(nodes, acked):
-    held = [{d["id"]: d["heads"] for d in n.req("GET", "/v1/docs")[1]["docs"]} for n in nodes]
+    listed = [n.req("GET", "/v1/docs")[1]["docs"] for n in nodes]
+    held = [{d["id"]: d["heads"] for d in docs} for docs in listed]
     union = set().union(*held)
     if set(held[0]) != union:
         return False, "the district lacks documents"
+    # Every node holds every document it may see (not only equal heads on
+    # those it happens to hold).
+    for i, h in enumerate(held):
+        want = {d["id"] for d in listed[0]
+                if may_see(i, d["unit"]) or any(may_see(i, p) for p in d.get("parties", []))}
+        if not want <= set(h):
+            return False, f"{NODES[i][0]} lacks {len(want - set(h))} documents it may see"
     for h in held[1:]:
         if any(held[0][d] != hs for d, hs in h.items()):
             return False, "heads differ"

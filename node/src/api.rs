@@ -881,6 +881,7 @@ async fn docs(State(api): State<Api>) -> ApiResult {
                     "id": doc.to_string(),
                     "unit": g.unit,
                     "type": format!("{:?}", g.doc_type).to_lowercase(),
+                    "parties": g.parties,
                     "heads": m.as_ref().map(|m| m.heads.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
                     "changes": m.as_ref().map(|m| m.clock.values().sum::<u64>()).unwrap_or(0),
                 }));
