@@ -236,6 +236,18 @@ async fn render(api: &Api) -> Result<String, ApiError> {
             "Documents dropped as corrupt by the node's own scrub, to be fetched again from peers",
             st.scrub.dropped,
         );
+        counter(
+            &mut reg,
+            "scrub_records",
+            "Records the node's own scrub read back and verified",
+            st.scrub.records_checked,
+        );
+        counter(
+            &mut reg,
+            "scrub_records_repaired",
+            "Corrupt records written again from their verified copy, or dropped to be fetched again",
+            st.scrub.records_repaired,
+        );
     }
     gauge(
         &mut reg,

@@ -30,8 +30,6 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("record refused: {0}")]
     Record(#[from] RecordError),
-    #[error("stored record {hash} no longer verifies: {source}")]
-    CorruptRecord { hash: Hash, source: RecordError },
     #[error("this node's key is not admitted: {0}")]
     NotAdmitted(#[from] CertChainError),
     #[error(

@@ -22,4 +22,4 @@ pub use bundle::{
 pub use error::{EngineError, InvalidChange};
 pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
 pub use replica::{LocalIdentity, Replica};
-pub use scrub::{ScrubProblem, ScrubReport};
+pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};

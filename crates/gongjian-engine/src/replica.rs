@@ -56,11 +56,33 @@ impl Replica {
         local: Option<LocalIdentity>,
     ) -> Result<Self, EngineError> {
         let mut membership = Membership::new(root);
-        for record in store.records()? {
-            let hash = record.hash();
-            let verified = verify_record(record)
-                .map_err(|source| EngineError::CorruptRecord { hash, source })?;
-            membership.insert(verified);
+        // A record damaged on disk is left out (logged), not a reason to
+        // refuse to start; opening writes nothing: the scrub (the daemon's
+        // own, or `gongjian verify --repair`) drops it, and records sync
+        // fetches it again from peers.
+        let mut cursor = None;
+        loop {
+            let listed = store.records_after(cursor.as_ref(), 4096)?;
+            let full = listed.len() == 4096;
+            cursor = listed.last().map(|(h, _)| *h);
+            for (hash, read) in listed {
+                let why = match read {
+                    Err(e) if e.is_corruption() => e.to_string(),
+                    Err(e) => return Err(e.into()),
+                    Ok(r) if r.hash() != hash => format!("holds record {} under its key", r.hash()),
+                    Ok(r) => match verify_record(r) {
+                        Ok(verified) => {
+                            membership.insert(verified);
+                            continue;
+                        }
+                        Err(e) => e.to_string(),
+                    },
+                };
+                tracing::error!(record = %hash, problem = %why, "corrupt record left out at open; the scrub drops it and peers send it again");
+            }
+            if !full {
+                break;
+            }
         }
         let trust = membership.evaluate();
         let epoch = store.epoch()?;

@@ -42,7 +42,86 @@ impl ScrubReport {
     }
 }
 
+/// What one step of the records scrub found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecordsScrub {
+    pub checked: usize,
+    pub problems: Vec<ScrubProblem>,
+    /// Corrupt records written again from the verified copy in memory.
+    pub rewritten: usize,
+    /// Corrupt records with no verified copy: dropped, to be fetched again.
+    pub dropped: usize,
+}
+
 impl Replica {
+    /// One step of the records scrub: up to `max` records after `cursor`,
+    /// each decoded, its hash checked against its key and its signature
+    /// verified again. A corrupt one is written again from the verified
+    /// copy membership holds in memory (every accepted record has one), or
+    /// else dropped so records sync fetches it again; either way it is
+    /// never served corrupt. Returns where to go on from (`None`: the pass
+    /// is complete).
+    pub fn scrub_records_step(
+        &mut self,
+        cursor: Option<Hash>,
+        max: usize,
+    ) -> Result<(RecordsScrub, Option<Hash>), EngineError> {
+        self.check_records(cursor, max, true)
+    }
+
+    /// [`Replica::scrub_records_step`]; `repair` false: only reported.
+    fn check_records(
+        &mut self,
+        cursor: Option<Hash>,
+        max: usize,
+        repair: bool,
+    ) -> Result<(RecordsScrub, Option<Hash>), EngineError> {
+        let max = max.max(1);
+        let listed = self.store.records_after(cursor.as_ref(), max)?;
+        let next = if listed.len() == max {
+            listed.last().map(|(h, _)| *h)
+        } else {
+            None
+        };
+        let mut out = RecordsScrub {
+            checked: listed.len(),
+            ..Default::default()
+        };
+        let mut batch = Batch::default();
+        for (hash, read) in listed {
+            let why = match read {
+                Err(e) if e.is_corruption() => e.to_string(),
+                Err(e) => return Err(e.into()),
+                Ok(r) if r.hash() != hash => format!("holds record {} under its key", r.hash()),
+                Ok(r) => match gongjian_model::verify_record(r) {
+                    Ok(_) => continue,
+                    Err(e) => e.to_string(),
+                },
+            };
+            out.problems.push(ScrubProblem {
+                doc: None,
+                what: format!("record {hash}: {why}"),
+            });
+            if !repair {
+                continue;
+            }
+            match self.membership.get(&hash) {
+                Some(v) => {
+                    batch.put_record(&v.record);
+                    out.rewritten += 1;
+                }
+                None => {
+                    batch.delete_record(&hash);
+                    out.dropped += 1;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.store.commit_blocking(batch)?;
+        }
+        Ok((out, next))
+    }
+
     /// Reads back and checks everything held: every block's checksum, every
     /// record's signature, every document's changes (each chunk's hash
     /// against its own checksum as it decodes, every indexed change
@@ -60,23 +139,27 @@ impl Replica {
                 what: format!("column family {cf}: {e}"),
             });
         }
-        match self.store.records() {
-            Ok(records) => {
-                report.records = records.len();
-                for r in records {
-                    let h = r.hash();
-                    if let Err(e) = gongjian_model::verify_record(r) {
-                        report.problems.push(ScrubProblem {
-                            doc: None,
-                            what: format!("record {h}: {e}"),
-                        });
+        // Records: each checked; with `repair`, a corrupt one is written
+        // again from its verified copy in memory, or dropped.
+        let mut cursor = None;
+        loop {
+            match self.check_records(cursor, 4096, repair) {
+                Ok((step, next)) => {
+                    report.records += step.checked;
+                    report.problems.extend(step.problems);
+                    cursor = next;
+                    if cursor.is_none() {
+                        break;
                     }
                 }
+                Err(e) => {
+                    report.problems.push(ScrubProblem {
+                        doc: None,
+                        what: format!("records: {e}"),
+                    });
+                    break;
+                }
             }
-            Err(e) => report.problems.push(ScrubProblem {
-                doc: None,
-                what: format!("records: {e}"),
-            }),
         }
         let docs = match self.store.docs() {
             Ok(d) => d,

@@ -150,3 +150,62 @@ fn the_scrub_step_drops_other_units_documents_but_not_its_own() {
     assert_eq!(repaired.dropped, vec![own.to_string()]);
     assert!(r.actor().unwrap().epoch > epoch);
 }
+
+/// A record damaged on disk is found by the scrub and, while the verified
+/// copy is in memory, written again from it; one damaged before the node
+/// opened (so no verified copy) does not stop the node from opening, and
+/// the scrub drops it for records sync to fetch again.
+#[test]
+fn a_corrupt_record_is_rewritten_from_memory_or_dropped_and_fetched_again() {
+    let (dir, fed, mut r, doc) = community_doc();
+    let key = doc.0; // the genesis: its hash is the document's id
+    let original = r.store().record(&key).unwrap().unwrap();
+    let damage = |r: &gongjian_engine::Replica| {
+        let mut bytes = original.encode();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01; // a byte of the signature
+        let tampered = gongjian_identity::SignedRecord::decode(&bytes).unwrap();
+        let mut b = Batch::new();
+        b.put_record_under(&key, &tampered);
+        r.store().commit_blocking(b).unwrap();
+    };
+    damage(&r);
+    let found = r.scrub(false).unwrap();
+    assert_eq!(found.problems.len(), 1, "{found:?}");
+    assert!(
+        found.problems[0].what.contains(&key.to_string()),
+        "{found:?}"
+    );
+
+    let (step, next) = r.scrub_records_step(None, 1000).unwrap();
+    assert_eq!(next, None, "one step covers the few records");
+    assert_eq!(
+        (step.problems.len(), step.rewritten, step.dropped),
+        (1, 1, 0)
+    );
+    assert_eq!(r.store().record(&key).unwrap(), Some(original.clone()));
+    assert!(r.scrub(false).unwrap().is_clean());
+
+    // Damaged while the node was down: it opens all the same, without the
+    // record (and without its document, which it cannot place yet).
+    damage(&r);
+    drop(r);
+    let mut r = reopen(dir.path(), &fed);
+    assert!(r.trust().genesis(&doc).is_none());
+    let (step, _) = r.scrub_records_step(None, 1000).unwrap();
+    assert_eq!((step.rewritten, step.dropped), (0, 1), "{step:?}");
+    assert_eq!(r.store().record(&key).unwrap(), None);
+    // Until it is back, its document waits, reported, not served.
+    let after = r.scrub(false).unwrap();
+    assert_eq!(after.problems.len(), 1, "{after:?}");
+    assert!(
+        after.problems[0]
+            .what
+            .contains("genesis record is not held"),
+        "{after:?}"
+    );
+    // A peer sends it again.
+    r.insert_records(vec![original]).unwrap();
+    assert!(r.trust().genesis(&doc).is_some());
+    assert!(r.scrub(false).unwrap().is_clean());
+}

@@ -174,6 +174,8 @@ pub struct Actor {
     /// Where the node's own scrub goes on from, and when it may run again
     /// after the store could not be read.
     scrub_cursor: Option<DocId>,
+    /// Where the records scrub goes on from.
+    records_cursor: Option<gongjian_identity::Hash>,
     scrub_paused_until: Option<Instant>,
     /// When the frame being handled was read (None for other work).
     arrived: Option<Instant>,
@@ -214,6 +216,7 @@ impl Actor {
             fetches: Fetches::new(),
             waking: false,
             scrub_cursor: None,
+            records_cursor: None,
             scrub_paused_until: None,
             arrived: None,
             lags: std::collections::VecDeque::new(),
@@ -265,6 +268,31 @@ impl Actor {
             Err(e) => {
                 tracing::error!(error = %e, "scrub: the store could not be read; trying again in 10 minutes");
                 self.scrub_cursor = None;
+                self.scrub_paused_until = Some(Instant::now() + Duration::from_secs(600));
+                return;
+            }
+        }
+        // Records too, four for each document: a corrupt one is written
+        // again from its verified copy in memory, or dropped and fetched
+        // again from peers; never served corrupt.
+        match self.replica.scrub_records_step(self.records_cursor, n * 4) {
+            Ok((step, next)) => {
+                self.records_cursor = next;
+                for p in &step.problems {
+                    tracing::error!(problem = %p.what, "scrub: corrupt record found");
+                }
+                let mut st = self.status.lock().expect("status lock");
+                st.scrub.records_checked += step.checked as u64;
+                st.scrub.problems += step.problems.len() as u64;
+                st.scrub.records_repaired += (step.rewritten + step.dropped) as u64;
+                drop(st);
+                if step.dropped > 0 {
+                    self.resync_all(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scrub: the records could not be read; trying again in 10 minutes");
+                self.records_cursor = None;
                 self.scrub_paused_until = Some(Instant::now() + Duration::from_secs(600));
             }
         }

@@ -67,6 +67,10 @@ pub struct ScrubStatus {
     pub problems: u64,
     /// Documents dropped as corrupt, to be fetched again from peers.
     pub dropped: u64,
+    pub records_checked: u64,
+    /// Corrupt records written again from their verified copy, or
+    /// dropped to be fetched again.
+    pub records_repaired: u64,
     /// Full passes over the store completed.
     pub passes: u64,
 }

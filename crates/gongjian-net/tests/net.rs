@@ -275,6 +275,38 @@ async fn the_nodes_own_scrub_drops_a_corrupt_document_and_fetches_it_again() {
         "the change is held again, not the flipped copy"
     );
     assert_eq!(titles(&street, doc).await.len(), 2);
+
+    // A record (the document's genesis) damaged on the street's disk: the
+    // scrub writes it again from the verified copy in memory.
+    let before = street.status().scrub;
+    let original = street
+        .call(move |a| {
+            let store = a.replica().store().clone();
+            let original = store.record(&doc.0).unwrap().unwrap();
+            let mut bytes = original.encode();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x01;
+            let tampered = gongjian_identity::SignedRecord::decode(&bytes).unwrap();
+            let mut b = gongjian_store::Batch::new();
+            b.put_record_under(&doc.0, &tampered);
+            store.commit_blocking(b).unwrap();
+            original
+        })
+        .await
+        .unwrap();
+    until(30, "the scrub writes the record again", || async {
+        street.status().scrub.records_repaired > before.records_repaired
+    })
+    .await;
+    let held = street
+        .call(move |a| a.replica().store().record(&doc.0).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        held,
+        Some(original),
+        "the verified copy, not the damaged one"
+    );
     community.shutdown().await.unwrap();
     street.shutdown().await.unwrap();
 }

@@ -163,6 +163,22 @@ impl Batch {
         ));
     }
 
+    /// Stores `record` under another record's key: what a damaged disk
+    /// can leave. Only for tests of the scrub.
+    #[doc(hidden)]
+    pub fn put_record_under(&mut self, key: &Hash, record: &SignedRecord) {
+        self.ops.push(Op::Put(
+            Cf::Records,
+            key.0.to_vec(),
+            value::wrap(&record.encode()),
+        ));
+    }
+
+    /// Drops a stored record (found corrupt: fetched again from peers).
+    pub fn delete_record(&mut self, hash: &Hash) {
+        self.ops.push(Op::Delete(Cf::Records, hash.0.to_vec()));
+    }
+
     /// Marks that documents must be judged again (new records).
     pub fn mark_reevaluation(&mut self) {
         self.put_meta(crate::store::MetaKey::Reevaluate as u8, vec![1]);

@@ -320,6 +320,35 @@ impl Store {
         Ok(out)
     }
 
+    /// Records after `after` (by hash), at most `limit`, each with its key
+    /// and the record decoded or why it could not be.
+    pub fn records_after(
+        &self,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<(Hash, Result<SignedRecord, StoreError>)>, StoreError> {
+        let mode = match after {
+            Some(h) => IteratorMode::From(h.as_bytes(), rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut out = Vec::new();
+        for item in self.inner.db.iterator_cf(self.cf(Cf::Records), mode) {
+            let (k, v) = item?;
+            let key: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                cf: "records",
+                reason: "key is not 32 bytes".into(),
+            })?;
+            if after.is_some_and(|h| h.as_bytes() == &key) {
+                continue;
+            }
+            out.push((Hash(key), decode_record(&v)));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
         match self.get(Cf::Docs, doc.as_bytes())? {
             Some(v) => Ok(Some(value::decode("docs", &v)?)),
