@@ -59,6 +59,9 @@ impl Drop for Inner {
     }
 }
 
+/// A record's key and the record read under it, or why it could not be.
+pub type StoredRecord = (Hash, Result<SignedRecord, StoreError>);
+
 /// A handle to the store; clones share one database and one writer.
 #[derive(Clone)]
 pub struct Store {
@@ -326,7 +329,7 @@ impl Store {
         &self,
         after: Option<&Hash>,
         limit: usize,
-    ) -> Result<Vec<(Hash, Result<SignedRecord, StoreError>)>, StoreError> {
+    ) -> Result<Vec<StoredRecord>, StoreError> {
         let mode = match after {
             Some(h) => IteratorMode::From(h.as_bytes(), rocksdb::Direction::Forward),
             None => IteratorMode::Start,
