@@ -48,8 +48,10 @@ impl std::fmt::Debug for Replica {
 }
 
 impl Replica {
-    /// Opens a replica over a store: reads and re-verifies every record held
-    /// (a stored record that no longer verifies is a corrupt store, not input).
+    /// Opens a replica over a store: reads and re-verifies every record held.
+    /// One whose bytes are damaged, or that does not verify, is left out
+    /// and logged, never a reason not to start; opening writes nothing (the
+    /// scrub repairs damage, and peers send such a record again).
     pub fn open(
         store: Store,
         root: PublicKey,
@@ -64,21 +66,25 @@ impl Replica {
         loop {
             let listed = store.records_after(cursor.as_ref(), 4096)?;
             let full = listed.len() == 4096;
-            cursor = listed.last().map(|(h, _)| *h);
-            for (hash, read) in listed {
-                let why = match read {
-                    Err(e) if e.is_corruption() => e.to_string(),
-                    Err(e) => return Err(e.into()),
-                    Ok(r) if r.hash() != hash => format!("holds record {} under its key", r.hash()),
-                    Ok(r) => match verify_record(r) {
-                        Ok(verified) => {
-                            membership.insert(verified);
-                            continue;
-                        }
-                        Err(e) => e.to_string(),
-                    },
-                };
-                tracing::error!(record = %hash, problem = %why, "corrupt record left out at open; the scrub drops it and peers send it again");
+            cursor = listed.last().map(|s| s.key);
+            for stored in listed {
+                let hash = stored.key;
+                match stored.record.map(verify_record) {
+                    Ok(Ok(verified)) if stored.intact => {
+                        membership.insert(verified);
+                    }
+                    Err(e) if !e.is_corruption() => return Err(e.into()),
+                    other => {
+                        let why = match other {
+                            Err(e) if stored.intact => e.to_string(),
+                            Ok(Err(e)) if stored.intact => {
+                                format!("does not verify under this build's rules: {e}")
+                            }
+                            _ => "its bytes are not the record its key names".to_owned(),
+                        };
+                        tracing::error!(record = %hash, problem = %why, "record left out at open; the scrub repairs a damaged one and peers send it again");
+                    }
+                }
             }
             if !full {
                 break;

@@ -79,7 +79,7 @@ impl Replica {
         let max = max.max(1);
         let listed = self.store.records_after(cursor.as_ref(), max)?;
         let next = if listed.len() == max {
-            listed.last().map(|(h, _)| *h)
+            listed.last().map(|s| s.key)
         } else {
             None
         };
@@ -88,19 +88,35 @@ impl Replica {
             ..Default::default()
         };
         let mut batch = Batch::default();
-        for (hash, read) in listed {
-            let why = match read {
-                Err(e) if e.is_corruption() => e.to_string(),
-                Err(e) => return Err(e.into()),
-                Ok(r) if r.hash() != hash => format!("holds record {} under its key", r.hash()),
-                Ok(r) => match gongjian_model::verify_record(r) {
-                    Ok(_) => continue,
+        for stored in listed {
+            let hash = stored.key;
+            if stored.intact {
+                // The bytes are the record the key names: a decode or
+                // signature failure is this build's rules (a downgrade, a
+                // rule change), not damage. Reported, never deleted: the
+                // record set only grows.
+                let why = match stored.record.map(gongjian_model::verify_record) {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) if !e.is_corruption() => return Err(e.into()),
                     Err(e) => e.to_string(),
-                },
-            };
+                };
+                out.problems.push(ScrubProblem {
+                    doc: None,
+                    what: format!(
+                        "record {hash} does not verify under this build's rules (kept): {why}"
+                    ),
+                });
+                continue;
+            }
+            if let Err(e) = stored.record
+                && !e.is_corruption()
+            {
+                return Err(e.into());
+            }
             out.problems.push(ScrubProblem {
                 doc: None,
-                what: format!("record {hash}: {why}"),
+                what: format!("record {hash}: its bytes are not the record its key names"),
             });
             if !repair {
                 continue;
@@ -355,12 +371,19 @@ impl Replica {
                         check_changes(&doc, changes, &quarantined, meta, &mut checks);
                 }
             }
-            // (Held, even if a revocation cut leaves it without force.)
-            if self.membership.get(&doc.0).is_none() {
-                checks.push("its genesis record is not held".to_owned());
-            }
             if damaged || !checks.is_empty() {
                 corrupt.push(doc);
+            }
+            // (Held, even if a revocation cut leaves it without force.) A
+            // missing genesis is reported but never a reason to drop the
+            // changes: it may be a damaged record left out at open, which
+            // peers send again; meanwhile the document is not offered (it
+            // has no audience without its genesis).
+            if self.membership.get(&doc.0).is_none() {
+                problems.push(
+                    "its genesis record is not held (the document's data is kept until it is back)"
+                        .to_owned(),
+                );
             }
             for what in problems.into_iter().chain(checks) {
                 report.problems.push(ScrubProblem {

@@ -186,6 +186,12 @@ fn a_corrupt_record_is_rewritten_from_memory_or_dropped_and_fetched_again() {
     assert_eq!(r.store().record(&key).unwrap(), Some(original.clone()));
     assert!(r.scrub(false).unwrap().is_clean());
 
+    // The document holds a change of its unit's.
+    let mut a = Author::new(&fed.community, 3, doc);
+    let c = a.put("标题", "独居老人助餐");
+    let accepted = r.ingest(wire(std::slice::from_ref(&c))).unwrap().accepted;
+    assert_eq!(accepted, vec![c.hash()]);
+
     // Damaged while the node was down: it opens all the same, without the
     // record (and without its document, which it cannot place yet).
     damage(&r);
@@ -195,8 +201,12 @@ fn a_corrupt_record_is_rewritten_from_memory_or_dropped_and_fetched_again() {
     let (step, _) = r.scrub_records_step(None, 1000).unwrap();
     assert_eq!((step.rewritten, step.dropped), (0, 1), "{step:?}");
     assert_eq!(r.store().record(&key).unwrap(), None);
-    // Until it is back, its document waits, reported, not served.
-    let after = r.scrub(false).unwrap();
+    // Until it is back, its document waits, reported, not served, and its
+    // changes are kept: not by the daemon's scrub step, not by a repair.
+    let (step, _) = r.scrub_step(None, 100, 10_000).unwrap();
+    assert!(step.dropped.is_empty(), "{step:?}");
+    let after = r.scrub(true).unwrap();
+    assert!(after.dropped.is_empty(), "{after:?}");
     assert_eq!(after.problems.len(), 1, "{after:?}");
     assert!(
         after.problems[0]
@@ -204,8 +214,25 @@ fn a_corrupt_record_is_rewritten_from_memory_or_dropped_and_fetched_again() {
             .contains("genesis record is not held"),
         "{after:?}"
     );
+    assert_eq!(r.store().doc_changes(&doc).unwrap().len(), 1);
     // A peer sends it again.
-    r.insert_records(vec![original]).unwrap();
+    r.insert_records(vec![original.clone()]).unwrap();
     assert!(r.trust().genesis(&doc).is_some());
     assert!(r.scrub(false).unwrap().is_clean());
+    assert_eq!(heads(&r, &doc), vec![c.hash()]);
+
+    // A record whose bytes are intact (its key is their hash) but that does
+    // not verify is this build's rules, not damage: reported, never dropped.
+    let mut bytes = original.encode();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    let odd = gongjian_identity::SignedRecord::decode(&bytes).unwrap();
+    let mut b = Batch::new();
+    b.put_record_under(&odd.hash(), &odd);
+    r.store().commit_blocking(b).unwrap();
+    let (step, _) = r.scrub_records_step(None, 1000).unwrap();
+    let counts = (step.problems.len(), step.rewritten, step.dropped);
+    assert_eq!(counts, (1, 0, 0), "{step:?}");
+    assert!(step.problems[0].what.contains("kept"), "{step:?}");
+    assert_eq!(r.store().record(&odd.hash()).unwrap(), Some(odd));
 }

@@ -176,6 +176,9 @@ pub struct Actor {
     scrub_cursor: Option<DocId>,
     /// Where the records scrub goes on from.
     records_cursor: Option<gongjian_identity::Hash>,
+    /// The records scrub's own pause after a failed read (the documents'
+    /// scrub goes on meanwhile).
+    records_paused_until: Option<Instant>,
     scrub_paused_until: Option<Instant>,
     /// When the frame being handled was read (None for other work).
     arrived: Option<Instant>,
@@ -217,6 +220,7 @@ impl Actor {
             waking: false,
             scrub_cursor: None,
             records_cursor: None,
+            records_paused_until: None,
             scrub_paused_until: None,
             arrived: None,
             lags: std::collections::VecDeque::new(),
@@ -272,9 +276,16 @@ impl Actor {
                 return;
             }
         }
-        // Records too, four for each document: a corrupt one is written
+        // Records too, four for each document: a damaged one is written
         // again from its verified copy in memory, or dropped and fetched
-        // again from peers; never served corrupt.
+        // again from peers (records are served from memory, never from
+        // disk).
+        if self
+            .records_paused_until
+            .is_some_and(|t| Instant::now() < t)
+        {
+            return;
+        }
         match self.replica.scrub_records_step(self.records_cursor, n * 4) {
             Ok((step, next)) => {
                 self.records_cursor = next;
@@ -293,7 +304,7 @@ impl Actor {
             Err(e) => {
                 tracing::error!(error = %e, "scrub: the records could not be read; trying again in 10 minutes");
                 self.records_cursor = None;
-                self.scrub_paused_until = Some(Instant::now() + Duration::from_secs(600));
+                self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
             }
         }
     }
@@ -336,14 +347,14 @@ impl Actor {
         if self.status.lock().expect("status lock").members_from == records {
             return;
         }
-        let members: std::collections::HashSet<PeerId> = self
-            .replica
-            .trust()
+        let trust = self.replica.trust();
+        let members: std::collections::HashSet<PeerId> = trust
             .certified_keys()
+            .filter(|k| !trust.is_revoked(k))
             .map(PublicKey::peer_id)
             .collect();
         let mut st = self.status.lock().expect("status lock");
-        st.members = members;
+        st.members = Arc::new(members);
         st.members_from = records;
     }
 

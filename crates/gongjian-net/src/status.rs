@@ -36,10 +36,11 @@ pub struct NetStatus {
     /// Inbound connections closed because their peer was not admitted in
     /// time, or evicted by newer ones while too many waited.
     pub unadmitted_closed: u64,
-    /// Peer ids of every certified key the node knows: their connections
-    /// never wait among the strangers' (kept by the sync actor).
+    /// Peer ids of every certified, unrevoked key the node knows: their
+    /// connections never wait among the strangers' (kept by the sync
+    /// actor; shared, so a status snapshot does not copy it).
     #[serde(skip)]
-    pub members: std::collections::HashSet<PeerId>,
+    pub members: std::sync::Arc<std::collections::HashSet<PeerId>>,
     /// Records the member set was last computed from.
     #[serde(skip)]
     pub members_from: usize,

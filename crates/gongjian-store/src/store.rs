@@ -59,8 +59,15 @@ impl Drop for Inner {
     }
 }
 
-/// A record's key and the record read under it, or why it could not be.
-pub type StoredRecord = (Hash, Result<SignedRecord, StoreError>);
+/// A record as stored: its key, whether the bytes are the ones the key
+/// names (a record's id is the SHA-256 of its encoding, so anything else
+/// is damage), and the record decoded or why it could not be.
+#[derive(Debug)]
+pub struct StoredRecord {
+    pub key: Hash,
+    pub intact: bool,
+    pub record: Result<SignedRecord, StoreError>,
+}
 
 /// A handle to the store; clones share one database and one writer.
 #[derive(Clone)]
@@ -344,7 +351,12 @@ impl Store {
             if after.is_some_and(|h| h.as_bytes() == &key) {
                 continue;
             }
-            out.push((Hash(key), decode_record(&v)));
+            let intact = value::unwrap_version("records", &v).is_ok_and(|b| Hash::of(b).0 == key);
+            out.push(StoredRecord {
+                key: Hash(key),
+                intact,
+                record: decode_record(&v),
+            });
             if out.len() >= limit {
                 break;
             }

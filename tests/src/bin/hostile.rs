@@ -55,6 +55,8 @@ struct Counts {
     /// node's `Want`s, and the documents they went to.
     dangling_changes: AtomicU64,
     dangling_docs: AtomicU64,
+    /// Distinct documents flooded.
+    dangling_distinct: AtomicU64,
     /// Connections held without a stream, and those the node closed.
     held: AtomicU64,
     held_closed: AtomicU64,
@@ -456,6 +458,7 @@ async fn dangles(
     until: Instant,
 ) {
     let mut round = 0u64;
+    let mut flooded = std::collections::BTreeSet::new();
     while Instant::now() < until {
         let Some((mut s, task)) = admitted_stream(&secret, unit, peer, &addr, &c).await else {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -562,6 +565,9 @@ async fn dangles(
                     .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             }
             c.dangling_docs.fetch_add(1, Ordering::Relaxed);
+            flooded.insert(doc);
+            c.dangling_distinct
+                .fetch_max(flooded.len() as u64, Ordering::Relaxed);
             // Read whatever the node answers until it is quiet for a
             // second: the changes are in and judged before the next offer
             // (or before this connection is dropped).
@@ -734,6 +740,7 @@ async fn main() {
             "replayed_changes": g(&counts.replayed_changes),
             "dangling_changes": g(&counts.dangling_changes),
             "dangling_docs": g(&counts.dangling_docs),
+            "dangling_distinct_docs": g(&counts.dangling_distinct),
             "held_connections": g(&counts.held),
             "held_closed": g(&counts.held_closed),
         })
