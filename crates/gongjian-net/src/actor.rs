@@ -480,17 +480,6 @@ impl Actor {
             let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
             return;
         }
-        if role == Role::Initiator
-            && self
-                .slots
-                .values()
-                .any(|s| s.peer == peer && s.role == Role::Initiator)
-        {
-            // A reopen raced a reconnect: one session of ours per peer.
-            tracing::debug!(%peer, "a second sync stream of ours to the peer: closed");
-            outbox.close.notify_one();
-            return;
-        }
         let hello = Hello {
             version: gongjian_sync::VERSION,
             unit: self.local_unit,

@@ -172,7 +172,6 @@ impl Node {
             status: status.clone(),
             next_stream: Arc::new(AtomicU64::new(1)),
             reopens: Vec::new(),
-            reopen_pause: Default::default(),
         };
         let swarm = tokio::spawn(task.run());
         let tick_tx = events_tx.clone();

@@ -85,11 +85,8 @@ impl Default for Unadmitted {
     }
 }
 
-/// A sync stream of ours that ended is opened again after this, doubled
-/// for each further reopen before the peer admits us again, up to
-/// [`MAX_REOPEN_PAUSE`].
+/// A sync stream of ours that ended is opened again after this.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
-const MAX_REOPEN_PAUSE: Duration = Duration::from_secs(60);
 
 /// Evictions of connections not yet admitted are logged in sum, at most
 /// this often.
@@ -173,9 +170,6 @@ pub(crate) struct SwarmTask {
     pub next_stream: Arc<AtomicU64>,
     /// Peers whose sync stream of ours ended, and when to open another.
     pub reopens: Vec<(Instant, PeerId)>,
-    /// The pause before the next reopen to a peer: doubles with each one
-    /// until the peer admits us again.
-    pub reopen_pause: std::collections::HashMap<PeerId, Duration>,
 }
 
 impl SwarmTask {
@@ -235,13 +229,10 @@ impl SwarmTask {
                     Some(SwarmCmd::Dial(a)) => dialers.push(new_dialer(a)),
                     Some(SwarmCmd::Reopen(p)) => {
                         if !offline && outbound.contains(&p) && self.swarm.is_connected(&p) {
-                            let pause = self.reopen_pause.entry(p).or_insert(REOPEN_AFTER);
-                            self.reopens.push((Instant::now() + *pause, p));
-                            *pause = (*pause * 2).min(MAX_REOPEN_PAUSE);
+                            self.reopens.push((Instant::now() + REOPEN_AFTER, p));
                         }
                     }
                     Some(SwarmCmd::Admitted(p)) => {
-                        self.reopen_pause.remove(&p);
                         if self.swarm.is_connected(&p) {
                             unadmitted.admitted.insert(p);
                             unadmitted.waiting.retain(|(_, q, _)| *q != p);
@@ -456,7 +447,6 @@ impl SwarmTask {
                     outbound.remove(&peer_id);
                     unadmitted.admitted.remove(&peer_id);
                     self.reopens.retain(|(_, p)| *p != peer_id);
-                    self.reopen_pause.remove(&peer_id);
                     let mut st = self.status.lock().expect("status lock");
                     if let Some(p) = st.peers.get_mut(&peer_id) {
                         p.connected = false;
