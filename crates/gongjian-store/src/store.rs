@@ -337,26 +337,41 @@ impl Store {
         after: Option<&Hash>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.slice_after(Cf::Records, after.map(Hash::as_bytes), limit, |key, v| {
+            StoredRecord {
+                key: Hash(key),
+                intact: value::unwrap_version("records", v).is_ok_and(|b| Hash::of(b).0 == key),
+                record: decode_record(v),
+            }
+        })
+    }
+
+    /// Up to `limit` entries of a column family keyed by 32-byte ids, in
+    /// key order after `after` (from the first when `None`), each made by
+    /// `f` from its key and value: the scrubs walk the store a slice at a
+    /// time.
+    fn slice_after<T>(
+        &self,
+        cf: Cf,
+        after: Option<&[u8; 32]>,
+        limit: usize,
+        mut f: impl FnMut([u8; 32], &[u8]) -> T,
+    ) -> Result<Vec<T>, StoreError> {
         let mode = match after {
-            Some(h) => IteratorMode::From(h.as_bytes(), rocksdb::Direction::Forward),
+            Some(k) => IteratorMode::From(k, rocksdb::Direction::Forward),
             None => IteratorMode::Start,
         };
         let mut out = Vec::new();
-        for item in self.inner.db.iterator_cf(self.cf(Cf::Records), mode) {
+        for item in self.inner.db.iterator_cf(self.cf(cf), mode) {
             let (k, v) = item?;
             let key: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                cf: "records",
+                cf: cf.name(),
                 reason: "key is not 32 bytes".into(),
             })?;
-            if after.is_some_and(|h| h.as_bytes() == &key) {
+            if after == Some(&key) {
                 continue;
             }
-            let intact = value::unwrap_version("records", &v).is_ok_and(|b| Hash::of(b).0 == key);
-            out.push(StoredRecord {
-                key: Hash(key),
-                intact,
-                record: decode_record(&v),
-            });
+            out.push(f(key, &v));
             if out.len() >= limit {
                 break;
             }
@@ -398,26 +413,9 @@ impl Store {
         after: Option<&DocId>,
         limit: usize,
     ) -> Result<Vec<(DocId, Result<DocMeta, StoreError>)>, StoreError> {
-        let mode = match after {
-            Some(d) => IteratorMode::From(d.as_bytes(), rocksdb::Direction::Forward),
-            None => IteratorMode::Start,
-        };
-        let mut out = Vec::new();
-        for item in self.inner.db.iterator_cf(self.cf(Cf::Docs), mode) {
-            let (k, v) = item?;
-            let id: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                cf: "docs",
-                reason: "key is not 32 bytes".into(),
-            })?;
-            if after.is_some_and(|d| d.as_bytes() == &id) {
-                continue;
-            }
-            out.push((DocId(Hash(id)), value::decode("docs", &v)));
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.slice_after(Cf::Docs, after.map(DocId::as_bytes), limit, |id, v| {
+            (DocId(Hash(id)), value::decode("docs", v))
+        })
     }
 
     pub fn change(&self, doc: &DocId, hash: &Hash) -> Result<Option<SignedChange>, StoreError> {

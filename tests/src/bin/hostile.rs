@@ -653,54 +653,30 @@ async fn main() {
     let until = Instant::now() + Duration::from_secs(seconds);
     let counts = Arc::new(Counts::default());
     let mut tasks = Vec::new();
-    if let (Some(key), Some(unit)) = (arg(&args, "--key"), arg(&args, "--unit")) {
-        let secret = gongjian_identity::read_secret(std::path::Path::new(&key))
-            .expect("--key: a node key file");
-        let unit: UnitId = unit.parse().expect("--unit");
-        tasks.push(tokio::spawn(never_reads(
-            secret.clone(),
-            unit,
-            peer,
-            addr.clone(),
-            counts.clone(),
-            until,
-        )));
-        tasks.push(tokio::spawn(garbage_member(
-            secret,
-            unit,
-            peer,
-            addr.clone(),
-            counts.clone(),
-            until,
-        )));
+    // A stolen certified key: its file and the unit it is certified for.
+    let stolen = |key: &str, unit: &str| -> Option<(Secret, UnitId)> {
+        let (k, u) = (arg(&args, key)?, arg(&args, unit)?);
+        let secret = gongjian_identity::read_secret(std::path::Path::new(&k))
+            .unwrap_or_else(|e| panic!("{key}: not a node key file: {e}"));
+        Some((secret, u.parse().unwrap_or_else(|e| panic!("{unit}: {e}"))))
+    };
+    let c = || (peer, addr.clone(), counts.clone(), until);
+    if let Some((secret, unit)) = stolen("--key", "--unit") {
+        let (p, a, n, u) = c();
+        tasks.push(tokio::spawn(never_reads(secret.clone(), unit, p, a, n, u)));
+        let (p, a, n, u) = c();
+        tasks.push(tokio::spawn(garbage_member(secret, unit, p, a, n, u)));
     }
-    // A second stolen key replays held changes: on a key of its own, so
-    // the penalties the first key earns do not cut its connection.
-    if let (Some(key), Some(unit)) = (arg(&args, "--replay-key"), arg(&args, "--replay-unit")) {
-        let secret = gongjian_identity::read_secret(std::path::Path::new(&key))
-            .expect("--replay-key: a node key file");
-        let unit: UnitId = unit.parse().expect("--replay-unit");
-        tasks.push(tokio::spawn(replays_held(
-            secret,
-            unit,
-            peer,
-            addr.clone(),
-            counts.clone(),
-            until,
-        )));
+    // Each further stolen key on a key of its own, so the penalties the
+    // first key earns do not cut its connections: one replays held changes,
+    // one floods changes whose dependencies never come.
+    if let Some((secret, unit)) = stolen("--replay-key", "--replay-unit") {
+        let (p, a, n, u) = c();
+        tasks.push(tokio::spawn(replays_held(secret, unit, p, a, n, u)));
     }
-    if let (Some(key), Some(unit)) = (arg(&args, "--flood-key"), arg(&args, "--flood-unit")) {
-        let secret = gongjian_identity::read_secret(std::path::Path::new(&key))
-            .expect("--flood-key: a node key file");
-        let unit: UnitId = unit.parse().expect("--flood-unit");
-        tasks.push(tokio::spawn(dangles(
-            secret,
-            unit,
-            peer,
-            addr.clone(),
-            counts.clone(),
-            until,
-        )));
+    if let Some((secret, unit)) = stolen("--flood-key", "--flood-unit") {
+        let (p, a, n, u) = c();
+        tasks.push(tokio::spawn(dangles(secret, unit, p, a, n, u)));
     }
     let hold: u64 = arg(&args, "--hold").map_or(0, |s| s.parse().expect("--hold"));
     for slot in 0..hold {
