@@ -57,6 +57,7 @@ impl Replica {
         root: PublicKey,
         local: Option<LocalIdentity>,
     ) -> Result<Self, EngineError> {
+        use crate::scrub::RecordState;
         let mut membership = Membership::new(root);
         // A record damaged on disk is left out (logged), not a reason to
         // refuse to start; opening writes nothing: the scrub (the daemon's
@@ -69,22 +70,17 @@ impl Replica {
             cursor = listed.last().map(|s| s.key);
             for stored in listed {
                 let hash = stored.key;
-                match stored.record.map(verify_record) {
-                    Ok(Ok(verified)) if stored.intact => {
-                        membership.insert(verified);
+                let why = match crate::scrub::judge_record(stored)? {
+                    RecordState::Good(verified) => {
+                        membership.insert(*verified);
+                        continue;
                     }
-                    Err(e) if !e.is_corruption() => return Err(e.into()),
-                    other => {
-                        let why = match other {
-                            Err(e) if stored.intact => e.to_string(),
-                            Ok(Err(e)) if stored.intact => {
-                                format!("does not verify under this build's rules: {e}")
-                            }
-                            _ => "its bytes are not the record its key names".to_owned(),
-                        };
-                        tracing::error!(record = %hash, problem = %why, "record left out at open; the scrub repairs a damaged one and peers send it again");
+                    RecordState::Damaged => "its bytes are not the record its key names".to_owned(),
+                    RecordState::Refused(e) => {
+                        format!("does not verify under this build's rules: {e}")
                     }
-                }
+                };
+                tracing::error!(record = %hash, problem = %why, "record left out at open; the scrub repairs a damaged one and peers send it again");
             }
             if !full {
                 break;

@@ -53,6 +53,32 @@ pub struct RecordsScrub {
     pub dropped: usize,
 }
 
+/// A stored record read back.
+pub(crate) enum RecordState {
+    Good(Box<gongjian_model::VerifiedRecord>),
+    /// Its bytes are not the record its key names (a record's id is the
+    /// SHA-256 of its encoding): damage.
+    Damaged,
+    /// Intact, but this build does not decode or verify it.
+    Refused(String),
+}
+
+/// Judges a stored record; an error only for a read that does not say the
+/// data is damaged.
+pub(crate) fn judge_record(
+    stored: gongjian_store::StoredRecord,
+) -> Result<RecordState, gongjian_store::StoreError> {
+    match stored.record {
+        Err(e) if !e.is_corruption() => Err(e),
+        _ if !stored.intact => Ok(RecordState::Damaged),
+        Err(e) => Ok(RecordState::Refused(e.to_string())),
+        Ok(r) => Ok(match gongjian_model::verify_record(r) {
+            Ok(v) => RecordState::Good(Box::new(v)),
+            Err(e) => RecordState::Refused(e.to_string()),
+        }),
+    }
+}
+
 impl Replica {
     /// One step of the records scrub: up to `max` records after `cursor`,
     /// each decoded, its hash checked against its key and its signature
@@ -90,29 +116,21 @@ impl Replica {
         let mut batch = Batch::default();
         for stored in listed {
             let hash = stored.key;
-            if stored.intact {
-                // The bytes are the record the key names: a decode or
-                // signature failure is this build's rules (a downgrade, a
-                // rule change), not damage. Reported, never deleted: the
-                // record set only grows.
-                let why = match stored.record.map(gongjian_model::verify_record) {
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) if !e.is_corruption() => return Err(e.into()),
-                    Err(e) => e.to_string(),
-                };
-                out.problems.push(ScrubProblem {
-                    doc: None,
-                    what: format!(
-                        "record {hash} does not verify under this build's rules (kept): {why}"
-                    ),
-                });
-                continue;
-            }
-            if let Err(e) = stored.record
-                && !e.is_corruption()
-            {
-                return Err(e.into());
+            match judge_record(stored)? {
+                RecordState::Good(_) => continue,
+                // Intact bytes that this build refuses (a downgrade, a rule
+                // change): reported, never deleted; the record set only
+                // grows.
+                RecordState::Refused(why) => {
+                    out.problems.push(ScrubProblem {
+                        doc: None,
+                        what: format!(
+                            "record {hash} does not verify under this build's rules (kept): {why}"
+                        ),
+                    });
+                    continue;
+                }
+                RecordState::Damaged => {}
             }
             out.problems.push(ScrubProblem {
                 doc: None,

@@ -67,9 +67,8 @@ struct Unadmitted {
     admitted: std::collections::HashSet<PeerId>,
     /// Inbound connections not yet vouched for, oldest first.
     waiting: std::collections::VecDeque<(ConnectionId, PeerId, Instant)>,
-    /// Evicted since start, and how many of them were logged, when.
-    evicted: u64,
-    evicted_logged: u64,
+    /// Evicted since the last summary was logged, and when that was.
+    unlogged_evictions: u64,
     logged_at: Instant,
 }
 
@@ -78,8 +77,7 @@ impl Default for Unadmitted {
         Unadmitted {
             admitted: Default::default(),
             waiting: Default::default(),
-            evicted: 0,
-            evicted_logged: 0,
+            unlogged_evictions: 0,
             logged_at: Instant::now(),
         }
     }
@@ -341,16 +339,15 @@ impl SwarmTask {
                 self.status.lock().expect("status lock").unadmitted_closed += 1;
             }
         }
-        if u.evicted > u.evicted_logged && now.duration_since(u.logged_at) >= EVICTIONS_LOGGED_EVERY
-        {
+        if u.unlogged_evictions > 0 && now.duration_since(u.logged_at) >= EVICTIONS_LOGGED_EVERY {
             // Evictions come as fast as strangers connect: summed up.
             tracing::warn!(
                 target: "gongjian::peer",
-                evicted = u.evicted - u.evicted_logged,
+                evicted = u.unlogged_evictions,
                 waiting = u.waiting.len(),
                 "connections not yet admitted evicted by newer ones"
             );
-            u.evicted_logged = u.evicted;
+            u.unlogged_evictions = 0;
             u.logged_at = now;
         }
     }
@@ -362,7 +359,7 @@ impl SwarmTask {
             && self.swarm.close_connection(id)
         {
             tracing::debug!(%peer, "evicted: too many connections not yet admitted");
-            u.evicted += 1;
+            u.unlogged_evictions += 1;
             self.status.lock().expect("status lock").unadmitted_closed += 1;
         }
     }
@@ -395,25 +392,8 @@ impl SwarmTask {
                     self.swarm.close_connection(connection_id);
                     return;
                 }
-                // Strangers (no certificate known) wait in a bounded queue;
-                // members are bounded by the per-peer limit and their
-                // streams' hello timeout.
-                let member = self
-                    .status
-                    .lock()
-                    .expect("status lock")
-                    .members
-                    .contains(&peer_id);
-                if endpoint.is_listener() && !member && !unadmitted.admitted.contains(&peer_id) {
-                    if unadmitted.waiting.len() >= self.cfg.max_unadmitted {
-                        self.evict_oldest(unadmitted);
-                    }
-                    unadmitted
-                        .waiting
-                        .push_back((connection_id, peer_id, Instant::now()));
-                }
                 let addr = endpoint.get_remote_address().clone();
-                {
+                let member = {
                     let mut st = self.status.lock().expect("status lock");
                     let p = st.peers.entry(peer_id).or_default();
                     p.connected = true;
@@ -422,6 +402,18 @@ impl SwarmTask {
                         .any(|x| matches!(x, libp2p::multiaddr::Protocol::P2pCircuit));
                     p.address = Some(addr.clone());
                     p.last_seen = Some(now_secs());
+                    st.members.contains(&peer_id)
+                };
+                // Strangers (no certificate known) wait in a bounded queue;
+                // members are bounded by the per-peer limit and their
+                // streams' hello timeout.
+                if endpoint.is_listener() && !member && !unadmitted.admitted.contains(&peer_id) {
+                    if unadmitted.waiting.len() >= self.cfg.max_unadmitted {
+                        self.evict_oldest(unadmitted);
+                    }
+                    unadmitted
+                        .waiting
+                        .push_back((connection_id, peer_id, Instant::now()));
                 }
                 for d in dialers.iter_mut() {
                     if d.pending == Some(connection_id) {

@@ -363,18 +363,7 @@ async fn a_sync_stream_the_peer_dropped_is_opened_again() {
     let fed = fed(64);
     let dir = tempfile::tempdir().unwrap();
     let secret = Secret::from_seed([77; 32]);
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| libp2p_stream::Behaviour::new())
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = bare_swarm(&secret);
     swarm
         .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
         .unwrap();

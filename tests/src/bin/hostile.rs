@@ -72,14 +72,10 @@ fn protocol() -> StreamProtocol {
     StreamProtocol::new(gongjian_sync::PROTOCOL_ID)
 }
 
-/// Connects as `secret`; the stream control of the connection and the task
-/// driving it (abort it to drop the connection).
-fn connect(
-    secret: &Secret,
-    peer: PeerId,
-    addr: &Multiaddr,
-) -> (libp2p_stream::Control, tokio::task::JoinHandle<()>) {
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+/// A bare libp2p client holding `secret`: TCP, noise, yamux and raw
+/// streams, nothing else; a connection with no stream stays `idle`.
+fn client(secret: &Secret, idle: Duration) -> libp2p::Swarm<libp2p_stream::Behaviour> {
+    libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
         .with_tokio()
         .with_tcp(
             libp2p::tcp::Config::default(),
@@ -89,8 +85,18 @@ fn connect(
         .expect("tcp transport")
         .with_behaviour(|_| libp2p_stream::Behaviour::new())
         .expect("stream behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build()
+}
+
+/// Connects as `secret`; the stream control of the connection and the task
+/// driving it (abort it to drop the connection).
+fn connect(
+    secret: &Secret,
+    peer: PeerId,
+    addr: &Multiaddr,
+) -> (libp2p_stream::Control, tokio::task::JoinHandle<()>) {
+    let mut swarm = client(secret, Duration::from_secs(60));
     let _ = swarm.dial(
         DialOpts::peer_id(peer)
             .addresses(vec![addr.clone()])
@@ -201,6 +207,29 @@ fn list_all(set: SetId) -> Vec<u8> {
     })
 }
 
+/// Asks for the whole of `set` (by listing none of it) and returns the keys
+/// the node lists, from its first answer that lists any (within 10 s).
+async fn listed(s: &mut libp2p::Stream, set: SetId) -> Vec<[u8; 32]> {
+    let _ = write_frame(s, &list_all(set)).await;
+    let mut keys = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while keys.is_empty() && Instant::now() < deadline {
+        let Ok(Ok(Some(f))) =
+            tokio::time::timeout(Duration::from_secs(5), read_frame(s, MAX_MESSAGE_BYTES)).await
+        else {
+            break;
+        };
+        if let Ok(Message::Reconcile { ranges, .. }) = decode(&f) {
+            for r in ranges {
+                if let Mode::Diff { items, .. } = r.mode {
+                    keys.extend(items.iter().map(|i| i.key));
+                }
+            }
+        }
+    }
+    keys
+}
+
 /// A certified session that asks for every record, over and over, and
 /// never reads what comes back.
 async fn never_reads(
@@ -217,28 +246,11 @@ async fn never_reads(
             continue;
         };
         // Learn the record hashes once (reading this much), by listing none.
-        let _ = write_frame(&mut s, &list_all(SetId::Records)).await;
-        let mut hashes = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while hashes.is_empty() && Instant::now() < deadline {
-            match tokio::time::timeout(
-                Duration::from_secs(10),
-                read_frame(&mut s, MAX_MESSAGE_BYTES),
-            )
+        let mut hashes: Vec<Hash> = listed(&mut s, SetId::Records)
             .await
-            {
-                Ok(Ok(Some(f))) => {
-                    if let Ok(Message::Reconcile { ranges, .. }) = decode(&f) {
-                        for r in ranges {
-                            if let Mode::Diff { items, .. } = r.mode {
-                                hashes.extend(items.iter().map(|i| Hash(i.key)));
-                            }
-                        }
-                    }
-                }
-                _ => break,
-            }
-        }
+            .into_iter()
+            .map(Hash)
+            .collect();
         hashes.truncate(4096);
         if hashes.is_empty() {
             task.abort();
@@ -279,8 +291,13 @@ async fn replays_held(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        let _ = write_frame(&mut s, &list_all(SetId::Docs)).await;
-        let mut docs = Vec::new();
+        for key in listed(&mut s, SetId::Docs).await.into_iter().take(64) {
+            let want = Message::Want {
+                doc: gongjian_identity::DocId(Hash(key)),
+                have: vec![],
+            };
+            let _ = write_frame(&mut s, &encode(&want)).await;
+        }
         let mut frames: Vec<Vec<u8>> = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline && frames.len() < 64 {
@@ -295,28 +312,10 @@ async fn replays_held(
             else {
                 break;
             };
-            match decode(&f) {
-                Ok(Message::Reconcile { ranges, .. }) if docs.is_empty() => {
-                    for r in ranges {
-                        if let Mode::Diff { items, .. } = r.mode {
-                            docs.extend(
-                                items.iter().map(|i| gongjian_identity::DocId(Hash(i.key))),
-                            );
-                        }
-                    }
-                    docs.truncate(64);
-                    for d in &docs {
-                        let want = Message::Want {
-                            doc: *d,
-                            have: vec![],
-                        };
-                        let _ = write_frame(&mut s, &encode(&want)).await;
-                    }
-                }
-                Ok(Message::Changes { changes, .. }) if !changes.is_empty() => {
-                    frames.push(f);
-                }
-                _ => {}
+            if let Ok(Message::Changes { changes, .. }) = decode(&f)
+                && !changes.is_empty()
+            {
+                frames.push(f);
             }
         }
         if frames.is_empty() {
@@ -366,19 +365,7 @@ async fn holds(slot: u64, peer: PeerId, addr: Multiaddr, c: Arc<Counts>, until: 
         seed[8..16].copy_from_slice(&k.to_be_bytes());
         seed[16] = 0x4d;
         k += 1;
-        let mut swarm =
-            libp2p::SwarmBuilder::with_existing_identity(Secret::from_seed(seed).libp2p_keypair())
-                .with_tokio()
-                .with_tcp(
-                    libp2p::tcp::Config::default(),
-                    libp2p::noise::Config::new,
-                    libp2p::yamux::Config::default,
-                )
-                .expect("tcp transport")
-                .with_behaviour(|_| libp2p_stream::Behaviour::new())
-                .expect("stream behaviour")
-                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
-                .build();
+        let mut swarm = client(&Secret::from_seed(seed), Duration::from_secs(600));
         if swarm
             .dial(
                 DialOpts::peer_id(peer)
@@ -464,26 +451,11 @@ async fn dangles(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        let _ = write_frame(&mut s, &list_all(SetId::Docs)).await;
-        let mut docs = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while docs.is_empty() && Instant::now() < deadline {
-            let Ok(Ok(Some(f))) = tokio::time::timeout(
-                Duration::from_secs(5),
-                read_frame(&mut s, MAX_MESSAGE_BYTES),
-            )
+        let docs: Vec<gongjian_identity::DocId> = listed(&mut s, SetId::Docs)
             .await
-            else {
-                break;
-            };
-            if let Ok(Message::Reconcile { ranges, .. }) = decode(&f) {
-                for r in ranges {
-                    if let Mode::Diff { items, .. } = r.mode {
-                        docs.extend(items.iter().map(|i| gongjian_identity::DocId(Hash(i.key))));
-                    }
-                }
-            }
-        }
+            .into_iter()
+            .map(|k| gongjian_identity::DocId(Hash(k)))
+            .collect();
         let debug = std::env::var_os("HOSTILE_DEBUG").is_some();
         if debug {
             eprintln!("dangles: {} documents listed", docs.len());

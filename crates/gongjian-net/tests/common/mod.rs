@@ -291,16 +291,10 @@ where
     }
 }
 
-/// A bare libp2p client holding `secret`, connected to `peer`: its stream
-/// control, to open raw sync streams and misbehave on them.
-pub async fn attacker(
-    secret: &Secret,
-    peer: libp2p::PeerId,
-    addr: Multiaddr,
-) -> libp2p_stream::Control {
-    use futures::StreamExt as _;
-    use libp2p::swarm::dial_opts::DialOpts;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
+/// A bare libp2p peer holding `secret`: TCP, noise, yamux and raw streams,
+/// nothing of the node's (no hello, no limits).
+pub fn bare_swarm(secret: &Secret) -> libp2p::Swarm<libp2p_stream::Behaviour> {
+    libp2p::SwarmBuilder::with_existing_identity(secret.libp2p_keypair())
         .with_tokio()
         .with_tcp(
             libp2p::tcp::Config::default(),
@@ -311,7 +305,19 @@ pub async fn attacker(
         .with_behaviour(|_| libp2p_stream::Behaviour::new())
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+        .build()
+}
+
+/// A bare libp2p client holding `secret`, connected to `peer`: its stream
+/// control, to open raw sync streams and misbehave on them.
+pub async fn attacker(
+    secret: &Secret,
+    peer: libp2p::PeerId,
+    addr: Multiaddr,
+) -> libp2p_stream::Control {
+    use futures::StreamExt as _;
+    use libp2p::swarm::dial_opts::DialOpts;
+    let mut swarm = bare_swarm(secret);
     swarm
         .dial(DialOpts::peer_id(peer).addresses(vec![addr]).build())
         .unwrap();
