@@ -65,8 +65,22 @@ impl Replica {
         // fetches it again from peers.
         let mut cursor = None;
         loop {
-            let listed = store.records_after(cursor.as_ref(), 4096)?;
-            let full = listed.len() == 4096;
+            let (listed, full) = match store.records_after(cursor.as_ref(), 4096) {
+                Ok(listed) => {
+                    let full = listed.len() == 4096;
+                    (listed, full)
+                }
+                // Damage RocksDB itself found (a block's checksum): every
+                // record still readable, read again from the start; the
+                // scrub writes the family again, peers send the rest.
+                Err(e) if e.is_corruption() => {
+                    let (readable, damage) = store.records_readable();
+                    tracing::error!(error = %e, unreadable = damage.map_or(0, |(_, n)| n), readable = readable.len(), "records' table files are damaged; opening with the records still readable (the scrub writes them again, peers send the rest)");
+                    membership = Membership::new(root);
+                    (readable, false)
+                }
+                Err(e) => return Err(e.into()),
+            };
             cursor = listed.last().map(|s| s.key);
             for stored in listed {
                 let hash = stored.key;

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use gongjian_identity::{ActorId, DocId, Hash, SignatureFailure, SignedChange, verify_changes};
+use gongjian_identity::{
+    ActorId, DocId, Hash, SignatureFailure, SignedChange, SignedRecord, verify_changes,
+};
 use gongjian_store::Batch;
 use serde::Serialize;
 
@@ -51,6 +53,10 @@ pub struct RecordsScrub {
     pub rewritten: usize,
     /// Corrupt records with no verified copy: dropped, to be fetched again.
     pub dropped: usize,
+    /// RocksDB found damaged blocks in the records' table files and the
+    /// column family was written again from what could be read and what
+    /// memory holds (what neither holds comes back from peers).
+    pub rebuilt: bool,
 }
 
 /// A stored record read back.
@@ -103,7 +109,11 @@ impl Replica {
         repair: bool,
     ) -> Result<(RecordsScrub, Option<Hash>), EngineError> {
         let max = max.max(1);
-        let listed = self.store.records_after(cursor.as_ref(), max)?;
+        let listed = match self.store.records_after(cursor.as_ref(), max) {
+            Ok(listed) => listed,
+            Err(e) if e.is_corruption() => return Ok((self.rebuild_records(&e, repair)?, None)),
+            Err(e) => return Err(e.into()),
+        };
         let next = if listed.len() == max {
             listed.last().map(|s| s.key)
         } else {
@@ -154,6 +164,78 @@ impl Replica {
             self.store.commit_blocking(batch)?;
         }
         Ok((out, next))
+    }
+
+    /// The records' table files hold damage RocksDB itself found (a block
+    /// whose checksum fails), so they cannot be listed. Every record still
+    /// readable is judged as [`Self::check_records`] judges it; with
+    /// `repair`, the column family is written again from the good and the
+    /// intact ones and every verified record memory holds, dropping the
+    /// damaged blocks with their files. What neither held comes back from
+    /// peers: records sync serves and reconciles from memory.
+    fn rebuild_records(
+        &mut self,
+        error: &gongjian_store::StoreError,
+        repair: bool,
+    ) -> Result<RecordsScrub, EngineError> {
+        let (readable, damage) = self.store.records_readable();
+        let mut out = RecordsScrub {
+            checked: readable.len(),
+            ..Default::default()
+        };
+        let mut keep = Vec::new();
+        let mut held = std::collections::HashSet::new();
+        for stored in readable {
+            let hash = stored.key;
+            let record = stored.record.as_ref().ok().cloned();
+            match judge_record(stored)? {
+                RecordState::Good(_) => {}
+                RecordState::Refused(why) => out.problems.push(ScrubProblem {
+                    doc: None,
+                    what: format!(
+                        "record {hash} does not verify under this build's rules (kept): {why}"
+                    ),
+                }),
+                RecordState::Damaged => {
+                    out.problems.push(ScrubProblem {
+                        doc: None,
+                        what: format!("record {hash}: its bytes are not the record its key names"),
+                    });
+                    continue;
+                }
+            }
+            if let Some(r) = record {
+                held.insert(hash);
+                keep.push(r);
+            }
+        }
+        let from_memory: Vec<SignedRecord> = self
+            .membership
+            .records()
+            .filter(|v| !held.contains(&v.record.hash()))
+            .map(|v| v.record.clone())
+            .collect();
+        let blocks = damage.map_or(0, |(_, n)| n);
+        out.problems.push(ScrubProblem {
+            doc: None,
+            what: format!(
+                "records: {error}; {blocks} unreadable places skipped, {} records read past them, {} more held in memory{}",
+                keep.len(),
+                from_memory.len(),
+                if repair {
+                    "; the records' column family is written again from them, peers send the rest"
+                } else {
+                    ""
+                }
+            ),
+        });
+        if repair {
+            out.rewritten = from_memory.len();
+            keep.extend(from_memory);
+            self.store.replace_records(&keep)?;
+            out.rebuilt = true;
+        }
+        Ok(out)
     }
 
     /// Reads back and checks everything held: every block's checksum, every

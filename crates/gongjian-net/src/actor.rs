@@ -297,7 +297,13 @@ impl Actor {
                 st.scrub.problems += step.problems.len() as u64;
                 st.scrub.records_repaired += (step.rewritten + step.dropped) as u64;
                 drop(st);
-                if step.dropped > 0 {
+                if step.rebuilt {
+                    tracing::warn!(
+                        records = self.replica.membership().len(),
+                        "scrub: the records' column family was written again; peers send what it lacked"
+                    );
+                }
+                if step.dropped > 0 || step.rebuilt {
                     self.resync_all(None);
                 }
             }

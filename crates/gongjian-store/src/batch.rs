@@ -196,4 +196,8 @@ impl Batch {
         self.ops
             .push(Op::Put(Cf::Meta, vec![key], value::wrap(&value_bytes)));
     }
+
+    pub(crate) fn delete_meta(&mut self, key: u8) {
+        self.ops.push(Op::Delete(Cf::Meta, vec![key]));
+    }
 }

@@ -7,9 +7,13 @@ use std::thread::JoinHandle;
 
 use gongjian_identity::{DocId, Hash, SignedChange, SignedRecord};
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
-    WriteBatch, WriteOptions,
+    BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
+    MultiThreaded, Options, WriteBatch, WriteOptions,
 };
+
+/// Multi-threaded column families: the records' family can be dropped and
+/// made again while the store is open ([`Store::replace_records`]).
+type DB = rocksdb::DBWithThreadMode<MultiThreaded>;
 use tokio::sync::oneshot;
 
 use crate::batch::{Batch, DocMeta, Op, doc_hash_key, index_key};
@@ -31,6 +35,9 @@ pub(crate) enum MetaKey {
     /// Set in the batch that adds records, cleared once every affected
     /// document was judged again: found set at open, the judging is redone.
     Reevaluate = 3,
+    /// The records a rebuild of their column family writes back, saved
+    /// before the family is dropped: found at open, the rebuild is finished.
+    Rebuild = 4,
 }
 
 const SCHEMA_VERSION: u32 = 1;
@@ -110,6 +117,12 @@ pub struct StoreStats {
     pub quarantine: u64,
 }
 
+fn cf_options() -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(DBCompressionType::None);
+    o
+}
+
 fn options() -> Options {
     let mut o = Options::default();
     o.create_if_missing(true);
@@ -143,11 +156,9 @@ impl Store {
     fn open_inner(path: &Path, create: bool) -> Result<Store, StoreError> {
         let mut opts = options();
         opts.create_if_missing(create);
-        let cfs = Cf::ALL.iter().map(|cf| {
-            let mut o = Options::default();
-            o.set_compression_type(DBCompressionType::None);
-            ColumnFamilyDescriptor::new(cf.name(), o)
-        });
+        let cfs = Cf::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf_options()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| {
             // RocksDB's own wording for a held LOCK file ("While lock file:
             // …/LOCK: Resource temporarily unavailable"); not any message
@@ -198,6 +209,10 @@ impl Store {
                     });
                 }
             }
+            if let Some(saved) = store.meta(MetaKey::Rebuild)? {
+                tracing::warn!("finishing an interrupted rebuild of the records");
+                store.finish_rebuild(&saved)?;
+            }
         }
         Ok(store)
     }
@@ -212,7 +227,7 @@ impl Store {
         &self.inner.path
     }
 
-    fn cf(&self, cf: Cf) -> &ColumnFamily {
+    fn cf(&self, cf: Cf) -> Arc<BoundColumnFamily<'_>> {
         self.inner
             .db
             .cf_handle(cf.name())
@@ -252,7 +267,7 @@ impl Store {
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.inner.db.get_cf(self.cf(cf), key)?)
+        Ok(self.inner.db.get_cf(&self.cf(cf), key)?)
     }
 
     pub(crate) fn meta(&self, key: MetaKey) -> Result<Option<Vec<u8>>, StoreError> {
@@ -322,7 +337,7 @@ impl Store {
         for item in self
             .inner
             .db
-            .iterator_cf(self.cf(Cf::Records), IteratorMode::Start)
+            .iterator_cf(&self.cf(Cf::Records), IteratorMode::Start)
         {
             let (_, v) = item?;
             out.push(decode_record(&v)?);
@@ -346,6 +361,97 @@ impl Store {
         })
     }
 
+    /// Every record that can still be read when RocksDB finds damage in the
+    /// records' table files (a block whose checksum fails): the listing goes
+    /// on past each damaged block by seeking to the next two-byte prefix
+    /// of the keys (records' keys are SHA-256 hashes, spread evenly), so
+    /// one bad block costs the records in it, not those after it. Returns
+    /// what was read and the first error met with how many there were.
+    pub fn records_readable(&self) -> (Vec<StoredRecord>, Option<(String, usize)>) {
+        let cf = self.cf(Cf::Records);
+        let mut it = self.inner.db.raw_iterator_cf(&cf);
+        let mut out: Vec<StoredRecord> = Vec::new();
+        let mut first_error: Option<(String, usize)> = None;
+        let mut last: Option<[u8; 32]> = None;
+        it.seek_to_first();
+        loop {
+            while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if let Ok(key) = <[u8; 32]>::try_from(k) {
+                    out.push(StoredRecord {
+                        key: Hash(key),
+                        intact: value::unwrap_version("records", v)
+                            .is_ok_and(|b| Hash::of(b).0 == key),
+                        record: decode_record(v),
+                    });
+                    last = Some(key);
+                }
+                it.next();
+            }
+            let Err(e) = it.status() else {
+                break; // the end
+            };
+            match &mut first_error {
+                Some((_, n)) => *n += 1,
+                None => first_error = Some((e.to_string(), 1)),
+            }
+            // On from the prefix after the last key read, one prefix at a
+            // time until a seek lands in a readable block (or at the end).
+            let start = last.map_or(0, |k| u32::from(u16::from_be_bytes([k[0], k[1]])) + 1);
+            let mut resumed = false;
+            for p in start..=0xffff {
+                it.seek((p as u16).to_be_bytes());
+                if it.valid() || it.status().is_ok() {
+                    resumed = it.valid();
+                    break;
+                }
+            }
+            if !resumed {
+                break;
+            }
+        }
+        (out, first_error)
+    }
+
+    /// Writes the records' column family again holding exactly `records`:
+    /// the family is dropped (its table files with it, damaged blocks and
+    /// all) and made again. Crash-safe: the records are first saved in one
+    /// synced value, and a store opened with that value present finishes
+    /// the rebuild before anything reads the records.
+    pub fn replace_records(&self, records: &[SignedRecord]) -> Result<(), StoreError> {
+        let encoded: Vec<Vec<u8>> = records.iter().map(SignedRecord::encode).collect();
+        let saved = postcard::to_stdvec(&encoded).map_err(|e| StoreError::Corrupt {
+            cf: "meta",
+            reason: format!("records to rebuild do not encode: {e}"),
+        })?;
+        let mut b = Batch::new();
+        b.put_meta(MetaKey::Rebuild as u8, saved.clone());
+        // Queued behind every batch submitted before: none of them can land
+        // in the family once it is dropped.
+        self.commit_blocking(b)?;
+        self.finish_rebuild(&saved)
+    }
+
+    fn finish_rebuild(&self, saved: &[u8]) -> Result<(), StoreError> {
+        let encoded: Vec<Vec<u8>> =
+            postcard::from_bytes(saved).map_err(|e| StoreError::Corrupt {
+                cf: "meta",
+                reason: format!("the saved records of a rebuild do not decode: {e}"),
+            })?;
+        let db = &self.inner.db;
+        db.drop_cf(Cf::Records.name())?;
+        db.create_cf(Cf::Records.name(), &cf_options())?;
+        let mut b = Batch::new();
+        for bytes in &encoded {
+            let record = SignedRecord::decode(bytes).map_err(|e| StoreError::Corrupt {
+                cf: "meta",
+                reason: format!("a saved record of a rebuild does not decode: {e}"),
+            })?;
+            b.put_record(&record);
+        }
+        b.delete_meta(MetaKey::Rebuild as u8);
+        self.commit_blocking(b)
+    }
+
     /// Up to `limit` entries of a column family keyed by 32-byte ids, in
     /// key order after `after` (from the first when `None`), each made by
     /// `f` from its key and value: the scrubs walk the store a slice at a
@@ -362,7 +468,7 @@ impl Store {
             None => IteratorMode::Start,
         };
         let mut out = Vec::new();
-        for item in self.inner.db.iterator_cf(self.cf(cf), mode) {
+        for item in self.inner.db.iterator_cf(&self.cf(cf), mode) {
             let (k, v) = item?;
             let key: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
                 cf: cf.name(),
@@ -391,7 +497,7 @@ impl Store {
         for item in self
             .inner
             .db
-            .iterator_cf(self.cf(Cf::Docs), IteratorMode::Start)
+            .iterator_cf(&self.cf(Cf::Docs), IteratorMode::Start)
         {
             let (k, v) = item?;
             let id: [u8; 32] = k.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -449,7 +555,7 @@ impl Store {
         let mut out = Vec::new();
         let prefix = doc.as_bytes();
         let iter = self.inner.db.iterator_cf(
-            self.cf(Cf::ChangeIndex),
+            &self.cf(Cf::ChangeIndex),
             IteratorMode::From(prefix, Direction::Forward),
         );
         for item in iter {
@@ -494,7 +600,7 @@ impl Store {
         let mut out = Vec::new();
         let prefix = doc.as_bytes();
         let iter = self.inner.db.iterator_cf(
-            self.cf(Cf::ChangeIndex),
+            &self.cf(Cf::ChangeIndex),
             IteratorMode::From(prefix, Direction::Forward),
         );
         for item in iter {
@@ -532,7 +638,7 @@ impl Store {
         let mut out = Vec::new();
         let prefix = doc.as_bytes();
         let iter = self.inner.db.iterator_cf(
-            self.cf(Cf::Quarantine),
+            &self.cf(Cf::Quarantine),
             IteratorMode::From(prefix, Direction::Forward),
         );
         for item in iter {
@@ -572,7 +678,7 @@ impl Store {
             for item in self
                 .inner
                 .db
-                .iterator_cf_opt(self.cf(cf), opts, IteratorMode::Start)
+                .iterator_cf_opt(&self.cf(cf), opts, IteratorMode::Start)
             {
                 if let Err(e) = item {
                     out.push((cf.name(), e.to_string()));
@@ -590,7 +696,7 @@ impl Store {
                 let p = |name: &str| {
                     self.inner
                         .db
-                        .property_int_value_cf(self.cf(*cf), name)
+                        .property_int_value_cf(&self.cf(*cf), name)
                         .ok()
                         .flatten()
                         .unwrap_or(0)
@@ -606,7 +712,7 @@ impl Store {
         for item in self
             .inner
             .db
-            .iterator_cf(self.cf(Cf::Quarantine), IteratorMode::Start)
+            .iterator_cf(&self.cf(Cf::Quarantine), IteratorMode::Start)
         {
             item?;
             n += 1;
@@ -618,7 +724,7 @@ impl Store {
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let count = |cf: Cf| -> Result<u64, StoreError> {
             let mut n = 0;
-            for item in self.inner.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            for item in self.inner.db.iterator_cf(&self.cf(cf), IteratorMode::Start) {
                 item?;
                 n += 1;
             }
@@ -712,7 +818,63 @@ fn op_cf(op: &Op) -> Cf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gongjian_identity::{ActorId, Secret};
+    use gongjian_identity::{ActorId, DocType, Genesis, RecordBody, Secret, UnitId};
+
+    fn geneses(n: u64) -> Vec<SignedRecord> {
+        let secret = Secret::from_seed([5; 32]);
+        let unit: UnitId = "320106002001".parse().unwrap();
+        (0..n)
+            .map(|i| {
+                Genesis {
+                    doc_type: DocType::Needs,
+                    unit,
+                    parties: vec![],
+                    created_at: 1_780_000_000 + i,
+                    write_keys: vec![secret.public()],
+                }
+                .sign(&secret)
+            })
+            .collect()
+    }
+
+    fn held(store: &Store) -> Vec<Hash> {
+        let mut out: Vec<Hash> = store.records().unwrap().iter().map(|r| r.hash()).collect();
+        out.sort();
+        out
+    }
+
+    /// The records' family written again holds exactly the records given,
+    /// and a rebuild cut short after its records were saved (a crash while
+    /// the family was dropped) is finished at the next open.
+    #[test]
+    fn records_written_again_hold_exactly_those_given_even_across_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let all = geneses(6);
+        let mut b = Batch::new();
+        for r in &all {
+            b.put_record(r);
+        }
+        store.commit_blocking(b).unwrap();
+        store.replace_records(&all[..4]).unwrap();
+        let mut want: Vec<Hash> = all[..4].iter().map(SignedRecord::hash).collect();
+        want.sort();
+        assert_eq!(held(&store), want);
+        assert!(store.meta(MetaKey::Rebuild).unwrap().is_none());
+
+        // Cut short: the records to keep saved, the family not yet dropped.
+        let keep: Vec<Vec<u8>> = all[1..3].iter().map(SignedRecord::encode).collect();
+        let mut b = Batch::new();
+        b.put_meta(MetaKey::Rebuild as u8, postcard::to_stdvec(&keep).unwrap());
+        store.commit_blocking(b).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let mut want: Vec<Hash> = all[1..3].iter().map(SignedRecord::hash).collect();
+        want.sort();
+        assert_eq!(held(&store), want, "the rebuild was finished at open");
+        assert!(store.meta(MetaKey::Rebuild).unwrap().is_none());
+        assert!(store.read_everything().is_empty());
+    }
 
     /// A change index entry must name the change stored under it, at its
     /// own (actor, seq): one pointing elsewhere is reported corrupt on read.
