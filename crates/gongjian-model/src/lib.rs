@@ -32,6 +32,6 @@ pub use lists::{
     ProblemLevel,
 };
 pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
-pub use meta::RecordMeta;
+pub use meta::{Fields, RecordMeta};
 pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};
 pub use verified::{Body, RecordError, VerifiedRecord, verify_record};

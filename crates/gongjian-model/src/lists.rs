@@ -270,6 +270,10 @@ pub struct Item {
     pub by: String,
     /// The person who made the latest update.
     pub updated_by: String,
+    /// The newest op among the record's fields: its counter and actor
+    /// (the view finds the change that carried it).
+    #[serde(skip)]
+    pub last_op: Option<(u64, Vec<u8>)>,
 }
 
 impl Item {
@@ -624,13 +628,12 @@ impl<'a> ListDoc<'a> {
     pub fn list(&self) -> Vec<Item> {
         let doc = &*self.doc;
         let mut out = Vec::new();
-        for id in doc.keys(automerge::ROOT) {
-            let Ok(Some((Value::Object(ObjType::Map), obj))) =
-                doc.get(automerge::ROOT, id.as_str())
-            else {
+        for entry in doc.map_range(automerge::ROOT, ..) {
+            if !matches!(entry.value, automerge::ValueRef::Object(ObjType::Map)) {
                 continue;
-            };
-            out.push(read_item(doc, &obj, id, self.kind));
+            }
+            let obj = entry.id();
+            out.push(read_item(doc, &obj, entry.key.into_owned(), self.kind));
         }
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         out
@@ -643,16 +646,19 @@ impl<'a> ListDoc<'a> {
 }
 
 fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind) -> Item {
-    let text = |key: &str| -> String {
-        match doc.get(obj, key) {
-            Ok(Some((Value::Scalar(s), _))) => s.as_str().unwrap_or_default().to_owned(),
-            _ => String::new(),
+    // One walk over the record's fields; `get_all` only for the few fields
+    // written concurrently.
+    let fields = crate::meta::Fields::read(doc, obj);
+    let text = |key: &str| fields.text(key);
+    let title = text("title");
+    let all_of = |key: &str| {
+        if fields.conflicted(key) {
+            doc.get_all(obj, key).unwrap_or_default()
+        } else {
+            Vec::new()
         }
     };
-    let title = text("title");
-    let title_conflicts = doc
-        .get_all(obj, "title")
-        .unwrap_or_default()
+    let title_conflicts = all_of("title")
         .into_iter()
         .filter_map(|(v, _)| match v {
             Value::Scalar(s) => s.as_str().map(str::to_owned),
@@ -672,7 +678,7 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
         "dispatched_to",
         "levels",
     ] {
-        let all = doc.get_all(obj, key).unwrap_or_default();
+        let all = all_of(key);
         if all.len() < 2 {
             continue;
         }
@@ -695,18 +701,14 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             conflicts.insert(key.to_owned(), others);
         }
     }
-    let urgent = matches!(doc.get(obj, "urgent"), Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
-    let meta = crate::meta::read_meta(doc, obj);
-    let level = doc
-        .get(obj, "level")
-        .ok()
-        .flatten()
-        .and_then(|(v, _)| match v {
-            Value::Scalar(s) => s.as_str().and_then(|t| t.parse::<ProblemLevel>().ok()),
-            _ => None,
-        });
+    let urgent = fields.is_true("urgent");
+    let meta = fields.meta();
+    let last_op = fields.last_op().map(|(c, a)| (c, a.to_bytes().to_vec()));
+    let level = fields
+        .str("level")
+        .and_then(|t| t.parse::<ProblemLevel>().ok());
     let mut escalations = Vec::new();
-    if let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(obj, "escalations") {
+    if let Some(list) = fields.object("escalations", ObjType::List) {
         for i in 0..doc.length(&list) {
             let Ok(Some((Value::Object(ObjType::Map), step))) = doc.get(&list, i) else {
                 continue;
@@ -758,6 +760,7 @@ fn read_item(doc: &Automerge, obj: &automerge::ObjId, id: String, kind: ListKind
             .collect(),
         by: crate::meta::person(&text("by")),
         updated_by: crate::meta::person(&text("updated_by")),
+        last_op,
         id,
         kind,
     }

@@ -336,9 +336,12 @@ impl Actor {
             self.lags.pop_front();
         }
         self.lags.push_back(secs);
-        let mut sorted: Vec<f64> = self.lags.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let at = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+        // Selection, not a sort: this runs for every frame of changes.
+        let mut window: Vec<f64> = self.lags.iter().copied().collect();
+        let mut at = |p: f64| {
+            let i = ((window.len() - 1) as f64 * p).round() as usize;
+            *window.select_nth_unstable_by(i, f64::total_cmp).1
+        };
         let mut st = self.status.lock().expect("status lock");
         st.view_lag.samples += 1;
         st.view_lag.p50_seconds = at(0.5);

@@ -133,19 +133,21 @@ pub struct ActRow {
     pub act: gongjian_model::Act,
 }
 
-/// Which change carried each op: per actor, (start op, max op, hash).
+/// Which change carried each op: per actor, (start op, max op, hash). Read
+/// from the changes' metadata (automerge keeps it; no change is rebuilt),
+/// a hash written out only for the changes asked about.
 pub(crate) struct ChangeIndex {
-    by_actor: HashMap<Vec<u8>, Vec<(u64, u64, String)>>,
+    by_actor: HashMap<Vec<u8>, Vec<(u64, u64, automerge::ChangeHash)>>,
 }
 
 impl ChangeIndex {
     pub(crate) fn new(am: &Automerge) -> ChangeIndex {
-        let mut by_actor: HashMap<Vec<u8>, Vec<(u64, u64, String)>> = HashMap::new();
-        for c in am.get_changes(&[]) {
+        let mut by_actor: HashMap<Vec<u8>, Vec<(u64, u64, automerge::ChangeHash)>> = HashMap::new();
+        for c in am.get_changes_meta(&[]) {
             by_actor
-                .entry(c.actor_id().to_bytes().to_vec())
+                .entry(c.actor.to_bytes().to_vec())
                 .or_default()
-                .push((c.start_op().get(), c.max_op(), c.hash().to_string()));
+                .push((c.start_op, c.max_op, c.hash));
         }
         for v in by_actor.values_mut() {
             v.sort();
@@ -153,11 +155,11 @@ impl ChangeIndex {
         ChangeIndex { by_actor }
     }
 
-    fn change_of(&self, actor: &[u8], counter: u64) -> Option<&str> {
+    fn change_of(&self, actor: &[u8], counter: u64) -> Option<String> {
         let v = self.by_actor.get(actor)?;
         let i = v.partition_point(|(start, _, _)| *start <= counter);
         let (start, max, hash) = v.get(i.checked_sub(1)?)?;
-        (*start <= counter && counter <= *max).then_some(hash.as_str())
+        (*start <= counter && counter <= *max).then(|| hash.to_string())
     }
 }
 
@@ -167,15 +169,18 @@ pub(crate) fn latest(
     obj: &ObjId,
     changes: &ChangeIndex,
 ) -> (Option<String>, Option<String>) {
-    let mut last: Option<(u64, Vec<u8>)> = None;
-    for key in am.keys(obj) {
-        if let Ok(Some((_, ObjId::Id(counter, actor, _)))) = am.get(obj, key.as_str())
-            && last.as_ref().is_none_or(|(c, _)| counter > *c)
-        {
-            last = Some((counter, actor.to_bytes().to_vec()));
-        }
-    }
-    let Some((counter, actor)) = last else {
+    let last = gongjian_model::Fields::read(am, obj)
+        .last_op()
+        .map(|(c, a)| (c, a.to_bytes().to_vec()));
+    authored(last.as_ref(), changes)
+}
+
+/// The author key and change of an op, by its counter and actor.
+pub(crate) fn authored(
+    op: Option<&(u64, Vec<u8>)>,
+    changes: &ChangeIndex,
+) -> (Option<String>, Option<String>) {
+    let Some((counter, actor)) = op else {
         return (None, None);
     };
     let author = actor
@@ -183,7 +188,7 @@ pub(crate) fn latest(
         .and_then(|k| <[u8; 32]>::try_from(k).ok())
         .and_then(|k| PublicKey::from_bytes(k).ok())
         .map(|k| k.to_string());
-    let change = changes.change_of(&actor, counter).map(str::to_owned);
+    let change = changes.change_of(actor, *counter);
     (author, change)
 }
 
@@ -202,12 +207,9 @@ pub(crate) fn items(
     changes: &ChangeIndex,
 ) -> Vec<ItemRow> {
     let list = ListDoc::new(am, kind).list();
-    let am = &*am;
     list.into_iter()
         .map(|it| {
-            let (author, change) = record(am, &it.id)
-                .map(|o| latest(am, &o, changes))
-                .unwrap_or((None, None));
+            let (author, change) = authored(it.last_op.as_ref(), changes);
             ItemRow {
                 id: global_id(&doc, &it.id),
                 record: it.id.clone(),
@@ -270,4 +272,73 @@ pub(crate) fn acts(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use gongjian_identity::{ActorId, Hash, Secret};
+    use gongjian_model::ItemFields;
+
+    fn actor(seed: u8) -> (PublicKey, automerge::ActorId) {
+        let key = Secret::from_seed([seed; 32]).public();
+        let id = ActorId { key, epoch: 1 }.to_bytes();
+        (key, automerge::ActorId::from(id.as_slice()))
+    }
+
+    /// A record read in one walk over its fields shows every value written
+    /// concurrently, and names the author and the change of its newest
+    /// field, as reading it field by field did.
+    #[test]
+    fn a_record_read_in_one_walk_shows_conflicts_and_its_latest_change() {
+        let (key_a, actor_a) = actor(7);
+        let (key_b, actor_b) = actor(8);
+        let mut a = Automerge::new();
+        a.set_actor(actor_a);
+        let fields = ItemFields {
+            title: Some("助餐点".into()),
+            category: Some("助老".into()),
+            ..Default::default()
+        };
+        ListDoc::new(&mut a, ListKind::Need)
+            .add("meal", &fields, 1_780_000_000)
+            .unwrap();
+        let mut b = a.fork().with_actor(actor_b);
+        let obj = record(&a, "meal").unwrap();
+        a.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(&obj, "title", "社区助餐点")?;
+            Ok(())
+        })
+        .unwrap();
+        b.transact::<_, _, automerge::AutomergeError>(|tx| {
+            tx.put(&obj, "title", "老人助餐点")?;
+            tx.put(&obj, "area", "颐和路")?;
+            Ok(())
+        })
+        .unwrap();
+        let b_change = b.get_last_local_change().unwrap().hash();
+        a.merge(&mut b).unwrap();
+
+        let doc = DocId(Hash([9; 32]));
+        let unit: UnitId = "320106002001".parse().unwrap();
+        let index = ChangeIndex::new(&a);
+        let rows = items(doc, unit, ListKind::Need, &mut a, &index);
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        let mut titles = row.title_conflicts.clone();
+        titles.push(row.title.clone());
+        titles.sort();
+        assert_eq!(titles, ["社区助餐点", "老人助餐点"]);
+        assert_eq!(row.conflicts.get("title"), Some(&row.title_conflicts));
+        assert_eq!(row.conflicts.len(), 1, "{:?}", row.conflicts);
+        assert_eq!(
+            (row.area.as_str(), row.category.as_str()),
+            ("颐和路", "助老")
+        );
+        // The area is the newest op (b's second): b wrote it, in b's change.
+        assert_eq!(row.provenance.author, Some(key_b.to_string()));
+        assert_ne!(row.provenance.author, Some(key_a.to_string()));
+        assert_eq!(row.provenance.change, Some(b_change.to_string()));
+    }
 }
