@@ -74,8 +74,11 @@ impl Replica {
                 // record still readable, read again from the start; the
                 // scrub writes the family again, peers send the rest.
                 Err(e) if e.is_corruption() => {
+                    if let Err(e) = store.hold_records_compactions() {
+                        tracing::warn!(error = %e, "records' compactions not held");
+                    }
                     let (readable, damage) = store.records_readable();
-                    tracing::error!(error = %e, unreadable = damage.map_or(0, |(_, n)| n), readable = readable.len(), "records' table files are damaged; opening with the records still readable (the scrub writes them again, peers send the rest)");
+                    tracing::error!(error = %e, unreadable = damage.map_or(0, |(_, n)| n), readable = readable.len(), "records' table files are damaged; opening with the records still readable (stop the node and run `gongjian verify --repair` to write them again; peers send the rest)");
                     membership = Membership::new(root);
                     (readable, false)
                 }

@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use gongjian_identity::{
-    ActorId, DocId, Hash, SignatureFailure, SignedChange, SignedRecord, verify_changes,
-};
+use gongjian_identity::{ActorId, DocId, Hash, SignatureFailure, SignedChange, verify_changes};
 use gongjian_store::Batch;
 use serde::Serialize;
 
@@ -57,6 +55,9 @@ pub struct RecordsScrub {
     /// column family was written again from what could be read and what
     /// memory holds (what neither holds comes back from peers).
     pub rebuilt: bool,
+    /// RocksDB found damage in the records' table files that was not
+    /// repaired here: the operator's `gongjian verify --repair` does.
+    pub unreadable: bool,
 }
 
 /// A stored record read back.
@@ -93,25 +94,37 @@ impl Replica {
     /// else dropped so records sync fetches it again; either way it is
     /// never served corrupt. Returns where to go on from (`None`: the pass
     /// is complete).
+    ///
+    /// Damage RocksDB itself finds in the records' table files (a block
+    /// checksum) is reported, and the family's background compactions are
+    /// held (one failing on it would leave the store read-only), but not
+    /// rebuilt here: that drops table files, and RocksDB cannot say which
+    /// good records the damaged ones hide, so it is the operator's step
+    /// (`gongjian verify --repair`, [`Replica::scrub`]).
     pub fn scrub_records_step(
         &mut self,
         cursor: Option<Hash>,
         max: usize,
     ) -> Result<(RecordsScrub, Option<Hash>), EngineError> {
-        self.check_records(cursor, max, true)
+        self.check_records(cursor, max, true, false)
     }
 
-    /// [`Replica::scrub_records_step`]; `repair` false: only reported.
+    /// [`Replica::scrub_records_step`]; `repair` false: only reported;
+    /// `rebuild`: damage RocksDB finds is repaired by writing the family
+    /// again ([`Replica::scrub`] with `repair`).
     fn check_records(
         &mut self,
         cursor: Option<Hash>,
         max: usize,
         repair: bool,
+        rebuild: bool,
     ) -> Result<(RecordsScrub, Option<Hash>), EngineError> {
         let max = max.max(1);
         let listed = match self.store.records_after(cursor.as_ref(), max) {
             Ok(listed) => listed,
-            Err(e) if e.is_corruption() => return Ok((self.rebuild_records(&e, repair)?, None)),
+            Err(e) if e.is_corruption() => {
+                return Ok((self.rebuild_records(&e, repair && rebuild)?, None));
+            }
             Err(e) => return Err(e.into()),
         };
         let next = if listed.len() == max {
@@ -167,27 +180,33 @@ impl Replica {
     }
 
     /// The records' table files hold damage RocksDB itself found (a block
-    /// whose checksum fails), so they cannot be listed. Every record still
-    /// readable is judged as [`Self::check_records`] judges it; with
-    /// `repair`, the column family is written again from the good and the
-    /// intact ones and every verified record memory holds, dropping the
-    /// damaged blocks with their files. What neither held comes back from
-    /// peers: records sync serves and reconciles from memory.
+    /// whose checksum fails, a file cut short), so they cannot be listed.
+    /// Every record still readable is judged as [`Self::check_records`]
+    /// judges it, and the family's compactions are held. With `repair`, the
+    /// family is written again from the good and the intact ones and every
+    /// verified record memory holds, its old table files kept aside (hard
+    /// links) rather than destroyed, since RocksDB reads every file of the
+    /// family at once and a damaged one can hide good records of the
+    /// others. Peers send what neither held: records sync serves and
+    /// reconciles from memory.
     fn rebuild_records(
         &mut self,
         error: &gongjian_store::StoreError,
         repair: bool,
     ) -> Result<RecordsScrub, EngineError> {
+        if let Err(e) = self.store.hold_records_compactions() {
+            tracing::warn!(error = %e, "records' compactions not held");
+        }
         let (readable, damage) = self.store.records_readable();
+        let in_files = self.store.records_in_table_files();
         let mut out = RecordsScrub {
             checked: readable.len(),
             ..Default::default()
         };
-        let mut keep = Vec::new();
+        let mut keep: Vec<(Hash, Vec<u8>)> = Vec::new();
         let mut held = std::collections::HashSet::new();
         for stored in readable {
-            let hash = stored.key;
-            let record = stored.record.as_ref().ok().cloned();
+            let (hash, raw) = (stored.key, stored.raw.clone());
             match judge_record(stored)? {
                 RecordState::Good(_) => {}
                 RecordState::Refused(why) => out.problems.push(ScrubProblem {
@@ -204,37 +223,41 @@ impl Replica {
                     continue;
                 }
             }
-            if let Some(r) = record {
-                held.insert(hash);
-                keep.push(r);
-            }
+            held.insert(hash);
+            keep.push((hash, raw));
         }
-        let from_memory: Vec<SignedRecord> = self
+        let from_memory: Vec<(Hash, Vec<u8>)> = self
             .membership
             .records()
             .filter(|v| !held.contains(&v.record.hash()))
-            .map(|v| v.record.clone())
+            .map(|v| gongjian_store::stored_record(&v.record))
             .collect();
         let blocks = damage.map_or(0, |(_, n)| n);
-        out.problems.push(ScrubProblem {
-            doc: None,
-            what: format!(
-                "records: {error}; {blocks} unreadable places skipped, {} records read past them, {} more held in memory{}",
-                keep.len(),
-                from_memory.len(),
-                if repair {
-                    "; the records' column family is written again from them, peers send the rest"
-                } else {
-                    ""
-                }
-            ),
-        });
+        let read = keep.len();
+        let mut what = format!(
+            "records: {error}; {blocks} unreadable places skipped: {read} records read past them (the table files count {in_files} entries), {} more held in memory",
+            from_memory.len()
+        );
         if repair {
             out.rewritten = from_memory.len();
             keep.extend(from_memory);
-            self.store.replace_records(&keep)?;
+            let aside = self.store.replace_records(
+                &keep,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            )?;
             out.rebuilt = true;
+            what.push_str(&format!(
+                "; the records' column family was written again from them ({} records), its old table files kept in {}; peers send the rest",
+                keep.len(),
+                aside.display()
+            ));
+        } else {
+            out.unreadable = true;
+            what.push_str("; stop the node and run `gongjian verify --repair` to write the family again (peers then send the rest)");
         }
+        out.problems.push(ScrubProblem { doc: None, what });
         Ok(out)
     }
 
@@ -259,7 +282,7 @@ impl Replica {
         // again from its verified copy in memory, or dropped.
         let mut cursor = None;
         loop {
-            match self.check_records(cursor, 4096, repair) {
+            match self.check_records(cursor, 4096, repair, true) {
                 Ok((step, next)) => {
                     report.records += step.checked;
                     report.problems.extend(step.problems);

@@ -260,9 +260,9 @@ fn records_table_file(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Damage RocksDB itself detects in the records' blocks (a checksum that
 /// fails) no longer stops the node: it opens with every record still
-/// readable past the damaged block, the scrub reports it, and the scrub's
-/// repair writes the family again (the damaged file dropped with it); the
-/// records lost come back from a peer.
+/// readable past the damaged block, the scrub reports it, and the
+/// operator's repair writes the family again (the damaged file kept aside,
+/// not destroyed); the records lost come back from a peer.
 #[test]
 fn damaged_blocks_of_records_are_read_past_and_the_records_written_again() {
     use gongjian_identity::{DocType, Genesis, RecordBody, SignedRecord};
@@ -314,10 +314,28 @@ fn damaged_blocks_of_records_are_read_past_and_the_records_written_again() {
         "nothing written without repair"
     );
 
-    // The daemon's records scrub (and `verify --repair`) writes it again.
+    // The daemon's records scrub reports it and leaves the repair to the
+    // operator: writing the family again drops its table files.
     let (step, next) = r.scrub_records_step(None, 1000).unwrap();
-    assert!(step.rebuilt, "{step:?}");
+    assert!(step.unreadable && !step.rebuilt, "{step:?}");
     assert_eq!(next, None);
+    assert!(r.store().records().is_err(), "still as it was");
+    // `gongjian verify --repair` writes it again, the old file kept aside.
+    let repaired = r.scrub(true).unwrap();
+    assert!(
+        repaired
+            .problems
+            .iter()
+            .any(|p| p.what.contains("written again")),
+        "{repaired:?}"
+    );
+    let kept = dir.path().join("salvage");
+    let aside: Vec<_> = std::fs::read_dir(&kept)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name())
+        .collect();
+    assert_eq!(aside, [sst.file_name().unwrap()], "the damaged file kept");
     // Clean but for the documents whose geneses were in the lost block:
     // reported, their data kept until the geneses are back.
     let after = r.scrub(false).unwrap();

@@ -297,13 +297,12 @@ impl Actor {
                 st.scrub.problems += step.problems.len() as u64;
                 st.scrub.records_repaired += (step.rewritten + step.dropped) as u64;
                 drop(st);
-                if step.rebuilt {
-                    tracing::warn!(
-                        records = self.replica.membership().len(),
-                        "scrub: the records' column family was written again; peers send what it lacked"
-                    );
+                if step.unreadable {
+                    // Reported above; the operator repairs it. Not read
+                    // again (and logged) every second meanwhile.
+                    self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
                 }
-                if step.dropped > 0 || step.rebuilt {
+                if step.dropped > 0 {
                     self.resync_all(None);
                 }
             }

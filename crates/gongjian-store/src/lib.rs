@@ -15,4 +15,4 @@ mod value;
 pub use batch::{Batch, DocMeta};
 pub use cf::Cf;
 pub use error::StoreError;
-pub use store::{Pending, QuarantineEntry, Store, StoreStats, StoredRecord};
+pub use store::{Pending, QuarantineEntry, Store, StoreStats, StoredRecord, stored_record};

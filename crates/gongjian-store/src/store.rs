@@ -74,6 +74,9 @@ pub struct StoredRecord {
     pub key: Hash,
     pub intact: bool,
     pub record: Result<SignedRecord, StoreError>,
+    /// The stored value as read (version byte included): what a rebuild
+    /// writes back for an intact record this build cannot decode.
+    pub raw: Vec<u8>,
 }
 
 /// A handle to the store; clones share one database and one writer.
@@ -357,33 +360,41 @@ impl Store {
                 key: Hash(key),
                 intact: value::unwrap_version("records", v).is_ok_and(|b| Hash::of(b).0 == key),
                 record: decode_record(v),
+                raw: v.to_vec(),
             }
         })
     }
 
     /// Every record that can still be read when RocksDB finds damage in the
-    /// records' table files (a block whose checksum fails): the listing goes
-    /// on past each damaged block by seeking to the next two-byte prefix
-    /// of the keys (records' keys are SHA-256 hashes, spread evenly), so
-    /// one bad block costs the records in it, not those after it. Returns
-    /// what was read and the first error met with how many there were.
+    /// records' table files (a block whose checksum fails, a file cut
+    /// short): the listing goes on past each failure by seeking to the
+    /// next two-byte prefix of the keys (records' keys are SHA-256 hashes,
+    /// spread evenly). RocksDB reads all of the family's table files at
+    /// once, so a failing file also hides the good records other files hold
+    /// in the same range: what this returns is a floor, not the set. Also
+    /// returns the first error met and how many there were.
     pub fn records_readable(&self) -> (Vec<StoredRecord>, Option<(String, usize)>) {
         let cf = self.cf(Cf::Records);
         let mut it = self.inner.db.raw_iterator_cf(&cf);
         let mut out: Vec<StoredRecord> = Vec::new();
         let mut first_error: Option<(String, usize)> = None;
-        let mut last: Option<[u8; 32]> = None;
+        // The next prefix to try after a failure: only ever moves forward,
+        // so the walk ends whatever the damage.
+        let mut next: u32 = 0;
         it.seek_to_first();
         loop {
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                if k.len() >= 2 {
+                    next = next.max(u32::from(u16::from_be_bytes([k[0], k[1]])) + 1);
+                }
                 if let Ok(key) = <[u8; 32]>::try_from(k) {
                     out.push(StoredRecord {
                         key: Hash(key),
                         intact: value::unwrap_version("records", v)
                             .is_ok_and(|b| Hash::of(b).0 == key),
                         record: decode_record(v),
+                        raw: v.to_vec(),
                     });
-                    last = Some(key);
                 }
                 it.next();
             }
@@ -394,12 +405,10 @@ impl Store {
                 Some((_, n)) => *n += 1,
                 None => first_error = Some((e.to_string(), 1)),
             }
-            // On from the prefix after the last key read, one prefix at a
-            // time until a seek lands in a readable block (or at the end).
-            let start = last.map_or(0, |k| u32::from(u16::from_be_bytes([k[0], k[1]])) + 1);
             let mut resumed = false;
-            for p in start..=0xffff {
-                it.seek((p as u16).to_be_bytes());
+            while next <= 0xffff {
+                it.seek((next as u16).to_be_bytes());
+                next += 1;
                 if it.valid() || it.status().is_ok() {
                     resumed = it.valid();
                     break;
@@ -412,14 +421,74 @@ impl Store {
         (out, first_error)
     }
 
-    /// Writes the records' column family again holding exactly `records`:
-    /// the family is dropped (its table files with it, damaged blocks and
-    /// all) and made again. Crash-safe: the records are first saved in one
-    /// synced value, and a store opened with that value present finishes
-    /// the rebuild before anything reads the records.
-    pub fn replace_records(&self, records: &[SignedRecord]) -> Result<(), StoreError> {
-        let encoded: Vec<Vec<u8>> = records.iter().map(SignedRecord::encode).collect();
-        let saved = postcard::to_stdvec(&encoded).map_err(|e| StoreError::Corrupt {
+    /// Entries RocksDB counts in the records' live table files (puts and
+    /// deletions; memtables not included): beside what
+    /// [`Store::records_readable`] could read, how much a damaged family
+    /// may hide.
+    pub fn records_in_table_files(&self) -> u64 {
+        self.inner
+            .db
+            .live_files()
+            .map(|files| {
+                files
+                    .iter()
+                    .filter(|f| f.column_family_name == Cf::Records.name())
+                    .map(|f| f.num_entries.saturating_sub(f.num_deletions))
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Stops background compactions of the records' family: one reading a
+    /// damaged block would fail and leave the whole store read-only
+    /// (RocksDB's paranoid checks) before an operator repairs it.
+    pub fn hold_records_compactions(&self) -> Result<(), StoreError> {
+        self.inner.db.set_options_cf(
+            &self.cf(Cf::Records),
+            &[("disable_auto_compactions", "true")],
+        )?;
+        Ok(())
+    }
+
+    /// Writes the records' column family again holding exactly `records`
+    /// (each a stored value, version byte included, under its key): the
+    /// family is dropped (its table files with it, damaged blocks and all)
+    /// and made again. The table files are first hard-linked into
+    /// `DIR/salvage/records-SECS/` (returned), so nothing the damaged files
+    /// still hold is destroyed: an operator can read them with RocksDB's
+    /// tools. Crash-safe: the records are first saved in one synced value,
+    /// and a store opened with that value present finishes the rebuild
+    /// before anything reads the records.
+    pub fn replace_records(
+        &self,
+        records: &[(Hash, Vec<u8>)],
+        now_secs: u64,
+    ) -> Result<PathBuf, StoreError> {
+        let aside = self
+            .inner
+            .path
+            .join("salvage")
+            .join(format!("records-{now_secs}"));
+        std::fs::create_dir_all(&aside).map_err(|e| StoreError::Corrupt {
+            cf: "records",
+            reason: format!("cannot make {}: {e}", aside.display()),
+        })?;
+        for f in self.inner.db.live_files()? {
+            if f.column_family_name != Cf::Records.name() {
+                continue;
+            }
+            let name = f.name.trim_start_matches('/');
+            let (from, to) = (self.inner.path.join(name), aside.join(name));
+            if !to.exists() {
+                std::fs::hard_link(&from, &to)
+                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                    .map_err(|e| StoreError::Corrupt {
+                        cf: "records",
+                        reason: format!("cannot keep {} aside: {e}", from.display()),
+                    })?;
+            }
+        }
+        let saved = postcard::to_stdvec(records).map_err(|e| StoreError::Corrupt {
             cf: "meta",
             reason: format!("records to rebuild do not encode: {e}"),
         })?;
@@ -428,11 +497,14 @@ impl Store {
         // Queued behind every batch submitted before: none of them can land
         // in the family once it is dropped.
         self.commit_blocking(b)?;
-        self.finish_rebuild(&saved)
+        self.finish_rebuild(&saved)?;
+        Ok(aside)
     }
 
     fn finish_rebuild(&self, saved: &[u8]) -> Result<(), StoreError> {
-        let encoded: Vec<Vec<u8>> =
+        // Decoded before anything is dropped: a saved value that does not
+        // decode leaves the family as it is.
+        let records: Vec<(Hash, Vec<u8>)> =
             postcard::from_bytes(saved).map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 reason: format!("the saved records of a rebuild do not decode: {e}"),
@@ -441,12 +513,8 @@ impl Store {
         db.drop_cf(Cf::Records.name())?;
         db.create_cf(Cf::Records.name(), &cf_options())?;
         let mut b = Batch::new();
-        for bytes in &encoded {
-            let record = SignedRecord::decode(bytes).map_err(|e| StoreError::Corrupt {
-                cf: "meta",
-                reason: format!("a saved record of a rebuild does not decode: {e}"),
-            })?;
-            b.put_record(&record);
+        for (key, value) in records {
+            b.ops.push(Op::Put(Cf::Records, key.0.to_vec(), value));
         }
         b.delete_meta(MetaKey::Rebuild as u8);
         self.commit_blocking(b)
@@ -747,6 +815,12 @@ impl Store {
     }
 }
 
+/// A record as the records' family stores it, under its key: what
+/// [`Store::replace_records`] takes for a record held in memory.
+pub fn stored_record(record: &SignedRecord) -> (Hash, Vec<u8>) {
+    (record.hash(), value::wrap(&record.encode()))
+}
+
 fn decode_record(v: &[u8]) -> Result<SignedRecord, StoreError> {
     SignedRecord::decode(value::unwrap_version("records", v)?).map_err(|e| StoreError::Corrupt {
         cf: "records",
@@ -784,9 +858,11 @@ fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic:
             }
         }
         let mut wb = WriteBatch::default();
+        let mut missing = None;
         for (batch, _) in &group {
             for op in &batch.ops {
                 let Some(cf) = db.cf_handle(op_cf(op).name()) else {
+                    missing = Some(op_cf(op).name());
                     continue;
                 };
                 match op {
@@ -796,13 +872,23 @@ fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic:
                 }
             }
         }
-        let result = db.write_opt(wb, &sync);
+        // Never acknowledge a write that was not made (a family missing
+        // while the records' family is made again).
+        let result = match missing {
+            Some(_) => Ok(()),
+            None => db.write_opt(wb, &sync),
+        };
         syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::trace!(batches = group.len(), ok = result.is_ok(), "group commit");
         for (_, reply) in group {
-            let r = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Rocks(e.clone())),
+            let r = match (&result, missing) {
+                (_, Some(cf)) => Err(StoreError::Corrupt {
+                    cf,
+                    reason: "the column family is missing; nothing of this batch was written"
+                        .into(),
+                }),
+                (Ok(()), None) => Ok(()),
+                (Err(e), None) => Err(StoreError::Rocks(e.clone())),
             };
             let _ = reply.send(r);
         }
@@ -856,14 +942,16 @@ mod tests {
             b.put_record(r);
         }
         store.commit_blocking(b).unwrap();
-        store.replace_records(&all[..4]).unwrap();
+        let stored: Vec<(Hash, Vec<u8>)> = all[..4].iter().map(stored_record).collect();
+        let aside = store.replace_records(&stored, 7).unwrap();
+        assert!(aside.ends_with("salvage/records-7"), "{}", aside.display());
         let mut want: Vec<Hash> = all[..4].iter().map(SignedRecord::hash).collect();
         want.sort();
         assert_eq!(held(&store), want);
         assert!(store.meta(MetaKey::Rebuild).unwrap().is_none());
 
         // Cut short: the records to keep saved, the family not yet dropped.
-        let keep: Vec<Vec<u8>> = all[1..3].iter().map(SignedRecord::encode).collect();
+        let keep: Vec<(Hash, Vec<u8>)> = all[1..3].iter().map(stored_record).collect();
         let mut b = Batch::new();
         b.put_meta(MetaKey::Rebuild as u8, postcard::to_stdvec(&keep).unwrap());
         store.commit_blocking(b).unwrap();
