@@ -87,17 +87,12 @@ impl Replica {
             cursor = listed.last().map(|s| s.key);
             for stored in listed {
                 let hash = stored.key;
-                let why = match crate::scrub::judge_record(stored)? {
-                    RecordState::Good(verified) => {
-                        membership.insert(*verified);
-                        continue;
-                    }
-                    RecordState::Damaged => "its bytes are not the record its key names".to_owned(),
-                    RecordState::Refused(e) => {
-                        format!("does not verify under this build's rules: {e}")
-                    }
-                };
-                tracing::error!(record = %hash, problem = %why, "record left out at open; the scrub repairs a damaged one and peers send it again");
+                let state = crate::scrub::judge_record(stored)?;
+                if let Some(p) = state.problem(&hash) {
+                    tracing::error!(record = %hash, problem = %p.what, "record left out at open; the scrub repairs a damaged one and peers send it again");
+                } else if let RecordState::Good(verified) = state {
+                    membership.insert(*verified);
+                }
             }
             if !full {
                 break;

@@ -70,6 +70,25 @@ pub(crate) enum RecordState {
     Refused(String),
 }
 
+impl RecordState {
+    /// What is wrong with the record stored under `hash`, as the scrubs
+    /// report it; `None` when it is good.
+    pub(crate) fn problem(&self, hash: &Hash) -> Option<ScrubProblem> {
+        let what = match self {
+            RecordState::Good(_) => return None,
+            RecordState::Damaged => {
+                format!("record {hash}: its bytes are not the record its key names")
+            }
+            // Intact bytes that this build refuses (a downgrade, a rule
+            // change): reported, never deleted; the record set only grows.
+            RecordState::Refused(why) => {
+                format!("record {hash} does not verify under this build's rules (kept): {why}")
+            }
+        };
+        Some(ScrubProblem { doc: None, what })
+    }
+}
+
 /// Judges a stored record; an error only for a read that does not say the
 /// data is damaged.
 pub(crate) fn judge_record(
@@ -139,27 +158,9 @@ impl Replica {
         let mut batch = Batch::default();
         for stored in listed {
             let hash = stored.key;
-            match judge_record(stored)? {
-                RecordState::Good(_) => continue,
-                // Intact bytes that this build refuses (a downgrade, a rule
-                // change): reported, never deleted; the record set only
-                // grows.
-                RecordState::Refused(why) => {
-                    out.problems.push(ScrubProblem {
-                        doc: None,
-                        what: format!(
-                            "record {hash} does not verify under this build's rules (kept): {why}"
-                        ),
-                    });
-                    continue;
-                }
-                RecordState::Damaged => {}
-            }
-            out.problems.push(ScrubProblem {
-                doc: None,
-                what: format!("record {hash}: its bytes are not the record its key names"),
-            });
-            if !repair {
+            let state = judge_record(stored)?;
+            out.problems.extend(state.problem(&hash));
+            if !matches!(state, RecordState::Damaged) || !repair {
                 continue;
             }
             match self.membership.get(&hash) {
@@ -207,21 +208,10 @@ impl Replica {
         let mut held = std::collections::HashSet::new();
         for stored in readable {
             let (hash, raw) = (stored.key, stored.raw.clone());
-            match judge_record(stored)? {
-                RecordState::Good(_) => {}
-                RecordState::Refused(why) => out.problems.push(ScrubProblem {
-                    doc: None,
-                    what: format!(
-                        "record {hash} does not verify under this build's rules (kept): {why}"
-                    ),
-                }),
-                RecordState::Damaged => {
-                    out.problems.push(ScrubProblem {
-                        doc: None,
-                        what: format!("record {hash}: its bytes are not the record its key names"),
-                    });
-                    continue;
-                }
+            let state = judge_record(stored)?;
+            out.problems.extend(state.problem(&hash));
+            if matches!(state, RecordState::Damaged) {
+                continue;
             }
             held.insert(hash);
             keep.push((hash, raw));

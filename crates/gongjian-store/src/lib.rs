@@ -9,10 +9,12 @@
 mod batch;
 mod cf;
 mod error;
+mod rebuild;
 mod store;
 mod value;
 
 pub use batch::{Batch, DocMeta};
 pub use cf::Cf;
 pub use error::StoreError;
-pub use store::{Pending, QuarantineEntry, Store, StoreStats, StoredRecord, stored_record};
+pub use rebuild::stored_record;
+pub use store::{Pending, QuarantineEntry, Store, StoreStats, StoredRecord};
