@@ -399,7 +399,7 @@ impl Replica {
     /// Commits what documents staged (synced), then caches what they built.
     pub(crate) fn commit_staged(&mut self, staged: Staged) -> Result<(), EngineError> {
         if !staged.batch.is_empty() {
-            self.store.commit_blocking(staged.batch)?;
+            self.store.commit_with(staged.batch, self.durability)?;
         }
         for (doc, am) in staged.docs {
             self.cache.put(doc, am);

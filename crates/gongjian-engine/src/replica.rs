@@ -5,7 +5,7 @@ use gongjian_identity::{
     ActorId, DocId, DocType, Genesis, PublicKey, RecordBody, Secret, SignedChange, SignedRecord,
     UnitId,
 };
-use gongjian_model::{Membership, Trust, VerifiedRecord, verify_record};
+use gongjian_model::{Membership, Trust, VerifiedRecord, verify_records};
 use gongjian_store::{Batch, DocMeta, Store};
 
 use crate::error::EngineError;
@@ -34,6 +34,9 @@ pub struct Replica {
     /// writes them): not offered or sent to peers until a scrub finds them
     /// clean again (after `gongjian verify --repair` or a restore).
     pub(crate) withheld: std::collections::BTreeSet<DocId>,
+    /// How ingest commits: synced, but relaxed for what sync received
+    /// ([`Replica::received`]).
+    pub(crate) durability: gongjian_store::Durability,
 }
 
 impl std::fmt::Debug for Replica {
@@ -85,9 +88,7 @@ impl Replica {
                 Err(e) => return Err(e.into()),
             };
             cursor = listed.last().map(|s| s.key);
-            for stored in listed {
-                let hash = stored.key;
-                let state = crate::scrub::judge_record(stored)?;
+            for (hash, state) in crate::scrub::judge_records(listed)? {
                 if let Some(p) = state.problem(&hash) {
                     tracing::error!(record = %hash, problem = %p.what, "record left out at open; the scrub repairs a damaged one and peers send it again");
                 } else if let RecordState::Good(verified) = state {
@@ -102,6 +103,7 @@ impl Replica {
         let epoch = store.epoch()?;
         let pending = store.reevaluation_pending()?;
         let mut replica = Replica {
+            durability: gongjian_store::Durability::Synced,
             cache: lru::LruCache::new(
                 std::num::NonZeroUsize::new(DOC_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
             ),
@@ -152,13 +154,15 @@ impl Replica {
         &mut self,
         records: Vec<SignedRecord>,
     ) -> Result<Vec<VerifiedRecord>, EngineError> {
-        let mut fresh = Vec::new();
-        for r in records {
-            if self.membership.contains(&r.hash()) {
-                continue;
-            }
-            fresh.push(verify_record(r)?);
-        }
+        // Signatures checked in one batch; the first refused record (in
+        // the order given) refuses the call.
+        let unknown: Vec<SignedRecord> = records
+            .into_iter()
+            .filter(|r| !self.membership.contains(&r.hash()))
+            .collect();
+        let fresh = verify_records(unknown)
+            .into_iter()
+            .collect::<Result<Vec<VerifiedRecord>, _>>()?;
         if fresh.is_empty() {
             return Ok(fresh);
         }
@@ -209,7 +213,7 @@ impl Replica {
         if !docs.is_empty() {
             batch.mark_reevaluation();
         }
-        self.store.commit_blocking(batch)?;
+        self.store.commit_with(batch, self.durability)?;
         self.membership = next;
         self.trust = trust;
         if !docs.is_empty() {
@@ -218,9 +222,23 @@ impl Replica {
             }
             let mut done = Batch::new();
             done.clear_reevaluation();
-            self.store.commit_blocking(done)?;
+            self.store.commit_with(done, self.durability)?;
         }
         Ok(fresh)
+    }
+
+    /// Runs `f` with ingest's commits relaxed (`Durability::Relaxed`): for
+    /// changes and records received by sync, which the peer can send again.
+    /// They are written and readable when ingest returns, survive the
+    /// process being killed, and are fsync'd within
+    /// [`gongjian_store::RELAXED_SYNC`] or by the next synced commit (the
+    /// log keeps commits in order: a power loss keeps a prefix of them).
+    /// A local write is always synced before it is acknowledged.
+    pub fn received<T>(&mut self, f: impl FnOnce(&mut Replica) -> T) -> T {
+        let before = std::mem::replace(&mut self.durability, gongjian_store::Durability::Relaxed);
+        let out = f(self);
+        self.durability = before;
+        out
     }
 
     /// Judges every document again (after an interrupted re-evaluation).

@@ -94,15 +94,43 @@ impl RecordState {
 pub(crate) fn judge_record(
     stored: gongjian_store::StoredRecord,
 ) -> Result<RecordState, gongjian_store::StoreError> {
-    match stored.record {
-        Err(e) if !e.is_corruption() => Err(e),
-        _ if !stored.intact => Ok(RecordState::Damaged),
-        Err(e) => Ok(RecordState::Refused(e.to_string())),
-        Ok(r) => Ok(match gongjian_model::verify_record(r) {
-            Ok(v) => RecordState::Good(Box::new(v)),
-            Err(e) => RecordState::Refused(e.to_string()),
-        }),
+    Ok(judge_records(vec![stored])?
+        .pop()
+        .map(|(_, state)| state)
+        .unwrap_or(RecordState::Damaged))
+}
+
+/// [`judge_record`] for many stored records, their signatures verified in
+/// one batch; in the order given, each with its key.
+pub(crate) fn judge_records(
+    stored: Vec<gongjian_store::StoredRecord>,
+) -> Result<Vec<(Hash, RecordState)>, gongjian_store::StoreError> {
+    let mut out: Vec<(Hash, Option<RecordState>)> = Vec::with_capacity(stored.len());
+    let mut decoded = Vec::new();
+    for s in stored {
+        let state = match s.record {
+            Err(e) if !e.is_corruption() => return Err(e),
+            _ if !s.intact => Some(RecordState::Damaged),
+            Err(e) => Some(RecordState::Refused(e.to_string())),
+            Ok(r) => {
+                decoded.push(r);
+                None
+            }
+        };
+        out.push((s.key, state));
     }
+    let mut verified = gongjian_model::verify_records(decoded).into_iter();
+    Ok(out
+        .into_iter()
+        .map(|(key, state)| {
+            let state = state.unwrap_or_else(|| match verified.next() {
+                Some(Ok(v)) => RecordState::Good(Box::new(v)),
+                Some(Err(e)) => RecordState::Refused(e.to_string()),
+                None => RecordState::Damaged,
+            });
+            (key, state)
+        })
+        .collect())
 }
 
 impl Replica {

@@ -11,6 +11,57 @@ use crate::error::{EngineError, InvalidChange};
 use crate::replica::Replica;
 
 impl Replica {
+    /// Records received by sync, checked and kept as [`Host::ingest_records`] says.
+    fn ingest_received_records(
+        &mut self,
+        records: Vec<Vec<u8>>,
+    ) -> Result<IngestSummary, EngineError> {
+        let mut summary = IngestSummary::default();
+        let mut decoded = Vec::with_capacity(records.len());
+        for r in &records {
+            match SignedRecord::decode(r) {
+                Ok(r) => decoded.push(r),
+                Err(_) => summary.invalid += 1,
+            }
+        }
+        if summary.invalid > 0 {
+            // Refused whole: nothing of a batch with a malformed record.
+            return Ok(summary);
+        }
+        let n = decoded.len();
+        match self.insert_records(decoded.clone()) {
+            Ok(fresh) => summary.accepted = fresh.len(),
+            // A signer not (yet) known: its certificate may be in another
+            // batch. Keep every record that is admissible on its own, in
+            // passes until nothing more gets in, so arrival order and
+            // batching never decide what a node keeps.
+            Err(EngineError::NotMember { .. }) => {
+                let mut left = decoded;
+                loop {
+                    let before = left.len();
+                    let mut still = Vec::new();
+                    for r in left {
+                        match self.insert_records(vec![r.clone()]) {
+                            Ok(f) => summary.accepted += f.len(),
+                            Err(EngineError::NotMember { .. }) => still.push(r),
+                            Err(EngineError::Record(_)) => summary.invalid += 1,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    left = still;
+                    if left.is_empty() || left.len() == before {
+                        break;
+                    }
+                }
+                summary.unknown = left.len();
+            }
+            Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
+            Err(EngineError::Record(_)) => summary.invalid = n,
+            Err(e) => return Err(e),
+        }
+        Ok(summary)
+    }
+
     /// Whether `peer` may receive record `v`: a genesis only within its
     /// document's audience, a heads announcement only within its unit's;
     /// membership records (certificates, key records, revocations,
@@ -118,50 +169,8 @@ impl Host for Replica {
     }
 
     fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
-        let mut summary = IngestSummary::default();
-        let mut decoded = Vec::with_capacity(records.len());
-        for r in &records {
-            match SignedRecord::decode(r) {
-                Ok(r) => decoded.push(r),
-                Err(_) => summary.invalid += 1,
-            }
-        }
-        if summary.invalid > 0 {
-            // Refused whole: nothing of a batch with a malformed record.
-            return Ok(summary);
-        }
-        let n = decoded.len();
-        match self.insert_records(decoded.clone()) {
-            Ok(fresh) => summary.accepted = fresh.len(),
-            // A signer not (yet) known: its certificate may be in another
-            // batch. Keep every record that is admissible on its own, in
-            // passes until nothing more gets in, so arrival order and
-            // batching never decide what a node keeps.
-            Err(EngineError::NotMember { .. }) => {
-                let mut left = decoded;
-                loop {
-                    let before = left.len();
-                    let mut still = Vec::new();
-                    for r in left {
-                        match self.insert_records(vec![r.clone()]) {
-                            Ok(f) => summary.accepted += f.len(),
-                            Err(EngineError::NotMember { .. }) => still.push(r),
-                            Err(EngineError::Record(_)) => summary.invalid += 1,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    left = still;
-                    if left.is_empty() || left.len() == before {
-                        break;
-                    }
-                }
-                summary.unknown = left.len();
-            }
-            Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
-            Err(EngineError::Record(_)) => summary.invalid = n,
-            Err(e) => return Err(e),
-        }
-        Ok(summary)
+        // What sync received, the peer can send again: relaxed commits.
+        self.received(|r| r.ingest_received_records(records))
     }
 
     fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, EngineError> {
@@ -203,7 +212,7 @@ impl Host for Replica {
     }
 
     fn ingest_changes(&mut self, changes: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
-        let report = self.ingest(changes)?;
+        let report = self.received(|r| r.ingest(changes))?;
         let mut s = IngestSummary {
             accepted: report.accepted.len(),
             pending: report.pending.len(),

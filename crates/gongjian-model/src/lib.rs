@@ -34,4 +34,4 @@ pub use lists::{
 pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
 pub use meta::{Fields, RecordMeta};
 pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};
-pub use verified::{Body, RecordError, VerifiedRecord, verify_record};
+pub use verified::{Body, RecordError, VerifiedRecord, verify_record, verify_records};

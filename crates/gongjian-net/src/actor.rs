@@ -683,7 +683,9 @@ impl Actor {
                 Output::Progress(p) => {
                     let mut b = gongjian_store::Batch::new();
                     b.put_peer(key.as_bytes(), &postcard::to_stdvec(&p).unwrap_or_default());
-                    if let Err(e) = self.replica.store().submit(b) {
+                    // Bookkeeping a session can rebuild: not worth an fsync.
+                    let relaxed = gongjian_store::Durability::Relaxed;
+                    if let Err(e) = self.replica.store().submit_with(b, relaxed) {
                         tracing::error!(error = %e, "persisting sync progress");
                     }
                     let mut st = self.status.lock().expect("status lock");

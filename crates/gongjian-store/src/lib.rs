@@ -17,4 +17,6 @@ pub use batch::{Batch, DocMeta};
 pub use cf::Cf;
 pub use error::StoreError;
 pub use rebuild::stored_record;
-pub use store::{Pending, QuarantineEntry, Store, StoreStats, StoredRecord};
+pub use store::{
+    Durability, Pending, QuarantineEntry, RELAXED_SYNC, Store, StoreStats, StoredRecord,
+};

@@ -25,6 +25,21 @@ use crate::value;
 const WRITE_QUEUE: usize = 1024;
 /// At most this many batches are merged into one synced write.
 const GROUP_COMMIT_MAX: usize = 256;
+/// A relaxed commit ([`Store::commit_relaxed`]) is synced to disk within
+/// this long, or sooner by the next synced commit.
+pub const RELAXED_SYNC: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// How a batch is made durable before its commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Written to the write-ahead log and fsync'd: survives a power loss.
+    Synced,
+    /// Written to the write-ahead log (the OS holds it, so it survives the
+    /// process being killed) and visible to reads; fsync'd by the writer
+    /// within [`RELAXED_SYNC`]. For what peers can send again (changes and
+    /// records received by sync), never for a write acknowledged to a user.
+    Relaxed,
+}
 
 /// Keys of [`Cf::Meta`].
 #[derive(Debug, Clone, Copy)]
@@ -43,13 +58,14 @@ pub(crate) enum MetaKey {
 const SCHEMA_VERSION: u32 = 1;
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
+type Queued = (Batch, Durability, Reply);
 
 pub(crate) struct Inner {
     pub(crate) db: Arc<DB>,
     /// Synced RocksDB writes made by the writer (each may hold many batches).
     syncs: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) path: PathBuf,
-    tx: Mutex<Option<SyncSender<(Batch, Reply)>>>,
+    tx: Mutex<Option<SyncSender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -237,7 +253,11 @@ impl Store {
             .unwrap_or_else(|| unreachable!("every column family is opened"))
     }
 
-    fn send(&self, batch: Batch) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
+    fn send(
+        &self,
+        batch: Batch,
+        durability: Durability,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let (reply, rx) = oneshot::channel();
         let tx = self
             .inner
@@ -246,14 +266,27 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
             .clone();
         tx.ok_or(StoreError::Closed)?
-            .send((batch, reply))
+            .send((batch, durability, reply))
             .map_err(|_| StoreError::Closed)?;
         Ok(rx)
     }
 
     /// Commits a batch; returns once it is durable (fsync'd WAL).
     pub fn commit_blocking(&self, batch: Batch) -> Result<(), StoreError> {
-        self.send(batch)?
+        self.commit_with(batch, Durability::Synced)
+    }
+
+    /// Commits a batch; returns once it is written and readable, before it
+    /// is fsync'd ([`Durability::Relaxed`]). A later synced commit, or the
+    /// writer within [`RELAXED_SYNC`], makes it durable; the log keeps
+    /// commits in order, so a power loss keeps a prefix of them.
+    pub fn commit_relaxed(&self, batch: Batch) -> Result<(), StoreError> {
+        self.commit_with(batch, Durability::Relaxed)
+    }
+
+    /// Commits a batch as durable as asked.
+    pub fn commit_with(&self, batch: Batch, durability: Durability) -> Result<(), StoreError> {
+        self.send(batch, durability)?
             .blocking_recv()
             .map_err(|_| StoreError::Closed)?
     }
@@ -261,12 +294,20 @@ impl Store {
     /// Queues a batch without waiting: pipelined writers queue many, then
     /// wait for each acknowledgement (and the writer merges what is queued).
     pub fn submit(&self, batch: Batch) -> Result<Pending, StoreError> {
-        Ok(Pending(self.send(batch)?))
+        self.submit_with(batch, Durability::Synced)
+    }
+
+    /// Queues a batch as durable as asked; [`Pending::wait`] returns once
+    /// it is (written, for [`Durability::Relaxed`]).
+    pub fn submit_with(&self, batch: Batch, durability: Durability) -> Result<Pending, StoreError> {
+        Ok(Pending(self.send(batch, durability)?))
     }
 
     /// Commits a batch from async code; resolves once it is durable.
     pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
-        self.send(batch)?.await.map_err(|_| StoreError::Closed)?
+        self.send(batch, Durability::Synced)?
+            .await
+            .map_err(|_| StoreError::Closed)?
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -684,11 +725,42 @@ fn decode_quarantine(v: &[u8]) -> Result<QuarantineEntry, StoreError> {
 }
 
 /// Group commit: take one batch, then whatever else is queued (up to
-/// [`GROUP_COMMIT_MAX`]), write them as one synced RocksDB batch, answer all.
-fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic::AtomicU64) {
+/// [`GROUP_COMMIT_MAX`]), write them as one RocksDB batch, answer all. The
+/// write is synced if any batch of the group asks it, or relaxed ones have
+/// waited [`RELAXED_SYNC`]; relaxed writes left unsynced are synced once
+/// the queue stays empty that long, and when the store closes.
+fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atomic::AtomicU64) {
+    use std::sync::mpsc::RecvTimeoutError;
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
-    while let Ok(first) = rx.recv() {
+    let relaxed = WriteOptions::default();
+    // Since when relaxed writes wait for their fsync.
+    let mut unsynced: Option<std::time::Instant> = None;
+    let sync_wal = |unsynced: &mut Option<std::time::Instant>| {
+        match db.flush_wal(true) {
+            Ok(()) => {
+                syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *unsynced = None;
+            }
+            // Left marked: tried again with the next write.
+            Err(e) => tracing::error!(error = %e, "syncing the write-ahead log"),
+        }
+    };
+    loop {
+        let first = match unsynced {
+            None => match rx.recv() {
+                Ok(first) => first,
+                Err(_) => break,
+            },
+            Some(since) => match rx.recv_timeout(RELAXED_SYNC.saturating_sub(since.elapsed())) {
+                Ok(first) => first,
+                Err(RecvTimeoutError::Timeout) => {
+                    sync_wal(&mut unsynced);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
         let mut group = vec![first];
         while group.len() < GROUP_COMMIT_MAX {
             match rx.try_recv() {
@@ -696,9 +768,11 @@ fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic:
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        let synced = group.iter().any(|(_, d, _)| *d == Durability::Synced)
+            || unsynced.is_some_and(|t| t.elapsed() >= RELAXED_SYNC);
         let mut wb = WriteBatch::default();
         let mut missing = None;
-        for (batch, _) in &group {
+        for (batch, _, _) in &group {
             for op in &batch.ops {
                 let Some(cf) = db.cf_handle(op_cf(op).name()) else {
                     missing = Some(op_cf(op).name());
@@ -715,11 +789,25 @@ fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic:
         // while the records' family is made again).
         let result = match missing {
             Some(_) => Ok(()),
-            None => db.write_opt(wb, &sync),
+            None => db.write_opt(wb, if synced { &sync } else { &relaxed }),
         };
-        syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::trace!(batches = group.len(), ok = result.is_ok(), "group commit");
-        for (_, reply) in group {
+        if result.is_ok() && missing.is_none() {
+            if synced {
+                // A synced write syncs the log up to it: the relaxed
+                // writes before it too.
+                syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                unsynced = None;
+            } else if unsynced.is_none() {
+                unsynced = Some(std::time::Instant::now());
+            }
+        }
+        tracing::trace!(
+            batches = group.len(),
+            synced,
+            ok = result.is_ok(),
+            "group commit"
+        );
+        for (_, _, reply) in group {
             let r = match (&result, missing) {
                 (_, Some(cf)) => Err(StoreError::Corrupt {
                     cf,
@@ -731,6 +819,9 @@ fn writer_loop(db: &DB, rx: Receiver<(Batch, Reply)>, syncs: &std::sync::atomic:
             };
             let _ = reply.send(r);
         }
+    }
+    if unsynced.is_some() {
+        sync_wal(&mut unsynced);
     }
 }
 

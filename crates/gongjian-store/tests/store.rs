@@ -103,3 +103,75 @@ fn queued_batches_are_merged_into_few_synced_writes() {
     assert!(syncs >= 4, "at most 256 batches a write: {syncs}");
     assert_eq!(store.records().unwrap().len(), 1000);
 }
+
+/// The child half of the test below: relaxed commits, each readable at
+/// once, then the process dies without running anything more.
+fn relaxed_child(dir: &str) -> ! {
+    let store = Store::open(std::path::Path::new(dir)).unwrap();
+    for i in 0..100u32 {
+        let mut b = Batch::new();
+        b.put_record(&record(i));
+        store.commit_relaxed(b).unwrap();
+        assert_eq!(store.records().unwrap().len(), i as usize + 1);
+    }
+    std::process::abort()
+}
+
+#[test]
+fn relaxed_commits_are_readable_at_once_survive_a_killed_process_and_are_synced_soon() {
+    if let Ok(dir) = std::env::var("GONGJIAN_RELAXED_CHILD") {
+        relaxed_child(&dir);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::create(dir.path()).unwrap());
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "relaxed_commits_are_readable_at_once_survive_a_killed_process_and_are_synced_soon",
+            "--exact",
+            "--nocapture",
+        ])
+        .env("GONGJIAN_RELAXED_CHILD", dir.path())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child dies by abort");
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.records().unwrap().len(),
+        100,
+        "every relaxed commit of the killed process is held"
+    );
+
+    // Many relaxed commits share few fsyncs: at most one per RELAXED_SYNC
+    // window, not one each.
+    let base = store.sync_count();
+    let t0 = std::time::Instant::now();
+    for i in 100..400u32 {
+        let mut b = Batch::new();
+        b.put_record(&record(i));
+        store.commit_relaxed(b).unwrap();
+    }
+    let windows = t0.elapsed().as_millis() / gongjian_store::RELAXED_SYNC.as_millis() + 2;
+    let syncs = u128::from(store.sync_count() - base);
+    assert!(
+        syncs <= windows,
+        "{syncs} fsyncs for 300 relaxed commits in {windows} windows"
+    );
+    // ... and the writer syncs them soon without another commit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.sync_count() == base + syncs as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "relaxed commits left unsynced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // A synced commit after them: everything is there on reopening.
+    let mut b = Batch::new();
+    b.put_record(&record(400));
+    store.commit_blocking(b).unwrap();
+    drop(store);
+    assert_eq!(
+        Store::open(dir.path()).unwrap().records().unwrap().len(),
+        401
+    );
+}
