@@ -144,6 +144,12 @@ impl From<EngineError> for ApiError {
                 format!("{e}: renew this node's certificate"),
             ),
             EngineError::UnknownDocument(_) => ApiError::not_found(e.to_string()),
+            // Waits for records sync (or a restore): try again later.
+            EngineError::GenesisMissing(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "genesis_missing",
+                e.to_string(),
+            ),
             // A local edit that would make an invalid change (e.g. over the
             // change size limit): the input was too big.
             EngineError::LocalInvalid(_) => ApiError::bad(format!("{e} (shorten the request)")),
@@ -379,6 +385,9 @@ async fn status(State(api): State<Api>) -> ApiResult {
         "changes": s.changes,
         "records": s.records,
         "quarantined": s.quarantine,
+        // Families RocksDB found damaged (counts stop there): stop the node
+        // and run `gongjian verify --repair`.
+        "damaged": s.damaged,
         "certificate": cert,
         "view": {"items": items, "acts": acts},
         "network": net,

@@ -794,6 +794,19 @@ pub fn status(c: Common) -> anyhow::Result<()> {
             }
         );
     }
+    if !c.json
+        && let Some(damaged) = v["damaged"].as_array()
+        && !damaged.is_empty()
+    {
+        eprintln!(
+            "warning: the store's {} files are damaged (counts stop at the damage): stop the node and run `gongjian verify --repair --data-dir DIR`",
+            damaged
+                .iter()
+                .filter_map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     print(&v, c.json, None, &[]);
     Ok(())
 }

@@ -58,4 +58,8 @@ pub enum EngineError {
     Parties(&'static str),
     #[error("this node has no secret key loaded")]
     NoSecret,
+    #[error(
+        "no new document is made while this node holds changes it wrote to document {0} without that document's genesis record (lost with damaged records): it may be this unit's own; records sync brings it back from a peer (or restore the records from a backup)"
+    )]
+    GenesisMissing(String),
 }

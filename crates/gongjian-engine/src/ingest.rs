@@ -335,6 +335,18 @@ impl Replica {
         &self.counters
     }
 
+    /// Ingests changes already decoded (as sync reads them from their
+    /// compact form); report indexes are into `changes`.
+    pub fn ingest_decoded(
+        &mut self,
+        changes: Vec<SignedChange>,
+    ) -> Result<IngestReport, EngineError> {
+        let decoded = changes.into_iter().enumerate().collect();
+        let report = self.ingest_checked(decoded, IngestReport::default())?;
+        self.counters.count(&report);
+        Ok(report)
+    }
+
     fn ingest_inner(&mut self, wire: Vec<Vec<u8>>) -> Result<IngestReport, EngineError> {
         let mut report = IngestReport::default();
         let mut decoded: Vec<(usize, SignedChange)> = Vec::with_capacity(wire.len());
@@ -344,6 +356,15 @@ impl Replica {
                 Err(e) => report.invalid.push((i, e.into())),
             }
         }
+        self.ingest_checked(decoded, report)
+    }
+
+    /// Ingest from decoded changes on, each with its index in the call.
+    fn ingest_checked(
+        &mut self,
+        mut decoded: Vec<(usize, SignedChange)>,
+        mut report: IngestReport,
+    ) -> Result<IngestReport, EngineError> {
         let (mut bad, unchecked) = check_signatures(&mut decoded);
         let mut by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>> = BTreeMap::new();
         for (k, (i, c)) in decoded.into_iter().enumerate() {

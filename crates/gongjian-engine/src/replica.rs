@@ -267,6 +267,16 @@ impl Replica {
     ) -> Result<DocId, EngineError> {
         let local = self.local.clone().ok_or(EngineError::NoSecret)?;
         self.trust.admit(&local.secret.public(), now)?;
+        // A genesis record lost with damaged records leaves its document's
+        // changes held and the document unknown: this unit's own list would
+        // look missing, and a second one be made beside it. Not while any
+        // document this key wrote to lacks its genesis.
+        let me = local.secret.public();
+        for (held, meta) in self.store.docs()? {
+            if self.trust.genesis(&held).is_none() && meta.clock.keys().any(|a| a.key == me) {
+                return Err(EngineError::GenesisMissing(held.to_string()));
+            }
+        }
         let parties_ok = match doc_type {
             DocType::Agreement => gongjian_model::agreement_parties(local.unit, &parties).is_some(),
             _ => parties.is_empty(),

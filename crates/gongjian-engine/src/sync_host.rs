@@ -211,8 +211,8 @@ impl Host for Replica {
         Ok(self.trust.may_see(peer, doc))
     }
 
-    fn ingest_changes(&mut self, changes: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
-        let report = self.received(|r| r.ingest(changes))?;
+    fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, EngineError> {
+        let report = self.received(|r| r.ingest_decoded(changes))?;
         let mut s = IngestSummary {
             accepted: report.accepted.len(),
             pending: report.pending.len(),

@@ -301,6 +301,13 @@ fn damaged_blocks_of_records_are_read_past_and_the_records_written_again() {
         held < all && held > all * 3 / 4,
         "one block lost, the records past it read: {held} of {all}"
     );
+    // The status counts on: the damaged family named, its count stopped.
+    let stats = r.store().stats().unwrap();
+    assert_eq!(stats.damaged, ["records"]);
+    assert!(
+        stats.records < all as u64 && stats.changes == 0,
+        "{stats:?}"
+    );
     let found = r.scrub(false).unwrap();
     assert!(
         found
@@ -348,6 +355,7 @@ fn damaged_blocks_of_records_are_read_past_and_the_records_written_again() {
         "{after:?}"
     );
     assert_eq!(r.store().records().unwrap().len(), held);
+    assert!(r.store().stats().unwrap().damaged.is_empty());
 
     // A peer sends what was lost.
     let mut everything = fed.records.clone();
@@ -359,4 +367,49 @@ fn damaged_blocks_of_records_are_read_past_and_the_records_written_again() {
     assert_eq!(r.membership().len(), all);
     assert_eq!(r.store().records().unwrap().len(), all);
     assert!(r.scrub(false).unwrap().is_clean());
+}
+
+/// A node whose own genesis record was lost (damaged records, read past at
+/// open) still holds its document's changes but no longer knows the
+/// document: it must not make a second list of the same kind beside it.
+/// Making documents waits until the genesis is back from a peer.
+#[test]
+fn no_document_is_made_while_a_document_this_key_wrote_lacks_its_genesis() {
+    use gongjian_engine::EngineError;
+    use gongjian_identity::DocType;
+    let dir = tempfile::tempdir().unwrap();
+    let f = fed();
+    let mut r = replica(dir.path(), &f, Some((&f.community, f.community_id)));
+    let own_genesis = genesis(f.community_id, &f.community, &[]);
+    let own = gongjian_identity::DocId(own_genesis.hash());
+    r.insert_records(vec![own_genesis.clone()]).unwrap();
+    let mut a = Author::new(&f.community, 1, own);
+    let c = a.put("标题", "楼道灯");
+    assert_eq!(r.ingest(wire(&[c])).unwrap().accepted.len(), 1);
+    // The genesis is lost from the records; the document's data stays.
+    let mut b = Batch::new();
+    b.delete_record(&own_genesis.hash());
+    r.store().commit_blocking(b).unwrap();
+    drop(r);
+
+    let mut r = reopen_with(dir.path(), &f, &f.community, f.community_id);
+    assert!(r.trust().genesis(&own).is_none());
+    let err = r.create_document(DocType::Needs, NOW).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::GenesisMissing(d) if *d == own.to_string()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("records sync"), "{err}");
+    let records = r.membership().len();
+    assert_eq!(
+        r.store().records().unwrap().len(),
+        records,
+        "nothing was made"
+    );
+
+    // A peer sends the genesis back: the list is this unit's again, and
+    // new documents can be made.
+    r.insert_records(vec![own_genesis]).unwrap();
+    assert!(r.trust().genesis(&own).is_some());
+    r.create_document(DocType::Resources, NOW).unwrap();
 }

@@ -91,7 +91,10 @@ fn interleaved_authors_are_cut_only_where_vouched() {
         "two cut points: after 43 and at the end"
     );
     // A hard cap reached before the end: up to the cut point, incomplete.
-    let size_to_cut: usize = held[..43].iter().map(|c| c.chunk().len() + 140).sum();
+    let size_to_cut: usize = held[..43]
+        .iter()
+        .map(|c| c.chunk().len() + gongjian_sync::CHANGE_OVERHEAD)
+        .sum();
     let capped = BatchLimits {
         max_bytes: 1 << 20,
         max_changes: 512,
@@ -126,11 +129,24 @@ fn fresh_node_takes(
     let dir = tempdir().unwrap();
     let mut r = replica(dir.path(), f, None);
     r.insert_records(vec![g.clone()]).unwrap();
+    let doc = gongjian_identity::DocId(g.hash());
     for batch in batches {
-        let s = r.ingest_changes(batch).unwrap();
+        let s = r.ingest_changes(compact(doc, batch)).unwrap();
         assert_eq!((s.invalid, s.pending), (0, 0), "{s:?}");
     }
-    held(&mut r, &gongjian_identity::DocId(g.hash()))
+    held(&mut r, &doc)
+}
+
+/// A batch of a `Changes` message read as the session reads it: each
+/// change in its compact form, a change of `doc`.
+fn compact(
+    doc: gongjian_identity::DocId,
+    batch: Vec<Vec<u8>>,
+) -> Vec<gongjian_identity::SignedChange> {
+    batch
+        .iter()
+        .map(|c| gongjian_identity::SignedChange::decode_compact(doc, c).unwrap())
+        .collect()
 }
 
 /// How many changes of `doc` a node holds (the sum of its version vector).
@@ -177,8 +193,14 @@ fn concurrent_authors_runs_are_kept_together() {
             .len(),
         1
     );
-    let run: usize = ordered[..n].iter().map(|c| c.chunk().len() + 140).sum();
-    let other: usize = ordered[n..].iter().map(|c| c.chunk().len() + 140).sum();
+    let run: usize = ordered[..n]
+        .iter()
+        .map(|c| c.chunk().len() + gongjian_sync::CHANGE_OVERHEAD)
+        .sum();
+    let other: usize = ordered[n..]
+        .iter()
+        .map(|c| c.chunk().len() + gongjian_sync::CHANGE_OVERHEAD)
+        .sum();
     let answer = edge_signed_batches(
         ordered,
         BatchLimits {
@@ -248,7 +270,7 @@ fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
     let relay_dir = tempdir().unwrap();
     let mut relay = replica(relay_dir.path(), &f, Some((&f.street, f.street_id)));
     relay.insert_records(vec![g.clone()]).unwrap();
-    let s = relay.ingest_changes(wire(&relayed)).unwrap();
+    let s = relay.ingest_changes(relayed.clone()).unwrap();
     assert_eq!(s.accepted, 15, "{s:?}");
     relay.insert_records(vec![revocation.clone()]).unwrap();
     assert_eq!(held(&mut relay, &doc), 10, "the cut keeps ten at the relay");
@@ -262,7 +284,7 @@ fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
     let dir = tempdir().unwrap();
     let mut r = fresh(dir.path());
     for batch in answer.batches {
-        let s = r.ingest_changes(batch).unwrap();
+        let s = r.ingest_changes(compact(doc, batch)).unwrap();
         assert_eq!((s.invalid, s.accepted, s.rejected), (0, 10, 5), "{s:?}");
     }
     assert_eq!(held(&mut r, &doc), 10);
@@ -303,7 +325,7 @@ fn a_large_answer_comes_in_parts() {
     // One at a time, so every change keeps its signature and can end a
     // batch (in one batch only the newest and the checkpoints would).
     for c in &all {
-        src.ingest_changes(wire(std::slice::from_ref(c))).unwrap();
+        src.ingest_changes(vec![c.clone()]).unwrap();
     }
     let limits = BatchLimits {
         max_bytes: 1,
@@ -323,7 +345,7 @@ fn a_large_answer_comes_in_parts() {
         assert!(answer.changes() > 0);
         assert!(answer.bytes() < 4000 + 2000, "{} B", answer.bytes());
         for b in answer.batches {
-            let s = r.ingest_changes(b).unwrap();
+            let s = r.ingest_changes(compact(doc, b)).unwrap();
             assert_eq!((s.invalid, s.pending), (0, 0));
         }
         if answer.complete {

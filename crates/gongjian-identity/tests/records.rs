@@ -320,3 +320,31 @@ fn op_count_bombs_are_refused_before_automerge() {
         DecodeError::Chunk("an op column decodes to more entries than the chunk's size allows")
     );
 }
+
+/// The compact form a `Changes` message carries (PROTOCOL.md §8.1): the
+/// document from the message, the signer the actor, no length; the same
+/// change back, shorter by the fields it leaves out; bad flags refused.
+#[test]
+fn the_compact_form_is_the_same_change_without_what_the_message_says() {
+    let s = Secret::from_seed([7; 32]);
+    let signed = SignedChange::sign(doc(3), change_chunk(&s, 1, "独居老人助餐"), &s).unwrap();
+    let unsigned = signed.without_signature();
+    for (c, saved) in [(&signed, 70), (&unsigned, 38)] {
+        let compact = c.encode_compact();
+        assert_eq!(c.encode().len() - compact.len(), saved);
+        let back = SignedChange::decode_compact(doc(3), &compact).unwrap();
+        assert_eq!(&back, c);
+        assert_eq!(back.signature().is_some(), c.signature().is_some());
+    }
+    // Read as another document's change, its signature no longer holds.
+    let elsewhere = SignedChange::decode_compact(doc(4), &signed.encode_compact()).unwrap();
+    assert!(elsewhere.verify().is_err());
+    let mut bad = signed.encode_compact();
+    bad[0] = 0x03;
+    assert!(matches!(
+        SignedChange::decode_compact(doc(3), &bad),
+        Err(gongjian_identity::DecodeError::Flags(3))
+    ));
+    assert!(SignedChange::decode_compact(doc(3), &[]).is_err());
+    assert!(SignedChange::decode_compact(doc(3), &[1; 64]).is_err());
+}

@@ -149,7 +149,7 @@ async fn hostile_inputs_are_refused_and_penalised() {
     };
     write_frame(&mut s, &encode(&offer(doc))).await.unwrap();
     assert_eq!(await_want(&mut s).await, doc);
-    let mut forged = good.encode();
+    let mut forged = good.encode_compact();
     let n = forged.len();
     forged[n - 3] ^= 0x40;
     for m in [
@@ -167,7 +167,7 @@ async fn hostile_inputs_are_refused_and_penalised() {
         // 3. A valid change of another document replayed into this one.
         Message::Changes {
             doc,
-            changes: vec![foreign.encode()],
+            changes: vec![foreign.encode_compact()],
             last: true,
         },
     ] {
@@ -227,7 +227,7 @@ async fn hostile_inputs_are_refused_and_penalised() {
     street.shutdown().await.unwrap();
 }
 
-/// Sends `changes` of `doc` once the node asks for them (an offer of a
+/// Sends `changes` of `doc` (compact) once the node asks for them (an offer of a
 /// state it lacks, then its `Want`).
 async fn push(s: &mut Stream, doc: DocId, changes: Vec<Vec<u8>>, salt: u8) {
     let offer = Message::Reconcile {
@@ -373,7 +373,7 @@ async fn a_document_the_peer_may_not_write_and_a_flood_of_unknown_dependencies()
     }
     let chunk = am.get_last_local_change().unwrap().raw_bytes().to_vec();
     let intrusion = SignedChange::sign(doc, chunk, &a.secret).unwrap();
-    push(&mut s, doc, vec![intrusion.encode()], 1).await;
+    push(&mut s, doc, vec![intrusion.encode_compact()], 1).await;
     until(20, "the intrusion judged", || async {
         quarantined(&street, doc).await.len() == 1
     })
@@ -386,7 +386,10 @@ async fn a_document_the_peer_may_not_write_and_a_flood_of_unknown_dependencies()
     // 2. A flood: A's changes 2..=300 without the first. All wait for a
     // dependency that never came; the quarantine keeps 100 of one author
     // and refuses the rest without storing them.
-    let flood: Vec<Vec<u8>> = chain[1..].iter().map(SignedChange::encode).collect();
+    let flood: Vec<Vec<u8>> = chain[1..]
+        .iter()
+        .map(SignedChange::encode_compact)
+        .collect();
     push(&mut s, own, flood, 2).await;
     until(20, "the flood judged", || async {
         quarantined(&street, own).await.len() == 100
@@ -416,7 +419,7 @@ async fn a_document_the_peer_may_not_write_and_a_flood_of_unknown_dependencies()
 
     // 3. The missing first change arrives: it and the 100 held are
     // accepted, in order; the rest will come by later syncs.
-    push(&mut s, own, vec![chain[0].encode()], 3).await;
+    push(&mut s, own, vec![chain[0].encode_compact()], 3).await;
     until(20, "the held chain accepted", || async {
         quarantined(&street, own).await.is_empty()
     })

@@ -134,6 +134,9 @@ pub struct StoreStats {
     pub docs: u64,
     pub records: u64,
     pub quarantine: u64,
+    /// Column families whose files RocksDB found damaged while counting:
+    /// their counts stop at the damage.
+    pub damaged: Vec<&'static str>,
 }
 
 pub(crate) fn cf_options() -> Options {
@@ -676,20 +679,36 @@ impl Store {
 
     /// Counts by walking every key (exact; slow on a large store).
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
-        let count = |cf: Cf| -> Result<u64, StoreError> {
+        let mut damaged = Vec::new();
+        // A family whose files RocksDB finds damaged is counted as far as
+        // it reads and named: the status stays up while the node runs on
+        // what it could read (the records' family, `Replica::open`).
+        let mut count = |cf: Cf| -> Result<u64, StoreError> {
             let mut n = 0;
             for item in self.inner.db.iterator_cf(&self.cf(cf), IteratorMode::Start) {
-                item?;
-                n += 1;
+                match item.map_err(StoreError::from) {
+                    Ok(_) => n += 1,
+                    Err(e) if e.is_corruption() => {
+                        damaged.push(cf.name());
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Ok(n)
         };
+        let changes = count(Cf::Changes)?;
+        let index = count(Cf::ChangeIndex)?;
+        let docs = count(Cf::Docs)?;
+        let records = count(Cf::Records)?;
+        let quarantine = count(Cf::Quarantine)?;
         Ok(StoreStats {
-            changes: count(Cf::Changes)?,
-            index: count(Cf::ChangeIndex)?,
-            docs: count(Cf::Docs)?,
-            records: count(Cf::Records)?,
-            quarantine: count(Cf::Quarantine)?,
+            changes,
+            index,
+            docs,
+            records,
+            quarantine,
+            damaged,
         })
     }
 

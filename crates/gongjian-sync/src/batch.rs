@@ -131,9 +131,9 @@ impl Ready {
 }
 
 /// Upper bound of a change's bytes in a `Changes` message beyond its
-/// chunk: the encoding's fixed fields and signature (135) and postcard's
-/// length prefix (5).
-const OVERHEAD: usize = 140;
+/// chunk: the compact form's flags and signature (65) and postcard's length
+/// prefix (5).
+pub const CHANGE_OVERHEAD: usize = 70;
 /// The default hard cap of a batch: half the message cap.
 pub const HARD_MAX_BYTES: usize = crate::message::MAX_MESSAGE_BYTES / 2;
 /// The default cap of one answer: 8 MiB.
@@ -177,7 +177,7 @@ pub fn edge_signed_batches(ordered: Vec<SignedChange>, limits: BatchLimits) -> A
     let mut total = 0usize;
     let n = sendable.len();
     for (i, c) in sendable.into_iter().enumerate() {
-        let size = c.chunk().len() + OVERHEAD;
+        let size = c.chunk().len() + CHANGE_OVERHEAD;
         if bytes + size > limits.hard_max_bytes || cur.len() + 1 > MAX_LIST {
             // No cut point came in time: send up to the last one and stop.
             cur.truncate(cut);
@@ -232,7 +232,8 @@ pub fn vouched_prefix(changes: Vec<SignedChange>) -> Vec<SignedChange> {
         .collect()
 }
 
-/// Encodes a batch, keeping only each actor's newest signature.
+/// Encodes a batch in the changes' compact form (the `Changes` message
+/// names the document), keeping only each actor's newest signature.
 fn seal(batch: Vec<SignedChange>) -> Vec<Vec<u8>> {
     let mut newest: BTreeMap<ActorId, usize> = BTreeMap::new();
     for (i, c) in batch.iter().enumerate() {
@@ -244,9 +245,9 @@ fn seal(batch: Vec<SignedChange>) -> Vec<Vec<u8>> {
         .enumerate()
         .map(|(i, c)| {
             if keep.contains(&i) {
-                c.encode()
+                c.encode_compact()
             } else {
-                c.without_signature().encode()
+                c.without_signature().encode_compact()
             }
         })
         .collect()

@@ -21,8 +21,8 @@ mod rbsr;
 mod session;
 
 pub use batch::{
-    Answer, BatchLimits, HARD_MAX_BYTES, MAX_ANSWER_BYTES, causal_order, edge_signed_batches,
-    vouched_prefix,
+    Answer, BatchLimits, CHANGE_OVERHEAD, HARD_MAX_BYTES, MAX_ANSWER_BYTES, causal_order,
+    edge_signed_batches, vouched_prefix,
 };
 pub use fetches::{Fetch, Fetches};
 pub use message::{DecodeError, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode};

@@ -70,7 +70,10 @@ pub trait Host {
         have: &VersionVector,
         peer: &UnitId,
     ) -> Result<Option<Vec<SignedChange>>, Self::Error>;
-    fn ingest_changes(&mut self, changes: Vec<Vec<u8>>) -> Result<IngestSummary, Self::Error>;
+    /// Checks and ingests changes of one document read from a `Changes`
+    /// message (their compact form decoded: the message's document, each
+    /// signed by its actor).
+    fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, Self::Error>;
     /// Whether this node holds the genesis of `doc` and `peer` may see it:
     /// only such documents are ever asked for from that peer, so a peer
     /// cannot learn what this node holds of anything else.
@@ -741,28 +744,26 @@ impl Session {
                     self.misbehaved(out, format!("unsolicited changes of {}", doc.fmt_short()));
                     return Ok(());
                 }
-                let mut foreign = false;
-                for c in &changes {
-                    if let Ok(sc) = SignedChange::decode(c)
-                        && sc.doc() != &doc
-                    {
-                        foreign = true;
-                    }
-                }
-                if foreign {
-                    self.misbehaved(
-                        out,
-                        format!(
-                            "changes of another document in a batch of {}",
-                            doc.fmt_short()
-                        ),
-                    );
-                    return Ok(());
-                }
-                if !changes.is_empty() {
-                    let n = changes.len() as u64;
-                    let bytes: usize = changes.iter().map(Vec::len).sum();
-                    let s = host.ingest_changes(changes)?;
+                // Each change in its compact form: the message names the
+                // document, so a change of another one cannot be sent here.
+                let n = changes.len() as u64;
+                let bytes: usize = changes.iter().map(Vec::len).sum();
+                let mut malformed = 0usize;
+                let decoded: Vec<SignedChange> = changes
+                    .iter()
+                    .filter_map(|c| {
+                        SignedChange::decode_compact(doc, c)
+                            .inspect_err(|_| malformed += 1)
+                            .ok()
+                    })
+                    .collect();
+                if n > 0 {
+                    let mut s = if decoded.is_empty() {
+                        IngestSummary::default()
+                    } else {
+                        host.ingest_changes(decoded)?
+                    };
+                    s.invalid += malformed;
                     self.stats.changes_received += n;
                     self.progress.changes_received += n;
                     self.progress.bytes_received += bytes as u64;

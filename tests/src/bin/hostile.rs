@@ -426,7 +426,7 @@ fn dangling_chain(
             .raw_bytes()
             .to_vec();
         let signed = gongjian_identity::SignedChange::sign(doc, chunk, author).expect("sign");
-        out.push(signed.encode());
+        out.push(signed.encode_compact());
     }
     out
 }
