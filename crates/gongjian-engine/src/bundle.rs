@@ -620,7 +620,9 @@ impl Replica {
             from: Some(bundle.head.from),
             ..ImportSummary::default()
         };
-        let records = self.ingest_records(bundle.head.records.clone())?;
+        // Synced, unlike sync's: the import is answered to a user, and the
+        // file may be gone after.
+        let records = self.ingest_record_batch(bundle.head.records.clone())?;
         if records.invalid > 0 {
             return Err(BundleError::Malformed(format!(
                 "{} records do not verify",

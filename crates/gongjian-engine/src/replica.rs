@@ -164,6 +164,11 @@ impl Replica {
             .into_iter()
             .collect::<Result<Vec<VerifiedRecord>, _>>()?;
         if fresh.is_empty() {
+            // Held already, perhaps only by a relaxed commit of sync's: a
+            // caller that wants it durable gets it durable.
+            if self.durability == gongjian_store::Durability::Synced {
+                self.store.sync()?;
+            }
             return Ok(fresh);
         }
         let mut batch = Batch::new();
@@ -271,9 +276,20 @@ impl Replica {
         // changes held and the document unknown: this unit's own list would
         // look missing, and a second one be made beside it. Not while any
         // document this key wrote to lacks its genesis.
+        // Judged again without its genesis, such a document's changes are
+        // all held in quarantine (and its version vector empty): both count.
         let me = local.secret.public();
         for (held, meta) in self.store.docs()? {
-            if self.trust.genesis(&held).is_none() && meta.clock.keys().any(|a| a.key == me) {
+            if self.trust.genesis(&held).is_some() {
+                continue;
+            }
+            let wrote = meta.clock.keys().any(|a| a.key == me)
+                || self
+                    .store
+                    .quarantined(&held)?
+                    .iter()
+                    .any(|q| q.change.header().actor.key == me);
+            if wrote {
                 return Err(EngineError::GenesisMissing(held.to_string()));
             }
         }

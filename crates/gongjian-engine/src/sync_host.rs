@@ -11,8 +11,10 @@ use crate::error::{EngineError, InvalidChange};
 use crate::replica::Replica;
 
 impl Replica {
-    /// Records received by sync, checked and kept as [`Host::ingest_records`] says.
-    fn ingest_received_records(
+    /// Records in their wire encoding (from sync or a bundle), checked and
+    /// kept as [`Host::ingest_records`] says, committed as durably as the
+    /// replica's commits are set to.
+    pub(crate) fn ingest_record_batch(
         &mut self,
         records: Vec<Vec<u8>>,
     ) -> Result<IngestSummary, EngineError> {
@@ -170,7 +172,7 @@ impl Host for Replica {
 
     fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, EngineError> {
         // What sync received, the peer can send again: relaxed commits.
-        self.received(|r| r.ingest_received_records(records))
+        self.received(|r| r.ingest_record_batch(records))
     }
 
     fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, EngineError> {

@@ -394,6 +394,10 @@ fn no_document_is_made_while_a_document_this_key_wrote_lacks_its_genesis() {
 
     let mut r = reopen_with(dir.path(), &f, &f.community, f.community_id);
     assert!(r.trust().genesis(&own).is_none());
+    // Judged again without its genesis (as after any revocation), its
+    // changes go to quarantine: still this key's document.
+    r.reevaluate_all().unwrap();
+    assert_eq!(r.store().quarantined(&own).unwrap().len(), 1);
     let err = r.create_document(DocType::Needs, NOW).unwrap_err();
     assert!(
         matches!(&err, EngineError::GenesisMissing(d) if *d == own.to_string()),

@@ -287,6 +287,12 @@ impl Store {
         self.commit_with(batch, Durability::Relaxed)
     }
 
+    /// Makes every relaxed commit made so far durable (an fsync if any waits
+    /// for one; nothing otherwise).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.commit_blocking(Batch::new())
+    }
+
     /// Commits a batch as durable as asked.
     pub fn commit_with(&self, batch: Batch, durability: Durability) -> Result<(), StoreError> {
         self.send(batch, durability)?
@@ -761,8 +767,12 @@ fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atomic::AtomicU
                 syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 *unsynced = None;
             }
-            // Left marked: tried again with the next write.
-            Err(e) => tracing::error!(error = %e, "syncing the write-ahead log"),
+            // Tried again a full interval later (never in a loop), or by the
+            // next synced write, which fails if the disk still does.
+            Err(e) => {
+                tracing::error!(error = %e, "syncing the write-ahead log");
+                *unsynced = Some(std::time::Instant::now());
+            }
         }
     };
     loop {
@@ -806,17 +816,29 @@ fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atomic::AtomicU
         }
         // Never acknowledge a write that was not made (a family missing
         // while the records' family is made again).
+        // An empty group asks only for a sync, made only if one is owed.
+        let empty = wb.is_empty();
+        let fsync = synced && (!empty || unsynced.is_some());
         let result = match missing {
             Some(_) => Ok(()),
+            // Nothing to write: a sync asked for ([`Store::sync`]), done
+            // only if relaxed writes wait for one.
+            None if empty => {
+                if fsync {
+                    db.flush_wal(true)
+                } else {
+                    Ok(())
+                }
+            }
             None => db.write_opt(wb, if synced { &sync } else { &relaxed }),
         };
         if result.is_ok() && missing.is_none() {
-            if synced {
+            if fsync {
                 // A synced write syncs the log up to it: the relaxed
                 // writes before it too.
                 syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 unsynced = None;
-            } else if unsynced.is_none() {
+            } else if !empty && unsynced.is_none() {
                 unsynced = Some(std::time::Instant::now());
             }
         }

@@ -175,3 +175,25 @@ fn relaxed_commits_are_readable_at_once_survive_a_killed_process_and_are_synced_
         401
     );
 }
+
+/// `Store::sync` makes relaxed commits durable with one fsync, and costs
+/// none when nothing waits for one.
+#[test]
+fn a_sync_asked_for_is_made_only_when_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let base = store.sync_count();
+    store.sync().unwrap();
+    assert_eq!(store.sync_count(), base, "nothing owed: no fsync");
+    let mut b = Batch::new();
+    b.put_record(&record(1));
+    store.commit_relaxed(b).unwrap();
+    store.sync().unwrap();
+    assert_eq!(
+        store.sync_count(),
+        base + 1,
+        "one fsync for the relaxed commit"
+    );
+    store.sync().unwrap();
+    assert_eq!(store.sync_count(), base + 1);
+}
