@@ -21,7 +21,7 @@ use gongjian_identity::{
 };
 use gongjian_model::{Membership, verify_record};
 use gongjian_store::Store;
-use gongjian_sync::{Host, VersionVector, causal_order, vouched_prefix};
+use gongjian_sync::{VersionVector, causal_order, vouched_prefix};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, InvalidChange};
