@@ -182,12 +182,7 @@ impl Replica {
         // valid certificate, or a write key of a valid document. Anything
         // else (a chain from a foreign root, junk) is refused whole.
         for v in &fresh {
-            let member = v.signer == *next.root()
-                || !trust.units_of(&v.signer).is_empty()
-                || trust
-                    .documents()
-                    .any(|(d, _)| trust.write_keys(d).is_some_and(|w| w.contains(&v.signer)));
-            if !member {
+            if !signs_records(&trust, next.root(), &v.signer) {
                 return Err(EngineError::NotMember {
                     hash: v.hash,
                     signer: v.signer.to_string(),
@@ -463,4 +458,14 @@ impl Replica {
         }
         Ok(change)
     }
+}
+
+/// Whether `key` may sign records a node keeps, under `trust`: the root, a
+/// key with a valid certificate, or a write key of a valid document.
+pub(crate) fn signs_records(trust: &Trust, root: &PublicKey, key: &PublicKey) -> bool {
+    key == root
+        || !trust.units_of(key).is_empty()
+        || trust
+            .documents()
+            .any(|(d, _)| trust.write_keys(d).is_some_and(|w| w.contains(key)))
 }

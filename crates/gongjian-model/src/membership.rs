@@ -503,25 +503,36 @@ impl<'a> Evaluator<'a> {
         recs: &[&VerifiedRecord],
     ) -> BTreeMap<PublicKey, BTreeSet<(PublicKey, UnitId)>> {
         let mut out: BTreeMap<PublicKey, BTreeSet<(PublicKey, UnitId)>> = BTreeMap::new();
+        // Recoveries and key records by their unit, in the records' order:
+        // each genesis looks only at its own unit's (linear in the records,
+        // not geneses × records).
+        let mut recoveries: BTreeMap<UnitId, Vec<&VerifiedRecord>> = BTreeMap::new();
+        let mut key_adds: BTreeMap<UnitId, Vec<&VerifiedRecord>> = BTreeMap::new();
+        for k in recs {
+            match &k.body {
+                Body::Recovery(rc) => recoveries.entry(rc.unit).or_default().push(k),
+                Body::KeyAdd(ka) => key_adds.entry(ka.unit).or_default().push(k),
+                _ => {}
+            }
+        }
         for r in recs {
             let Body::Genesis(g) = &r.body else { continue };
             if !self.genesis_valid(r, g) {
                 continue;
             }
             let mut keys: BTreeSet<PublicKey> = g.write_keys.iter().copied().collect();
-            for k in recs {
+            for k in recoveries.get(&g.unit).into_iter().flatten() {
                 if let Body::Recovery(rc) = &k.body
-                    && rc.unit == g.unit
                     && self.recovery_authorized(&k.signer, &r.signer, &g.unit)
                 {
                     keys.extend(rc.keys.iter().copied());
                 }
             }
+            let unit_adds = key_adds.get(&g.unit).map(Vec::as_slice).unwrap_or(&[]);
             loop {
                 let before = keys.len();
-                for k in recs {
+                for k in unit_adds {
                     if let Body::KeyAdd(ka) = &k.body
-                        && ka.unit == g.unit
                         && keys.contains(&k.signer)
                     {
                         keys.insert(ka.key);
