@@ -270,9 +270,8 @@ impl Replica {
         // A genesis record lost with damaged records leaves its document's
         // changes held and the document unknown: this unit's own list would
         // look missing, and a second one be made beside it. Not while any
-        // document this key wrote to lacks its genesis.
-        // Judged again without its genesis, such a document's changes are
-        // all held in quarantine (and its version vector empty): both count.
+        // document this key wrote to (accepted changes, or those a
+        // re-evaluation without the genesis moved to quarantine) lacks it.
         let me = local.secret.public();
         for (held, meta) in self.store.docs()? {
             if self.trust.genesis(&held).is_some() {
@@ -462,7 +461,7 @@ impl Replica {
 
 /// Whether `key` may sign records a node keeps, under `trust`: the root, a
 /// key with a valid certificate, or a write key of a valid document.
-pub(crate) fn signs_records(trust: &Trust, root: &PublicKey, key: &PublicKey) -> bool {
+fn signs_records(trust: &Trust, root: &PublicKey, key: &PublicKey) -> bool {
     key == root
         || !trust.units_of(key).is_empty()
         || trust

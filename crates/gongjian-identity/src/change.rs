@@ -76,12 +76,7 @@ impl ChangeHeader {
     /// Parses and checks the chunk header: magic, uncompressed type, exact
     /// length, checksum against our own hash, bounded deps, 36-byte actor, seq ≥ 1.
     pub fn parse(chunk: &[u8]) -> Result<ChangeHeader, DecodeError> {
-        if chunk.len() > MAX_CHANGE_BYTES {
-            return Err(DecodeError::TooLarge {
-                len: chunk.len(),
-                max: MAX_CHANGE_BYTES,
-            });
-        }
+        at_most(chunk.len(), MAX_CHANGE_BYTES)?;
         let mut r = Reader::new(chunk);
         if r.array::<4>()? != CHUNK_MAGIC {
             return Err(DecodeError::Chunk("bad magic bytes"));
@@ -394,13 +389,7 @@ impl SignedChange {
     /// a change of `doc`, signed (if flagged) by its actor's key; checked
     /// as [`Self::decode`] checks the full envelope.
     pub fn decode_compact(doc: DocId, bytes: &[u8]) -> Result<SignedChange, DecodeError> {
-        let max = MAX_CHANGE_BYTES + 65;
-        if bytes.len() > max {
-            return Err(DecodeError::TooLarge {
-                len: bytes.len(),
-                max,
-            });
-        }
+        at_most(bytes.len(), MAX_CHANGE_BYTES + 65)?;
         let mut r = Reader::new(bytes);
         let flags = r.u8()?;
         if flags & !FLAG_SIGNED != 0 {
@@ -412,12 +401,7 @@ impl SignedChange {
             None
         };
         let chunk = r.take(r.remaining())?.to_vec();
-        if chunk.len() > MAX_CHANGE_BYTES {
-            return Err(DecodeError::TooLarge {
-                len: chunk.len(),
-                max: MAX_CHANGE_BYTES,
-            });
-        }
+        at_most(chunk.len(), MAX_CHANGE_BYTES)?;
         let header = ChangeHeader::parse(&chunk)?;
         Ok(SignedChange {
             doc,
@@ -428,13 +412,7 @@ impl SignedChange {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SignedChange, DecodeError> {
-        let max = MAX_CHANGE_BYTES + 200;
-        if bytes.len() > max {
-            return Err(DecodeError::TooLarge {
-                len: bytes.len(),
-                max,
-            });
-        }
+        at_most(bytes.len(), MAX_CHANGE_BYTES + 200)?;
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
         if version != CHANGE_VERSION {
@@ -456,12 +434,7 @@ impl SignedChange {
             None
         };
         let len = r.u32_be()? as usize;
-        if len > MAX_CHANGE_BYTES {
-            return Err(DecodeError::TooLarge {
-                len,
-                max: MAX_CHANGE_BYTES,
-            });
-        }
+        at_most(len, MAX_CHANGE_BYTES)?;
         let chunk = r.take(len)?.to_vec();
         r.finish()?;
         let header = ChangeHeader::parse(&chunk)?;
@@ -471,5 +444,14 @@ impl SignedChange {
             chunk,
             header,
         })
+    }
+}
+
+/// `len` bytes fit under `max`, or the decoder says how many were too many.
+fn at_most(len: usize, max: usize) -> Result<(), DecodeError> {
+    if len > max {
+        Err(DecodeError::TooLarge { len, max })
+    } else {
+        Ok(())
     }
 }

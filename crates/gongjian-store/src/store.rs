@@ -814,22 +814,16 @@ fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atomic::AtomicU
                 }
             }
         }
-        // Never acknowledge a write that was not made (a family missing
-        // while the records' family is made again).
-        // An empty group asks only for a sync, made only if one is owed.
+        // A group with nothing to write only asks for a sync
+        // ([`Store::sync`]): made only if relaxed writes wait for one.
         let empty = wb.is_empty();
         let fsync = synced && (!empty || unsynced.is_some());
         let result = match missing {
+            // Never acknowledge a write that was not made (a family missing
+            // while the records' family is made again).
             Some(_) => Ok(()),
-            // Nothing to write: a sync asked for ([`Store::sync`]), done
-            // only if relaxed writes wait for one.
-            None if empty => {
-                if fsync {
-                    db.flush_wal(true)
-                } else {
-                    Ok(())
-                }
-            }
+            None if empty && fsync => db.flush_wal(true),
+            None if empty => Ok(()),
             None => db.write_opt(wb, if synced { &sync } else { &relaxed }),
         };
         if result.is_ok() && missing.is_none() {
