@@ -8,7 +8,7 @@ use gongjian_engine::{LocalIdentity, Replica};
 use gongjian_identity::{Certificate, DocType, RecordBody, Secret, SignedRecord, UnitId, UnitKind};
 use gongjian_model::NeedsDoc;
 use gongjian_store::Store;
-use gongjian_sync::{Fetches, Input, Output, PeerProgress, Role, Session, encode};
+use gongjian_sync::{Fetches, Input, Output, PeerProgress, Prefolded, Role, Session, encode};
 use gongjian_tests::everything;
 
 const NOW: u64 = 1_780_000_000;
@@ -55,13 +55,20 @@ struct Outcome {
     records_lacked: usize,
     changes_received: u64,
     changes_written: usize,
+    /// Changes the district's ingest accepted (each once, whatever came twice).
+    accepted: u64,
     converged: bool,
 }
 
 /// The district's documents are on both street hubs; the district, its
 /// store lost, comes back with only its certificate and syncs from both
 /// at once, messages interleaved.
-fn cold_sync_from_two_hubs(shared: bool) -> Outcome {
+///
+/// `fold`: as the daemon does with frames read together, the district
+/// takes one message from each hub at a time and ingests the changes of
+/// both in one call ([`Replica::ingest_folded`]), each session then handed
+/// what became of its own ([`Prefolded`]).
+fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
     let root = Secret::from_seed([1; 32]);
     let d_secret = Secret::from_seed([2; 32]);
     let s_secrets = [Secret::from_seed([3; 32]), Secret::from_seed([4; 32])];
@@ -136,9 +143,53 @@ fn cold_sync_from_two_hubs(shared: bool) -> Outcome {
         sends(o, &mut to_hub[l]);
     }
     let mut steps = 0;
+    let mut folded = 0;
     while to_me.iter().chain(to_hub.iter()).any(|q| !q.is_empty()) {
         steps += 1;
         assert!(steps < 100_000, "the sync does not end");
+        if fold {
+            for l in 0..2 {
+                if let Some(m) = to_hub[l].pop_front() {
+                    let o = theirs[l]
+                        .handle(&mut hubs[l].1, Input::Message(m), NOW)
+                        .unwrap();
+                    sends(o, &mut to_me[l]);
+                }
+            }
+            let frames: Vec<Option<Vec<u8>>> = to_me.iter_mut().map(|q| q.pop_front()).collect();
+            let mut which = Vec::new();
+            let mut batches = Vec::new();
+            for (l, m) in frames.iter().enumerate() {
+                if let Some(c) = m.as_ref().and_then(|m| mine[l].changes_to_ingest(m)) {
+                    which.push((l, c.len()));
+                    batches.push(c);
+                }
+            }
+            let mut ahead = [None, None];
+            if batches.len() > 1 {
+                folded += 1;
+                let summaries = d2.ingest_folded(batches).unwrap();
+                for ((l, n), s) in which.into_iter().zip(summaries) {
+                    ahead[l] = Some((n, s));
+                }
+            }
+            for (l, m) in frames.into_iter().enumerate() {
+                if let Some(m) = m {
+                    let mut host = Prefolded::new(&mut d2, ahead[l].take());
+                    let o = mine[l].handle(&mut host, Input::Message(m), NOW).unwrap();
+                    sends(o, &mut to_hub[l]);
+                }
+            }
+            while fetches.take_released() {
+                for k in 0..2 {
+                    if mine[k].has_deferred() {
+                        let o = mine[k].handle(&mut d2, Input::Wake, NOW).unwrap();
+                        sends(o, &mut to_hub[k]);
+                    }
+                }
+            }
+            continue;
+        }
         for l in 0..2 {
             if let Some(m) = to_hub[l].pop_front() {
                 let o = theirs[l]
@@ -165,10 +216,15 @@ fn cold_sync_from_two_hubs(shared: bool) -> Outcome {
         && d2.store().docs().unwrap() == d1.store().docs().unwrap()
         && d2.store().records().unwrap().len() == records.len();
     assert!(fetches.is_empty(), "every fetch ended");
+    if fold && !shared {
+        // Both hubs answer every document: their frames meet in one ingest.
+        assert!(folded > 0, "no frames were ingested together");
+    }
     Outcome {
         records_received: mine.iter().map(|s| s.stats().records_received).sum(),
         records_lacked,
         changes_received: mine.iter().map(|s| s.stats().changes_received).sum(),
+        accepted: d2.counters().accepted,
         changes_written,
         converged,
     }
@@ -176,14 +232,20 @@ fn cold_sync_from_two_hubs(shared: bool) -> Outcome {
 
 #[test]
 fn shared_fetches_take_each_record_and_change_from_one_hub() {
-    let shared = cold_sync_from_two_hubs(true);
-    assert!(shared.converged, "the district got everything back");
-    assert!(shared.records_lacked >= 3, "at least the three geneses");
-    assert_eq!(shared.records_received as usize, shared.records_lacked);
-    assert_eq!(shared.changes_received as usize, shared.changes_written);
+    for fold in [false, true] {
+        let shared = cold_sync_from_two_hubs(true, fold);
+        assert!(shared.converged, "the district got everything back");
+        assert!(shared.records_lacked >= 3, "at least the three geneses");
+        assert_eq!(shared.records_received as usize, shared.records_lacked);
+        assert_eq!(shared.changes_received as usize, shared.changes_written);
 
-    let alone = cold_sync_from_two_hubs(false);
-    assert!(alone.converged);
-    assert_eq!(alone.records_received, 2 * shared.records_received);
-    assert_eq!(alone.changes_received, 2 * shared.changes_received);
+        // Without shared fetches both hubs send everything; folded, the
+        // same change from both meets in one ingest and is accepted once.
+        let alone = cold_sync_from_two_hubs(false, fold);
+        assert!(alone.converged);
+        assert_eq!(alone.records_received, 2 * shared.records_received);
+        assert_eq!(alone.changes_received, 2 * shared.changes_received);
+        assert_eq!(alone.accepted, shared.accepted, "fold {fold}");
+        assert_eq!(alone.accepted, shared.changes_written as u64);
+    }
 }

@@ -156,13 +156,31 @@ impl Replica {
     ) -> Result<Vec<VerifiedRecord>, EngineError> {
         // Signatures checked in one batch; the first refused record (in
         // the order given) refuses the call.
-        let unknown: Vec<SignedRecord> = records
-            .into_iter()
-            .filter(|r| !self.membership.contains(&r.hash()))
-            .collect();
-        let fresh = verify_records(unknown)
+        let fresh = verify_records(self.unheld(records))
             .into_iter()
             .collect::<Result<Vec<VerifiedRecord>, _>>()?;
+        self.admit(fresh)
+    }
+
+    /// The records not held yet, each once.
+    pub(crate) fn unheld(&self, records: Vec<SignedRecord>) -> Vec<SignedRecord> {
+        let mut seen = std::collections::HashSet::new();
+        records
+            .into_iter()
+            .filter(|r| {
+                let h = r.hash();
+                !self.membership.contains(&h) && seen.insert(h)
+            })
+            .collect()
+    }
+
+    /// Adds verified records not held yet (each once), all or nothing:
+    /// refused whole with [`EngineError::NotMember`] if one is signed by a
+    /// key that is no member when evaluated with all of them.
+    pub(crate) fn admit(
+        &mut self,
+        fresh: Vec<VerifiedRecord>,
+    ) -> Result<Vec<VerifiedRecord>, EngineError> {
         if fresh.is_empty() {
             // Held already, perhaps only by a relaxed commit of sync's: a
             // caller that wants it durable gets it durable.
@@ -171,23 +189,133 @@ impl Replica {
             }
             return Ok(fresh);
         }
-        let mut batch = Batch::new();
-        let mut next = self.membership.clone();
-        for v in &fresh {
-            batch.put_record(&v.record);
-            next.insert(v.clone());
+        // Tried in place and taken out again if refused: a copy of the
+        // whole set for each try cost more than the evaluation (a district
+        // holds tens of thousands of records).
+        let trust = self.evaluate_with(&fresh);
+        let signers = RecordSigners::new(&trust, *self.membership.root());
+        if let Some(v) = fresh.iter().find(|v| !signers.may_sign(&v.signer)) {
+            // Only members sign records a node keeps: the root, a key with
+            // a valid certificate, or a write key of a valid document.
+            // Anything else (a chain from a foreign root, junk) is refused
+            // whole.
+            let err = EngineError::NotMember {
+                hash: v.hash,
+                signer: v.signer.to_string(),
+            };
+            self.withdraw(&fresh);
+            return Err(err);
         }
-        let trust = next.evaluate();
-        // Only members sign records a node keeps: the root, a key with a
-        // valid certificate, or a write key of a valid document. Anything
-        // else (a chain from a foreign root, junk) is refused whole.
-        for v in &fresh {
-            if !signs_records(&trust, next.root(), &v.signer) {
-                return Err(EngineError::NotMember {
-                    hash: v.hash,
-                    signer: v.signer.to_string(),
-                });
+        self.keep(fresh, trust)
+    }
+
+    /// Commits records already put in the set in place, with the trust
+    /// evaluated with them; takes them out again if the commit fails.
+    fn keep(
+        &mut self,
+        fresh: Vec<VerifiedRecord>,
+        trust: Trust,
+    ) -> Result<Vec<VerifiedRecord>, EngineError> {
+        let docs = match self.commit_records(&fresh, &trust) {
+            Ok(docs) => docs,
+            Err(e) => {
+                self.withdraw(&fresh);
+                return Err(e);
             }
+        };
+        self.trust = trust;
+        for doc in &docs {
+            self.reevaluate(doc)?;
+        }
+        if !docs.is_empty() {
+            let mut done = Batch::new();
+            done.clear_reevaluation();
+            self.store.commit_with(done, self.durability)?;
+        }
+        Ok(fresh)
+    }
+
+    /// Adds what it can of verified records not held yet: each record whose
+    /// signer is a member when evaluated with everything held and every
+    /// record given goes in, in one batch; passes until nothing more gets
+    /// in. Returns the records kept and those left out (their signer is not
+    /// known yet: its certificate may be in another batch). Arrival order
+    /// and batching never decide what a node keeps.
+    pub(crate) fn admit_what_may(
+        &mut self,
+        mut left: Vec<VerifiedRecord>,
+    ) -> Result<(Vec<VerifiedRecord>, Vec<VerifiedRecord>), EngineError> {
+        let mut kept = Vec::new();
+        loop {
+            if left.is_empty() {
+                return Ok((kept, left));
+            }
+            let trust = self.evaluate_with(&left);
+            let signers = RecordSigners::new(&trust, *self.membership.root());
+            let (may, rest): (Vec<_>, Vec<_>) =
+                left.into_iter().partition(|v| signers.may_sign(&v.signer));
+            if rest.is_empty() {
+                // All of them: kept with the evaluation just made.
+                kept.extend(self.keep(may, trust)?);
+                return Ok((kept, rest));
+            }
+            self.withdraw(&may);
+            self.withdraw(&rest);
+            if may.is_empty() {
+                return Ok((kept, rest));
+            }
+            match self.admit(may.clone()) {
+                Ok(f) => kept.extend(f),
+                // Membership is not monotone (a record left out may have
+                // been what refused another's signer): one at a time, as
+                // each is admissible with what is held.
+                Err(EngineError::NotMember { .. }) => {
+                    let mut still = rest;
+                    for v in may {
+                        match self.admit(vec![v.clone()]) {
+                            Ok(f) => kept.extend(f),
+                            Err(EngineError::NotMember { .. }) => still.push(v),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    left = still;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            left = rest;
+        }
+    }
+
+    /// Puts `records` into the set in place and evaluates it: the caller
+    /// keeps them, or takes them out again with [`Replica::withdraw`].
+    fn evaluate_with(&mut self, records: &[VerifiedRecord]) -> Trust {
+        for v in records {
+            self.membership.insert(v.clone());
+        }
+        self.membership.evaluate()
+    }
+
+    fn withdraw(&mut self, records: &[VerifiedRecord]) {
+        for v in records {
+            self.membership.remove(&v.hash);
+        }
+    }
+
+    /// Commits records the set now holds, and the metadata of documents
+    /// their geneses add; returns the documents to evaluate again (all of
+    /// them if the revocations moved; else those whose genesis or write
+    /// keys moved, and those holding quarantined changes: a record may
+    /// unlock them), marked in the same commit so a crash before they are
+    /// evaluated again is finished at open.
+    fn commit_records(
+        &mut self,
+        fresh: &[VerifiedRecord],
+        trust: &Trust,
+    ) -> Result<std::collections::BTreeSet<DocId>, EngineError> {
+        let mut batch = Batch::new();
+        for v in fresh {
+            batch.put_record(&v.record);
         }
         for (doc, _) in trust.documents() {
             if self.trust.genesis(doc).is_none() && self.store.doc_meta(doc)?.is_none() {
@@ -200,11 +328,8 @@ impl Replica {
                 );
             }
         }
-        // Which documents the new records can affect: all of them if the
-        // revocations moved; else those whose genesis or write keys moved,
-        // and those holding quarantined changes (a record may unlock them).
-        let all = !self.trust.same_revocations(&trust);
-        let mut docs = self.trust.documents_changed(&trust);
+        let all = !self.trust.same_revocations(trust);
+        let mut docs = self.trust.documents_changed(trust);
         for (doc, meta) in self.store.docs()? {
             if all || meta.quarantined > 0 {
                 docs.insert(doc);
@@ -214,17 +339,7 @@ impl Replica {
             batch.mark_reevaluation();
         }
         self.store.commit_with(batch, self.durability)?;
-        self.membership = next;
-        self.trust = trust;
-        if !docs.is_empty() {
-            for doc in docs {
-                self.reevaluate(&doc)?;
-            }
-            let mut done = Batch::new();
-            done.clear_reevaluation();
-            self.store.commit_with(done, self.durability)?;
-        }
-        Ok(fresh)
+        Ok(docs)
     }
 
     /// Runs `f` with ingest's commits relaxed (`Durability::Relaxed`): for
@@ -459,12 +574,37 @@ impl Replica {
     }
 }
 
-/// Whether `key` may sign records a node keeps, under `trust`: the root, a
-/// key with a valid certificate, or a write key of a valid document.
-fn signs_records(trust: &Trust, root: &PublicKey, key: &PublicKey) -> bool {
-    key == root
-        || !trust.units_of(key).is_empty()
-        || trust
-            .documents()
-            .any(|(d, _)| trust.write_keys(d).is_some_and(|w| w.contains(key)))
+/// Who may sign records a node keeps, under a trust: the root, a key with a
+/// valid certificate, or a write key of a valid document (those gathered
+/// once, on the first key that is neither of the others).
+struct RecordSigners<'a> {
+    trust: &'a Trust,
+    root: PublicKey,
+    write_keys: std::cell::OnceCell<std::collections::HashSet<PublicKey>>,
+}
+
+impl<'a> RecordSigners<'a> {
+    fn new(trust: &'a Trust, root: PublicKey) -> Self {
+        RecordSigners {
+            trust,
+            root,
+            write_keys: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn may_sign(&self, key: &PublicKey) -> bool {
+        *key == self.root
+            || !self.trust.units_of(key).is_empty()
+            || self
+                .write_keys
+                .get_or_init(|| {
+                    self.trust
+                        .documents()
+                        .filter_map(|(d, _)| self.trust.write_keys(d))
+                        .flatten()
+                        .copied()
+                        .collect()
+                })
+                .contains(key)
+    }
 }

@@ -4,7 +4,7 @@
 use gongjian_identity::{
     DocId, Hash, HeadsAnnouncement, RecordBody, SignedChange, SignedRecord, UnitId,
 };
-use gongjian_model::{Body, VerifiedRecord};
+use gongjian_model::{Body, VerifiedRecord, verify_records};
 use gongjian_sync::{Host, IngestSummary, Item, SetId, VersionVector};
 
 use crate::error::{EngineError, InvalidChange};
@@ -31,36 +31,25 @@ impl Replica {
             return Ok(summary);
         }
         let n = decoded.len();
-        match self.insert_records(decoded.clone()) {
-            Ok(fresh) => summary.accepted = fresh.len(),
-            // A signer not (yet) known: its certificate may be in another
-            // batch. Keep every record that is admissible on its own, in
-            // passes until nothing more gets in, so arrival order and
-            // batching never decide what a node keeps.
-            Err(EngineError::NotMember { .. }) => {
-                let mut left = decoded;
-                loop {
-                    let before = left.len();
-                    let mut still = Vec::new();
-                    for r in left {
-                        match self.insert_records(vec![r.clone()]) {
-                            Ok(f) => summary.accepted += f.len(),
-                            Err(EngineError::NotMember { .. }) => still.push(r),
-                            Err(EngineError::Record(_)) => summary.invalid += 1,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    left = still;
-                    if left.is_empty() || left.len() == before {
-                        break;
-                    }
-                }
-                summary.unknown = left.len();
-            }
-            Err(EngineError::Store(e)) => return Err(EngineError::Store(e)),
-            Err(EngineError::Record(_)) => summary.invalid = n,
-            Err(e) => return Err(e),
+        let Ok(verified) = verify_records(self.unheld(decoded))
+            .into_iter()
+            .collect::<Result<Vec<VerifiedRecord>, _>>()
+        else {
+            // Refused whole, as a batch with a malformed record.
+            summary.invalid = n;
+            return Ok(summary);
+        };
+        if verified.is_empty() {
+            // Held already: perhaps only relaxed, made durable if wanted.
+            self.admit(verified)?;
+            return Ok(summary);
         }
+        // Each record whose signer is a member when evaluated with these
+        // records goes in; one whose certificate has not arrived (it may be
+        // in another batch) is left out and fetched again later.
+        let (kept, left) = self.admit_what_may(verified)?;
+        summary.accepted = kept.len();
+        summary.unknown = left.len();
         Ok(summary)
     }
 
@@ -214,14 +203,58 @@ impl Host for Replica {
     }
 
     fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, EngineError> {
-        let report = self.received(|r| r.ingest_decoded(changes))?;
-        let mut s = IngestSummary {
-            accepted: report.accepted.len(),
-            pending: report.pending.len(),
-            rejected: report.rejected.len(),
-            ..IngestSummary::default()
-        };
-        for (_, why) in &report.invalid {
+        let n = changes.len();
+        Ok(self
+            .ingest_folded(vec![changes])?
+            .pop()
+            .unwrap_or_else(|| unreachable!("one summary for one frame of {n}")))
+    }
+}
+
+impl Replica {
+    /// The changes of several `Changes` messages (each one document's,
+    /// perhaps from different peers) checked in one ingest, committed
+    /// relaxed (what sync received, the peer can send again); what became
+    /// of each message's changes, in order. A change in two messages counts
+    /// for the first, as if they had been ingested one after the other.
+    pub fn ingest_folded(
+        &mut self,
+        frames: Vec<Vec<SignedChange>>,
+    ) -> Result<Vec<IngestSummary>, EngineError> {
+        // Which frame each change came in: the first that holds it.
+        let mut first: std::collections::HashMap<Hash, usize> = std::collections::HashMap::new();
+        let mut starts = Vec::with_capacity(frames.len());
+        let mut all = Vec::new();
+        for (f, changes) in frames.into_iter().enumerate() {
+            starts.push(all.len());
+            for c in &changes {
+                first.entry(c.hash()).or_insert(f);
+            }
+            all.extend(changes);
+        }
+        let frame_of = |i: usize| starts.partition_point(|s| *s <= i) - 1;
+        let report = self.received(|r| r.ingest_decoded(all))?;
+        let mut out = vec![IngestSummary::default(); starts.len()];
+        // The report names only changes of the call (held ones it moved,
+        // a pending change whose dependency came, are not counted).
+        let frame_of_hash = |h: &Hash| first.get(h).copied();
+        for h in &report.accepted {
+            if let Some(f) = frame_of_hash(h) {
+                out[f].accepted += 1;
+            }
+        }
+        for h in &report.pending {
+            if let Some(f) = frame_of_hash(h) {
+                out[f].pending += 1;
+            }
+        }
+        for (h, _) in &report.rejected {
+            if let Some(f) = frame_of_hash(h) {
+                out[f].rejected += 1;
+            }
+        }
+        for (i, why) in &report.invalid {
+            let s = &mut out[frame_of(*i)];
             match why {
                 InvalidChange::UnknownAuthor { .. }
                 | InvalidChange::UnknownDocument { .. }
@@ -231,6 +264,6 @@ impl Host for Replica {
                 | InvalidChange::Unvouched { .. } => s.invalid += 1,
             }
         }
-        Ok(s)
+        Ok(out)
     }
 }

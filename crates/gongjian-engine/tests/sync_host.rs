@@ -359,3 +359,55 @@ fn a_large_answer_comes_in_parts() {
     );
     assert_eq!(held(&mut r, &doc), 60);
 }
+
+/// Frames of several peers folded into one ingest: each frame is told what
+/// became of its own changes, as if it had been ingested alone after the
+/// frames before it. A forged frame's changes are invalid for that frame
+/// only; a change sent twice counts for the first frame that brought it;
+/// a change waiting for its dependency counts as pending where it came.
+#[test]
+fn folded_frames_each_get_their_own_summary() {
+    let (_dir, f, mut r, doc_a) = community_doc();
+    let g = genesis(f.street_id, &f.street, &[]);
+    let doc_b = gongjian_identity::DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    let mut a = Author::new(&f.community, 1, doc_a);
+    let mut b = Author::new(&f.street, 1, doc_b);
+    let ca: Vec<_> = (0..5).map(|i| a.put("标题", &format!("甲{i}"))).collect();
+    let cb: Vec<_> = (0..4).map(|i| b.put("标题", &format!("乙{i}"))).collect();
+    // The street's last change with its own signature flipped.
+    let mut bytes = cb[3].encode();
+    bytes[1 + 1 + 1 + 32 + 32 + 10] ^= 0x01;
+    let forged = gongjian_identity::SignedChange::decode(&bytes).unwrap();
+    let frames = vec![
+        ca[..3].to_vec(),
+        vec![cb[0].clone(), cb[1].clone(), cb[2].clone(), forged],
+        // Two already in the first frame, and the community's last one
+        // without the fourth it depends on.
+        vec![ca[1].clone(), ca[2].clone(), ca[4].clone()],
+    ];
+    let s = r.ingest_folded(frames).unwrap();
+    assert_eq!(s.len(), 3);
+    assert_eq!(
+        (s[0].accepted, s[0].invalid, s[0].pending),
+        (3, 0, 0),
+        "{s:?}"
+    );
+    // Once a signature of the batch fails, each is checked on its own: the
+    // street's first three hold theirs, so only the forged one is refused.
+    assert_eq!((s[1].accepted, s[1].invalid), (3, 1), "{s:?}");
+    assert_eq!(
+        (s[2].accepted, s[2].pending, s[2].invalid),
+        (0, 1, 0),
+        "{s:?}"
+    );
+    // The fourth change comes alone and releases the pending fifth (the
+    // summary counts the changes the frame brought).
+    let s = r.ingest_folded(vec![vec![ca[3].clone()]]).unwrap();
+    assert_eq!(s[0].accepted, 1, "{s:?}");
+    assert_eq!(value(&r, &doc_a, "标题").as_deref(), Some("甲4"));
+    assert_eq!(value(&r, &doc_b, "标题").as_deref(), Some("乙2"));
+    // The street's fourth, with its signature, is taken as a fresh change.
+    let s = r.ingest_folded(vec![vec![cb[3].clone()], vec![]]).unwrap();
+    assert_eq!((s[0].accepted, s[1]), (1, Default::default()), "{s:?}");
+}

@@ -38,6 +38,12 @@ impl Membership {
         self.records.insert(record.hash, record).is_none()
     }
 
+    /// Takes a record out again: for a caller that tried records in place
+    /// and found them refused (the set itself only grows).
+    pub fn remove(&mut self, hash: &Hash) -> Option<VerifiedRecord> {
+        self.records.remove(hash)
+    }
+
     pub fn contains(&self, hash: &Hash) -> bool {
         self.records.contains_key(hash)
     }
@@ -118,6 +124,10 @@ pub struct Trust {
     geneses: BTreeMap<DocId, (Genesis, PublicKey)>,
     write_keys: BTreeMap<DocId, BTreeSet<PublicKey>>,
     recoveries: Vec<(Hash, UnitId)>,
+    /// Each certified unit's parent, as [`Trust::unit`] names it, once the
+    /// evaluation is done: the audience checks ask it for every document
+    /// and peer.
+    parents: Option<std::collections::HashMap<UnitId, Option<UnitId>>>,
 }
 
 impl Trust {
@@ -156,6 +166,24 @@ impl Trust {
         })
     }
 
+    /// The parent of `unit` as [`Trust::unit`] names it, without building
+    /// the rest (asked for every document and peer by the audience checks).
+    fn parent(&self, unit: &UnitId) -> Option<UnitId> {
+        if let Some(parents) = &self.parents {
+            return parents.get(unit).copied().flatten();
+        }
+        self.newest_parent(unit)
+    }
+
+    fn newest_parent(&self, unit: &UnitId) -> Option<UnitId> {
+        self.certs
+            .get(unit)?
+            .iter()
+            .max_by_key(|c| (c.cert.not_before, c.hash))?
+            .cert
+            .parent
+    }
+
     /// Every unit with a valid certificate.
     pub fn units(&self) -> impl Iterator<Item = UnitInfo> + '_ {
         self.certs.keys().filter_map(|u| self.unit(u))
@@ -167,7 +195,7 @@ impl Trust {
         let mut at = *unit;
         // The tree has at most four levels; the bound also stops a cycle.
         for _ in 0..8 {
-            match self.unit(&at).and_then(|u| u.parent) {
+            match self.parent(&at) {
                 Some(p) if p == *ancestor => return true,
                 Some(p) => at = p,
                 None => return false,
@@ -651,6 +679,13 @@ impl<'a> Evaluator<'a> {
             list.dedup_by_key(|(h, _)| *h);
         }
         self.settle_documents(&recs);
+        self.t.parents = Some(
+            self.t
+                .certs
+                .keys()
+                .map(|u| (*u, self.t.newest_parent(u)))
+                .collect(),
+        );
         self.t
     }
 

@@ -90,15 +90,7 @@ pub(crate) enum Event {
         role: Role,
         outbox: Outbox,
     },
-    Frame {
-        stream: u64,
-        bytes: Vec<u8>,
-        /// Dropped once the frame is handled: the stream's reader waits
-        /// for it before reading the next.
-        done: tokio::sync::oneshot::Sender<()>,
-        /// When the frame was read off the stream (for the view lag).
-        at: Instant,
-    },
+    Frame(Waiting),
     /// The peer broke the framing (e.g. announced a huge frame).
     BadFrame {
         stream: u64,
@@ -115,6 +107,23 @@ pub(crate) enum Event {
     Tick,
     Shutdown,
 }
+
+/// A frame read off a stream, waiting to be handled.
+pub(crate) struct Waiting {
+    pub stream: u64,
+    pub bytes: Vec<u8>,
+    /// Dropped once the frame is handled: the stream's reader waits for it
+    /// before reading the next.
+    pub done: tokio::sync::oneshot::Sender<()>,
+    /// When the frame was read off the stream (for the view lag).
+    pub at: Instant,
+}
+
+/// The longest a session due to reconcile again waits for it.
+const MAX_RESYNC_GAP: Duration = Duration::from_secs(30);
+
+/// Frames handled together at most (each stream has one waiting at a time).
+const MAX_FOLD: usize = 64;
 
 /// Changes the node's own scrub checks in one tick at most (past its first
 /// document): a step holds the sync thread for milliseconds.
@@ -171,6 +180,11 @@ pub struct Actor {
     fetches: Fetches,
     /// Waking sessions now (no nested wake rounds).
     waking: bool,
+    /// Whether a session may be due to reconcile again (`Slot::due`), so
+    /// the check after every input is skipped when none is.
+    any_due: bool,
+    /// What starting a session's reconciliation costs, on average.
+    start_cost: Duration,
     /// Where the node's own scrub goes on from, and when it may run again
     /// after the store could not be read.
     scrub_cursor: Option<DocId>,
@@ -182,6 +196,13 @@ pub struct Actor {
     scrub_paused_until: Option<Instant>,
     /// When the frame being handled was read (None for other work).
     arrived: Option<Instant>,
+    /// What became of the changes of the frame being handled, ingested
+    /// ahead with other frames' (its count of changes, and the summary).
+    prefolded: Option<(usize, gongjian_sync::IngestSummary)>,
+    /// While frames folded together are handled: the documents they
+    /// changed, each with when its frame was read (the observer runs once,
+    /// after the last).
+    folding: Option<Vec<(DocId, Option<Instant>)>>,
     /// The last view lags: from a frame read off the stream to the view
     /// holding the changes it brought (the observer done), in seconds.
     lags: std::collections::VecDeque<f64>,
@@ -218,11 +239,15 @@ impl Actor {
             last_announce: Instant::now(),
             fetches: Fetches::new(),
             waking: false,
+            any_due: false,
+            start_cost: Duration::ZERO,
             scrub_cursor: None,
             records_cursor: None,
             records_paused_until: None,
             scrub_paused_until: None,
             arrived: None,
+            prefolded: None,
+            folding: None,
             lags: std::collections::VecDeque::new(),
         }
     }
@@ -382,92 +407,195 @@ impl Actor {
     /// (the one the changes came from); each session tells its peer only
     /// if the peer may see the document.
     fn notify(&mut self, docs: &[DocId], except: Option<u64>) {
-        let ids: Vec<u64> = self
+        // Only the sessions whose peer may see a document are told (the
+        // session would check the same and say nothing to the others): a
+        // district syncing from 130 hubs changes thousands of documents,
+        // each in one street's audience.
+        let trust = self.replica.trust();
+        let todo: Vec<(u64, DocId)> = self
             .slots
-            .keys()
-            .copied()
-            .filter(|i| Some(*i) != except)
+            .iter()
+            .filter(|(i, s)| Some(**i) != except && s.session.is_some())
+            .filter_map(|(i, s)| s.unit.map(|u| (*i, u)))
+            .flat_map(|(i, u)| {
+                docs.iter()
+                    .filter(move |d| trust.may_see(&u, d))
+                    .map(move |d| (i, *d))
+            })
             .collect();
-        for id in ids {
-            for doc in docs {
-                self.input(id, Input::LocalChange(*doc));
-            }
+        for (id, doc) in todo {
+            self.input(id, Input::LocalChange(doc));
         }
     }
 
     /// Runs until `Shutdown` (or every sender is gone); gives the replica back.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Event>) -> Replica {
         self.publish_members();
-        while let Some(ev) = rx.blocking_recv() {
-            match ev {
-                Event::Opened {
-                    stream,
-                    peer,
-                    role,
-                    outbox,
-                } => self.opened(stream, peer, role, outbox),
-                Event::Frame {
-                    stream,
-                    bytes,
-                    done,
-                    at,
-                } => {
-                    self.arrived = Some(at);
-                    self.frame(stream, bytes);
-                    self.arrived = None;
-                    drop(done);
+        'events: while let Some(ev) = rx.blocking_recv() {
+            let Event::Frame(first) = ev else {
+                if self.event(ev) {
+                    continue;
                 }
-                Event::BadFrame { stream, why } => {
-                    if let Some(s) = self.slots.get(&stream) {
-                        let (peer, unit) = (s.peer, s.unit);
-                        self.misbehaved(peer, unit, &why);
-                        self.close(stream, true);
+                break;
+            };
+            // The frames waiting behind this one (one per stream at most)
+            // are handled with it: their changes go through one ingest.
+            let mut frames = vec![first];
+            let mut next = None;
+            while frames.len() < MAX_FOLD {
+                match rx.try_recv() {
+                    Ok(Event::Frame(w)) => frames.push(w),
+                    Ok(ev) => {
+                        next = Some(ev);
+                        break;
                     }
+                    Err(_) => break,
                 }
-                Event::Closed { stream } => {
-                    // Our session's stream ended while the connection may
-                    // stay (the peer dropped it: libp2p-stream drops an
-                    // inbound stream when its queue of one is full): open
-                    // another, or the peer would go unsynced until the
-                    // connection idles out.
-                    let reopen = self
-                        .slots
-                        .get(&stream)
-                        .filter(|s| s.role == Role::Initiator)
-                        .map(|s| s.peer);
-                    self.close(stream, false);
-                    if let Some(peer) = reopen
-                        && !self
-                            .slots
-                            .values()
-                            .any(|s| s.peer == peer && s.role == Role::Initiator)
-                    {
-                        let _ = self.swarm.send(SwarmCmd::Reopen(peer));
-                    }
-                }
-                Event::Job(job) => {
-                    let before = self.replica.membership().len();
-                    job(&mut self);
-                    if self.replica.membership().len() > before {
-                        self.resync_all(None);
-                    }
-                }
-                Event::Tick => {
-                    self.publish_members();
-                    for id in self.slots.keys().copied().collect::<Vec<_>>() {
-                        self.drained(id);
-                    }
-                    self.tick();
-                    self.scrub();
-                }
-                Event::Drained { stream } => self.drained(stream),
-                Event::Shutdown => break,
+            }
+            self.frames(frames);
+            if let Some(ev) = next
+                && !self.event(ev)
+            {
+                break 'events;
             }
         }
         for id in self.slots.keys().copied().collect::<Vec<_>>() {
             self.close(id, false);
         }
         self.replica
+    }
+
+    /// Handles an event other than a frame; false on `Shutdown`.
+    fn event(&mut self, ev: Event) -> bool {
+        match ev {
+            Event::Opened {
+                stream,
+                peer,
+                role,
+                outbox,
+            } => self.opened(stream, peer, role, outbox),
+            Event::Frame(w) => self.frames(vec![w]),
+            Event::BadFrame { stream, why } => {
+                if let Some(s) = self.slots.get(&stream) {
+                    let (peer, unit) = (s.peer, s.unit);
+                    self.misbehaved(peer, unit, &why);
+                    self.close(stream, true);
+                }
+            }
+            Event::Closed { stream } => {
+                // Our session's stream ended while the connection may
+                // stay (the peer dropped it: libp2p-stream drops an
+                // inbound stream when its queue of one is full): open
+                // another, or the peer would go unsynced until the
+                // connection idles out.
+                let reopen = self
+                    .slots
+                    .get(&stream)
+                    .filter(|s| s.role == Role::Initiator)
+                    .map(|s| s.peer);
+                self.close(stream, false);
+                if let Some(peer) = reopen
+                    && !self
+                        .slots
+                        .values()
+                        .any(|s| s.peer == peer && s.role == Role::Initiator)
+                {
+                    let _ = self.swarm.send(SwarmCmd::Reopen(peer));
+                }
+            }
+            Event::Job(job) => {
+                let before = self.replica.membership().len();
+                job(self);
+                if self.replica.membership().len() > before {
+                    self.resync_all(None);
+                }
+            }
+            Event::Tick => {
+                self.publish_members();
+                for id in self.slots.keys().copied().collect::<Vec<_>>() {
+                    self.drained(id);
+                }
+                self.tick();
+                self.scrub();
+            }
+            Event::Drained { stream } => self.drained(stream),
+            Event::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Handles frames read together. The changes of those whose session
+    /// takes them in are ingested first, in one call (one commit, one
+    /// signature batch), and the view updated with them at once; each
+    /// session then handles its frame as it would alone and is handed what
+    /// became of its changes. What the frames changed besides (records,
+    /// changes not ingested ahead) is observed once, after the last.
+    fn frames(&mut self, frames: Vec<Waiting>) {
+        let mut ahead: Vec<Option<(usize, gongjian_sync::IngestSummary)>> =
+            vec![None; frames.len()];
+        // Documents the view already holds the folded changes of.
+        let mut seen: Vec<DocId> = Vec::new();
+        if frames.len() > 1 {
+            let mut which = Vec::new();
+            let mut batches = Vec::new();
+            for (i, f) in frames.iter().enumerate() {
+                if let Some(changes) = self
+                    .slots
+                    .get(&f.stream)
+                    .and_then(|s| s.session.as_ref())
+                    .and_then(|s| s.changes_to_ingest(&f.bytes))
+                {
+                    which.push((i, changes.len(), *changes[0].doc()));
+                    batches.push(changes);
+                }
+            }
+            if batches.len() > 1 {
+                match self.replica.ingest_folded(batches) {
+                    Ok(summaries) => {
+                        let mut arrivals = Vec::new();
+                        for ((i, n, doc), s) in which.into_iter().zip(summaries) {
+                            if s.accepted > 0 {
+                                seen.push(doc);
+                                arrivals.push(frames[i].at);
+                            }
+                            ahead[i] = Some((n, s));
+                        }
+                        seen.sort();
+                        seen.dedup();
+                        self.observe(&seen);
+                        for at in arrivals {
+                            self.lag(at.elapsed().as_secs_f64());
+                        }
+                    }
+                    // Each session ingests its own again, and reports it.
+                    Err(e) => tracing::error!(error = %e, "ingesting frames together"),
+                }
+            }
+        }
+        if frames.len() > 1 {
+            self.folding = Some(Vec::new());
+        }
+        for (f, done) in frames.into_iter().zip(ahead) {
+            self.arrived = Some(f.at);
+            self.prefolded = done;
+            self.frame(f.stream, f.bytes);
+            self.prefolded = None;
+            self.arrived = None;
+            drop(f.done);
+        }
+        if let Some(mut changed) = self.folding.take() {
+            changed.retain(|(d, _)| seen.binary_search(d).is_err());
+            let mut docs: Vec<DocId> = changed.iter().map(|(d, _)| *d).collect();
+            docs.sort();
+            docs.dedup();
+            self.observe(&docs);
+            let mut arrivals: Vec<Instant> = changed.into_iter().filter_map(|(_, at)| at).collect();
+            arrivals.sort();
+            arrivals.dedup();
+            for at in arrivals {
+                self.lag(at.elapsed().as_secs_f64());
+            }
+        }
     }
 
     fn opened(&mut self, stream: u64, peer: PeerId, role: Role, outbox: Outbox) {
@@ -643,7 +771,13 @@ impl Actor {
         };
         let records_before = self.replica.membership().len();
         let awaited = session.awaits_peer();
-        let res = session.handle(&mut self.replica, input, now_secs());
+        // Only the frame's own message is answered from the fold.
+        let ahead = match input {
+            Input::Message(_) => self.prefolded.take(),
+            _ => None,
+        };
+        let mut host = gongjian_sync::Prefolded::new(&mut self.replica, ahead);
+        let res = session.handle(&mut host, input, now_secs());
         if !awaited && session.awaits_peer() {
             // Asking again after waiting on other sessions: the stall
             // timer counts from now.
@@ -703,6 +837,7 @@ impl Actor {
                 Output::ResyncWanted => {
                     if let Some(s) = self.slots.get_mut(&stream) {
                         s.due = true;
+                        self.any_due = true;
                     }
                 }
             }
@@ -719,11 +854,18 @@ impl Actor {
             self.resync_all(Some(stream));
         }
         self.kick();
-        self.observe(&changed);
-        if !changed.is_empty() {
-            if let Some(at) = self.arrived {
+        if let Some(folding) = self.folding.as_mut() {
+            // Observed once the frames read together are all handled.
+            folding.extend(changed.iter().map(|d| (*d, self.arrived)));
+        } else {
+            self.observe(&changed);
+            if !changed.is_empty()
+                && let Some(at) = self.arrived
+            {
                 self.lag(at.elapsed().as_secs_f64());
             }
+        }
+        if !changed.is_empty() {
             self.notify(&changed, Some(stream));
         }
         self.wake();
@@ -750,26 +892,66 @@ impl Actor {
         for (id, s) in self.slots.iter_mut() {
             if Some(*id) != except && s.role == Role::Initiator {
                 s.due = true;
+                self.any_due = true;
             }
         }
         self.kick();
     }
 
     /// Restarts the synced sessions that are due.
+    ///
+    /// A session reconciles again no sooner than [`Actor::resync_gap`]
+    /// after its last start: each start snapshots the sets it reconciles,
+    /// and while records stream in from many peers (a district syncing
+    /// from 130 hubs), restarting every session on each batch kept the sync
+    /// thread doing nothing else. The tick restarts the ones held back.
     fn kick(&mut self) {
+        if !self.any_due {
+            return;
+        }
+        self.any_due = self.slots.values().any(|s| s.due);
+        let now = Instant::now();
+        let gap = self.resync_gap();
         let ready: Vec<u64> = self
             .slots
             .iter()
-            .filter(|(_, s)| s.due && s.session.as_ref().is_some_and(Session::is_synced))
+            .filter(|(_, s)| {
+                s.due
+                    && s.session.as_ref().is_some_and(Session::is_synced)
+                    && now.duration_since(s.last_start) >= gap
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in ready {
-            if let Some(s) = self.slots.get_mut(&id) {
-                s.due = false;
-                s.last_start = Instant::now();
-            }
-            self.input(id, Input::Start);
+            self.start(id);
         }
+    }
+
+    /// Starts a session's reconciliation again, timing it.
+    fn start(&mut self, id: u64) {
+        let t = Instant::now();
+        if let Some(s) = self.slots.get_mut(&id) {
+            s.due = false;
+            s.last_start = t;
+        }
+        self.input(id, Input::Start);
+        // A moving average of what a start costs this node.
+        let took = t.elapsed();
+        self.start_cost = (self.start_cost * 4 + took) / 5;
+    }
+
+    /// How long a session waits between reconciliations started by new
+    /// records: three times what restarting every session this node opened
+    /// costs (so such restarts take at most a quarter of the sync thread),
+    /// at most [`MAX_RESYNC_GAP`]. Milliseconds on a small node; seconds for
+    /// a district holding tens of thousands of documents with 130 hubs.
+    fn resync_gap(&self) -> Duration {
+        let sessions = self
+            .slots
+            .values()
+            .filter(|s| s.role == Role::Initiator)
+            .count() as u32;
+        (self.start_cost * sessions * 3).min(MAX_RESYNC_GAP)
     }
 
     fn misbehaved(&mut self, peer: PeerId, unit: Option<UnitId>, why: &str) {
@@ -843,11 +1025,10 @@ impl Actor {
             }
         }
         for id in restart {
-            if let Some(s) = self.slots.get_mut(&id) {
-                s.last_start = now;
-            }
-            self.input(id, Input::Start);
+            self.start(id);
         }
+        // Sessions due, held back by the gap.
+        self.kick();
         // Claims past their lease are taken over without a release: the
         // sessions waiting on them ask again once a second.
         self.wake_waiting();

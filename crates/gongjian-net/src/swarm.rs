@@ -20,7 +20,7 @@ use rand::RngExt as _;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::actor::{Event, Outbox};
+use crate::actor::{Event, Outbox, Waiting};
 use crate::frame::{read_frame, write_frame};
 use crate::now_secs;
 use crate::status::NetStatus;
@@ -656,12 +656,12 @@ async fn spawn_stream(
                     // it), so a fast peer cannot pile frames up in memory.
                     let (done, handled) = tokio::sync::oneshot::channel();
                     if events2
-                        .send(Event::Frame {
+                        .send(Event::Frame(Waiting {
                             stream: id,
                             bytes,
                             done,
                             at: std::time::Instant::now(),
-                        })
+                        }))
                         .await
                         .is_err()
                     {

@@ -16,6 +16,7 @@
 
 mod batch;
 mod fetches;
+mod fold;
 mod message;
 mod rbsr;
 mod session;
@@ -25,6 +26,7 @@ pub use batch::{
     edge_signed_batches, vouched_prefix,
 };
 pub use fetches::{Fetch, Fetches};
+pub use fold::Prefolded;
 pub use message::{DecodeError, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode};
 pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, Salt, SetId, ShortId, Snapshot};
 pub use session::{

@@ -270,6 +270,12 @@ impl Session {
         !self.deferred_docs.is_empty() || !self.deferred_records.is_empty()
     }
 
+    /// Whether changes of `doc` are taken in (asked for, or being fetched
+    /// from this peer); others are refused unread.
+    pub(crate) fn takes_changes(&self, doc: &DocId) -> bool {
+        self.wanted.contains(doc) || self.in_flight.contains(doc)
+    }
+
     /// Whether this session waits for its peer (an answer is due), as
     /// opposed to being synced or waiting only for other sessions.
     pub fn awaits_peer(&self) -> bool {
@@ -740,7 +746,7 @@ impl Session {
                 }
             }
             Message::Changes { doc, changes, last } => {
-                if !self.wanted.contains(&doc) && !self.in_flight.contains(&doc) {
+                if !self.takes_changes(&doc) {
                     self.misbehaved(out, format!("unsolicited changes of {}", doc.fmt_short()));
                     return Ok(());
                 }
@@ -748,15 +754,7 @@ impl Session {
                 // document, so a change of another one cannot be sent here.
                 let n = changes.len() as u64;
                 let bytes: usize = changes.iter().map(Vec::len).sum();
-                let mut malformed = 0usize;
-                let decoded: Vec<SignedChange> = changes
-                    .iter()
-                    .filter_map(|c| {
-                        SignedChange::decode_compact(doc, c)
-                            .inspect_err(|_| malformed += 1)
-                            .ok()
-                    })
-                    .collect();
+                let (decoded, malformed) = crate::fold::decode_changes(doc, &changes);
                 if n > 0 {
                     let mut s = if decoded.is_empty() {
                         IngestSummary::default()

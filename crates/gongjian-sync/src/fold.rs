@@ -1,0 +1,108 @@
+//! Folding: the changes of several sessions' `Changes` messages checked in
+//! one ingest. A node reads frames from many peers at once (a district
+//! syncing from its street hubs); each ingest call costs a commit, a
+//! signature batch and its documents' loading, so the frames waiting
+//! together go through one call, and each session is then handed what
+//! became of its own changes.
+
+use gongjian_identity::{DocId, Hash, SignedChange, UnitId};
+
+use crate::message::{Message, decode};
+use crate::rbsr::{Item, SetId};
+use crate::session::{Host, IngestSummary, Session, VersionVector};
+
+/// The changes of a `Changes` message in their compact form decoded (the
+/// message names the document), and how many were malformed.
+pub(crate) fn decode_changes(doc: DocId, changes: &[Vec<u8>]) -> (Vec<SignedChange>, usize) {
+    let mut malformed = 0usize;
+    let decoded = changes
+        .iter()
+        .filter_map(|c| {
+            SignedChange::decode_compact(doc, c)
+                .inspect_err(|_| malformed += 1)
+                .ok()
+        })
+        .collect();
+    (decoded, malformed)
+}
+
+impl Session {
+    /// The changes a message would bring into ingest if this session
+    /// handled it now: those of a `Changes` message for a document it asked
+    /// for, decoded as [`Session::handle`] decodes them. `None` for any
+    /// other message (and for changes it did not ask for: refused unread).
+    pub fn changes_to_ingest(&self, bytes: &[u8]) -> Option<Vec<SignedChange>> {
+        match decode(bytes).ok()? {
+            Message::Changes { doc, changes, .. } if self.takes_changes(&doc) => {
+                let (decoded, _) = decode_changes(doc, &changes);
+                (!decoded.is_empty()).then_some(decoded)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A host whose next [`Host::ingest_changes`] was done already, folded with
+/// other sessions' changes into one ingest: the first call with exactly
+/// that many changes is answered with its summary; everything else goes to
+/// the host.
+#[derive(Debug)]
+pub struct Prefolded<'a, H> {
+    host: &'a mut H,
+    done: Option<(usize, IngestSummary)>,
+}
+
+impl<'a, H: Host> Prefolded<'a, H> {
+    /// `done`: how many changes were ingested ahead, and what became of them.
+    pub fn new(host: &'a mut H, done: Option<(usize, IngestSummary)>) -> Self {
+        Prefolded { host, done }
+    }
+}
+
+impl<H: Host> Host for Prefolded<'_, H> {
+    type Error = H::Error;
+
+    fn items(&mut self, set: SetId, peer: &UnitId) -> Result<Vec<Item>, H::Error> {
+        self.host.items(set, peer)
+    }
+
+    fn records(&mut self, hashes: &[Hash], peer: &UnitId) -> Result<Vec<Vec<u8>>, H::Error> {
+        self.host.records(hashes, peer)
+    }
+
+    fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, H::Error> {
+        self.host.ingest_records(records)
+    }
+
+    fn has_record(&mut self, hash: &Hash) -> Result<bool, H::Error> {
+        self.host.has_record(hash)
+    }
+
+    fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, H::Error> {
+        self.host.version_vector(doc)
+    }
+
+    fn doc_item(&mut self, doc: &DocId, peer: Option<&UnitId>) -> Result<Option<Item>, H::Error> {
+        self.host.doc_item(doc, peer)
+    }
+
+    fn changes_after(
+        &mut self,
+        doc: &DocId,
+        have: &VersionVector,
+        peer: &UnitId,
+    ) -> Result<Option<Vec<SignedChange>>, H::Error> {
+        self.host.changes_after(doc, have, peer)
+    }
+
+    fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, H::Error> {
+        match self.done.take() {
+            Some((n, summary)) if n == changes.len() => Ok(summary),
+            _ => self.host.ingest_changes(changes),
+        }
+    }
+
+    fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, H::Error> {
+        self.host.visible(doc, peer)
+    }
+}
