@@ -71,6 +71,12 @@ fn invalid_reason(r: &InvalidChange) -> &'static str {
 }
 
 impl IngestCounters {
+    /// Changes that did not decode where ingest never saw them (inside a
+    /// sync message), under the same label as those it refused.
+    pub(crate) fn malformed(&mut self, n: usize) {
+        *self.invalid.entry("malformed").or_default() += n as u64;
+    }
+
     fn count(&mut self, r: &IngestReport) {
         self.accepted += r.accepted.len() as u64;
         self.pending += r.pending.len() as u64;
@@ -178,8 +184,19 @@ pub(crate) fn vouched<'a>(changes: impl Iterator<Item = &'a SignedChange>) -> BT
 /// own (the cost of a forger, not of honest peers).
 /// The signatures taken off are returned by (document, hash): if the
 /// change that vouched for one is later refused, its own is checked then.
-pub(crate) fn check_signatures(decoded: &mut [(usize, SignedChange)]) -> (Failures, Unchecked) {
+///
+/// The batch may be made of groups (frames from several peers, each
+/// starting at its position in `starts`; `&[0]` for one): a change vouches
+/// only for changes of its own group, and a group whose newest signature
+/// fails has every signature checked on its own, so each group is judged
+/// as if it came alone; the newest signatures of all groups are still
+/// verified in one batch.
+pub(crate) fn check_signatures(
+    decoded: &mut [(usize, SignedChange)],
+    starts: &[usize],
+) -> (Failures, Unchecked) {
     use gongjian_identity::SignatureFailure;
+    let group = |k: usize| starts.partition_point(|s| *s <= k).saturating_sub(1);
     let mut bad: BTreeMap<usize, SignatureFailure> = BTreeMap::new();
     let mut unchecked = Unchecked::new();
     let mut signed: Vec<usize> = Vec::new();
@@ -197,29 +214,32 @@ pub(crate) fn check_signatures(decoded: &mut [(usize, SignedChange)]) -> (Failur
     }
     // Positions of each (document, hash); walk down same-actor
     // dependencies from every signed change, marking what it reaches.
-    let mut at: std::collections::HashMap<(DocId, Hash), Vec<usize>> =
+    let mut at: std::collections::HashMap<(usize, DocId, Hash), Vec<usize>> =
         std::collections::HashMap::with_capacity(decoded.len());
     for (k, (_, c)) in decoded.iter().enumerate() {
         if !bad.contains_key(&k) {
-            at.entry((*c.doc(), c.hash())).or_default().push(k);
+            at.entry((group(k), *c.doc(), c.hash()))
+                .or_default()
+                .push(k);
         }
     }
     // Each (document, hash) is marked once, whatever the number of its
     // copies or of the changes naming it: linear in what arrived.
     let mut covered = vec![false; decoded.len()];
-    let mut covered_keys: std::collections::HashSet<(DocId, Hash)> = Default::default();
-    let mut walked: std::collections::HashSet<(DocId, Hash)> = Default::default();
+    let mut covered_keys: std::collections::HashSet<(usize, DocId, Hash)> = Default::default();
+    let mut walked: std::collections::HashSet<(usize, DocId, Hash)> = Default::default();
     let mut stack: Vec<usize> = Vec::new();
     for &k in &signed {
         let c = &decoded[k].1;
-        if !walked.insert((*c.doc(), c.hash())) {
+        let g = group(k);
+        if !walked.insert((g, *c.doc(), c.hash())) {
             continue;
         }
         stack.push(k);
         while let Some(j) = stack.pop() {
             let c = &decoded[j].1;
             for d in &c.header().deps {
-                let key = (*c.doc(), *d);
+                let key = (g, *c.doc(), *d);
                 if covered_keys.contains(&key) {
                     continue;
                 }
@@ -260,16 +280,23 @@ pub(crate) fn check_signatures(decoded: &mut [(usize, SignedChange)]) -> (Failur
     };
     let (newest, vouched): (Vec<usize>, Vec<usize>) =
         signed.iter().partition(|&&k| !covered[k] || checkpoint(k));
-    if verify(&newest, &mut bad) {
-        for k in vouched {
-            let c = &mut decoded[k].1;
-            let key = (*c.doc(), c.hash());
-            if let Some(sig) = c.take_signature() {
-                unchecked.entry(key).or_default().push(sig);
-            }
+    verify(&newest, &mut bad);
+    // The groups holding a failed newest signature: all of theirs checked.
+    let failed: std::collections::HashSet<usize> = newest
+        .iter()
+        .filter(|k| bad.contains_key(k))
+        .map(|&k| group(k))
+        .collect();
+    let (check, take): (Vec<usize>, Vec<usize>) = vouched
+        .into_iter()
+        .partition(|&k| failed.contains(&group(k)));
+    verify(&check, &mut bad);
+    for k in take {
+        let c = &mut decoded[k].1;
+        let key = (*c.doc(), c.hash());
+        if let Some(sig) = c.take_signature() {
+            unchecked.entry(key).or_default().push(sig);
         }
-    } else {
-        verify(&vouched, &mut bad);
     }
     (bad, unchecked)
 }
@@ -362,10 +389,39 @@ impl Replica {
     /// Ingest from decoded changes on, each with its index in the call.
     fn ingest_checked(
         &mut self,
+        decoded: Vec<(usize, SignedChange)>,
+        report: IngestReport,
+    ) -> Result<IngestReport, EngineError> {
+        self.ingest_grouped(decoded, report, &[0])
+    }
+
+    /// Ingests the changes of several frames in one call (one commit),
+    /// each frame's signatures judged as if it came alone
+    /// ([`check_signatures`]); indices in the report run over all
+    /// of them, frame after frame.
+    pub(crate) fn ingest_frames(
+        &mut self,
+        frames: Vec<Vec<SignedChange>>,
+    ) -> Result<IngestReport, EngineError> {
+        let mut starts = Vec::with_capacity(frames.len());
+        let mut decoded = Vec::new();
+        for f in frames {
+            starts.push(decoded.len());
+            decoded.extend(f);
+        }
+        let decoded = decoded.into_iter().enumerate().collect();
+        let report = self.ingest_grouped(decoded, IngestReport::default(), &starts)?;
+        self.counters.count(&report);
+        Ok(report)
+    }
+
+    fn ingest_grouped(
+        &mut self,
         mut decoded: Vec<(usize, SignedChange)>,
         mut report: IngestReport,
+        starts: &[usize],
     ) -> Result<IngestReport, EngineError> {
-        let (mut bad, unchecked) = check_signatures(&mut decoded);
+        let (mut bad, unchecked) = check_signatures(&mut decoded, starts);
         let mut by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>> = BTreeMap::new();
         for (k, (i, c)) in decoded.into_iter().enumerate() {
             if let Some(failure) = bad.remove(&k) {

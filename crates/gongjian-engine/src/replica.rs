@@ -265,11 +265,18 @@ impl Replica {
                 return Ok((kept, rest));
             }
             match self.admit(may.clone()) {
-                Ok(f) => kept.extend(f),
+                // The rest were judged with these already: no member signs
+                // them until other records come.
+                Ok(f) => {
+                    kept.extend(f);
+                    return Ok((kept, rest));
+                }
                 // Membership is not monotone (a record left out may have
                 // been what refused another's signer): one at a time, as
-                // each is admissible with what is held.
+                // each is admissible with what is held, in passes while
+                // some get in.
                 Err(EngineError::NotMember { .. }) => {
+                    let before = kept.len();
                     let mut still = rest;
                     for v in may {
                         match self.admit(vec![v.clone()]) {
@@ -278,12 +285,13 @@ impl Replica {
                             Err(e) => return Err(e),
                         }
                     }
+                    if kept.len() == before {
+                        return Ok((kept, still));
+                    }
                     left = still;
-                    continue;
                 }
                 Err(e) => return Err(e),
             }
-            left = rest;
         }
     }
 

@@ -202,6 +202,10 @@ impl Host for Replica {
         Ok(self.trust.may_see(peer, doc))
     }
 
+    fn changes_malformed(&mut self, n: usize) {
+        self.counters.malformed(n);
+    }
+
     fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, EngineError> {
         let n = changes.len();
         Ok(self
@@ -222,18 +226,25 @@ impl Replica {
         frames: Vec<Vec<SignedChange>>,
     ) -> Result<Vec<IngestSummary>, EngineError> {
         // Which frame each change came in: the first that holds it.
-        let mut first: std::collections::HashMap<Hash, usize> = std::collections::HashMap::new();
         let mut starts = Vec::with_capacity(frames.len());
-        let mut all = Vec::new();
-        for (f, changes) in frames.into_iter().enumerate() {
-            starts.push(all.len());
-            for c in &changes {
-                first.entry(c.hash()).or_insert(f);
-            }
-            all.extend(changes);
+        let mut hashes = Vec::new();
+        for changes in &frames {
+            starts.push(hashes.len());
+            hashes.extend(changes.iter().map(SignedChange::hash));
         }
         let frame_of = |i: usize| starts.partition_point(|s| *s <= i) - 1;
-        let report = self.received(|r| r.ingest_decoded(all))?;
+        // Each frame's signatures judged as if it came alone.
+        let report = self.received(|r| r.ingest_frames(frames))?;
+        // Which frame each change counts for: the first whose copy was not
+        // refused before the rule.
+        let refused: std::collections::HashSet<usize> =
+            report.invalid.iter().map(|(i, _)| *i).collect();
+        let mut first: std::collections::HashMap<Hash, usize> = std::collections::HashMap::new();
+        for (i, h) in hashes.iter().enumerate() {
+            if !refused.contains(&i) {
+                first.entry(*h).or_insert_with(|| frame_of(i));
+            }
+        }
         let mut out = vec![IngestSummary::default(); starts.len()];
         // The report names only changes of the call (held ones it moved,
         // a pending change whose dependency came, are not counted).

@@ -32,6 +32,19 @@ fn records_in_any_batching_get_in() {
         .ingest_records(vec![foreign.encode(), community_genesis.encode()])
         .unwrap();
     assert_eq!((s.accepted, s.unknown, s.invalid), (1, 1, 0), "{s:?}");
+    // Records are tried in the set in place: what was left out is not in
+    // memory either, and memory and the store agree.
+    assert!(!r.membership().contains(&foreign.hash()));
+    assert_eq!(r.membership().len(), r.store().records().unwrap().len());
+    // A batch refused whole (a foreign signer) leaves nothing behind.
+    let held = r.membership().len();
+    let err = r.insert_records(vec![foreign.clone()]).unwrap_err();
+    assert!(
+        matches!(err, gongjian_engine::EngineError::NotMember { .. }),
+        "{err}"
+    );
+    assert_eq!(r.membership().len(), held);
+    assert!(!r.membership().contains(&foreign.hash()));
     // ...and a malformed record refuses its whole batch.
     let mut bad = community_genesis.encode();
     bad.truncate(bad.len() - 3);
@@ -407,7 +420,28 @@ fn folded_frames_each_get_their_own_summary() {
     assert_eq!(s[0].accepted, 1, "{s:?}");
     assert_eq!(value(&r, &doc_a, "标题").as_deref(), Some("甲4"));
     assert_eq!(value(&r, &doc_b, "标题").as_deref(), Some("乙2"));
+    // A forged copy in one frame is judged in that frame alone, even when
+    // another frame's newer signed change vouches for the same change.
+    let more: Vec<_> = (5..8).map(|i| a.put("标题", &format!("甲{i}"))).collect();
+    let mut bytes = more[0].encode();
+    bytes[1 + 1 + 1 + 32 + 32 + 10] ^= 0x01;
+    let forged = gongjian_identity::SignedChange::decode(&bytes).unwrap();
+    let s = r.ingest_folded(vec![vec![forged], more.clone()]).unwrap();
+    assert_eq!((s[0].accepted, s[0].invalid), (0, 1), "{s:?}");
+    assert_eq!((s[1].accepted, s[1].invalid), (3, 0), "{s:?}");
+    assert_eq!(value(&r, &doc_a, "标题").as_deref(), Some("甲7"));
     // The street's fourth, with its signature, is taken as a fresh change.
     let s = r.ingest_folded(vec![vec![cb[3].clone()], vec![]]).unwrap();
     assert_eq!((s[0].accepted, s[1]), (1, Default::default()), "{s:?}");
+}
+
+/// Changes of a sync message that do not decode never reach ingest; the
+/// session reports them, and they count in the node's metrics under the
+/// label ingest uses for the malformed changes it refuses.
+#[test]
+fn malformed_changes_of_a_message_count_in_the_metrics() {
+    let (_dir, _f, mut r, _doc) = community_doc();
+    assert_eq!(r.counters().invalid.get("malformed"), None);
+    r.changes_malformed(3);
+    assert_eq!(r.counters().invalid.get("malformed"), Some(&3));
 }

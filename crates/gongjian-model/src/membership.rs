@@ -233,6 +233,12 @@ impl Trust {
         self.revoked.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// How many effective revocations there are (each counted once per
+    /// key it revokes): what changes when one takes effect.
+    pub fn revocation_count(&self) -> usize {
+        self.revoked.values().map(Vec::len).sum()
+    }
+
     pub fn is_revoked(&self, key: &PublicKey) -> bool {
         !self.revocations_of(key).is_empty()
     }

@@ -81,6 +81,11 @@ fn is_request(bytes: &[u8]) -> bool {
     matches!(bytes.get(1), Some(0 | 1 | 3))
 }
 
+/// Whether an encoded sync message is `Records`, by its variant tag.
+fn is_records(bytes: &[u8]) -> bool {
+    bytes.get(1) == Some(&2)
+}
+
 type Job = Box<dyn FnOnce(&mut Actor) + Send>;
 
 pub(crate) enum Event {
@@ -153,6 +158,8 @@ struct Slot {
     /// Reconcile again as soon as the current round ends (new records
     /// arrived elsewhere: a peer may lack a genesis it cannot ask for).
     due: bool,
+    /// Due past the resync gap (a revocation took effect).
+    urgent: bool,
     /// The peer's requests held while its outbox is over the read pause
     /// mark (answers are still taken in), and their bytes.
     deferred: std::collections::VecDeque<Vec<u8>>,
@@ -183,6 +190,10 @@ pub struct Actor {
     /// Whether a session may be due to reconcile again (`Slot::due`), so
     /// the check after every input is skipped when none is.
     any_due: bool,
+    /// Restarting due sessions now (no nested restarts).
+    kicking: bool,
+    /// Effective revocations when sessions were last made due.
+    revocations: usize,
     /// What starting a session's reconciliation costs, on average.
     start_cost: Duration,
     /// Where the node's own scrub goes on from, and when it may run again
@@ -228,6 +239,7 @@ impl Actor {
     ) -> Actor {
         Actor {
             observed_records: replica.membership().len(),
+            revocations: replica.trust().revocation_count(),
             replica,
             observer: None,
             slots: BTreeMap::new(),
@@ -240,6 +252,7 @@ impl Actor {
             fetches: Fetches::new(),
             waking: false,
             any_due: false,
+            kicking: false,
             start_cost: Duration::ZERO,
             scrub_cursor: None,
             records_cursor: None,
@@ -539,12 +552,14 @@ impl Actor {
             let mut which = Vec::new();
             let mut batches = Vec::new();
             for (i, f) in frames.iter().enumerate() {
-                if let Some(changes) = self
-                    .slots
-                    .get(&f.stream)
-                    .and_then(|s| s.session.as_ref())
-                    .and_then(|s| s.changes_to_ingest(&f.bytes))
-                {
+                let session = self.slots.get(&f.stream).and_then(|s| s.session.as_ref());
+                // Records (a hello's certificates, a `Records` message) may
+                // be what later changes rest on: the frames from there on
+                // are ingested in their turn.
+                if session.is_none() || is_records(&f.bytes) {
+                    break;
+                }
+                if let Some(changes) = session.and_then(|s| s.changes_to_ingest(&f.bytes)) {
                     which.push((i, changes.len(), *changes[0].doc()));
                     batches.push(changes);
                 }
@@ -583,8 +598,7 @@ impl Actor {
             self.arrived = None;
             drop(f.done);
         }
-        if let Some(mut changed) = self.folding.take() {
-            changed.retain(|(d, _)| seen.binary_search(d).is_err());
+        if let Some(changed) = self.folding.take() {
             let mut docs: Vec<DocId> = changed.iter().map(|(d, _)| *d).collect();
             docs.sort();
             docs.dedup();
@@ -641,6 +655,7 @@ impl Actor {
                 last_rx: now,
                 last_start: now,
                 due: false,
+                urgent: false,
                 deferred: std::collections::VecDeque::new(),
                 deferred_bytes: 0,
             },
@@ -778,6 +793,8 @@ impl Actor {
         };
         let mut host = gongjian_sync::Prefolded::new(&mut self.replica, ahead);
         let res = session.handle(&mut host, input, now_secs());
+        // The view holds what the fold ingested already.
+        let observed = host.answered();
         if !awaited && session.awaits_peer() {
             // Asking again after waiting on other sessions: the stall
             // timer counts from now.
@@ -856,7 +873,9 @@ impl Actor {
         self.kick();
         if let Some(folding) = self.folding.as_mut() {
             // Observed once the frames read together are all handled.
-            folding.extend(changed.iter().map(|d| (*d, self.arrived)));
+            if !observed {
+                folding.extend(changed.iter().map(|d| (*d, self.arrived)));
+            }
         } else {
             self.observe(&changed);
             if !changed.is_empty()
@@ -888,10 +907,17 @@ impl Actor {
     /// reconciling: every session this node opened does so again, at once
     /// or when its current round ends. Sessions peers opened are theirs to
     /// restart; a peer that hears of a document it does not know yet does.
+    ///
+    /// A revocation that took effect is passed on at once, past the resync
+    /// gap: what the revoked key signs from now on must be refused everywhere.
     fn resync_all(&mut self, except: Option<u64>) {
+        let revocations = self.replica.trust().revocation_count();
+        let urgent = revocations != self.revocations;
+        self.revocations = revocations;
         for (id, s) in self.slots.iter_mut() {
             if Some(*id) != except && s.role == Role::Initiator {
                 s.due = true;
+                s.urgent |= urgent;
                 self.any_due = true;
             }
         }
@@ -906,7 +932,9 @@ impl Actor {
     /// from 130 hubs), restarting every session on each batch kept the sync
     /// thread doing nothing else. The tick restarts the ones held back.
     fn kick(&mut self) {
-        if !self.any_due {
+        // Not again from inside a start (its input ends with a kick): each
+        // start is timed alone, and the restarts do not nest.
+        if !self.any_due || self.kicking {
             return;
         }
         self.any_due = self.slots.values().any(|s| s.due);
@@ -918,22 +946,26 @@ impl Actor {
             .filter(|(_, s)| {
                 s.due
                     && s.session.as_ref().is_some_and(Session::is_synced)
-                    && now.duration_since(s.last_start) >= gap
+                    && (s.urgent || now.duration_since(s.last_start) >= gap)
             })
             .map(|(id, _)| *id)
             .collect();
+        self.kicking = true;
         for id in ready {
             self.start(id);
         }
+        self.kicking = false;
     }
 
     /// Starts a session's reconciliation again, timing it.
     fn start(&mut self, id: u64) {
         let t = Instant::now();
-        if let Some(s) = self.slots.get_mut(&id) {
-            s.due = false;
-            s.last_start = t;
-        }
+        let Some(s) = self.slots.get_mut(&id) else {
+            return; // closed meanwhile
+        };
+        s.due = false;
+        s.urgent = false;
+        s.last_start = t;
         self.input(id, Input::Start);
         // A moving average of what a start costs this node.
         let took = t.elapsed();
@@ -1024,9 +1056,11 @@ impl Actor {
                 tracing::warn!(error = %e, "announcing heads");
             }
         }
+        self.kicking = true;
         for id in restart {
             self.start(id);
         }
+        self.kicking = false;
         // Sessions due, held back by the gap.
         self.kick();
         // Claims past their lease are taken over without a release: the
@@ -1053,7 +1087,7 @@ mod tests {
     use gongjian_identity::{ActorId, DocId, Hash, Secret};
     use gongjian_sync::{Message, SetId, encode};
 
-    use super::is_request;
+    use super::{is_records, is_request};
 
     #[test]
     fn requests_are_told_from_answers_by_their_tag() {
@@ -1099,6 +1133,11 @@ mod tests {
         }
         for m in &answers {
             assert!(!is_request(&encode(m)), "{}", m.kind());
+            let records = matches!(m, Message::Records { .. });
+            assert_eq!(is_records(&encode(m)), records, "{}", m.kind());
+        }
+        for m in &requests {
+            assert!(!is_records(&encode(m)), "{}", m.kind());
         }
     }
 }

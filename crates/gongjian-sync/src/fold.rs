@@ -50,12 +50,22 @@ impl Session {
 pub struct Prefolded<'a, H> {
     host: &'a mut H,
     done: Option<(usize, IngestSummary)>,
+    answered: bool,
 }
 
 impl<'a, H: Host> Prefolded<'a, H> {
     /// `done`: how many changes were ingested ahead, and what became of them.
     pub fn new(host: &'a mut H, done: Option<(usize, IngestSummary)>) -> Self {
-        Prefolded { host, done }
+        Prefolded {
+            host,
+            done,
+            answered: false,
+        }
+    }
+
+    /// Whether a call was answered with the summary given ahead.
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 }
 
@@ -97,12 +107,19 @@ impl<H: Host> Host for Prefolded<'_, H> {
 
     fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, H::Error> {
         match self.done.take() {
-            Some((n, summary)) if n == changes.len() => Ok(summary),
+            Some((n, summary)) if n == changes.len() => {
+                self.answered = true;
+                Ok(summary)
+            }
             _ => self.host.ingest_changes(changes),
         }
     }
 
     fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, H::Error> {
         self.host.visible(doc, peer)
+    }
+
+    fn changes_malformed(&mut self, n: usize) {
+        self.host.changes_malformed(n);
     }
 }

@@ -78,6 +78,9 @@ pub trait Host {
     /// only such documents are ever asked for from that peer, so a peer
     /// cannot learn what this node holds of anything else.
     fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, Self::Error>;
+    /// Counts changes of a `Changes` message that did not decode (they
+    /// never reach [`Host::ingest_changes`]), for the node's metrics.
+    fn changes_malformed(&mut self, _n: usize) {}
 }
 
 /// Who opened the session.
@@ -755,6 +758,9 @@ impl Session {
                 let n = changes.len() as u64;
                 let bytes: usize = changes.iter().map(Vec::len).sum();
                 let (decoded, malformed) = crate::fold::decode_changes(doc, &changes);
+                if malformed > 0 {
+                    host.changes_malformed(malformed);
+                }
                 if n > 0 {
                     let mut s = if decoded.is_empty() {
                         IngestSummary::default()
