@@ -537,66 +537,73 @@ impl Actor {
         true
     }
 
-    /// Handles frames read together. The changes of those whose session
-    /// takes them in are ingested first, in one call (one commit, one
-    /// signature batch), and the view updated with them at once; each
-    /// session then handles its frame as it would alone and is handed what
-    /// became of its changes. What the frames changed besides (records,
-    /// changes not ingested ahead) is observed once, after the last.
+    /// Handles frames read together (one per stream, so each stream's
+    /// order holds). Records first (hellos, `Records` messages: what
+    /// changes may rest on), each in its turn. Then the changes of the
+    /// frames whose session takes them in are ingested in one call (one
+    /// commit, one signature batch, each frame's signatures judged alone)
+    /// and the view updated with them at once; each session then handles
+    /// its frame as it would alone and is handed what became of its
+    /// changes. What the frames changed besides is observed once, after
+    /// the last.
     fn frames(&mut self, frames: Vec<Waiting>) {
+        if frames.len() == 1 {
+            for f in frames {
+                self.handle_frame(f, None);
+            }
+            return;
+        }
+        self.folding = Some(Vec::new());
+        let (records, frames): (Vec<Waiting>, Vec<Waiting>) = frames.into_iter().partition(|f| {
+            is_records(&f.bytes)
+                || self
+                    .slots
+                    .get(&f.stream)
+                    .is_none_or(|s| s.session.is_none())
+        });
+        for f in records {
+            self.handle_frame(f, None);
+        }
         let mut ahead: Vec<Option<(usize, gongjian_sync::IngestSummary)>> =
             vec![None; frames.len()];
-        // Documents the view already holds the folded changes of.
-        let mut seen: Vec<DocId> = Vec::new();
-        if frames.len() > 1 {
-            let mut which = Vec::new();
-            let mut batches = Vec::new();
-            for (i, f) in frames.iter().enumerate() {
-                let session = self.slots.get(&f.stream).and_then(|s| s.session.as_ref());
-                // Records (a hello's certificates, a `Records` message) may
-                // be what later changes rest on: the frames from there on
-                // are ingested in their turn.
-                if session.is_none() || is_records(&f.bytes) {
-                    break;
-                }
-                if let Some(changes) = session.and_then(|s| s.changes_to_ingest(&f.bytes)) {
-                    which.push((i, changes.len(), *changes[0].doc()));
-                    batches.push(changes);
-                }
-            }
-            if batches.len() > 1 {
-                match self.replica.ingest_folded(batches) {
-                    Ok(summaries) => {
-                        let mut arrivals = Vec::new();
-                        for ((i, n, doc), s) in which.into_iter().zip(summaries) {
-                            if s.accepted > 0 {
-                                seen.push(doc);
-                                arrivals.push(frames[i].at);
-                            }
-                            ahead[i] = Some((n, s));
-                        }
-                        seen.sort();
-                        seen.dedup();
-                        self.observe(&seen);
-                        for at in arrivals {
-                            self.lag(at.elapsed().as_secs_f64());
-                        }
-                    }
-                    // Each session ingests its own again, and reports it.
-                    Err(e) => tracing::error!(error = %e, "ingesting frames together"),
-                }
+        let mut which = Vec::new();
+        let mut batches = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            if let Some(changes) = self
+                .slots
+                .get(&f.stream)
+                .and_then(|s| s.session.as_ref())
+                .and_then(|s| s.changes_to_ingest(&f.bytes))
+            {
+                which.push((i, changes.len(), *changes[0].doc()));
+                batches.push(changes);
             }
         }
-        if frames.len() > 1 {
-            self.folding = Some(Vec::new());
+        if batches.len() > 1 {
+            match self.replica.ingest_folded(batches) {
+                Ok(summaries) => {
+                    let mut docs = Vec::new();
+                    let mut arrivals = Vec::new();
+                    for ((i, n, doc), s) in which.into_iter().zip(summaries) {
+                        if s.accepted > 0 {
+                            docs.push(doc);
+                            arrivals.push(frames[i].at);
+                        }
+                        ahead[i] = Some((n, s));
+                    }
+                    docs.sort();
+                    docs.dedup();
+                    self.observe(&docs);
+                    for at in arrivals {
+                        self.lag(at.elapsed().as_secs_f64());
+                    }
+                }
+                // Each session ingests its own again, and reports it.
+                Err(e) => tracing::error!(error = %e, "ingesting frames together"),
+            }
         }
         for (f, done) in frames.into_iter().zip(ahead) {
-            self.arrived = Some(f.at);
-            self.prefolded = done;
-            self.frame(f.stream, f.bytes);
-            self.prefolded = None;
-            self.arrived = None;
-            drop(f.done);
+            self.handle_frame(f, done);
         }
         if let Some(changed) = self.folding.take() {
             let mut docs: Vec<DocId> = changed.iter().map(|(d, _)| *d).collect();
@@ -610,6 +617,16 @@ impl Actor {
                 self.lag(at.elapsed().as_secs_f64());
             }
         }
+    }
+
+    /// One frame, `ahead`: what became of its changes if ingested already.
+    fn handle_frame(&mut self, f: Waiting, ahead: Option<(usize, gongjian_sync::IngestSummary)>) {
+        self.arrived = Some(f.at);
+        self.prefolded = ahead;
+        self.frame(f.stream, f.bytes);
+        self.prefolded = None;
+        self.arrived = None;
+        drop(f.done);
     }
 
     fn opened(&mut self, stream: u64, peer: PeerId, role: Role, outbox: Outbox) {
