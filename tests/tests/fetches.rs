@@ -50,6 +50,27 @@ fn replica(root: &Secret, secret: &Secret, unit: &str) -> (tempfile::TempDir, Re
     (dir, r)
 }
 
+/// As the daemon's actor: after a fetch ended, the sessions that wait on
+/// one ask again.
+fn wake(
+    fetches: &Fetches,
+    mine: &mut [Session],
+    d2: &mut Replica,
+    to_hub: &mut [VecDeque<Vec<u8>>; 2],
+) {
+    while fetches.take_released() {
+        for k in 0..mine.len() {
+            if mine[k].has_deferred() {
+                for o in mine[k].handle(d2, Input::Wake, NOW).unwrap() {
+                    if let Output::Send(m) = o {
+                        to_hub[k].push_back(encode(&m));
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct Outcome {
     records_received: u64,
     records_lacked: usize,
@@ -147,49 +168,6 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
     while to_me.iter().chain(to_hub.iter()).any(|q| !q.is_empty()) {
         steps += 1;
         assert!(steps < 100_000, "the sync does not end");
-        if fold {
-            for l in 0..2 {
-                if let Some(m) = to_hub[l].pop_front() {
-                    let o = theirs[l]
-                        .handle(&mut hubs[l].1, Input::Message(m), NOW)
-                        .unwrap();
-                    sends(o, &mut to_me[l]);
-                }
-            }
-            let frames: Vec<Option<Vec<u8>>> = to_me.iter_mut().map(|q| q.pop_front()).collect();
-            let mut which = Vec::new();
-            let mut batches = Vec::new();
-            for (l, m) in frames.iter().enumerate() {
-                if let Some(c) = m.as_ref().and_then(|m| mine[l].changes_to_ingest(m)) {
-                    which.push((l, c.len()));
-                    batches.push(c);
-                }
-            }
-            let mut ahead = [None, None];
-            if batches.len() > 1 {
-                folded += 1;
-                let summaries = d2.ingest_folded(batches).unwrap();
-                for ((l, n), s) in which.into_iter().zip(summaries) {
-                    ahead[l] = Some((n, s));
-                }
-            }
-            for (l, m) in frames.into_iter().enumerate() {
-                if let Some(m) = m {
-                    let mut host = Prefolded::new(&mut d2, ahead[l].take());
-                    let o = mine[l].handle(&mut host, Input::Message(m), NOW).unwrap();
-                    sends(o, &mut to_hub[l]);
-                }
-            }
-            while fetches.take_released() {
-                for k in 0..2 {
-                    if mine[k].has_deferred() {
-                        let o = mine[k].handle(&mut d2, Input::Wake, NOW).unwrap();
-                        sends(o, &mut to_hub[k]);
-                    }
-                }
-            }
-            continue;
-        }
         for l in 0..2 {
             if let Some(m) = to_hub[l].pop_front() {
                 let o = theirs[l]
@@ -197,20 +175,42 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
                     .unwrap();
                 sends(o, &mut to_me[l]);
             }
-            if let Some(m) = to_me[l].pop_front() {
-                let o = mine[l].handle(&mut d2, Input::Message(m), NOW).unwrap();
-                sends(o, &mut to_hub[l]);
-            }
-            // As the daemon's actor: wake the sessions that wait.
-            while fetches.take_released() {
-                for k in 0..2 {
-                    if mine[k].has_deferred() {
-                        let o = mine[k].handle(&mut d2, Input::Wake, NOW).unwrap();
-                        sends(o, &mut to_hub[k]);
-                    }
+        }
+        if !fold {
+            for l in 0..2 {
+                if let Some(m) = to_me[l].pop_front() {
+                    let o = mine[l].handle(&mut d2, Input::Message(m), NOW).unwrap();
+                    sends(o, &mut to_hub[l]);
                 }
+                wake(&fetches, &mut mine, &mut d2, &mut to_hub);
+            }
+            continue;
+        }
+        let frames: Vec<Option<Vec<u8>>> = to_me.iter_mut().map(|q| q.pop_front()).collect();
+        let mut which = Vec::new();
+        let mut batches = Vec::new();
+        for (l, m) in frames.iter().enumerate() {
+            if let Some(c) = m.as_ref().and_then(|m| mine[l].changes_to_ingest(m)) {
+                which.push((l, c.len()));
+                batches.push(c);
             }
         }
+        let mut ahead = [None, None];
+        if batches.len() > 1 {
+            folded += 1;
+            let summaries = d2.ingest_folded(batches).unwrap();
+            for ((l, n), s) in which.into_iter().zip(summaries) {
+                ahead[l] = Some((n, s));
+            }
+        }
+        for (l, m) in frames.into_iter().enumerate() {
+            if let Some(m) = m {
+                let mut host = Prefolded::new(&mut d2, ahead[l].take());
+                let o = mine[l].handle(&mut host, Input::Message(m), NOW).unwrap();
+                sends(o, &mut to_hub[l]);
+            }
+        }
+        wake(&fetches, &mut mine, &mut d2, &mut to_hub);
     }
     let converged = mine.iter().all(Session::is_synced)
         && d2.store().docs().unwrap() == d1.store().docs().unwrap()
