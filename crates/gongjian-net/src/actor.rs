@@ -810,7 +810,8 @@ impl Actor {
         };
         let mut host = gongjian_sync::Prefolded::new(&mut self.replica, ahead);
         let res = session.handle(&mut host, input, now_secs());
-        // The view holds what the fold ingested already.
+        // The view holds what the fold ingested already (a `Changes`
+        // message changes only its own document, which the fold observed).
         let observed = host.answered();
         if !awaited && session.awaits_peer() {
             // Asking again after waiting on other sessions: the stall
