@@ -57,8 +57,15 @@ impl Replica {
                     return Ok(false);
                 }
                 Some(_) => {}
-                None if !pending.iter().any(|p| p.hash() == c.hash()) => pending.push(c),
-                None => {}
+                None => match pending.iter().position(|p| p.hash() == c.hash()) {
+                    None => pending.push(c),
+                    // Two copies (frames from two peers): the signed one is
+                    // kept, as one ingested alone after the other would be.
+                    Some(i) if pending[i].signature().is_none() && c.signature().is_some() => {
+                        pending[i] = c;
+                    }
+                    Some(_) => {}
+                },
             }
         }
         if pending.is_empty() {

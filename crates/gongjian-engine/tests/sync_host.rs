@@ -430,6 +430,18 @@ fn folded_frames_each_get_their_own_summary() {
     assert_eq!((s[0].accepted, s[0].invalid), (0, 1), "{s:?}");
     assert_eq!((s[1].accepted, s[1].invalid), (3, 0), "{s:?}");
     assert_eq!(value(&r, &doc_a, "标题").as_deref(), Some("甲7"));
+    // One frame brings a change unsigned (vouched for by the next), another
+    // brings it signed: the signed copy is the one stored, as if the
+    // frames had come one after the other.
+    let pair: Vec<_> = (8..10).map(|i| a.put("标题", &format!("甲{i}"))).collect();
+    let frames = vec![
+        vec![pair[0].without_signature(), pair[1].clone()],
+        vec![pair[0].clone()],
+    ];
+    let s = r.ingest_folded(frames).unwrap();
+    assert_eq!((s[0].accepted, s[1].accepted), (2, 0), "{s:?}");
+    let stored = r.store().change(&doc_a, &pair[0].hash()).unwrap().unwrap();
+    assert!(stored.signature().is_some(), "the signed copy is kept");
     // The street's fourth, with its signature, is taken as a fresh change.
     let s = r.ingest_folded(vec![vec![cb[3].clone()], vec![]]).unwrap();
     assert_eq!((s[0].accepted, s[1]), (1, Default::default()), "{s:?}");
