@@ -362,18 +362,6 @@ impl Replica {
         &self.counters
     }
 
-    /// Ingests changes already decoded (as sync reads them from their
-    /// compact form); report indexes are into `changes`.
-    pub fn ingest_decoded(
-        &mut self,
-        changes: Vec<SignedChange>,
-    ) -> Result<IngestReport, EngineError> {
-        let decoded = changes.into_iter().enumerate().collect();
-        let report = self.ingest_checked(decoded, IngestReport::default())?;
-        self.counters.count(&report);
-        Ok(report)
-    }
-
     fn ingest_inner(&mut self, wire: Vec<Vec<u8>>) -> Result<IngestReport, EngineError> {
         let mut report = IngestReport::default();
         let mut decoded: Vec<(usize, SignedChange)> = Vec::with_capacity(wire.len());
@@ -383,22 +371,14 @@ impl Replica {
                 Err(e) => report.invalid.push((i, e.into())),
             }
         }
-        self.ingest_checked(decoded, report)
+        self.ingest_checked(decoded, report, &[0])
     }
 
-    /// Ingest from decoded changes on, each with its index in the call.
-    fn ingest_checked(
-        &mut self,
-        decoded: Vec<(usize, SignedChange)>,
-        report: IngestReport,
-    ) -> Result<IngestReport, EngineError> {
-        self.ingest_grouped(decoded, report, &[0])
-    }
-
-    /// Ingests the changes of several frames in one call (one commit),
-    /// each frame's signatures judged as if it came alone
-    /// ([`check_signatures`]); indices in the report run over all
-    /// of them, frame after frame.
+    /// Ingests changes already decoded (as sync reads them from their
+    /// compact form), the changes of several frames in one call (one
+    /// commit), each frame's signatures judged as if it came alone
+    /// ([`check_signatures`]); indices in the report run over all of them,
+    /// frame after frame.
     pub(crate) fn ingest_frames(
         &mut self,
         frames: Vec<Vec<SignedChange>>,
@@ -410,12 +390,14 @@ impl Replica {
             decoded.extend(f);
         }
         let decoded = decoded.into_iter().enumerate().collect();
-        let report = self.ingest_grouped(decoded, IngestReport::default(), &starts)?;
+        let report = self.ingest_checked(decoded, IngestReport::default(), &starts)?;
         self.counters.count(&report);
         Ok(report)
     }
 
-    fn ingest_grouped(
+    /// Ingest from decoded changes on, each with its index in the call;
+    /// `starts`: where each frame begins (`&[0]` for one).
+    fn ingest_checked(
         &mut self,
         mut decoded: Vec<(usize, SignedChange)>,
         mut report: IngestReport,

@@ -220,12 +220,12 @@ impl Replica {
     /// perhaps from different peers) checked in one ingest, committed
     /// relaxed (what sync received, the peer can send again); what became
     /// of each message's changes, in order. A change in two messages counts
-    /// for the first, as if they had been ingested one after the other.
+    /// for the first whose copy was not refused, as if they had been
+    /// ingested one after the other.
     pub fn ingest_folded(
         &mut self,
         frames: Vec<Vec<SignedChange>>,
     ) -> Result<Vec<IngestSummary>, EngineError> {
-        // Which frame each change came in: the first that holds it.
         let mut starts = Vec::with_capacity(frames.len());
         let mut hashes = Vec::new();
         for changes in &frames {
@@ -248,19 +248,18 @@ impl Replica {
         let mut out = vec![IngestSummary::default(); starts.len()];
         // The report names only changes of the call (held ones it moved,
         // a pending change whose dependency came, are not counted).
-        let frame_of_hash = |h: &Hash| first.get(h).copied();
         for h in &report.accepted {
-            if let Some(f) = frame_of_hash(h) {
+            if let Some(&f) = first.get(h) {
                 out[f].accepted += 1;
             }
         }
         for h in &report.pending {
-            if let Some(f) = frame_of_hash(h) {
+            if let Some(&f) = first.get(h) {
                 out[f].pending += 1;
             }
         }
         for (h, _) in &report.rejected {
-            if let Some(f) = frame_of_hash(h) {
+            if let Some(&f) = first.get(h) {
                 out[f].rejected += 1;
             }
         }

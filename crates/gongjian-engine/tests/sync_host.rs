@@ -406,8 +406,9 @@ fn folded_frames_each_get_their_own_summary() {
         (3, 0, 0),
         "{s:?}"
     );
-    // Once a signature of the batch fails, each is checked on its own: the
-    // street's first three hold theirs, so only the forged one is refused.
+    // The frame's newest signature fails, so each of that frame's is
+    // checked on its own: the street's first three hold theirs, so only the
+    // forged one is refused (the other frames are not checked again).
     assert_eq!((s[1].accepted, s[1].invalid), (3, 1), "{s:?}");
     assert_eq!(
         (s[2].accepted, s[2].pending, s[2].invalid),

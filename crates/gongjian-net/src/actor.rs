@@ -19,6 +19,13 @@ use crate::now_secs;
 use crate::status::NetStatus;
 use crate::swarm::SwarmCmd;
 
+mod frames;
+mod resync;
+mod scrub;
+
+use frames::MAX_FOLD;
+pub(crate) use frames::Waiting;
+
 /// Bytes queued to one stream at most: a peer that does not read is cut
 /// off rather than buffered without bound.
 pub const MAX_QUEUED_BYTES: usize = 64 << 20;
@@ -81,11 +88,6 @@ fn is_request(bytes: &[u8]) -> bool {
     matches!(bytes.get(1), Some(0 | 1 | 3))
 }
 
-/// Whether an encoded sync message is `Records`, by its variant tag.
-fn is_records(bytes: &[u8]) -> bool {
-    bytes.get(1) == Some(&2)
-}
-
 type Job = Box<dyn FnOnce(&mut Actor) + Send>;
 
 pub(crate) enum Event {
@@ -112,27 +114,6 @@ pub(crate) enum Event {
     Tick,
     Shutdown,
 }
-
-/// A frame read off a stream, waiting to be handled.
-pub(crate) struct Waiting {
-    pub stream: u64,
-    pub bytes: Vec<u8>,
-    /// Dropped once the frame is handled: the stream's reader waits for it
-    /// before reading the next.
-    pub done: tokio::sync::oneshot::Sender<()>,
-    /// When the frame was read off the stream (for the view lag).
-    pub at: Instant,
-}
-
-/// The longest a session due to reconcile again waits for it.
-const MAX_RESYNC_GAP: Duration = Duration::from_secs(30);
-
-/// Frames handled together at most (each stream has one waiting at a time).
-const MAX_FOLD: usize = 64;
-
-/// Changes the node's own scrub checks in one tick at most (past its first
-/// document): a step holds the sync thread for milliseconds.
-const SCRUB_CHANGES_PER_TICK: u64 = 4096;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
@@ -262,93 +243,6 @@ impl Actor {
             prefolded: None,
             folding: None,
             lags: std::collections::VecDeque::new(),
-        }
-    }
-
-    /// One step of the node's own scrub (PROTOCOL.md §3 checks again on
-    /// what is stored): a few documents each tick, so a full pass takes
-    /// documents ÷ `scrub_per_tick` seconds and never holds the sync
-    /// thread long. A corrupt document is dropped (its genesis kept) and
-    /// fetched again from peers: every session reconciles at once. One this
-    /// node writes is only reported (its peers may lack changes of it).
-    fn scrub(&mut self) {
-        let n = self.timing.scrub_per_tick;
-        if n == 0 || self.scrub_paused_until.is_some_and(|t| Instant::now() < t) {
-            return;
-        }
-        match self
-            .replica
-            .scrub_step(self.scrub_cursor, n, SCRUB_CHANGES_PER_TICK)
-        {
-            Ok((report, next)) => {
-                self.scrub_cursor = next;
-                let dropped: Vec<DocId> = report
-                    .dropped
-                    .iter()
-                    .filter_map(|d| d.parse().ok())
-                    .collect();
-                for p in &report.problems {
-                    tracing::error!(doc = p.doc.as_deref().unwrap_or("-"), problem = %p.what, "scrub: corrupt data found");
-                }
-                for d in &report.kept {
-                    tracing::error!(doc = %d, "scrub: a document this node writes is corrupt; left in place (peers may lack some of its changes): run `gongjian verify --repair` or restore a backup");
-                }
-                {
-                    let mut st = self.status.lock().expect("status lock");
-                    st.scrub.documents_checked += report.documents as u64;
-                    st.scrub.problems += report.problems.len() as u64;
-                    st.scrub.dropped += dropped.len() as u64;
-                    if next.is_none() {
-                        st.scrub.passes += 1;
-                    }
-                }
-                if !dropped.is_empty() {
-                    self.observe(&dropped);
-                    self.resync_all(None);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "scrub: the store could not be read; trying again in 10 minutes");
-                self.scrub_cursor = None;
-                self.scrub_paused_until = Some(Instant::now() + Duration::from_secs(600));
-                return;
-            }
-        }
-        // Records too, four for each document: a damaged one is written
-        // again from its verified copy in memory, or dropped and fetched
-        // again from peers (records are served from memory, never from
-        // disk).
-        if self
-            .records_paused_until
-            .is_some_and(|t| Instant::now() < t)
-        {
-            return;
-        }
-        match self.replica.scrub_records_step(self.records_cursor, n * 4) {
-            Ok((step, next)) => {
-                self.records_cursor = next;
-                for p in &step.problems {
-                    tracing::error!(problem = %p.what, "scrub: corrupt record found");
-                }
-                let mut st = self.status.lock().expect("status lock");
-                st.scrub.records_checked += step.checked as u64;
-                st.scrub.problems += step.problems.len() as u64;
-                st.scrub.records_repaired += (step.rewritten + step.dropped) as u64;
-                drop(st);
-                if step.unreadable {
-                    // Reported above; the operator repairs it. Not read
-                    // again (and logged) every second meanwhile.
-                    self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
-                }
-                if step.dropped > 0 {
-                    self.resync_all(None);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "scrub: the records could not be read; trying again in 10 minutes");
-                self.records_cursor = None;
-                self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
-            }
         }
     }
 
@@ -535,98 +429,6 @@ impl Actor {
             Event::Shutdown => return false,
         }
         true
-    }
-
-    /// Handles frames read together (one per stream, so each stream's
-    /// order holds). Records first (hellos, `Records` messages: what
-    /// changes may rest on), each in its turn. Then the changes of the
-    /// frames whose session takes them in are ingested in one call (one
-    /// commit, one signature batch, each frame's signatures judged alone)
-    /// and the view updated with them at once; each session then handles
-    /// its frame as it would alone and is handed what became of its
-    /// changes. What the frames changed besides is observed once, after
-    /// the last.
-    fn frames(&mut self, frames: Vec<Waiting>) {
-        if frames.len() == 1 {
-            for f in frames {
-                self.handle_frame(f, None);
-            }
-            return;
-        }
-        self.folding = Some(Vec::new());
-        let (records, frames): (Vec<Waiting>, Vec<Waiting>) = frames.into_iter().partition(|f| {
-            is_records(&f.bytes)
-                || self
-                    .slots
-                    .get(&f.stream)
-                    .is_none_or(|s| s.session.is_none())
-        });
-        for f in records {
-            self.handle_frame(f, None);
-        }
-        let mut ahead: Vec<Option<(usize, gongjian_sync::IngestSummary)>> =
-            vec![None; frames.len()];
-        let mut which = Vec::new();
-        let mut batches = Vec::new();
-        for (i, f) in frames.iter().enumerate() {
-            if let Some(changes) = self
-                .slots
-                .get(&f.stream)
-                .and_then(|s| s.session.as_ref())
-                .and_then(|s| s.changes_to_ingest(&f.bytes))
-            {
-                which.push((i, changes.len(), *changes[0].doc()));
-                batches.push(changes);
-            }
-        }
-        if batches.len() > 1 {
-            match self.replica.ingest_folded(batches) {
-                Ok(summaries) => {
-                    let mut docs = Vec::new();
-                    let mut arrivals = Vec::new();
-                    for ((i, n, doc), s) in which.into_iter().zip(summaries) {
-                        if s.accepted > 0 {
-                            docs.push(doc);
-                            arrivals.push(frames[i].at);
-                        }
-                        ahead[i] = Some((n, s));
-                    }
-                    docs.sort();
-                    docs.dedup();
-                    self.observe(&docs);
-                    for at in arrivals {
-                        self.lag(at.elapsed().as_secs_f64());
-                    }
-                }
-                // Each session ingests its own again, and reports it.
-                Err(e) => tracing::error!(error = %e, "ingesting frames together"),
-            }
-        }
-        for (f, done) in frames.into_iter().zip(ahead) {
-            self.handle_frame(f, done);
-        }
-        if let Some(changed) = self.folding.take() {
-            let mut docs: Vec<DocId> = changed.iter().map(|(d, _)| *d).collect();
-            docs.sort();
-            docs.dedup();
-            self.observe(&docs);
-            let mut arrivals: Vec<Instant> = changed.into_iter().filter_map(|(_, at)| at).collect();
-            arrivals.sort();
-            arrivals.dedup();
-            for at in arrivals {
-                self.lag(at.elapsed().as_secs_f64());
-            }
-        }
-    }
-
-    /// One frame, `ahead`: what became of its changes if ingested already.
-    fn handle_frame(&mut self, f: Waiting, ahead: Option<(usize, gongjian_sync::IngestSummary)>) {
-        self.arrived = Some(f.at);
-        self.prefolded = ahead;
-        self.frame(f.stream, f.bytes);
-        self.prefolded = None;
-        self.arrived = None;
-        drop(f.done);
     }
 
     fn opened(&mut self, stream: u64, peer: PeerId, role: Role, outbox: Outbox) {
@@ -921,89 +723,6 @@ impl Actor {
         self.waking = false;
     }
 
-    /// New records (a genesis, a certificate) are only learnt by
-    /// reconciling: every session this node opened does so again, at once
-    /// or when its current round ends. Sessions peers opened are theirs to
-    /// restart; a peer that hears of a document it does not know yet does.
-    ///
-    /// A revocation that took effect is passed on at once, past the resync
-    /// gap: what the revoked key signs from now on must be refused everywhere.
-    fn resync_all(&mut self, except: Option<u64>) {
-        let revocations = self.replica.trust().revocation_count();
-        let urgent = revocations != self.revocations;
-        self.revocations = revocations;
-        for (id, s) in self.slots.iter_mut() {
-            if Some(*id) != except && s.role == Role::Initiator {
-                s.due = true;
-                s.urgent |= urgent;
-                self.any_due = true;
-            }
-        }
-        self.kick();
-    }
-
-    /// Restarts the synced sessions that are due.
-    ///
-    /// A session reconciles again no sooner than [`Actor::resync_gap`]
-    /// after its last start: each start snapshots the sets it reconciles,
-    /// and while records stream in from many peers (a district syncing
-    /// from 130 hubs), restarting every session on each batch kept the sync
-    /// thread doing nothing else. The tick restarts the ones held back.
-    fn kick(&mut self) {
-        // Not again from inside a start (its input ends with a kick): each
-        // start is timed alone, and the restarts do not nest.
-        if !self.any_due || self.kicking {
-            return;
-        }
-        self.any_due = self.slots.values().any(|s| s.due);
-        let now = Instant::now();
-        let gap = self.resync_gap();
-        let ready: Vec<u64> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| {
-                s.due
-                    && s.session.as_ref().is_some_and(Session::is_synced)
-                    && (s.urgent || now.duration_since(s.last_start) >= gap)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        self.kicking = true;
-        for id in ready {
-            self.start(id);
-        }
-        self.kicking = false;
-    }
-
-    /// Starts a session's reconciliation again, timing it.
-    fn start(&mut self, id: u64) {
-        let t = Instant::now();
-        let Some(s) = self.slots.get_mut(&id) else {
-            return; // closed meanwhile
-        };
-        s.due = false;
-        s.urgent = false;
-        s.last_start = t;
-        self.input(id, Input::Start);
-        // A moving average of what a start costs this node.
-        let took = t.elapsed();
-        self.start_cost = (self.start_cost * 4 + took) / 5;
-    }
-
-    /// How long a session waits between reconciliations started by new
-    /// records: three times what restarting every session this node opened
-    /// costs (so such restarts take at most a quarter of the sync thread),
-    /// at most [`MAX_RESYNC_GAP`]. Milliseconds on a small node; seconds for
-    /// a district holding tens of thousands of documents with 130 hubs.
-    fn resync_gap(&self) -> Duration {
-        let sessions = self
-            .slots
-            .values()
-            .filter(|s| s.role == Role::Initiator)
-            .count() as u32;
-        (self.start_cost * sessions * 3).min(MAX_RESYNC_GAP)
-    }
-
     fn misbehaved(&mut self, peer: PeerId, unit: Option<UnitId>, why: &str) {
         // One fixed format, so operators can grep and alert on it.
         tracing::warn!(
@@ -1074,11 +793,7 @@ impl Actor {
                 tracing::warn!(error = %e, "announcing heads");
             }
         }
-        self.kicking = true;
-        for id in restart {
-            self.start(id);
-        }
-        self.kicking = false;
+        self.start_all(restart);
         // Sessions due, held back by the gap.
         self.kick();
         // Claims past their lease are taken over without a release: the
@@ -1105,7 +820,8 @@ mod tests {
     use gongjian_identity::{ActorId, DocId, Hash, Secret};
     use gongjian_sync::{Message, SetId, encode};
 
-    use super::{is_records, is_request};
+    use super::frames::is_records;
+    use super::is_request;
 
     #[test]
     fn requests_are_told_from_answers_by_their_tag() {
