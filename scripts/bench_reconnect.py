@@ -50,6 +50,12 @@ try:
     # From a frame of changes read off a stream to the view holding them.
     lag = (metric(m, "gongjian_view_lag_p50_seconds"), metric(m, "gongjian_view_lag_p99_seconds"))
     messages = metric(m, "gongjian_network_received_frames") + metric(m, "gongjian_network_sent_frames")
+    # Both ways, by kind of frame (hello, reconcile, want, changes, ...).
+    by_kind = {}
+    for l in m.splitlines():
+        if l.startswith("gongjian_network_message_bytes_total{"):
+            kind = l.split('kind="')[1].split('"')[0]
+            by_kind[kind] = by_kind.get(kind, 0) + float(l.split()[-1])
     out = {
         "scale": float(scale), "hubs": len(setup["hubs"]), "documents": setup["documents"],
         "changed_documents": later["documents"], "missing_changes": later["changes"],
@@ -58,6 +64,7 @@ try:
         "exchanged_vs_missing": (received + sent) / later["change_bytes"],
         "peak_rss_mb": vm_mb(p.pid),
         "view_lag_p50_ms": lag[0] * 1000, "view_lag_p99_ms": lag[1] * 1000,
+        "bytes_by_kind": {k: v for k, v in by_kind.items() if v},
     }
 finally:
     daemons.stop()
@@ -69,4 +76,5 @@ else:
           f"exchanged {out['received_bytes'] + out['sent_bytes']:.0f} B (received {out['received_bytes']:.0f}, sent {out['sent_bytes']:.0f}) "
           f"for {out['missing_bytes']} B of missing signed changes ({out['exchanged_vs_missing']:.2f}×); "
           f"{out['sync_messages']:.0f} sync messages; peak RSS {out['peak_rss_mb']:.0f} MB; "
-          f"view lag (frame read → view updated) p50 {out['view_lag_p50_ms']:.1f} ms, p99 {out['view_lag_p99_ms']:.1f} ms")
+          f"view lag (frame read → view updated) p50 {out['view_lag_p50_ms']:.1f} ms, p99 {out['view_lag_p99_ms']:.1f} ms; "
+          f"bytes both ways by kind: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(out["bytes_by_kind"].items(), key=lambda kv: -kv[1])))

@@ -62,6 +62,9 @@ def writer(host, port, w, cycle, acked, lock):
         except (OSError, http.client.HTTPException):
             return  # killed
         if r.status != 201:
+            # Not a kill: the daemon answered, and refused. A failure.
+            with lock:
+                refused.append((r.status, v[:300].decode("utf-8", "replace")))
             return
         with lock:
             acked.append((json.loads(v)["id"], title))
@@ -81,6 +84,8 @@ def check(host, port, items):
 
 t0 = time.monotonic()
 acked, lost, kills_mid_write, verify_s = [], [], 0, []
+# Writes the live daemon answered with anything but 201.
+refused = []
 for cycle in range(a.cycles):
     p, host, port = start()
     # Everything acknowledged so far is checked every 10 cycles and at the
@@ -117,6 +122,9 @@ result = {
     "lost": sorted(set(lost))[:20], "kills_with_writes_in_flight": kills_mid_write,
     "verify_clean_after_every_kill": True,
     "verify_s_max": round(max(verify_s), 2), "seconds": round(time.monotonic() - t0, 1),
+    "writes_refused": len(refused), "refused": refused[:5],
 }
 print(json.dumps(result, ensure_ascii=False))
-sys.exit(1 if lost else 0)
+# Nothing lost, nothing refused, and writes made (at least one a cycle on
+# average: a daemon that acknowledged nothing would lose nothing either).
+sys.exit(1 if lost or refused or len(acked) < a.cycles else 0)

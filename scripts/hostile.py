@@ -57,6 +57,7 @@ try:
     flooder = setup["hubs"][3]["dir"]
     _, body = get(target["api"], target_token, "/v1/status")
     quarantined_before = json.loads(body)["quarantined"]
+    changes_before = json.loads(body)["changes"]
     attack = subprocess.Popen(
         [hostile, "--target", f"{setup['hubs'][0]['listen']}/p2p/{target['peer_id']}", "--seconds", str(seconds),
          "--identities", str(identities), "--key", os.path.join(stolen, "node.key"), "--unit", unit_of(stolen),
@@ -109,8 +110,15 @@ try:
     _, metrics = get(target["api"], target_token, "/metrics")
     misbehaviour = metric(metrics.decode(), "gongjian_peer_misbehaviour")
     reasons = {}
+    # Every line about a peer names it and says why, in the one format
+    # (`<what> peer=<PeerId> unit=<id or -> reason=<text>`); the evictions
+    # of not yet admitted connections are logged in sums instead.
+    fixed = re.compile(r"(peer misbehaved|stream dropped|connection closed|peer refused)\b.*\bpeer=\S+.*\breason=")
+    off_format = []
     for line in peer_lines:
         line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if "evicted by newer ones" not in line and not fixed.search(line):
+            off_format.append(line.strip())
         if "evicted by newer ones" in line:  # logged in sums, every 10 s at most
             m = re.search(r"evicted=(\d+)", line)
             key = "connections not yet admitted evicted (summed)"
@@ -131,6 +139,8 @@ try:
         "target_ready_answered": answered, "target_ready_unanswered": unanswered,
         "target_misbehaviour_counted": misbehaviour, "peer_log_lines": len(peer_lines),
         "target_quarantined_before": quarantined_before, "target_quarantined_after": target_status["quarantined"],
+        "target_changes_before": changes_before, "target_changes_after": target_status["changes"],
+        "peer_log_lines_off_format": off_format[:5], "peer_log_lines_off_format_count": len(off_format),
         "target_unadmitted_closed": target_status["network"]["unadmitted_closed"],
         "peer_log_reasons": reasons, "district_synced_seconds": synced_at,
     }
@@ -141,12 +151,17 @@ finally:
 print(json.dumps(result, ensure_ascii=False))
 ok = result and result["district_synced_seconds"] is not None and result["target_ready_unanswered"] == 0 \
     and result["target_rss_growth_mb"] <= bound \
+    and result["target_changes_after"] == result["target_changes_before"] \
+    and result["peer_log_lines_off_format_count"] == 0 and result["peer_log_lines"] > 0 \
+    and result["target_misbehaviour_counted"] > 0 \
     and result["target_quarantined_after"] - result["target_quarantined_before"] \
         <= 100 * result["attack"]["dangling_distinct_docs"]  # one author key: 100 a document
 print(f"target hub under attack for {seconds} s ({result['attack']['connections']} connections, "
       f"{result['attack']['streams']} streams, {result['attack']['flood_requests']} unread requests): "
       f"RSS {result['target_rss_before_mb']} → peak {result['target_rss_peak_mb']} MB (+{result['target_rss_growth_mb']}, bound {bound:g}); "
       f"{result['target_misbehaviour_counted']:.0f} penalties counted; "
+      f"changes stored {result['target_changes_before']} → {result['target_changes_after']}; "
+      f"{result['peer_log_lines']} peer log lines, {result['peer_log_lines_off_format_count']} off the fixed format; "
       f"{result['attack']['dangling_changes']} changes with missing dependencies sent, quarantine "
       f"{result['target_quarantined_before']} → {result['target_quarantined_after']}; "
       f"{result['attack']['held_connections']} idle connections held, {result['target_unadmitted_closed']} closed unadmitted; /ready answered {result['target_ready_answered']}×, "

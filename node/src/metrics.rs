@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gongjian_net::status::TRAFFIC;
+use gongjian_net::status::{FRAME_KINDS, TRAFFIC};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -180,6 +180,26 @@ async fn render(api: &Api) -> Result<String, ApiError> {
         "Sync messages sent",
         TRAFFIC.frames_out.load(Ordering::Relaxed),
     );
+    {
+        let f = Family::<Labels, Counter>::default();
+        for (i, kind) in FRAME_KINDS.iter().enumerate() {
+            for (dir, v) in [
+                ("received", &TRAFFIC.kind_in[i]),
+                ("sent", &TRAFFIC.kind_out[i]),
+            ] {
+                f.get_or_create(&vec![
+                    ("direction".to_owned(), dir.to_owned()),
+                    ("kind".to_owned(), (*kind).to_owned()),
+                ])
+                .inc_by(v.load(Ordering::Relaxed));
+            }
+        }
+        reg.register(
+            "network_message_bytes",
+            "Sync bytes by direction and kind of frame (length prefixes included; a stream's first frame is its hello)",
+            f,
+        );
+    }
     if let Some((_, st)) = api.backend.net() {
         let f = Family::<Labels, Gauge>::default();
         let connected = st.peers.values().filter(|p| p.connected).count();

@@ -165,6 +165,7 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
     }
     let mut steps = 0;
     let mut folded = 0;
+    let mut records_folded = 0;
     while to_me.iter().chain(to_hub.iter()).any(|q| !q.is_empty()) {
         steps += 1;
         assert!(steps < 100_000, "the sync does not end");
@@ -187,6 +188,24 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
             continue;
         }
         let frames: Vec<Option<Vec<u8>>> = to_me.iter_mut().map(|q| q.pop_front()).collect();
+        // As the node does: the records of the frames first, admitted in
+        // one evaluation, then their changes in one ingest.
+        let mut which = Vec::new();
+        let mut batches = Vec::new();
+        for (l, m) in frames.iter().enumerate() {
+            if let Some(r) = m.as_ref().and_then(|m| mine[l].records_to_ingest(m)) {
+                which.push((l, r.len()));
+                batches.push(r);
+            }
+        }
+        let mut records_ahead = [None, None];
+        if batches.len() > 1 {
+            records_folded += 1;
+            let summaries = d2.ingest_records_folded(batches).unwrap();
+            for ((l, n), s) in which.into_iter().zip(summaries) {
+                records_ahead[l] = Some((n, s));
+            }
+        }
         let mut which = Vec::new();
         let mut batches = Vec::new();
         for (l, m) in frames.iter().enumerate() {
@@ -205,7 +224,8 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
         }
         for (l, m) in frames.into_iter().enumerate() {
             if let Some(m) = m {
-                let mut host = Prefolded::new(&mut d2, ahead[l].take());
+                let mut host =
+                    Prefolded::new(&mut d2, ahead[l].take()).with_records(records_ahead[l].take());
                 let o = mine[l].handle(&mut host, Input::Message(m), NOW).unwrap();
                 sends(o, &mut to_hub[l]);
             }
@@ -219,6 +239,7 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
     if fold && !shared {
         // Both hubs answer every document: their frames meet in one ingest.
         assert!(folded > 0, "no frames were ingested together");
+        assert!(records_folded > 0, "no records frames were admitted together");
     }
     Outcome {
         records_received: mine.iter().map(|s| s.stats().records_received).sum(),

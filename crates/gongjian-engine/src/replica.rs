@@ -338,10 +338,13 @@ impl Replica {
         }
         let all = !self.trust.same_revocations(trust);
         let mut docs = self.trust.documents_changed(trust);
-        for (doc, meta) in self.store.docs()? {
-            if all || meta.quarantined > 0 {
-                docs.insert(doc);
-            }
+        if all {
+            docs.extend(self.store.docs()?.into_iter().map(|(doc, _)| doc));
+        } else {
+            // Only what waits in quarantine may get in with new records:
+            // read from the quarantine, not from every document's metadata
+            // (records come in many batches during a cold sync).
+            docs.extend(self.store.quarantined_docs()?);
         }
         if !docs.is_empty() {
             batch.mark_reevaluation();

@@ -216,6 +216,69 @@ impl Host for Replica {
 }
 
 impl Replica {
+    /// The records of several `Records` messages (perhaps from different
+    /// peers) admitted in one evaluation of the set, committed relaxed;
+    /// what became of each message's records, in order, as
+    /// [`Host::ingest_records`] reports them. Each message is checked alone
+    /// (one malformed or badly signed record refuses its message whole);
+    /// the records of the messages that pass are admitted together, so a
+    /// certificate in one message lets in the records it signs in another,
+    /// as PROTOCOL.md §2 allows for records that arrive together. A record
+    /// in two messages counts in both.
+    pub fn ingest_records_folded(
+        &mut self,
+        frames: Vec<Vec<Vec<u8>>>,
+    ) -> Result<Vec<IngestSummary>, EngineError> {
+        self.received(|r| r.ingest_record_frames(frames))
+    }
+
+    fn ingest_record_frames(
+        &mut self,
+        frames: Vec<Vec<Vec<u8>>>,
+    ) -> Result<Vec<IngestSummary>, EngineError> {
+        let mut summaries = vec![IngestSummary::default(); frames.len()];
+        let mut of_frame: Vec<Vec<Hash>> = vec![Vec::new(); frames.len()];
+        let mut all: Vec<VerifiedRecord> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, records) in frames.iter().enumerate() {
+            let mut decoded = Vec::with_capacity(records.len());
+            for r in records {
+                match SignedRecord::decode(r) {
+                    Ok(r) => decoded.push(r),
+                    Err(_) => summaries[i].invalid += 1,
+                }
+            }
+            if summaries[i].invalid > 0 {
+                continue;
+            }
+            let n = decoded.len();
+            let Ok(verified) = verify_records(self.unheld(decoded))
+                .into_iter()
+                .collect::<Result<Vec<VerifiedRecord>, _>>()
+            else {
+                summaries[i].invalid = n;
+                continue;
+            };
+            for v in verified {
+                of_frame[i].push(v.hash);
+                if seen.insert(v.hash) {
+                    all.push(v);
+                }
+            }
+        }
+        if all.is_empty() {
+            return Ok(summaries);
+        }
+        let (kept, left) = self.admit_what_may(all)?;
+        let kept: std::collections::BTreeSet<Hash> = kept.iter().map(|v| v.hash).collect();
+        let left: std::collections::BTreeSet<Hash> = left.iter().map(|v| v.hash).collect();
+        for (s, hashes) in summaries.iter_mut().zip(&of_frame) {
+            s.accepted = hashes.iter().filter(|h| kept.contains(h)).count();
+            s.unknown = hashes.iter().filter(|h| left.contains(h)).count();
+        }
+        Ok(summaries)
+    }
+
     /// The changes of several `Changes` messages (each one document's,
     /// perhaps from different peers) checked in one ingest, committed
     /// relaxed (what sync received, the peer can send again); what became

@@ -53,6 +53,44 @@ fn records_in_any_batching_get_in() {
     assert_eq!(r.store().records().unwrap().len(), 5);
 }
 
+/// Records frames read together (from different peers) are admitted in
+/// one evaluation: a certificate in one frame lets in what it signs in
+/// another; each frame is still checked alone, so a malformed record
+/// refuses only its own frame, and each gets its own summary.
+#[test]
+fn folded_records_frames_each_get_their_own_summary() {
+    let f = fed();
+    let dir = tempdir().unwrap();
+    let store = gongjian_store::Store::create(dir.path()).unwrap();
+    let mut r = gongjian_engine::Replica::open(store, f.root.public(), None).unwrap();
+    r.insert_records(f.records[..2].to_vec()).unwrap();
+    let community_cert = f.records[2].clone();
+    let community_genesis = genesis(f.community_id, &f.community, &[]);
+    let hospital_cert = hospital(&f, 77).cert;
+    let stranger = Secret::from_seed([78; 32]);
+    let foreign = genesis(f.community_id, &stranger, &[]);
+    let mut bad = community_genesis.encode();
+    bad.truncate(bad.len() - 3);
+    let frames = vec![
+        // Signed by the community, whose certificate is in the next frame.
+        vec![hospital_cert.encode(), community_genesis.encode()],
+        vec![community_cert.encode(), foreign.encode()],
+        // Malformed: refused whole, the hospital's certificate with it.
+        vec![hospital_cert.encode(), bad],
+        // Held already (from the first frame): nothing new.
+        vec![community_genesis.encode()],
+    ];
+    let s = r.ingest_records_folded(frames).unwrap();
+    let got: Vec<_> = s.iter().map(|s| (s.accepted, s.unknown, s.invalid)).collect();
+    assert_eq!(got, vec![(2, 0, 0), (1, 1, 0), (0, 0, 1), (1, 0, 0)]);
+    for rec in [&hospital_cert, &community_cert, &community_genesis] {
+        assert!(r.membership().contains(&rec.hash()));
+    }
+    assert!(!r.membership().contains(&foreign.hash()));
+    assert_eq!(r.membership().len(), r.store().records().unwrap().len());
+    assert_eq!(r.membership().len(), 5);
+}
+
 /// Two keys of one unit take turns, each change depending on the other's
 /// last; the node that relays them holds only some signatures. Batches are
 /// cut only where every actor's last change is signed; with no such point

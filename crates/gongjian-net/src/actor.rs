@@ -191,6 +191,8 @@ pub struct Actor {
     /// What became of the changes of the frame being handled, ingested
     /// ahead with other frames' (its count of changes, and the summary).
     prefolded: Option<(usize, gongjian_sync::IngestSummary)>,
+    /// The same for the records of the frame being handled.
+    prefolded_records: Option<(usize, gongjian_sync::IngestSummary)>,
     /// While frames folded together are handled: the documents they
     /// changed, each with when its frame was read (the observer runs once,
     /// after the last).
@@ -241,6 +243,7 @@ impl Actor {
             scrub_paused_until: None,
             arrived: None,
             prefolded: None,
+            prefolded_records: None,
             folding: None,
             lags: std::collections::VecDeque::new(),
         }
@@ -414,7 +417,7 @@ impl Actor {
                 let before = self.replica.membership().len();
                 job(self);
                 if self.replica.membership().len() > before {
-                    self.resync_all(None);
+                    self.resync_all(&[]);
                 }
             }
             Event::Tick => {
@@ -606,11 +609,12 @@ impl Actor {
         let records_before = self.replica.membership().len();
         let awaited = session.awaits_peer();
         // Only the frame's own message is answered from the fold.
-        let ahead = match input {
-            Input::Message(_) => self.prefolded.take(),
-            _ => None,
+        let (ahead, records_ahead) = match input {
+            Input::Message(_) => (self.prefolded.take(), self.prefolded_records.take()),
+            _ => (None, None),
         };
-        let mut host = gongjian_sync::Prefolded::new(&mut self.replica, ahead);
+        let mut host =
+            gongjian_sync::Prefolded::new(&mut self.replica, ahead).with_records(records_ahead);
         let res = session.handle(&mut host, input, now_secs());
         // The view holds what the fold ingested already (a `Changes`
         // message changes only its own document, which the fold observed).
@@ -688,7 +692,7 @@ impl Actor {
             self.close(stream, true);
         }
         if self.replica.membership().len() > records_before {
-            self.resync_all(Some(stream));
+            self.resync_all(&[stream]);
         }
         self.kick();
         if let Some(folding) = self.folding.as_mut() {
@@ -754,7 +758,36 @@ impl Actor {
         }
     }
 
+    /// Closes the streams of peers no longer admitted: their key revoked,
+    /// or their certificate expired, since their hello. A peer is checked
+    /// at its hello and then every tick, so a revoked key keeps no session
+    /// open (and is refused when it dials again).
+    fn drop_unadmitted(&mut self) {
+        let now = now_secs();
+        let trust = self.replica.trust();
+        let gone: Vec<(u64, String)> = self
+            .slots
+            .iter()
+            .filter_map(|(id, s)| {
+                let unit = s.unit?;
+                match trust.admit(&s.key, now) {
+                    Ok(info) if info.unit == unit => None,
+                    Ok(info) => Some((*id, format!("its key is now certified for {}", info.unit))),
+                    Err(e) => Some((*id, format!("no longer admitted: {e}"))),
+                }
+            })
+            .collect();
+        for (id, why) in gone {
+            if let Some(s) = self.slots.get(&id) {
+                let unit = s.unit.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
+                tracing::warn!(target: "gongjian::peer", peer = %s.peer, %unit, reason = %why, "stream dropped");
+            }
+            self.close(id, true);
+        }
+    }
+
     fn tick(&mut self) {
+        self.drop_unadmitted();
         let now = Instant::now();
         let mut restart = Vec::new();
         let mut stalled = Vec::new();

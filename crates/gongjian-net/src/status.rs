@@ -86,6 +86,55 @@ pub struct Traffic {
     pub frames_out: std::sync::atomic::AtomicU64,
     /// Sync sessions started (both roles).
     pub sessions: std::sync::atomic::AtomicU64,
+    /// Bytes received and sent by kind of frame ([`FRAME_KINDS`]).
+    pub kind_in: [std::sync::atomic::AtomicU64; FRAME_KINDS.len()],
+    pub kind_out: [std::sync::atomic::AtomicU64; FRAME_KINDS.len()],
+}
+
+/// The kinds of frame the traffic is counted by: a stream's first frame
+/// is the hello; the others are sync messages, told by their variant tag
+/// (the byte after the version), in `gongjian_sync::Message`'s order.
+pub const FRAME_KINDS: [&str; 9] = [
+    "hello",
+    "reconcile",
+    "want_records",
+    "records",
+    "want",
+    "coming",
+    "changes",
+    "notify",
+    "other",
+];
+
+/// The index in [`FRAME_KINDS`] of a frame (`first`: a stream's first).
+pub fn frame_kind(bytes: &[u8], first: bool) -> usize {
+    if first {
+        return 0;
+    }
+    match (bytes.first(), bytes.get(1)) {
+        (Some(&gongjian_sync::VERSION), Some(&tag)) if (tag as usize) < FRAME_KINDS.len() - 2 => {
+            tag as usize + 1
+        }
+        _ => FRAME_KINDS.len() - 1,
+    }
+}
+
+impl Traffic {
+    /// Counts a frame of `len` bytes (its length prefix included).
+    pub fn count(&self, bytes: &[u8], first: bool, received: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = bytes.len() as u64 + 4;
+        let k = frame_kind(bytes, first);
+        if received {
+            self.bytes_in.fetch_add(n, Relaxed);
+            self.frames_in.fetch_add(1, Relaxed);
+            self.kind_in[k].fetch_add(n, Relaxed);
+        } else {
+            self.bytes_out.fetch_add(n, Relaxed);
+            self.frames_out.fetch_add(1, Relaxed);
+            self.kind_out[k].fetch_add(n, Relaxed);
+        }
+    }
 }
 
 pub static TRAFFIC: Traffic = Traffic {
@@ -94,4 +143,54 @@ pub static TRAFFIC: Traffic = Traffic {
     frames_in: std::sync::atomic::AtomicU64::new(0),
     frames_out: std::sync::atomic::AtomicU64::new(0),
     sessions: std::sync::atomic::AtomicU64::new(0),
+    kind_in: [const { std::sync::atomic::AtomicU64::new(0) }; FRAME_KINDS.len()],
+    kind_out: [const { std::sync::atomic::AtomicU64::new(0) }; FRAME_KINDS.len()],
 };
+
+#[cfg(test)]
+mod frame_kind_tests {
+    use gongjian_identity::{DocId, Hash};
+    use gongjian_sync::{Message, SetId, encode};
+
+    use super::{FRAME_KINDS, frame_kind};
+
+    #[test]
+    fn each_message_is_counted_under_its_own_kind() {
+        let doc = DocId(Hash([3; 32]));
+        let all = [
+            Message::Reconcile {
+                set: SetId::Docs,
+                epoch: 0,
+                round: 0,
+                salt: [0; 8],
+                ranges: vec![],
+            },
+            Message::WantRecords { hashes: vec![] },
+            Message::Records { records: vec![] },
+            Message::Want { doc, have: vec![] },
+            Message::Coming {
+                doc,
+                changes: 0,
+                bytes: 0,
+                complete: true,
+            },
+            Message::Changes {
+                doc,
+                changes: vec![],
+                last: true,
+            },
+            Message::Notify {
+                doc,
+                state: [0; 16],
+            },
+        ];
+        for m in &all {
+            let bytes = encode(m);
+            assert_eq!(FRAME_KINDS[frame_kind(&bytes, false)], m.kind());
+            assert_eq!(FRAME_KINDS[frame_kind(&bytes, true)], "hello");
+        }
+        assert_eq!(FRAME_KINDS[frame_kind(&[], false)], "other");
+        assert_eq!(FRAME_KINDS[frame_kind(&[3, 7], false)], "other");
+        assert_eq!(FRAME_KINDS[frame_kind(&[9, 0], false)], "other");
+    }
+}

@@ -592,6 +592,8 @@ async fn spawn_stream(
     }
     let events_w = events.clone();
     tokio::spawn(async move {
+        // Each side's first frame on a stream is its hello.
+        let mut first = true;
         loop {
             let f = tokio::select! {
                 f = rx.recv() => f,
@@ -613,12 +615,8 @@ async fn spawn_stream(
             }
             match written {
                 Some(Ok(Ok(()))) => {
-                    crate::status::TRAFFIC
-                        .bytes_out
-                        .fetch_add(n as u64 + 4, Ordering::Relaxed);
-                    crate::status::TRAFFIC
-                        .frames_out
-                        .fetch_add(1, Ordering::Relaxed);
+                    crate::status::TRAFFIC.count(&f, first, false);
+                    first = false;
                 }
                 Some(Err(_)) => {
                     let why = format!(
@@ -642,15 +640,11 @@ async fn spawn_stream(
         let mut cap = MAX_HELLO_BYTES;
         loop {
             let frame = read_frame(&mut r, cap).await;
+            let first = cap == MAX_HELLO_BYTES;
             cap = MAX_MESSAGE_BYTES;
             match frame {
                 Ok(Some(bytes)) => {
-                    crate::status::TRAFFIC
-                        .bytes_in
-                        .fetch_add(bytes.len() as u64 + 4, Ordering::Relaxed);
-                    crate::status::TRAFFIC
-                        .frames_in
-                        .fetch_add(1, Ordering::Relaxed);
+                    crate::status::TRAFFIC.count(&bytes, first, true);
                     // One frame of a stream in the node at a time: the next
                     // is read once the actor handled this one (or dropped
                     // it), so a fast peer cannot pile frames up in memory.

@@ -208,6 +208,58 @@ async fn a_community_syncs_with_its_street_over_quic() {
     street.shutdown().await.unwrap();
 }
 
+/// A key revoked while its session is open loses it at once (it was
+/// admitted at its hello; the revocation ends that), and its redials are
+/// refused: nothing it writes afterwards reaches the street.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_loses_its_open_session() {
+    use gongjian_identity::{RecordBody, Revocation, RevocationCut, RevocationTarget};
+    let fed = fed(63);
+    let (sd, cd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let street = fed.start(STREET, sd.path(), vec![]).await;
+    let addr = street.listen_addrs().await[0].clone();
+    let community = fed.start(COMMUNITY_A, cd.path(), vec![addr]).await;
+    let doc = create_doc(&community).await;
+    add_need(&community, doc, "q1", "电动车充电桩").await;
+    until(20, "the street holds the community's need", || async {
+        titles(&street, doc).await == vec!["电动车充电桩".to_owned()]
+    })
+    .await;
+    let a = fed.members[COMMUNITY_A].unit;
+    let connected = |n: &Node| {
+        n.status()
+            .peers
+            .values()
+            .any(|p| p.unit == Some(a) && p.connected)
+    };
+    assert!(connected(&street), "{:?}", street.status().peers);
+    let revocation = Revocation {
+        target: RevocationTarget::Key(fed.members[COMMUNITY_A].secret.public()),
+        cut: RevocationCut::default(),
+        reason: "密钥泄露".into(),
+        issued_at: now(),
+    }
+    .sign(&fed.members[STREET].secret);
+    street
+        .call(move |a| a.replica().insert_records(vec![revocation]).unwrap())
+        .await
+        .unwrap();
+    until(10, "the street drops the revoked key's connection", || async {
+        !connected(&street)
+    })
+    .await;
+    // It keeps redialling and writing; none of it gets in.
+    add_need(&community, doc, "q2", "泄露之后").await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(!connected(&street), "{:?}", street.status().peers);
+    assert!(
+        !titles(&street, doc).await.contains(&"泄露之后".to_owned()),
+        "a change of the revoked key reached the street"
+    );
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
+}
+
 /// The node's own scrub: a stored signature flipped on the street hub is
 /// found within a pass, the document is dropped (not served) and comes back
 /// whole from the community that wrote it.

@@ -696,6 +696,28 @@ impl Store {
         Ok(n)
     }
 
+    /// The documents with changes in quarantine: a walk of the quarantine
+    /// (bounded per document and author), not of every document.
+    pub fn quarantined_docs(&self) -> Result<std::collections::BTreeSet<DocId>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        for item in self
+            .inner
+            .db
+            .iterator_cf(&self.cf(Cf::Quarantine), IteratorMode::Start)
+        {
+            let (k, _) = item?;
+            let doc = k
+                .get(..32)
+                .and_then(|d| <[u8; 32]>::try_from(d).ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    cf: Cf::Quarantine.name(),
+                    reason: format!("a key of {} bytes", k.len()),
+                })?;
+            out.insert(DocId(Hash(doc)));
+        }
+        Ok(out)
+    }
+
     /// Counts by walking every key (exact; slow on a large store).
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let mut damaged = Vec::new();

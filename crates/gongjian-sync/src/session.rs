@@ -279,6 +279,12 @@ impl Session {
         self.wanted.contains(doc) || self.in_flight.contains(doc)
     }
 
+    /// Whether a `Records` message is taken in now (it answers one of
+    /// this session's `WantRecords`); others are dropped unread.
+    pub(crate) fn takes_records(&self) -> bool {
+        self.records_awaited > 0
+    }
+
     /// Whether this session waits for its peer (an answer is due), as
     /// opposed to being synced or waiting only for other sessions.
     pub fn awaits_peer(&self) -> bool {

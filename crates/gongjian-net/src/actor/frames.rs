@@ -46,16 +46,17 @@ impl Actor {
             return;
         }
         self.folding = Some(Vec::new());
-        let (records, frames): (Vec<Waiting>, Vec<Waiting>) = frames.into_iter().partition(|f| {
-            is_records(&f.bytes)
-                || self
-                    .slots
-                    .get(&f.stream)
-                    .is_none_or(|s| s.session.is_none())
+        let (hellos, frames): (Vec<Waiting>, Vec<Waiting>) = frames.into_iter().partition(|f| {
+            self.slots
+                .get(&f.stream)
+                .is_none_or(|s| s.session.is_none())
         });
-        for f in records {
+        for f in hellos {
             self.handle_frame(f, None);
         }
+        let (records, frames): (Vec<Waiting>, Vec<Waiting>) =
+            frames.into_iter().partition(|f| is_records(&f.bytes));
+        self.records_frames(records);
         let mut ahead: Vec<Option<(usize, IngestSummary)>> = vec![None; frames.len()];
         let mut which = Vec::new();
         let mut batches = Vec::new();
@@ -91,6 +92,52 @@ impl Actor {
         }
         if let Some(changed) = self.folding.take() {
             self.observe_frames(changed);
+        }
+    }
+
+    /// `Records` frames read together: the records of those their session
+    /// takes in are admitted in one evaluation of the set (each frame
+    /// checked alone), then each session handles its frame and is handed
+    /// what became of its records. One evaluation costs as much as the
+    /// whole set (35,000 records at ×10): a district fetching records from
+    /// 130 hubs at once did little else than evaluate it again per frame.
+    fn records_frames(&mut self, frames: Vec<Waiting>) {
+        let mut ahead: Vec<Option<(usize, IngestSummary)>> = vec![None; frames.len()];
+        let mut which = Vec::new();
+        let mut batches = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            if let Some(records) = self
+                .slots
+                .get(&f.stream)
+                .and_then(|s| s.session.as_ref())
+                .and_then(|s| s.records_to_ingest(&f.bytes))
+            {
+                which.push((i, records.len()));
+                batches.push(records);
+            }
+        }
+        let before = self.replica.membership().len();
+        if batches.len() > 1 {
+            match self.replica.ingest_records_folded(batches) {
+                Ok(summaries) => {
+                    for ((i, n), s) in which.into_iter().zip(summaries) {
+                        ahead[i] = Some((n, s));
+                    }
+                }
+                // Each session ingests its own again, and reports it.
+                Err(e) => tracing::error!(error = %e, "ingesting records frames together"),
+            }
+        }
+        let streams: Vec<u64> = frames.iter().map(|f| f.stream).collect();
+        for (f, done) in frames.into_iter().zip(ahead) {
+            self.prefolded_records = done;
+            self.handle_frame(f, None);
+            self.prefolded_records = None;
+        }
+        // The sessions that brought records reconcile on; the others
+        // again, to pass them on (as when a frame's records are new).
+        if self.replica.membership().len() > before {
+            self.resync_all(&streams);
         }
     }
 

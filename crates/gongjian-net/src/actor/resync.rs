@@ -18,12 +18,12 @@ impl Actor {
     ///
     /// A revocation that took effect is passed on at once, past the resync
     /// gap: what the revoked key signs from now on must be refused everywhere.
-    pub(super) fn resync_all(&mut self, except: Option<u64>) {
+    pub(super) fn resync_all(&mut self, except: &[u64]) {
         let revocations = self.replica.trust().revocation_count();
         let urgent = revocations != self.revocations;
         self.revocations = revocations;
         for (id, s) in self.slots.iter_mut() {
-            if Some(*id) != except && s.role == Role::Initiator {
+            if !except.contains(id) && s.role == Role::Initiator {
                 s.due = true;
                 s.urgent |= urgent;
                 self.any_due = true;

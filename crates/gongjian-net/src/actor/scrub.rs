@@ -19,9 +19,20 @@ impl Actor {
     /// node writes is only reported (its peers may lack changes of it).
     pub(super) fn scrub(&mut self) {
         let n = self.timing.scrub_per_tick;
-        if n == 0 || self.scrub_paused_until.is_some_and(|t| Instant::now() < t) {
+        if n == 0 {
             return;
         }
+        // Documents and records pause apart: an error reading one family
+        // does not stop the other's scrub.
+        if !self.scrub_paused_until.is_some_and(|t| Instant::now() < t) {
+            self.scrub_documents(n);
+        }
+        if !self.records_paused_until.is_some_and(|t| Instant::now() < t) {
+            self.scrub_records(n);
+        }
+    }
+
+    fn scrub_documents(&mut self, n: usize) {
         match self
             .replica
             .scrub_step(self.scrub_cursor, n, SCRUB_CHANGES_PER_TICK)
@@ -50,26 +61,24 @@ impl Actor {
                 }
                 if !dropped.is_empty() {
                     self.observe(&dropped);
-                    self.resync_all(None);
+                    self.resync_all(&[]);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "scrub: the store could not be read; trying again in 10 minutes");
+                // Counted as a problem (so `/metrics` shows it), and the
+                // records' scrub below goes on: it reads another family.
+                tracing::error!(error = %e, "scrub: the documents could not be read; trying again in 10 minutes");
+                self.status.lock().expect("status lock").scrub.problems += 1;
                 self.scrub_cursor = None;
                 self.scrub_paused_until = Some(Instant::now() + Duration::from_secs(600));
-                return;
             }
         }
-        // Records too, four for each document: a damaged one is written
-        // again from its verified copy in memory, or dropped and fetched
-        // again from peers (records are served from memory, never from
-        // disk).
-        if self
-            .records_paused_until
-            .is_some_and(|t| Instant::now() < t)
-        {
-            return;
-        }
+    }
+
+    /// Records, four for each document a tick: a damaged one is written
+    /// again from its verified copy in memory, or dropped and fetched again
+    /// from peers (records are served from memory, never from disk).
+    fn scrub_records(&mut self, n: usize) {
         match self.replica.scrub_records_step(self.records_cursor, n * 4) {
             Ok((step, next)) => {
                 self.records_cursor = next;
@@ -87,11 +96,12 @@ impl Actor {
                     self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
                 }
                 if step.dropped > 0 {
-                    self.resync_all(None);
+                    self.resync_all(&[]);
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "scrub: the records could not be read; trying again in 10 minutes");
+                self.status.lock().expect("status lock").scrub.problems += 1;
                 self.records_cursor = None;
                 self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
             }
