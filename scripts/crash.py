@@ -6,7 +6,8 @@ rebuilt from the changes) and, once restarted, every write answered 201
 must be there with its title.
 
 usage: crash.py GONGJIAN_BIN WORK_DIR [--cycles N] [--seed S] [--writers W]
-Prints one JSON line with the result; exit 1 if anything was lost.
+Prints one JSON line with the result; exit 1 if anything was lost, a
+write was refused, or fewer writes than cycles were acknowledged.
 """
 import argparse, http.client, json, os, random, signal, subprocess, sys, threading, time
 

@@ -239,7 +239,10 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
     if fold && !shared {
         // Both hubs answer every document: their frames meet in one ingest.
         assert!(folded > 0, "no frames were ingested together");
-        assert!(records_folded > 0, "no records frames were admitted together");
+        assert!(
+            records_folded > 0,
+            "no records frames were admitted together"
+        );
     }
     Outcome {
         records_received: mine.iter().map(|s| s.stats().records_received).sum(),

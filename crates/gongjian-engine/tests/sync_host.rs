@@ -81,7 +81,10 @@ fn folded_records_frames_each_get_their_own_summary() {
         vec![community_genesis.encode()],
     ];
     let s = r.ingest_records_folded(frames).unwrap();
-    let got: Vec<_> = s.iter().map(|s| (s.accepted, s.unknown, s.invalid)).collect();
+    let got: Vec<_> = s
+        .iter()
+        .map(|s| (s.accepted, s.unknown, s.invalid))
+        .collect();
     assert_eq!(got, vec![(2, 0, 0), (1, 1, 0), (0, 0, 1), (1, 0, 0)]);
     for rec in [&hospital_cert, &community_cert, &community_genesis] {
         assert!(r.membership().contains(&rec.hash()));
@@ -495,4 +498,30 @@ fn malformed_changes_of_a_message_count_in_the_metrics() {
     assert_eq!(r.counters().invalid.get("malformed"), None);
     r.changes_malformed(3);
     assert_eq!(r.counters().invalid.get("malformed"), Some(&3));
+}
+
+/// What waits in quarantine is found from the quarantine itself (what new
+/// records re-evaluate), and it is the documents whose metadata counts
+/// quarantined changes.
+#[test]
+fn quarantined_documents_are_read_from_the_quarantine() {
+    let (_dir, f, mut r, doc) = community_doc();
+    assert!(r.store().quarantined_docs().unwrap().is_empty());
+    let mut a = Author::new(&f.community, 1, doc);
+    let _c1 = a.put("k", "一");
+    let c2 = a.put("k", "二");
+    let c3 = a.put("k", "三");
+    // Its dependency never came: both wait.
+    r.ingest(wire(&[c2, c3])).unwrap();
+    let held = r.store().quarantined_docs().unwrap();
+    assert_eq!(held, std::collections::BTreeSet::from([doc]));
+    let with_count: std::collections::BTreeSet<_> = r
+        .store()
+        .docs()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, m)| m.quarantined > 0)
+        .map(|(d, _)| d)
+        .collect();
+    assert_eq!(held, with_count);
 }

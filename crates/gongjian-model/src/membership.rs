@@ -337,6 +337,19 @@ impl Trust {
         self.admit_until(key, now).map(|(info, _)| info)
     }
 
+    /// Whether `key` is admitted now as `unit` (a chain valid now up to
+    /// the root for that unit, no revocation): [`Trust::admit`] for a
+    /// peer already admitted as `unit`, whatever other units its key has.
+    pub fn admit_as(&self, key: &PublicKey, unit: &UnitId, now: u64) -> Result<(), CertChainError> {
+        if let Some((hash, _)) = self.revocations_of(key).first() {
+            return Err(CertChainError::Revoked {
+                key: *key,
+                revocation: *hash,
+            });
+        }
+        self.chain_at(key, unit, now, 0).map(|_| ())
+    }
+
     /// [`Trust::admit`], with when the admission ends: the earliest
     /// `not_after` along the longest-lived valid chain (for expiry warnings).
     pub fn admit_until(

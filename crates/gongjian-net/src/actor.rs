@@ -770,11 +770,10 @@ impl Actor {
             .iter()
             .filter_map(|(id, s)| {
                 let unit = s.unit?;
-                match trust.admit(&s.key, now) {
-                    Ok(info) if info.unit == unit => None,
-                    Ok(info) => Some((*id, format!("its key is now certified for {}", info.unit))),
-                    Err(e) => Some((*id, format!("no longer admitted: {e}"))),
-                }
+                trust
+                    .admit_as(&s.key, &unit, now)
+                    .err()
+                    .map(|e| (*id, format!("no longer admitted: {e}")))
             })
             .collect();
         for (id, why) in gone {

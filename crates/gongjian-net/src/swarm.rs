@@ -96,12 +96,19 @@ const EVICTIONS_LOGGED_EVERY: Duration = Duration::from_secs(10);
 const KEPT_STRANGERS: usize = 1024;
 
 /// A bootstrap address kept connected.
+/// A dialled connection that stays open this long was a working link (a
+/// refused hello closes it within a second or so): the
+/// redial backoff starts over when it closes.
+const HELD: Duration = Duration::from_secs(5);
+
 #[derive(Debug)]
 struct Dialer {
     addr: Multiaddr,
     peer: Option<PeerId>,
     pending: Option<ConnectionId>,
     connected: bool,
+    /// When the current connection was established.
+    since: Option<Instant>,
     next: Instant,
     backoff: Duration,
 }
@@ -420,7 +427,7 @@ impl SwarmTask {
                         d.pending = None;
                         d.connected = true;
                         d.peer = Some(peer_id);
-                        d.backoff = Duration::from_millis(500);
+                        d.since = Some(Instant::now());
                     }
                 }
                 // The dialling side opens the sync session.
@@ -448,6 +455,13 @@ impl SwarmTask {
                     for d in dialers.iter_mut() {
                         if d.peer == Some(peer_id) && d.connected {
                             d.connected = false;
+                            // The backoff starts over after a connection
+                            // that held (a working link), not on connecting:
+                            // a peer that refuses our hello (our key revoked
+                            // or expired) is not redialled twice a second.
+                            if d.since.take().is_some_and(|t| t.elapsed() >= HELD) {
+                                d.backoff = Duration::from_millis(500);
+                            }
                             back_off(d, &self.cfg);
                         }
                     }
@@ -514,6 +528,7 @@ fn new_dialer(addr: Multiaddr) -> Dialer {
         peer: None,
         pending: None,
         connected: false,
+        since: None,
         next: Instant::now(),
         backoff: Duration::from_millis(500),
     }

@@ -700,13 +700,10 @@ impl Store {
     /// (bounded per document and author), not of every document.
     pub fn quarantined_docs(&self) -> Result<std::collections::BTreeSet<DocId>, StoreError> {
         let mut out = std::collections::BTreeSet::new();
-        for item in self
-            .inner
-            .db
-            .iterator_cf(&self.cf(Cf::Quarantine), IteratorMode::Start)
-        {
-            let (k, _) = item?;
-            let doc = k
+        let mut it = self.inner.db.raw_iterator_cf(&self.cf(Cf::Quarantine));
+        it.seek_to_first();
+        while let Some(k) = it.key() {
+            let doc: [u8; 32] = k
                 .get(..32)
                 .and_then(|d| <[u8; 32]>::try_from(d).ok())
                 .ok_or_else(|| StoreError::Corrupt {
@@ -714,7 +711,12 @@ impl Store {
                     reason: format!("a key of {} bytes", k.len()),
                 })?;
             out.insert(DocId(Hash(doc)));
+            // On past this document's entries (doc ‖ 32-byte hash).
+            let mut next = doc.to_vec();
+            next.extend_from_slice(&[0xff; 33]);
+            it.seek(&next);
         }
+        it.status()?;
         Ok(out)
     }
 

@@ -117,10 +117,15 @@ impl Actor {
             }
         }
         let before = self.replica.membership().len();
+        // The streams whose frames brought records in.
+        let mut brought = Vec::new();
         if batches.len() > 1 {
             match self.replica.ingest_records_folded(batches) {
                 Ok(summaries) => {
                     for ((i, n), s) in which.into_iter().zip(summaries) {
+                        if s.accepted > 0 {
+                            brought.push(frames[i].stream);
+                        }
                         ahead[i] = Some((n, s));
                     }
                 }
@@ -128,16 +133,21 @@ impl Actor {
                 Err(e) => tracing::error!(error = %e, "ingesting records frames together"),
             }
         }
-        let streams: Vec<u64> = frames.iter().map(|f| f.stream).collect();
         for (f, done) in frames.into_iter().zip(ahead) {
             self.prefolded_records = done;
             self.handle_frame(f, None);
             self.prefolded_records = None;
         }
-        // The sessions that brought records reconcile on; the others
-        // again, to pass them on (as when a frame's records are new).
+        // Every session reconciles again to pass the new records on (a
+        // revocation at once), as after a frame handled alone, but for the
+        // one that brought them, if one alone did: the others' peers may
+        // lack what another's brought.
         if self.replica.membership().len() > before {
-            self.resync_all(&streams);
+            if brought.len() == 1 {
+                self.resync_all(&brought);
+            } else {
+                self.resync_all(&[]);
+            }
         }
     }
 

@@ -24,10 +24,13 @@ impl Actor {
         }
         // Documents and records pause apart: an error reading one family
         // does not stop the other's scrub.
-        if !self.scrub_paused_until.is_some_and(|t| Instant::now() < t) {
+        if self.scrub_paused_until.is_none_or(|t| Instant::now() >= t) {
             self.scrub_documents(n);
         }
-        if !self.records_paused_until.is_some_and(|t| Instant::now() < t) {
+        if self
+            .records_paused_until
+            .is_none_or(|t| Instant::now() >= t)
+        {
             self.scrub_records(n);
         }
     }
