@@ -273,3 +273,107 @@ fn shared_fetches_take_each_record_and_change_from_one_hub() {
         assert_eq!(alone.accepted, shared.changes_written as u64);
     }
 }
+
+/// A change of a `Changes` message that does not decode, on the real path
+/// (a session that asked for the document, the replica as its host): the
+/// session penalises the peer, the node counts it under
+/// `invalid{malformed}`, and it is not stored; the sync still ends.
+#[test]
+fn a_malformed_change_in_a_message_is_penalised_and_counted() {
+    use gongjian_sync::{Message, decode};
+    let root = Secret::from_seed([1; 32]);
+    let d_secret = Secret::from_seed([2; 32]);
+    let s_secret = Secret::from_seed([3; 32]);
+    let certs = vec![
+        cert(&root, &d_secret, DISTRICT, UnitKind::District, None),
+        cert(
+            &root,
+            &s_secret,
+            STREETS[0],
+            UnitKind::Street,
+            Some(DISTRICT),
+        ),
+    ];
+    let (_d1dir, mut d1) = replica(&root, &d_secret, DISTRICT);
+    d1.insert_records(certs.clone()).unwrap();
+    let doc = d1.create_document(DocType::Needs, NOW).unwrap();
+    for n in 0..5 {
+        d1.local_change(&doc, NOW, |am| {
+            NeedsDoc(am).add(&format!("{n}"), &format!("需求{n}"), "助老", "", NOW as i64)
+        })
+        .unwrap();
+    }
+    let (records, changes) = everything(&d1);
+    let (_hdir, mut hub) = replica(&root, &s_secret, STREETS[0]);
+    hub.insert_records(records).unwrap();
+    hub.ingest(changes).unwrap();
+    let (_d2dir, mut d2) = replica(&root, &d_secret, DISTRICT);
+    d2.insert_records(vec![certs[0].clone()]).unwrap();
+    assert_eq!(d2.counters().invalid.get("malformed"), None);
+
+    let mut mine = Session::new(
+        STREETS[0].parse().unwrap(),
+        Role::Initiator,
+        PeerProgress::default(),
+    );
+    let mut theirs = Session::new(
+        DISTRICT.parse().unwrap(),
+        Role::Responder,
+        PeerProgress::default(),
+    );
+    let (mut to_me, mut to_hub) = (VecDeque::new(), VecDeque::new());
+    let sends = |outs: Vec<Output>, q: &mut VecDeque<Vec<u8>>, penalties: &mut Vec<String>| {
+        for o in outs {
+            match o {
+                Output::Send(m) => q.push_back(encode(&m)),
+                Output::Misbehaved(why) => penalties.push(why),
+                _ => {}
+            }
+        }
+    };
+    let (mut penalties, mut theirs_penalties) = (Vec::new(), Vec::new());
+    let o = theirs.handle(&mut hub, Input::Start, NOW).unwrap();
+    sends(o, &mut to_me, &mut theirs_penalties);
+    let o = mine.handle(&mut d2, Input::Start, NOW).unwrap();
+    sends(o, &mut to_hub, &mut penalties);
+    let mut corrupted = None;
+    let mut steps = 0;
+    while !to_me.is_empty() || !to_hub.is_empty() {
+        steps += 1;
+        assert!(steps < 10_000, "the sync does not end");
+        if let Some(m) = to_hub.pop_front() {
+            let o = theirs.handle(&mut hub, Input::Message(m), NOW).unwrap();
+            sends(o, &mut to_me, &mut theirs_penalties);
+        }
+        if let Some(mut m) = to_me.pop_front() {
+            if corrupted.is_none()
+                && let Ok(Message::Changes {
+                    doc: d,
+                    mut changes,
+                    last,
+                }) = decode(&m)
+                && d == doc
+                && changes.len() > 1
+            {
+                // The last change of the batch, cut short.
+                let c = changes.last_mut().unwrap();
+                c.truncate(c.len() / 2);
+                corrupted = Some(changes.len());
+                m = encode(&Message::Changes {
+                    doc: d,
+                    changes,
+                    last,
+                });
+            }
+            let o = mine.handle(&mut d2, Input::Message(m), NOW).unwrap();
+            sends(o, &mut to_hub, &mut penalties);
+        }
+    }
+    assert!(corrupted.is_some(), "no batch of the document to cut");
+    assert_eq!(d2.counters().invalid.get("malformed"), Some(&1));
+    assert!(!penalties.is_empty(), "the peer was not penalised");
+    assert!(theirs_penalties.is_empty(), "{theirs_penalties:?}");
+    // The cut change is not stored; the ones before it are.
+    let held = d2.store().doc_changes(&doc).unwrap().len();
+    assert!(held < 5, "{held} changes held");
+}
