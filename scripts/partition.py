@@ -19,7 +19,17 @@ and view digests; every write of an honest node acknowledged at any time
 district's view; of the revoked community's writes exactly those the
 street held when it revoked (the cut) are.
 
-usage (as root): partition.py GONGJIAN_BIN WORK_DIR [--minutes M] [--seed S] [--revoke-restore]
+With --equivocate, instead: all five write; the first community is backed
+up live, writes on, then is cut off, stopped, and its store replaced by
+that copy file for file (what `gongjian restore` refuses to do: the same
+actor, not a new epoch), so it signs again sequence numbers it signed
+after the copy; it writes on alone, then its links heal. Every node must
+end with the same heads and view digests, every other write and its writes
+before the copy in the district's view, and each of its writes since the
+copy on every node that may see it or on none (PROTOCOL.md §4 rule 4
+rejects an actor's changes from a fork on, on both branches).
+
+usage (as root): partition.py GONGJIAN_BIN WORK_DIR [--minutes M] [--seed S] [--revoke-restore | --equivocate]
 Prints one JSON line; exit 1 if the nodes do not converge within the bound
 or a write is missing.
 """
@@ -32,6 +42,7 @@ ap.add_argument("--minutes", type=float, default=2.0)
 ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--bound", type=float, default=120.0, help="seconds allowed to converge")
 ap.add_argument("--revoke-restore", action="store_true")
+ap.add_argument("--equivocate", action="store_true")
 a = ap.parse_args()
 rng = random.Random(a.seed)
 tag = f"gj{os.getpid() % 10000}"
@@ -211,9 +222,10 @@ def converged(nodes, acked):
                 if may_see(i, d["unit"]) or any(may_see(i, p) for p in d.get("parties", []))}
         if not want <= set(h):
             return False, f"{NODES[i][0]} lacks {len(want - set(h))} documents it may see"
-    for h in held[1:]:
-        if any(held[0][d] != hs for d, hs in h.items()):
-            return False, "heads differ"
+    for i, h in enumerate(held[1:], 1):
+        differ = [d for d, hs in h.items() if held[0][d] != hs]
+        if differ:
+            return False, f"heads differ: {NODES[i][0]} and {NODES[0][0]} on {len(differ)} documents"
     for i, n in enumerate(nodes):
         mine = n.req("GET", f"/v1/view/digest?scope={n.unit}")[1]
         for anc in ancestors(i):
@@ -318,6 +330,71 @@ def revoke_restore(nodes, dirs):
     }
 
 
+def equivocate(nodes, dirs):
+    """The equivocation scenario (see the module's doc)."""
+    import shutil
+    C1 = 2
+    stop, lock, acked = threading.Event(), threading.Lock(), []
+    ts = [threading.Thread(target=writer, args=(n, stop, acked, lock)) for n in nodes]
+    for t in ts:
+        t.start()
+    time.sleep(a.minutes * 60 / 4)
+    backup = os.path.join(a.work, "c1-copy")
+    s, v = nodes[C1].req("POST", "/v1/backup", {"out": backup})
+    assert s == 200 or s == 201, (s, v)
+    PHASE[0] = "after_backup"
+    time.sleep(a.minutes * 60 / 4)
+    # Cut off, stopped, and its store replaced by the copy, files and all:
+    # the same actor, which signs again the sequence numbers it signed
+    # after the copy was taken.
+    nodes[C1].paused.set()
+    for j in range(N):
+        if j != C1:
+            set_link(C1, j, False)
+    nodes[C1].stop()
+    db = os.path.join(dirs[C1], "db")
+    shutil.rmtree(db)
+    shutil.copytree(backup, db)
+    PHASE[0] = "forked"
+    nodes[C1].start()
+    nodes[C1].paused.clear()
+    time.sleep(a.minutes * 60 / 8)
+    for j in range(N):
+        if j != C1:
+            set_link(C1, j, True)
+    time.sleep(a.minutes * 60 / 4)
+    stop.set()
+    for t in ts:
+        t.join()
+    # Every other node's writes and the first community's before the copy
+    # must be in; of its writes since, each is either in on every node or
+    # on none (rule 4 rejects an actor's changes from the fork on, on both
+    # branches), and heads and digests agree everywhere.
+    honest = [x for x in acked if x[2] != C1 or x[3] == "before"]
+    took, why = await_converged(nodes, honest, a.bound)
+    ok = took is not None
+    forked = [x for x in acked if x[2] == C1 and x[3] != "before"]
+    seen_on = {}
+    if ok:
+        for id_, *_ in forked:
+            seen_on[id_] = sum(1 for n in nodes if n.req("GET", "/v1/view/items/" + id_)[0] == 200)
+        # The nodes that may see the community's items.
+        want = sum(1 for i in range(N) if may_see(i, NODES[C1][1]))
+        split = [i for i, k in seen_on.items() if k not in (0, want)]
+        rejected = sum(1 for k in seen_on.values() if k == 0)
+        if split:
+            ok, why = False, f"{len(split)} writes of the forked actor are on some nodes only"
+        elif rejected == 0:
+            ok, why = False, "no write of the forked actor was rejected: nothing equivocated"
+    return {
+        "scenario": "equivocate", "converged": ok, "converge_s": took, "why": why,
+        "writes_acknowledged": len(acked), "honest_writes_checked": len(honest),
+        "forked_actor_writes_after_the_copy": len(forked),
+        "of_them_rejected_everywhere": sum(1 for k in seen_on.values() if k == 0),
+        "of_them_kept_everywhere": sum(1 for k in seen_on.values() if k > 0),
+    }
+
+
 def main():
     if os.geteuid() != 0 or sh("ip", "netns", "add", f"{tag}probe", check=False).returncode != 0:
         raise SystemExit("partition.py needs root and `ip netns` (network namespaces)")
@@ -327,8 +404,8 @@ def main():
     try:
         dirs = setup_nodes()
         nodes = [Node(i, d) for i, d in enumerate(dirs)]
-        if a.revoke_restore:
-            result = revoke_restore(nodes, dirs)
+        if a.revoke_restore or a.equivocate:
+            result = revoke_restore(nodes, dirs) if a.revoke_restore else equivocate(nodes, dirs)
             result.update({"seed": a.seed, "minutes": a.minutes,
                            "peak_rss_mb": round(max(rss_kb(n.p.pid) for n in nodes) / 1024, 1)})
             print(json.dumps(result, ensure_ascii=False))
