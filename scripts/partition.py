@@ -209,9 +209,17 @@ def may_see(i, unit):
     return j is not None and (j == i or j in ancestors(i) or i in ancestors(j))
 
 
-def converged(nodes, acked):
+def converged(nodes, acked, cut_off=()):
+    """`cut_off`: nodes whose key is revoked. Every peer refuses them, so
+    they hear nothing new of others' documents; of them only their own
+    documents must agree (they learn of their revocation from the hellos
+    that refuse them, and drop what its cut leaves out)."""
     listed = [n.req("GET", "/v1/docs")[1]["docs"] for n in nodes]
     held = [{d["id"]: d["heads"] for d in docs} for docs in listed]
+    unit_of = {d["id"]: d["unit"] for d in listed[0]}
+    for i in cut_off:
+        held[i] = {d: hs for d, hs in held[i].items() if unit_of.get(d) == NODES[i][1]}
+        listed[i] = [d for d in listed[i] if d["unit"] == NODES[i][1]]
     union = set().union(*held)
     if set(held[0]) != union:
         return False, "the district lacks documents"
@@ -220,6 +228,8 @@ def converged(nodes, acked):
     for i, h in enumerate(held):
         want = {d["id"] for d in listed[0]
                 if may_see(i, d["unit"]) or any(may_see(i, p) for p in d.get("parties", []))}
+        if i in cut_off:
+            want = {d for d in want if unit_of[d] == NODES[i][1]}
         if not want <= set(h):
             return False, f"{NODES[i][0]} lacks {len(want - set(h))} documents it may see"
     for i, h in enumerate(held[1:], 1):
@@ -250,17 +260,34 @@ def rss_kb(pid):
     return 0
 
 
-def await_converged(nodes, acked, bound):
+def await_converged(nodes, acked, bound, cut_off=()):
     t0, why = time.monotonic(), ""
     while time.monotonic() - t0 < bound:
         try:
-            ok, why = converged(nodes, acked)
+            ok, why = converged(nodes, acked, cut_off)
         except OSError as e:
             ok, why = False, str(e)
         if ok:
             return round(time.monotonic() - t0, 1), why
         time.sleep(0.5)
     return None, why
+
+
+def isolate(nodes, i, cut):
+    """Cuts node i's links to every other node (or restores them)."""
+    for j in range(N):
+        if j != i:
+            set_link(i, j, not cut)
+
+
+def heal_and_finish(nodes, i, stop, ts):
+    """Node i's links heal; everyone writes a little more, then stops."""
+    time.sleep(a.minutes * 60 / 8)
+    isolate(nodes, i, False)
+    time.sleep(a.minutes * 60 / 4)
+    stop.set()
+    for t in ts:
+        t.join()
 
 
 def revoke_restore(nodes, dirs):
@@ -286,9 +313,7 @@ def revoke_restore(nodes, dirs):
     if waited is None:
         return {"converged": False, "why": f"before the partition: {why}"}
     PHASE[0] = "partition"
-    for j in range(N):
-        if j != C2:
-            set_link(C2, j, False)
+    isolate(nodes, C2, True)
     nodes[C2].paused.clear()
     time.sleep(a.minutes * 60 / 8)
     # Its street revokes its key (the daemon stopped for the CLI).
@@ -300,16 +325,9 @@ def revoke_restore(nodes, dirs):
     steps["c1_writes_lost_with_the_backup"] = sum(1 for x in acked if x[2] == C1) - steps.pop("backup_writes_before")
     gj("restore", "--data-dir", dirs[C1], "--from", backup)
     nodes[C1].start()
-    time.sleep(a.minutes * 60 / 8)
-    # The revoked community's links heal; everyone writes a little more.
-    for j in range(N):
-        if j != C2:
-            set_link(C2, j, True)
-    time.sleep(a.minutes * 60 / 4)
-    stop.set()
-    for t in ts:
-        t.join()
-    took, why = await_converged(nodes, honest(), a.bound)
+    # The revoked community's links heal.
+    heal_and_finish(nodes, C2, stop, ts)
+    took, why = await_converged(nodes, honest(), a.bound, cut_off=(C2,))
     ok = took is not None
     cut_out = [x for x in acked if x[2] == C2 and x[3] == "partition"]
     leaked = []
@@ -348,9 +366,7 @@ def equivocate(nodes, dirs):
     # the same actor, which signs again the sequence numbers it signed
     # after the copy was taken.
     nodes[C1].paused.set()
-    for j in range(N):
-        if j != C1:
-            set_link(C1, j, False)
+    isolate(nodes, C1, True)
     nodes[C1].stop()
     db = os.path.join(dirs[C1], "db")
     shutil.rmtree(db)
@@ -358,14 +374,7 @@ def equivocate(nodes, dirs):
     PHASE[0] = "forked"
     nodes[C1].start()
     nodes[C1].paused.clear()
-    time.sleep(a.minutes * 60 / 8)
-    for j in range(N):
-        if j != C1:
-            set_link(C1, j, True)
-    time.sleep(a.minutes * 60 / 4)
-    stop.set()
-    for t in ts:
-        t.join()
+    heal_and_finish(nodes, C1, stop, ts)
     # Every other node's writes and the first community's before the copy
     # must be in; of its writes since, each is either in on every node or
     # on none (rule 4 rejects an actor's changes from the fork on, on both

@@ -8,17 +8,31 @@ use gongjian_identity::Secret;
 use gongjian_sync::Host;
 use tempfile::tempdir;
 
-#[test]
-fn records_in_any_batching_get_in() {
+/// A replica that knows the district and the street, not the community;
+/// the community's certificate and genesis, and a hospital's certificate
+/// signed by the community.
+fn knows_the_street() -> (
+    tempfile::TempDir,
+    Fed,
+    gongjian_engine::Replica,
+    [gongjian_identity::SignedRecord; 3],
+) {
     let f = fed();
     let dir = tempdir().unwrap();
-    // A replica that knows the district and the street, not the community.
     let store = gongjian_store::Store::create(dir.path()).unwrap();
     let mut r = gongjian_engine::Replica::open(store, f.root.public(), None).unwrap();
     r.insert_records(f.records[..2].to_vec()).unwrap();
-    let community_cert = f.records[2].clone();
-    let community_genesis = genesis(f.community_id, &f.community, &[]);
-    let hospital_cert = hospital(&f, 77).cert;
+    let records = [
+        f.records[2].clone(),
+        genesis(f.community_id, &f.community, &[]),
+        hospital(&f, 77).cert,
+    ];
+    (dir, f, r, records)
+}
+
+#[test]
+fn records_in_any_batching_get_in() {
+    let (_dir, f, mut r, [community_cert, community_genesis, hospital_cert]) = knows_the_street();
     // One batch: the hospital's certificate (signed by the community, not
     // yet known here) before the community's own certificate.
     let s = r
@@ -59,14 +73,7 @@ fn records_in_any_batching_get_in() {
 /// refuses only its own frame, and each gets its own summary.
 #[test]
 fn folded_records_frames_each_get_their_own_summary() {
-    let f = fed();
-    let dir = tempdir().unwrap();
-    let store = gongjian_store::Store::create(dir.path()).unwrap();
-    let mut r = gongjian_engine::Replica::open(store, f.root.public(), None).unwrap();
-    r.insert_records(f.records[..2].to_vec()).unwrap();
-    let community_cert = f.records[2].clone();
-    let community_genesis = genesis(f.community_id, &f.community, &[]);
-    let hospital_cert = hospital(&f, 77).cert;
+    let (_dir, f, mut r, [community_cert, community_genesis, hospital_cert]) = knows_the_street();
     let stranger = Secret::from_seed([78; 32]);
     let foreign = genesis(f.community_id, &stranger, &[]);
     let mut bad = community_genesis.encode();

@@ -452,15 +452,35 @@ impl Actor {
             let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
             return;
         }
+        let mut chain: Vec<Vec<u8>> = self
+            .replica
+            .cert_chain(&self.local_key)
+            .iter()
+            .map(SignedRecord::encode)
+            .collect();
+        // A peer whose key is revoked is refused at its hello, so it could
+        // never hear of its revocation (and its node would keep the
+        // changes the revocation cuts off): the revocations of its key
+        // come with our hello, whose records every node ingests first.
+        let mut bytes: usize = chain.iter().map(Vec::len).sum();
+        for (hash, _) in self.replica.trust().revocations_of(&key) {
+            let Some(v) = self.replica.membership().get(hash) else {
+                continue;
+            };
+            let r = v.record.encode();
+            // Within the hello's caps, with room for its envelope.
+            bytes += r.len();
+            if chain.len() >= crate::hello::MAX_CHAIN
+                || bytes > crate::hello::MAX_HELLO_BYTES - 1024
+            {
+                break;
+            }
+            chain.push(r);
+        }
         let hello = Hello {
             version: gongjian_sync::VERSION,
             unit: self.local_unit,
-            chain: self
-                .replica
-                .cert_chain(&self.local_key)
-                .iter()
-                .map(SignedRecord::encode)
-                .collect(),
+            chain,
         };
         let _ = outbox.push(hello.encode());
         let now = Instant::now();
@@ -854,6 +874,7 @@ mod tests {
 
     use super::frames::is_records;
     use super::is_request;
+    use crate::status::{FRAME_KINDS, frame_kind};
 
     #[test]
     fn requests_are_told_from_answers_by_their_tag() {
@@ -905,5 +926,15 @@ mod tests {
         for m in &requests {
             assert!(!is_records(&encode(m)), "{}", m.kind());
         }
+        // The traffic is counted under each message's own kind; a stream's
+        // first frame is its hello, and anything else is `other`.
+        for m in requests.iter().chain(&answers) {
+            let bytes = encode(m);
+            assert_eq!(FRAME_KINDS[frame_kind(&bytes, false)], m.kind());
+            assert_eq!(FRAME_KINDS[frame_kind(&bytes, true)], "hello");
+        }
+        assert_eq!(FRAME_KINDS[frame_kind(&[], false)], "other");
+        assert_eq!(FRAME_KINDS[frame_kind(&[3, 7], false)], "other");
+        assert_eq!(FRAME_KINDS[frame_kind(&[9, 0], false)], "other");
     }
 }

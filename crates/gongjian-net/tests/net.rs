@@ -210,7 +210,8 @@ async fn a_community_syncs_with_its_street_over_quic() {
 
 /// A key revoked while its session is open loses it at once (it was
 /// admitted at its hello; the revocation ends that), and its redials are
-/// refused: nothing it writes afterwards reaches the street.
+/// refused: nothing it writes afterwards reaches the street. It hears of
+/// its revocation all the same, from the street's hello.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_loses_its_open_session() {
     use gongjian_identity::{RecordBody, Revocation, RevocationCut, RevocationTarget};
@@ -240,6 +241,7 @@ async fn a_revoked_key_loses_its_open_session() {
         issued_at: now(),
     }
     .sign(&fed.members[STREET].secret);
+    let revoked = revocation.hash();
     street
         .call(move |a| a.replica().insert_records(vec![revocation]).unwrap())
         .await
@@ -260,9 +262,36 @@ async fn a_revoked_key_loses_its_open_session() {
         || async { refused(&street) },
     )
     .await;
-    // It keeps redialling and writing; none of it gets in.
-    add_need(&community, doc, "q2", "泄露之后").await;
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Refused, it still hears of its revocation: the street's hello
+    // carries it.
+    until(10, "the community holds its own revocation", || async {
+        community
+            .call(move |a| a.replica().membership().contains(&revoked))
+            .await
+            .unwrap()
+    })
+    .await;
+    // Its own node now refuses its writes; and nothing it held past the
+    // cut (the cut is empty) reaches the street meanwhile.
+    let refused_write = community
+        .write(move |r| {
+            let t = now();
+            let res = r.local_change(&doc, t, |am| {
+                gongjian_model::ListDoc::new(am, gongjian_model::ListKind::Need).add(
+                    "q2",
+                    &gongjian_model::ItemFields {
+                        title: Some("泄露之后".into()),
+                        ..Default::default()
+                    },
+                    t as i64,
+                )
+            });
+            (res.is_err(), vec![])
+        })
+        .await
+        .unwrap();
+    assert!(refused_write, "the revoked node still writes");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert!(
         !titles(&street, doc).await.contains(&"泄露之后".to_owned()),
         "a change of the revoked key reached the street"
