@@ -218,8 +218,10 @@ def converged(nodes, acked, cut_off=()):
     held = [{d["id"]: d["heads"] for d in docs} for docs in listed]
     unit_of = {d["id"]: d["unit"] for d in listed[0]}
     for i in cut_off:
-        held[i] = {d: hs for d, hs in held[i].items() if unit_of.get(d) == NODES[i][1]}
-        listed[i] = [d for d in listed[i] if d["unit"] == NODES[i][1]]
+        # By the unit it lists itself: a document only it holds counts too.
+        own = {d["id"] for d in listed[i] if d["unit"] == NODES[i][1]}
+        held[i] = {d: hs for d, hs in held[i].items() if d in own}
+        listed[i] = [d for d in listed[i] if d["id"] in own]
     union = set().union(*held)
     if set(held[0]) != union:
         return False, "the district lacks documents"

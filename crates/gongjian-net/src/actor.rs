@@ -31,6 +31,8 @@ pub(crate) use frames::Waiting;
 pub const MAX_QUEUED_BYTES: usize = 64 << 20;
 /// Sync streams one peer may hold open at once.
 pub const MAX_STREAMS_PER_PEER: usize = 4;
+/// Bytes of a refused peer's own revocations our hello carries at most.
+const REVOCATIONS_IN_HELLO: usize = 8 << 10;
 
 /// The sending half of a stream, as the actor sees it.
 #[derive(Debug, Clone)]
@@ -462,19 +464,21 @@ impl Actor {
         // never hear of its revocation (and its node would keep the
         // changes the revocation cuts off): the revocations of its key
         // come with our hello, whose records every node ingests first.
-        let mut bytes: usize = chain.iter().map(Vec::len).sum();
+        // At most 8 KiB of them, so a stolen key that dials again and
+        // again pulls little.
+        let mut bytes = 0usize;
         for (hash, _) in self.replica.trust().revocations_of(&key) {
             let Some(v) = self.replica.membership().get(hash) else {
                 continue;
             };
             let r = v.record.encode();
-            // Within the hello's caps, with room for its envelope.
-            bytes += r.len();
-            if chain.len() >= crate::hello::MAX_CHAIN
-                || bytes > crate::hello::MAX_HELLO_BYTES - 1024
-            {
+            if chain.len() >= crate::hello::MAX_CHAIN {
                 break;
             }
+            if bytes + r.len() > REVOCATIONS_IN_HELLO {
+                continue;
+            }
+            bytes += r.len();
             chain.push(r);
         }
         let hello = Hello {

@@ -610,18 +610,31 @@ async fn spawn_stream(
         // Each side's first frame on a stream is its hello.
         let mut first = true;
         loop {
-            let f = tokio::select! {
-                f = rx.recv() => f,
-                _ = close.notified() => None,
+            // The hello (at most 64 KiB, queued first) is written even if
+            // the stream is closed meanwhile: a peer refused at once still
+            // gets it, and with it the revocations of its key (PROTOCOL.md
+            // §9). If it never comes, the outbox's sender is gone and
+            // `recv` ends.
+            let f = if first {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    f = rx.recv() => f,
+                    _ = close.notified() => None,
+                }
             };
             let Some(f) = f else { break };
             let n = f.len();
             let deadline = limits.write_deadline(n);
             // A closed stream stops at once, even mid-frame, so what is
             // queued to a peer that does not read is freed with it.
-            let written = tokio::select! {
-                r = tokio::time::timeout(deadline, write_frame(&mut w, &f)) => Some(r),
-                _ = close.notified() => None,
+            let written = if first {
+                Some(tokio::time::timeout(deadline, write_frame(&mut w, &f)).await)
+            } else {
+                tokio::select! {
+                    r = tokio::time::timeout(deadline, write_frame(&mut w, &f)) => Some(r),
+                    _ = close.notified() => None,
+                }
             };
             let before = queued.fetch_sub(n, Ordering::Relaxed);
             if before > limits.read_pause && before - n <= limits.read_pause {
