@@ -397,6 +397,13 @@ impl SwarmTask {
             } => {
                 if offline {
                     self.swarm.close_connection(connection_id);
+                    // A dial that was in flight when the node went offline:
+                    // its dialer dials again once back online.
+                    for d in dialers.iter_mut() {
+                        if d.pending == Some(connection_id) {
+                            d.pending = None;
+                        }
+                    }
                     return;
                 }
                 let addr = endpoint.get_remote_address().clone();
