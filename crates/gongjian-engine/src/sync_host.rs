@@ -19,25 +19,12 @@ impl Replica {
         records: Vec<Vec<u8>>,
     ) -> Result<IngestSummary, EngineError> {
         let mut summary = IngestSummary::default();
-        let mut decoded = Vec::with_capacity(records.len());
-        for r in &records {
-            match SignedRecord::decode(r) {
-                Ok(r) => decoded.push(r),
-                Err(_) => summary.invalid += 1,
+        let verified = match self.check_record_message(&records) {
+            Ok(v) => v,
+            Err(invalid) => {
+                summary.invalid = invalid;
+                return Ok(summary);
             }
-        }
-        if summary.invalid > 0 {
-            // Refused whole: nothing of a batch with a malformed record.
-            return Ok(summary);
-        }
-        let n = decoded.len();
-        let Ok(verified) = verify_records(self.unheld(decoded))
-            .into_iter()
-            .collect::<Result<Vec<VerifiedRecord>, _>>()
-        else {
-            // Refused whole, as a batch with a malformed record.
-            summary.invalid = n;
-            return Ok(summary);
         };
         if verified.is_empty() {
             // Held already: perhaps only relaxed, made durable if wanted.
@@ -51,6 +38,28 @@ impl Replica {
         summary.accepted = kept.len();
         summary.unknown = left.len();
         Ok(summary)
+    }
+
+    /// The records of one message decoded and verified, those not held
+    /// yet; or, if one is malformed or badly signed, how many count as
+    /// invalid: the message is refused whole (nothing of it kept).
+    fn check_record_message(&self, records: &[Vec<u8>]) -> Result<Vec<VerifiedRecord>, usize> {
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut malformed = 0;
+        for r in records {
+            match SignedRecord::decode(r) {
+                Ok(r) => decoded.push(r),
+                Err(_) => malformed += 1,
+            }
+        }
+        if malformed > 0 {
+            return Err(malformed);
+        }
+        let n = decoded.len();
+        verify_records(self.unheld(decoded))
+            .into_iter()
+            .collect::<Result<Vec<VerifiedRecord>, _>>()
+            .map_err(|_| n)
     }
 
     /// Whether `peer` may receive record `v`: a genesis only within its
@@ -88,6 +97,37 @@ impl Replica {
         let hash = record.hash();
         self.insert_records(vec![record])?;
         Ok(Some(hash))
+    }
+
+    /// What this node's hello to the holder of `peer` carries: the
+    /// certificates that admit `own` ([`Replica::cert_chain`]), then, if
+    /// `peer` is revoked, the revocations of it (up to `max_records` in all
+    /// and `revocation_bytes` of them). A revoked peer is refused at its
+    /// hello, so it could never hear of its revocation otherwise, and its
+    /// node would keep the changes the revocation cuts off.
+    pub fn hello_records(
+        &self,
+        own: &gongjian_identity::PublicKey,
+        peer: &gongjian_identity::PublicKey,
+        max_records: usize,
+        revocation_bytes: usize,
+    ) -> Vec<SignedRecord> {
+        let mut out = self.cert_chain(own);
+        let mut bytes = 0usize;
+        for (hash, _) in self.trust.revocations_of(peer) {
+            if out.len() >= max_records {
+                break;
+            }
+            let Some(v) = self.membership.get(hash) else {
+                continue;
+            };
+            let n = v.record.encode().len();
+            if bytes + n <= revocation_bytes {
+                bytes += n;
+                out.push(v.record.clone());
+            }
+        }
+        out
     }
 
     /// The certificates that admit `key`: those naming it, then those
@@ -241,23 +281,12 @@ impl Replica {
         let mut all: Vec<VerifiedRecord> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for (i, records) in frames.iter().enumerate() {
-            let mut decoded = Vec::with_capacity(records.len());
-            for r in records {
-                match SignedRecord::decode(r) {
-                    Ok(r) => decoded.push(r),
-                    Err(_) => summaries[i].invalid += 1,
+            let verified = match self.check_record_message(records) {
+                Ok(v) => v,
+                Err(invalid) => {
+                    summaries[i].invalid = invalid;
+                    continue;
                 }
-            }
-            if summaries[i].invalid > 0 {
-                continue;
-            }
-            let n = decoded.len();
-            let Ok(verified) = verify_records(self.unheld(decoded))
-                .into_iter()
-                .collect::<Result<Vec<VerifiedRecord>, _>>()
-            else {
-                summaries[i].invalid = n;
-                continue;
             };
             for v in verified {
                 of_frame[i].push(v.hash);

@@ -454,37 +454,20 @@ impl Actor {
             let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
             return;
         }
-        let mut chain: Vec<Vec<u8>> = self
-            .replica
-            .cert_chain(&self.local_key)
-            .iter()
-            .map(SignedRecord::encode)
-            .collect();
-        // A peer whose key is revoked is refused at its hello, so it could
-        // never hear of its revocation (and its node would keep the
-        // changes the revocation cuts off): the revocations of its key
-        // come with our hello, whose records every node ingests first.
-        // At most 8 KiB of them, so a stolen key that dials again and
-        // again pulls little.
-        let mut bytes = 0usize;
-        for (hash, _) in self.replica.trust().revocations_of(&key) {
-            let Some(v) = self.replica.membership().get(hash) else {
-                continue;
-            };
-            let r = v.record.encode();
-            if chain.len() >= crate::hello::MAX_CHAIN {
-                break;
-            }
-            if bytes + r.len() > REVOCATIONS_IN_HELLO {
-                continue;
-            }
-            bytes += r.len();
-            chain.push(r);
-        }
         let hello = Hello {
             version: gongjian_sync::VERSION,
             unit: self.local_unit,
-            chain,
+            chain: self
+                .replica
+                .hello_records(
+                    &self.local_key,
+                    &key,
+                    crate::hello::MAX_CHAIN,
+                    REVOCATIONS_IN_HELLO,
+                )
+                .iter()
+                .map(SignedRecord::encode)
+                .collect(),
         };
         let _ = outbox.push(hello.encode());
         let now = Instant::now();
@@ -801,12 +784,18 @@ impl Actor {
             })
             .collect();
         for (id, why) in gone {
-            if let Some(s) = self.slots.get(&id) {
-                let unit = s.unit.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
-                tracing::warn!(target: "gongjian::peer", peer = %s.peer, %unit, reason = %why, "stream dropped");
-            }
-            self.close(id, true);
+            self.drop_stream(id, &why);
         }
+    }
+
+    /// Closes a stream and its connection, logging why in the peer log's
+    /// one format.
+    fn drop_stream(&mut self, id: u64, why: &str) {
+        if let Some(s) = self.slots.get(&id) {
+            let unit = s.unit.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
+            tracing::warn!(target: "gongjian::peer", peer = %s.peer, %unit, reason = why, "stream dropped");
+        }
+        self.close(id, true);
     }
 
     fn tick(&mut self) {
@@ -837,11 +826,7 @@ impl Actor {
             }
         }
         for (id, why) in stalled {
-            if let Some(s) = self.slots.get(&id) {
-                let unit = s.unit.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
-                tracing::warn!(target: "gongjian::peer", peer = %s.peer, %unit, reason = why, "stream dropped");
-            }
-            self.close(id, true);
+            self.drop_stream(id, why);
         }
         if now.duration_since(self.last_announce) >= self.timing.resync {
             self.last_announce = now;

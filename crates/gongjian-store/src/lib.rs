@@ -12,6 +12,7 @@ mod error;
 mod rebuild;
 mod store;
 mod value;
+mod writer;
 
 pub use batch::{Batch, DocMeta};
 pub use cf::Cf;

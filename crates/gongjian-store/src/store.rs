@@ -1,22 +1,22 @@
 //! The store: a RocksDB database and its writer thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use gongjian_identity::{DocId, Hash, SignedChange, SignedRecord};
 use rocksdb::{
     BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    MultiThreaded, Options, WriteBatch, WriteOptions,
+    MultiThreaded, Options,
 };
 
 /// Multi-threaded column families: the records' family can be dropped and
 /// made again while the store is open ([`Store::replace_records`]).
-type DB = rocksdb::DBWithThreadMode<MultiThreaded>;
+pub(crate) type DB = rocksdb::DBWithThreadMode<MultiThreaded>;
 use tokio::sync::oneshot;
 
-use crate::batch::{Batch, DocMeta, Op, doc_hash_key, index_key};
+use crate::batch::{Batch, DocMeta, doc_hash_key, index_key};
 use crate::cf::Cf;
 use crate::error::StoreError;
 use crate::value;
@@ -24,7 +24,7 @@ use crate::value;
 /// Bound of the writer's queue, in batches.
 const WRITE_QUEUE: usize = 1024;
 /// At most this many batches are merged into one synced write.
-const GROUP_COMMIT_MAX: usize = 256;
+pub(crate) const GROUP_COMMIT_MAX: usize = 256;
 /// A relaxed commit ([`Store::commit_relaxed`]) is synced to disk within
 /// this long, or sooner by the next synced commit.
 pub const RELAXED_SYNC: std::time::Duration = std::time::Duration::from_millis(50);
@@ -58,7 +58,7 @@ pub(crate) enum MetaKey {
 const SCHEMA_VERSION: u32 = 1;
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
-type Queued = (Batch, Durability, Reply);
+pub(crate) type Queued = (Batch, Durability, Reply);
 
 pub(crate) struct Inner {
     pub(crate) db: Arc<DB>,
@@ -202,7 +202,7 @@ impl Store {
         let writer_syncs = syncs.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(&writer_db, rx, &writer_syncs))
+            .spawn(move || crate::writer::writer_loop(&writer_db, rx, &writer_syncs))
             .map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 reason: format!("cannot start the writer thread: {e}"),
@@ -786,126 +786,10 @@ fn decode_quarantine(v: &[u8]) -> Result<QuarantineEntry, StoreError> {
     Ok(QuarantineEntry { reason, change })
 }
 
-/// Group commit: take one batch, then whatever else is queued (up to
-/// [`GROUP_COMMIT_MAX`]), write them as one RocksDB batch, answer all. The
-/// write is synced if any batch of the group asks it, or relaxed ones have
-/// waited [`RELAXED_SYNC`]; relaxed writes left unsynced are synced once
-/// the queue stays empty that long, and when the store closes.
-fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atomic::AtomicU64) {
-    use std::sync::mpsc::RecvTimeoutError;
-    let mut sync = WriteOptions::default();
-    sync.set_sync(true);
-    let relaxed = WriteOptions::default();
-    // Since when relaxed writes wait for their fsync.
-    let mut unsynced: Option<std::time::Instant> = None;
-    let sync_wal = |unsynced: &mut Option<std::time::Instant>| {
-        match db.flush_wal(true) {
-            Ok(()) => {
-                syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                *unsynced = None;
-            }
-            // Tried again a full interval later (never in a loop), or by the
-            // next synced write, which fails if the disk still does.
-            Err(e) => {
-                tracing::error!(error = %e, "syncing the write-ahead log");
-                *unsynced = Some(std::time::Instant::now());
-            }
-        }
-    };
-    loop {
-        let first = match unsynced {
-            None => match rx.recv() {
-                Ok(first) => first,
-                Err(_) => break,
-            },
-            Some(since) => match rx.recv_timeout(RELAXED_SYNC.saturating_sub(since.elapsed())) {
-                Ok(first) => first,
-                Err(RecvTimeoutError::Timeout) => {
-                    sync_wal(&mut unsynced);
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            },
-        };
-        let mut group = vec![first];
-        while group.len() < GROUP_COMMIT_MAX {
-            match rx.try_recv() {
-                Ok(next) => group.push(next),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
-        }
-        let synced = group.iter().any(|(_, d, _)| *d == Durability::Synced)
-            || unsynced.is_some_and(|t| t.elapsed() >= RELAXED_SYNC);
-        let mut wb = WriteBatch::default();
-        let mut missing = None;
-        for (batch, _, _) in &group {
-            for op in &batch.ops {
-                let Some(cf) = db.cf_handle(op_cf(op).name()) else {
-                    missing = Some(op_cf(op).name());
-                    continue;
-                };
-                match op {
-                    Op::Put(_, k, v) => wb.put_cf(&cf, k, v),
-                    Op::Delete(_, k) => wb.delete_cf(&cf, k),
-                    Op::DeleteRange(_, from, to) => wb.delete_range_cf(&cf, from, to),
-                }
-            }
-        }
-        // A group with nothing to write only asks for a sync
-        // ([`Store::sync`]): made only if relaxed writes wait for one.
-        let empty = wb.is_empty();
-        let fsync = synced && (!empty || unsynced.is_some());
-        let result = match missing {
-            // Never acknowledge a write that was not made (a family missing
-            // while the records' family is made again).
-            Some(_) => Ok(()),
-            None if empty && fsync => db.flush_wal(true),
-            None if empty => Ok(()),
-            None => db.write_opt(wb, if synced { &sync } else { &relaxed }),
-        };
-        if result.is_ok() && missing.is_none() {
-            if fsync {
-                // A synced write syncs the log up to it: the relaxed
-                // writes before it too.
-                syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                unsynced = None;
-            } else if !empty && unsynced.is_none() {
-                unsynced = Some(std::time::Instant::now());
-            }
-        }
-        tracing::trace!(
-            batches = group.len(),
-            synced,
-            ok = result.is_ok(),
-            "group commit"
-        );
-        for (_, _, reply) in group {
-            let r = match (&result, missing) {
-                (_, Some(cf)) => Err(StoreError::Corrupt {
-                    cf,
-                    reason: "the column family is missing; nothing of this batch was written"
-                        .into(),
-                }),
-                (Ok(()), None) => Ok(()),
-                (Err(e), None) => Err(StoreError::Rocks(e.clone())),
-            };
-            let _ = reply.send(r);
-        }
-    }
-    if unsynced.is_some() {
-        sync_wal(&mut unsynced);
-    }
-}
-
-fn op_cf(op: &Op) -> Cf {
-    match op {
-        Op::Put(cf, _, _) | Op::Delete(cf, _) | Op::DeleteRange(cf, _, _) => *cf,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::Op;
     use crate::rebuild::stored_record;
     use gongjian_identity::{ActorId, DocType, Genesis, RecordBody, Secret, UnitId};
 

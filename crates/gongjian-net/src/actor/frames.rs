@@ -119,7 +119,8 @@ impl Actor {
         let before = self.replica.membership().len();
         // The streams whose frames brought records in.
         let mut brought = Vec::new();
-        if batches.len() > 1 {
+        let folded = batches.len() > 1;
+        if folded {
             match self.replica.ingest_records_folded(batches) {
                 Ok(summaries) => {
                     for ((i, n), s) in which.into_iter().zip(summaries) {
@@ -139,10 +140,10 @@ impl Actor {
             self.prefolded_records = None;
         }
         // Every session reconciles again to pass the new records on (a
-        // revocation at once), as after a frame handled alone, but for the
-        // one that brought them, if one alone did: the others' peers may
-        // lack what another's brought.
-        if self.replica.membership().len() > before {
+        // revocation at once), but for the one that brought them, if one
+        // alone did: the others' peers may lack what another's brought. (A
+        // frame handled alone did this itself, in `Actor::input`.)
+        if folded && self.replica.membership().len() > before {
             if brought.len() == 1 {
                 self.resync_all(&brought);
             } else {

@@ -10,6 +10,11 @@ use super::Actor;
 /// document): a step holds the sync thread for milliseconds.
 const SCRUB_CHANGES_PER_TICK: u64 = 4096;
 
+/// After a read error (or an unreadable record), the scrub of that family
+/// waits this long: the operator repairs the store meanwhile, and the log
+/// is not filled every second.
+const SCRUB_RETRY: Duration = Duration::from_secs(600);
+
 impl Actor {
     /// One step of the node's own scrub (PROTOCOL.md §3 checks again on
     /// what is stored): a few documents each tick, so a full pass takes
@@ -68,12 +73,12 @@ impl Actor {
                 }
             }
             Err(e) => {
-                // Counted as a problem (so `/metrics` shows it), and the
-                // records' scrub below goes on: it reads another family.
+                // Counted as a problem, so `/metrics` shows it; the
+                // records' scrub goes on (it reads another family).
                 tracing::error!(error = %e, "scrub: the documents could not be read; trying again in 10 minutes");
                 self.status.lock().expect("status lock").scrub.problems += 1;
                 self.scrub_cursor = None;
-                self.scrub_paused_until = Some(Instant::now() + Duration::from_secs(600));
+                self.scrub_paused_until = Some(Instant::now() + SCRUB_RETRY);
             }
         }
     }
@@ -96,7 +101,7 @@ impl Actor {
                 if step.unreadable {
                     // Reported above; the operator repairs it. Not read
                     // again (and logged) every second meanwhile.
-                    self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
+                    self.records_paused_until = Some(Instant::now() + SCRUB_RETRY);
                 }
                 if step.dropped > 0 {
                     self.resync_all(&[]);
@@ -106,7 +111,7 @@ impl Actor {
                 tracing::error!(error = %e, "scrub: the records could not be read; trying again in 10 minutes");
                 self.status.lock().expect("status lock").scrub.problems += 1;
                 self.records_cursor = None;
-                self.records_paused_until = Some(Instant::now() + Duration::from_secs(600));
+                self.records_paused_until = Some(Instant::now() + SCRUB_RETRY);
             }
         }
     }
