@@ -2,8 +2,10 @@
 //! failing seed replays exactly: `cargo run -p gongjian-tests --bin sim --
 //! --seed N`.
 
+mod equivocation;
 mod revocation;
 
+pub use equivocation::{EquivocationReport, run_equivocation};
 pub use revocation::{RevocationReport, run_revocation};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -577,6 +579,43 @@ impl World {
             }
         }
         self.waking = false;
+    }
+
+    /// A copy of node `i`'s store as it is now (a RocksDB checkpoint).
+    pub fn copy_store(&self, i: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        self.nodes[i]
+            .replica()
+            .store()
+            .checkpoint(&dir.path().join("store"))
+            .expect("checkpoint");
+        dir
+    }
+
+    /// Kills node `i` and starts it again on a copy of `copy` (from
+    /// [`World::copy_store`]), the same actor: it forgets what it wrote
+    /// since and writes those seqs again.
+    pub fn replace_store(&mut self, i: usize, copy: &tempfile::TempDir) {
+        for l in 0..self.links.len() {
+            if self.links[l].child == i || self.links[l].parent == i {
+                self.disconnect(l);
+            }
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        for e in std::fs::read_dir(copy.path().join("store")).expect("copy") {
+            let e = e.expect("copy entry");
+            std::fs::copy(e.path(), dir.path().join(e.file_name())).expect("copy file");
+        }
+        let node = &mut self.nodes[i];
+        drop(node.replica.take());
+        node.dir = dir;
+        node.replica = Some(open_replica(
+            node.dir.path(),
+            &self.root,
+            &node.secret,
+            node.unit,
+            false,
+        ));
     }
 
     /// Kills node `i` and starts it again from its store.

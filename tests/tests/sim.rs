@@ -3,7 +3,7 @@
 //! restarts; exact replay of a seed; revocation under concurrency.
 //! `scripts/sim.sh` runs thousands of seeds.
 
-use gongjian_tests::sim::{Config, World, run, run_revocation};
+use gongjian_tests::sim::{Config, World, run, run_equivocation, run_revocation};
 
 fn seeds() -> Vec<u64> {
     match std::env::var("GONGJIAN_SIM_SEEDS") {
@@ -59,6 +59,19 @@ fn revocation_under_concurrency_is_order_free() {
         kept_some += usize::from(!r.kept.is_empty());
     }
     assert!(kept_some >= 2, "most runs cut inside what was written");
+}
+
+/// An actor forks (its store replaced by an older copy, same actor): its
+/// peers hold one branch, it writes the other. Equal lengths are what
+/// version vectors cannot tell apart; longer either way, one node holds
+/// more. Every node ends rejecting both branches from the fork, with the
+/// same accepted set, and no honest peer penalised.
+#[test]
+fn an_equivocating_actor_is_cut_at_its_fork_everywhere() {
+    for (seed, first, second) in [(21u64, 6, 6), (22, 9, 3), (23, 3, 9)] {
+        let r = run_equivocation(seed, first, second).unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.holders >= 3, "the document reached its audience: {r:?}");
+    }
 }
 
 /// A transfer cut in the middle resumes from the persisted progress: the

@@ -30,6 +30,12 @@ pub struct IngestReport {
     pub rejected: Vec<(Hash, Rejection)>,
     /// Refused before the rule: nothing of them is stored. Index into the input.
     pub invalid: Vec<(usize, InvalidChange)>,
+    /// Changes of the call, new or held already, rejected for their
+    /// actor's equivocation (whoever sent them holds a fork's branch).
+    pub forked: Vec<Hash>,
+    /// Documents whose accepted set lost changes (cut off by an
+    /// equivocation the call proved).
+    pub cut_off: BTreeSet<DocId>,
 }
 
 /// What ingest did since the replica opened, for metrics: changes
@@ -109,12 +115,31 @@ fn reason(v: &Verdict) -> String {
     }
 }
 
+/// The seq at which `c`'s actor forked, if `reason` (its quarantine entry's)
+/// rejects it for that equivocation; read back from the reason's one
+/// spelling, so nothing else can pass for it.
+pub(crate) fn fork_seq(c: &SignedChange, why: &str) -> Option<u64> {
+    let (_, after) = why.split_once(" equivocated at seq ")?;
+    let fork_seq: u64 = after.split_once(':')?.0.parse().ok()?;
+    let actor = c.header().actor;
+    let expected = reason(&Verdict::Rejected(Rejection::Equivocation {
+        actor,
+        fork_seq,
+    }));
+    (why == expected).then_some(fork_seq)
+}
+
 /// New changes that would be quarantined beyond the bounds (per document,
 /// per author key): held ones first, then new ones by (seq, hash); deterministic.
+/// Changes accepted before (`previously`) that the new ones cut off do not
+/// count: they take no more room than they did, and counting them would
+/// keep out the very branch that proves a fork (a node holding a long
+/// branch accepted could never learn of the other).
 fn over_capacity(
     verdicts: &gongjian_model::DocVerdicts,
     all: &BTreeMap<Hash, SignedChange>,
     fresh: &[(usize, Hash)],
+    previously: &BTreeSet<Hash>,
 ) -> Vec<Hash> {
     let fresh: BTreeSet<Hash> = fresh.iter().map(|(_, h)| *h).collect();
     let mut per_author: BTreeMap<gongjian_identity::PublicKey, usize> = BTreeMap::new();
@@ -131,7 +156,7 @@ fn over_capacity(
         .collect();
     new.sort_by_key(|(h, _)| (all[*h].header().seq, **h));
     for (h, v) in held.chain(new) {
-        if *v == Verdict::Accepted {
+        if *v == Verdict::Accepted || previously.contains(h) {
             continue;
         }
         let author = all[h].header().actor.key;
@@ -504,6 +529,8 @@ impl Replica {
         let vouched = vouched(all.values().chain(new.iter().map(|(_, c)| c)));
         let mut fresh: Vec<(usize, Hash)> = Vec::new();
         let mut upgraded: BTreeSet<Hash> = BTreeSet::new();
+        // Every change of the call that reached the rule, new or held.
+        let mut received: BTreeSet<Hash> = BTreeSet::new();
         for (i, c) in new {
             let h = c.hash();
             if c.signature().is_none() && !vouched.contains(&h) {
@@ -512,6 +539,7 @@ impl Replica {
                     .push((i, InvalidChange::Unvouched { hash: h }));
                 continue;
             }
+            received.insert(h);
             match all.entry(h) {
                 std::collections::btree_map::Entry::Vacant(e) => {
                     e.insert(c);
@@ -534,7 +562,7 @@ impl Replica {
             // New changes the quarantine has no room for are refused (not
             // stored), then the document is judged without them, so what is
             // stored is always what the rule says of what is held.
-            let over = over_capacity(&verdicts, &all, &fresh);
+            let over = over_capacity(&verdicts, &all, &fresh, &previously);
             if !over.is_empty() {
                 for h in over {
                     let i = fresh
@@ -551,6 +579,7 @@ impl Replica {
                     ));
                     all.remove(&h);
                     fresh.retain(|(_, f)| *f != h);
+                    received.remove(&h);
                 }
                 // Unsigned changes vouched for only by a change just
                 // refused go too: nothing unvouched is ever stored.
@@ -599,6 +628,7 @@ impl Replica {
                     ));
                     all.remove(&h);
                     fresh.retain(|(_, f)| *f != h);
+                    received.remove(&h);
                 }
                 continue;
             }
@@ -619,7 +649,18 @@ impl Replica {
                 Verdict::Accepted => false,
                 other => old_reasons.get(h) != Some(&reason(other)),
             });
+            let forked: Vec<Hash> = received
+                .iter()
+                .filter(|h| {
+                    matches!(
+                        verdicts.verdicts.get(*h),
+                        Some(Verdict::Rejected(Rejection::Equivocation { .. }))
+                    )
+                })
+                .copied()
+                .collect();
             if added.is_empty() && !cut_off && !quarantine_moved && upgraded.is_empty() {
+                report.forked.extend(forked);
                 return Ok(());
             }
             let mut am = if cut_off {
@@ -629,7 +670,13 @@ impl Replica {
             };
             let base = kept.clone();
             match apply_accepted(&mut am, &added, || build(&base)) {
-                ApplyOutcome::Applied => break (verdicts, am),
+                ApplyOutcome::Applied => {
+                    report.forked.extend(forked);
+                    if cut_off {
+                        report.cut_off.insert(*doc);
+                    }
+                    break (verdicts, am);
+                }
                 ApplyOutcome::Failed { hashes, reason } => {
                     tracing::warn!(doc = %doc.fmt_short(), changes = hashes.len(), %reason, "quarantined: automerge could not apply them");
                     apply_failed.extend(hashes);

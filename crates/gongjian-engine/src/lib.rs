@@ -10,6 +10,7 @@
 mod bundle;
 mod error;
 mod fast;
+mod forks;
 mod ingest;
 mod replica;
 mod scrub;

@@ -5,7 +5,7 @@ use gongjian_identity::{
     DocId, Hash, HeadsAnnouncement, RecordBody, SignedChange, SignedRecord, UnitId,
 };
 use gongjian_model::{Body, VerifiedRecord, verify_records};
-use gongjian_sync::{Host, IngestSummary, Item, SetId, VersionVector};
+use gongjian_sync::{Have, Host, IngestSummary, Item, SetId};
 
 use crate::error::{EngineError, InvalidChange};
 use crate::replica::Replica;
@@ -204,12 +204,18 @@ impl Host for Replica {
         self.received(|r| r.ingest_record_batch(records))
     }
 
-    fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, EngineError> {
-        Ok(self
-            .store
-            .doc_meta(doc)?
-            .map(|m| m.clock)
-            .unwrap_or_default())
+    fn have(&mut self, doc: &DocId) -> Result<Have, EngineError> {
+        let Some(meta) = self.store.doc_meta(doc)? else {
+            return Ok(Have::new());
+        };
+        let mut have = Have::new();
+        for (actor, seq) in meta.clock {
+            // Always held: the index is written with the change.
+            if let Some(h) = self.store.change_at(doc, &actor, seq)? {
+                have.insert(actor, (seq, h));
+            }
+        }
+        Ok(have)
     }
 
     fn doc_item(
@@ -229,13 +235,13 @@ impl Host for Replica {
     fn changes_after(
         &mut self,
         doc: &DocId,
-        have: &VersionVector,
+        have: &Have,
         peer: &UnitId,
-    ) -> Result<Option<Vec<SignedChange>>, EngineError> {
+    ) -> Result<Option<Vec<Vec<SignedChange>>>, EngineError> {
         if !self.trust.may_see(peer, doc) || self.withheld.contains(doc) {
             return Ok(None);
         }
-        Ok(Some(self.changes_to_send(doc, have)?))
+        Ok(Some(self.answer_want(doc, have)?))
     }
 
     fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, EngineError> {
@@ -320,6 +326,8 @@ impl Replica {
     ) -> Result<Vec<IngestSummary>, EngineError> {
         let mut starts = Vec::with_capacity(frames.len());
         let mut hashes = Vec::new();
+        // Each frame is one document's (a `Changes` message names it).
+        let docs: Vec<Option<DocId>> = frames.iter().map(|f| f.first().map(|c| *c.doc())).collect();
         for changes in &frames {
             starts.push(hashes.len());
             hashes.extend(changes.iter().map(SignedChange::hash));
@@ -354,6 +362,14 @@ impl Replica {
             if let Some(&f) = first.get(h) {
                 out[f].rejected += 1;
             }
+        }
+        for h in &report.forked {
+            if let Some(&f) = first.get(h) {
+                out[f].forked += 1;
+            }
+        }
+        for (s, doc) in out.iter_mut().zip(&docs) {
+            s.cut_off = doc.is_some_and(|d| report.cut_off.contains(&d));
         }
         for (i, why) in &report.invalid {
             let s = &mut out[frame_of(*i)];

@@ -242,6 +242,63 @@ fn equivocation_freezes_the_forked_actor_without_aborting_honest_changes() {
     assert_eq!(value(&r, &doc, "k").as_deref(), Some("base"));
 }
 
+/// A node that accepted a long branch (more changes past the fork than the
+/// quarantine takes of one author) still takes the first changes of the
+/// other, which prove the fork: the changes it had accepted move to the
+/// quarantine without counting against its bound. Asked then by a peer
+/// whose changes reach the fork, it answers with both branches, each its
+/// own group; a peer whose chain is another than its own at that seq gets
+/// its whole chain.
+#[test]
+fn a_long_branch_does_not_keep_out_the_proof_of_its_fork() {
+    let (_dir, fed, mut r, doc) = community_doc();
+    let mut a = Author::new(&fed.community, 1, doc);
+    let base = a.put("k", "base");
+    let mut clone = Author::new(&fed.community, 1, doc);
+    clone.merge(std::slice::from_ref(&base));
+    let long: Vec<SignedChange> = (0..150).map(|i| a.put("k", &format!("甲{i}"))).collect();
+    let short: Vec<SignedChange> = (0..5).map(|i| clone.put("k", &format!("乙{i}"))).collect();
+    let mut first = vec![base.clone()];
+    first.extend(long.iter().cloned());
+    // Another node, which holds the long branch only.
+    let dir2 = tempdir().unwrap();
+    let mut other = replica(dir2.path(), &fed, None);
+    other.insert_records(r.store().records().unwrap()).unwrap();
+    for n in [&mut r, &mut other] {
+        assert_eq!(n.ingest(wire(&first)).unwrap().accepted.len(), 151);
+    }
+
+    let report = r.ingest(wire(&short)).unwrap();
+    assert!(report.invalid.is_empty(), "none refused: {report:?}");
+    assert_eq!(report.forked.len(), 5, "{report:?}");
+    assert!(report.cut_off.contains(&doc));
+    assert_eq!(heads(&r, &doc), vec![base.hash()]);
+    assert_eq!(value(&r, &doc, "k").as_deref(), Some("base"));
+    // The long branch sent again: held, and reported as a fork's branch.
+    let again = r.ingest(wire(&long[..3])).unwrap();
+    assert_eq!((again.accepted.len(), again.forked.len()), (0, 3));
+    assert!(again.cut_off.is_empty(), "nothing more moved");
+
+    let actor = base.header().actor;
+    let branch_sizes = |groups: Vec<Vec<SignedChange>>| {
+        let mut n: Vec<usize> = groups.iter().map(Vec::len).collect();
+        n.sort();
+        n
+    };
+    // A peer at the long branch's head: both branches.
+    let have = gongjian_sync::Have::from([(actor, (151, long[149].hash()))]);
+    assert_eq!(branch_sizes(r.answer_want(&doc, &have).unwrap()), [5, 150]);
+    // A peer that knows the fork (its changes stop before it): nothing.
+    let have = gongjian_sync::Have::from([(actor, (1, base.hash()))]);
+    assert!(r.answer_want(&doc, &have).unwrap().is_empty());
+    // The node holding the long branch only, asked by one at the short
+    // branch's head: its chain from the first change.
+    let have = gongjian_sync::Have::from([(actor, (6, short[4].hash()))]);
+    assert_eq!(branch_sizes(other.answer_want(&doc, &have).unwrap()), [151]);
+    let have = gongjian_sync::Have::from([(actor, (6, long[4].hash()))]);
+    assert_eq!(branch_sizes(other.answer_want(&doc, &have).unwrap()), [145]);
+}
+
 #[test]
 fn a_change_that_makes_automerge_fail_is_quarantined_and_the_node_restarts() {
     let (dir, fed, mut r, doc) = community_doc();

@@ -212,7 +212,7 @@ fn compact(
 
 /// How many changes of `doc` a node holds (the sum of its version vector).
 fn held(r: &mut gongjian_engine::Replica, doc: &gongjian_identity::DocId) -> u64 {
-    Host::version_vector(r, doc).unwrap().values().sum()
+    Host::have(r, doc).unwrap().values().map(|(s, _)| s).sum()
 }
 
 /// Two keys of one unit write concurrently, neither seeing the other; as
@@ -276,6 +276,33 @@ fn concurrent_authors_runs_are_kept_together() {
     assert_eq!(answer.batches.len(), 2);
     // What was sent is accepted whole by a fresh node.
     assert_eq!(fresh_node_takes(&f, &g, answer.batches), 2 * n as u64);
+}
+
+/// Both branches of a fork in one batch: each branch's newest change keeps
+/// its signature (not only the actor's highest seq), so the receiver takes
+/// both as vouched, sees the fork and keeps only what precedes it.
+#[test]
+fn a_forks_branches_in_one_batch_keep_their_signatures() {
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let f = fed();
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let base = a.put("标题", "初稿");
+    let mut b = Author::new(&f.community, 1, doc);
+    b.merge(std::slice::from_ref(&base));
+    let mut all = vec![base];
+    all.extend((0..4).map(|i| a.put("标题", &format!("甲{i}"))));
+    all.extend((0..2).map(|i| b.put("标题", &format!("乙{i}"))));
+    let answer = edge_signed_batches(causal_order(all), BatchLimits::default());
+    assert_eq!(answer.batches.len(), 1);
+    let signed = answer.batches[0].iter().filter(|c| c[0] & 1 == 1).count();
+    assert_eq!(signed, 2, "one signature per branch");
+    assert_eq!(
+        fresh_node_takes(&f, &g, answer.batches),
+        1,
+        "only the change before the fork"
+    );
 }
 
 /// A relay took a key's fifteen changes with only the last signed (edge
@@ -399,7 +426,8 @@ fn a_large_answer_comes_in_parts() {
     r.insert_records(vec![g]).unwrap();
     let mut parts = 0;
     loop {
-        let have = Host::version_vector(&mut r, &doc).unwrap();
+        let have = Host::have(&mut r, &doc).unwrap();
+        let have = have.into_iter().map(|(a, (s, _))| (a, s)).collect();
         let sent = src.changes_to_send(&doc, &have).unwrap();
         let answer = edge_signed_batches(causal_order(sent), limits);
         parts += 1;

@@ -883,7 +883,7 @@ mod tests {
             Message::WantRecords { hashes: vec![] },
             Message::Want {
                 doc,
-                have: vec![(actor, 1)],
+                have: vec![(actor, 1, gongjian_identity::Hash([0; 32]))],
             },
         ];
         let answers = [

@@ -233,21 +233,28 @@ pub fn vouched_prefix(changes: Vec<SignedChange>) -> Vec<SignedChange> {
 }
 
 /// Encodes a batch in the changes' compact form (the `Changes` message
-/// names the document), keeping only each actor's newest signature.
+/// names the document), keeping the signature only of each actor's newest
+/// changes: those no other change of the batch depends on by the same
+/// actor (one per actor, except for the branches of a fork).
 fn seal(batch: Vec<SignedChange>) -> Vec<Vec<u8>> {
-    let mut newest: BTreeMap<ActorId, usize> = BTreeMap::new();
-    for (i, c) in batch.iter().enumerate() {
-        newest.insert(c.header().actor, i);
+    let actor_of: BTreeMap<Hash, ActorId> =
+        batch.iter().map(|c| (c.hash(), c.header().actor)).collect();
+    let mut vouched: BTreeSet<Hash> = BTreeSet::new();
+    for c in &batch {
+        let actor = c.header().actor;
+        for d in &c.header().deps {
+            if actor_of.get(d) == Some(&actor) {
+                vouched.insert(*d);
+            }
+        }
     }
-    let keep: BTreeSet<usize> = newest.into_values().collect();
     batch
         .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if keep.contains(&i) {
-                c.encode_compact()
-            } else {
+        .map(|c| {
+            if vouched.contains(&c.hash()) {
                 c.without_signature().encode_compact()
+            } else {
+                c.encode_compact()
             }
         })
         .collect()

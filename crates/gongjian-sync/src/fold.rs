@@ -9,7 +9,7 @@ use gongjian_identity::{DocId, Hash, SignedChange, UnitId};
 
 use crate::message::{Message, decode};
 use crate::rbsr::{Item, SetId};
-use crate::session::{Host, IngestSummary, Session, VersionVector};
+use crate::session::{Have, Host, IngestSummary, Session};
 
 /// The changes of a `Changes` message in their compact form decoded (the
 /// message names the document), and how many were malformed.
@@ -113,8 +113,8 @@ impl<H: Host> Host for Prefolded<'_, H> {
         self.host.has_record(hash)
     }
 
-    fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, H::Error> {
-        self.host.version_vector(doc)
+    fn have(&mut self, doc: &DocId) -> Result<Have, H::Error> {
+        self.host.have(doc)
     }
 
     fn doc_item(&mut self, doc: &DocId, peer: Option<&UnitId>) -> Result<Option<Item>, H::Error> {
@@ -124,9 +124,9 @@ impl<H: Host> Host for Prefolded<'_, H> {
     fn changes_after(
         &mut self,
         doc: &DocId,
-        have: &VersionVector,
+        have: &Have,
         peer: &UnitId,
-    ) -> Result<Option<Vec<SignedChange>>, H::Error> {
+    ) -> Result<Option<Vec<Vec<SignedChange>>>, H::Error> {
         self.host.changes_after(doc, have, peer)
     }
 

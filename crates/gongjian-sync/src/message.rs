@@ -9,9 +9,9 @@ use crate::rbsr::{Range, Salt, SetId};
 /// The libp2p protocol id; the version is part of it, so nodes of two
 /// versions simply do not speak (and can be upgraded one office at a time
 /// by serving both ids).
-pub const PROTOCOL_ID: &str = "/gongjian/sync/3";
+pub const PROTOCOL_ID: &str = "/gongjian/sync/4";
 /// The first byte of every message.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// No message is larger: a batch of changes is cut well below it.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Most hashes in one `WantRecords`, records in one `Records`, actors in
@@ -38,10 +38,12 @@ pub enum Message {
     WantRecords { hashes: Vec<Hash> },
     /// Encoded signed records.
     Records { records: Vec<Vec<u8>> },
-    /// "I hold `have` of `doc`: send what I lack."
+    /// "I hold `have` of `doc`: send what I lack." Per actor, the highest
+    /// accepted seq and that change's hash, so the answerer sees a chain
+    /// that is not its own (an equivocating actor, PROTOCOL.md §8.4).
     Want {
         doc: DocId,
-        have: Vec<(ActorId, u64)>,
+        have: Vec<(ActorId, u64, Hash)>,
     },
     /// Announced before the changes answering a `Want` when they take more
     /// than one `Changes` or stop short (an answer of one complete batch

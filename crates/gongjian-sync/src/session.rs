@@ -12,13 +12,17 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use gongjian_identity::{ActorId, DocId, Hash, SignedChange, UnitId};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BatchLimits, causal_order, edge_signed_batches};
+use crate::batch::{Answer, BatchLimits, causal_order, edge_signed_batches};
 use crate::fetches::{Fetch, Fetches};
 use crate::message::{MAX_LIST, Message, decode};
 use crate::rbsr::{Item, Salt, SetId, Snapshot};
 
 /// Actor → highest accepted seq (accepted seqs of an actor are contiguous).
 pub type VersionVector = BTreeMap<ActorId, u64>;
+
+/// Actor → highest accepted seq and the hash of that change: what a `Want`
+/// says the asker holds.
+pub type Have = BTreeMap<ActorId, (u64, Hash)>;
 
 /// Documents fetched at once from one peer.
 pub const MAX_WANTS_IN_FLIGHT: usize = 64;
@@ -43,6 +47,13 @@ pub struct IngestSummary {
     pub unknown: usize,
     /// Malformed, badly signed or unvouched: the sender misbehaved.
     pub invalid: usize,
+    /// Received changes (new or held already) that this node rejects for
+    /// their actor's equivocation: the sender holds a branch of a fork it
+    /// may not know of, so it is told (PROTOCOL.md §8.4).
+    pub forked: usize,
+    /// Changes accepted before left the document's accepted set (cut off
+    /// by the equivocation these changes proved): its state moved.
+    pub cut_off: bool,
 }
 
 /// What a session needs from the node: its holdings, filtered by audience,
@@ -57,19 +68,25 @@ pub trait Host {
     fn ingest_records(&mut self, records: Vec<Vec<u8>>) -> Result<IngestSummary, Self::Error>;
     /// Whether this node holds the record `hash`.
     fn has_record(&mut self, hash: &Hash) -> Result<bool, Self::Error>;
-    /// This node's version vector of `doc` (empty if not held).
-    fn version_vector(&mut self, doc: &DocId) -> Result<VersionVector, Self::Error>;
+    /// What this node holds of `doc`: each actor's highest accepted seq and
+    /// that change's hash (empty if not held).
+    fn have(&mut self, doc: &DocId) -> Result<Have, Self::Error>;
     /// This node's item for `doc`, if it holds it and `peer` (or, with
     /// `None`, this node) may see it.
     fn doc_item(&mut self, doc: &DocId, peer: Option<&UnitId>)
     -> Result<Option<Item>, Self::Error>;
-    /// The accepted changes of `doc` beyond `have`, if `peer` may see it.
+    /// What answers a `Want` of `doc`, if `peer` may see it: groups of
+    /// changes, each sent in causal order and signed at its own edges.
+    /// The first: the accepted changes beyond `have` (an actor whose chain
+    /// there is not this node's, from its first change). Then, for an
+    /// actor this node knows forked at a seq `have` reaches, each branch
+    /// of the fork it holds (PROTOCOL.md §8.4).
     fn changes_after(
         &mut self,
         doc: &DocId,
-        have: &VersionVector,
+        have: &Have,
         peer: &UnitId,
-    ) -> Result<Option<Vec<SignedChange>>, Self::Error>;
+    ) -> Result<Option<Vec<Vec<SignedChange>>>, Self::Error>;
     /// Checks and ingests changes of one document read from a `Changes`
     /// message (their compact form decoded: the message's document, each
     /// signed by its actor).
@@ -491,10 +508,11 @@ impl Session {
             // A version vector past the list cap is cut: the peer then sends
             // the left-out actors' changes from the start, which ingest
             // takes as duplicates (never a document left unasked).
-            let have: Vec<(ActorId, u64)> = host
-                .version_vector(&doc)?
+            let have: Vec<(ActorId, u64, Hash)> = host
+                .have(&doc)?
                 .into_iter()
                 .take(MAX_LIST)
+                .map(|(a, (s, h))| (a, s, h))
                 .collect();
             self.in_flight.insert(doc);
             if self.progress.pending.insert(doc) {
@@ -685,13 +703,20 @@ impl Session {
                 }
             }
             Message::Want { doc, have } => {
-                let have: VersionVector = have.into_iter().collect();
-                let changes = host.changes_after(&doc, &have, &self.peer)?;
-                let held = changes.is_some();
+                let have: Have = have.into_iter().map(|(a, s, h)| (a, (s, h))).collect();
+                let groups = host.changes_after(&doc, &have, &self.peer)?;
+                let held = groups.is_some();
                 // A document the peer may not see is answered like one not
                 // held: its id is never confirmed.
-                let answer =
-                    edge_signed_batches(causal_order(changes.unwrap_or_default()), self.limits);
+                let mut answer = Answer {
+                    batches: Vec::new(),
+                    complete: true,
+                };
+                for group in groups.unwrap_or_default() {
+                    let a = edge_signed_batches(causal_order(group), self.limits);
+                    answer.batches.extend(a.batches);
+                    answer.complete &= a.complete;
+                }
                 let count = answer.changes();
                 let n = answer.batches.len();
                 if n > 1 || !answer.complete {
@@ -718,14 +743,20 @@ impl Session {
                     }));
                 }
                 // The asker holds changes this side lacks: ask back (the
-                // asker of a difference may be the side ahead, §8.3).
+                // asker of a difference may be the side ahead, §8.3), or
+                // another change at an actor's seq (a fork: it sends its
+                // branch, and both are judged).
                 if held
                     && !self.in_flight.contains(&doc)
                     && !self.queued.contains(&doc)
                     && !self.deferred_docs.contains(&doc)
                 {
-                    let mine = host.version_vector(&doc)?;
-                    if have.iter().any(|(a, s)| mine.get(a).is_none_or(|m| s > m)) {
+                    let mine = host.have(&doc)?;
+                    let lacks = |(a, (s, h)): (&ActorId, &(u64, Hash))| match mine.get(a) {
+                        None => true,
+                        Some((m, mh)) => s > m || (s == m && h != mh),
+                    };
+                    if have.iter().any(lacks) {
                         self.wanted.remove(&doc);
                         self.enqueue(doc);
                     }
@@ -788,11 +819,24 @@ impl Session {
                             format!("{} invalid changes of {}", s.invalid, doc.fmt_short()),
                         );
                     }
-                    if s.accepted > 0 {
+                    if s.accepted > 0 || s.cut_off {
                         out.push(Output::Changed(doc));
-                        if let Some(n) = self.incomplete.get_mut(&doc) {
-                            *n += s.accepted;
-                        }
+                    }
+                    if s.accepted > 0
+                        && let Some(n) = self.incomplete.get_mut(&doc)
+                    {
+                        *n += s.accepted;
+                    }
+                    // The peer sent a branch of a fork as its own: it may
+                    // not know of the fork. Told this side's state, it asks,
+                    // and the answer brings it the evidence (§8.4).
+                    if s.forked > 0
+                        && let Some(item) = host.doc_item(&doc, Some(&self.peer))?
+                    {
+                        out.push(Output::Send(Message::Notify {
+                            doc,
+                            state: item.value,
+                        }));
                     }
                 }
                 if last {

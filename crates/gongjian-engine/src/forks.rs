@@ -1,0 +1,109 @@
+//! What answers a sync `Want`, and the evidence of forks it carries.
+//!
+//! Version vectors cannot show a fork: two nodes each holding one branch
+//! of an equivocating actor may hold as many changes of it. So a `Want`
+//! names, per actor, the hash of the asker's change at its seq, and the
+//! answer brings what proves the fork to a node that cannot know of it
+//! (PROTOCOL.md §8.4): this node's chain of an actor whose change there is
+//! another, and the branches of a fork this node knows at a seq the asker
+//! holds a change of. Judged by the same rule 4, both branches are then
+//! rejected everywhere.
+
+use std::collections::BTreeMap;
+
+use gongjian_identity::{ActorId, DocId, Hash, SignedChange};
+use gongjian_sync::{Have, VersionVector};
+
+use crate::error::EngineError;
+use crate::replica::Replica;
+
+impl Replica {
+    /// The groups of changes answering a `Want` of `doc` from a peer that
+    /// holds `have`, each sent in causal order, signed at its own edges:
+    /// first the accepted changes beyond `have` (of an actor whose accepted
+    /// change at the peer's seq is another here, from its first change);
+    /// then, for each actor this node knows forked at a seq the peer's
+    /// reaches, each branch of the fork held, a group of its own (one batch
+    /// would strip a branch's signature: only the newest per actor stays).
+    pub fn answer_want(
+        &self,
+        doc: &DocId,
+        have: &Have,
+    ) -> Result<Vec<Vec<SignedChange>>, EngineError> {
+        let mut vv = VersionVector::new();
+        for (actor, (seq, hash)) in have {
+            match self.store.change_at(doc, actor, *seq)? {
+                // The peer's chain is not ours there: ours from the start,
+                // so the peer holds both changes at the fork.
+                Some(ours) if ours != *hash => {}
+                _ => {
+                    vv.insert(*actor, *seq);
+                }
+            }
+        }
+        let mut groups = vec![self.changes_to_send(doc, &vv)?];
+        for (actor, (fork_seq, evidence)) in self.forks(doc)? {
+            if have.get(&actor).is_some_and(|(seq, _)| *seq >= fork_seq) {
+                groups.extend(branches(evidence));
+            }
+        }
+        groups.retain(|g| !g.is_empty());
+        Ok(groups)
+    }
+
+    /// The actors of `doc` this node holds proof of equivocation for: the
+    /// first forked seq and the changes rejected for it (from quarantine).
+    pub fn forks(
+        &self,
+        doc: &DocId,
+    ) -> Result<BTreeMap<ActorId, (u64, Vec<SignedChange>)>, EngineError> {
+        let mut out: BTreeMap<ActorId, (u64, Vec<SignedChange>)> = BTreeMap::new();
+        if !self.store.doc_meta(doc)?.is_some_and(|m| m.quarantined > 0) {
+            return Ok(out);
+        }
+        for q in self.store.quarantined(doc)? {
+            if let Some(f) = crate::ingest::fork_seq(&q.change, &q.reason) {
+                let e = out
+                    .entry(q.change.header().actor)
+                    .or_insert((f, Vec::new()));
+                e.0 = e.0.min(f);
+                e.1.push(q.change);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Changes of one actor split into branches: the groups linked by their
+/// same-actor dependencies, each in the order given.
+fn branches(changes: Vec<SignedChange>) -> Vec<Vec<SignedChange>> {
+    let index: BTreeMap<Hash, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hash(), i))
+        .collect();
+    let mut parent: Vec<usize> = (0..changes.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for (i, c) in changes.iter().enumerate() {
+        for d in &c.header().deps {
+            if let Some(&j) = index.get(d)
+                && changes[j].header().actor == c.header().actor
+            {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<SignedChange>> = BTreeMap::new();
+    for (i, c) in changes.into_iter().enumerate() {
+        let r = root(&mut parent, i);
+        groups.entry(r).or_default().push(c);
+    }
+    groups.into_values().collect()
+}
