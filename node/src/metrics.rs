@@ -222,6 +222,12 @@ async fn render(api: &Api) -> Result<String, ApiError> {
         );
         counter(
             &mut reg,
+            "handshakes_refused",
+            "Incoming connections refused: their address already had as many handshakes under way as one address may",
+            st.handshakes_refused,
+        );
+        counter(
+            &mut reg,
             "view_lag_samples",
             "Frames of changes from peers folded into the view (the lag's samples)",
             st.view_lag.samples,

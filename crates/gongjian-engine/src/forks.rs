@@ -58,7 +58,7 @@ impl Replica {
         doc: &DocId,
     ) -> Result<BTreeMap<ActorId, (u64, Vec<SignedChange>)>, EngineError> {
         let mut out: BTreeMap<ActorId, (u64, Vec<SignedChange>)> = BTreeMap::new();
-        if !self.store.doc_meta(doc)?.is_some_and(|m| m.quarantined > 0) {
+        if self.store.doc_meta(doc)?.is_none_or(|m| m.quarantined == 0) {
             return Ok(out);
         }
         for q in self.store.quarantined(doc)? {

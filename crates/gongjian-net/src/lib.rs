@@ -12,6 +12,7 @@
 mod actor;
 pub mod frame;
 pub mod hello;
+mod per_ip;
 pub mod status;
 mod swarm;
 
@@ -67,6 +68,9 @@ pub struct NetConfig {
     /// Inbound connections whose peer has not been admitted yet, at most
     /// (a new one evicts the oldest); each has `hello_timeout` to be.
     pub max_unadmitted: usize,
+    /// Incoming connections still in their handshake from one IP address,
+    /// at most (of the 64 the node takes at once).
+    pub max_handshakes_per_ip: usize,
     /// While this many bytes are queued to a peer, its requests wait (a
     /// peer that asks without reading is slowed to what it reads; its
     /// answers are still taken in).
@@ -92,6 +96,7 @@ impl Default for NetConfig {
             idle: Duration::from_secs(120),
             max_connections: 256,
             max_unadmitted: 64,
+            max_handshakes_per_ip: 16,
             read_pause_bytes: 16 << 20,
             write_grace: Duration::from_secs(30),
             scrub_per_second: 8,
@@ -132,17 +137,17 @@ impl Node {
     ) -> Result<Node, NetError> {
         let keypair = secret.libp2p_keypair();
         let peer_id = keypair.public().to_peer_id();
-        let mut swarm = swarm::build(keypair, &cfg)?;
+        let status = Arc::new(Mutex::new(NetStatus {
+            peer_id: Some(peer_id),
+            ..NetStatus::default()
+        }));
+        let mut swarm = swarm::build(keypair, &cfg, status.clone())?;
         for a in &cfg.listen {
             swarm.listen_on(a.clone()).map_err(|e| NetError::Listen {
                 addr: a.clone(),
                 reason: e.to_string(),
             })?;
         }
-        let status = Arc::new(Mutex::new(NetStatus {
-            peer_id: Some(peer_id),
-            ..NetStatus::default()
-        }));
         let (events_tx, events_rx) = mpsc::channel(1024);
         let (cmds_tx, cmds_rx) = mpsc::unbounded_channel();
         let timing = Timing {

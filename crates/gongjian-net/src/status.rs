@@ -36,6 +36,9 @@ pub struct NetStatus {
     /// Inbound connections closed because their peer was not admitted in
     /// time, or evicted by newer ones while too many waited.
     pub unadmitted_closed: u64,
+    /// Incoming connections refused because their address already had as
+    /// many handshakes under way as one address may.
+    pub handshakes_refused: u64,
     /// Peer ids of every certified, unrevoked key the node knows: their
     /// connections never wait among the strangers' (kept by the sync
     /// actor; shared, so a status snapshot does not copy it).

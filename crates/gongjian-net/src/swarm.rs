@@ -33,6 +33,7 @@ const OUTBOX_FRAMES: usize = 4096;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    per_ip: crate::per_ip::Behaviour,
     limits: connection_limits::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -116,6 +117,7 @@ struct Dialer {
 pub(crate) fn build(
     keypair: libp2p::identity::Keypair,
     cfg: &NetConfig,
+    status: Arc<Mutex<NetStatus>>,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_pending_incoming(Some(64))
@@ -150,6 +152,7 @@ pub(crate) fn build(
                 None
             };
             Ok(Behaviour {
+                per_ip: crate::per_ip::Behaviour::new(cfg.max_handshakes_per_ip, status.clone()),
                 limits: connection_limits::Behaviour::new(limits),
                 identify: identify::Behaviour::new(identify::Config::new(
                     "/gongjian/id/1".into(),

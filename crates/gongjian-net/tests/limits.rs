@@ -405,3 +405,87 @@ async fn a_sync_stream_the_peer_dropped_is_opened_again() {
     driver.abort();
     community.shutdown().await.unwrap();
 }
+
+/// Keeps `n` TCP connections from `from` to `to` open without sending a
+/// byte of handshake, opening another whenever the node closes one (each
+/// waits out the handshake timeout there, or is refused), until aborted.
+fn silent_flood(
+    from: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    n: usize,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut held: Vec<tokio::net::TcpStream> = Vec::new();
+        loop {
+            held.retain(|s| {
+                let mut b = [0u8; 1];
+                matches!(s.try_read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            });
+            while held.len() < n {
+                let sock = tokio::net::TcpSocket::new_v4().unwrap();
+                sock.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+                match sock.connect(to).await {
+                    Ok(s) => {
+                        held.push(s);
+                        opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(_) => break,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+}
+
+/// One host opening connections and never completing their handshake
+/// holds at most its address's share of the 64 handshake slots: a member
+/// connecting from another address meanwhile gets in and syncs. (Without
+/// the share, the flood holds every slot, refilled as each times out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_handshake_slot() {
+    let fed = fed(64);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let street = fed
+        .start_with(STREET, dirs[0].path(), vec![], |c| {
+            c.max_handshakes_per_ip = 8;
+        })
+        .await;
+    let addr = street.listen_addrs().await[0].clone();
+    let port = addr
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+            _ => None,
+        })
+        .unwrap();
+    // From 127.0.0.2; the community comes from 127.0.0.1.
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood = silent_flood(
+        "127.0.0.2".parse().unwrap(),
+        ([127, 0, 0, 1], port).into(),
+        100,
+        opened.clone(),
+    );
+    until(10, "the flood under way", || async {
+        opened.load(std::sync::atomic::Ordering::Relaxed) >= 200
+    })
+    .await;
+    let community = fed
+        .start(COMMUNITY_A, dirs[1].path(), vec![addr.clone()])
+        .await;
+    let doc = create_doc(&community).await;
+    add_need(&community, doc, "n1", "助老服务").await;
+    until(20, "the community's sync past the flood", || async {
+        titles(&street, doc).await == vec!["助老服务".to_string()]
+    })
+    .await;
+    assert!(!flood.is_finished(), "the flood ran throughout");
+    assert!(
+        street.status().handshakes_refused > 100,
+        "refused past its share"
+    );
+    flood.abort();
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
+}
