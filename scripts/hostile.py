@@ -145,6 +145,7 @@ try:
         "target_changes_before": changes_before, "target_changes_after": target_status["changes"],
         "peer_log_lines_off_format": off_format[:5], "peer_log_lines_off_format_count": len(off_format),
         "target_unadmitted_closed": target_status["network"]["unadmitted_closed"],
+        "target_handshakes_refused": target_status["network"].get("handshakes_refused", 0),
         "peer_log_reasons": reasons, "district_synced_seconds": synced_at,
     }
     if district_state is not None:
@@ -167,7 +168,7 @@ print(f"target hub under attack for {seconds} s ({result['attack']['connections'
       f"{result['peer_log_lines']} peer log lines, {result['peer_log_lines_off_format_count']} off the fixed format; "
       f"{result['attack']['dangling_changes']} changes with missing dependencies sent, quarantine "
       f"{result['target_quarantined_before']} → {result['target_quarantined_after']}; "
-      f"{result['attack']['held_connections']} idle connections held, {result['target_unadmitted_closed']} closed unadmitted; /ready answered {result['target_ready_answered']}×, "
+      f"{result['attack']['held_connections']} idle connections held, {result['target_unadmitted_closed']} closed unadmitted, {result['target_handshakes_refused']} refused in the handshake (one address's share); /ready answered {result['target_ready_answered']}×, "
       f"missed {result['target_ready_unanswered']}×; district cold sync meanwhile: {result['district_synced_seconds']} s"
       + ("" if ok else "  FAILED"))
 sys.exit(0 if ok else 1)

@@ -34,6 +34,9 @@ pub struct Replica {
     /// writes them): not offered or sent to peers until a scrub finds them
     /// clean again (after `gongjian verify --repair` or a restore).
     pub(crate) withheld: std::collections::BTreeSet<DocId>,
+    /// The scrub met damaged blocks in the documents' families and held
+    /// their compactions (until a repair, or a restart).
+    pub(crate) doc_compactions_held: bool,
     /// How ingest commits: synced, but relaxed for what sync received
     /// ([`Replica::received`]).
     pub(crate) durability: gongjian_store::Durability,
@@ -77,7 +80,7 @@ impl Replica {
                 // record still readable, read again from the start; the
                 // scrub writes the family again, peers send the rest.
                 Err(e) if e.is_corruption() => {
-                    if let Err(e) = store.hold_records_compactions() {
+                    if let Err(e) = store.hold_compactions(gongjian_store::Cf::Records) {
                         tracing::warn!(error = %e, "records' compactions not held");
                     }
                     let (readable, damage) = store.records_readable();
@@ -114,6 +117,7 @@ impl Replica {
             epoch,
             counters: Default::default(),
             withheld: Default::default(),
+            doc_compactions_held: false,
         };
         if pending {
             tracing::warn!("finishing an interrupted re-evaluation of documents");

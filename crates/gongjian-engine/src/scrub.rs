@@ -223,7 +223,7 @@ impl Replica {
         error: &gongjian_store::StoreError,
         repair: bool,
     ) -> Result<RecordsScrub, EngineError> {
-        if let Err(e) = self.store.hold_records_compactions() {
+        if let Err(e) = self.store.hold_compactions(gongjian_store::Cf::Records) {
             tracing::warn!(error = %e, "records' compactions not held");
         }
         let (readable, damage) = self.store.records_readable();
@@ -259,12 +259,7 @@ impl Replica {
         if repair {
             out.rewritten = from_memory.len();
             keep.extend(from_memory);
-            let aside = self.store.replace_records(
-                &keep,
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
-            )?;
+            let aside = self.store.replace_records(&keep, now_secs())?;
             out.rebuilt = true;
             what.push_str(&format!(
                 "; the records' column family was written again from them ({} records), its old table files kept in {}; peers send the rest",
@@ -290,11 +285,35 @@ impl Replica {
     /// backup.
     pub fn scrub(&mut self, repair: bool) -> Result<ScrubReport, EngineError> {
         let mut report = ScrubReport::default();
-        for (cf, e) in self.store.read_everything() {
+        let damaged = self.store.read_everything();
+        for (cf, e) in &damaged {
             report.problems.push(ScrubProblem {
                 doc: None,
                 what: format!("column family {cf}: {e}"),
             });
+        }
+        // A document family with damaged blocks is written again from what
+        // can be read (the damaged files kept aside): a compaction reading
+        // them would leave the store read-only. The documents that lost
+        // entries are then found below and dropped, for peers to send again.
+        if repair {
+            for cf in gongjian_store::DOC_FAMILIES {
+                if !damaged.iter().any(|(name, _)| *name == cf.name()) {
+                    continue;
+                }
+                self.cache.clear();
+                let (aside, kept, _) = self.store.rewrite_family(cf, now_secs())?;
+                self.doc_compactions_held = false;
+                tracing::warn!(family = cf.name(), kept, aside = %aside.display(), "document family written again past damage");
+                report.problems.push(ScrubProblem {
+                    doc: None,
+                    what: format!(
+                        "column family {}: written again from the {kept} entries that could be read; its old table files are kept in {}",
+                        cf.name(),
+                        aside.display()
+                    ),
+                });
+            }
         }
         // Records: each checked; with `repair`, a corrupt one is written
         // again from its verified copy in memory, or dropped.
@@ -436,11 +455,7 @@ impl Replica {
         }
         self.store.commit_blocking(b)?;
         if own && self.local.is_some() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            self.epoch = self.store.bump_epoch(now)?;
+            self.epoch = self.store.bump_epoch(now_secs())?;
             self.cache.clear();
             tracing::warn!(
                 epoch = self.epoch,
@@ -514,6 +529,25 @@ impl Replica {
             }
             if damaged || !checks.is_empty() {
                 corrupt.push(doc);
+            }
+            if damaged && !self.doc_compactions_held {
+                // Damaged blocks stay in the table files whatever is
+                // dropped: a compaction reading one would leave the store
+                // read-only. Held until `gongjian verify --repair` writes
+                // the families again (a restart lifts it; the scrub holds it
+                // again when it meets the damage).
+                self.doc_compactions_held = true;
+                for cf in gongjian_store::DOC_FAMILIES {
+                    if let Err(e) = self.store.hold_compactions(cf) {
+                        tracing::error!(family = cf.name(), error = %e, "cannot hold the compactions of a damaged family");
+                    }
+                }
+                tracing::error!(
+                    "damaged blocks in the documents' table files: their compactions are held; stop the node and run `gongjian verify --repair`"
+                );
+                problems.push(
+                    "damaged blocks in the documents' table files: compactions held until `gongjian verify --repair`".to_owned(),
+                );
             }
             // (Held, even if a revocation cut leaves it without force.) A
             // missing genesis is reported but never a reason to drop the
@@ -596,4 +630,12 @@ fn check_changes(
         }
     }
     verified
+}
+
+/// Seconds since the Unix epoch (names the salvage directories; a new
+/// epoch's start).
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -17,7 +17,7 @@ mod writer;
 pub use batch::{Batch, DocMeta};
 pub use cf::Cf;
 pub use error::StoreError;
-pub use rebuild::stored_record;
+pub use rebuild::{DOC_FAMILIES, stored_record};
 pub use store::{
     Durability, Pending, QuarantineEntry, RELAXED_SYNC, Store, StoreStats, StoredRecord,
 };

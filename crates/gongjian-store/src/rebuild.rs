@@ -12,6 +12,12 @@ use crate::error::StoreError;
 use crate::store::{MetaKey, Store, StoredRecord, cf_options, decode_record};
 use crate::value;
 
+/// The first error a walk past damage met, and how many it met.
+pub type Damage = Option<(String, usize)>;
+
+/// A family's entries, key and value, in key order.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A record as the records' family stores it, under its key: what
 /// [`Store::replace_records`] takes for a record held in memory.
 pub fn stored_record(record: &SignedRecord) -> (Hash, Vec<u8>) {
@@ -27,10 +33,34 @@ impl Store {
     /// once, so a failing file also hides the good records other files hold
     /// in the same range: what this returns is a floor, not the set. Also
     /// returns the first error met and how many there were.
-    pub fn records_readable(&self) -> (Vec<StoredRecord>, Option<(String, usize)>) {
-        let cf = self.cf(Cf::Records);
-        let mut it = self.inner.db.raw_iterator_cf(&cf);
-        let mut out: Vec<StoredRecord> = Vec::new();
+    pub fn records_readable(&self) -> (Vec<StoredRecord>, Damage) {
+        let (entries, damage) = self.readable(Cf::Records);
+        let out = entries
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let key = <[u8; 32]>::try_from(k.as_slice()).ok()?;
+                Some(StoredRecord {
+                    key: Hash(key),
+                    intact: value::unwrap_version("records", &v)
+                        .is_ok_and(|b| Hash::of(b).0 == key),
+                    record: decode_record(&v),
+                    raw: v,
+                })
+            })
+            .collect();
+        (out, damage)
+    }
+
+    /// Every entry of `cf` that can still be read, in key order, going on
+    /// past each failure by seeking to the next two-byte prefix of the keys
+    /// (they start with a SHA-256 hash: a record's, or a document id, so
+    /// they spread evenly); with the first error met and how many there
+    /// were. A failing table file also hides what other files hold in the
+    /// same range: a floor, not the set.
+    pub(crate) fn readable(&self, cf: Cf) -> (Entries, Damage) {
+        let handle = self.cf(cf);
+        let mut it = self.inner.db.raw_iterator_cf(&handle);
+        let mut out: Entries = Vec::new();
         let mut first_error: Option<(String, usize)> = None;
         // The next prefix to try after a failure: only ever moves forward,
         // so the walk ends whatever the damage.
@@ -41,15 +71,7 @@ impl Store {
                 if k.len() >= 2 {
                     next = next.max(u32::from(u16::from_be_bytes([k[0], k[1]])) + 1);
                 }
-                if let Ok(key) = <[u8; 32]>::try_from(k) {
-                    out.push(StoredRecord {
-                        key: Hash(key),
-                        intact: value::unwrap_version("records", v)
-                            .is_ok_and(|b| Hash::of(b).0 == key),
-                        record: decode_record(v),
-                        raw: v.to_vec(),
-                    });
-                }
+                out.push((k.to_vec(), v.to_vec()));
                 it.next();
             }
             let Err(e) = it.status() else {
@@ -91,17 +113,6 @@ impl Store {
                     .sum()
             })
             .unwrap_or(0)
-    }
-
-    /// Stops background compactions of the records' family: one reading a
-    /// damaged block would fail and leave the whole store read-only
-    /// (RocksDB's paranoid checks) before an operator repairs it.
-    pub fn hold_records_compactions(&self) -> Result<(), StoreError> {
-        self.inner.db.set_options_cf(
-            &self.cf(Cf::Records),
-            &[("disable_auto_compactions", "true")],
-        )?;
-        Ok(())
     }
 
     /// Writes the records' column family again holding exactly `records`
@@ -172,5 +183,205 @@ impl Store {
         }
         b.delete_meta(MetaKey::Rebuild as u8);
         self.commit_blocking(b)
+    }
+}
+
+/// The families holding documents' data (keys start with the document id):
+/// what [`Store::rewrite_family`] writes again past damage.
+pub const DOC_FAMILIES: [Cf; 4] = [Cf::Changes, Cf::ChangeIndex, Cf::Docs, Cf::Quarantine];
+
+/// A family rebuild under way, saved before the family is dropped.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FamilyRebuild {
+    family: String,
+    /// The table file of what could be read (none if nothing could).
+    table: Option<PathBuf>,
+}
+
+impl Store {
+    /// Writes a document family (one of [`DOC_FAMILIES`]) again from what
+    /// can still be read of it, when RocksDB finds damage in its table
+    /// files: left as they are, a compaction reading a damaged block would
+    /// fail and leave the whole store read-only. The family's table files
+    /// are first hard-linked into `DIR/salvage/<family>-SECS/` (returned,
+    /// with how many entries were kept and the damage met), so nothing is
+    /// destroyed; what could be read goes into one table file there, synced,
+    /// and the family is dropped and made again from it (RocksDB ingests
+    /// the file). Crash-safe: a store opened with the rebuild saved in its
+    /// meta finishes it first. Documents that lost entries with the damage
+    /// no longer agree with their meta: the scrub that follows drops them,
+    /// and peers send them again.
+    pub fn rewrite_family(
+        &self,
+        cf: Cf,
+        now_secs: u64,
+    ) -> Result<(PathBuf, usize, Damage), StoreError> {
+        if !DOC_FAMILIES.contains(&cf) {
+            return Err(StoreError::Corrupt {
+                cf: cf.name(),
+                reason: "only a document family is written again this way".into(),
+            });
+        }
+        let (entries, damage) = self.readable(cf);
+        let aside = self
+            .inner
+            .path
+            .join("salvage")
+            .join(format!("{}-{now_secs}", cf.name()));
+        let fail = |what: String| StoreError::Corrupt {
+            cf: cf.name(),
+            reason: what,
+        };
+        std::fs::create_dir_all(&aside)
+            .map_err(|e| fail(format!("cannot make {}: {e}", aside.display())))?;
+        for f in self.inner.db.live_files()? {
+            if f.column_family_name != cf.name() {
+                continue;
+            }
+            let name = f.name.trim_start_matches('/');
+            let (from, to) = (self.inner.path.join(name), aside.join(name));
+            if !to.exists() {
+                std::fs::hard_link(&from, &to)
+                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
+                    .map_err(|e| fail(format!("cannot keep {} aside: {e}", from.display())))?;
+            }
+        }
+        let table = if entries.is_empty() {
+            None
+        } else {
+            let path = aside.join("readable.sst");
+            let opts = cf_options();
+            let mut w = rocksdb::SstFileWriter::create(&opts);
+            w.open(&path)?;
+            for (k, v) in &entries {
+                w.put(k, v)?;
+            }
+            w.finish()?;
+            Some(path)
+        };
+        let saved = postcard::to_stdvec(&FamilyRebuild {
+            family: cf.name().to_owned(),
+            table,
+        })
+        .map_err(|e| fail(format!("the rebuild does not encode: {e}")))?;
+        let mut b = Batch::new();
+        b.put_meta(MetaKey::RebuildFamily as u8, saved.clone());
+        // Queued behind every batch submitted before: none of them can land
+        // in the family once it is dropped.
+        self.commit_blocking(b)?;
+        self.finish_family_rebuild(&saved)?;
+        Ok((aside, entries.len(), damage))
+    }
+
+    pub(crate) fn finish_family_rebuild(&self, saved: &[u8]) -> Result<(), StoreError> {
+        let r: FamilyRebuild = postcard::from_bytes(saved).map_err(|e| StoreError::Corrupt {
+            cf: "meta",
+            reason: format!("a saved family rebuild does not decode: {e}"),
+        })?;
+        let Some(cf) = DOC_FAMILIES.into_iter().find(|c| c.name() == r.family) else {
+            return Err(StoreError::Corrupt {
+                cf: "meta",
+                reason: format!("a saved rebuild names family {:?}", r.family),
+            });
+        };
+        if let Some(t) = &r.table
+            && !t.exists()
+        {
+            // Nothing is dropped without what replaces it.
+            return Err(StoreError::Corrupt {
+                cf: cf.name(),
+                reason: format!("the rebuild's table file {} is gone", t.display()),
+            });
+        }
+        let db = &self.inner.db;
+        if db.cf_handle(cf.name()).is_some() {
+            db.drop_cf(cf.name())?;
+        }
+        db.create_cf(cf.name(), &cf_options())?;
+        if let Some(t) = &r.table {
+            db.ingest_external_file_cf(&self.cf(cf), vec![t])?;
+        }
+        let mut b = Batch::new();
+        b.delete_meta(MetaKey::RebuildFamily as u8);
+        self.commit_blocking(b)
+    }
+
+    /// Stops background compactions of `cf`: one reading a damaged block
+    /// would fail and leave the whole store read-only before an operator
+    /// repairs it (`gongjian verify --repair`).
+    pub fn hold_compactions(&self, cf: Cf) -> Result<(), StoreError> {
+        self.inner
+            .db
+            .set_options_cf(&self.cf(cf), &[("disable_auto_compactions", "true")])?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(store: &Store, cf: Cf) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let (e, damage) = store.readable(cf);
+        assert!(damage.is_none());
+        e
+    }
+
+    /// A document family written again holds what was read of it, and a
+    /// rebuild cut short after its table file and its marker were saved (a
+    /// crash while the family was dropped) is finished at the next open.
+    #[test]
+    fn a_document_family_written_again_survives_a_crash_midway() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path()).unwrap();
+        let all: Vec<(Vec<u8>, Vec<u8>)> = (0u8..40)
+            .map(|i| (vec![i; 64], format!("值{i}").into_bytes()))
+            .collect();
+        let mut b = Batch::new();
+        for (k, v) in &all {
+            b.ops.push(Op::Put(Cf::Quarantine, k.clone(), v.clone()));
+        }
+        store.commit_blocking(b).unwrap();
+        let (aside, kept, damage) = store.rewrite_family(Cf::Quarantine, 9).unwrap();
+        assert!(
+            aside.ends_with("salvage/quarantine-9"),
+            "{}",
+            aside.display()
+        );
+        assert_eq!((kept, damage), (40, None));
+        assert_eq!(entries(&store, Cf::Quarantine), all);
+        assert!(store.meta(MetaKey::RebuildFamily).unwrap().is_none());
+        assert!(
+            store.rewrite_family(Cf::Records, 9).is_err(),
+            "documents' families only"
+        );
+
+        // Cut short: the table file of the first ten and the marker saved,
+        // the family not yet dropped.
+        let table = dir.path().join("salvage").join("ten.sst");
+        let opts = cf_options();
+        let mut w = rocksdb::SstFileWriter::create(&opts);
+        w.open(&table).unwrap();
+        for (k, v) in &all[..10] {
+            w.put(k, v).unwrap();
+        }
+        w.finish().unwrap();
+        let saved = postcard::to_stdvec(&FamilyRebuild {
+            family: "quarantine".into(),
+            table: Some(table),
+        })
+        .unwrap();
+        let mut b = Batch::new();
+        b.put_meta(MetaKey::RebuildFamily as u8, saved);
+        store.commit_blocking(b).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            entries(&store, Cf::Quarantine),
+            all[..10],
+            "finished at open"
+        );
+        assert!(store.meta(MetaKey::RebuildFamily).unwrap().is_none());
+        assert!(store.read_everything().is_empty());
     }
 }

@@ -53,6 +53,9 @@ pub(crate) enum MetaKey {
     /// The records a rebuild of their column family writes back, saved
     /// before the family is dropped: found at open, the rebuild is finished.
     Rebuild = 4,
+    /// A document family being written again past damage
+    /// ([`Store::rewrite_family`]): found at open, the rebuild is finished.
+    RebuildFamily = 5,
 }
 
 const SCHEMA_VERSION: u32 = 1;
@@ -234,6 +237,10 @@ impl Store {
             if let Some(saved) = store.meta(MetaKey::Rebuild)? {
                 tracing::warn!("finishing an interrupted rebuild of the records");
                 store.finish_rebuild(&saved)?;
+            }
+            if let Some(saved) = store.meta(MetaKey::RebuildFamily)? {
+                tracing::warn!("finishing an interrupted rebuild of a document family");
+                store.finish_family_rebuild(&saved)?;
             }
         }
         Ok(store)
