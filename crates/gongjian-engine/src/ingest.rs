@@ -132,9 +132,11 @@ pub(crate) fn fork_seq(c: &SignedChange, why: &str) -> Option<u64> {
 /// New changes that would be quarantined beyond the bounds (per document,
 /// per author key): held ones first, then new ones by (seq, hash); deterministic.
 /// Changes accepted before (`previously`) that the new ones cut off do not
-/// count: they take no more room than they did, and counting them would
-/// keep out the very branch that proves a fork (a node holding a long
-/// branch accepted could never learn of the other).
+/// count: they take no more room than they did. Nor do changes rejected for
+/// their actor's equivocation, in this call or any later one: counting them
+/// would keep out the very branch that proves a fork (a node holding a
+/// long branch could never learn of the other), and what a node accepts
+/// would depend on which branch reached it first.
 fn over_capacity(
     verdicts: &gongjian_model::DocVerdicts,
     all: &BTreeMap<Hash, SignedChange>,
@@ -156,7 +158,12 @@ fn over_capacity(
         .collect();
     new.sort_by_key(|(h, _)| (all[*h].header().seq, **h));
     for (h, v) in held.chain(new) {
-        if *v == Verdict::Accepted || previously.contains(h) {
+        // A fork's proof is not counted either: it is signed by the actor's
+        // own key, which could as well have written as much accepted, and
+        // refusing it would leave this node on one branch while others
+        // reject both (whichever came first would decide).
+        let proof = matches!(v, Verdict::Rejected(Rejection::Equivocation { .. }));
+        if *v == Verdict::Accepted || proof || previously.contains(h) {
             continue;
         }
         let author = all[h].header().actor.key;

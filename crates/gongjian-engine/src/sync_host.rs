@@ -363,9 +363,12 @@ impl Replica {
                 out[f].rejected += 1;
             }
         }
-        for h in &report.forked {
-            if let Some(&f) = first.get(h) {
-                out[f].forked += 1;
+        // Every frame that brought a branch is told of the fork, not only
+        // the first: each came from a peer that may hold it as its own.
+        let forked: std::collections::HashSet<&Hash> = report.forked.iter().collect();
+        for (i, h) in hashes.iter().enumerate() {
+            if forked.contains(h) && !refused.contains(&i) {
+                out[frame_of(i)].forked += 1;
             }
         }
         for (s, doc) in out.iter_mut().zip(&docs) {

@@ -274,6 +274,28 @@ fn a_long_branch_does_not_keep_out_the_proof_of_its_fork() {
     assert!(report.cut_off.contains(&doc));
     assert_eq!(heads(&r, &doc), vec![base.hash()]);
     assert_eq!(value(&r, &doc, "k").as_deref(), Some("base"));
+    // A third branch later, in another call: the 155 changes held as the
+    // fork's proof do not count against the bound, so it is taken too.
+    let mut third = Author::new(&fed.community, 1, doc);
+    third.merge(std::slice::from_ref(&base));
+    let c = third.put("k", "丙");
+    let later = r.ingest(wire(std::slice::from_ref(&c))).unwrap();
+    assert!(later.invalid.is_empty(), "{later:?}");
+    assert_eq!(later.forked, [c.hash()]);
+    // And the other way: a node holding the short branch takes all 150
+    // of the long one (new changes, rejected as the fork's proof).
+    let dir3 = tempdir().unwrap();
+    let mut short_side = replica(dir3.path(), &fed, None);
+    short_side
+        .insert_records(r.store().records().unwrap())
+        .unwrap();
+    let mut b = vec![base.clone()];
+    b.extend(short.iter().cloned());
+    assert_eq!(short_side.ingest(wire(&b)).unwrap().accepted.len(), 6);
+    let took = short_side.ingest(wire(&long)).unwrap();
+    assert!(took.invalid.is_empty(), "none refused: {took:?}");
+    assert_eq!(took.forked.len(), 150);
+    assert_eq!(heads(&short_side, &doc), vec![base.hash()]);
     // The long branch sent again: held, and reported as a fork's branch.
     let again = r.ingest(wire(&long[..3])).unwrap();
     assert_eq!((again.accepted.len(), again.forked.len()), (0, 3));
@@ -285,9 +307,12 @@ fn a_long_branch_does_not_keep_out_the_proof_of_its_fork() {
         n.sort();
         n
     };
-    // A peer at the long branch's head: both branches.
+    // A peer at the long branch's head: every branch (three now).
     let have = gongjian_sync::Have::from([(actor, (151, long[149].hash()))]);
-    assert_eq!(branch_sizes(r.answer_want(&doc, &have).unwrap()), [5, 150]);
+    assert_eq!(
+        branch_sizes(r.answer_want(&doc, &have).unwrap()),
+        [1, 5, 150]
+    );
     // A peer that knows the fork (its changes stop before it): nothing.
     let have = gongjian_sync::Have::from([(actor, (1, base.hash()))]);
     assert!(r.answer_want(&doc, &have).unwrap().is_empty());

@@ -202,6 +202,11 @@ pub struct Session {
     /// Documents whose answer in flight was announced as incomplete, with
     /// the changes of it accepted so far.
     incomplete: BTreeMap<DocId, usize>,
+    /// This node's state of a document when it last told the peer of a fork
+    /// (a `Notify` after a forked ingest, or an ask back for another change
+    /// at an actor's seq): not again until that state moves, so two nodes
+    /// that cannot take each other's branch do not trade them forever.
+    fork_told: BTreeMap<DocId, [u8; 16]>,
     /// Documents whose answer in flight was announced by `Coming`.
     announced: BTreeSet<DocId>,
     progress: PeerProgress,
@@ -251,6 +256,7 @@ impl Session {
             in_flight: BTreeSet::new(),
             wanted: BTreeSet::new(),
             incomplete: BTreeMap::new(),
+            fork_told: BTreeMap::new(),
             announced: BTreeSet::new(),
             progress,
             stats: SessionStats::default(),
@@ -385,6 +391,16 @@ impl Session {
         self.stats.messages_out +=
             out.iter().filter(|o| matches!(o, Output::Send(_))).count() as u64;
         Ok(out)
+    }
+
+    /// Whether to tell the peer of a fork in `doc` now: once per state of
+    /// the document here (it moves as the fork's proof comes in).
+    fn may_tell_fork<H: Host>(&mut self, host: &mut H, doc: &DocId) -> Result<bool, H::Error> {
+        let state = host
+            .doc_item(doc, None)?
+            .map(|i| i.value)
+            .unwrap_or_default();
+        Ok(self.fork_told.insert(*doc, state) != Some(state))
     }
 
     fn misbehaved(&mut self, out: &mut Vec<Output>, why: String) {
@@ -752,11 +768,13 @@ impl Session {
                     && !self.deferred_docs.contains(&doc)
                 {
                     let mine = host.have(&doc)?;
-                    let lacks = |(a, (s, h)): (&ActorId, &(u64, Hash))| match mine.get(a) {
-                        None => true,
-                        Some((m, mh)) => s > m || (s == m && h != mh),
-                    };
-                    if have.iter().any(lacks) {
+                    let ahead = have
+                        .iter()
+                        .any(|(a, (s, _))| mine.get(a).is_none_or(|(m, _)| s > m));
+                    let forked = have
+                        .iter()
+                        .any(|(a, (s, h))| mine.get(a).is_some_and(|(m, mh)| s == m && h != mh));
+                    if ahead || (forked && self.may_tell_fork(host, &doc)?) {
                         self.wanted.remove(&doc);
                         self.enqueue(doc);
                     }
@@ -831,6 +849,7 @@ impl Session {
                     // not know of the fork. Told this side's state, it asks,
                     // and the answer brings it the evidence (§8.4).
                     if s.forked > 0
+                        && self.may_tell_fork(host, &doc)?
                         && let Some(item) = host.doc_item(&doc, Some(&self.peer))?
                     {
                         out.push(Output::Send(Message::Notify {
