@@ -412,6 +412,7 @@ impl Session {
         // A new round on a synced session (periodic resync): from scratch.
         if self.phase == Phase::Synced {
             self.phase = Phase::Records;
+            self.fork_told.clear();
             // Docs in flight or queued stay wanted: their answers are due
             // (or will be, once asked for).
             let (in_flight, queued) = (&self.in_flight, &self.queued);
@@ -600,6 +601,7 @@ impl Session {
                     }
                     // The peer (re)opened this set: answer from a fresh view.
                     self.epochs.insert(set, epoch);
+                    self.fork_told.clear();
                     self.salts.insert(set, salt);
                     self.next_round.insert(set, 0);
                     self.snapshots.remove(&set);
@@ -880,6 +882,8 @@ impl Session {
                 }
             }
             Message::Notify { doc, state } => {
+                // The peer's state moved: a fork may be told again.
+                self.fork_told.remove(&doc);
                 if !host.visible(&doc, &self.peer)? {
                     // Perhaps a document whose genesis has not reached us:
                     // only a reconciliation brings it.
