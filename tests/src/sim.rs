@@ -596,30 +596,23 @@ impl World {
     /// [`World::copy_store`]), the same actor: it forgets what it wrote
     /// since and writes those seqs again.
     pub fn replace_store(&mut self, i: usize, copy: &tempfile::TempDir) {
-        for l in 0..self.links.len() {
-            if self.links[l].child == i || self.links[l].parent == i {
-                self.disconnect(l);
-            }
-        }
         let dir = tempfile::tempdir().expect("temp dir");
         for e in std::fs::read_dir(copy.path().join("store")).expect("copy") {
             let e = e.expect("copy entry");
             std::fs::copy(e.path(), dir.path().join(e.file_name())).expect("copy file");
         }
-        let node = &mut self.nodes[i];
-        drop(node.replica.take());
-        node.dir = dir;
-        node.replica = Some(open_replica(
-            node.dir.path(),
-            &self.root,
-            &node.secret,
-            node.unit,
-            false,
-        ));
+        self.reopen(i, dir);
     }
 
     /// Kills node `i` and starts it again from its store.
     pub fn restart(&mut self, i: usize) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = std::mem::replace(&mut self.nodes[i].dir, dir);
+        self.reopen(i, dir);
+    }
+
+    /// Cuts node `i`'s links and opens its replica again on `dir`.
+    fn reopen(&mut self, i: usize, dir: tempfile::TempDir) {
         for l in 0..self.links.len() {
             if self.links[l].child == i || self.links[l].parent == i {
                 self.disconnect(l);
@@ -627,6 +620,7 @@ impl World {
         }
         let node = &mut self.nodes[i];
         drop(node.replica.take());
+        node.dir = dir;
         node.replica = Some(open_replica(
             node.dir.path(),
             &self.root,

@@ -240,22 +240,7 @@ fn a_corrupt_record_is_rewritten_from_memory_or_dropped_and_fetched_again() {
 /// The records' table file of a closed store, after flushing and compacting
 /// every column family (so the records are in a table file, not the log).
 fn records_table_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let opts = rocksdb::Options::default();
-    let names = rocksdb::DB::list_cf(&opts, dir).unwrap();
-    let db = rocksdb::DB::open_cf(&opts, dir, &names).unwrap();
-    for n in &names {
-        let cf = db.cf_handle(n).unwrap();
-        db.flush_cf(&cf).unwrap();
-        db.compact_range_cf(&cf, None::<&[u8]>, None::<&[u8]>);
-    }
-    let files: Vec<_> = db
-        .live_files()
-        .unwrap()
-        .into_iter()
-        .filter(|f| f.column_family_name == "records")
-        .collect();
-    assert_eq!(files.len(), 1, "one table file after compaction");
-    dir.join(files[0].name.trim_start_matches('/'))
+    table_file(dir, "records")
 }
 
 /// The table file of `family` after everything was flushed and compacted

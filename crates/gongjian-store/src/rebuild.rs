@@ -129,30 +129,7 @@ impl Store {
         records: &[(Hash, Vec<u8>)],
         now_secs: u64,
     ) -> Result<PathBuf, StoreError> {
-        let aside = self
-            .inner
-            .path
-            .join("salvage")
-            .join(format!("records-{now_secs}"));
-        std::fs::create_dir_all(&aside).map_err(|e| StoreError::Corrupt {
-            cf: "records",
-            reason: format!("cannot make {}: {e}", aside.display()),
-        })?;
-        for f in self.inner.db.live_files()? {
-            if f.column_family_name != Cf::Records.name() {
-                continue;
-            }
-            let name = f.name.trim_start_matches('/');
-            let (from, to) = (self.inner.path.join(name), aside.join(name));
-            if !to.exists() {
-                std::fs::hard_link(&from, &to)
-                    .or_else(|_| std::fs::copy(&from, &to).map(|_| ()))
-                    .map_err(|e| StoreError::Corrupt {
-                        cf: "records",
-                        reason: format!("cannot keep {} aside: {e}", from.display()),
-                    })?;
-            }
-        }
+        let aside = self.keep_aside(Cf::Records, now_secs)?;
         let saved = postcard::to_stdvec(records).map_err(|e| StoreError::Corrupt {
             cf: "meta",
             reason: format!("records to rebuild do not encode: {e}"),
@@ -223,6 +200,41 @@ impl Store {
             });
         }
         let (entries, damage) = self.readable(cf);
+        let aside = self.keep_aside(cf, now_secs)?;
+        let table = if entries.is_empty() {
+            None
+        } else {
+            let path = aside.join("readable.sst");
+            let opts = cf_options();
+            let mut w = rocksdb::SstFileWriter::create(&opts);
+            w.open(&path)?;
+            for (k, v) in &entries {
+                w.put(k, v)?;
+            }
+            w.finish()?;
+            Some(path)
+        };
+        let saved = postcard::to_stdvec(&FamilyRebuild {
+            family: cf.name().to_owned(),
+            table,
+        })
+        .map_err(|e| StoreError::Corrupt {
+            cf: cf.name(),
+            reason: format!("the rebuild does not encode: {e}"),
+        })?;
+        let mut b = Batch::new();
+        b.put_meta(MetaKey::RebuildFamily as u8, saved.clone());
+        // Queued behind every batch submitted before: none of them can land
+        // in the family once it is dropped.
+        self.commit_blocking(b)?;
+        self.finish_family_rebuild(&saved)?;
+        Ok((aside, entries.len(), damage))
+    }
+
+    /// Hard-links (or copies) the live table files of `cf` into
+    /// `DIR/salvage/<family>-SECS/` (returned): kept before the family is
+    /// written again, so nothing the damaged files still hold is destroyed.
+    fn keep_aside(&self, cf: Cf, now_secs: u64) -> Result<PathBuf, StoreError> {
         let aside = self
             .inner
             .path
@@ -246,31 +258,7 @@ impl Store {
                     .map_err(|e| fail(format!("cannot keep {} aside: {e}", from.display())))?;
             }
         }
-        let table = if entries.is_empty() {
-            None
-        } else {
-            let path = aside.join("readable.sst");
-            let opts = cf_options();
-            let mut w = rocksdb::SstFileWriter::create(&opts);
-            w.open(&path)?;
-            for (k, v) in &entries {
-                w.put(k, v)?;
-            }
-            w.finish()?;
-            Some(path)
-        };
-        let saved = postcard::to_stdvec(&FamilyRebuild {
-            family: cf.name().to_owned(),
-            table,
-        })
-        .map_err(|e| fail(format!("the rebuild does not encode: {e}")))?;
-        let mut b = Batch::new();
-        b.put_meta(MetaKey::RebuildFamily as u8, saved.clone());
-        // Queued behind every batch submitted before: none of them can land
-        // in the family once it is dropped.
-        self.commit_blocking(b)?;
-        self.finish_family_rebuild(&saved)?;
-        Ok((aside, entries.len(), damage))
+        Ok(aside)
     }
 
     pub(crate) fn finish_family_rebuild(&self, saved: &[u8]) -> Result<(), StoreError> {
