@@ -53,7 +53,7 @@ impl Replica {
 
     /// The actors of `doc` this node holds proof of equivocation for: the
     /// first forked seq and the changes rejected for it (from quarantine).
-    pub fn forks(
+    fn forks(
         &self,
         doc: &DocId,
     ) -> Result<BTreeMap<ActorId, (u64, Vec<SignedChange>)>, EngineError> {

@@ -48,12 +48,7 @@ async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
     let community = fed
         .start(COMMUNITY_A, dirs[1].path(), vec![addr.clone()])
         .await;
-    let doc = create_doc(&community).await;
-    add_need(&community, doc, "n1", "助老服务").await;
-    until(20, "the first sync", || async {
-        titles(&street, doc).await == vec!["助老服务".to_string()]
-    })
-    .await;
+    let doc = need_reaches(&community, &street, "助老服务", "the first sync").await;
 
     // 1. Twenty identities nobody certified, each announcing a 1 MiB hello:
     // refused at the length, before any of it is read.
@@ -319,11 +314,12 @@ async fn peers_nobody_certified_cannot_hold_the_connection_slots() {
     let community = fed
         .start(COMMUNITY_A, dirs[1].path(), vec![addr.clone()])
         .await;
-    let doc = create_doc(&community).await;
-    add_need(&community, doc, "n1", "助老服务").await;
-    until(20, "the community's sync past the strangers", || async {
-        titles(&street, doc).await == vec!["助老服务".to_string()]
-    })
+    let doc = need_reaches(
+        &community,
+        &street,
+        "助老服务",
+        "the community's sync past the strangers",
+    )
     .await;
 
     // A second wave while the community is admitted: its connection is
@@ -474,11 +470,12 @@ async fn one_address_cannot_hold_every_handshake_slot() {
     let community = fed
         .start(COMMUNITY_A, dirs[1].path(), vec![addr.clone()])
         .await;
-    let doc = create_doc(&community).await;
-    add_need(&community, doc, "n1", "助老服务").await;
-    until(20, "the community's sync past the flood", || async {
-        titles(&street, doc).await == vec!["助老服务".to_string()]
-    })
+    need_reaches(
+        &community,
+        &street,
+        "助老服务",
+        "the community's sync past the flood",
+    )
     .await;
     assert!(!flood.is_finished(), "the flood ran throughout");
     assert!(

@@ -194,11 +194,12 @@ async fn a_community_syncs_with_its_street_over_quic() {
             vec![addr],
         )
         .await;
-    let doc = create_doc(&community).await;
-    add_need(&community, doc, "q1", "电动车充电桩").await;
-    until(20, "the street holds the community's need", || async {
-        titles(&street, doc).await == vec!["电动车充电桩".to_owned()]
-    })
+    let doc = need_reaches(
+        &community,
+        &street,
+        "电动车充电桩",
+        "the street holds the community's need",
+    )
     .await;
     assert_eq!(
         holdings(&street).await[&doc],
@@ -227,11 +228,12 @@ async fn a_revoked_key_loses_its_open_session() {
             c.resync = std::time::Duration::from_secs(3600)
         })
         .await;
-    let doc = create_doc(&community).await;
-    add_need(&community, doc, "q1", "电动车充电桩").await;
-    until(20, "the street holds the community's need", || async {
-        titles(&street, doc).await == vec!["电动车充电桩".to_owned()]
-    })
+    let doc = need_reaches(
+        &community,
+        &street,
+        "电动车充电桩",
+        "the street holds the community's need",
+    )
     .await;
     let a = fed.members[COMMUNITY_A].unit;
     let connected = |n: &Node| {

@@ -206,6 +206,18 @@ impl Fed {
     }
 }
 
+/// `from` creates a needs document holding one need titled `title`; waits
+/// (20 s at most, naming `what`) until `to` holds it; returns its id.
+pub async fn need_reaches(from: &Node, to: &Node, title: &str, what: &str) -> DocId {
+    let doc = create_doc(from).await;
+    add_need(from, doc, "n1", title).await;
+    until(20, what, || async {
+        titles(to, doc).await == vec![title.to_owned()]
+    })
+    .await;
+    doc
+}
+
 /// Creates a needs document of the node's unit; returns its id.
 pub async fn create_doc(node: &Node) -> DocId {
     node.write(|r| {
