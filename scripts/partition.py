@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Partitions across real processes: five `gongjian run` daemons, each in
 its own Linux network namespace, joined pairwise by veth links (a full mesh
-of ten links). For `--minutes`, links are cut and restored at random
-(`ip link set ... down/up`) while every node writes through its API. Then
+of ten links); without root (or with --loopback), all on 127.0.0.1 with
+each link a TCP relay in this script that a cut stops. For `--minutes`,
+links are cut and restored at random (`ip link set ... down/up`, or the
+relay paused) while every node writes through its API. Then
 every link comes up, and the script measures the time until all nodes hold
 identical heads for every document they share, every unit's view digest
 is the same on the unit and on each of its ancestors, and every write that
@@ -29,11 +31,11 @@ before the copy in the district's view, and each of its writes since the
 copy on every node that may see it or on none (PROTOCOL.md §4 rule 4
 rejects an actor's changes from a fork on, on both branches).
 
-usage (as root): partition.py GONGJIAN_BIN WORK_DIR [--minutes M] [--seed S] [--revoke-restore | --equivocate]
+usage: partition.py GONGJIAN_BIN WORK_DIR [--minutes M] [--seed S] [--revoke-restore | --equivocate] [--loopback]
 Prints one JSON line; exit 1 if the nodes do not converge within the bound
 or a write is missing.
 """
-import argparse, http.client, json, os, random, subprocess, sys, threading, time
+import argparse, http.client, json, os, random, socket, subprocess, sys, threading, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("gj")
@@ -43,6 +45,8 @@ ap.add_argument("--seed", type=int, default=1)
 ap.add_argument("--bound", type=float, default=120.0, help="seconds allowed to converge")
 ap.add_argument("--revoke-restore", action="store_true")
 ap.add_argument("--equivocate", action="store_true")
+ap.add_argument("--loopback", action="store_true",
+                help="links as TCP relays on 127.0.0.1 even as root (the default without root)")
 a = ap.parse_args()
 rng = random.Random(a.seed)
 tag = f"gj{os.getpid() % 10000}"
@@ -63,50 +67,167 @@ def sh(*cmd, check=True):
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
 
-def ns(i):
-    return f"{tag}n{i}"
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def dev(i, j):
-    return f"{tag}v{i}{j}"
+class Veth:
+    """Each node in its own network namespace, a veth link per pair (cut
+    with `ip link set down`: packets are dropped, connections hang until
+    their keep-alives give up), and a management link to the host for the
+    API that is never cut. Needs root."""
+    name = "veth links between network namespaces"
 
+    def ns(self, i):
+        return f"{tag}n{i}"
 
-def ip_of(i, j):
-    """Node i's address on its link with j."""
-    lo, hi = min(i, j), max(i, j)
-    return f"10.{lo + 1}.{hi + 1}.{1 if i == lo else 2}"
+    def dev(self, i, j):
+        return f"{tag}v{i}{j}"
 
+    def ip_of(self, i, j):
+        """Node i's address on its link with j."""
+        lo, hi = min(i, j), max(i, j)
+        return f"10.{lo + 1}.{hi + 1}.{1 if i == lo else 2}"
 
-def mgmt(i):
-    return f"10.99.{i + 1}.2"
+    def api(self, i):
+        return (f"10.99.{i + 1}.2", 4711)
 
+    def listen(self, i):
+        return "/ip4/0.0.0.0/tcp/4700"
 
-def setup_net():
-    for i in range(N):
-        sh("ip", "netns", "add", ns(i))
-        sh("ip", "-n", ns(i), "link", "set", "dev", "lo", "up")
-        # A management link to the host for the API, never cut.
-        sh("ip", "link", "add", f"{tag}m{i}", "type", "veth", "peer", "name", "mg", "netns", ns(i))
-        sh("ip", "addr", "add", f"10.99.{i + 1}.1/24", "dev", f"{tag}m{i}")
-        sh("ip", "link", "set", f"{tag}m{i}", "up")
-        sh("ip", "-n", ns(i), "addr", "add", f"{mgmt(i)}/24", "dev", "mg")
-        sh("ip", "-n", ns(i), "link", "set", "dev", "mg", "up")
-    for i, j in PAIRS:
-        sh("ip", "link", "add", dev(i, j), "netns", ns(i), "type", "veth", "peer", "name", dev(j, i), "netns", ns(j))
+    def bootstrap(self, i, j):
+        """The address node i dials to reach node j."""
+        return f"/ip4/{self.ip_of(j, i)}/tcp/4700"
+
+    def command(self, i, argv):
+        return ["ip", "netns", "exec", self.ns(i), *argv]
+
+    def setup(self):
+        for i in range(N):
+            ns = self.ns(i)
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "dev", "lo", "up")
+            sh("ip", "link", "add", f"{tag}m{i}", "type", "veth", "peer", "name", "mg", "netns", ns)
+            sh("ip", "addr", "add", f"10.99.{i + 1}.1/24", "dev", f"{tag}m{i}")
+            sh("ip", "link", "set", f"{tag}m{i}", "up")
+            sh("ip", "-n", ns, "addr", "add", f"{self.api(i)[0]}/24", "dev", "mg")
+            sh("ip", "-n", ns, "link", "set", "dev", "mg", "up")
+        for i, j in PAIRS:
+            sh("ip", "link", "add", self.dev(i, j), "netns", self.ns(i), "type", "veth",
+               "peer", "name", self.dev(j, i), "netns", self.ns(j))
+            for x, y in ((i, j), (j, i)):
+                sh("ip", "-n", self.ns(x), "addr", "add", f"{self.ip_of(x, y)}/30", "dev", self.dev(x, y))
+                sh("ip", "-n", self.ns(x), "link", "set", self.dev(x, y), "up")
+
+    def teardown(self):
+        for i in range(N):
+            sh("ip", "netns", "del", self.ns(i), check=False)
+            sh("ip", "link", "del", f"{tag}m{i}", check=False)
+
+    def set_link(self, i, j, up):
         for x, y in ((i, j), (j, i)):
-            sh("ip", "-n", ns(x), "addr", "add", f"{ip_of(x, y)}/30", "dev", dev(x, y))
-            sh("ip", "-n", ns(x), "link", "set", dev(x, y), "up")
+            sh("ip", "-n", self.ns(x), "link", "set", self.dev(x, y), "up" if up else "down")
 
 
-def teardown_net():
-    for i in range(N):
-        sh("ip", "netns", "del", ns(i), check=False)
-        sh("ip", "link", "del", f"{tag}m{i}", check=False)
+class Loopback:
+    """Without root: every node on 127.0.0.1, and every link a TCP relay
+    in this script (node i dials node j only through relay (i, j): the
+    daemons dial only the addresses they are configured with). A cut link
+    stops forwarding in both directions without closing anything, as a
+    link that goes down does: bytes wait, connections hang until the
+    daemons' keep-alives give up, a dial waits for the link to come back
+    or for its own timeout."""
+    name = "TCP relays on loopback"
+
+    def __init__(self):
+        self.ports = {i: (free_port(), free_port()) for i in range(N)}  # (listen, api)
+        self.relay = {(i, j): free_port() for i in range(N) for j in range(N) if i != j}
+        self.up = {pair: threading.Event() for pair in PAIRS}
+        self.closing = threading.Event()
+        self.servers = []
+
+    def api(self, i):
+        return ("127.0.0.1", self.ports[i][1])
+
+    def listen(self, i):
+        return f"/ip4/127.0.0.1/tcp/{self.ports[i][0]}"
+
+    def bootstrap(self, i, j):
+        return f"/ip4/127.0.0.1/tcp/{self.relay[(i, j)]}"
+
+    def command(self, i, argv):
+        return argv
+
+    def link(self, i, j):
+        return self.up[(min(i, j), max(i, j))]
+
+    def setup(self):
+        for ev in self.up.values():
+            ev.set()
+        for (i, j), port in self.relay.items():
+            srv = socket.socket()
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            srv.bind(("127.0.0.1", port))
+            srv.listen(64)
+            self.servers.append(srv)
+            threading.Thread(target=self.accept, args=(srv, i, j), daemon=True).start()
+
+    def accept(self, srv, i, j):
+        while not self.closing.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.connect, args=(c, i, j), daemon=True).start()
+
+    def wait_up(self, link):
+        while not link.wait(0.2):
+            if self.closing.is_set():
+                return False
+        return True
+
+    def connect(self, c, i, j):
+        link = self.link(i, j)
+        if not self.wait_up(link):
+            return c.close()
+        try:
+            u = socket.create_connection(("127.0.0.1", self.ports[j][0]))
+        except OSError:
+            return c.close()
+        for src, dst in ((c, u), (u, c)):
+            threading.Thread(target=self.pump, args=(src, dst, link), daemon=True).start()
+
+    def pump(self, src, dst, link):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data or not self.wait_up(link):
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def teardown(self):
+        self.closing.set()
+        for srv in self.servers:
+            srv.close()
+
+    def set_link(self, i, j, up):
+        (self.link(i, j).set if up else self.link(i, j).clear)()
+
+
+NET = None
 
 
 def set_link(i, j, up):
-    sh("ip", "-n", ns(i), "link", "set", dev(i, j), "up" if up else "down")
-    sh("ip", "-n", ns(j), "link", "set", dev(j, i), "up" if up else "down")
+    NET.set_link(i, j, up)
 
 
 def gj(*args):
@@ -120,11 +241,12 @@ def setup_nodes():
     dirs = [os.path.join(a.work, n[0]) for n in NODES]
     root = None
     for i, (name, unit, kind, disp, parent) in enumerate(NODES):
+        host, port = NET.api(i)
         args = ["init", "--data-dir", dirs[i], "--unit", unit, "--kind", kind, "--name", disp,
-                "--listen", "/ip4/0.0.0.0/tcp/4700", "--api", f"{mgmt(i)}:4711"]
+                "--listen", NET.listen(i), "--api", f"{host}:{port}"]
         for j in range(N):
             if j != i:
-                args += ["--bootstrap", f"/ip4/{ip_of(j, i)}/tcp/4700"]
+                args += ["--bootstrap", NET.bootstrap(i, j)]
         if parent is not None:
             args += ["--parent", NODES[parent][1], "--trust-root", root]
         gj(*args)
@@ -149,7 +271,7 @@ class Node:
         self.start()
 
     def start(self):
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns(self.i), a.gj, "run", "--data-dir", self.dir],
+        self.p = subprocess.Popen(NET.command(self.i, [a.gj, "run", "--data-dir", self.dir]),
                                   stdout=subprocess.PIPE, stderr=self.log)
         json.loads(self.p.stdout.readline())
 
@@ -158,7 +280,7 @@ class Node:
         self.p.wait(timeout=30)
 
     def req(self, method, path, body=None):
-        c = http.client.HTTPConnection(mgmt(self.i), 4711, timeout=30)
+        c = http.client.HTTPConnection(*NET.api(self.i), timeout=30)
         h = {"Authorization": f"Bearer {self.token}"}
         if body is not None:
             h["Content-Type"] = "application/json"
@@ -407,17 +529,22 @@ def equivocate(nodes, dirs):
 
 
 def main():
-    if os.geteuid() != 0 or sh("ip", "netns", "add", f"{tag}probe", check=False).returncode != 0:
-        raise SystemExit("partition.py needs root and `ip netns` (network namespaces)")
-    sh("ip", "netns", "del", f"{tag}probe")
-    setup_net()
+    global NET
+    if not a.loopback and os.geteuid() == 0 \
+            and sh("ip", "netns", "add", f"{tag}probe", check=False).returncode == 0:
+        sh("ip", "netns", "del", f"{tag}probe")
+        NET = Veth()
+    else:
+        NET = Loopback()
+    print(f"links: {NET.name}", file=sys.stderr)
+    NET.setup()
     nodes = []
     try:
         dirs = setup_nodes()
         nodes = [Node(i, d) for i, d in enumerate(dirs)]
         if a.revoke_restore or a.equivocate:
             result = revoke_restore(nodes, dirs) if a.revoke_restore else equivocate(nodes, dirs)
-            result.update({"seed": a.seed, "minutes": a.minutes,
+            result.update({"seed": a.seed, "minutes": a.minutes, "links": NET.name,
                            "peak_rss_mb": round(max(rss_kb(n.p.pid) for n in nodes) / 1024, 1)})
             print(json.dumps(result, ensure_ascii=False))
             return 0 if result["converged"] else 1
@@ -452,7 +579,7 @@ def main():
         else:
             ok = False
         result = {
-            "nodes": N, "links": len(PAIRS), "seed": a.seed, "minutes": a.minutes,
+            "nodes": N, "links": f"{len(PAIRS)} {NET.name}", "seed": a.seed, "minutes": a.minutes,
             "link_flips": flips, "writes_acknowledged": len(acked), "converged": ok,
             "converge_s": round(time.monotonic() - healed, 1) if ok else None, "why": why,
             "peak_rss_mb": round(max(rss_kb(n.p.pid) for n in nodes) / 1024, 1),
@@ -467,7 +594,7 @@ def main():
                 n.p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 n.p.kill()
-        teardown_net()
+        NET.teardown()
 
 
 sys.exit(main())

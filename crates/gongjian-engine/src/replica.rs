@@ -2,8 +2,8 @@
 
 use automerge::Automerge;
 use gongjian_identity::{
-    ActorId, DocId, DocType, Genesis, PublicKey, RecordBody, Secret, SignedChange, SignedRecord,
-    UnitId,
+    ActorId, DocId, DocType, Genesis, Hash, PublicKey, RecordBody, Secret, SignedChange,
+    SignedRecord, UnitId,
 };
 use gongjian_model::{Membership, Trust, VerifiedRecord, verify_records};
 use gongjian_store::{Batch, DocMeta, Store};
@@ -499,32 +499,39 @@ impl Replica {
         have: &std::collections::BTreeMap<ActorId, u64>,
     ) -> Result<Vec<SignedChange>, EngineError> {
         let mut out = self.store.changes_after(doc, have)?;
-        let mut last: std::collections::BTreeMap<ActorId, (u64, bool)> = Default::default();
+        let mut last: std::collections::BTreeMap<ActorId, (u64, Option<Hash>)> = Default::default();
         for c in &out {
-            let e = last.entry(c.header().actor).or_insert((0, false));
+            let e = last.entry(c.header().actor).or_insert((0, None));
             if c.header().seq >= e.0 {
-                *e = (c.header().seq, c.signature().is_some());
+                *e = (c.header().seq, c.signature().is_none().then(|| c.hash()));
             }
         }
-        let open: Vec<(ActorId, u64)> = last
+        let open: Vec<(ActorId, u64, Hash)> = last
             .into_iter()
-            .filter(|(_, (_, signed))| !signed)
-            .map(|(a, (seq, _))| (a, seq))
+            .filter_map(|(a, (seq, unsigned))| unsigned.map(|h| (a, seq, h)))
             .collect();
         if open.is_empty() {
             return Ok(out);
         }
-        let mut held: std::collections::BTreeMap<(ActorId, u64), SignedChange> = self
-            .store
-            .quarantined(doc)?
-            .into_iter()
-            .map(|q| ((q.change.header().actor, q.change.header().seq), q.change))
-            .collect();
-        for (actor, seq) in open {
+        // By (actor, seq) there may be several (a fork's branches, both
+        // rejected): the run follows the hash links from the accepted
+        // change, so it never mixes branches and its signature vouches for
+        // every change of it.
+        let mut held: std::collections::BTreeMap<(ActorId, u64), Vec<SignedChange>> =
+            Default::default();
+        for q in self.store.quarantined(doc)? {
+            let h = q.change.header();
+            held.entry((h.actor, h.seq)).or_default().push(q.change);
+        }
+        for (actor, seq, mut prev) in open {
             let mut run = Vec::new();
             let mut at = seq + 1;
-            while let Some(c) = held.remove(&(actor, at)) {
+            while let Some(c) = held.get_mut(&(actor, at)).and_then(|cs| {
+                let i = cs.iter().position(|c| c.header().deps.contains(&prev))?;
+                Some(cs.swap_remove(i))
+            }) {
                 let signed = c.signature().is_some();
+                prev = c.hash();
                 run.push(c);
                 if signed {
                     out.append(&mut run);

@@ -310,7 +310,9 @@ fn a_forks_branches_in_one_batch_keep_their_signatures() {
 /// accepts the first ten, but holds no accepted signature vouching for
 /// them: it sends the rejected run up to the signature with them, and a
 /// fresh node accepts exactly the ten (and rejects the rest again), by
-/// sync and by bundle alike.
+/// sync and by bundle alike. The key also forked after its tenth (another
+/// five from the same seqs, rejected too): the run follows one branch's
+/// hash links, never a mix of both that no signature would vouch for.
 #[test]
 fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
     use gongjian_identity::{CutEntry, RecordBody, Revocation, RevocationCut, RevocationTarget};
@@ -362,6 +364,17 @@ fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
     assert_eq!(s.accepted, 15, "{s:?}");
     relay.insert_records(vec![revocation.clone()]).unwrap();
     assert_eq!(held(&mut relay, &doc), 10, "the cut keeps ten at the relay");
+    let mut fork = Author::new(&f.community, 1, doc);
+    fork.merge(&all[..10]);
+    let other: Vec<_> = (0..5)
+        .map(|i| {
+            let c = fork.put("标题", &format!("另{i}稿"));
+            if i == 4 { c } else { c.without_signature() }
+        })
+        .collect();
+    let s = relay.ingest_changes(other).unwrap();
+    assert_eq!((s.invalid, s.accepted, s.rejected), (0, 0, 5), "{s:?}");
+    assert_eq!(held(&mut relay, &doc), 10);
 
     // What the relay sends: the ten, and the rejected run to the signature.
     let sent = relay.changes_to_send(&doc, &Default::default()).unwrap();
