@@ -74,36 +74,28 @@ impl Replica {
     }
 }
 
-/// Changes of one actor split into branches: the groups linked by their
-/// same-actor dependencies, each in the order given.
-fn branches(changes: Vec<SignedChange>) -> Vec<Vec<SignedChange>> {
-    let index: BTreeMap<Hash, usize> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.hash(), i))
-        .collect();
-    let mut parent: Vec<usize> = (0..changes.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    for (i, c) in changes.iter().enumerate() {
-        for d in &c.header().deps {
-            if let Some(&j) = index.get(d)
-                && changes[j].header().actor == c.header().actor
-            {
-                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                parent[a] = b;
+/// The changes of one actor split into chains, each a line of same-actor
+/// dependencies ending at a leaf, in the order they may be sent: a branch
+/// forked off another branch becomes a chain of its own after the one it
+/// leaves (one batch holding both could be cut where one of them is
+/// unvouched: the batcher tracks an actor's unsigned run, not a branch's).
+/// A leaf was the newest of its branch in the batch that brought it, so it
+/// kept its signature; each chain is vouched by its own.
+fn branches(mut changes: Vec<SignedChange>) -> Vec<Vec<SignedChange>> {
+    changes.sort_by_key(|c| (c.header().seq, c.hash()));
+    let mut chains: Vec<Vec<SignedChange>> = Vec::new();
+    // The chain each change ends, while it ends one.
+    let mut tails: BTreeMap<Hash, usize> = BTreeMap::new();
+    for c in changes {
+        let k = match c.header().deps.iter().find_map(|d| tails.remove(d)) {
+            Some(k) => k,
+            None => {
+                chains.push(Vec::new());
+                chains.len() - 1
             }
-        }
+        };
+        tails.insert(c.hash(), k);
+        chains[k].push(c);
     }
-    let mut groups: BTreeMap<usize, Vec<SignedChange>> = BTreeMap::new();
-    for (i, c) in changes.into_iter().enumerate() {
-        let r = root(&mut parent, i);
-        groups.entry(r).or_default().push(c);
-    }
-    groups.into_values().collect()
+    chains
 }

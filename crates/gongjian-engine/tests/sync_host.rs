@@ -305,6 +305,75 @@ fn a_forks_branches_in_one_batch_keep_their_signatures() {
     );
 }
 
+/// A fork with a third branch forked off the second: the node holding the
+/// proof sends each line of it as a group of its own, so cutting the
+/// groups into small batches never leaves a run without its signature; a
+/// node on the first branch takes all of it as proof (nothing refused as
+/// unvouched) and is cut at the fork.
+#[test]
+fn a_branch_forked_off_a_branch_is_sent_as_a_line_of_its_own() {
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let f = fed();
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let base = a.put("标题", "初稿");
+    let first: Vec<_> = (0..3).map(|i| a.put("标题", &format!("甲{i}"))).collect();
+    let mut b = Author::new(&f.community, 1, doc);
+    b.merge(std::slice::from_ref(&base));
+    let second: Vec<_> = (0..6).map(|i| b.put("标题", &format!("乙{i}"))).collect();
+    let mut c = Author::new(&f.community, 1, doc);
+    c.merge(&[base.clone(), second[0].clone(), second[1].clone()]);
+    let third: Vec<_> = (0..3).map(|i| c.put("标题", &format!("丙{i}"))).collect();
+    // As a relay would have passed them on: each line signed at its end.
+    let edge = |run: &[gongjian_identity::SignedChange]| -> Vec<_> {
+        let n = run.len();
+        run.iter()
+            .enumerate()
+            .map(|(i, x)| if i + 1 == n { x.clone() } else { x.without_signature() })
+            .collect()
+    };
+    let on_first = |dir: &std::path::Path| {
+        let mut r = replica(dir, &f, None);
+        r.insert_records(vec![g.clone()]).unwrap();
+        let mut line = vec![base.clone()];
+        line.extend(first.iter().cloned());
+        assert_eq!(r.ingest_changes(line).unwrap().accepted, 4);
+        r
+    };
+    let dir = tempdir().unwrap();
+    let mut proof = on_first(dir.path());
+    let mut rest = edge(&second);
+    rest.extend(edge(&third));
+    let s = proof.ingest_changes(rest).unwrap();
+    assert_eq!((s.invalid, s.rejected), (0, 9), "{s:?}");
+
+    let have = Host::have(&mut on_first(tempdir().unwrap().path()), &doc).unwrap();
+    let groups = proof.answer_want(&doc, &have).unwrap();
+    let mut sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+    sizes.sort();
+    assert_eq!(sizes, [3, 3, 6], "the first branch from the fork, and each other line");
+    let small = BatchLimits {
+        max_bytes: 1,
+        max_changes: 2,
+        ..BatchLimits::default()
+    };
+    let dir2 = tempdir().unwrap();
+    let mut r = on_first(dir2.path());
+    let mut rejected = 0;
+    for group in groups {
+        let answer = edge_signed_batches(causal_order(group), small);
+        assert!(answer.complete);
+        for batch in answer.batches {
+            let s = r.ingest_changes(compact(doc, batch)).unwrap();
+            assert_eq!((s.invalid, s.pending), (0, 0), "{s:?}");
+            rejected += s.rejected;
+        }
+    }
+    assert!(rejected >= 9, "{rejected}");
+    assert_eq!(held(&mut r, &doc), 1, "cut at the fork: the first change only");
+}
+
 /// A relay took a key's fifteen changes with only the last signed (edge
 /// signatures), then a revocation cut the key at its tenth. The relay
 /// accepts the first ten, but holds no accepted signature vouching for
