@@ -23,8 +23,9 @@ impl Replica {
     /// first the accepted changes beyond `have` (of an actor whose accepted
     /// change at the peer's seq is another here, from its first change);
     /// then, for each actor this node knows forked at a seq the peer's
-    /// reaches, each branch of the fork held, a group of its own (one batch
-    /// would strip a branch's signature: only the newest per actor stays).
+    /// reaches, the proof of that fork: two of its branches, each from the
+    /// fork to its first signature, a group of its own (one batch would
+    /// strip a branch's signature: only the newest per actor stays).
     pub fn answer_want(
         &self,
         doc: &DocId,
@@ -44,7 +45,7 @@ impl Replica {
         let mut groups = vec![self.changes_to_send(doc, &vv)?];
         for (actor, (fork_seq, evidence)) in self.forks(doc)? {
             if have.get(&actor).is_some_and(|(seq, _)| *seq >= fork_seq) {
-                groups.extend(branches(evidence));
+                groups.extend(proof(fork_seq, evidence));
             }
         }
         groups.retain(|g| !g.is_empty());
@@ -72,6 +73,25 @@ impl Replica {
         }
         Ok(out)
     }
+}
+
+/// What proves an actor's fork at `fork_seq`: two branches from it (of
+/// any two, at least one is not the asker's), each up to the first change
+/// that is signed, which vouches for the rest. Whatever more the forked
+/// key wrote is not needed to cut it, so what a `Want` can draw is
+/// bounded by two runs of unsigned changes, however much it wrote.
+fn proof(fork_seq: u64, evidence: Vec<SignedChange>) -> Vec<Vec<SignedChange>> {
+    branches(evidence)
+        .into_iter()
+        .filter(|line| line[0].header().seq == fork_seq)
+        .filter_map(|mut line| {
+            // A line no signature vouches for would only be refused.
+            let i = line.iter().position(|c| c.signature().is_some())?;
+            line.truncate(i + 1);
+            Some(line)
+        })
+        .take(2)
+        .collect()
 }
 
 /// The changes of one actor split into chains, each a line of same-actor
