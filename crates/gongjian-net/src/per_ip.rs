@@ -4,6 +4,14 @@
 //! waits out the handshake timeout) would hold all of them, and no member
 //! could connect. With it, one address holds at most its share, and the
 //! rest stay open to everyone else.
+//!
+//! What counts as one address: an IPv4 address (an IPv4-mapped IPv6
+//! address is that IPv4 address); for IPv6, the /64 network, which one
+//! host commonly holds whole. And every QUIC handshake counts against one
+//! share together: libp2p-quic answers a first packet without a Retry, so
+//! its source address is not proven and could be spoofed a new one each
+//! time; bounded together, QUIC can hold no more than one share of the
+//! slots, and TCP (whose handshake proves the address) keeps the rest.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,18 +30,37 @@ use libp2p::swarm::{
 
 use crate::status::NetStatus;
 
+/// Whom an incoming handshake counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Source {
+    /// An IPv4 address, or an IPv6 /64 network (its first address).
+    Ip(IpAddr),
+    /// Any QUIC connection (its source address is unproven).
+    Quic,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Ip(IpAddr::V6(net)) => write!(f, "{net}/64"),
+            Source::Ip(ip) => write!(f, "{ip}"),
+            Source::Quic => write!(f, "QUIC (all sources together)"),
+        }
+    }
+}
+
 /// Refused: the address already has as many handshakes under way as it may.
 #[derive(Debug, thiserror::Error)]
-#[error("{ip} already has {max} incoming connections in their handshake")]
+#[error("{from} already has {max} incoming connections in their handshake")]
 pub(crate) struct TooManyFromOneAddress {
-    ip: IpAddr,
+    from: Source,
     max: usize,
 }
 
 pub(crate) struct Behaviour {
     max: usize,
-    pending: HashMap<ConnectionId, IpAddr>,
-    per_ip: HashMap<IpAddr, usize>,
+    pending: HashMap<ConnectionId, Source>,
+    per_ip: HashMap<Source, usize>,
     status: Arc<Mutex<NetStatus>>,
 }
 
@@ -59,11 +86,17 @@ impl Behaviour {
     }
 }
 
-/// The IP address a multiaddr starts with, if any.
-fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+/// Whom a connection from `addr` counts against, if it names an address.
+pub(crate) fn source_of(addr: &Multiaddr) -> Option<Source> {
+    if addr.iter().any(|p| matches!(p, Protocol::Udp(_))) {
+        return Some(Source::Quic);
+    }
     addr.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        Protocol::Ip4(ip) => Some(Source::Ip(IpAddr::V4(ip))),
+        Protocol::Ip6(ip) => Some(Source::Ip(match ip.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(ip) & !((1u128 << 64) - 1)).into()),
+        })),
         _ => None,
     })
 }
@@ -78,20 +111,20 @@ impl NetworkBehaviour for Behaviour {
         _local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        let Some(ip) = ip_of(remote) else {
+        let Some(source) = source_of(remote) else {
             return Ok(());
         };
-        let n = self.per_ip.entry(ip).or_insert(0);
+        let n = self.per_ip.entry(source).or_insert(0);
         if *n >= self.max {
             self.status.lock().expect("status lock").handshakes_refused += 1;
-            tracing::debug!(%ip, max = self.max, "incoming connection refused: too many handshakes from one address");
+            tracing::debug!(%source, max = self.max, "incoming connection refused: too many handshakes from one address");
             return Err(ConnectionDenied::new(TooManyFromOneAddress {
-                ip,
+                from: source,
                 max: self.max,
             }));
         }
         *n += 1;
-        self.pending.insert(connection_id, ip);
+        self.pending.insert(connection_id, source);
         Ok(())
     }
 
@@ -134,5 +167,42 @@ impl NetworkBehaviour for Behaviour {
 
     fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(addr: &str) -> Source {
+        source_of(&addr.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn addresses_count_by_host() {
+        assert_eq!(
+            source("/ip4/10.1.2.3/tcp/4710").to_string(),
+            "10.1.2.3",
+            "an IPv4 address is itself"
+        );
+        assert_eq!(
+            source("/ip6/::ffff:10.1.2.3/tcp/4710"),
+            source("/ip4/10.1.2.3/tcp/9"),
+            "an IPv4-mapped address is its IPv4 address"
+        );
+        let a = source("/ip6/2001:db8:1:2:aaaa::1/tcp/4710");
+        assert_eq!(a, source("/ip6/2001:db8:1:2:ffff:1:2:3/tcp/1"), "one /64");
+        assert_ne!(a, source("/ip6/2001:db8:1:3::1/tcp/4710"), "another /64");
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(
+            source("/ip4/10.1.2.3/udp/4710/quic-v1"),
+            source("/ip6/2001:db8::9/udp/1/quic-v1"),
+            "QUIC counts together, whatever its unproven source"
+        );
+        assert_ne!(
+            source("/ip4/10.1.2.3/udp/4710/quic-v1"),
+            source("/ip4/10.1.2.3/tcp/4710")
+        );
+        assert!(source_of(&"/dns4/example.org/tcp/1".parse().unwrap()).is_none());
     }
 }

@@ -59,18 +59,43 @@ pub(crate) enum SwarmCmd {
 /// Connections a stranger (a peer whose key no known certificate names)
 /// opened to us and that no admitted hello has vouched for yet. Each has
 /// `hello_timeout` to become admitted, and at most `max_unadmitted` exist
-/// at once (a new one evicts the oldest), so peers nobody certified cannot
+/// at once (a new one evicts the oldest of the address that has the most
+/// waiting, so a host flooding connections evicts its own first), so peers nobody certified cannot
 /// hold the connection slots members need, nor crowd out a member that is
 /// connecting (members do not wait here).
 #[derive(Debug)]
 struct Unadmitted {
     /// Admitted peers with a connection open.
     admitted: std::collections::HashSet<PeerId>,
-    /// Inbound connections not yet vouched for, oldest first.
-    waiting: std::collections::VecDeque<(ConnectionId, PeerId, Instant)>,
+    /// Inbound connections not yet vouched for, oldest first, with whom
+    /// they count against (`per_ip::source_of` their address).
+    waiting: std::collections::VecDeque<Stranger>,
     /// Evicted since the last summary was logged, and when that was.
     unlogged_evictions: u64,
     logged_at: Instant,
+}
+
+/// An inbound connection not yet vouched for.
+#[derive(Debug, Clone, Copy)]
+struct Stranger {
+    id: ConnectionId,
+    peer: PeerId,
+    since: Instant,
+    from: Option<crate::per_ip::Source>,
+}
+
+impl Unadmitted {
+    /// Which waiting connection to evict for a new one: the oldest of the
+    /// source with the most waiting (the oldest of all among equals).
+    fn victim(&self) -> Option<usize> {
+        let mut count: std::collections::HashMap<Option<crate::per_ip::Source>, usize> =
+            Default::default();
+        for w in &self.waiting {
+            *count.entry(w.from).or_default() += 1;
+        }
+        let most = *count.values().max()?;
+        self.waiting.iter().position(|w| count[&w.from] == most)
+    }
 }
 
 impl Default for Unadmitted {
@@ -243,7 +268,7 @@ impl SwarmTask {
                     Some(SwarmCmd::Admitted(p)) => {
                         if self.swarm.is_connected(&p) {
                             unadmitted.admitted.insert(p);
-                            unadmitted.waiting.retain(|(_, q, _)| *q != p);
+                            unadmitted.waiting.retain(|w| w.peer != p);
                         }
                     }
                     Some(SwarmCmd::SetOffline(o)) => {
@@ -332,8 +357,11 @@ impl SwarmTask {
     /// Closes inbound connections whose peer was not admitted in time.
     fn expire_unadmitted(&mut self, u: &mut Unadmitted) {
         let now = Instant::now();
-        while let Some(&(id, peer, at)) = u.waiting.front() {
-            if now.duration_since(at) <= self.cfg.hello_timeout {
+        while let Some(&Stranger {
+            id, peer, since, ..
+        }) = u.waiting.front()
+        {
+            if now.duration_since(since) <= self.cfg.hello_timeout {
                 break;
             }
             u.waiting.pop_front();
@@ -363,9 +391,10 @@ impl SwarmTask {
     }
 
     /// Makes room for one more connection not yet admitted: closes the
-    /// oldest waiting one (counted; logged in sum by `expire_unadmitted`).
-    fn evict_oldest(&mut self, u: &mut Unadmitted) {
-        if let Some((id, peer, _)) = u.waiting.pop_front()
+    /// oldest waiting one of the source with the most (counted; logged in
+    /// sum by `expire_unadmitted`).
+    fn evict_one(&mut self, u: &mut Unadmitted) {
+        if let Some(Stranger { id, peer, .. }) = u.victim().and_then(|i| u.waiting.remove(i))
             && self.swarm.close_connection(id)
         {
             tracing::debug!(%peer, "evicted: too many connections not yet admitted");
@@ -426,11 +455,14 @@ impl SwarmTask {
                 // streams' hello timeout.
                 if endpoint.is_listener() && !member && !unadmitted.admitted.contains(&peer_id) {
                     if unadmitted.waiting.len() >= self.cfg.max_unadmitted {
-                        self.evict_oldest(unadmitted);
+                        self.evict_one(unadmitted);
                     }
-                    unadmitted
-                        .waiting
-                        .push_back((connection_id, peer_id, Instant::now()));
+                    unadmitted.waiting.push_back(Stranger {
+                        id: connection_id,
+                        peer: peer_id,
+                        since: Instant::now(),
+                        from: crate::per_ip::source_of(&addr),
+                    });
                 }
                 for d in dialers.iter_mut() {
                     if d.pending == Some(connection_id) {
@@ -451,7 +483,7 @@ impl SwarmTask {
                 connection_id,
                 ..
             } => {
-                unadmitted.waiting.retain(|(c, _, _)| *c != connection_id);
+                unadmitted.waiting.retain(|w| w.id != connection_id);
                 if num_established == 0 {
                     outbound.remove(&peer_id);
                     unadmitted.admitted.remove(&peer_id);
@@ -721,4 +753,51 @@ async fn spawn_stream(
         }
         let _ = events2.send(Event::Closed { stream: id }).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flooding_address_evicts_its_own_strangers_first() {
+        let mut u = Unadmitted::default();
+        let at = |addr: &str| crate::per_ip::source_of(&addr.parse().unwrap());
+        let push = |u: &mut Unadmitted, n: usize, addr: &str| {
+            u.waiting.push_back(Stranger {
+                id: ConnectionId::new_unchecked(n),
+                peer: PeerId::random(),
+                since: Instant::now(),
+                from: at(addr),
+            })
+        };
+        assert_eq!(u.victim(), None);
+        push(&mut u, 0, "/ip4/10.0.0.1/tcp/1");
+        push(&mut u, 1, "/ip4/10.0.0.9/tcp/1");
+        push(&mut u, 2, "/ip4/10.0.0.9/tcp/2");
+        push(&mut u, 3, "/ip4/10.0.0.2/tcp/1");
+        assert_eq!(u.victim(), Some(1), "the oldest of 10.0.0.9, which has two");
+        push(&mut u, 4, "/ip4/10.0.0.9/tcp/3");
+        // The flood goes on: each newcomer from 10.0.0.9 evicts one of its own.
+        for n in 10..20 {
+            let i = u.victim().unwrap();
+            let w = u.waiting.remove(i).unwrap();
+            assert_eq!(w.from, at("/ip4/10.0.0.9/tcp/1"));
+            push(&mut u, n, "/ip4/10.0.0.9/tcp/4");
+        }
+        assert!(
+            u.waiting
+                .iter()
+                .any(|w| w.from == at("/ip4/10.0.0.1/tcp/1"))
+                && u.waiting
+                    .iter()
+                    .any(|w| w.from == at("/ip4/10.0.0.2/tcp/1")),
+            "the other hosts' strangers still wait"
+        );
+        // Among equals, the oldest of all.
+        let mut v = Unadmitted::default();
+        push(&mut v, 0, "/ip4/10.0.0.1/tcp/1");
+        push(&mut v, 1, "/ip4/10.0.0.2/tcp/1");
+        assert_eq!(v.victim(), Some(0));
+    }
 }
