@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use gongjian_identity::{ActorId, DocId, Hash, SignedChange};
-use gongjian_sync::{Have, VersionVector};
+use gongjian_sync::{Back, Have, VersionVector};
 
 use crate::error::EngineError;
 use crate::replica::Replica;
@@ -21,7 +21,8 @@ impl Replica {
     /// The groups of changes answering a `Want` of `doc` from a peer that
     /// holds `have`, each sent in causal order, signed at its own edges:
     /// first the accepted changes beyond `have` (of an actor whose accepted
-    /// change at the peer's seq is another here, from its first change);
+    /// change at the peer's seq is another here, from the highest of the
+    /// peer's `back` points that is this node's too, or its first change);
     /// then, for each actor this node knows forked at a seq the peer's
     /// reaches, the proof of that fork: two of its branches, each from the
     /// fork to its first signature, a group of its own (one batch would
@@ -30,13 +31,19 @@ impl Replica {
         &self,
         doc: &DocId,
         have: &Have,
+        back: &Back,
     ) -> Result<Vec<Vec<SignedChange>>, EngineError> {
         let mut vv = VersionVector::new();
         for (actor, (seq, hash)) in have {
             match self.store.change_at(doc, actor, *seq)? {
-                // The peer's chain is not ours there: ours from the start,
-                // so the peer holds both changes at the fork.
-                Some(ours) if ours != *hash => {}
+                // The peer's chain is not ours there: ours from the highest
+                // point where it is (or the start), so the peer gets both
+                // changes at the fork.
+                Some(ours) if ours != *hash => {
+                    if let Some(p) = self.agreed(doc, actor, back.get(actor))? {
+                        vv.insert(*actor, p);
+                    }
+                }
                 _ => {
                     vv.insert(*actor, *seq);
                 }
@@ -50,6 +57,24 @@ impl Replica {
         }
         groups.retain(|g| !g.is_empty());
         Ok(groups)
+    }
+
+    /// The highest of the peer's back points of `actor` where this node's
+    /// accepted change is the same.
+    fn agreed(
+        &self,
+        doc: &DocId,
+        actor: &ActorId,
+        points: Option<&Vec<(u64, Hash)>>,
+    ) -> Result<Option<u64>, EngineError> {
+        let mut points: Vec<(u64, Hash)> = points.cloned().unwrap_or_default();
+        points.sort_unstable_by(|a, b| b.cmp(a));
+        for (seq, hash) in points {
+            if self.store.change_at(doc, actor, seq)? == Some(hash) {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
     }
 
     /// The actors of `doc` this node holds proof of equivocation for: the

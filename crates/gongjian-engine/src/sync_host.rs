@@ -2,10 +2,10 @@
 //! audience, and its checked ingest.
 
 use gongjian_identity::{
-    DocId, Hash, HeadsAnnouncement, RecordBody, SignedChange, SignedRecord, UnitId,
+    ActorId, DocId, Hash, HeadsAnnouncement, RecordBody, SignedChange, SignedRecord, UnitId,
 };
 use gongjian_model::{Body, VerifiedRecord, verify_records};
-use gongjian_sync::{Have, Host, IngestSummary, Item, SetId};
+use gongjian_sync::{Back, Have, Host, IngestSummary, Item, SetId};
 
 use crate::error::{EngineError, InvalidChange};
 use crate::replica::Replica;
@@ -218,6 +218,15 @@ impl Host for Replica {
         Ok(have)
     }
 
+    fn change_at(
+        &mut self,
+        doc: &DocId,
+        actor: &ActorId,
+        seq: u64,
+    ) -> Result<Option<Hash>, EngineError> {
+        Ok(self.store.change_at(doc, actor, seq)?)
+    }
+
     fn doc_item(
         &mut self,
         doc: &DocId,
@@ -236,12 +245,13 @@ impl Host for Replica {
         &mut self,
         doc: &DocId,
         have: &Have,
+        back: &Back,
         peer: &UnitId,
     ) -> Result<Option<Vec<Vec<SignedChange>>>, EngineError> {
         if !self.trust.may_see(peer, doc) || self.withheld.contains(doc) {
             return Ok(None);
         }
-        Ok(Some(self.answer_want(doc, have)?))
+        Ok(Some(self.answer_want(doc, have, back)?))
     }
 
     fn visible(&mut self, doc: &DocId, peer: &UnitId) -> Result<bool, EngineError> {

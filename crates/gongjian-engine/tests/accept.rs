@@ -310,7 +310,7 @@ fn a_long_branch_does_not_keep_out_the_proof_of_its_fork() {
     // A peer at the long branch's head: two of the three branches, each
     // from the fork to its first signature.
     let have = gongjian_sync::Have::from([(actor, (151, long[149].hash()))]);
-    let proof = r.answer_want(&doc, &have).unwrap();
+    let proof = r.answer_want(&doc, &have, &Default::default()).unwrap();
     assert_eq!(proof.len(), 2);
     for line in &proof {
         assert_eq!(line[0].header().seq, 2, "from the fork");
@@ -323,13 +323,23 @@ fn a_long_branch_does_not_keep_out_the_proof_of_its_fork() {
     }
     // A peer that knows the fork (its changes stop before it): nothing.
     let have = gongjian_sync::Have::from([(actor, (1, base.hash()))]);
-    assert!(r.answer_want(&doc, &have).unwrap().is_empty());
+    assert!(
+        r.answer_want(&doc, &have, &Default::default())
+            .unwrap()
+            .is_empty()
+    );
     // The node holding the long branch only, asked by one at the short
     // branch's head: its chain from the first change.
     let have = gongjian_sync::Have::from([(actor, (6, short[4].hash()))]);
-    assert_eq!(branch_sizes(other.answer_want(&doc, &have).unwrap()), [151]);
+    assert_eq!(
+        branch_sizes(other.answer_want(&doc, &have, &Default::default()).unwrap()),
+        [151]
+    );
     let have = gongjian_sync::Have::from([(actor, (6, long[4].hash()))]);
-    assert_eq!(branch_sizes(other.answer_want(&doc, &have).unwrap()), [145]);
+    assert_eq!(
+        branch_sizes(other.answer_want(&doc, &have, &Default::default()).unwrap()),
+        [145]
+    );
 }
 
 #[test]

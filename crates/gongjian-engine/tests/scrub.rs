@@ -137,7 +137,14 @@ fn the_scrub_step_drops_other_units_documents_but_not_its_own() {
         offered.iter().all(|i| i.key != *own.as_bytes()),
         "{offered:?}"
     );
-    let asked = Host::changes_after(&mut r, &own, &Default::default(), &f.district_id).unwrap();
+    let asked = Host::changes_after(
+        &mut r,
+        &own,
+        &Default::default(),
+        &Default::default(),
+        &f.district_id,
+    )
+    .unwrap();
     assert!(asked.is_none());
     assert!(r.store().doc_meta(&other).unwrap().is_none());
     assert!(r.store().doc_meta(&own).unwrap().is_some(), "its own stays");

@@ -356,7 +356,7 @@ fn a_branch_forked_off_a_branch_is_sent_as_a_line_of_its_own() {
     assert_eq!((s.invalid, s.rejected), (0, 9), "{s:?}");
 
     let have = Host::have(&mut on_first(tempdir().unwrap().path()), &doc).unwrap();
-    let groups = proof.answer_want(&doc, &have).unwrap();
+    let groups = proof.answer_want(&doc, &have, &Default::default()).unwrap();
     let mut sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
     sizes.sort();
     // The first branch came in one batch, so only its end kept a signature.
@@ -388,6 +388,92 @@ fn a_branch_forked_off_a_branch_is_sent_as_a_line_of_its_own() {
         1,
         "cut at the fork: the first change only"
     );
+}
+
+/// A fork far down a long chain: 2,000 changes in common, then five on
+/// each side. Asked by the other side, an answer that sends the actor's
+/// chain from its first change stops at its cap long before the fork, and
+/// the asker, holding all of that already, never learns of it; from the
+/// highest back point of the `Want` where the chains agree (seq 981), the
+/// same cap reaches the fork and the asker is cut there.
+#[test]
+fn a_fork_far_down_a_long_chain_is_found_from_a_back_point() {
+    use gongjian_sync::{BatchLimits, back_seqs, causal_order, edge_signed_batches};
+    let f = fed();
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let common: Vec<_> = (0..2000)
+        .map(|i| a.put("标题", &format!("第{i}稿")))
+        .collect();
+    let mut b = Author::new(&f.community, 1, doc);
+    b.merge(&common);
+    let ours: Vec<_> = (0..5).map(|i| a.put("标题", &format!("甲{i}"))).collect();
+    let theirs: Vec<_> = (0..5).map(|i| b.put("标题", &format!("乙{i}"))).collect();
+    let node = |dir: &std::path::Path, tail: &[gongjian_identity::SignedChange]| {
+        let mut r = replica(dir, &f, None);
+        r.insert_records(vec![g.clone()]).unwrap();
+        // In parts, as sync brings them: a signature every 50 changes,
+        // where an answer may be cut.
+        for part in common.chunks(50).chain([tail]) {
+            let with_edge: Vec<_> = part
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i + 1 == part.len() {
+                        c.clone()
+                    } else {
+                        c.without_signature()
+                    }
+                })
+                .collect();
+            assert_eq!(r.ingest_changes(with_edge).unwrap().accepted, part.len());
+        }
+        r
+    };
+    let (d1, d2) = (tempdir().unwrap(), tempdir().unwrap());
+    let answerer = node(d1.path(), &ours);
+    let mut asker = node(d2.path(), &theirs);
+    let have = Host::have(&mut asker, &doc).unwrap();
+    let actor = common[0].header().actor;
+    assert_eq!(have[&actor].0, 2005);
+    assert_eq!(back_seqs(2005), [981]);
+    let mut back = gongjian_sync::Back::new();
+    for seq in back_seqs(2005) {
+        let h = Host::change_at(&mut asker, &doc, &actor, seq)
+            .unwrap()
+            .unwrap();
+        back.entry(actor).or_default().push((seq, h));
+    }
+    // An answer cap that holds some 1,100 changes of this chain.
+    let size: usize = common[..1100].iter().map(|c| c.chunk().len() + 70).sum();
+    let limits = BatchLimits {
+        max_answer_bytes: size,
+        ..BatchLimits::default()
+    };
+    let take = |asker: &mut gongjian_engine::Replica, back: &gongjian_sync::Back| {
+        let groups = answerer.answer_want(&doc, &have, back).unwrap();
+        let mut forked = 0;
+        for group in groups {
+            for batch in edge_signed_batches(causal_order(group), limits).batches {
+                let s = asker.ingest_changes(compact(doc, batch)).unwrap();
+                assert_eq!(s.invalid, 0, "{s:?}");
+                forked += s.forked;
+            }
+        }
+        forked
+    };
+    assert_eq!(
+        take(&mut asker, &Default::default()),
+        0,
+        "from the first change: the cap stops short"
+    );
+    assert_eq!(held(&mut asker, &doc), 2005, "nothing learnt");
+    assert!(
+        take(&mut asker, &back) > 0,
+        "from the back point: the fork is found"
+    );
+    assert_eq!(held(&mut asker, &doc), 2000, "cut at the fork");
 }
 
 /// A relay took a key's fifteen changes with only the last signed (edge

@@ -5,11 +5,11 @@
 //! together go through one call, and each session is then handed what
 //! became of its own changes.
 
-use gongjian_identity::{DocId, Hash, SignedChange, UnitId};
+use gongjian_identity::{ActorId, DocId, Hash, SignedChange, UnitId};
 
 use crate::message::{Message, decode};
 use crate::rbsr::{Item, SetId};
-use crate::session::{Have, Host, IngestSummary, Session};
+use crate::session::{Back, Have, Host, IngestSummary, Session};
 
 /// The changes of a `Changes` message in their compact form decoded (the
 /// message names the document), and how many were malformed.
@@ -117,6 +117,15 @@ impl<H: Host> Host for Prefolded<'_, H> {
         self.host.have(doc)
     }
 
+    fn change_at(
+        &mut self,
+        doc: &DocId,
+        actor: &ActorId,
+        seq: u64,
+    ) -> Result<Option<Hash>, H::Error> {
+        self.host.change_at(doc, actor, seq)
+    }
+
     fn doc_item(&mut self, doc: &DocId, peer: Option<&UnitId>) -> Result<Option<Item>, H::Error> {
         self.host.doc_item(doc, peer)
     }
@@ -125,9 +134,10 @@ impl<H: Host> Host for Prefolded<'_, H> {
         &mut self,
         doc: &DocId,
         have: &Have,
+        back: &Back,
         peer: &UnitId,
     ) -> Result<Option<Vec<Vec<SignedChange>>>, H::Error> {
-        self.host.changes_after(doc, have, peer)
+        self.host.changes_after(doc, have, back, peer)
     }
 
     fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, H::Error> {

@@ -30,6 +30,6 @@ pub use fold::Prefolded;
 pub use message::{DecodeError, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode};
 pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, Salt, SetId, ShortId, Snapshot};
 pub use session::{
-    Have, Host, IngestSummary, Input, Output, PeerProgress, Role, Session, SessionStats,
-    VersionVector,
+    BACK_SPACING, Back, Have, Host, IngestSummary, Input, Output, PeerProgress, Role, Session,
+    SessionStats, VersionVector, back_seqs,
 };
