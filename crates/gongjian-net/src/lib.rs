@@ -61,6 +61,8 @@ pub struct NetConfig {
     pub stall: Duration,
     /// A peer must send its hello within this.
     pub hello_timeout: Duration,
+    /// The longest delay between redials of a bootstrap address (before
+    /// its jitter of ×0.5 to ×1.5).
     pub max_backoff: Duration,
     /// Connections with no open stream close after this.
     pub idle: Duration,
@@ -92,7 +94,7 @@ impl Default for NetConfig {
             resync: Duration::from_secs(60),
             stall: Duration::from_secs(120),
             hello_timeout: Duration::from_secs(10),
-            max_backoff: Duration::from_secs(300),
+            max_backoff: Duration::from_secs(60),
             idle: Duration::from_secs(120),
             max_connections: 256,
             max_unadmitted: 64,
