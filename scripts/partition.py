@@ -142,11 +142,29 @@ class Loopback:
     name = "TCP relays on loopback"
 
     def __init__(self):
-        self.ports = {i: (free_port(), free_port()) for i in range(N)}  # (listen, api)
-        self.relay = {(i, j): free_port() for i in range(N) for j in range(N) if i != j}
+        # The relays' sockets are bound now and kept: ports chosen by
+        # binding and closing could repeat.
+        self.servers = {}
+        for i in range(N):
+            for j in range(N):
+                if i != j:
+                    srv = socket.socket()
+                    srv.bind(("127.0.0.1", 0))
+                    srv.listen(64)
+                    self.servers[(i, j)] = srv
+        self.relay = {k: srv.getsockname()[1] for k, srv in self.servers.items()}
+        taken = set(self.relay.values())
+        self.ports = {}
+        for i in range(N):  # (listen, api), distinct from each other and the relays'
+            pair = []
+            while len(pair) < 2:
+                p = free_port()
+                if p not in taken:
+                    taken.add(p)
+                    pair.append(p)
+            self.ports[i] = tuple(pair)
         self.up = {pair: threading.Event() for pair in PAIRS}
         self.closing = threading.Event()
-        self.servers = []
 
     def api(self, i):
         return ("127.0.0.1", self.ports[i][1])
@@ -166,12 +184,7 @@ class Loopback:
     def setup(self):
         for ev in self.up.values():
             ev.set()
-        for (i, j), port in self.relay.items():
-            srv = socket.socket()
-            srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            srv.bind(("127.0.0.1", port))
-            srv.listen(64)
-            self.servers.append(srv)
+        for (i, j), srv in self.servers.items():
             threading.Thread(target=self.accept, args=(srv, i, j), daemon=True).start()
 
     def accept(self, srv, i, j):
@@ -216,7 +229,7 @@ class Loopback:
 
     def teardown(self):
         self.closing.set()
-        for srv in self.servers:
+        for srv in self.servers.values():
             srv.close()
 
     def set_link(self, i, j, up):

@@ -104,19 +104,30 @@ impl Replica {
 /// any two, at least one is not the asker's), each up to the first change
 /// that is signed, which vouches for the rest. Whatever more the forked
 /// key wrote is not needed to cut it, so what a `Want` can draw is
-/// bounded by two runs of unsigned changes, however much it wrote.
+/// bounded by two runs of unsigned changes, however much it wrote. The
+/// two smallest runs that fit in one batch: a run too large to send (its
+/// first signature past a batch's hard cap) must not take the place of
+/// one that can go, nor can a forking key choose which go by its hashes.
 fn proof(fork_seq: u64, evidence: Vec<SignedChange>) -> Vec<Vec<SignedChange>> {
-    branches(evidence)
+    let size = |line: &[SignedChange]| -> usize {
+        line.iter()
+            .map(|c| c.chunk().len() + gongjian_sync::CHANGE_OVERHEAD)
+            .sum()
+    };
+    let mut lines: Vec<(usize, Vec<SignedChange>)> = branches(evidence)
         .into_iter()
         .filter(|line| line[0].header().seq == fork_seq)
         .filter_map(|mut line| {
             // A line no signature vouches for would only be refused.
             let i = line.iter().position(|c| c.signature().is_some())?;
             line.truncate(i + 1);
-            Some(line)
+            let bytes = size(&line);
+            (bytes <= gongjian_sync::HARD_MAX_BYTES && line.len() <= gongjian_sync::MAX_LIST)
+                .then_some((bytes, line))
         })
-        .take(2)
-        .collect()
+        .collect();
+    lines.sort_by_key(|(bytes, line)| (*bytes, line[0].hash()));
+    lines.into_iter().take(2).map(|(_, line)| line).collect()
 }
 
 /// The changes of one actor split into chains, each a line of same-actor

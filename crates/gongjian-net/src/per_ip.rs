@@ -86,11 +86,18 @@ impl Behaviour {
     }
 }
 
-/// Whom a connection from `addr` counts against, if it names an address.
+/// Whom a connection from `addr` in its handshake counts against, if it
+/// names an address.
 pub(crate) fn source_of(addr: &Multiaddr) -> Option<Source> {
     if addr.iter().any(|p| matches!(p, Protocol::Udp(_))) {
         return Some(Source::Quic);
     }
+    host_of(addr)
+}
+
+/// The host of an established connection from `addr` (its handshake
+/// proved the address, QUIC's too), if it names an address.
+pub(crate) fn host_of(addr: &Multiaddr) -> Option<Source> {
     addr.iter().find_map(|p| match p {
         Protocol::Ip4(ip) => Some(Source::Ip(IpAddr::V4(ip))),
         Protocol::Ip6(ip) => Some(Source::Ip(match ip.to_ipv4_mapped() {
@@ -204,5 +211,10 @@ mod tests {
             source("/ip4/10.1.2.3/tcp/4710")
         );
         assert!(source_of(&"/dns4/example.org/tcp/1".parse().unwrap()).is_none());
+        // Once established, a QUIC connection is its host's.
+        assert_eq!(
+            host_of(&"/ip4/10.1.2.3/udp/4710/quic-v1".parse().unwrap()),
+            Some(source("/ip4/10.1.2.3/tcp/4710"))
+        );
     }
 }

@@ -67,8 +67,8 @@ pub(crate) enum SwarmCmd {
 struct Unadmitted {
     /// Admitted peers with a connection open.
     admitted: std::collections::HashSet<PeerId>,
-    /// Inbound connections not yet vouched for, oldest first, with whom
-    /// they count against (`per_ip::source_of` their address).
+    /// Inbound connections not yet vouched for, oldest first, with their
+    /// host (`per_ip::host_of`: QUIC's too, its handshake done).
     waiting: std::collections::VecDeque<Stranger>,
     /// Evicted since the last summary was logged, and when that was.
     unlogged_evictions: u64,
@@ -461,7 +461,7 @@ impl SwarmTask {
                         id: connection_id,
                         peer: peer_id,
                         since: Instant::now(),
-                        from: crate::per_ip::source_of(&addr),
+                        from: crate::per_ip::host_of(&addr),
                     });
                 }
                 for d in dialers.iter_mut() {
@@ -762,7 +762,7 @@ mod tests {
     #[test]
     fn a_flooding_address_evicts_its_own_strangers_first() {
         let mut u = Unadmitted::default();
-        let at = |addr: &str| crate::per_ip::source_of(&addr.parse().unwrap());
+        let at = |addr: &str| crate::per_ip::host_of(&addr.parse().unwrap());
         let push = |u: &mut Unadmitted, n: usize, addr: &str| {
             u.waiting.push_back(Stranger {
                 id: ConnectionId::new_unchecked(n),

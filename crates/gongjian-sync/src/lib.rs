@@ -27,7 +27,9 @@ pub use batch::{
 };
 pub use fetches::{Fetch, Fetches};
 pub use fold::Prefolded;
-pub use message::{DecodeError, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode};
+pub use message::{
+    DecodeError, MAX_LIST, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode,
+};
 pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, Salt, SetId, ShortId, Snapshot};
 pub use session::{
     BACK_SPACING, Back, Have, Host, IngestSummary, Input, Output, PeerProgress, Role, Session,
