@@ -32,6 +32,8 @@ for t in "${targets[@]}"; do
     continue
   fi
   echo "== $t for ${secs}s"
+  # A build that fails is not a crash: say which it was.
+  cargo +nightly fuzz build "$t" || { echo "!! $t does not build"; exit 2; }
   if ! cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048; then
     echo "!! $t crashed: the input is in fuzz/artifacts/$t/. Fix it, minimise it with"
     echo "   cargo +nightly fuzz tmin $t fuzz/artifacts/$t/<crash>, and add it to fuzz/regressions/$t/."
