@@ -16,12 +16,17 @@ use gongjian_sync::{Item, MAX_MESSAGE_BYTES, Message, Mode, Range, SetId, decode
 use libp2p::{Multiaddr, PeerId, Stream};
 
 /// Opens a raw sync stream to `peer` as the holder of `secret`.
+/// A sync stream to `peer`, opened within 20 s (a hang is a failure that
+/// says where, not a test that never ends).
 async fn raw_stream(secret: &Secret, peer: PeerId, addr: Multiaddr) -> Stream {
-    attacker(secret, peer, addr)
-        .await
-        .open_stream(peer, sync_protocol())
-        .await
-        .unwrap()
+    let mut control = attacker(secret, peer, addr).await;
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        control.open_stream(peer, sync_protocol()),
+    )
+    .await
+    .expect("a sync stream opened in time")
+    .unwrap()
 }
 
 async fn penalties(node: &gongjian_net::Node, at_least: u64) {

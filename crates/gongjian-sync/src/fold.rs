@@ -9,7 +9,8 @@ use gongjian_identity::{ActorId, DocId, Hash, SignedChange, UnitId};
 
 use crate::message::{Message, decode};
 use crate::rbsr::{Item, SetId};
-use crate::session::{Back, Have, Host, IngestSummary, Session};
+use crate::session::{Have, Host, IngestSummary, Session};
+use crate::want::Back;
 
 /// The changes of a `Changes` message in their compact form decoded (the
 /// message names the document), and how many were malformed.

@@ -20,6 +20,7 @@ mod fold;
 mod message;
 mod rbsr;
 mod session;
+mod want;
 
 pub use batch::{
     Answer, BatchLimits, CHANGE_OVERHEAD, HARD_MAX_BYTES, MAX_ANSWER_BYTES, causal_order,
@@ -32,6 +33,7 @@ pub use message::{
 };
 pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, Salt, SetId, ShortId, Snapshot};
 pub use session::{
-    BACK_SPACING, Back, Have, Host, IngestSummary, Input, Output, PeerProgress, Role, Session,
-    SessionStats, VersionVector, back_seqs,
+    Have, Host, IngestSummary, Input, Output, PeerProgress, Role, Session, SessionStats,
+    VersionVector,
 };
+pub use want::{BACK_SPACING, Back, back_seqs};
