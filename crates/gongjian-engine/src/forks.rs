@@ -34,8 +34,17 @@ impl Replica {
         back: &Back,
     ) -> Result<Vec<Vec<SignedChange>>, EngineError> {
         let mut vv = VersionVector::new();
+        // Actors the peer holds a change of at a seq this node accepted
+        // none at: only there can a fork this node knows be news to it
+        // (every change of a forked actor from the fork on is rejected), so
+        // only then is the quarantine read, not on every `Want`.
+        let mut beyond: Vec<ActorId> = Vec::new();
         for (actor, (seq, hash)) in have {
-            match self.store.change_at(doc, actor, *seq)? {
+            let ours = self.store.change_at(doc, actor, *seq)?;
+            if ours.is_none() {
+                beyond.push(*actor);
+            }
+            match ours {
                 // The peer's chain is not ours there: ours from the highest
                 // point where it is (or the start), so the peer gets both
                 // changes at the fork.
@@ -50,7 +59,11 @@ impl Replica {
             }
         }
         let mut groups = vec![self.changes_to_send(doc, &vv)?];
-        for (actor, (fork_seq, evidence)) in self.forks(doc)? {
+        if beyond.is_empty() {
+            groups.retain(|g| !g.is_empty());
+            return Ok(groups);
+        }
+        for (actor, (fork_seq, evidence)) in self.forks(doc, &beyond)? {
             if have.get(&actor).is_some_and(|(seq, _)| *seq >= fork_seq) {
                 groups.extend(proof(fork_seq, evidence));
             }
@@ -77,17 +90,22 @@ impl Replica {
         Ok(None)
     }
 
-    /// The actors of `doc` this node holds proof of equivocation for: the
-    /// first forked seq and the changes rejected for it (from quarantine).
+    /// The actors of `doc` among `actors` this node holds proof of
+    /// equivocation for: the first forked seq and the changes rejected for
+    /// it (from quarantine).
     fn forks(
         &self,
         doc: &DocId,
+        actors: &[ActorId],
     ) -> Result<BTreeMap<ActorId, (u64, Vec<SignedChange>)>, EngineError> {
         let mut out: BTreeMap<ActorId, (u64, Vec<SignedChange>)> = BTreeMap::new();
         if self.store.doc_meta(doc)?.is_none_or(|m| m.quarantined == 0) {
             return Ok(out);
         }
         for q in self.store.quarantined(doc)? {
+            if !actors.contains(&q.change.header().actor) {
+                continue;
+            }
             if let Some(f) = crate::ingest::fork_seq(&q.change, &q.reason) {
                 let e = out
                     .entry(q.change.header().actor)

@@ -506,38 +506,31 @@ impl Replica {
                 *e = (c.header().seq, c.signature().is_none().then(|| c.hash()));
             }
         }
-        let open: Vec<(ActorId, u64, Hash)> = last
+        let open: Vec<(ActorId, Hash)> = last
             .into_iter()
-            .filter_map(|(a, (seq, unsigned))| unsigned.map(|h| (a, seq, h)))
+            .filter_map(|(a, (_, unsigned))| unsigned.map(|h| (a, h)))
             .collect();
         if open.is_empty() {
             return Ok(out);
         }
-        // By (actor, seq) there may be several (a fork's branches, both
-        // rejected): the run follows the hash links from the accepted
-        // change, so it never mixes branches and its signature vouches for
-        // every change of it.
-        let mut held: std::collections::BTreeMap<(ActorId, u64), Vec<SignedChange>> =
-            Default::default();
+        // A rejected run is found by its hash links from the accepted
+        // change, depth first: at a fork several changes follow one, and a
+        // run that mixed branches no one signature would vouch for; a path
+        // that ends unsigned (a seq gap, a change gone) is left for the
+        // next. Each change is visited once, so the walk is bounded by the
+        // quarantine.
+        let mut next: std::collections::BTreeMap<Hash, Vec<SignedChange>> = Default::default();
         for q in self.store.quarantined(doc)? {
             let h = q.change.header();
-            held.entry((h.actor, h.seq)).or_default().push(q.change);
-        }
-        for (actor, seq, mut prev) in open {
-            let mut run = Vec::new();
-            let mut at = seq + 1;
-            while let Some(c) = held.get_mut(&(actor, at)).and_then(|cs| {
-                let i = cs.iter().position(|c| c.header().deps.contains(&prev))?;
-                Some(cs.swap_remove(i))
-            }) {
-                let signed = c.signature().is_some();
-                prev = c.hash();
-                run.push(c);
-                if signed {
-                    out.append(&mut run);
-                    break;
+            if open.iter().any(|(a, _)| *a == h.actor) {
+                for d in &h.deps {
+                    next.entry(*d).or_default().push(q.change.clone());
                 }
-                at += 1;
+            }
+        }
+        for (actor, prev) in open {
+            if let Some(mut run) = voucher_run(&next, actor, prev) {
+                out.append(&mut run);
             }
         }
         Ok(out)
@@ -629,4 +622,47 @@ impl<'a> RecordSigners<'a> {
                 })
                 .contains(key)
     }
+}
+
+/// A path of `actor`'s changes from `from` (by hash links,
+/// `next` mapping a hash to the changes that depend on it) to a signed
+/// change, depth first with backtracking: None if no path reaches one.
+fn voucher_run(
+    next: &std::collections::BTreeMap<Hash, Vec<SignedChange>>,
+    actor: ActorId,
+    from: Hash,
+) -> Option<Vec<SignedChange>> {
+    let children = |h: &Hash| {
+        next.get(h)
+            .into_iter()
+            .flatten()
+            .filter(move |c| c.header().actor == actor)
+    };
+    let mut seen: std::collections::BTreeSet<Hash> = Default::default();
+    let mut path: Vec<&SignedChange> = Vec::new();
+    // One frame per change on the path (and one for `from`): the hash whose
+    // children are tried, and how many of them were.
+    let mut stack: Vec<(Hash, usize)> = vec![(from, 0)];
+    while let Some((at, tried)) = stack.last_mut() {
+        let found = children(at)
+            .enumerate()
+            .skip(*tried)
+            .find(|(_, c)| !seen.contains(&c.hash()));
+        match found {
+            None => {
+                stack.pop();
+                path.pop();
+            }
+            Some((i, c)) => {
+                *tried = i + 1;
+                seen.insert(c.hash());
+                path.push(c);
+                if c.signature().is_some() {
+                    return Some(path.into_iter().cloned().collect());
+                }
+                stack.push((c.hash(), 0));
+            }
+        }
+    }
+    None
 }

@@ -100,11 +100,13 @@ impl Replica {
     }
 
     /// What this node's hello to the holder of `peer` carries: the
-    /// certificates that admit `own` ([`Replica::cert_chain`]), then, if
-    /// `peer` is revoked, the revocations of it (up to `max_records` in all
-    /// and `revocation_bytes` of them). A revoked peer is refused at its
-    /// hello, so it could never hear of its revocation otherwise, and its
-    /// node would keep the changes the revocation cuts off.
+    /// certificates that admit `own` ([`Replica::cert_chain`]), then the
+    /// revocations of `peer` and of the keys that certified it up to the
+    /// root, its own first (up to `max_records` in all and
+    /// `revocation_bytes` of them). A peer whose key or whose parent's was
+    /// revoked is refused at its hello, so it could never hear of the
+    /// revocation otherwise, and its node would keep the changes the
+    /// revocation cuts off.
     pub fn hello_records(
         &self,
         own: &gongjian_identity::PublicKey,
@@ -114,7 +116,8 @@ impl Replica {
     ) -> Vec<SignedRecord> {
         let mut out = self.cert_chain(own);
         let mut bytes = 0usize;
-        for (hash, _) in self.trust.revocations_of(peer) {
+        let keys = self.chain_keys(peer);
+        for (hash, _) in keys.iter().flat_map(|k| self.trust.revocations_of(k)) {
             if out.len() >= max_records {
                 break;
             }
@@ -134,23 +137,39 @@ impl Replica {
     /// naming their signers, up to the root (what a node shows a peer it
     /// connects to, so the peer can admit it without knowing it before).
     pub fn cert_chain(&self, key: &gongjian_identity::PublicKey) -> Vec<SignedRecord> {
+        self.chain(key).0
+    }
+
+    /// `key` and the keys that certified it, up to the root, nearest first.
+    fn chain_keys(&self, key: &gongjian_identity::PublicKey) -> Vec<gongjian_identity::PublicKey> {
+        self.chain(key).1
+    }
+
+    /// The certificates naming `key`, then those naming their signers, up
+    /// to the root (at most 32), and the keys visited, `key` first.
+    fn chain(
+        &self,
+        key: &gongjian_identity::PublicKey,
+    ) -> (Vec<SignedRecord>, Vec<gongjian_identity::PublicKey>) {
         let mut out = Vec::new();
+        let mut keys = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        let mut todo = vec![*key];
-        while let Some(k) = todo.pop() {
+        let mut todo = std::collections::VecDeque::from([*key]);
+        while let Some(k) = todo.pop_front() {
             if !seen.insert(k) || out.len() >= 32 {
                 continue;
             }
+            keys.push(k);
             for v in self.membership.records() {
                 if let Body::Certificate(c) = &v.body
                     && c.subject == k
                 {
                     out.push(v.record.clone());
-                    todo.push(v.signer);
+                    todo.push_back(v.signer);
                 }
             }
         }
-        out
+        (out, keys)
     }
 
     /// The latest heads announcement held of `unit`.

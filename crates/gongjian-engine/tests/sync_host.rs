@@ -578,6 +578,173 @@ fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
     );
 }
 
+/// A community whose street's key was revoked with a cut that leaves out
+/// its certificate is refused at its hello; the hello it gets carries the
+/// street's revocation, or its node never learns why and keeps what the
+/// revocation cuts off.
+#[test]
+fn a_hello_carries_the_revocations_of_the_peers_certifiers() {
+    use gongjian_identity::{RecordBody, Revocation, RevocationCut, RevocationTarget};
+    let f = fed();
+    let dir = tempdir().unwrap();
+    let mut r = replica(dir.path(), &f, Some((&f.district, f.district_id)));
+    let revocation = Revocation {
+        target: RevocationTarget::Key(f.street.public()),
+        cut: RevocationCut {
+            changes: vec![],
+            records: vec![],
+        },
+        reason: "街道密钥泄露".into(),
+        issued_at: NOW,
+    }
+    .sign(&f.root);
+    r.insert_records(vec![revocation.clone()]).unwrap();
+    assert!(r.trust().admit(&f.community.public(), NOW).is_err());
+    let hello = r.hello_records(&f.district.public(), &f.community.public(), 32, 8192);
+    assert!(
+        hello.iter().any(|h| h.hash() == revocation.hash()),
+        "the street's revocation goes to the community"
+    );
+    // Not to a peer outside that branch of the tree.
+    let hello = r.hello_records(&f.district.public(), &f.district.public(), 32, 8192);
+    assert!(hello.iter().all(|h| h.hash() != revocation.hash()));
+}
+
+/// `chunk` (an automerge change) with its `seq` set to `seq`: the header
+/// rewritten, its checksum recomputed. The author's key can sign anything.
+fn with_seq(chunk: &[u8], seq: u64) -> Vec<u8> {
+    fn uleb(b: &[u8], at: &mut usize) -> u64 {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let x = b[*at];
+            *at += 1;
+            v |= u64::from(x & 0x7f) << shift;
+            if x & 0x80 == 0 {
+                return v;
+            }
+            shift += 7;
+        }
+    }
+    fn put(out: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                return out.push(b);
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let mut at = 9;
+    let len = uleb(chunk, &mut at) as usize;
+    let body = &chunk[at..at + len];
+    let mut i = 0;
+    let deps = uleb(body, &mut i) as usize;
+    i += 32 * deps;
+    let actor = uleb(body, &mut i) as usize;
+    i += actor;
+    let start = i;
+    uleb(body, &mut i);
+    let mut new = body[..start].to_vec();
+    put(&mut new, seq);
+    new.extend_from_slice(&body[i..]);
+    let mut len = Vec::new();
+    put(&mut len, new.len() as u64);
+    let hash = gongjian_identity::Hash::of_parts(&[&[1], &len, &new]);
+    let mut out = chunk[..4].to_vec();
+    out.extend_from_slice(&hash.as_bytes()[..4]);
+    out.push(1);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&new);
+    out
+}
+
+/// The rejected run a cut leaves is found by its hash links, not by seq: a
+/// revoked key wrote, from the kept prefix's last change, one change and
+/// then a signed one that skips a seq (it may sign anything). That branch
+/// sorts first at the fork; taken step by seq it ended unsigned and the
+/// prefix went out with no voucher, so a fresh node refused it. Followed
+/// by hash links, depth first, either branch reaches a signature.
+#[test]
+fn a_voucher_run_is_found_by_its_hash_links() {
+    use gongjian_identity::{
+        CutEntry, RecordBody, Revocation, RevocationCut, RevocationTarget, SignedChange,
+    };
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let f = fed();
+    let g = genesis(f.community_id, &f.community, &[]);
+    let doc = gongjian_identity::DocId(g.hash());
+    let mut a = Author::new(&f.community, 1, doc);
+    let all: Vec<_> = (0..12)
+        .map(|i| a.put("标题", &format!("第{i}稿")))
+        .collect();
+    let relayed: Vec<_> = all
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 11 {
+                c.clone()
+            } else {
+                c.without_signature()
+            }
+        })
+        .collect();
+    let revocation = Revocation {
+        target: RevocationTarget::Key(f.community.public()),
+        cut: RevocationCut {
+            changes: vec![CutEntry::new(
+                &doc,
+                all[9].header().actor,
+                10,
+                all[9].hash(),
+            )],
+            records: vec![gongjian_identity::Blinded::of(&g.hash())],
+        },
+        reason: "密钥泄露".into(),
+        issued_at: NOW,
+    }
+    .sign(&f.street);
+    // The branch: a change at seq 11 whose hash sorts before the kept
+    // chain's, then a signed one at seq 13 that depends on it.
+    let (b11, b13) = (0..)
+        .find_map(|i| {
+            let mut b = Author::new(&f.community, 1, doc);
+            b.merge(&all[..10]);
+            let b11 = b.put("标题", &format!("支{i}"));
+            if b11.hash() >= all[10].hash() {
+                return None;
+            }
+            let b12 = b.put("标题", "跳号");
+            let b13 = SignedChange::sign(doc, with_seq(b12.chunk(), 13), &f.community).unwrap();
+            Some((b11.without_signature(), b13))
+        })
+        .unwrap();
+    assert_eq!(b13.header().seq, 13);
+    assert!(b13.header().deps.contains(&b11.hash()));
+
+    let relay_dir = tempdir().unwrap();
+    let mut relay = replica(relay_dir.path(), &f, Some((&f.street, f.street_id)));
+    relay.insert_records(vec![g.clone()]).unwrap();
+    let s = relay.ingest_changes(relayed).unwrap();
+    assert_eq!(s.accepted, 12, "{s:?}");
+    relay.insert_records(vec![revocation.clone()]).unwrap();
+    let s = relay.ingest_changes(vec![b11, b13]).unwrap();
+    assert_eq!((s.invalid, s.accepted, s.rejected), (0, 0, 2), "{s:?}");
+    assert_eq!(held(&mut relay, &doc), 10);
+
+    let sent = relay.changes_to_send(&doc, &Default::default()).unwrap();
+    assert_eq!(sent.len(), 12, "the ten and a run of two to a signature");
+    let answer = edge_signed_batches(causal_order(sent), BatchLimits::default());
+    let dir = tempdir().unwrap();
+    let mut r = replica(dir.path(), &f, None);
+    r.insert_records(vec![g, revocation]).unwrap();
+    for batch in answer.batches {
+        let s = r.ingest_changes(compact(doc, batch)).unwrap();
+        assert_eq!((s.invalid, s.accepted), (0, 10), "{s:?}");
+    }
+    assert_eq!(held(&mut r, &doc), 10);
+}
+
 /// An answer stops at its byte cap (at a cut point, incomplete); asking
 /// again from the new version vector brings the rest, and the two parts
 /// together are the whole.
