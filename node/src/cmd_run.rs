@@ -53,13 +53,16 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
     }
     let secret = dir.secret()?;
     let cfg = net_config(&config).code(Exit::BadInput)?;
-    for a in &cfg.bootstrap {
-        if a.iter().any(|p| matches!(p, multiaddr::Protocol::QuicV1)) {
+    for addr in &cfg.bootstrap {
+        if addr
+            .iter()
+            .any(|p| matches!(p, multiaddr::Protocol::QuicV1))
+        {
             // libp2p-quic validates no source address (no Retry), so all
             // QUIC handshakes share one budget a spoofed flood can fill
             // (PROTOCOL.md §9); a TCP dial keeps its own host's share.
             tracing::warn!(
-                addr = %a,
+                %addr,
                 "bootstrap address is QUIC: under a flood of spoofed QUIC handshakes at that peer this dial waits; a TCP address does not"
             );
         }

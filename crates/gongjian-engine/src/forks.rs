@@ -38,11 +38,11 @@ impl Replica {
         // none at: only there can a fork this node knows be news to it
         // (every change of a forked actor from the fork on is rejected), so
         // only then is the quarantine read, not on every `Want`.
-        let mut beyond: Vec<ActorId> = Vec::new();
+        let mut beyond: std::collections::BTreeSet<ActorId> = Default::default();
         for (actor, (seq, hash)) in have {
             let ours = self.store.change_at(doc, actor, *seq)?;
             if ours.is_none() {
-                beyond.push(*actor);
+                beyond.insert(*actor);
             }
             match ours {
                 // The peer's chain is not ours there: ours from the highest
@@ -96,7 +96,7 @@ impl Replica {
     fn forks(
         &self,
         doc: &DocId,
-        actors: &[ActorId],
+        actors: &std::collections::BTreeSet<ActorId>,
     ) -> Result<BTreeMap<ActorId, (u64, Vec<SignedChange>)>, EngineError> {
         let mut out: BTreeMap<ActorId, (u64, Vec<SignedChange>)> = BTreeMap::new();
         if self.store.doc_meta(doc)?.is_none_or(|m| m.quarantined == 0) {

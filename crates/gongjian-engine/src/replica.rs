@@ -506,32 +506,32 @@ impl Replica {
                 *e = (c.header().seq, c.signature().is_none().then(|| c.hash()));
             }
         }
-        let open: Vec<(ActorId, Hash)> = last
+        let open: Vec<(ActorId, u64, Hash)> = last
             .into_iter()
-            .filter_map(|(a, (_, unsigned))| unsigned.map(|h| (a, h)))
+            .filter_map(|(a, (seq, unsigned))| unsigned.map(|h| (a, seq, h)))
             .collect();
         if open.is_empty() {
             return Ok(out);
         }
         // A rejected run is found by its hash links from the accepted
-        // change, depth first: at a fork several changes follow one, and a
-        // run that mixed branches no one signature would vouch for; a path
-        // that ends unsigned (a seq gap, a change gone) is left for the
-        // next. Each change is visited once, so the walk is bounded by the
-        // quarantine.
-        let mut next: std::collections::BTreeMap<Hash, Vec<SignedChange>> = Default::default();
+        // change, each step one seq on: at a fork several changes follow
+        // one, and a run that mixed branches no one signature would vouch
+        // for. Of the runs that reach a signature the one of fewest bytes
+        // (a key grinding hashes cannot put a huge one first).
+        let actors: std::collections::BTreeSet<ActorId> = open.iter().map(|(a, _, _)| *a).collect();
+        let mut held: std::collections::BTreeMap<Hash, SignedChange> = Default::default();
+        let mut next: std::collections::BTreeMap<Hash, Vec<Hash>> = Default::default();
         for q in self.store.quarantined(doc)? {
             let h = q.change.header();
-            if open.iter().any(|(a, _)| *a == h.actor) {
+            if actors.contains(&h.actor) {
                 for d in &h.deps {
-                    next.entry(*d).or_default().push(q.change.clone());
+                    next.entry(*d).or_default().push(q.change.hash());
                 }
+                held.insert(q.change.hash(), q.change);
             }
         }
-        for (actor, prev) in open {
-            if let Some(mut run) = voucher_run(&next, actor, prev) {
-                out.append(&mut run);
-            }
+        for (actor, seq, prev) in open {
+            out.extend(voucher_run(&held, &next, actor, seq, prev));
         }
         Ok(out)
     }
@@ -624,45 +624,47 @@ impl<'a> RecordSigners<'a> {
     }
 }
 
-/// A path of `actor`'s changes from `from` (by hash links,
-/// `next` mapping a hash to the changes that depend on it) to a signed
-/// change, depth first with backtracking: None if no path reaches one.
+/// The run of `actor`'s changes from `from` (at `seq`) to a signed change
+/// that weighs fewest bytes, each change one seq past the one it depends on
+/// by hash (`next` maps a hash to the changes that depend on it, `held`
+/// holds them): a cheapest-path search, ties by hash. Empty if none
+/// reaches a signature.
 fn voucher_run(
-    next: &std::collections::BTreeMap<Hash, Vec<SignedChange>>,
+    held: &std::collections::BTreeMap<Hash, SignedChange>,
+    next: &std::collections::BTreeMap<Hash, Vec<Hash>>,
     actor: ActorId,
+    seq: u64,
     from: Hash,
-) -> Option<Vec<SignedChange>> {
-    let children = |h: &Hash| {
-        next.get(h)
-            .into_iter()
-            .flatten()
-            .filter(move |c| c.header().actor == actor)
-    };
-    let mut seen: std::collections::BTreeSet<Hash> = Default::default();
-    let mut path: Vec<&SignedChange> = Vec::new();
-    // One frame per change on the path (and one for `from`): the hash whose
-    // children are tried, and how many of them were.
-    let mut stack: Vec<(Hash, usize)> = vec![(from, 0)];
-    while let Some((at, tried)) = stack.last_mut() {
-        let found = children(at)
-            .enumerate()
-            .skip(*tried)
-            .find(|(_, c)| !seen.contains(&c.hash()));
-        match found {
-            None => {
-                stack.pop();
-                path.pop();
-            }
-            Some((i, c)) => {
-                *tried = i + 1;
-                seen.insert(c.hash());
-                path.push(c);
-                if c.signature().is_some() {
-                    return Some(path.into_iter().cloned().collect());
+) -> Vec<SignedChange> {
+    use std::cmp::Reverse;
+    let mut best: std::collections::BTreeMap<Hash, (usize, Hash)> = Default::default();
+    let mut todo = std::collections::BinaryHeap::new();
+    todo.push(Reverse((0usize, from, seq, from)));
+    let mut done: std::collections::BTreeSet<Hash> = Default::default();
+    while let Some(Reverse((bytes, at, at_seq, came_from))) = todo.pop() {
+        if !done.insert(at) {
+            continue;
+        }
+        if at != from {
+            best.insert(at, (bytes, came_from));
+            if held[&at].signature().is_some() {
+                let mut run = Vec::new();
+                let mut h = at;
+                while h != from {
+                    run.push(held[&h].clone());
+                    h = best[&h].1;
                 }
-                stack.push((c.hash(), 0));
+                run.reverse();
+                return run;
+            }
+        }
+        for child in next.get(&at).into_iter().flatten() {
+            let c = &held[child];
+            if c.header().actor == actor && c.header().seq == at_seq + 1 && !done.contains(child) {
+                let size = c.chunk().len() + gongjian_sync::CHANGE_OVERHEAD;
+                todo.push(Reverse((bytes + size, *child, at_seq + 1, at)));
             }
         }
     }
-    None
+    Vec::new()
 }

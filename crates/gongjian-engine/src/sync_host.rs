@@ -140,13 +140,14 @@ impl Replica {
         self.chain(key).0
     }
 
-    /// `key` and the keys that certified it, up to the root, nearest first.
+    /// `key` and the keys that certified it, up to the root, `key` first.
     fn chain_keys(&self, key: &gongjian_identity::PublicKey) -> Vec<gongjian_identity::PublicKey> {
         self.chain(key).1
     }
 
     /// The certificates naming `key`, then those naming their signers, up
-    /// to the root (at most 32), and the keys visited, `key` first.
+    /// to the root (depth first, so a cut at 32 keeps whole paths), and
+    /// the keys visited, `key` first.
     fn chain(
         &self,
         key: &gongjian_identity::PublicKey,
@@ -154,19 +155,18 @@ impl Replica {
         let mut out = Vec::new();
         let mut keys = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
-        let mut todo = std::collections::VecDeque::from([*key]);
-        while let Some(k) = todo.pop_front() {
-            if !seen.insert(k) || out.len() >= 32 {
+        let mut todo = vec![*key];
+        while let Some(k) = todo.pop() {
+            if !seen.insert(k) {
                 continue;
             }
             keys.push(k);
-            for v in self.membership.records() {
-                if let Body::Certificate(c) = &v.body
-                    && c.subject == k
-                {
-                    out.push(v.record.clone());
-                    todo.push_back(v.signer);
+            for v in self.membership.certificates_of(&k) {
+                if out.len() >= 32 {
+                    return (out, keys);
                 }
+                out.push(v.record.clone());
+                todo.push(v.signer);
             }
         }
         (out, keys)

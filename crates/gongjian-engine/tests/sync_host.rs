@@ -659,12 +659,16 @@ fn with_seq(chunk: &[u8], seq: u64) -> Vec<u8> {
     out
 }
 
-/// The rejected run a cut leaves is found by its hash links, not by seq: a
-/// revoked key wrote, from the kept prefix's last change, one change and
-/// then a signed one that skips a seq (it may sign anything). That branch
-/// sorts first at the fork; taken step by seq it ended unsigned and the
-/// prefix went out with no voucher, so a fresh node refused it. Followed
-/// by hash links, depth first, either branch reaches a signature.
+/// The rejected run a cut leaves is found by its hash links, one seq a
+/// step, backing off a dead end. A revoked key wrote, from the kept
+/// prefix's last change, a change whose hash sorts before the kept chain's
+/// and then a signed one that skips a seq, and a signed change that depends
+/// on the prefix's last but goes back to seq 5 (it may sign anything).
+/// Taken step by seq, first candidate only, the run ended unsigned at the
+/// first branch and the prefix, unvouched, was held back. Any hash link
+/// taken as a step, the seq-5 change was the cheapest run: the receiver
+/// keeps an actor's changes up to its highest signed seq, so seqs 6 to 10
+/// went out unvouched. Only the kept chain's own next two vouch for it.
 #[test]
 fn a_voucher_run_is_found_by_its_hash_links() {
     use gongjian_identity::{
@@ -721,6 +725,14 @@ fn a_voucher_run_is_found_by_its_hash_links() {
         .unwrap();
     assert_eq!(b13.header().seq, 13);
     assert!(b13.header().deps.contains(&b11.hash()));
+    let back = {
+        let mut b = Author::new(&f.community, 1, doc);
+        b.merge(&all[..10]);
+        let c = b.put("标题", "回到第五");
+        SignedChange::sign(doc, with_seq(c.chunk(), 5), &f.community).unwrap()
+    };
+    assert_eq!(back.header().seq, 5);
+    assert!(back.header().deps.contains(&all[9].hash()));
 
     let relay_dir = tempdir().unwrap();
     let mut relay = replica(relay_dir.path(), &f, Some((&f.street, f.street_id)));
@@ -728,12 +740,18 @@ fn a_voucher_run_is_found_by_its_hash_links() {
     let s = relay.ingest_changes(relayed).unwrap();
     assert_eq!(s.accepted, 12, "{s:?}");
     relay.insert_records(vec![revocation.clone()]).unwrap();
-    let s = relay.ingest_changes(vec![b11, b13]).unwrap();
-    assert_eq!((s.invalid, s.accepted, s.rejected), (0, 0, 2), "{s:?}");
+    let s = relay.ingest_changes(vec![b11, b13, back]).unwrap();
+    assert_eq!((s.invalid, s.accepted, s.rejected), (0, 0, 3), "{s:?}");
     assert_eq!(held(&mut relay, &doc), 10);
 
     let sent = relay.changes_to_send(&doc, &Default::default()).unwrap();
     assert_eq!(sent.len(), 12, "the ten and a run of two to a signature");
+    assert!(
+        sent[10..]
+            .iter()
+            .zip(&all[10..])
+            .all(|(a, b)| a.hash() == b.hash())
+    );
     let answer = edge_signed_batches(causal_order(sent), BatchLimits::default());
     let dir = tempdir().unwrap();
     let mut r = replica(dir.path(), &f, None);

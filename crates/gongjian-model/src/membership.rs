@@ -19,6 +19,9 @@ use crate::verified::{Body, VerifiedRecord};
 pub struct Membership {
     root: PublicKey,
     records: BTreeMap<Hash, VerifiedRecord>,
+    /// Certificates by the key they name, valid or not (what a hello
+    /// shows of a key's chain).
+    by_subject: BTreeMap<PublicKey, BTreeSet<Hash>>,
 }
 
 impl Membership {
@@ -26,6 +29,7 @@ impl Membership {
         Membership {
             root,
             records: BTreeMap::new(),
+            by_subject: BTreeMap::new(),
         }
     }
 
@@ -35,13 +39,37 @@ impl Membership {
 
     /// Adds a record; returns false if it was already held.
     pub fn insert(&mut self, record: VerifiedRecord) -> bool {
+        if let Body::Certificate(c) = &record.body {
+            self.by_subject
+                .entry(c.subject)
+                .or_default()
+                .insert(record.hash);
+        }
         self.records.insert(record.hash, record).is_none()
     }
 
     /// Takes a record out again: for a caller that tried records in place
     /// and found them refused (the set itself only grows).
     pub fn remove(&mut self, hash: &Hash) -> Option<VerifiedRecord> {
-        self.records.remove(hash)
+        let record = self.records.remove(hash)?;
+        if let Body::Certificate(c) = &record.body
+            && let Some(hs) = self.by_subject.get_mut(&c.subject)
+        {
+            hs.remove(hash);
+            if hs.is_empty() {
+                self.by_subject.remove(&c.subject);
+            }
+        }
+        Some(record)
+    }
+
+    /// The certificates held that name `key`, valid or not.
+    pub fn certificates_of(&self, key: &PublicKey) -> impl Iterator<Item = &VerifiedRecord> {
+        self.by_subject
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|h| self.records.get(h))
     }
 
     pub fn contains(&self, hash: &Hash) -> bool {
