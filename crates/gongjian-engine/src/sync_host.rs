@@ -10,6 +10,12 @@ use gongjian_sync::{Back, Have, Host, IngestSummary, Item, SetId};
 use crate::error::{EngineError, InvalidChange};
 use crate::replica::Replica;
 
+/// At most this many certificates in a hello's chain (the hello's cap).
+const CHAIN_RECORDS: usize = 32;
+/// At most this many bytes of them (a hello is at most 64 KiB, of which
+/// 8 KiB of revocations).
+const CHAIN_BYTES: usize = 48 * 1024;
+
 impl Replica {
     /// Records in their wire encoding (from sync or a bundle), checked and
     /// kept as [`Host::ingest_records`] says, committed as durably as the
@@ -115,6 +121,7 @@ impl Replica {
         revocation_bytes: usize,
     ) -> Vec<SignedRecord> {
         let mut out = self.cert_chain(own);
+        out.truncate(max_records);
         let mut bytes = 0usize;
         let keys = self.chain_keys(peer);
         for (hash, _) in keys.iter().flat_map(|k| self.trust.revocations_of(k)) {
@@ -145,28 +152,54 @@ impl Replica {
         self.chain(key).1
     }
 
-    /// The certificates naming `key`, then those naming their signers, up
-    /// to the root (depth first, so a cut at 32 keeps whole paths), and
-    /// the keys visited, `key` first.
+    /// The certificates of `key`'s chain, at most [`CHAIN_RECORDS`] and
+    /// [`CHAIN_BYTES`], and the keys they lead to, `key` first. First the
+    /// path the evaluation holds valid, `key` to the root; then, while
+    /// room is left, the other certificates naming those keys and their
+    /// signers (one cut off by a revocation leads to the revoked
+    /// certifier). Anyone who may sign records can sign a certificate
+    /// naming any key; those come last, so they cannot push the valid path
+    /// out of a hello.
     fn chain(
         &self,
         key: &gongjian_identity::PublicKey,
     ) -> (Vec<SignedRecord>, Vec<gongjian_identity::PublicKey>) {
-        let mut out = Vec::new();
-        let mut keys = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
+        let mut out: Vec<SignedRecord> = Vec::new();
+        let mut taken = std::collections::BTreeSet::new();
+        let mut keys = vec![*key];
+        let mut bytes = 0usize;
+        let mut take = |v: &gongjian_model::VerifiedRecord, out: &mut Vec<SignedRecord>| {
+            let n = v.record.encode().len();
+            if out.len() >= CHAIN_RECORDS || bytes + n > CHAIN_BYTES || !taken.insert(v.hash) {
+                return false;
+            }
+            bytes += n;
+            out.push(v.record.clone());
+            true
+        };
+        // The valid path.
+        let mut seen = std::collections::BTreeSet::from([*key]);
         let mut todo = vec![*key];
         while let Some(k) = todo.pop() {
-            if !seen.insert(k) {
-                continue;
-            }
-            keys.push(k);
-            for v in self.membership.certificates_of(&k) {
-                if out.len() >= 32 {
-                    return (out, keys);
+            for h in self.trust.certificates_of(&k) {
+                if let Some(v) = self.membership.get(&h)
+                    && take(v, &mut out)
+                    && seen.insert(v.signer)
+                {
+                    keys.push(v.signer);
+                    todo.push(v.signer);
                 }
-                out.push(v.record.clone());
-                todo.push(v.signer);
+            }
+        }
+        // The rest, from every key reached (the list grows as it goes).
+        let mut i = 0;
+        while i < keys.len() {
+            let k = keys[i];
+            i += 1;
+            for v in self.membership.certificates_of(&k) {
+                if take(v, &mut out) && seen.insert(v.signer) {
+                    keys.push(v.signer);
+                }
             }
         }
         (out, keys)

@@ -608,6 +608,42 @@ fn a_hello_carries_the_revocations_of_the_peers_certifiers() {
     // Not to a peer outside that branch of the tree.
     let hello = r.hello_records(&f.district.public(), &f.district.public(), 32, 8192);
     assert!(hello.iter().all(|h| h.hash() != revocation.hash()));
+
+    // Forty certificates the district signed naming the street's key for
+    // units it may not certify (any key that may sign records can sign
+    // one), each ground to sort before the real one: the street's hello
+    // still shows its valid path to the root.
+    let dir = tempdir().unwrap();
+    let mut r = replica(dir.path(), &f, Some((&f.street, f.street_id)));
+    let forged: Vec<_> = (0..40)
+        .map(|i| {
+            let unit = format!("3201060020{:02}", i + 10).parse().unwrap();
+            (0..)
+                .map(|j| {
+                    cert(
+                        &f.district,
+                        &f.street,
+                        unit,
+                        gongjian_identity::UnitKind::Community,
+                        Some(f.street_id),
+                        &format!("冒名社区{j}"),
+                    )
+                })
+                .find(|c| c.hash() < f.records[1].hash())
+                .unwrap()
+        })
+        .collect();
+    r.insert_records(forged).unwrap();
+    assert!(
+        r.membership().len() >= 43,
+        "the forged certificates are held"
+    );
+    let chain = r.cert_chain(&f.street.public());
+    assert!(chain.len() <= 32);
+    assert!(
+        chain.iter().any(|c| c.hash() == f.records[1].hash()),
+        "the street's own certificate is in its chain"
+    );
 }
 
 /// `chunk` (an automerge change) with its `seq` set to `seq`: the header
@@ -664,11 +700,13 @@ fn with_seq(chunk: &[u8], seq: u64) -> Vec<u8> {
 /// prefix's last change, a change whose hash sorts before the kept chain's
 /// and then a signed one that skips a seq, and a signed change that depends
 /// on the prefix's last but goes back to seq 5 (it may sign anything).
+/// And a longer branch, signed at its third change, ground to sort first.
 /// Taken step by seq, first candidate only, the run ended unsigned at the
 /// first branch and the prefix, unvouched, was held back. Any hash link
 /// taken as a step, the seq-5 change was the cheapest run: the receiver
 /// keeps an actor's changes up to its highest signed seq, so seqs 6 to 10
-/// went out unvouched. Only the kept chain's own next two vouch for it.
+/// went out unvouched. Depth first, the long branch went. The run is the
+/// cheapest of those one seq a step: the kept chain's own next two.
 #[test]
 fn a_voucher_run_is_found_by_its_hash_links() {
     use gongjian_identity::{
@@ -734,6 +772,24 @@ fn a_voucher_run_is_found_by_its_hash_links() {
     assert_eq!(back.header().seq, 5);
     assert!(back.header().deps.contains(&all[9].hash()));
 
+    // And a longer branch that does reach a signature (three changes,
+    // the last signed), ground to sort first: the kept chain's own two
+    // are fewer bytes.
+    let long: Vec<_> = (0..)
+        .find_map(|i| {
+            let mut b = Author::new(&f.community, 1, doc);
+            b.merge(&all[..10]);
+            let l11 = b.put("标题", &format!("长{i}"));
+            (l11.hash() < all[10].hash()).then(|| {
+                vec![
+                    l11.without_signature(),
+                    b.put("标题", "长二").without_signature(),
+                    b.put("标题", "长三"),
+                ]
+            })
+        })
+        .unwrap();
+
     let relay_dir = tempdir().unwrap();
     let mut relay = replica(relay_dir.path(), &f, Some((&f.street, f.street_id)));
     relay.insert_records(vec![g.clone()]).unwrap();
@@ -741,6 +797,8 @@ fn a_voucher_run_is_found_by_its_hash_links() {
     assert_eq!(s.accepted, 12, "{s:?}");
     relay.insert_records(vec![revocation.clone()]).unwrap();
     let s = relay.ingest_changes(vec![b11, b13, back]).unwrap();
+    assert_eq!((s.invalid, s.accepted, s.rejected), (0, 0, 3), "{s:?}");
+    let s = relay.ingest_changes(long).unwrap();
     assert_eq!((s.invalid, s.accepted, s.rejected), (0, 0, 3), "{s:?}");
     assert_eq!(held(&mut relay, &doc), 10);
 

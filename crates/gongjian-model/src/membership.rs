@@ -176,6 +176,19 @@ impl Trust {
         self.units_of_key.keys()
     }
 
+    /// The hashes of the valid certificates naming `key`.
+    pub fn certificates_of(&self, key: &PublicKey) -> Vec<Hash> {
+        self.units_of_key
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|u| self.certs.get(u))
+            .flatten()
+            .filter(|c| c.cert.subject == *key)
+            .map(|c| c.hash)
+            .collect()
+    }
+
     pub fn units_of(&self, key: &PublicKey) -> BTreeSet<UnitId> {
         self.units_of_key.get(key).cloned().unwrap_or_default()
     }
