@@ -1,13 +1,15 @@
 //! `gongjian run`: the daemon. Opens the store, starts the network and
 //! sync, logs as it goes, and shuts down cleanly on SIGTERM or SIGINT.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use gongjian_identity::DocId;
 use gongjian_net::{NetConfig, Node};
-use gongjian_view::View;
+use gongjian_view::{Folded, View};
 
 use crate::api::{self, Api, Me};
 use crate::backend::Backend;
@@ -109,12 +111,31 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
         node.call(move |a| {
             let built = View::build(a.replica());
             *v.write().expect("view lock") = built;
+            // Rows are taken from each document as ingest builds it, and
+            // folded in once the ingest is stored and the document's heads
+            // are still those (else it is read again from the store).
+            let pending: Arc<Mutex<HashMap<DocId, Folded>>> = Default::default();
+            let p = pending.clone();
+            a.replica().on_built(Box::new(move |trust, doc, heads, am| {
+                if let Some(f) = Folded::extract(trust, *doc, heads.to_vec(), am) {
+                    p.lock().expect("pending rows lock").insert(*doc, f);
+                }
+            }));
             a.set_observer(Box::new(move |r, docs, grew| {
                 let mut view = v.write().expect("view lock");
+                let mut pending = std::mem::take(&mut *pending.lock().expect("pending rows lock"));
+                let mut rest = Vec::new();
+                for d in docs {
+                    let stored = r.store().doc_meta(d).ok().flatten().map(|m| m.heads);
+                    match pending.remove(d) {
+                        Some(f) if stored.as_ref() == Some(&f.heads) => view.fold(f),
+                        _ => rest.push(*d),
+                    }
+                }
                 if grew {
                     view.records_changed(r);
                 }
-                for d in docs {
+                for d in &rest {
                     view.refresh(r, d);
                 }
             }));

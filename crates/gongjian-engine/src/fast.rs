@@ -196,6 +196,9 @@ impl Replica {
                 report.accepted.push(c.hash());
             }
         }
+        if let Some(hook) = self.built.as_mut() {
+            hook(&self.trust, doc, &meta.heads, &mut am);
+        }
         staged.doc(*doc, am, self.cache.cap().get());
         Ok(true)
     }

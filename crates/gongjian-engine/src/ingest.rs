@@ -563,7 +563,7 @@ impl Replica {
                 std::collections::btree_map::Entry::Occupied(_) => {}
             }
         }
-        let (verdicts, doc_state) = loop {
+        let (verdicts, mut doc_state) = loop {
             let metas: Vec<ChangeMeta> = all.values().map(meta).collect();
             let verdicts = evaluate_document(&self.trust, doc, &metas, &apply_failed);
             // New changes the quarantine has no room for are refused (not
@@ -731,6 +731,9 @@ impl Replica {
         }
         let mut heads: Vec<Hash> = doc_state.get_heads().iter().map(|h| Hash(h.0)).collect();
         heads.sort();
+        if let Some(hook) = self.built.as_mut() {
+            hook(&self.trust, doc, &heads, &mut doc_state);
+        }
         batch.put_doc(
             doc,
             &DocMeta {

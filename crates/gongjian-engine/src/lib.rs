@@ -22,5 +22,5 @@ pub use bundle::{
 };
 pub use error::{EngineError, InvalidChange};
 pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
-pub use replica::{LocalIdentity, Replica};
+pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};

@@ -40,7 +40,14 @@ pub struct Replica {
     /// How ingest commits: synced, but relaxed for what sync received
     /// ([`Replica::received`]).
     pub(crate) durability: gongjian_store::Durability,
+    /// Called with each document ingest builds, before the call commits
+    /// ([`Replica::on_built`]).
+    pub(crate) built: Option<Built>,
 }
+
+/// A hook handed each document ingest builds: the trust it was judged
+/// under, its id, its accepted heads (sorted) and the document.
+pub type Built = Box<dyn FnMut(&Trust, &DocId, &[Hash], &mut Automerge) + Send + Sync>;
 
 impl std::fmt::Debug for Replica {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,12 +125,22 @@ impl Replica {
             counters: Default::default(),
             withheld: Default::default(),
             doc_compactions_held: false,
+            built: None,
         };
         if pending {
             tracing::warn!("finishing an interrupted re-evaluation of documents");
             replica.reevaluate_all()?;
         }
         Ok(replica)
+    }
+
+    /// Hands each document an ingest call builds to `hook`, while it is
+    /// at hand, so a view can take its rows without building it again from
+    /// the store. The hook runs before the call commits: what it keeps is
+    /// only good once the call returns `Ok` and the document's stored heads
+    /// are the ones it was given.
+    pub fn on_built(&mut self, hook: Built) {
+        self.built = Some(hook);
     }
 
     pub fn store(&self) -> &Store {

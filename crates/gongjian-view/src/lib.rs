@@ -43,6 +43,87 @@ struct DocRows {
     acts: Vec<String>,
 }
 
+/// The rows of one document as built at `heads`, ready to fold into a
+/// view ([`View::fold`]): extracted where the document is at hand (ingest
+/// builds it), so the view need not build it again from the store.
+#[derive(Debug)]
+pub struct Folded {
+    pub doc: DocId,
+    pub heads: Vec<Hash>,
+    rows: Rows,
+    signer: Option<String>,
+    minted: bool,
+}
+
+#[derive(Debug)]
+enum Rows {
+    Items(Vec<ItemRow>),
+    Grids(Vec<GridRow>),
+    Agreement(Box<AgreementRow>),
+    Acts(Vec<ActRow>),
+    None,
+}
+
+impl Folded {
+    /// The rows of `doc` (its accepted state `am`, at `heads`), or None if
+    /// the view keeps none of its type or its genesis is not held.
+    pub fn extract(
+        trust: &Trust,
+        doc: DocId,
+        heads: Vec<Hash>,
+        am: &mut Automerge,
+    ) -> Option<Folded> {
+        let g = trust.genesis(&doc)?;
+        if !folds(g.doc_type) {
+            return None;
+        }
+        let changes = rows::ChangeIndex::new(am);
+        let rows = if let Some(kind) = ListKind::of_doc_type(g.doc_type) {
+            Rows::Items(rows::items(doc, g.unit, kind, am, &changes))
+        } else if g.doc_type == DocType::Grids {
+            Rows::Grids(civic::grid_rows(doc, g.unit, am, &changes))
+        } else if g.doc_type == DocType::Agreement {
+            Rows::Agreement(Box::new(civic::agreement_row(
+                doc, g.unit, &g.parties, am, &changes,
+            )))
+        } else if g.doc_type == DocType::Acts {
+            Rows::Acts(rows::acts(doc, g.unit, am, &changes))
+        } else {
+            Rows::None
+        };
+        Some(Folded {
+            doc,
+            heads,
+            rows,
+            signer: trust.genesis_signer(&doc).map(|k| k.to_string()),
+            minted: trust.minted_by_other(&doc),
+        })
+    }
+}
+
+/// The rows of `doc` as the replica holds it (built from the store unless
+/// cached); None if the view keeps none, or it could not be read (logged).
+fn extract_stored(replica: &Replica, doc: &DocId) -> Option<Folded> {
+    let g = replica.trust().genesis(doc)?;
+    if !folds(g.doc_type) {
+        return None;
+    }
+    let heads = match replica.store().doc_meta(doc) {
+        Ok(m) => m.map(|m| m.heads).unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(%doc, error = %e, "view: document meta not read");
+            return None;
+        }
+    };
+    match replica.load(doc) {
+        Ok(mut am) => Folded::extract(replica.trust(), *doc, heads, &mut am),
+        Err(e) => {
+            tracing::warn!(%doc, error = %e, "view: document not loaded");
+            None
+        }
+    }
+}
+
 /// Whether the view keeps rows of documents of this type.
 fn folds(t: DocType) -> bool {
     ListKind::of_doc_type(t).is_some()
@@ -67,14 +148,43 @@ pub struct View {
 }
 
 impl View {
-    /// Builds the view from every document the replica holds.
+    /// Builds the view from every document the replica holds. Documents
+    /// are built from the store and their rows extracted on every core
+    /// (each document alone); the rows are folded in on this thread.
     pub fn build(replica: &Replica) -> View {
         let mut v = View::default();
         v.set_units(replica.trust());
-        let docs: Vec<DocId> = replica.trust().documents().map(|(d, _)| *d).collect();
-        for doc in docs {
-            v.refresh(replica, &doc);
-        }
+        let docs: Vec<DocId> = replica
+            .trust()
+            .documents()
+            .filter(|(_, g)| folds(g.doc_type))
+            .map(|(d, _)| *d)
+            .collect();
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Folded>(256);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                let (tx, next, docs) = (tx.clone(), &next, &docs);
+                s.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(doc) = docs.get(i) else { break };
+                        if let Some(f) = extract_stored(replica, doc)
+                            && tx.send(f).is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for f in rx {
+                v.fold(f);
+            }
+        });
         v
     }
 
@@ -152,29 +262,55 @@ impl View {
 
     /// Folds one document in again from what the replica holds.
     pub fn refresh(&mut self, replica: &Replica, doc: &DocId) {
-        let Some(g) = replica.trust().genesis(doc).cloned() else {
+        if replica.trust().genesis(doc).is_none() {
             self.remove_doc(doc);
             return;
-        };
-        if !folds(g.doc_type) {
-            return;
         }
-        let heads = match replica.store().doc_meta(doc) {
-            Ok(m) => m.map(|m| m.heads).unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(%doc, error = %e, "view: document meta not read");
-                return;
-            }
-        };
-        match replica.load(doc) {
-            Ok(mut am) => {
-                self.update(*doc, g.unit, g.doc_type, &g.parties, &mut am);
-                let signer = replica.trust().genesis_signer(doc).map(|k| k.to_string());
-                self.set_origin(doc, signer, replica.trust().minted_by_other(doc));
-                self.heads.insert(*doc, heads);
-            }
-            Err(e) => tracing::warn!(%doc, error = %e, "view: document not loaded"),
+        if let Some(f) = extract_stored(replica, doc) {
+            self.fold(f);
         }
+    }
+
+    /// Puts rows extracted from a document in place of its old ones.
+    pub fn fold(&mut self, f: Folded) {
+        let Folded {
+            doc,
+            heads,
+            rows,
+            signer,
+            minted,
+        } = f;
+        self.remove_doc(&doc);
+        let mut ids = DocRows::default();
+        match rows {
+            Rows::Items(items) => {
+                for item in items {
+                    ids.items.push(item.id.clone());
+                    self.items.insert(item.id.clone(), item);
+                }
+            }
+            Rows::Grids(grids) => {
+                self.grids.insert(doc, grids);
+            }
+            Rows::Agreement(a) => {
+                self.agreements.insert(doc, *a);
+            }
+            Rows::Acts(acts) => {
+                for act in acts {
+                    ids.acts.push(act.id.clone());
+                    self.acts_on
+                        .entry(act.target.clone())
+                        .or_default()
+                        .insert(act.id.clone());
+                    self.acts.insert(act.id.clone(), act);
+                }
+            }
+            Rows::None => {}
+        }
+        self.docs.insert(doc, ids);
+        self.updates += 1;
+        self.set_origin(&doc, signer, minted);
+        self.heads.insert(doc, heads);
     }
 
     /// After records changed (a revocation may move what is accepted):
@@ -244,44 +380,6 @@ impl View {
                 }
             }
         }
-    }
-
-    /// Replaces the rows of `doc` with those of `am` (its accepted state);
-    /// `parties` are an agreement's other parties from its genesis.
-    pub fn update(
-        &mut self,
-        doc: DocId,
-        unit: UnitId,
-        doc_type: DocType,
-        parties: &[UnitId],
-        am: &mut Automerge,
-    ) {
-        self.remove_doc(&doc);
-        let mut rows = DocRows::default();
-        let changes = rows::ChangeIndex::new(am);
-        if let Some(kind) = ListKind::of_doc_type(doc_type) {
-            for item in rows::items(doc, unit, kind, am, &changes) {
-                rows.items.push(item.id.clone());
-                self.items.insert(item.id.clone(), item);
-            }
-        } else if doc_type == DocType::Grids {
-            self.grids
-                .insert(doc, civic::grid_rows(doc, unit, am, &changes));
-        } else if doc_type == DocType::Agreement {
-            self.agreements
-                .insert(doc, civic::agreement_row(doc, unit, parties, am, &changes));
-        } else if doc_type == DocType::Acts {
-            for act in rows::acts(doc, unit, am, &changes) {
-                rows.acts.push(act.id.clone());
-                self.acts_on
-                    .entry(act.target.clone())
-                    .or_default()
-                    .insert(act.id.clone());
-                self.acts.insert(act.id.clone(), act);
-            }
-        }
-        self.docs.insert(doc, rows);
-        self.updates += 1;
     }
 
     pub fn item(&self, id: &str) -> Option<&ItemRow> {
