@@ -117,25 +117,29 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             let pending: Arc<Mutex<HashMap<DocId, Folded>>> = Default::default();
             let p = pending.clone();
             a.replica().on_built(Box::new(move |trust, doc, heads, am| {
-                if let Some(f) = Folded::extract(trust, *doc, heads.to_vec(), am) {
-                    p.lock().expect("pending rows lock").insert(*doc, f);
-                }
+                let mut pending = p.lock().expect("pending rows lock");
+                match Folded::extract(trust, *doc, heads.to_vec(), am) {
+                    Some(f) => pending.insert(*doc, f),
+                    None => pending.remove(doc),
+                };
             }));
             a.set_observer(Box::new(move |r, docs, grew| {
                 let mut view = v.write().expect("view lock");
-                let mut pending = std::mem::take(&mut *pending.lock().expect("pending rows lock"));
-                let mut rest = Vec::new();
-                for d in docs {
-                    let stored = r.store().doc_meta(d).ok().flatten().map(|m| m.heads);
-                    match pending.remove(d) {
-                        Some(f) if stored.as_ref() == Some(&f.heads) => view.fold(f),
-                        _ => rest.push(*d),
+                let pending = std::mem::take(&mut *pending.lock().expect("pending rows lock"));
+                // Every document ingest built whose stored heads are the
+                // rows' (those that moved, and those records re-judged).
+                let mut folded = std::collections::HashSet::new();
+                for (d, f) in pending {
+                    let stored = r.store().doc_meta(&d).ok().flatten().map(|m| m.heads);
+                    if stored.as_ref() == Some(&f.heads) {
+                        view.fold(f, r.trust());
+                        folded.insert(d);
                     }
                 }
                 if grew {
                     view.records_changed(r);
                 }
-                for d in &rest {
+                for d in docs.iter().filter(|d| !folded.contains(*d)) {
                     view.refresh(r, d);
                 }
             }));

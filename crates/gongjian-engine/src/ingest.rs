@@ -563,7 +563,7 @@ impl Replica {
                 std::collections::btree_map::Entry::Occupied(_) => {}
             }
         }
-        let (verdicts, mut doc_state) = loop {
+        let (verdicts, mut doc_state, moved) = loop {
             let metas: Vec<ChangeMeta> = all.values().map(meta).collect();
             let verdicts = evaluate_document(&self.trust, doc, &metas, &apply_failed);
             // New changes the quarantine has no room for are refused (not
@@ -682,7 +682,7 @@ impl Replica {
                     if cut_off {
                         report.cut_off.insert(*doc);
                     }
-                    break (verdicts, am);
+                    break (verdicts, am, !added.is_empty() || cut_off);
                 }
                 ApplyOutcome::Failed { hashes, reason } => {
                     tracing::warn!(doc = %doc.fmt_short(), changes = hashes.len(), %reason, "quarantined: automerge could not apply them");
@@ -731,7 +731,9 @@ impl Replica {
         }
         let mut heads: Vec<Hash> = doc_state.get_heads().iter().map(|h| Hash(h.0)).collect();
         heads.sort();
-        if let Some(hook) = self.built.as_mut() {
+        // Only a document whose accepted set moved (not one whose quarantine
+        // alone did, or a signature upgraded).
+        if moved && let Some(hook) = self.built.as_mut() {
             hook(&self.trust, doc, &heads, &mut doc_state);
         }
         batch.put_doc(

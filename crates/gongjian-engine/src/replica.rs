@@ -138,7 +138,8 @@ impl Replica {
     /// at hand, so a view can take its rows without building it again from
     /// the store. The hook runs before the call commits: what it keeps is
     /// only good once the call returns `Ok` and the document's stored heads
-    /// are the ones it was given.
+    /// are the ones it was given. The hook must not edit the document (it
+    /// goes to the cache as it is); `&mut` is what automerge's readers take.
     pub fn on_built(&mut self, hook: Built) {
         self.built = Some(hook);
     }

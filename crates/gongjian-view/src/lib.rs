@@ -51,8 +51,6 @@ pub struct Folded {
     pub doc: DocId,
     pub heads: Vec<Hash>,
     rows: Rows,
-    signer: Option<String>,
-    minted: bool,
 }
 
 #[derive(Debug)]
@@ -91,13 +89,7 @@ impl Folded {
         } else {
             Rows::None
         };
-        Some(Folded {
-            doc,
-            heads,
-            rows,
-            signer: trust.genesis_signer(&doc).map(|k| k.to_string()),
-            minted: trust.minted_by_other(&doc),
-        })
+        Some(Folded { doc, heads, rows })
     }
 }
 
@@ -182,7 +174,7 @@ impl View {
             }
             drop(tx);
             for f in rx {
-                v.fold(f);
+                v.fold(f, replica.trust());
             }
         });
         v
@@ -267,19 +259,17 @@ impl View {
             return;
         }
         if let Some(f) = extract_stored(replica, doc) {
-            self.fold(f);
+            self.fold(f, replica.trust());
         }
     }
 
-    /// Puts rows extracted from a document in place of its old ones.
-    pub fn fold(&mut self, f: Folded) {
-        let Folded {
-            doc,
-            heads,
-            rows,
-            signer,
-            minted,
-        } = f;
+    /// Puts rows extracted from a document in place of its old ones, with
+    /// their provenance as `trust` has it now (records may have arrived
+    /// since the rows were extracted without the document moving).
+    pub fn fold(&mut self, f: Folded, trust: &Trust) {
+        let Folded { doc, heads, rows } = f;
+        let signer = trust.genesis_signer(&doc).map(|k| k.to_string());
+        let minted = trust.minted_by_other(&doc);
         self.remove_doc(&doc);
         let mut ids = DocRows::default();
         match rows {

@@ -231,6 +231,42 @@ fn acts_join_only_where_the_rules_allow_and_handlers_set_the_status() {
     let view = View::build(&r);
     let all = |q: ItemQuery| view.items(&f.district_id, &q).unwrap().items;
 
+    // The same node fed one change per call, its view folded from the rows
+    // ingest hands over as it builds each document (as the daemon does),
+    // holds the same rows as one built from the store afterwards.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut fed_r = replica(dir2.path(), &f, None);
+    for w in [&community, &street, &district, &hosp] {
+        fed_r
+            .insert_records(w.r.store().records().unwrap())
+            .unwrap();
+    }
+    let pending: std::sync::Arc<std::sync::Mutex<Vec<gongjian_view::Folded>>> = Default::default();
+    let p = pending.clone();
+    fed_r.on_built(Box::new(move |trust, doc, heads, am| {
+        if let Some(f) = gongjian_view::Folded::extract(trust, *doc, heads.to_vec(), am) {
+            p.lock().unwrap().push(f);
+        }
+    }));
+    let mut folded = View::build(&fed_r);
+    let mut handed = 0;
+    for w in [&hosp, &district, &street, &community] {
+        for c in &w.out {
+            fed_r.ingest(vec![c.clone()]).unwrap();
+            for f in std::mem::take(&mut *pending.lock().unwrap()) {
+                let stored = fed_r.store().doc_meta(&f.doc).unwrap().map(|m| m.heads);
+                assert_eq!(stored.as_ref(), Some(&f.heads), "rows of the state stored");
+                folded.fold(f, fed_r.trust());
+                handed += 1;
+            }
+        }
+    }
+    assert!(handed >= 10, "ingest handed its documents over ({handed})");
+    assert_eq!(folded.len(), view.len());
+    assert_eq!(folded.digest(&f.district_id), view.digest(&f.district_id));
+    let fp = folded.item_view(&f.district_id, &problem).unwrap();
+    assert_eq!((fp.row.status, fp.acts.len()), ("resolved", 2));
+
     let p = view.item_view(&f.district_id, &problem).unwrap();
     assert_eq!(p.row.status, "resolved", "the street's latest handling act");
     assert_eq!(p.row.status_zh, "已解决");

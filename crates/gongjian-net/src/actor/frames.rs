@@ -76,7 +76,7 @@ impl Actor {
                 Ok(summaries) => {
                     let mut changed = Vec::new();
                     for ((i, n, doc), s) in which.into_iter().zip(summaries) {
-                        if s.accepted > 0 {
+                        if s.accepted > 0 || s.cut_off {
                             changed.push((doc, Some(frames[i].at)));
                         }
                         ahead[i] = Some((n, s));
