@@ -476,30 +476,30 @@ fn a_fork_far_down_a_long_chain_is_found_from_a_back_point() {
     assert_eq!(held(&mut asker, &doc), 2000, "cut at the fork");
 }
 
-/// A relay took a key's fifteen changes with only the last signed (edge
-/// signatures), then a revocation cut the key at its tenth. The relay
-/// accepts the first ten, but holds no accepted signature vouching for
-/// them: it sends the rejected run up to the signature with them, and a
-/// fresh node accepts exactly the ten (and rejects the rest again), by
-/// sync and by bundle alike. The key also forked after its tenth (another
-/// five from the same seqs, rejected too): the run follows one branch's
-/// hash links, never a mix of both that no signature would vouch for.
-#[test]
-fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
+/// A community wrote `n` changes (relayed edge-signed: only the last keeps
+/// its signature), and its street revoked its key with a cut after the
+/// tenth.
+struct Cut {
+    f: Fed,
+    g: gongjian_identity::SignedRecord,
+    doc: gongjian_identity::DocId,
+    all: Vec<gongjian_identity::SignedChange>,
+    relayed: Vec<gongjian_identity::SignedChange>,
+    revocation: gongjian_identity::SignedRecord,
+}
+
+fn cut_after_ten(n: usize) -> Cut {
     use gongjian_identity::{CutEntry, RecordBody, Revocation, RevocationCut, RevocationTarget};
-    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
     let f = fed();
     let g = genesis(f.community_id, &f.community, &[]);
     let doc = gongjian_identity::DocId(g.hash());
     let mut a = Author::new(&f.community, 1, doc);
-    let all: Vec<_> = (0..15)
-        .map(|i| a.put("标题", &format!("第{i}稿")))
-        .collect();
+    let all: Vec<_> = (0..n).map(|i| a.put("标题", &format!("第{i}稿"))).collect();
     let relayed: Vec<_> = all
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            if i == 14 {
+            if i == n - 1 {
                 c.clone()
             } else {
                 c.without_signature()
@@ -521,6 +521,48 @@ fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
         issued_at: NOW,
     }
     .sign(&f.street);
+    Cut {
+        f,
+        g,
+        doc,
+        all,
+        relayed,
+        revocation,
+    }
+}
+
+/// A relay (the street) holding every change of `cut`, then its revocation.
+fn relay_of(cut: &Cut, dir: &std::path::Path) -> gongjian_engine::Replica {
+    let mut relay = replica(dir, &cut.f, Some((&cut.f.street, cut.f.street_id)));
+    relay.insert_records(vec![cut.g.clone()]).unwrap();
+    let s = relay.ingest_changes(cut.relayed.clone()).unwrap();
+    assert_eq!(s.accepted, cut.all.len(), "{s:?}");
+    relay.insert_records(vec![cut.revocation.clone()]).unwrap();
+    relay
+}
+
+/// A relay took a key's fifteen changes with only the last signed (edge
+/// signatures), then a revocation cut the key at its tenth. The relay
+/// accepts the first ten, but holds no accepted signature vouching for
+/// them: it sends the rejected run up to the signature with them, and a
+/// fresh node accepts exactly the ten (and rejects the rest again), by
+/// sync and by bundle alike. The key also forked after its tenth (another
+/// five from the same seqs, rejected too): the run follows one branch's
+/// hash links, never a mix of both that no signature would vouch for.
+#[test]
+fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
+    use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
+    let cut = cut_after_ten(15);
+    let relay_dir = tempdir().unwrap();
+    let mut relay = relay_of(&cut, relay_dir.path());
+    let Cut {
+        f,
+        g,
+        doc,
+        all,
+        revocation,
+        ..
+    } = cut;
     let fresh = |dir: &std::path::Path| {
         let mut r = replica(dir, &f, None);
         r.insert_records(vec![g.clone(), revocation.clone()])
@@ -528,12 +570,6 @@ fn a_prefix_kept_by_a_cut_is_passed_on_with_its_voucher() {
         r
     };
 
-    let relay_dir = tempdir().unwrap();
-    let mut relay = replica(relay_dir.path(), &f, Some((&f.street, f.street_id)));
-    relay.insert_records(vec![g.clone()]).unwrap();
-    let s = relay.ingest_changes(relayed.clone()).unwrap();
-    assert_eq!(s.accepted, 15, "{s:?}");
-    relay.insert_records(vec![revocation.clone()]).unwrap();
     assert_eq!(held(&mut relay, &doc), 10, "the cut keeps ten at the relay");
     let mut fork = Author::new(&f.community, 1, doc);
     fork.merge(&all[..10]);
@@ -709,43 +745,19 @@ fn with_seq(chunk: &[u8], seq: u64) -> Vec<u8> {
 /// cheapest of those one seq a step: the kept chain's own next two.
 #[test]
 fn a_voucher_run_is_found_by_its_hash_links() {
-    use gongjian_identity::{
-        CutEntry, RecordBody, Revocation, RevocationCut, RevocationTarget, SignedChange,
-    };
+    use gongjian_identity::SignedChange;
     use gongjian_sync::{BatchLimits, causal_order, edge_signed_batches};
-    let f = fed();
-    let g = genesis(f.community_id, &f.community, &[]);
-    let doc = gongjian_identity::DocId(g.hash());
-    let mut a = Author::new(&f.community, 1, doc);
-    let all: Vec<_> = (0..12)
-        .map(|i| a.put("标题", &format!("第{i}稿")))
-        .collect();
-    let relayed: Vec<_> = all
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if i == 11 {
-                c.clone()
-            } else {
-                c.without_signature()
-            }
-        })
-        .collect();
-    let revocation = Revocation {
-        target: RevocationTarget::Key(f.community.public()),
-        cut: RevocationCut {
-            changes: vec![CutEntry::new(
-                &doc,
-                all[9].header().actor,
-                10,
-                all[9].hash(),
-            )],
-            records: vec![gongjian_identity::Blinded::of(&g.hash())],
-        },
-        reason: "密钥泄露".into(),
-        issued_at: NOW,
-    }
-    .sign(&f.street);
+    let cut = cut_after_ten(12);
+    let relay_dir = tempdir().unwrap();
+    let mut relay = relay_of(&cut, relay_dir.path());
+    let Cut {
+        f,
+        g,
+        doc,
+        all,
+        revocation,
+        ..
+    } = cut;
     // The branch: a change at seq 11 whose hash sorts before the kept
     // chain's, then a signed one at seq 13 that depends on it.
     let (b11, b13) = (0..)
@@ -790,12 +802,6 @@ fn a_voucher_run_is_found_by_its_hash_links() {
         })
         .unwrap();
 
-    let relay_dir = tempdir().unwrap();
-    let mut relay = replica(relay_dir.path(), &f, Some((&f.street, f.street_id)));
-    relay.insert_records(vec![g.clone()]).unwrap();
-    let s = relay.ingest_changes(relayed).unwrap();
-    assert_eq!(s.accepted, 12, "{s:?}");
-    relay.insert_records(vec![revocation.clone()]).unwrap();
     let s = relay.ingest_changes(vec![b11, b13, back]).unwrap();
     assert_eq!((s.invalid, s.accepted, s.rejected), (0, 0, 3), "{s:?}");
     let s = relay.ingest_changes(long).unwrap();
