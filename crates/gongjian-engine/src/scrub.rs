@@ -119,24 +119,9 @@ pub(crate) fn judge_records(
         };
         out.push((s.key, state));
     }
-    // A large read (the store's records at open) is verified on two
-    // cores, each half in one batch.
-    let mut verified = if decoded.len() >= 1024 {
-        let second = decoded.split_off(decoded.len() / 2);
-        std::thread::scope(|s| {
-            let other = s.spawn(move || gongjian_model::verify_records(second));
-            let mut first = gongjian_model::verify_records(decoded);
-            first.extend(
-                other
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            );
-            first
-        })
-    } else {
-        gongjian_model::verify_records(decoded)
-    }
-    .into_iter();
+    // A large read (the store's records at open) is verified on two cores
+    // (`verify_many`).
+    let mut verified = gongjian_model::verify_records(decoded).into_iter();
     Ok(out
         .into_iter()
         .map(|(key, state)| {
