@@ -41,6 +41,10 @@ pub struct Place {
 struct DocRows {
     items: Vec<String>,
     acts: Vec<String>,
+    /// The genesis signer and whether it minted for another unit, as last
+    /// set on the rows (records can change them without the document
+    /// moving).
+    origin: (Option<gongjian_identity::PublicKey>, bool),
 }
 
 /// The rows of one document as built at `heads`, ready to fold into a
@@ -268,8 +272,10 @@ impl View {
     /// since the rows were extracted without the document moving).
     pub fn fold(&mut self, f: Folded, trust: &Trust) {
         let Folded { doc, heads, rows } = f;
-        let signer = trust.genesis_signer(&doc).map(|k| k.to_string());
-        let minted = trust.minted_by_other(&doc);
+        let origin = (
+            trust.genesis_signer(&doc).copied(),
+            trust.minted_by_other(&doc),
+        );
         self.remove_doc(&doc);
         let mut ids = DocRows::default();
         match rows {
@@ -297,9 +303,10 @@ impl View {
             }
             Rows::None => {}
         }
+        ids.origin = origin;
         self.docs.insert(doc, ids);
         self.updates += 1;
-        self.set_origin(&doc, signer, minted);
+        self.set_origin(&doc, origin.0.map(|k| k.to_string()), origin.1);
         self.heads.insert(doc, heads);
     }
 
@@ -321,6 +328,24 @@ impl View {
         };
         for doc in moved {
             self.refresh(replica, &doc);
+        }
+        // Provenance can change with the records alone (a unit's earlier
+        // certificate arriving after a second key's makes the enrolment
+        // key another): set again where it did, without loading anything.
+        let trust = replica.trust();
+        let changed: Vec<(DocId, (Option<gongjian_identity::PublicKey>, bool))> = self
+            .docs
+            .iter()
+            .filter_map(|(d, rows)| {
+                let now = (trust.genesis_signer(d).copied(), trust.minted_by_other(d));
+                (now != rows.origin).then_some((*d, now))
+            })
+            .collect();
+        for (d, origin) in changed {
+            if let Some(rows) = self.docs.get_mut(&d) {
+                rows.origin = origin;
+            }
+            self.set_origin(&d, origin.0.map(|k| k.to_string()), origin.1);
         }
     }
 

@@ -405,3 +405,81 @@ fn concurrent_values_of_any_field_are_shown() {
         "the title was not touched"
     );
 }
+
+/// A unit's documents signed by its second key are flagged as minted by a
+/// key other than its enrolment key once the enrolment key's (earlier)
+/// certificate is held. When that certificate arrives after the
+/// documents, nothing in them moves: the view sets their provenance again
+/// from the records.
+#[test]
+fn provenance_follows_the_records_without_the_documents_moving() {
+    use gongjian_identity::{Certificate, RecordBody};
+    let f = fed();
+    let second = Secret::from_seed([61; 32]);
+    let second_cert = Certificate {
+        subject: second.public(),
+        unit: f.community_id,
+        kind: UnitKind::Community,
+        parent: Some(f.street_id),
+        name: "颐和路社区".into(),
+        not_before: NOW - 500,
+        not_after: NOW + 86_400 * 365,
+    }
+    .sign(&f.street);
+    let mut w = Writer::new(&f, &second, f.community_id, &[second_cert.clone()]);
+    let id = w.add(
+        DocType::Needs,
+        "n1",
+        ItemFields {
+            title: Some("助餐点志愿者".into()),
+            ..Default::default()
+        },
+    );
+
+    // A district node that holds the second key's certificate, not yet the
+    // enrolment key's.
+    let enrolment = f.records[2].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let mut r = Replica::open(store, f.root.public(), None).unwrap();
+    let records: Vec<_> =
+        w.r.store()
+            .records()
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.hash() != enrolment.hash())
+            .collect();
+    r.insert_records(records).unwrap();
+    let report = r.ingest(w.out.clone()).unwrap();
+    assert!(
+        report.invalid.is_empty() && report.rejected.is_empty(),
+        "{report:?}"
+    );
+    let mut view = View::build(&r);
+    let row = view.item_view(&f.district_id, &id).unwrap().row;
+    assert!(
+        !row.provenance.minted_by_other,
+        "the second key is the only one known"
+    );
+
+    let before = gongjian_store::Store::doc_meta(r.store(), &split(&id)).unwrap();
+    r.insert_records(vec![enrolment]).unwrap();
+    assert_eq!(
+        gongjian_store::Store::doc_meta(r.store(), &split(&id))
+            .unwrap()
+            .map(|m| m.heads),
+        before.map(|m| m.heads),
+        "the document did not move"
+    );
+    view.records_changed(&r);
+    let row = view.item_view(&f.district_id, &id).unwrap().row;
+    assert!(row.provenance.minted_by_other, "now flagged");
+    assert_eq!(
+        row.provenance.genesis_signer,
+        Some(second.public().to_string())
+    );
+}
+
+fn split(id: &str) -> DocId {
+    gongjian_view::split_global_id(id).unwrap().0
+}
