@@ -426,7 +426,7 @@ fn provenance_follows_the_records_without_the_documents_moving() {
         not_after: NOW + 86_400 * 365,
     }
     .sign(&f.street);
-    let mut w = Writer::new(&f, &second, f.community_id, &[second_cert.clone()]);
+    let mut w = Writer::new(&f, &second, f.community_id, &[second_cert]);
     let id = w.add(
         DocType::Needs,
         "n1",
