@@ -1,15 +1,13 @@
 //! `gongjian run`: the daemon. Opens the store, starts the network and
 //! sync, logs as it goes, and shuts down cleanly on SIGTERM or SIGINT.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use gongjian_identity::DocId;
 use gongjian_net::{NetConfig, Node};
-use gongjian_view::{Folded, View};
+use gongjian_view::{PendingRows, View};
 
 use crate::api::{self, Api, Me};
 use crate::backend::Backend;
@@ -112,30 +110,13 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             let built = View::build(a.replica());
             *v.write().expect("view lock") = built;
             // Rows are taken from each document as ingest builds it, and
-            // folded in once the ingest is stored and the document's heads
-            // are still those (else it is read again from the store).
-            let pending: Arc<Mutex<HashMap<DocId, Folded>>> = Default::default();
-            let p = pending.clone();
-            a.replica().on_built(Box::new(move |trust, doc, heads, am| {
-                let mut pending = p.lock().expect("pending rows lock");
-                match Folded::extract(trust, *doc, heads.to_vec(), am) {
-                    Some(f) => pending.insert(*doc, f),
-                    None => pending.remove(doc),
-                };
-            }));
+            // folded in once the ingest is stored (those records re-judged
+            // too); the others that moved are read again from the store.
+            let pending = PendingRows::default();
+            a.replica().on_built(pending.hook());
             a.set_observer(Box::new(move |r, docs, grew| {
                 let mut view = v.write().expect("view lock");
-                let pending = std::mem::take(&mut *pending.lock().expect("pending rows lock"));
-                // Every document ingest built whose stored heads are the
-                // rows' (those that moved, and those records re-judged).
-                let mut folded = std::collections::HashSet::new();
-                for (d, f) in pending {
-                    let stored = r.store().doc_meta(&d).ok().flatten().map(|m| m.heads);
-                    if stored.as_ref() == Some(&f.heads) {
-                        view.fold(f, r.trust());
-                        folded.insert(d);
-                    }
-                }
+                let folded = pending.fold_into(&mut view, r);
                 if grew {
                     view.records_changed(r);
                 }

@@ -59,13 +59,11 @@ impl Replica {
             }
         }
         let mut groups = vec![self.changes_to_send(doc, &vv)?];
-        if beyond.is_empty() {
-            groups.retain(|g| !g.is_empty());
-            return Ok(groups);
-        }
-        for (actor, (fork_seq, evidence)) in self.forks(doc, &beyond)? {
-            if have.get(&actor).is_some_and(|(seq, _)| *seq >= fork_seq) {
-                groups.extend(proof(fork_seq, evidence));
+        if !beyond.is_empty() {
+            for (actor, (fork_seq, evidence)) in self.forks(doc, &beyond)? {
+                if have.get(&actor).is_some_and(|(seq, _)| *seq >= fork_seq) {
+                    groups.extend(proof(fork_seq, evidence));
+                }
             }
         }
         groups.retain(|g| !g.is_empty());

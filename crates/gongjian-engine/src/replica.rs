@@ -655,22 +655,22 @@ fn voucher_run(
     from: Hash,
 ) -> Vec<SignedChange> {
     use std::cmp::Reverse;
-    let mut best: std::collections::BTreeMap<Hash, (usize, Hash)> = Default::default();
+    // Each change reached, with the one its cheapest run came through.
+    let mut came: std::collections::BTreeMap<Hash, Hash> = Default::default();
     let mut todo = std::collections::BinaryHeap::new();
     todo.push(Reverse((0usize, from, seq, from)));
-    let mut done: std::collections::BTreeSet<Hash> = Default::default();
-    while let Some(Reverse((bytes, at, at_seq, came_from))) = todo.pop() {
-        if !done.insert(at) {
-            continue;
-        }
+    while let Some(Reverse((bytes, at, at_seq, through))) = todo.pop() {
         if at != from {
-            best.insert(at, (bytes, came_from));
+            if came.contains_key(&at) {
+                continue;
+            }
+            came.insert(at, through);
             if held[&at].signature().is_some() {
                 let mut run = Vec::new();
                 let mut h = at;
                 while h != from {
                     run.push(held[&h].clone());
-                    h = best[&h].1;
+                    h = came[&h];
                 }
                 run.reverse();
                 return run;
@@ -678,7 +678,10 @@ fn voucher_run(
         }
         for child in next.get(&at).into_iter().flatten() {
             let c = &held[child];
-            if c.header().actor == actor && c.header().seq == at_seq + 1 && !done.contains(child) {
+            if c.header().actor == actor
+                && c.header().seq == at_seq + 1
+                && !came.contains_key(child)
+            {
                 let size = c.chunk().len() + gongjian_sync::CHANGE_OVERHEAD;
                 todo.push(Reverse((bytes + size, *child, at_seq + 1, at)));
             }

@@ -119,8 +119,6 @@ pub(crate) fn judge_records(
         };
         out.push((s.key, state));
     }
-    // A large read (the store's records at open) is verified on two cores
-    // (`verify_many`).
     let mut verified = gongjian_model::verify_records(decoded).into_iter();
     Ok(out
         .into_iter()

@@ -48,12 +48,11 @@ struct DocRows {
 }
 
 /// The rows of one document as built at `heads`, ready to fold into a
-/// view ([`View::fold`]): extracted where the document is at hand (ingest
-/// builds it), so the view need not build it again from the store.
+/// view ([`View::fold`]).
 #[derive(Debug)]
-pub struct Folded {
-    pub doc: DocId,
-    pub heads: Vec<Hash>,
+struct Folded {
+    doc: DocId,
+    heads: Vec<Hash>,
     rows: Rows,
 }
 
@@ -69,12 +68,7 @@ enum Rows {
 impl Folded {
     /// The rows of `doc` (its accepted state `am`, at `heads`), or None if
     /// the view keeps none of its type or its genesis is not held.
-    pub fn extract(
-        trust: &Trust,
-        doc: DocId,
-        heads: Vec<Hash>,
-        am: &mut Automerge,
-    ) -> Option<Folded> {
+    fn extract(trust: &Trust, doc: DocId, heads: Vec<Hash>, am: &mut Automerge) -> Option<Folded> {
         let g = trust.genesis(&doc)?;
         if !folds(g.doc_type) {
             return None;
@@ -94,6 +88,58 @@ impl Folded {
             Rows::None
         };
         Some(Folded { doc, heads, rows })
+    }
+}
+
+/// Rows taken from each document as ingest builds it ([`Replica::on_built`],
+/// while the document is at hand), waiting to be folded into a view once
+/// the ingest is stored: the view need not build the document again from
+/// the store. Rows are a function of the document's accepted changes,
+/// which its heads name, so rows whose heads are no longer the stored ones
+/// (a call that failed to commit, a later one) are dropped, never folded.
+#[derive(Debug, Clone, Default)]
+pub struct PendingRows(std::sync::Arc<std::sync::Mutex<HashMap<DocId, Folded>>>);
+
+impl PendingRows {
+    /// The hook to install with [`Replica::on_built`].
+    pub fn hook(&self) -> gongjian_engine::Built {
+        let pending = self.0.clone();
+        Box::new(move |trust, doc, heads, am| {
+            let mut pending = pending.lock().expect("pending rows lock");
+            match Folded::extract(trust, *doc, heads.to_vec(), am) {
+                Some(f) => pending.insert(*doc, f),
+                None => pending.remove(doc),
+            };
+        })
+    }
+
+    /// How many documents' rows wait.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("pending rows lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Folds into `view` every waiting document whose stored heads are its
+    /// rows' (dropping the others), and returns those folded.
+    pub fn fold_into(&self, view: &mut View, replica: &Replica) -> BTreeSet<DocId> {
+        let pending = std::mem::take(&mut *self.0.lock().expect("pending rows lock"));
+        let mut folded = BTreeSet::new();
+        for (doc, f) in pending {
+            let stored = replica
+                .store()
+                .doc_meta(&doc)
+                .ok()
+                .flatten()
+                .map(|m| m.heads);
+            if stored.as_ref() == Some(&f.heads) {
+                view.fold(f, replica.trust());
+                folded.insert(doc);
+            }
+        }
+        folded
     }
 }
 
@@ -270,7 +316,7 @@ impl View {
     /// Puts rows extracted from a document in place of its old ones, with
     /// their provenance as `trust` has it now (records may have arrived
     /// since the rows were extracted without the document moving).
-    pub fn fold(&mut self, f: Folded, trust: &Trust) {
+    fn fold(&mut self, f: Folded, trust: &Trust) {
         let Folded { doc, heads, rows } = f;
         let origin = (
             trust.genesis_signer(&doc).copied(),

@@ -241,24 +241,17 @@ fn acts_join_only_where_the_rules_allow_and_handlers_set_the_status() {
             .insert_records(w.r.store().records().unwrap())
             .unwrap();
     }
-    let pending: std::sync::Arc<std::sync::Mutex<Vec<gongjian_view::Folded>>> = Default::default();
-    let p = pending.clone();
-    fed_r.on_built(Box::new(move |trust, doc, heads, am| {
-        if let Some(f) = gongjian_view::Folded::extract(trust, *doc, heads.to_vec(), am) {
-            p.lock().unwrap().push(f);
-        }
-    }));
+    let pending = gongjian_view::PendingRows::default();
+    fed_r.on_built(pending.hook());
     let mut folded = View::build(&fed_r);
     let mut handed = 0;
     for w in [&hosp, &district, &street, &community] {
         for c in &w.out {
             fed_r.ingest(vec![c.clone()]).unwrap();
-            for f in std::mem::take(&mut *pending.lock().unwrap()) {
-                let stored = fed_r.store().doc_meta(&f.doc).unwrap().map(|m| m.heads);
-                assert_eq!(stored.as_ref(), Some(&f.heads), "rows of the state stored");
-                folded.fold(f, fed_r.trust());
-                handed += 1;
-            }
+            let waiting = pending.len();
+            let now = pending.fold_into(&mut folded, &fed_r);
+            assert_eq!(now.len(), waiting, "rows of the state stored");
+            handed += now.len();
         }
     }
     assert!(handed >= 10, "ingest handed its documents over ({handed})");

@@ -20,38 +20,8 @@ use gongjian_gen::{Profile, generate, wire_batches};
 use gongjian_identity::{DocType, SignedChange, VerifyItem, change_signing_message, verify_many};
 use gongjian_model::{ItemStatus, ListDoc};
 use gongjian_store::Store;
-use gongjian_view::{AgreementQuery, ItemQuery, StatsBy, View};
+use gongjian_view::{AgreementQuery, ItemQuery, PendingRows, StatsBy, View};
 use serde_json::json;
-
-type Pending = std::sync::Arc<std::sync::Mutex<Vec<gongjian_view::Folded>>>;
-
-/// Has `replica` hand the rows of each document it builds to the result.
-fn take_rows(replica: &mut Replica) -> Pending {
-    let pending = Pending::default();
-    let p = pending.clone();
-    replica.on_built(Box::new(move |trust, doc, heads, am| {
-        if let Some(f) = gongjian_view::Folded::extract(trust, *doc, heads.to_vec(), am) {
-            p.lock().expect("rows").push(f);
-        }
-    }));
-    pending
-}
-
-/// Folds the rows taken during an ingest call whose heads are stored.
-fn fold_rows(view: &mut View, replica: &Replica, pending: &Pending) {
-    for f in std::mem::take(&mut *pending.lock().expect("rows")) {
-        let stored = replica
-            .store()
-            .doc_meta(&f.doc)
-            .expect("meta")
-            .map(|m| m.heads);
-        if stored.as_ref() == Some(&f.heads) {
-            view.fold(f, replica.trust());
-        } else {
-            view.refresh(replica, &f.doc.clone());
-        }
-    }
-}
 
 fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     args.iter()
@@ -242,12 +212,13 @@ fn main() {
     with_view
         .insert_records(data.records.clone())
         .expect("records");
-    let pending = take_rows(&mut with_view);
+    let pending = PendingRows::default();
+    with_view.on_built(pending.hook());
     let mut folded_view = View::build(&with_view);
     let t = Instant::now();
     for batch in wire_batches(&data.docs, 4096) {
         with_view.ingest(batch).expect("ingest");
-        fold_rows(&mut folded_view, &with_view, &pending);
+        pending.fold_into(&mut folded_view, &with_view);
     }
     let ingest_all = t.elapsed();
     assert_eq!(
@@ -267,12 +238,13 @@ fn main() {
         .insert_records(data.records.clone())
         .expect("records");
     let mut per_doc_view = View::build(&per_doc);
-    let pending = take_rows(&mut per_doc);
+    let pending = PendingRows::default();
+    per_doc.on_built(pending.hook());
     let t = Instant::now();
     for d in &data.docs {
         let batch = d.changes.iter().map(SignedChange::encode).collect();
         per_doc.ingest(batch).expect("ingest");
-        fold_rows(&mut per_doc_view, &per_doc, &pending);
+        pending.fold_into(&mut per_doc_view, &per_doc);
     }
     let per_doc_s = t.elapsed();
     assert_eq!(per_doc_view.len(), View::build(&per_doc).len());
