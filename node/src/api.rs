@@ -44,6 +44,9 @@ pub struct Api {
     /// The data dir (scratch space for bundle imports).
     pub data_dir: Arc<std::path::PathBuf>,
     pub view: Arc<RwLock<View>>,
+    /// False on a node configured without the merged view (`view = false`):
+    /// `/v1/view/*` answer 503.
+    pub keeps_view: bool,
     pub token: Arc<String>,
     pub me: Arc<Me>,
     pub ready: Arc<AtomicBool>,
@@ -226,6 +229,7 @@ pub fn router(api: Api) -> Router {
                 "this endpoint does not take that method (see /v1/openapi.json)",
             )
         })
+        .route_layer(middleware::from_fn_with_state(api.clone(), no_view))
         .route_layer(middleware::from_fn_with_state(
             api.clone(),
             api_console::auth,
@@ -243,6 +247,23 @@ pub fn router(api: Api) -> Router {
         .merge(v1)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
+}
+
+/// `/v1/view/*` on a node that keeps no merged view: 503, saying why.
+async fn no_view(
+    State(api): State<Api>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    if !api.keeps_view && req.uri().path().starts_with("/v1/view/") {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_view",
+            "this node keeps no merged view (its config has `view = false`, a hub that stores and relays): query a node that keeps one",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn same(a: &[u8], b: &[u8]) -> bool {
@@ -372,6 +393,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
             "misbehaviour": st.misbehaviour,
             "unadmitted_closed": st.unadmitted_closed,
             "scrub": st.scrub,
+            "settle": st.settle,
             "view_lag": st.view_lag,
         })
     });
@@ -389,7 +411,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
         // and run `gongjian verify --repair`.
         "damaged": s.damaged,
         "certificate": cert,
-        "view": {"items": items, "acts": acts},
+        "view": {"kept": api.keeps_view, "items": items, "acts": acts},
         "network": net,
     })))
 }

@@ -70,6 +70,7 @@ impl Client {
                     backend: backend.clone(),
                     data_dir: Arc::new(dir.0.clone()),
                     view,
+                    keeps_view: true,
                     token: Arc::new(token.clone()),
                     me: Arc::new(me),
                     accounts: Arc::new(

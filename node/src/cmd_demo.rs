@@ -143,6 +143,8 @@ fn generate_dir(a: GenerateArgs) -> anyhow::Result<()> {
         mdns: None,
         resync_secs: None,
         scrub_docs_per_second: None,
+        view: None,
+        settle_changes_per_second: None,
         log_format: None,
     };
     config
@@ -297,6 +299,8 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
             mdns: Some(false),
             resync_secs: None,
             scrub_docs_per_second: None,
+            view: None,
+            settle_changes_per_second: None,
             log_format: None,
         };
     // Every genesis, to learn each document's audience.

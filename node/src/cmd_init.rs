@@ -130,6 +130,8 @@ pub fn init(a: InitArgs) -> anyhow::Result<()> {
         mdns: None,
         resync_secs: None,
         scrub_docs_per_second: None,
+        view: None,
+        settle_changes_per_second: None,
         log_format: None,
     };
     let checked = config.check().context("invalid arguments")?;

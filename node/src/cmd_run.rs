@@ -31,6 +31,7 @@ fn net_config(config: &Config) -> anyhow::Result<NetConfig> {
         mdns: config.mdns.unwrap_or(true),
         resync: Duration::from_secs(config.resync_secs.unwrap_or(60)),
         scrub_per_second: config.scrub_docs_per_second.unwrap_or(8) as usize,
+        settle_per_second: config.settle_changes_per_second.unwrap_or(4096) as usize,
         ..NetConfig::default()
     })
 }
@@ -97,7 +98,12 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             key: secret.public(),
         };
         let me_key = me.key;
-        let node = Node::start(opened.replica, &secret, unit, cfg)
+        let keeps_view = config.view.unwrap_or(true);
+        let mut replica = opened.replica;
+        // Without a view nothing reads the documents: ingest stores what
+        // rules 1-7 accept, and rule 8 runs when idle (settling).
+        replica.defer_application(!keeps_view);
+        let node = Node::start(replica, &secret, unit, cfg)
             .await
             .context("starting the network")
             .code(Exit::Failure)?;
@@ -107,6 +113,9 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
         let v = view.clone();
         let started = std::time::Instant::now();
         node.call(move |a| {
+            if !keeps_view {
+                return;
+            }
             let built = View::build(a.replica());
             *v.write().expect("view lock") = built;
             // Rows are taken from each document as ingest builds it, and
@@ -128,13 +137,19 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
         .await
         .context("building the view")
         .code(Exit::Failure)?;
-        let (items, acts) = view.read().expect("view lock").len();
-        tracing::info!(
-            items,
-            acts,
-            ms = started.elapsed().as_millis() as u64,
-            "view built"
-        );
+        if keeps_view {
+            let (items, acts) = view.read().expect("view lock").len();
+            tracing::info!(
+                items,
+                acts,
+                ms = started.elapsed().as_millis() as u64,
+                "view built"
+            );
+        } else {
+            tracing::info!(
+                "no merged view kept (view = false): received changes are stored and applied to automerge when idle"
+            );
+        }
         let listener = tokio::net::TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("binding the API to {api_addr}"))
@@ -149,6 +164,7 @@ pub fn run(a: DirArg) -> anyhow::Result<()> {
             backend: Backend::Net(node.clone()),
             data_dir: Arc::new(dir.0.clone()),
             view,
+            keeps_view,
             token: Arc::new(token),
             me: Arc::new(me),
             accounts: Arc::new(

@@ -43,11 +43,21 @@ pub struct Config {
     /// again from peers.
     #[serde(default)]
     pub scrub_docs_per_second: Option<u64>,
+    /// Keep the merged view (default true). A hub that only stores and
+    /// relays sets false: it applies received changes to automerge later,
+    /// when idle (`settle_changes_per_second`), and its `/v1/view/*`
+    /// answer 503.
+    #[serde(default)]
+    pub view: Option<bool>,
+    /// On a node without the view: received changes applied to automerge
+    /// each second, at most (default 4096; 0 never, leaving rule 8 unrun).
+    #[serde(default)]
+    pub settle_changes_per_second: Option<u64>,
 }
 
 /// Keys an environment variable `GONGJIAN_<KEY>` may override (operations
 /// only: who the node is comes from the file alone).
-pub const ENV_KEYS: [&str; 7] = [
+pub const ENV_KEYS: [&str; 9] = [
     "api",
     "listen",
     "bootstrap",
@@ -55,6 +65,8 @@ pub const ENV_KEYS: [&str; 7] = [
     "resync_secs",
     "log_format",
     "scrub_docs_per_second",
+    "view",
+    "settle_changes_per_second",
 ];
 
 /// A config whose values have been parsed.
@@ -109,6 +121,15 @@ impl Config {
         }
         if self.resync_secs == Some(0) {
             return bail(Exit::BadInput, "resync_secs: must be at least 1");
+        }
+        if self
+            .settle_changes_per_second
+            .is_some_and(|n| n > 1_000_000)
+        {
+            return bail(
+                Exit::BadInput,
+                "settle_changes_per_second: at most 1000000 (it runs on the sync thread)",
+            );
         }
         if self.scrub_docs_per_second.is_some_and(|n| n > 10_000) {
             return bail(

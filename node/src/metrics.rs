@@ -94,10 +94,16 @@ pub(crate) async fn metrics(State(api): State<Api>, req: Request) -> Response {
 async fn render(api: &Api) -> Result<String, ApiError> {
     let key = api.me.key;
     let view = api.view.clone();
+    let keeps_view = api.keeps_view;
     let (counters, store, docs, behind, cert) = api
         .backend
         .read(move |r| {
-            let behind = view.read().map(|v| v.behind(r)).unwrap_or(0);
+            // (A node without the view has nothing to be behind.)
+            let behind = if keeps_view {
+                view.read().map(|v| v.behind(r)).unwrap_or(0)
+            } else {
+                0
+            };
             let docs = r.trust().documents().count();
             let cert = r.trust().admit_until(&key, now()).ok().map(|(_, u)| u);
             (r.counters().clone(), r.store().clone(), docs, behind, cert)
@@ -267,6 +273,18 @@ async fn render(api: &Api) -> Result<String, ApiError> {
             "scrub_records",
             "Records the node's own scrub read back and verified",
             st.scrub.records_checked,
+        );
+        counter(
+            &mut reg,
+            "settled_changes",
+            "Received changes applied to automerge after being stored (a node without the view)",
+            st.settle.changes,
+        );
+        counter(
+            &mut reg,
+            "settle_cut_off_documents",
+            "Documents where settling moved changes automerge cannot apply to quarantine",
+            st.settle.cut_off,
         );
         counter(
             &mut reg,

@@ -466,6 +466,69 @@ async fn a_fresh_district_syncs_everything_from_its_street_hub() {
     assert_eq!(a["digest"], b["digest"]);
 }
 
+/// A node configured without the view (`view = false`, as a hub that only
+/// stores and relays) takes a whole street's sync with application
+/// deferred, settles it when idle, and answers `/v1/view/*` with 503; set
+/// back to keep a view, it holds what the hub holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_the_view_stores_then_settles_what_it_syncs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("hubs");
+    let port = 30_000 + ((std::process::id() + 3_571) % 20_000) as u16;
+    let setup = ok(&[
+        "demo",
+        "hubs",
+        "--profile",
+        "small",
+        "--seed",
+        "5",
+        "--out",
+        p(&out),
+        "--port",
+        &port.to_string(),
+    ]);
+    let hubs = setup["hubs"].as_array().unwrap();
+    let district_dir = std::path::Path::new(setup["district"].as_str().unwrap());
+    let config = district_dir.join("config.toml");
+    let keep = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("view = false\n{keep}")).unwrap();
+    let hub = start(std::path::Path::new(hubs[0]["dir"].as_str().unwrap()));
+    let district = start(district_dir);
+    let c = Client {
+        http: reqwest::Client::new(),
+    };
+    let (docs, changes) = (setup["documents"].clone(), setup["changes"].clone());
+    c.until(
+        &district,
+        "/v1/status",
+        "every document and change from the hub, all settled",
+        |v| {
+            v["documents"] == docs
+                && v["changes"] == changes
+                && v["network"]["settle"]["changes"] == changes
+                && v["network"]["settle"]["waiting"] == false
+        },
+    )
+    .await;
+    let (s, v) = c.get(&district, "/v1/view/items").await;
+    assert_eq!(s, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(error_code(&v), "no_view");
+    // Restarted keeping a view: it is built from what was stored, and it
+    // is the hub's.
+    drop(district);
+    std::fs::write(&config, keep).unwrap();
+    let district = start(district_dir);
+    let street = hubs[0]["unit"].as_str().unwrap();
+    let (s, a) = c
+        .get(&district, &format!("/v1/view/digest?scope={street}"))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{a}");
+    let (_, b) = c
+        .get(&hub, &format!("/v1/view/digest?scope={street}"))
+        .await;
+    assert_eq!(a["digest"], b["digest"]);
+}
+
 /// `demo hubs --later`: a district that synced before an outage meets its
 /// hub again, which meanwhile got one later change to a share of the
 /// documents; the district ends with exactly those changes more, and the

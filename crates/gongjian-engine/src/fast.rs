@@ -50,7 +50,16 @@ impl Replica {
         // Order the new changes so that dependencies come first.
         let mut pending: Vec<&SignedChange> = Vec::new();
         for (_, c) in new {
-            match self.store.change(doc, &c.hash())? {
+            // Accepted seqs of an actor run from 1 to its clock: one past
+            // it is not held (no read).
+            let h = c.header();
+            let maybe_held = meta.clock.get(&h.actor).is_some_and(|s| h.seq <= *s);
+            let held = if maybe_held {
+                self.store.change(doc, &c.hash())?
+            } else {
+                None
+            };
+            match held {
                 // A signed copy of a change held unsigned: the full path
                 // stores the signed one.
                 Some(held) if held.signature().is_none() && c.signature().is_some() => {
@@ -107,23 +116,28 @@ impl Replica {
                 }
                 // Rules 4 and 6: nothing else held at (actor, seq), and the
                 // previous change of the actor is the one accepted at seq - 1.
+                // (Something is accepted at (actor, seq) exactly when seq is
+                // within the actor's clock: accepted seqs run from 1.)
                 if waiting.contains(&c.hash())
                     || quarantined_slots.contains(&(h.actor, h.seq))
                     || !taken.insert((h.actor, h.seq))
-                    || self.store.change_at(doc, &h.actor, h.seq)?.is_some()
+                    || meta.clock.get(&h.actor).is_some_and(|s| h.seq <= *s)
                 {
                     return Ok(false);
                 }
                 let mut own = Vec::new();
                 for d in &h.deps {
                     let dep = match accepted.get(d) {
-                        Some(c) => Some((*c).clone()),
-                        None => self.store.change(doc, d)?,
+                        Some(c) => Some((c.header().actor, c.header().seq)),
+                        None => self
+                            .store
+                            .change(doc, d)?
+                            .map(|c| (c.header().actor, c.header().seq)),
                     };
-                    if let Some(dep) = dep
-                        && dep.header().actor == h.actor
+                    if let Some((actor, seq)) = dep
+                        && actor == h.actor
                     {
-                        own.push(dep.header().seq);
+                        own.push(seq);
                     }
                 }
                 let chained = match h.seq {
@@ -152,31 +166,40 @@ impl Replica {
             }
             pending = rest;
         }
-        // Rule 8: apply to the document as it is.
-        let mut am = match self.cache.pop(doc) {
-            Some(am) => am,
-            None => self.load(doc)?,
+        // Rule 8: apply to the document as it is, or (application
+        // deferred) leave that to `Replica::settle` and take the heads from
+        // the hash links.
+        let built = if self.defer_apply {
+            // A built copy would no longer equal the accepted changes.
+            self.cache.pop(doc);
+            None
+        } else {
+            let mut am = match self.cache.pop(doc) {
+                Some(am) => am,
+                None => self.load(doc)?,
+            };
+            // A local edit is already in the cached document (as its head):
+            // applying it again would be refused as a duplicate.
+            let present: BTreeSet<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+            let added: Vec<(Hash, &[u8])> = order
+                .iter()
+                .filter(|c| !present.contains(&c.hash()))
+                .map(|c| (c.hash(), c.chunk()))
+                .collect();
+            let store = self.store.clone();
+            let d = *doc;
+            let outcome = apply_accepted(&mut am, &added, || {
+                tracing::debug!("fast path: rebuilding the document");
+                store
+                    .doc_changes(&d)
+                    .map(|cs| crate::ingest::build(&cs))
+                    .unwrap_or_default()
+            });
+            if let ApplyOutcome::Failed { .. } = outcome {
+                return Ok(false);
+            }
+            Some(am)
         };
-        // A local edit is already in the cached document (as its head):
-        // applying it again would be refused as a duplicate.
-        let present: BTreeSet<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
-        let added: Vec<(Hash, &[u8])> = order
-            .iter()
-            .filter(|c| !present.contains(&c.hash()))
-            .map(|c| (c.hash(), c.chunk()))
-            .collect();
-        let store = self.store.clone();
-        let d = *doc;
-        let outcome = apply_accepted(&mut am, &added, || {
-            tracing::debug!("fast path: rebuilding the document");
-            store
-                .doc_changes(&d)
-                .map(|cs| crate::ingest::build(&cs))
-                .unwrap_or_default()
-        });
-        if let ApplyOutcome::Failed { .. } = outcome {
-            return Ok(false);
-        }
         let mut batch = Batch::new();
         for c in &order {
             batch.put_change(c);
@@ -184,9 +207,24 @@ impl Replica {
             let e = meta.clock.entry(h.actor).or_insert(0);
             *e = (*e).max(h.seq);
         }
-        let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
-        heads.sort();
-        meta.heads = heads;
+        meta.heads = match &built {
+            Some(am) => {
+                let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+                heads.sort();
+                heads
+            }
+            None => {
+                let mut heads: BTreeSet<Hash> = meta.heads.iter().copied().collect();
+                heads.extend(order.iter().map(|c| c.hash()));
+                for c in &order {
+                    for d in &c.header().deps {
+                        heads.remove(d);
+                    }
+                }
+                batch.mark_unapplied(doc);
+                heads.into_iter().collect()
+            }
+        };
         meta.changes += order.len() as u64;
         batch.put_doc(doc, &meta);
         staged.batch.append(batch);
@@ -196,10 +234,12 @@ impl Replica {
                 report.accepted.push(c.hash());
             }
         }
-        if let Some(hook) = self.built.as_mut() {
-            hook(&self.trust, doc, &meta.heads, &mut am);
+        if let Some(mut am) = built {
+            if let Some(hook) = self.built.as_mut() {
+                hook(&self.trust, doc, &meta.heads, &mut am);
+            }
+            staged.doc(*doc, am, self.cache.cap().get());
         }
-        staged.doc(*doc, am, self.cache.cap().get());
         Ok(true)
     }
 }

@@ -365,6 +365,24 @@ impl Staged {
     }
 }
 
+/// The heads of a set of changes by their hash links, sorted: those none of
+/// the others names as a dependency (automerge's heads once all applied).
+pub(crate) fn graph_heads<'a>(
+    changes: impl Iterator<Item = &'a SignedChange> + Clone,
+) -> Vec<Hash> {
+    let named: std::collections::HashSet<Hash> = changes
+        .clone()
+        .flat_map(|c| c.header().deps.iter().copied())
+        .collect();
+    let mut heads: Vec<Hash> = changes
+        .map(SignedChange::hash)
+        .filter(|h| !named.contains(h))
+        .collect();
+    heads.sort();
+    heads.dedup();
+    heads
+}
+
 /// Builds a document from changes already accepted. A change that fails to
 /// apply is skipped and logged: a stored change never crashes the node.
 pub(crate) fn build(changes: &[SignedChange]) -> Automerge {
@@ -479,7 +497,14 @@ impl Replica {
         let mut staged = Staged::default();
         for (doc, new) in by_doc {
             if !self.try_fast(&doc, &new, &mut report, &mut staged)? {
-                self.process_doc(&doc, new, &unchecked, &mut report, &mut staged)?;
+                self.process_doc(
+                    &doc,
+                    new,
+                    &unchecked,
+                    &BTreeSet::new(),
+                    &mut report,
+                    &mut staged,
+                )?;
             }
         }
         self.commit_staged(staged)?;
@@ -502,15 +527,25 @@ impl Replica {
     pub(crate) fn reevaluate(&mut self, doc: &DocId) -> Result<(), EngineError> {
         let mut report = IngestReport::default();
         let mut staged = Staged::default();
-        self.process_doc(doc, Vec::new(), &Unchecked::new(), &mut report, &mut staged)?;
+        self.process_doc(
+            doc,
+            Vec::new(),
+            &Unchecked::new(),
+            &BTreeSet::new(),
+            &mut report,
+            &mut staged,
+        )?;
         self.commit_staged(staged)
     }
 
-    fn process_doc(
+    /// The full rule over a document with `new` changes. `failed`: changes
+    /// already known not to apply (`Replica::settle` found them).
+    pub(crate) fn process_doc(
         &mut self,
         doc: &DocId,
         new: Vec<(usize, SignedChange)>,
         unchecked: &Unchecked,
+        failed: &BTreeSet<Hash>,
         report: &mut IngestReport,
         staged: &mut Staged,
     ) -> Result<(), EngineError> {
@@ -521,7 +556,7 @@ impl Replica {
         let previously: BTreeSet<Hash> = stored.iter().map(SignedChange::hash).collect();
         // Application is retried on every evaluation: a change that failed
         // may apply now that more changes are in (PROTOCOL.md, rule 8).
-        let mut apply_failed: BTreeSet<Hash> = BTreeSet::new();
+        let mut apply_failed: BTreeSet<Hash> = failed.clone();
         let old_reasons: BTreeMap<Hash, String> = quarantined
             .iter()
             .map(|q| (q.change.hash(), q.reason.clone()))
@@ -670,6 +705,14 @@ impl Replica {
                 report.forked.extend(forked);
                 return Ok(());
             }
+            if self.defer_apply {
+                // Rule 8 waits for `Replica::settle` (rules 1-7 hold until then).
+                report.forked.extend(forked);
+                if cut_off {
+                    report.cut_off.insert(*doc);
+                }
+                break (verdicts, None, !added.is_empty() || cut_off);
+            }
             let mut am = if cut_off {
                 build(&kept)
             } else {
@@ -682,7 +725,7 @@ impl Replica {
                     if cut_off {
                         report.cut_off.insert(*doc);
                     }
-                    break (verdicts, am, !added.is_empty() || cut_off);
+                    break (verdicts, Some(am), !added.is_empty() || cut_off);
                 }
                 ApplyOutcome::Failed { hashes, reason } => {
                     tracing::warn!(doc = %doc.fmt_short(), changes = hashes.len(), %reason, "quarantined: automerge could not apply them");
@@ -729,13 +772,24 @@ impl Replica {
                 }
             }
         }
-        let mut heads: Vec<Hash> = doc_state.get_heads().iter().map(|h| Hash(h.0)).collect();
-        heads.sort();
-        // Only a document whose accepted set moved (not one whose quarantine
-        // alone did, or a signature upgraded).
-        if moved && let Some(hook) = self.built.as_mut() {
-            hook(&self.trust, doc, &heads, &mut doc_state);
-        }
+        let heads = match doc_state.as_mut() {
+            Some(am) => {
+                let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+                heads.sort();
+                // Only a document whose accepted set moved (not one whose
+                // quarantine alone did, or a signature upgraded).
+                if moved && let Some(hook) = self.built.as_mut() {
+                    hook(&self.trust, doc, &heads, am);
+                }
+                heads
+            }
+            None => {
+                if moved {
+                    batch.mark_unapplied(doc);
+                }
+                graph_heads(verdicts.order.iter().map(|h| &all[h]))
+            }
+        };
         batch.put_doc(
             doc,
             &DocMeta {
@@ -750,7 +804,9 @@ impl Replica {
             tracing::warn!(doc = %doc.fmt_short(), forks = verdicts.forks.len(), "equivocation: forked actors are frozen");
         }
         staged.batch.append(batch);
-        staged.doc(*doc, doc_state, self.cache.cap().get());
+        if let Some(am) = doc_state {
+            staged.doc(*doc, am, self.cache.cap().get());
+        }
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod forks;
 mod ingest;
 mod replica;
 mod scrub;
+mod settle;
 mod sync_host;
 
 pub use bundle::{
@@ -24,3 +25,4 @@ pub use error::{EngineError, InvalidChange};
 pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
 pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};
+pub use settle::Settled;

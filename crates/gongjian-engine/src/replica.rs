@@ -43,6 +43,9 @@ pub struct Replica {
     /// Called with each document ingest builds, before the call commits
     /// ([`Replica::on_built`]).
     pub(crate) built: Option<Built>,
+    /// Ingest stores accepted changes without applying them to automerge;
+    /// [`Replica::settle`] applies them later ([`Replica::defer_application`]).
+    pub(crate) defer_apply: bool,
 }
 
 /// A hook handed each document ingest builds: the trust it was judged
@@ -126,6 +129,7 @@ impl Replica {
             withheld: Default::default(),
             doc_compactions_held: false,
             built: None,
+            defer_apply: false,
         };
         if pending {
             tracing::warn!("finishing an interrupted re-evaluation of documents");
@@ -377,6 +381,16 @@ impl Replica {
 
     /// Runs `f` with ingest's commits relaxed (`Durability::Relaxed`): for
     /// changes and records received by sync, which the peer can send again.
+    /// Ingest stores what the rule accepts without applying it to automerge
+    /// (`true`), for a node that keeps no view (a hub): the changes are
+    /// judged by rules 1-7, stored, and their documents marked; rule 8 runs
+    /// when [`Replica::settle`] reaches them, which moves any change
+    /// automerge cannot apply to quarantine, as ingest would have. A local
+    /// write settles its document first and is applied at once.
+    pub fn defer_application(&mut self, on: bool) {
+        self.defer_apply = on;
+    }
+
     /// They are written and readable when ingest returns, survive the
     /// process being killed, and are fsync'd within
     /// [`gongjian_store::RELAXED_SYNC`] or by the next synced commit (the
@@ -576,6 +590,23 @@ impl Replica {
         if !writers.contains(&local.secret.public()) {
             return Err(EngineError::NotWriter(doc.to_string()));
         }
+        // A local write is judged whole (rule 8 included) and applied now.
+        self.settle_doc(doc)?;
+        let deferred = std::mem::replace(&mut self.defer_apply, false);
+        let out = self.local_change_applied(doc, &local, edit);
+        self.defer_apply = deferred;
+        out
+    }
+
+    fn local_change_applied<E>(
+        &mut self,
+        doc: &DocId,
+        local: &LocalIdentity,
+        edit: impl FnOnce(&mut Automerge) -> Result<Vec<u8>, E>,
+    ) -> Result<SignedChange, EngineError>
+    where
+        EngineError: From<E>,
+    {
         let mut am = match self.cache.pop(doc) {
             Some(am) => am,
             None => self.load(doc)?,

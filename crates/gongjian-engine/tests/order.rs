@@ -27,8 +27,9 @@ struct Scenario {
     items: Vec<Item>,
 }
 
-/// Two writers, an equivocating one, a non-writer, and a revocation whose cut
-/// keeps the helper's first two changes only.
+/// Two writers, an equivocating one, a non-writer, a revocation whose cut
+/// keeps the helper's first two changes only, and a writer whose first
+/// change automerge cannot apply (its second depends on it).
 fn scenario() -> Scenario {
     let fed = fed();
     let helper = Secret::from_seed([44; 32]);
@@ -58,6 +59,7 @@ fn scenario() -> Scenario {
     // The street is not a write key of the community's document.
     let mut s = Author::new(&fed.street, 1, doc);
     let s1 = s.put("标题", "街道代写");
+    let (bad, after_bad) = unappliable(&fed.community, doc, &c1);
 
     let revocation = Revocation {
         target: RevocationTarget::Key(helper.public()),
@@ -78,10 +80,44 @@ fn scenario() -> Scenario {
     .sign(&fed.street);
     items.push(Item::Record(revocation));
     items.push(Item::Record(revocation_by_street));
-    for ch in [c1, c2, h1, h2, c3, h3, c4, e1a, fork_x, fork_y, s1] {
+    for ch in [
+        c1, c2, h1, h2, c3, h3, c4, e1a, fork_x, fork_y, s1, bad, after_bad,
+    ] {
         items.push(Item::Change(ch));
     }
     Scenario { fed, doc, items }
+}
+
+/// Two changes of a new epoch of `key` after `base`: the first's op names
+/// an object that does not exist (automerge cannot apply it; rule 8), the
+/// second depends on it.
+fn unappliable(key: &Secret, doc: DocId, base: &SignedChange) -> (SignedChange, SignedChange) {
+    let mut a = Author::new(key, 7, doc);
+    a.merge(std::slice::from_ref(base));
+    let first = a.put("k", "x");
+    let second = a.put("k", "y");
+    let actor: String = first
+        .header()
+        .actor
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut e = automerge::Change::try_from(first.chunk()).unwrap().decode();
+    let mut op = serde_json::to_value(&e.operations[0]).unwrap();
+    op["obj"] = serde_json::Value::String(format!("99@{actor}"));
+    e.operations[0] = serde_json::from_value(op).unwrap();
+    e.hash = None;
+    let bad_chunk = automerge::Change::from(e).raw_bytes().to_vec();
+    let bad = SignedChange::sign(doc, bad_chunk, key).unwrap();
+    let mut e = automerge::Change::try_from(second.chunk())
+        .unwrap()
+        .decode();
+    e.deps = vec![automerge::ChangeHash(bad.hash().0)];
+    e.hash = None;
+    let chunk = automerge::Change::from(e).raw_bytes().to_vec();
+    let after = SignedChange::sign(doc, chunk, key).unwrap();
+    (bad, after)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -92,9 +128,20 @@ struct Outcome {
     value: Option<String>,
 }
 
-fn deliver(s: &Scenario, order: &[usize], batch_sizes: &[usize]) -> Outcome {
+/// How a node applies what it accepts.
+#[derive(Debug, Clone, Copy)]
+enum Apply {
+    /// At ingest.
+    Eager,
+    /// Deferred, settled after every `n`th batch and at the end.
+    Deferred { settle_every: usize },
+}
+
+fn deliver(s: &Scenario, order: &[usize], batch_sizes: &[usize], apply: Apply) -> Outcome {
     let dir = tempdir().unwrap();
     let mut r = replica(dir.path(), &s.fed, None);
+    r.defer_application(matches!(apply, Apply::Deferred { .. }));
+    let mut batch = 0;
     let mut i = 0;
     let mut sizes = batch_sizes.iter().cycle();
     while i < order.len() {
@@ -114,6 +161,17 @@ fn deliver(s: &Scenario, order: &[usize], batch_sizes: &[usize]) -> Outcome {
             r.ingest(changes).unwrap();
         }
         i += n;
+        batch += 1;
+        if let Apply::Deferred { settle_every } = apply
+            && batch % settle_every.max(1) == 0
+        {
+            r.settle(usize::MAX).unwrap();
+        }
+    }
+    if let Apply::Deferred { .. } = apply {
+        let settled = r.settle(usize::MAX).unwrap();
+        assert!(!settled.more);
+        assert_eq!(r.unapplied().unwrap(), 0);
     }
     let mut accepted: Vec<Hash> = r
         .store()
@@ -141,14 +199,16 @@ fn deliver(s: &Scenario, order: &[usize], batch_sizes: &[usize]) -> Outcome {
 fn the_reference_outcome_is_what_the_rule_says() {
     let s = scenario();
     let all: Vec<usize> = (0..s.items.len()).collect();
-    let o = deliver(&s, &all, &[s.items.len()]);
+    let o = deliver(&s, &all, &[s.items.len()], Apply::Eager);
     // c1 c2 h1 h2 c3 e1a accepted; h3 (outside cut), c4 (depends on h3),
-    // fork_x, fork_y (equivocation), s1 (not a write key) rejected.
+    // fork_x, fork_y (equivocation), s1 (not a write key), bad (automerge
+    // cannot apply it), after_bad (depends on it) rejected.
     assert_eq!(o.accepted.len(), 6, "{o:?}");
-    assert_eq!(o.quarantine.len(), 5, "{o:?}");
+    assert_eq!(o.quarantine.len(), 7, "{o:?}");
     assert_eq!(o.value.as_deref(), Some("三"));
     let reasons: Vec<&String> = o.quarantine.values().collect();
     for needle in [
+        "apply-failed",
         "revoked",
         "depends on rejected",
         "equivocated",
@@ -168,18 +228,78 @@ proptest! {
     })]
     #[test]
     fn every_delivery_order_gives_the_same_result(
-        rest in Just((1..14usize).collect::<Vec<_>>()).prop_shuffle(),
+        rest in Just((1..16usize).collect::<Vec<_>>()).prop_shuffle(),
         sizes in proptest::collection::vec(1usize..5, 1..6),
+        settle_every in 0usize..4,
     ) {
         let s = scenario();
-        prop_assert_eq!(s.items.len(), 14);
+        prop_assert_eq!(s.items.len(), 16);
         // The genesis comes first, as sync sends it: before it, a node cannot
         // place an uncertified write key and refuses its changes outright.
         let mut perm = vec![0];
         perm.extend(rest);
         let all: Vec<usize> = (0..s.items.len()).collect();
-        let reference = deliver(&s, &all, &[s.items.len()]);
-        let got = deliver(&s, &perm, &sizes);
-        prop_assert_eq!(got, reference);
+        let reference = deliver(&s, &all, &[s.items.len()], Apply::Eager);
+        let got = deliver(&s, &perm, &sizes, Apply::Eager);
+        prop_assert_eq!(&got, &reference);
+        // A node that defers application (a hub) ends with the same, once
+        // settled, however its settling falls between the deliveries
+        // (0: only at the end).
+        let settle_every = if settle_every == 0 { usize::MAX } else { settle_every };
+        let deferred = deliver(&s, &perm, &sizes, Apply::Deferred { settle_every });
+        prop_assert_eq!(deferred, reference);
     }
+}
+
+#[test]
+fn a_deferred_node_holds_rules_1_to_7_until_settled_then_the_whole_rule() {
+    let s = scenario();
+    let all: Vec<usize> = (0..s.items.len()).collect();
+    let reference = deliver(&s, &all, &[s.items.len()], Apply::Eager);
+    let dir = tempdir().unwrap();
+    let mut r = replica(dir.path(), &s.fed, None);
+    r.defer_application(true);
+    let mut records = Vec::new();
+    let mut changes = Vec::new();
+    for item in &s.items {
+        match item {
+            Item::Record(rec) => records.push(rec.clone()),
+            Item::Change(c) => changes.push(c.clone()),
+        }
+    }
+    r.insert_records(records).unwrap();
+    let report = r
+        .ingest(changes.iter().map(SignedChange::encode).collect())
+        .unwrap();
+    // The unappliable change and its descendant pass rules 1-7: accepted,
+    // stored, the document marked, nothing built.
+    let (bad, after_bad) = (&changes[changes.len() - 2], &changes[changes.len() - 1]);
+    assert!(report.accepted.contains(&bad.hash()), "{report:?}");
+    assert!(report.accepted.contains(&after_bad.hash()), "{report:?}");
+    assert_eq!(r.unapplied().unwrap(), 1);
+    // Its heads come from the hash links, and the scrub checks them so.
+    assert!(heads(&r, &s.doc).contains(&after_bad.hash()));
+    let scrub = r.scrub(false).unwrap();
+    assert!(scrub.problems.is_empty(), "{:?}", scrub.problems);
+    // The marks survive a restart; a local write settles its document first.
+    drop(r);
+    // (A new epoch for the local writes: epoch 1 of the key wrote above.)
+    gongjian_store::Store::open(dir.path())
+        .unwrap()
+        .bump_epoch(1000)
+        .unwrap();
+    let mut r = reopen_with(dir.path(), &s.fed, &s.fed.community, s.fed.community_id);
+    r.defer_application(true);
+    assert_eq!(r.unapplied().unwrap(), 1);
+    r.local_change(&s.doc, NOW, |am| {
+        gongjian_model::NeedsDoc(am).add("n1", "本地写入", "助老", "", NOW as i64)
+    })
+    .unwrap();
+    assert_eq!(r.unapplied().unwrap(), 0);
+    let quarantine = r.store().quarantined(&s.doc).unwrap();
+    let reasons: BTreeMap<Hash, String> = quarantine
+        .into_iter()
+        .map(|q| (q.change.hash(), q.reason))
+        .collect();
+    assert_eq!(reasons, reference.quarantine);
 }

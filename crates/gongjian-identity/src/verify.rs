@@ -35,14 +35,25 @@ fn torsion_free(p: &EdwardsPoint) -> bool {
     (EdwardsPoint::vartime_multiscalar_mul([-Scalar::ONE], [p]) + p).is_identity()
 }
 
+/// Whether an encoded point's y is reduced (below p = 2^255 − 19): the
+/// encodings of y ≥ p are the 19 values p..2^255 − 1, bytes `ed`..`ff`,
+/// then thirty `ff`, then `7f` (the sign bit aside). Read from the bytes,
+/// instead of compressing the point again (a field inversion).
+fn y_is_reduced(r: &[u8; 32]) -> bool {
+    !(r[0] >= 0xed && r[1..31].iter().all(|b| *b == 0xff) && r[31] & 0x7f == 0x7f)
+}
+
 fn r_is_torsion_free(sig: &Signature) -> bool {
     let mut r = [0u8; 32];
     r.copy_from_slice(&sig.0[..32]);
-    // Canonical encoding too: a non-canonical R (y ≥ p) would pass the batch
-    // equation but fail `verify_strict`, which compares R's bytes.
-    CompressedEdwardsY(r)
-        .decompress()
-        .is_some_and(|p| torsion_free(&p) && !p.is_small_order() && p.compress().0 == r)
+    // Canonical encoding too: a non-canonical R would pass the batch
+    // equation but fail `verify_strict`, which compares R's bytes. The
+    // other non-canonical encodings (x = 0 with the sign bit set) are of
+    // y = ±1, small-order points, refused below.
+    y_is_reduced(&r)
+        && CompressedEdwardsY(r)
+            .decompress()
+            .is_some_and(|p| torsion_free(&p) && !p.is_small_order())
 }
 
 /// From this many signatures a batch is verified in two halves on two
@@ -148,6 +159,38 @@ mod tests {
     use super::*;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use sha2::{Digest, Sha512};
+
+    #[test]
+    fn the_reduced_y_check_agrees_with_compressing_again() {
+        // Points' own encodings, and every encoding of y ≥ p (with and
+        // without the sign bit), and their neighbours below p.
+        let mut cases: Vec<[u8; 32]> = (1..200u64)
+            .map(|k| EdwardsPoint::mul_base(&Scalar::from(k)).compress().0)
+            .collect();
+        for low in 0xe0..=0xffu8 {
+            for top in [0x7f, 0xff] {
+                let mut b = [0xff; 32];
+                b[0] = low;
+                b[31] = top;
+                cases.push(b);
+            }
+        }
+        let mut unreduced_points = 0;
+        for b in cases {
+            // Where the bytes decompress, the check says what compressing
+            // again does, but for y = ±1 (x = 0: small order, refused anyway).
+            if let Some(p) = CompressedEdwardsY(b).decompress()
+                && !p.is_small_order()
+            {
+                let same = p.compress().0 == b;
+                assert_eq!(y_is_reduced(&b), same, "{b:02x?}");
+                if !same {
+                    unreduced_points += 1;
+                }
+            }
+        }
+        assert!(unreduced_points > 0, "some y ≥ p decodes to a point");
+    }
 
     #[test]
     fn the_variable_time_torsion_check_agrees_with_dalek() {

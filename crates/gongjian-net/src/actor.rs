@@ -22,6 +22,7 @@ use crate::swarm::SwarmCmd;
 mod frames;
 mod resync;
 mod scrub;
+mod settle;
 
 use frames::MAX_FOLD;
 pub(crate) use frames::Waiting;
@@ -126,6 +127,8 @@ pub(crate) struct Timing {
     pub read_pause: usize,
     /// Documents the node's own scrub checks each second (0: none).
     pub scrub_per_tick: usize,
+    /// Deferred changes applied each second, at most (0: none).
+    pub settle_per_tick: usize,
 }
 
 struct Slot {
@@ -428,6 +431,7 @@ impl Actor {
                     self.drained(id);
                 }
                 self.tick();
+                self.settle();
                 self.scrub();
             }
             Event::Drained { stream } => self.drained(stream),

@@ -83,6 +83,11 @@ pub struct NetConfig {
     /// Documents the node's own scrub reads back and checks each second
     /// (0: none); corrupt ones are dropped and fetched again from peers.
     pub scrub_per_second: usize,
+    /// Accepted changes applied to automerge each second, at most, for
+    /// documents whose application was deferred
+    /// ([`gongjian_engine::Replica::defer_application`]: a node that keeps
+    /// no view). 0: never (they stay judged by rules 1-7 only).
+    pub settle_per_second: usize,
 }
 
 impl Default for NetConfig {
@@ -102,6 +107,7 @@ impl Default for NetConfig {
             read_pause_bytes: 16 << 20,
             write_grace: Duration::from_secs(30),
             scrub_per_second: 8,
+            settle_per_second: 4096,
         }
     }
 }
@@ -158,6 +164,7 @@ impl Node {
             hello: cfg.hello_timeout,
             read_pause: cfg.read_pause_bytes,
             scrub_per_tick: cfg.scrub_per_second,
+            settle_per_tick: cfg.settle_per_second,
         };
         let actor = Actor::new(
             replica,

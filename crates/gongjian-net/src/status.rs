@@ -49,6 +49,8 @@ pub struct NetStatus {
     pub members_from: usize,
     /// The node's own scrub since start.
     pub scrub: ScrubStatus,
+    /// Deferred application since start (a node that keeps no view).
+    pub settle: SettleStatus,
     /// From a frame of changes read off a stream to the merged view holding
     /// them (the last 1,024 such frames).
     pub view_lag: ViewLag,
@@ -62,6 +64,19 @@ pub struct ViewLag {
     pub p50_seconds: f64,
     pub p99_seconds: f64,
     pub max_seconds: f64,
+}
+
+/// What settling deferred documents did since start
+/// (`gongjian_engine::Replica::settle`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SettleStatus {
+    /// Documents settled: every accepted change applied to automerge.
+    pub documents: u64,
+    pub changes: u64,
+    /// Documents where automerge refused changes (moved to quarantine).
+    pub cut_off: u64,
+    /// Whether documents still wait to be settled (as of the last tick).
+    pub waiting: bool,
 }
 
 /// What the node's own scrub did since start.

@@ -137,7 +137,21 @@ impl Batch {
             self.ops
                 .push(Op::DeleteRange(cf, from.clone(), end.clone()));
         }
+        self.ops.push(Op::Delete(Cf::Unapplied, from.clone()));
         self.ops.push(Op::Delete(Cf::Docs, from));
+    }
+
+    /// Marks a document whose accepted changes are stored but not yet
+    /// applied to automerge (application deferred).
+    pub fn mark_unapplied(&mut self, doc: &DocId) {
+        self.ops
+            .push(Op::Put(Cf::Unapplied, doc.as_bytes().to_vec(), Vec::new()));
+    }
+
+    /// Clears the mark: every accepted change of the document applied.
+    pub fn clear_unapplied(&mut self, doc: &DocId) {
+        self.ops
+            .push(Op::Delete(Cf::Unapplied, doc.as_bytes().to_vec()));
     }
 
     pub fn put_doc(&mut self, doc: &DocId, meta: &DocMeta) {

@@ -18,10 +18,14 @@ pub enum Cf {
     Peers,
     /// Merged-view indexes (the view crate owns their layout).
     View,
+    /// Documents whose accepted changes were stored but not yet applied to
+    /// automerge (a node that defers application, PROTOCOL.md §4 rule 8):
+    /// key = doc (32) → empty.
+    Unapplied,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 9] = [
         Cf::Meta,
         Cf::Changes,
         Cf::ChangeIndex,
@@ -30,6 +34,7 @@ impl Cf {
         Cf::Quarantine,
         Cf::Peers,
         Cf::View,
+        Cf::Unapplied,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -42,6 +47,7 @@ impl Cf {
             Cf::Quarantine => "quarantine",
             Cf::Peers => "peers",
             Cf::View => "view",
+            Cf::Unapplied => "unapplied",
         }
     }
 }

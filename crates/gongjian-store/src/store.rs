@@ -455,6 +455,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether the document's accepted changes wait to be applied
+    /// ([`Batch::mark_unapplied`]).
+    pub fn is_unapplied(&self, doc: &DocId) -> Result<bool, StoreError> {
+        Ok(self.get(Cf::Unapplied, doc.as_bytes())?.is_some())
+    }
+
+    /// Up to `limit` documents whose accepted changes wait to be applied,
+    /// in id order after `after`.
+    pub fn unapplied_after(
+        &self,
+        after: Option<&DocId>,
+        limit: usize,
+    ) -> Result<Vec<DocId>, StoreError> {
+        self.slice_after(Cf::Unapplied, after.map(DocId::as_bytes), limit, |id, _| {
+            DocId(Hash(id))
+        })
+    }
+
     pub fn doc_meta(&self, doc: &DocId) -> Result<Option<DocMeta>, StoreError> {
         match self.get(Cf::Docs, doc.as_bytes())? {
             Some(v) => Ok(Some(value::decode("docs", &v)?)),

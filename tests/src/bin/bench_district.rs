@@ -205,6 +205,32 @@ fn main() {
     let view = View::build(&replica);
     let view_build = t.elapsed();
 
+    // A hub: the same ingest with application deferred (verify, rules 1-7,
+    // synced store; no document built), then settled (rule 8: each
+    // document's changes applied in one call) as its daemon does when idle.
+    let store = Store::create(&tmp.path().join("db-hub")).expect("store");
+    let mut hub = Replica::open(store, data.root.public(), None).expect("replica");
+    hub.insert_records(data.records.clone()).expect("records");
+    hub.defer_application(true);
+    let t = Instant::now();
+    let mut hub_accepted = 0;
+    for batch in wire_batches(&data.docs, 4096) {
+        hub_accepted += hub.ingest(batch).expect("ingest").accepted.len();
+    }
+    let hub_ingest = t.elapsed();
+    assert_eq!(hub_accepted, n, "every generated change is accepted");
+    let t = Instant::now();
+    let settled = hub.settle(usize::MAX).expect("settle");
+    let hub_settle = t.elapsed();
+    assert_eq!(settled.changes, n);
+    assert!(settled.cut_off.is_empty());
+    assert_eq!(
+        hub.store().docs().expect("docs"),
+        replica.store().docs().expect("docs"),
+        "the hub holds, once settled, what the node that applied at once holds"
+    );
+    drop(hub);
+
     // A view node: the same ingest, the rows taken from each document as
     // ingest builds it and folded in after each call (as the daemon does).
     let store = Store::create(&tmp.path().join("db-view")).expect("store");
@@ -387,6 +413,8 @@ fn main() {
         "ingest": {
             "changes_per_s": rate(n, ingest),
             "with_view_changes_per_s": rate(n, ingest_all),
+            "hub_changes_per_s": rate(n, hub_ingest),
+            "hub_settle_s": hub_settle.as_secs_f64(),
             "ingest_s": ingest.as_secs_f64(),
             "view_build_s": view_build.as_secs_f64(),
             "one_doc_per_call_with_view_s": per_doc_s.as_secs_f64(),
@@ -401,6 +429,7 @@ fn main() {
         },
         "ratios": {
             "ingest_vs_verify": rate(n, ingest) / rate(n, raw_verify),
+            "hub_ingest_vs_verify": rate(n, hub_ingest) / rate(n, raw_verify),
             "verify_many_vs_verify_batch": rate(n, verify) / rate(n, raw_verify),
             "ingest_vs_rocksdb": rate(n, ingest) / rate(n, rocks_s),
             "ingest_with_view_vs_automerge": rate(n, ingest_all) / rate(n, automerge_t),
@@ -427,6 +456,14 @@ fn main() {
         out["ingest"]["with_view_changes_per_s"]
             .as_f64()
             .unwrap_or(0.0)
+    );
+    println!(
+        "hub ingest (verify + rules 1-7 + synced store, application deferred): {:.0} changes/s ({:.2} of verify_batch); settled afterwards in {:.2} s",
+        out["ingest"]["hub_changes_per_s"].as_f64().unwrap_or(0.0),
+        out["ratios"]["hub_ingest_vs_verify"]
+            .as_f64()
+            .unwrap_or(0.0),
+        hub_settle.as_secs_f64()
     );
     println!(
         "  one document per call, its rows refreshed after each (as a sync delivers them): {:.2} s ({:.0} changes/s)",

@@ -1,0 +1,178 @@
+//! Deferred application (PROTOCOL.md §4, rule 8). A node that keeps no view
+//! (a hub) may store what rules 1-7 accept without building the documents
+//! ([`Replica::defer_application`]); each such document is marked, and
+//! settling applies its accepted changes to automerge in one call, moving
+//! any change automerge cannot apply (and what depends on it) to quarantine
+//! as ingest would have. Until then the document holds the verdicts of
+//! rules 1-7; once settled, those of the whole rule: the same set, whatever
+//! the order of ingest and settling.
+
+use std::collections::BTreeSet;
+
+use automerge::Automerge;
+use gongjian_identity::{DocId, Hash};
+use gongjian_model::{ApplyOutcome, apply_accepted};
+use gongjian_store::{Batch, Durability};
+
+use crate::error::EngineError;
+use crate::ingest::{IngestReport, Staged, Unchecked};
+use crate::replica::Replica;
+
+/// What one [`Replica::settle`] step did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Settled {
+    /// Documents settled: every accepted change applied, marks cleared.
+    pub documents: usize,
+    /// Accepted changes applied to automerge.
+    pub changes: usize,
+    /// Documents where automerge refused changes: those moved to quarantine
+    /// and the accepted set shrank (peers and views must hear of it).
+    pub cut_off: Vec<DocId>,
+    /// Documents still wait (the step's budget ran out).
+    pub more: bool,
+}
+
+/// Documents read from the marks at a time.
+const SETTLE_SLICE: usize = 64;
+
+impl Replica {
+    /// Settles marked documents until about `max_changes` accepted changes
+    /// were applied (a document is never cut in two).
+    pub fn settle(&mut self, max_changes: usize) -> Result<Settled, EngineError> {
+        let mut out = Settled::default();
+        let mut after: Option<DocId> = None;
+        loop {
+            let docs = self.store.unapplied_after(after.as_ref(), SETTLE_SLICE)?;
+            let Some(last) = docs.last().copied() else {
+                return Ok(out);
+            };
+            // The marks of a slice are cleared in one commit (an error or a
+            // crash before it only settles those documents again).
+            let mut done = Batch::new();
+            for doc in docs {
+                if out.changes >= max_changes {
+                    out.more = true;
+                    break;
+                }
+                let (applied, cut) = self.settle_doc_into(&doc, &mut done)?;
+                out.documents += 1;
+                out.changes += applied;
+                if cut {
+                    out.cut_off.push(doc);
+                }
+            }
+            if !done.is_empty() {
+                self.store.commit_with(done, Durability::Relaxed)?;
+            }
+            if out.more {
+                return Ok(out);
+            }
+            after = Some(last);
+        }
+    }
+
+    /// Documents whose accepted changes wait to be applied (a walk of the
+    /// marks).
+    pub fn unapplied(&self) -> Result<usize, EngineError> {
+        let mut n = 0;
+        let mut after: Option<DocId> = None;
+        loop {
+            let docs = self.store.unapplied_after(after.as_ref(), 4096)?;
+            let Some(last) = docs.last().copied() else {
+                return Ok(n);
+            };
+            n += docs.len();
+            after = Some(last);
+        }
+    }
+
+    /// Settles one document if it is marked; true if its accepted set
+    /// shrank.
+    pub(crate) fn settle_doc(&mut self, doc: &DocId) -> Result<bool, EngineError> {
+        let mut done = Batch::new();
+        let (_, cut) = self.settle_doc_into(doc, &mut done)?;
+        if !done.is_empty() {
+            self.store.commit_with(done, Durability::Relaxed)?;
+        }
+        Ok(cut)
+    }
+
+    /// Settles `doc` if it is marked: the changes applied, whether its
+    /// accepted set shrank; its mark's clearing goes into `done`.
+    fn settle_doc_into(
+        &mut self,
+        doc: &DocId,
+        done: &mut Batch,
+    ) -> Result<(usize, bool), EngineError> {
+        if !self.store.is_unapplied(doc)? {
+            return Ok((0, false));
+        }
+        // Settling redoes work a crash would lose, nothing acknowledged:
+        // its commits need not wait for an fsync.
+        let deferred = std::mem::replace(&mut self.defer_apply, false);
+        let durability = std::mem::replace(&mut self.durability, Durability::Relaxed);
+        let out = self.settle_marked(doc, done);
+        self.defer_apply = deferred;
+        self.durability = durability;
+        out
+    }
+
+    fn settle_marked(
+        &mut self,
+        doc: &DocId,
+        done: &mut Batch,
+    ) -> Result<(usize, bool), EngineError> {
+        let mut failed: BTreeSet<Hash> = BTreeSet::new();
+        let mut cut = false;
+        loop {
+            let stored = self.store.doc_changes(doc)?;
+            let todo: Vec<(Hash, &[u8])> = stored.iter().map(|c| (c.hash(), c.chunk())).collect();
+            let mut am = Automerge::new();
+            match apply_accepted(&mut am, &todo, Automerge::new) {
+                ApplyOutcome::Applied => {
+                    let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+                    heads.sort();
+                    if let Some(meta) = self.store.doc_meta(doc)?
+                        && meta.heads != heads
+                    {
+                        // Cannot happen: once all apply, automerge's heads
+                        // are the hash links'. The scrub reports it.
+                        tracing::error!(doc = %doc.fmt_short(), "settled: automerge's heads differ from those stored");
+                    }
+                    done.clear_unapplied(doc);
+                    if cut && let Some(hook) = self.built.as_mut() {
+                        hook(&self.trust, doc, &heads, &mut am);
+                    }
+                    self.cache.put(*doc, am);
+                    return Ok((stored.len(), cut));
+                }
+                ApplyOutcome::Failed { hashes, reason } => {
+                    tracing::warn!(doc = %doc.fmt_short(), changes = hashes.len(), %reason, "quarantined on settling: automerge could not apply them");
+                    let before = failed.len();
+                    failed.extend(hashes);
+                    if failed.len() == before {
+                        // Named again after being quarantined: cannot
+                        // happen (they are no longer accepted); left marked
+                        // for the scrub and the log, not looped on.
+                        tracing::error!(doc = %doc.fmt_short(), "settling made no progress; left marked");
+                        return Ok((0, cut));
+                    }
+                    // The whole rule again, with what failed known: it
+                    // moves them and their descendants to quarantine.
+                    let mut report = IngestReport::default();
+                    let mut staged = Staged::default();
+                    self.process_doc(
+                        doc,
+                        Vec::new(),
+                        &Unchecked::new(),
+                        &failed,
+                        &mut report,
+                        &mut staged,
+                    )?;
+                    self.commit_staged(staged)?;
+                    cut = true;
+                }
+            }
+        }
+    }
+}
