@@ -249,13 +249,31 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
-/// `/v1/view/*` on a node that keeps no merged view: 503, saying why.
+/// Endpoints that need no merged view: a node without one (a relay hub)
+/// answers only these.
+const WITHOUT_VIEW: [&str; 10] = [
+    "/v1/node",
+    "/v1/status",
+    "/v1/docs",
+    "/v1/openapi.json",
+    "/v1/backup",
+    "/v1/bundles/",
+    "/v1/session",
+    "/v1/password",
+    "/v1/users",
+    "/v1/audit",
+];
+
+/// On a node that keeps no merged view, every endpoint that reads it (the
+/// view's queries, and the writes that name records through it): 503,
+/// saying why.
 async fn no_view(
     State(api): State<Api>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    if !api.keeps_view && req.uri().path().starts_with("/v1/view/") {
+    let path = req.uri().path();
+    if !api.keeps_view && !WITHOUT_VIEW.iter().any(|p| path.starts_with(p)) {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_view",

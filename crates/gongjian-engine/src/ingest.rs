@@ -496,6 +496,11 @@ impl Replica {
         }
         let mut staged = Staged::default();
         for (doc, new) in by_doc {
+            // Applying at once to a document whose application was
+            // deferred: settled first (rule 8 over what it holds).
+            if !self.defer_apply {
+                self.settle_doc(&doc)?;
+            }
             if !self.try_fast(&doc, &new, &mut report, &mut staged)? {
                 self.process_doc(
                     &doc,
@@ -525,6 +530,9 @@ impl Replica {
 
     /// Re-runs the rule over a document (after membership records changed).
     pub(crate) fn reevaluate(&mut self, doc: &DocId) -> Result<(), EngineError> {
+        if !self.defer_apply {
+            self.settle_doc(doc)?;
+        }
         let mut report = IngestReport::default();
         let mut staged = Staged::default();
         self.process_doc(
@@ -557,6 +565,17 @@ impl Replica {
         // Application is retried on every evaluation: a change that failed
         // may apply now that more changes are in (PROTOCOL.md, rule 8).
         let mut apply_failed: BTreeSet<Hash> = failed.clone();
+        if self.defer_apply {
+            // Deferred, a change automerge refused stays refused until
+            // settling tries it again (as the whole rule would at its next
+            // evaluation): rules 1-7 alone would accept it again.
+            apply_failed.extend(
+                quarantined
+                    .iter()
+                    .filter(|q| q.reason == APPLY_FAILED)
+                    .map(|q| q.change.hash()),
+            );
+        }
         let old_reasons: BTreeMap<Hash, String> = quarantined
             .iter()
             .map(|q| (q.change.hash(), q.reason.clone()))

@@ -46,6 +46,9 @@ pub struct Replica {
     /// Ingest stores accepted changes without applying them to automerge;
     /// [`Replica::settle`] applies them later ([`Replica::defer_application`]).
     pub(crate) defer_apply: bool,
+    /// Where [`Replica::settle`] goes on from (every marked document gets
+    /// its turn, however often the first ones are marked again).
+    pub(crate) settle_cursor: Option<DocId>,
 }
 
 /// A hook handed each document ingest builds: the trust it was judged
@@ -130,6 +133,7 @@ impl Replica {
             doc_compactions_held: false,
             built: None,
             defer_apply: false,
+            settle_cursor: None,
         };
         if pending {
             tracing::warn!("finishing an interrupted re-evaluation of documents");

@@ -15,7 +15,7 @@ use gongjian_model::{ApplyOutcome, apply_accepted};
 use gongjian_store::{Batch, Durability};
 
 use crate::error::EngineError;
-use crate::ingest::{IngestReport, Staged, Unchecked};
+use crate::ingest::{APPLY_FAILED, IngestReport, Staged, Unchecked};
 use crate::replica::Replica;
 
 /// What one [`Replica::settle`] step did.
@@ -25,8 +25,9 @@ pub struct Settled {
     pub documents: usize,
     /// Accepted changes applied to automerge.
     pub changes: usize,
-    /// Documents where automerge refused changes: those moved to quarantine
-    /// and the accepted set shrank (peers and views must hear of it).
+    /// Documents whose accepted set changed on settling (automerge refused
+    /// changes, moved to quarantine; or took again one it had refused):
+    /// peers and views must hear of it.
     pub cut_off: Vec<DocId>,
     /// Documents still wait (the step's budget ran out).
     pub more: bool,
@@ -37,28 +38,44 @@ const SETTLE_SLICE: usize = 64;
 
 impl Replica {
     /// Settles marked documents until about `max_changes` accepted changes
-    /// were applied (a document is never cut in two).
+    /// were applied (each document is built whole, never cut in two), going
+    /// on from where the last call stopped. A document that cannot be read
+    /// is logged and left marked for the next pass (the scrub finds it).
     pub fn settle(&mut self, max_changes: usize) -> Result<Settled, EngineError> {
         let mut out = Settled::default();
-        let mut after: Option<DocId> = None;
+        // Begun past the start: round to the start once at the end.
+        let mut wrap = self.settle_cursor.is_some();
         loop {
-            let docs = self.store.unapplied_after(after.as_ref(), SETTLE_SLICE)?;
-            let Some(last) = docs.last().copied() else {
+            let docs = self
+                .store
+                .unapplied_after(self.settle_cursor.as_ref(), SETTLE_SLICE)?;
+            if docs.is_empty() {
+                self.settle_cursor = None;
+                if std::mem::take(&mut wrap) {
+                    continue;
+                }
                 return Ok(out);
-            };
-            // The marks of a slice are cleared in one commit (an error or a
-            // crash before it only settles those documents again).
+            }
+            // The marks of a slice are cleared in one commit (a crash
+            // before it only settles those documents again).
             let mut done = Batch::new();
             for doc in docs {
                 if out.changes >= max_changes {
                     out.more = true;
                     break;
                 }
-                let (applied, cut) = self.settle_doc_into(&doc, &mut done)?;
-                out.documents += 1;
-                out.changes += applied;
-                if cut {
-                    out.cut_off.push(doc);
+                self.settle_cursor = Some(doc);
+                match self.settle_doc_into(&doc, &mut done) {
+                    Ok((applied, cut)) => {
+                        out.documents += 1;
+                        out.changes += applied;
+                        if cut {
+                            out.cut_off.push(doc);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(doc = %doc.fmt_short(), error = %e, "settling a document failed; left for the next pass");
+                    }
                 }
             }
             if !done.is_empty() {
@@ -67,7 +84,6 @@ impl Replica {
             if out.more {
                 return Ok(out);
             }
-            after = Some(last);
         }
     }
 
@@ -132,14 +148,38 @@ impl Replica {
                 ApplyOutcome::Applied => {
                     let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
                     heads.sort();
-                    if let Some(meta) = self.store.doc_meta(doc)?
-                        && meta.heads != heads
-                    {
+                    let meta = self.store.doc_meta(doc)?;
+                    if meta.as_ref().is_some_and(|m| m.heads != heads) {
                         // Cannot happen: once all apply, automerge's heads
                         // are the hash links'. The scrub reports it.
                         tracing::error!(doc = %doc.fmt_short(), "settled: automerge's heads differ from those stored");
                     }
                     done.clear_unapplied(doc);
+                    let refused_before = meta.as_ref().is_some_and(|m| m.quarantined > 0)
+                        && self
+                            .store
+                            .quarantined(doc)?
+                            .iter()
+                            .any(|q| q.reason == APPLY_FAILED);
+                    if refused_before {
+                        // As the whole rule does at every evaluation, what
+                        // automerge refused is tried again now that the
+                        // accepted changes all apply (a concurrent change
+                        // may have made the object it names).
+                        let mut report = IngestReport::default();
+                        let mut staged = Staged::default();
+                        self.process_doc(
+                            doc,
+                            Vec::new(),
+                            &Unchecked::new(),
+                            &BTreeSet::new(),
+                            &mut report,
+                            &mut staged,
+                        )?;
+                        self.commit_staged(staged)?;
+                        let after = self.store.doc_meta(doc)?.map(|m| m.heads);
+                        return Ok((stored.len(), cut || after != meta.map(|m| m.heads)));
+                    }
                     if cut && let Some(hook) = self.built.as_mut() {
                         hook(&self.trust, doc, &heads, &mut am);
                     }

@@ -83,8 +83,18 @@ impl Replica {
     /// Signs a heads announcement of this unit's documents if they moved
     /// since the last one this node holds; returns its hash.
     pub fn announce_heads(&mut self, now: u64) -> Result<Option<Hash>, EngineError> {
-        let local = self.local.as_ref().ok_or(EngineError::NoSecret)?;
-        let unit = local.unit;
+        let unit = self.local.as_ref().ok_or(EngineError::NoSecret)?.unit;
+        // Heads are announced settled (rule 8 run): an announcement is a
+        // signed record for good.
+        let own: Vec<DocId> = self
+            .trust
+            .documents()
+            .filter(|(_, g)| g.unit == unit)
+            .map(|(d, _)| *d)
+            .collect();
+        for doc in &own {
+            self.settle_doc(doc)?;
+        }
         let mut docs = Vec::new();
         for (doc, g) in self.trust.documents() {
             if g.unit == unit
@@ -99,6 +109,7 @@ impl Replica {
             return Ok(None);
         }
         let at = latest.map_or(now, |h| now.max(h.at.saturating_add(1)));
+        let local = self.local.as_ref().ok_or(EngineError::NoSecret)?;
         let record = HeadsAnnouncement { unit, docs, at }.sign(&local.secret);
         let hash = record.hash();
         self.insert_records(vec![record])?;

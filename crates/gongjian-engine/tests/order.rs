@@ -92,7 +92,9 @@ fn scenario() -> Scenario {
 /// an object that does not exist (automerge cannot apply it; rule 8), the
 /// second depends on it.
 fn unappliable(key: &Secret, doc: DocId, base: &SignedChange) -> (SignedChange, SignedChange) {
-    let mut a = Author::new(key, 7, doc);
+    // Epoch 0: its actor sorts before the one it depends on (the store lists
+    // a document's changes by actor, not in causal order).
+    let mut a = Author::new(key, 0, doc);
     a.merge(std::slice::from_ref(base));
     let first = a.put("k", "x");
     let second = a.put("k", "y");
@@ -302,4 +304,85 @@ fn a_deferred_node_holds_rules_1_to_7_until_settled_then_the_whole_rule() {
         .map(|q| (q.change.hash(), q.reason))
         .collect();
     assert_eq!(reasons, reference.quarantine);
+}
+
+/// A change whose op names an object made by a concurrent change (not in
+/// its causal past) is refused by automerge until that change is in, then
+/// taken (rule 8 is tried again at every evaluation): a deferred node, its
+/// settling between the two arrivals, ends as one that applied at once.
+#[test]
+fn a_change_refused_until_a_concurrent_one_arrives_is_taken_after_settling_too() {
+    use automerge::transaction::Transactable;
+    let fed = fed();
+    let g = genesis(fed.community_id, &fed.community, &[]);
+    let doc = DocId(g.hash());
+    let mut c = Author::new(&fed.community, 1, doc);
+    let c1 = c.put("标题", "一");
+    // Epoch 3 makes a map; epoch 4, having seen it, writes into it.
+    let mut y = Author::new(&fed.community, 3, doc);
+    y.merge(std::slice::from_ref(&c1));
+    let mut tx = y.doc.transaction();
+    let room = tx
+        .put_object(automerge::ROOT, "会议室", automerge::ObjType::Map)
+        .unwrap();
+    tx.commit();
+    let y1 = SignedChange::sign(
+        doc,
+        y.doc.get_last_local_change().unwrap().raw_bytes().to_vec(),
+        &fed.community,
+    )
+    .unwrap();
+    let mut x = Author::new(&fed.community, 4, doc);
+    x.merge(&[c1.clone(), y1.clone()]);
+    let mut tx = x.doc.transaction();
+    tx.put(&room, "预约", "周三").unwrap();
+    tx.commit();
+    let mut e = x.doc.get_last_local_change().unwrap().decode();
+    // Its dependency on the map's change taken away: concurrent with it.
+    e.deps = vec![automerge::ChangeHash(c1.hash().0)];
+    e.hash = None;
+    let x1 = SignedChange::sign(
+        doc,
+        automerge::Change::from(e).raw_bytes().to_vec(),
+        &fed.community,
+    )
+    .unwrap();
+
+    let outcome = |defer: bool| {
+        let dir = tempdir().unwrap();
+        let mut r = replica(dir.path(), &fed, None);
+        r.insert_records(vec![g.clone()]).unwrap();
+        r.defer_application(defer);
+        r.ingest(wire(&[c1.clone(), x1.clone()])).unwrap();
+        r.settle(usize::MAX).unwrap();
+        let refused: Vec<String> = r
+            .store()
+            .quarantined(&doc)
+            .unwrap()
+            .into_iter()
+            .map(|q| q.reason)
+            .collect();
+        r.ingest(wire(std::slice::from_ref(&y1))).unwrap();
+        r.settle(usize::MAX).unwrap();
+        assert_eq!(r.unapplied().unwrap(), 0);
+        let mut accepted: Vec<Hash> = r
+            .store()
+            .doc_changes(&doc)
+            .unwrap()
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        accepted.sort();
+        (
+            refused,
+            accepted,
+            heads(&r, &doc),
+            r.store().quarantined(&doc).unwrap().len(),
+        )
+    };
+    let eager = outcome(false);
+    assert_eq!(eager.0, vec!["apply-failed".to_owned()], "refused at first");
+    assert_eq!(eager.1.len(), 3, "taken once the map's change is in");
+    assert_eq!(eager.3, 0);
+    assert_eq!(outcome(true), eager);
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use automerge::{Automerge, Change};
+use automerge::{Automerge, Change, ReadDoc};
 use gongjian_identity::Hash;
 
 /// The result of applying accepted changes.
@@ -78,12 +78,12 @@ pub fn apply_accepted(
         let mut progress = false;
         let mut rest = Vec::new();
         for (hash, change) in todo {
-            // Never hand automerge a change whose dependency is set aside: it
-            // would queue it silently.
+            // Never hand automerge a change whose dependency is not in the
+            // document yet (set aside, or later in `changes`, which need
+            // not be in causal order): it would queue it silently, and
+            // the change that releases it would take the blame.
             if change.deps().iter().any(|d| failed.contains(&Hash(d.0)))
-                || rest
-                    .iter()
-                    .any(|(h, _): &(Hash, Change)| change.deps().iter().any(|d| d.0 == h.0))
+                || !doc.get_missing_deps(change.deps()).is_empty()
             {
                 rest.push((hash, change));
                 continue;
