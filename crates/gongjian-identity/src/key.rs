@@ -15,6 +15,8 @@ const TEXT_PREFIX: &str = "ed25519:";
 ///
 /// Construction always checks the point, so a `PublicKey` in hand is never of
 /// small order: weak keys are refused at every entry (text, records, files).
+/// It is torsion-free too, which `verify_many`'s batch equation relies on
+/// to agree with `verify_strict`: any new constructor must check it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PublicKey([u8; 32]);
 
