@@ -533,13 +533,23 @@ impl Replica {
         if !self.defer_apply {
             self.settle_doc(doc)?;
         }
+        self.judge_again(doc, &BTreeSet::new())
+    }
+
+    /// The full rule over what a document holds, `failed` known not to
+    /// apply; committed.
+    pub(crate) fn judge_again(
+        &mut self,
+        doc: &DocId,
+        failed: &BTreeSet<Hash>,
+    ) -> Result<(), EngineError> {
         let mut report = IngestReport::default();
         let mut staged = Staged::default();
         self.process_doc(
             doc,
             Vec::new(),
             &Unchecked::new(),
-            &BTreeSet::new(),
+            failed,
             &mut report,
             &mut staged,
         )?;

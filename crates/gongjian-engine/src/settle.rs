@@ -15,7 +15,7 @@ use gongjian_model::{ApplyOutcome, apply_accepted};
 use gongjian_store::{Batch, Durability};
 
 use crate::error::EngineError;
-use crate::ingest::{APPLY_FAILED, IngestReport, Staged, Unchecked};
+use crate::ingest::APPLY_FAILED;
 use crate::replica::Replica;
 
 /// What one [`Replica::settle`] step did.
@@ -166,17 +166,7 @@ impl Replica {
                         // automerge refused is tried again now that the
                         // accepted changes all apply (a concurrent change
                         // may have made the object it names).
-                        let mut report = IngestReport::default();
-                        let mut staged = Staged::default();
-                        self.process_doc(
-                            doc,
-                            Vec::new(),
-                            &Unchecked::new(),
-                            &BTreeSet::new(),
-                            &mut report,
-                            &mut staged,
-                        )?;
-                        self.commit_staged(staged)?;
+                        self.judge_again(doc, &BTreeSet::new())?;
                         let after = self.store.doc_meta(doc)?.map(|m| m.heads);
                         return Ok((stored.len(), cut || after != meta.map(|m| m.heads)));
                     }
@@ -199,17 +189,7 @@ impl Replica {
                     }
                     // The whole rule again, with what failed known: it
                     // moves them and their descendants to quarantine.
-                    let mut report = IngestReport::default();
-                    let mut staged = Staged::default();
-                    self.process_doc(
-                        doc,
-                        Vec::new(),
-                        &Unchecked::new(),
-                        &failed,
-                        &mut report,
-                        &mut staged,
-                    )?;
-                    self.commit_staged(staged)?;
+                    self.judge_again(doc, &failed)?;
                     cut = true;
                 }
             }
