@@ -45,7 +45,7 @@ pub struct Api {
     pub data_dir: Arc<std::path::PathBuf>,
     pub view: Arc<RwLock<View>>,
     /// False on a node configured without the merged view (`view = false`):
-    /// `/v1/view/*` answer 503.
+    /// every endpoint that reads it answers 503 `no_view` (`no_view`).
     pub keeps_view: bool,
     pub token: Arc<String>,
     pub me: Arc<Me>,

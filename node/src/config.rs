@@ -45,8 +45,8 @@ pub struct Config {
     pub scrub_docs_per_second: Option<u64>,
     /// Keep the merged view (default true). A hub that only stores and
     /// relays sets false: it applies received changes to automerge later,
-    /// when idle (`settle_changes_per_second`), and its `/v1/view/*`
-    /// answer 503.
+    /// when idle (`settle_changes_per_second`), and the endpoints that read
+    /// the view answer 503.
     #[serde(default)]
     pub view: Option<bool>,
     /// On a node without the view: received changes applied to automerge

@@ -282,9 +282,9 @@ async fn render(api: &Api) -> Result<String, ApiError> {
         );
         counter(
             &mut reg,
-            "settle_cut_off_documents",
-            "Documents where settling moved changes automerge cannot apply to quarantine",
-            st.settle.cut_off,
+            "settle_changed_documents",
+            "Documents whose accepted set settling changed (automerge refused changes, or took one it had refused)",
+            st.settle.changed,
         );
         counter(
             &mut reg,

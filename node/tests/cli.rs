@@ -773,6 +773,12 @@ fn config_check_with_environment_overrides() {
             "scrub_docs_per_second",
         ),
         ("GONGJIAN_LISTEN", "[\"not-a-multiaddr\"]", "multiaddr"),
+        (
+            "GONGJIAN_SETTLE_CHANGES_PER_SECOND",
+            "2000000",
+            "settle_changes_per_second",
+        ),
+        ("GONGJIAN_VIEW", "maybe", "VIEW"),
     ] {
         let out = bin()
             .args(["config", "check", "--data-dir", p(&t.community)])

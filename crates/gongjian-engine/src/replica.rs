@@ -383,8 +383,6 @@ impl Replica {
         Ok(docs)
     }
 
-    /// Runs `f` with ingest's commits relaxed (`Durability::Relaxed`): for
-    /// changes and records received by sync, which the peer can send again.
     /// Ingest stores what the rule accepts without applying it to automerge
     /// (`true`), for a node that keeps no view (a hub): the changes are
     /// judged by rules 1-7, stored, and their documents marked; rule 8 runs
@@ -395,6 +393,8 @@ impl Replica {
         self.defer_apply = on;
     }
 
+    /// Runs `f` with ingest's commits relaxed (`Durability::Relaxed`): for
+    /// changes and records received by sync, which the peer can send again.
     /// They are written and readable when ingest returns, survive the
     /// process being killed, and are fsync'd within
     /// [`gongjian_store::RELAXED_SYNC`] or by the next synced commit (the

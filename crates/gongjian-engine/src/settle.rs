@@ -28,7 +28,7 @@ pub struct Settled {
     /// Documents whose accepted set changed on settling (automerge refused
     /// changes, moved to quarantine; or took again one it had refused):
     /// peers and views must hear of it.
-    pub cut_off: Vec<DocId>,
+    pub changed: Vec<DocId>,
     /// Documents still wait (the step's budget ran out).
     pub more: bool,
 }
@@ -66,11 +66,11 @@ impl Replica {
                 }
                 self.settle_cursor = Some(doc);
                 match self.settle_doc_into(&doc, &mut done) {
-                    Ok((applied, cut)) => {
+                    Ok((applied, changed)) => {
                         out.documents += 1;
                         out.changes += applied;
-                        if cut {
-                            out.cut_off.push(doc);
+                        if changed {
+                            out.changed.push(doc);
                         }
                     }
                     Err(e) => {
@@ -102,19 +102,18 @@ impl Replica {
         }
     }
 
-    /// Settles one document if it is marked; true if its accepted set
-    /// shrank.
-    pub(crate) fn settle_doc(&mut self, doc: &DocId) -> Result<bool, EngineError> {
+    /// Settles one document if it is marked.
+    pub(crate) fn settle_doc(&mut self, doc: &DocId) -> Result<(), EngineError> {
         let mut done = Batch::new();
-        let (_, cut) = self.settle_doc_into(doc, &mut done)?;
+        self.settle_doc_into(doc, &mut done)?;
         if !done.is_empty() {
             self.store.commit_with(done, Durability::Relaxed)?;
         }
-        Ok(cut)
+        Ok(())
     }
 
     /// Settles `doc` if it is marked: the changes applied, whether its
-    /// accepted set shrank; its mark's clearing goes into `done`.
+    /// accepted set changed; its mark's clearing goes into `done`.
     fn settle_doc_into(
         &mut self,
         doc: &DocId,

@@ -73,8 +73,9 @@ pub struct SettleStatus {
     /// Documents settled: every accepted change applied to automerge.
     pub documents: u64,
     pub changes: u64,
-    /// Documents where automerge refused changes (moved to quarantine).
-    pub cut_off: u64,
+    /// Documents whose accepted set settling changed (automerge refused
+    /// changes, moved to quarantine; or took one it had refused).
+    pub changed: u64,
     /// Whether documents still wait to be settled (as of the last tick).
     pub waiting: bool,
 }

@@ -223,7 +223,7 @@ fn main() {
     let settled = hub.settle(usize::MAX).expect("settle");
     let hub_settle = t.elapsed();
     assert_eq!(settled.changes, n);
-    assert!(settled.cut_off.is_empty());
+    assert!(settled.changed.is_empty());
     assert_eq!(
         hub.store().docs().expect("docs"),
         replica.store().docs().expect("docs"),

@@ -4,8 +4,9 @@ use super::Actor;
 
 impl Actor {
     /// Applies up to `settle_per_tick` deferred changes to automerge
-    /// (`Replica::settle`). Documents where automerge refused changes lost
-    /// them to quarantine: peers and the view are told, as after ingest.
+    /// (`Replica::settle`). Documents whose accepted set changed (automerge
+    /// refused changes, or took one it had refused): peers and the view
+    /// are told, as after ingest.
     pub(super) fn settle(&mut self) {
         let n = self.timing.settle_per_tick;
         if n == 0 {
@@ -25,16 +26,16 @@ impl Actor {
                     let mut st = self.status.lock().expect("status lock");
                     st.settle.documents += s.documents as u64;
                     st.settle.changes += s.changes as u64;
-                    st.settle.cut_off += s.cut_off.len() as u64;
+                    st.settle.changed += s.changed.len() as u64;
                     st.settle.waiting = s.more;
                 }
-                if !s.cut_off.is_empty() {
+                if !s.changed.is_empty() {
                     tracing::warn!(
-                        documents = s.cut_off.len(),
-                        "settling moved changes automerge cannot apply to quarantine"
+                        documents = s.changed.len(),
+                        "settling changed what documents accept (automerge refused changes, or took one it had refused)"
                     );
-                    self.notify(&s.cut_off, None);
-                    self.observe(&s.cut_off);
+                    self.notify(&s.changed, None);
+                    self.observe(&s.changed);
                 }
             }
             Err(e) => tracing::error!(error = %e, "settling deferred documents failed"),
