@@ -447,14 +447,7 @@ fn apply_failures_do_not_depend_on_arrival_order() {
             let owned: Vec<SignedChange> = batch.into_iter().cloned().collect();
             r.ingest(wire(&owned)).unwrap();
         }
-        let mut accepted: Vec<Hash> = r
-            .store()
-            .doc_changes(&doc)
-            .unwrap()
-            .iter()
-            .map(|c| c.hash())
-            .collect();
-        accepted.sort();
+        let accepted = accepted(&r, &doc);
         outcomes.push((accepted, heads(&r, &doc)));
     }
     for o in &outcomes[1..] {

@@ -175,14 +175,7 @@ fn deliver(s: &Scenario, order: &[usize], batch_sizes: &[usize], apply: Apply) -
         assert!(!settled.more);
         assert_eq!(r.unapplied().unwrap(), 0);
     }
-    let mut accepted: Vec<Hash> = r
-        .store()
-        .doc_changes(&s.doc)
-        .unwrap()
-        .iter()
-        .map(|c| c.hash())
-        .collect();
-    accepted.sort();
+    let accepted = accepted(&r, &s.doc);
     Outcome {
         accepted,
         heads: heads(&r, &s.doc),
@@ -365,14 +358,7 @@ fn a_change_refused_until_a_concurrent_one_arrives_is_taken_after_settling_too()
         r.ingest(wire(std::slice::from_ref(&y1))).unwrap();
         r.settle(usize::MAX).unwrap();
         assert_eq!(r.unapplied().unwrap(), 0);
-        let mut accepted: Vec<Hash> = r
-            .store()
-            .doc_changes(&doc)
-            .unwrap()
-            .iter()
-            .map(|c| c.hash())
-            .collect();
-        accepted.sort();
+        let accepted = accepted(&r, &doc);
         (
             refused,
             accepted,

@@ -208,6 +208,19 @@ pub fn wire(changes: &[SignedChange]) -> Vec<Vec<u8>> {
     changes.iter().map(SignedChange::encode).collect()
 }
 
+/// The hashes of a document's accepted changes, sorted.
+pub fn accepted(r: &Replica, doc: &DocId) -> Vec<Hash> {
+    let mut out: Vec<Hash> = r
+        .store()
+        .doc_changes(doc)
+        .unwrap()
+        .iter()
+        .map(|c| c.hash())
+        .collect();
+    out.sort();
+    out
+}
+
 pub fn heads(r: &Replica, doc: &DocId) -> Vec<Hash> {
     r.store()
         .doc_meta(doc)
