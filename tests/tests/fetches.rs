@@ -377,3 +377,95 @@ fn a_malformed_change_in_a_message_is_penalised_and_counted() {
     let held = d2.store().doc_changes(&doc).unwrap().len();
     assert!(held < 5, "{held} changes held");
 }
+
+/// A document created just after its writer opened a session (as a
+/// community does at start): the round's records were reconciled before
+/// its genesis existed, so the peer cannot see the document the
+/// reconciliation of documents (or the writer's `Notify`) names. The peer
+/// asks for the genesis by the document's id and fetches the document in
+/// the same session, not at the next resync a minute later. As in the
+/// daemon, the writer dialled: its session leads, the peer's answers.
+#[test]
+fn a_document_created_after_the_records_round_reaches_the_peer_in_that_session() {
+    for notify in [false, true] {
+        let root = Secret::from_seed([1; 32]);
+        let d_secret = Secret::from_seed([2; 32]);
+        let s_secret = Secret::from_seed([3; 32]);
+        let certs = vec![
+            cert(&root, &d_secret, DISTRICT, UnitKind::District, None),
+            cert(
+                &root,
+                &s_secret,
+                STREETS[0],
+                UnitKind::Street,
+                Some(DISTRICT),
+            ),
+        ];
+        let (_ddir, mut writer) = replica(&root, &d_secret, DISTRICT);
+        writer.insert_records(certs.clone()).unwrap();
+        let (_sdir, mut street) = replica(&root, &s_secret, STREETS[0]);
+        street.insert_records(certs).unwrap();
+
+        let mut mine = Session::new(
+            STREETS[0].parse().unwrap(),
+            Role::Initiator,
+            PeerProgress::default(),
+        );
+        let mut theirs = Session::new(
+            DISTRICT.parse().unwrap(),
+            Role::Responder,
+            PeerProgress::default(),
+        );
+        let (mut to_writer, mut to_street) = (VecDeque::new(), VecDeque::new());
+        let sends = |outs: Vec<Output>, q: &mut VecDeque<Vec<u8>>, resync: &mut bool| {
+            for o in outs {
+                match o {
+                    Output::Send(m) => q.push_back(encode(&m)),
+                    Output::ResyncWanted => *resync = true,
+                    _ => {}
+                }
+            }
+        };
+        let mut resync = false;
+        let o = theirs.handle(&mut street, Input::Start, NOW).unwrap();
+        sends(o, &mut to_writer, &mut resync);
+        let o = mine.handle(&mut writer, Input::Start, NOW).unwrap();
+        sends(o, &mut to_street, &mut resync);
+        // The records round is open; now the document is written.
+        let doc = writer.create_document(DocType::Needs, NOW).unwrap();
+        writer
+            .local_change(&doc, NOW, |am| {
+                NeedsDoc(am).add("1", "楼道灯维修", "助老", "", NOW as i64)
+            })
+            .unwrap();
+        if notify {
+            let o = mine
+                .handle(&mut writer, Input::LocalChange(doc), NOW)
+                .unwrap();
+            sends(o, &mut to_street, &mut resync);
+        }
+        let mut steps = 0;
+        while !to_writer.is_empty() || !to_street.is_empty() {
+            steps += 1;
+            assert!(steps < 10_000, "the sync does not end");
+            if let Some(m) = to_street.pop_front() {
+                let o = theirs.handle(&mut street, Input::Message(m), NOW).unwrap();
+                sends(o, &mut to_writer, &mut resync);
+            }
+            if let Some(m) = to_writer.pop_front() {
+                let o = mine.handle(&mut writer, Input::Message(m), NOW).unwrap();
+                sends(o, &mut to_street, &mut resync);
+            }
+        }
+        assert!(mine.is_synced(), "notify {notify}");
+        assert!(!resync, "a resync was wanted (notify {notify})");
+        let heads = |r: &Replica| r.store().doc_meta(&doc).unwrap().map(|m| m.heads);
+        assert!(heads(&writer).is_some());
+        assert_eq!(
+            heads(&street),
+            heads(&writer),
+            "the street lacks the new document (notify {notify})"
+        );
+        assert_eq!(theirs.stats().records_received, 1, "the genesis, once");
+    }
+}

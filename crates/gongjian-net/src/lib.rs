@@ -186,6 +186,7 @@ impl Node {
             status: status.clone(),
             next_stream: Arc::new(AtomicU64::new(1)),
             reopens: Vec::new(),
+            retry: cmds_tx.downgrade(),
         };
         let swarm = tokio::spawn(task.run());
         let tick_tx = events_tx.clone();

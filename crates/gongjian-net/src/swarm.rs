@@ -203,6 +203,9 @@ pub(crate) struct SwarmTask {
     pub next_stream: Arc<AtomicU64>,
     /// Peers whose sync stream of ours ended, and when to open another.
     pub reopens: Vec<(Instant, PeerId)>,
+    /// Back to this task's own commands (weak: it does not keep them
+    /// open): a sync stream that failed to open is asked for again.
+    pub retry: mpsc::WeakUnboundedSender<SwarmCmd>,
 }
 
 impl SwarmTask {
@@ -342,13 +345,27 @@ impl SwarmTask {
         let events = self.events.clone();
         let next = self.next_stream.clone();
         let limits = StreamLimits::of(&self.cfg);
+        let retry = self.retry.clone();
         tokio::spawn(async move {
             match control.open_stream(peer, PROTOCOL).await {
                 Ok(stream) => {
                     spawn_stream(stream, peer, Role::Initiator, events, &next, limits).await
                 }
+                // A peer that does not speak the sync protocol: cut (the
+                // dialer backs off before it tries again).
+                Err(e @ libp2p_stream::OpenStreamError::UnsupportedProtocol(_)) => {
+                    tracing::warn!(%peer, error = %e, "opening the sync stream; disconnecting");
+                    if let Some(tx) = retry.upgrade() {
+                        let _ = tx.send(SwarmCmd::Disconnect(peer));
+                    }
+                }
                 Err(e) => {
-                    tracing::warn!(%peer, error = %e, "opening the sync stream")
+                    // Else the connection would stay up unsynced until it
+                    // idles out: opened again shortly, while it holds.
+                    tracing::warn!(%peer, error = %e, "opening the sync stream; trying again");
+                    if let Some(tx) = retry.upgrade() {
+                        let _ = tx.send(SwarmCmd::Reopen(peer));
+                    }
                 }
             }
         });

@@ -71,10 +71,7 @@ async fn admit(node: &gongjian_net::Node, s: &mut Stream, fed: &Fed, i: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_inputs_are_refused_and_penalised() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG"))
-        .with_test_writer()
-        .try_init();
+    logs();
     let fed = fed(60);
     let dir = tempfile::tempdir().unwrap();
     let street = fed.start(STREET, dir.path(), vec![]).await;
@@ -287,10 +284,7 @@ async fn quarantined(node: &gongjian_net::Node, doc: DocId) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_the_peer_may_not_write_and_a_flood_of_unknown_dependencies() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG"))
-        .with_test_writer()
-        .try_init();
+    logs();
     let fed = fed(61);
     let dir = tempfile::tempdir().unwrap();
     let street = fed.start(STREET, dir.path(), vec![]).await;

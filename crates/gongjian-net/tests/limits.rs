@@ -29,10 +29,7 @@ fn hello_of(fed: &Fed, i: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_past_the_limits_are_cut_and_honest_sync_goes_on() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG"))
-        .with_test_writer()
-        .try_init();
+    logs();
     let fed = fed(61);
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     // Small marks so a test can reach them: a peer is not read while 64 KiB
@@ -213,6 +210,7 @@ fn fill(fed: &Fed, i: usize, dir: &std::path::Path, docs: usize, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_sending_each_other_much_never_both_stop_reading() {
+    logs();
     // Each holds far more the other lacks than the read pause mark (16 KiB
     // here): requests wait on both sides while answers flow, and neither
     // is cut for not reading.
@@ -286,6 +284,7 @@ fn connected_strangers(node: &gongjian_net::Node) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_nobody_certified_cannot_hold_the_connection_slots() {
+    logs();
     // 16 inbound connections at most, of which 4 not yet admitted; a peer
     // has 60 s to be admitted, so what bounds the strangers here is the
     // eviction alone. Without it 30 strangers holding idle connections
@@ -350,6 +349,7 @@ async fn peers_nobody_certified_cannot_hold_the_connection_slots() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_stream_the_peer_dropped_is_opened_again() {
+    logs();
     // A bare libp2p peer the community dials: it takes the community's
     // sync stream and drops it, keeping the connection (as libp2p-stream
     // does with an inbound stream that finds its queue full). The
@@ -402,6 +402,45 @@ async fn a_sync_stream_the_peer_dropped_is_opened_again() {
     community.shutdown().await.unwrap();
 }
 
+/// A peer that does not speak the sync protocol (a misconfigured bootstrap
+/// address): the community's sync stream fails to open, and it cuts the
+/// connection rather than hold it unsynced until it idles out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_sync_protocol_is_cut() {
+    logs();
+    use futures::StreamExt as _;
+    let fed = fed(65);
+    let dir = tempfile::tempdir().unwrap();
+    let mut swarm = bare_swarm(&Secret::from_seed([78; 32]));
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            swarm.select_next_some().await
+        {
+            break address;
+        }
+    };
+    let community = fed.start(COMMUNITY_A, dir.path(), vec![addr]).await;
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut established = false;
+        loop {
+            match swarm.select_next_some().await {
+                libp2p::swarm::SwarmEvent::ConnectionEstablished { .. } => established = true,
+                libp2p::swarm::SwarmEvent::ConnectionClosed { peer_id, .. } if established => {
+                    break peer_id;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the community kept a connection it cannot sync on");
+    assert_eq!(closed, community.peer_id());
+    community.shutdown().await.unwrap();
+}
+
 /// Keeps `n` TCP connections from `from` to `to` open without sending a
 /// byte of handshake, opening another whenever the node closes one (each
 /// waits out the handshake timeout there, or is refused), until aborted.
@@ -440,6 +479,7 @@ fn silent_flood(
 /// the share, the flood holds every slot, refilled as each times out.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_hold_every_handshake_slot() {
+    logs();
     let fed = fed(64);
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let street = fed

@@ -63,10 +63,7 @@ async fn five(seed: u8) -> Net {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_nodes_converge_partition_heals_and_hub_forwards() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("GONGJIAN_LOG"))
-        .with_test_writer()
-        .try_init();
+    logs();
     let Net { fed, _dirs, nodes } = five(40).await;
     // Edits on each node.
     let mut owners: BTreeMap<DocId, usize> = BTreeMap::new();
@@ -179,6 +176,7 @@ async fn five_nodes_converge_partition_heals_and_hub_forwards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_community_syncs_with_its_street_over_quic() {
+    logs();
     let fed = fed(62);
     let (sd, cd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let street = fed
@@ -215,6 +213,7 @@ async fn a_community_syncs_with_its_street_over_quic() {
 /// its revocation all the same, from the street's hello.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_loses_its_open_session() {
+    logs();
     use gongjian_identity::{RecordBody, Revocation, RevocationCut, RevocationTarget};
     let fed = fed(63);
     let (sd, cd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -317,6 +316,7 @@ async fn a_revoked_key_loses_its_open_session() {
 /// whole from the community that wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nodes_own_scrub_drops_a_corrupt_document_and_fetches_it_again() {
+    logs();
     let fed = fed(63);
     let (sd, cd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let street = fed

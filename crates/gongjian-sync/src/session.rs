@@ -34,6 +34,8 @@ pub const MAX_ROUNDS: u32 = 256;
 pub const MAX_RECORDS_BYTES: usize = 4 << 20;
 /// Misbehaviours after which a session gives up on its peer.
 pub const MAX_MISBEHAVIOUR: u32 = 16;
+/// At most this many documents wait on their genesis asked for by hash.
+pub const MAX_GENESES_ASKED: usize = 4096;
 
 /// What became of received data, as the host's checked ingest reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -220,6 +222,11 @@ pub struct Session {
     fork_told: BTreeMap<DocId, [u8; 16]>,
     /// Documents whose answer in flight was announced by `Coming`.
     announced: BTreeSet<DocId>,
+    /// Documents the peer holds whose genesis record had not reached this
+    /// node (written after this round's records were reconciled): the
+    /// record is asked for by its hash, the document id, and the document
+    /// fetched once it is in.
+    geneses_asked: BTreeSet<DocId>,
     progress: PeerProgress,
     stats: SessionStats,
     limits: BatchLimits,
@@ -267,6 +274,7 @@ impl Session {
             in_flight: BTreeSet::new(),
             wanted: BTreeSet::new(),
             incomplete: BTreeMap::new(),
+            geneses_asked: BTreeSet::new(),
             fork_told: BTreeMap::new(),
             announced: BTreeSet::new(),
             progress,
@@ -494,6 +502,57 @@ impl Session {
         }
     }
 
+    /// Asks for the genesis records of `docs`, documents the peer holds
+    /// and this node does not know, by their ids (the records' hashes).
+    fn want_geneses<H: Host>(
+        &mut self,
+        host: &mut H,
+        docs: Vec<DocId>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        let mut ask = Vec::new();
+        for doc in docs {
+            if self.geneses_asked.len() >= MAX_GENESES_ASKED {
+                break; // the rest wait for the next round
+            }
+            if self.geneses_asked.contains(&doc) || host.has_record(&doc.0)? {
+                continue;
+            }
+            self.geneses_asked.insert(doc);
+            if self.claim(Fetch::Record(doc.0)) {
+                ask.push(doc.0);
+            } else {
+                self.deferred_records.insert(doc.0);
+            }
+        }
+        self.want_records(ask, out);
+        Ok(())
+    }
+
+    /// After records came in: the documents whose genesis is now here are
+    /// fetched; those whose genesis the peer did not send are let go.
+    fn geneses_arrived<H: Host>(&mut self, host: &mut H) -> Result<(), H::Error> {
+        if self.geneses_asked.is_empty() {
+            return Ok(());
+        }
+        for doc in std::mem::take(&mut self.geneses_asked) {
+            if host.visible(&doc, &self.peer)? {
+                if !self.in_flight.contains(&doc)
+                    && !self.queued.contains(&doc)
+                    && !self.deferred_docs.contains(&doc)
+                {
+                    self.wanted.remove(&doc);
+                    self.enqueue(doc);
+                }
+            } else if self.deferred_records.contains(&doc.0)
+                || self.records_asked.iter().any(|a| a.contains(&doc.0))
+            {
+                self.geneses_asked.insert(doc); // still on its way
+            }
+        }
+        Ok(())
+    }
+
     /// Sends wants up to the in-flight bound. What another session is
     /// fetching waits (deferred); woken (such a fetch ended), it is asked
     /// for again once this session's own asks are answered.
@@ -512,6 +571,7 @@ impl Session {
                 }
             }
             self.want_records(ask, out);
+            self.geneses_arrived(host)?;
         }
         if self.retry_docs && self.queue.is_empty() {
             self.retry_docs = false;
@@ -647,6 +707,7 @@ impl Session {
                         self.want_records(ask, out);
                     }
                     SetId::Docs => {
+                        let mut unknown = Vec::new();
                         for theirs in response.wanted {
                             // Of a document both hold in different states,
                             // the side with fewer accepted changes asks (both
@@ -657,8 +718,9 @@ impl Session {
                                 continue;
                             }
                             let doc = DocId(Hash(theirs.key));
-                            if host.visible(&doc, &self.peer)?
-                                && !self.in_flight.contains(&doc)
+                            if !host.visible(&doc, &self.peer)? {
+                                unknown.push(doc);
+                            } else if !self.in_flight.contains(&doc)
                                 && !self.queued.contains(&doc)
                                 && !self.deferred_docs.contains(&doc)
                             {
@@ -668,6 +730,7 @@ impl Session {
                                 self.enqueue(doc);
                             }
                         }
+                        self.want_geneses(host, unknown, out)?;
                     }
                 }
                 if !response.reply.is_empty() {
@@ -708,7 +771,7 @@ impl Session {
                     }
                 }
                 if records.is_empty() {
-                    return Ok(());
+                    return self.geneses_arrived(host);
                 }
                 let n = records.len() as u64;
                 let s = host.ingest_records(records)?;
@@ -722,6 +785,7 @@ impl Session {
                 if s.unknown > 0 && self.role == Role::Initiator {
                     out.push(Output::ResyncWanted);
                 }
+                self.geneses_arrived(host)?;
             }
             Message::Want { doc, have: entries } => {
                 let (have, back) = split_have(entries);
@@ -888,9 +952,13 @@ impl Session {
                 // The peer's state moved: a fork may be told again.
                 self.fork_told.remove(&doc);
                 if !host.visible(&doc, &self.peer)? {
-                    // Perhaps a document whose genesis has not reached us:
-                    // only a reconciliation brings it.
-                    if self.role == Role::Initiator {
+                    if !host.has_record(&doc.0)? {
+                        // A document whose genesis has not reached us (a
+                        // new one): asked for by its id, on either side.
+                        self.want_geneses(host, vec![doc], out)?;
+                    } else if self.role == Role::Initiator {
+                        // Held but not visible yet (what it rests on is
+                        // missing): a reconciliation brings that.
                         out.push(Output::ResyncWanted);
                     }
                     return Ok(());

@@ -288,6 +288,20 @@ pub async fn titles(node: &Node, doc: DocId) -> Vec<String> {
     .unwrap()
 }
 
+/// The nodes' logs into the test's captured output, shown if it fails:
+/// filtered by `GONGJIAN_LOG`, else the sync's info and everything's
+/// warnings.
+pub fn logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GONGJIAN_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,gongjian=info,gongjian_net=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Waits until `cond` holds, polling; panics with `what` after `secs`.
 pub async fn until<F, Fut>(secs: u64, what: &str, mut cond: F)
 where
