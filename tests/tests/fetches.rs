@@ -469,3 +469,64 @@ fn a_document_created_after_the_records_round_reaches_the_peer_in_that_session()
         assert_eq!(theirs.stats().records_received, 1, "the genesis, once");
     }
 }
+
+/// A peer naming a document it may not see learns nothing of whether this
+/// node holds it: the district, which holds a document of one street, is
+/// told of it by the other street and answers exactly as it does for an
+/// id nobody holds (it asks for the genesis by that id).
+#[test]
+fn naming_a_document_it_may_not_see_does_not_tell_the_peer_whether_it_is_held() {
+    use gongjian_sync::{Message, decode};
+    let root = Secret::from_seed([1; 32]);
+    let d_secret = Secret::from_seed([2; 32]);
+    let s_secrets = [Secret::from_seed([3; 32]), Secret::from_seed([4; 32])];
+    let mut certs = vec![cert(&root, &d_secret, DISTRICT, UnitKind::District, None)];
+    for (s, unit) in s_secrets.iter().zip(STREETS) {
+        certs.push(cert(&root, s, unit, UnitKind::Street, Some(DISTRICT)));
+    }
+    // The second street writes a document; the district holds it.
+    let (_wdir, mut writer) = replica(&root, &s_secrets[1], STREETS[1]);
+    writer.insert_records(certs.clone()).unwrap();
+    let held = writer.create_document(DocType::Needs, NOW).unwrap();
+    let (records, changes) = everything(&writer);
+    let (_ddir, mut district) = replica(&root, &d_secret, DISTRICT);
+    district.insert_records(records).unwrap();
+    district.ingest(changes).unwrap();
+    assert!(district.store().doc_meta(&held).unwrap().is_some());
+    let nobodys = gongjian_identity::DocId(gongjian_identity::Hash([7; 32]));
+
+    // What the district sends the first street when told of `doc`.
+    let mut answer = |doc: gongjian_identity::DocId| -> Vec<Message> {
+        let mut s = Session::new(
+            STREETS[0].parse().unwrap(),
+            Role::Responder,
+            PeerProgress::default(),
+        );
+        s.handle(&mut district, Input::Start, NOW).unwrap();
+        let notify = encode(&Message::Notify {
+            doc,
+            state: [1; 16],
+        });
+        s.handle(&mut district, Input::Message(notify), NOW)
+            .unwrap()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Send(m) => Some(decode(&encode(&m)).unwrap()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (for_held, for_nobodys) = (answer(held), answer(nobodys));
+    assert_eq!(
+        for_held,
+        vec![Message::WantRecords {
+            hashes: vec![held.0]
+        }]
+    );
+    assert_eq!(
+        for_nobodys,
+        vec![Message::WantRecords {
+            hashes: vec![nobodys.0]
+        }]
+    );
+}

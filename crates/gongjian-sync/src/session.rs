@@ -438,7 +438,11 @@ impl Session {
             self.wanted
                 .retain(|d| in_flight.contains(d) || queued.contains(d));
             self.deferred_docs.clear();
-            self.deferred_records.clear();
+            // Geneses waiting on a deferred record are let go with it (the
+            // new round's reconciliation names them again).
+            for h in std::mem::take(&mut self.deferred_records) {
+                self.geneses_asked.remove(&DocId(h));
+            }
             self.retry_docs = false;
             self.retry_records = false;
         } else if self.phase != Phase::Records || !self.awaiting.is_empty() {
@@ -502,20 +506,18 @@ impl Session {
         }
     }
 
-    /// Asks for the genesis records of `docs`, documents the peer holds
-    /// and this node does not know, by their ids (the records' hashes).
-    fn want_geneses<H: Host>(
-        &mut self,
-        host: &mut H,
-        docs: Vec<DocId>,
-        out: &mut Vec<Output>,
-    ) -> Result<(), H::Error> {
+    /// Asks for the genesis records of `docs`, documents the peer named
+    /// that this node cannot ask for, by their ids (the records' hashes).
+    /// Whether this node holds the record does not matter (a held one
+    /// comes again and is skipped): what it holds of documents the peer
+    /// may not see never shows in what it asks.
+    fn want_geneses(&mut self, docs: Vec<DocId>, out: &mut Vec<Output>) {
         let mut ask = Vec::new();
         for doc in docs {
             if self.geneses_asked.len() >= MAX_GENESES_ASKED {
                 break; // the rest wait for the next round
             }
-            if self.geneses_asked.contains(&doc) || host.has_record(&doc.0)? {
+            if self.geneses_asked.contains(&doc) {
                 continue;
             }
             self.geneses_asked.insert(doc);
@@ -526,28 +528,25 @@ impl Session {
             }
         }
         self.want_records(ask, out);
-        Ok(())
     }
 
-    /// After records came in: the documents whose genesis is now here are
-    /// fetched; those whose genesis the peer did not send are let go.
-    fn geneses_arrived<H: Host>(&mut self, host: &mut H) -> Result<(), H::Error> {
+    /// `hashes` were answered (or came from another peer): the documents
+    /// among them waiting on their genesis are fetched if they can be now,
+    /// else let go. Only the answered hashes are looked at.
+    fn geneses_answered<H: Host>(&mut self, host: &mut H, hashes: &[Hash]) -> Result<(), H::Error> {
         if self.geneses_asked.is_empty() {
             return Ok(());
         }
-        for doc in std::mem::take(&mut self.geneses_asked) {
-            if host.visible(&doc, &self.peer)? {
-                if !self.in_flight.contains(&doc)
-                    && !self.queued.contains(&doc)
-                    && !self.deferred_docs.contains(&doc)
-                {
-                    self.wanted.remove(&doc);
-                    self.enqueue(doc);
-                }
-            } else if self.deferred_records.contains(&doc.0)
-                || self.records_asked.iter().any(|a| a.contains(&doc.0))
+        for h in hashes {
+            let doc = DocId(*h);
+            if self.geneses_asked.remove(&doc)
+                && host.visible(&doc, &self.peer)?
+                && !self.in_flight.contains(&doc)
+                && !self.queued.contains(&doc)
+                && !self.deferred_docs.contains(&doc)
             {
-                self.geneses_asked.insert(doc); // still on its way
+                self.wanted.remove(&doc);
+                self.enqueue(doc);
             }
         }
         Ok(())
@@ -560,9 +559,11 @@ impl Session {
         if self.retry_records && self.records_awaited == 0 {
             self.retry_records = false;
             let mut ask = Vec::new();
+            let mut came = Vec::new();
             for h in std::mem::take(&mut self.deferred_records) {
                 if host.has_record(&h)? {
-                    continue; // it came from the other peer
+                    came.push(h); // it came from the other peer
+                    continue;
                 }
                 if self.claim(Fetch::Record(h)) {
                     ask.push(h);
@@ -571,7 +572,7 @@ impl Session {
                 }
             }
             self.want_records(ask, out);
-            self.geneses_arrived(host)?;
+            self.geneses_answered(host, &came)?;
         }
         if self.retry_docs && self.queue.is_empty() {
             self.retry_docs = false;
@@ -730,7 +731,7 @@ impl Session {
                                 self.enqueue(doc);
                             }
                         }
-                        self.want_geneses(host, unknown, out)?;
+                        self.want_geneses(unknown, out);
                     }
                 }
                 if !response.reply.is_empty() {
@@ -765,13 +766,12 @@ impl Session {
                     return Ok(());
                 }
                 self.records_awaited -= 1;
-                if let Some(asked) = self.records_asked.pop_front() {
-                    for h in asked {
-                        self.release(Fetch::Record(h));
-                    }
+                let asked = self.records_asked.pop_front().unwrap_or_default();
+                for h in &asked {
+                    self.release(Fetch::Record(*h));
                 }
                 if records.is_empty() {
-                    return self.geneses_arrived(host);
+                    return self.geneses_answered(host, &asked);
                 }
                 let n = records.len() as u64;
                 let s = host.ingest_records(records)?;
@@ -785,7 +785,7 @@ impl Session {
                 if s.unknown > 0 && self.role == Role::Initiator {
                     out.push(Output::ResyncWanted);
                 }
-                self.geneses_arrived(host)?;
+                self.geneses_answered(host, &asked)?;
             }
             Message::Want { doc, have: entries } => {
                 let (have, back) = split_have(entries);
@@ -952,13 +952,12 @@ impl Session {
                 // The peer's state moved: a fork may be told again.
                 self.fork_told.remove(&doc);
                 if !host.visible(&doc, &self.peer)? {
-                    if !host.has_record(&doc.0)? {
-                        // A document whose genesis has not reached us (a
-                        // new one): asked for by its id, on either side.
-                        self.want_geneses(host, vec![doc], out)?;
-                    } else if self.role == Role::Initiator {
-                        // Held but not visible yet (what it rests on is
-                        // missing): a reconciliation brings that.
+                    // Perhaps a document whose genesis has not reached us
+                    // (a new one): its genesis is asked for by its id, on
+                    // either side; an initiator also reconciles again, for
+                    // what else this node may lack to take it.
+                    self.want_geneses(vec![doc], out);
+                    if self.role == Role::Initiator {
                         out.push(Output::ResyncWanted);
                     }
                     return Ok(());
