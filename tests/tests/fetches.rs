@@ -529,4 +529,65 @@ fn naming_a_document_it_may_not_see_does_not_tell_the_peer_whether_it_is_held() 
             hashes: vec![nobodys.0]
         }]
     );
+    // With two sessions sharing the fetches (a peer may hold several
+    // streams): the second, told of it while the first asks, waits; once
+    // the first's ask was answered with nothing, it asks in turn, whether
+    // the record is held or not.
+    let mut retried = |doc: gongjian_identity::DocId| -> Vec<Message> {
+        let fetches = Fetches::new();
+        let mut two: Vec<Session> = (0..2)
+            .map(|_| {
+                Session::with_fetches(
+                    STREETS[0].parse().unwrap(),
+                    Role::Responder,
+                    PeerProgress::default(),
+                    &fetches,
+                )
+            })
+            .collect();
+        let notify = encode(&Message::Notify {
+            doc,
+            state: [1; 16],
+        });
+        let sent = |outs: Vec<Output>| -> Vec<Message> {
+            outs.into_iter()
+                .filter_map(|o| match o {
+                    Output::Send(m) => Some(m),
+                    _ => None,
+                })
+                .collect()
+        };
+        for s in &mut two {
+            s.handle(&mut district, Input::Start, NOW).unwrap();
+        }
+        let first = sent(
+            two[0]
+                .handle(&mut district, Input::Message(notify.clone()), NOW)
+                .unwrap(),
+        );
+        assert_eq!(first.len(), 1, "{first:?}");
+        let waiting = sent(
+            two[1]
+                .handle(&mut district, Input::Message(notify), NOW)
+                .unwrap(),
+        );
+        assert!(waiting.is_empty(), "{waiting:?}");
+        let none = encode(&Message::Records { records: vec![] });
+        two[0]
+            .handle(&mut district, Input::Message(none), NOW)
+            .unwrap();
+        sent(two[1].handle(&mut district, Input::Wake, NOW).unwrap())
+    };
+    assert_eq!(
+        retried(held),
+        vec![Message::WantRecords {
+            hashes: vec![held.0]
+        }]
+    );
+    assert_eq!(
+        retried(nobodys),
+        vec![Message::WantRecords {
+            hashes: vec![nobodys.0]
+        }]
+    );
 }

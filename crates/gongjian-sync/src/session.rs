@@ -561,7 +561,15 @@ impl Session {
             let mut ask = Vec::new();
             let mut came = Vec::new();
             for h in std::mem::take(&mut self.deferred_records) {
-                if host.has_record(&h)? {
+                // A genesis asked for counts as come only once its document
+                // can be asked for: whether the record is held must not
+                // change what is asked (the peer may not see it).
+                let here = if self.geneses_asked.contains(&DocId(h)) {
+                    host.visible(&DocId(h), &self.peer)?
+                } else {
+                    host.has_record(&h)?
+                };
+                if here {
                     came.push(h); // it came from the other peer
                     continue;
                 }
