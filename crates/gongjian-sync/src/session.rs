@@ -500,6 +500,23 @@ impl Session {
         Ok(())
     }
 
+    /// Whether `doc` is being fetched or waits to be (in flight, queued or
+    /// deferred behind another session's fetch).
+    fn fetching(&self, doc: &DocId) -> bool {
+        self.in_flight.contains(doc)
+            || self.queued.contains(doc)
+            || self.deferred_docs.contains(doc)
+    }
+
+    /// Fetches `doc` again, even if fetched earlier in this session (it
+    /// moved since), unless it is being fetched.
+    fn fetch_again(&mut self, doc: DocId) {
+        if !self.fetching(&doc) {
+            self.wanted.remove(&doc);
+            self.enqueue(doc);
+        }
+    }
+
     fn enqueue(&mut self, doc: DocId) {
         if self.wanted.insert(doc) && self.queued.insert(doc) {
             self.queue.push_back(doc);
@@ -539,14 +556,8 @@ impl Session {
         }
         for h in hashes {
             let doc = DocId(*h);
-            if self.geneses_asked.remove(&doc)
-                && host.visible(&doc, &self.peer)?
-                && !self.in_flight.contains(&doc)
-                && !self.queued.contains(&doc)
-                && !self.deferred_docs.contains(&doc)
-            {
-                self.wanted.remove(&doc);
-                self.enqueue(doc);
+            if self.geneses_asked.remove(&doc) && host.visible(&doc, &self.peer)? {
+                self.fetch_again(doc);
             }
         }
         Ok(())
@@ -727,16 +738,12 @@ impl Session {
                                 continue;
                             }
                             let doc = DocId(Hash(theirs.key));
-                            if !host.visible(&doc, &self.peer)? {
-                                unknown.push(doc);
-                            } else if !self.in_flight.contains(&doc)
-                                && !self.queued.contains(&doc)
-                                && !self.deferred_docs.contains(&doc)
-                            {
+                            if host.visible(&doc, &self.peer)? {
                                 // Fetched earlier in this session perhaps
                                 // (a later reconciliation): it moved since.
-                                self.wanted.remove(&doc);
-                                self.enqueue(doc);
+                                self.fetch_again(doc);
+                            } else {
+                                unknown.push(doc);
                             }
                         }
                         self.want_geneses(unknown, out);
@@ -839,11 +846,7 @@ impl Session {
                 // asker of a difference may be the side ahead, §8.3), or
                 // another change at an actor's seq (a fork: it sends its
                 // branch, and both are judged).
-                if held
-                    && !self.in_flight.contains(&doc)
-                    && !self.queued.contains(&doc)
-                    && !self.deferred_docs.contains(&doc)
-                {
+                if held && !self.fetching(&doc) {
                     let mine = host.have(&doc)?;
                     let ahead = have
                         .iter()
@@ -971,14 +974,8 @@ impl Session {
                     return Ok(());
                 }
                 let mine = host.doc_item(&doc, None)?;
-                if mine.is_none_or(|i| i.value != state)
-                    && !self.in_flight.contains(&doc)
-                    && !self.queued.contains(&doc)
-                    && !self.deferred_docs.contains(&doc)
-                {
-                    // Fetch again even if fetched earlier in this session.
-                    self.wanted.remove(&doc);
-                    self.enqueue(doc);
+                if mine.is_none_or(|i| i.value != state) {
+                    self.fetch_again(doc);
                 }
             }
         }
