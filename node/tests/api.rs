@@ -408,6 +408,16 @@ async fn api_end_to_end_on_two_daemons() {
     assert_eq!(digest_after["digest"], digest_before["digest"]);
 }
 
+/// `gongjian demo hubs --profile small --seed SEED EXTRA… --out OUT`, its
+/// ports from 30,000 up, apart per test by `salt` (tests run at once).
+fn demo_hubs(out: &std::path::Path, seed: &str, salt: u32, extra: &[&str]) -> serde_json::Value {
+    let port = (30_000 + ((std::process::id() + salt) % 20_000) as u16).to_string();
+    let mut args = vec!["demo", "hubs", "--profile", "small", "--seed", seed];
+    args.extend_from_slice(extra);
+    args.extend(["--out", p(out), "--port", &port]);
+    ok(&args)
+}
+
 /// `demo hubs`: a street hub holding what its street may see, and a
 /// district holding nothing but its own certificate; the district, started
 /// second, gets every document and change from the hub over libp2p.
@@ -415,19 +425,7 @@ async fn api_end_to_end_on_two_daemons() {
 async fn a_fresh_district_syncs_everything_from_its_street_hub() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("hubs");
-    let port = 30_000 + (std::process::id() % 20_000) as u16;
-    let setup = ok(&[
-        "demo",
-        "hubs",
-        "--profile",
-        "small",
-        "--seed",
-        "4",
-        "--out",
-        p(&out),
-        "--port",
-        &port.to_string(),
-    ]);
+    let setup = demo_hubs(&out, "4", 0, &[]);
     let hubs = setup["hubs"].as_array().unwrap();
     assert_eq!(hubs.len(), 1, "the small profile has one street: {setup}");
     assert_eq!(
@@ -474,19 +472,7 @@ async fn a_fresh_district_syncs_everything_from_its_street_hub() {
 async fn a_node_without_the_view_stores_then_settles_what_it_syncs() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("hubs");
-    let port = 30_000 + ((std::process::id() + 3_571) % 20_000) as u16;
-    let setup = ok(&[
-        "demo",
-        "hubs",
-        "--profile",
-        "small",
-        "--seed",
-        "5",
-        "--out",
-        p(&out),
-        "--port",
-        &port.to_string(),
-    ]);
+    let setup = demo_hubs(&out, "5", 3_571, &[]);
     let hubs = setup["hubs"].as_array().unwrap();
     let district_dir = std::path::Path::new(setup["district"].as_str().unwrap());
     let config = district_dir.join("config.toml");
@@ -537,21 +523,7 @@ async fn a_node_without_the_view_stores_then_settles_what_it_syncs() {
 async fn a_district_back_from_an_outage_gets_the_later_changes() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("hubs");
-    let port = 30_000 + ((std::process::id() + 7_919) % 20_000) as u16;
-    let setup = ok(&[
-        "demo",
-        "hubs",
-        "--profile",
-        "small",
-        "--seed",
-        "4",
-        "--later",
-        "0.05",
-        "--out",
-        p(&out),
-        "--port",
-        &port.to_string(),
-    ]);
+    let setup = demo_hubs(&out, "4", 7_919, &["--later", "0.05"]);
     let later = setup["later"]["changes"].as_u64().unwrap();
     assert!(later > 0, "{setup}");
     let hubs = setup["hubs"].as_array().unwrap();

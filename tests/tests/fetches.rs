@@ -34,6 +34,31 @@ fn cert(
     .sign(root)
 }
 
+/// The federation of these tests: the root, the district's key, the two
+/// streets' keys, and their certificates (the district's first).
+struct Fed {
+    root: Secret,
+    d_secret: Secret,
+    s_secrets: [Secret; 2],
+    certs: Vec<SignedRecord>,
+}
+
+fn fed() -> Fed {
+    let root = Secret::from_seed([1; 32]);
+    let d_secret = Secret::from_seed([2; 32]);
+    let s_secrets = [Secret::from_seed([3; 32]), Secret::from_seed([4; 32])];
+    let mut certs = vec![cert(&root, &d_secret, DISTRICT, UnitKind::District, None)];
+    for (s, unit) in s_secrets.iter().zip(STREETS) {
+        certs.push(cert(&root, s, unit, UnitKind::Street, Some(DISTRICT)));
+    }
+    Fed {
+        root,
+        d_secret,
+        s_secrets,
+        certs,
+    }
+}
+
 fn replica(root: &Secret, secret: &Secret, unit: &str) -> (tempfile::TempDir, Replica) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create(dir.path()).unwrap();
@@ -90,13 +115,12 @@ struct Outcome {
 /// both in one call ([`Replica::ingest_folded`]), each session then handed
 /// what became of its own ([`Prefolded`]).
 fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
-    let root = Secret::from_seed([1; 32]);
-    let d_secret = Secret::from_seed([2; 32]);
-    let s_secrets = [Secret::from_seed([3; 32]), Secret::from_seed([4; 32])];
-    let mut certs = vec![cert(&root, &d_secret, DISTRICT, UnitKind::District, None)];
-    for (s, unit) in s_secrets.iter().zip(STREETS) {
-        certs.push(cert(&root, s, unit, UnitKind::Street, Some(DISTRICT)));
-    }
+    let Fed {
+        root,
+        d_secret,
+        s_secrets,
+        certs,
+    } = fed();
     // The district writes three documents, then loses its store.
     let (_d1dir, mut d1) = replica(&root, &d_secret, DISTRICT);
     d1.insert_records(certs.clone()).unwrap();
@@ -281,19 +305,12 @@ fn shared_fetches_take_each_record_and_change_from_one_hub() {
 #[test]
 fn a_malformed_change_in_a_message_is_penalised_and_counted() {
     use gongjian_sync::{Message, decode};
-    let root = Secret::from_seed([1; 32]);
-    let d_secret = Secret::from_seed([2; 32]);
-    let s_secret = Secret::from_seed([3; 32]);
-    let certs = vec![
-        cert(&root, &d_secret, DISTRICT, UnitKind::District, None),
-        cert(
-            &root,
-            &s_secret,
-            STREETS[0],
-            UnitKind::Street,
-            Some(DISTRICT),
-        ),
-    ];
+    let Fed {
+        root,
+        d_secret,
+        s_secrets: [s_secret, _],
+        certs,
+    } = fed();
     let (_d1dir, mut d1) = replica(&root, &d_secret, DISTRICT);
     d1.insert_records(certs.clone()).unwrap();
     let doc = d1.create_document(DocType::Needs, NOW).unwrap();
@@ -388,19 +405,12 @@ fn a_malformed_change_in_a_message_is_penalised_and_counted() {
 #[test]
 fn a_document_created_after_the_records_round_reaches_the_peer_in_that_session() {
     for notify in [false, true] {
-        let root = Secret::from_seed([1; 32]);
-        let d_secret = Secret::from_seed([2; 32]);
-        let s_secret = Secret::from_seed([3; 32]);
-        let certs = vec![
-            cert(&root, &d_secret, DISTRICT, UnitKind::District, None),
-            cert(
-                &root,
-                &s_secret,
-                STREETS[0],
-                UnitKind::Street,
-                Some(DISTRICT),
-            ),
-        ];
+        let Fed {
+            root,
+            d_secret,
+            s_secrets: [s_secret, _],
+            certs,
+        } = fed();
         let (_ddir, mut writer) = replica(&root, &d_secret, DISTRICT);
         writer.insert_records(certs.clone()).unwrap();
         let (_sdir, mut street) = replica(&root, &s_secret, STREETS[0]);
@@ -477,13 +487,12 @@ fn a_document_created_after_the_records_round_reaches_the_peer_in_that_session()
 #[test]
 fn naming_a_document_it_may_not_see_does_not_tell_the_peer_whether_it_is_held() {
     use gongjian_sync::{Message, decode};
-    let root = Secret::from_seed([1; 32]);
-    let d_secret = Secret::from_seed([2; 32]);
-    let s_secrets = [Secret::from_seed([3; 32]), Secret::from_seed([4; 32])];
-    let mut certs = vec![cert(&root, &d_secret, DISTRICT, UnitKind::District, None)];
-    for (s, unit) in s_secrets.iter().zip(STREETS) {
-        certs.push(cert(&root, s, unit, UnitKind::Street, Some(DISTRICT)));
-    }
+    let Fed {
+        root,
+        d_secret,
+        s_secrets,
+        certs,
+    } = fed();
     // The second street writes a document; the district holds it.
     let (_wdir, mut writer) = replica(&root, &s_secrets[1], STREETS[1]);
     writer.insert_records(certs.clone()).unwrap();

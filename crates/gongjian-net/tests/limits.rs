@@ -358,18 +358,7 @@ async fn a_sync_stream_the_peer_dropped_is_opened_again() {
     use futures::StreamExt as _;
     let fed = fed(64);
     let dir = tempfile::tempdir().unwrap();
-    let secret = Secret::from_seed([77; 32]);
-    let mut swarm = bare_swarm(&secret);
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
-    let addr = loop {
-        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
-            swarm.select_next_some().await
-        {
-            break address;
-        }
-    };
+    let (mut swarm, addr) = listening_bare_swarm(&Secret::from_seed([77; 32])).await;
     let mut incoming = swarm
         .behaviour()
         .new_control()
@@ -411,17 +400,7 @@ async fn a_peer_without_the_sync_protocol_is_cut() {
     use futures::StreamExt as _;
     let fed = fed(65);
     let dir = tempfile::tempdir().unwrap();
-    let mut swarm = bare_swarm(&Secret::from_seed([78; 32]));
-    swarm
-        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
-        .unwrap();
-    let addr = loop {
-        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
-            swarm.select_next_some().await
-        {
-            break address;
-        }
-    };
+    let (mut swarm, addr) = listening_bare_swarm(&Secret::from_seed([78; 32])).await;
     let community = fed.start(COMMUNITY_A, dir.path(), vec![addr]).await;
     let closed = tokio::time::timeout(Duration::from_secs(15), async {
         let mut established = false;

@@ -188,13 +188,17 @@ fn main() {
         );
     }
 
+    // A node on a fresh store in `tmp/NAME`, holding the district's records.
+    let fresh = |name: &str| {
+        let store = Store::create(&tmp.path().join(name)).expect("store");
+        let mut r = Replica::open(store, data.root.public(), None).expect("replica");
+        r.insert_records(data.records.clone()).expect("records");
+        r
+    };
+
     // The product: a district node's ingest, then its view.
-    let store = Store::create(&tmp.path().join("db")).expect("store");
     let district = &data.units[0];
-    let mut replica = Replica::open(store, data.root.public(), None).expect("replica");
-    replica
-        .insert_records(data.records.clone())
-        .expect("records");
+    let mut replica = fresh("db");
     let t = Instant::now();
     let mut accepted = 0;
     for batch in wire_batches(&data.docs, 4096) {
@@ -214,10 +218,7 @@ fn main() {
     let mut hub_times = Vec::new();
     let mut hub = None;
     for k in 0..hub_runs.max(1) {
-        let dir = tmp.path().join(format!("db-hub-{k}"));
-        let store = Store::create(&dir).expect("store");
-        let mut r = Replica::open(store, data.root.public(), None).expect("replica");
-        r.insert_records(data.records.clone()).expect("records");
+        let mut r = fresh(&format!("db-hub-{k}"));
         r.defer_application(true);
         let t = Instant::now();
         let mut hub_accepted = 0;
@@ -226,8 +227,8 @@ fn main() {
         }
         hub_times.push(t.elapsed());
         assert_eq!(hub_accepted, n, "every generated change is accepted");
-        if let Some(old) = hub.replace(r) {
-            drop(old);
+        // The previous run's store, closed, is removed.
+        if hub.replace(r).is_some() {
             let _ = std::fs::remove_dir_all(tmp.path().join(format!("db-hub-{}", k - 1)));
         }
     }
@@ -248,11 +249,7 @@ fn main() {
 
     // A view node: the same ingest, the rows taken from each document as
     // ingest builds it and folded in after each call (as the daemon does).
-    let store = Store::create(&tmp.path().join("db-view")).expect("store");
-    let mut with_view = Replica::open(store, data.root.public(), None).expect("replica");
-    with_view
-        .insert_records(data.records.clone())
-        .expect("records");
+    let mut with_view = fresh("db-view");
     let pending = PendingRows::default();
     with_view.on_built(pending.hook());
     let mut folded_view = View::build(&with_view);
@@ -273,11 +270,7 @@ fn main() {
     // The same changes as a sync delivers them: one document per call
     // (one `Changes` frame each), its rows refreshed after each, as the
     // daemon's observer does.
-    let store = Store::create(&tmp.path().join("db-per-doc")).expect("store");
-    let mut per_doc = Replica::open(store, data.root.public(), None).expect("replica");
-    per_doc
-        .insert_records(data.records.clone())
-        .expect("records");
+    let mut per_doc = fresh("db-per-doc");
     let mut per_doc_view = View::build(&per_doc);
     let pending = PendingRows::default();
     per_doc.on_built(pending.hook());

@@ -334,6 +334,24 @@ pub fn bare_swarm(secret: &Secret) -> libp2p::Swarm<libp2p_stream::Behaviour> {
         .build()
 }
 
+/// A [`bare_swarm`] listening on 127.0.0.1, and its address.
+pub async fn listening_bare_swarm(
+    secret: &Secret,
+) -> (libp2p::Swarm<libp2p_stream::Behaviour>, Multiaddr) {
+    use futures::StreamExt as _;
+    let mut swarm = bare_swarm(secret);
+    swarm
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    loop {
+        if let libp2p::swarm::SwarmEvent::NewListenAddr { address, .. } =
+            swarm.select_next_some().await
+        {
+            return (swarm, address);
+        }
+    }
+}
+
 /// A bare libp2p client holding `secret`, connected to `peer`: its stream
 /// control, to open raw sync streams and misbehave on them.
 pub async fn attacker(
