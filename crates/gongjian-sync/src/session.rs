@@ -222,10 +222,10 @@ pub struct Session {
     fork_told: BTreeMap<DocId, [u8; 16]>,
     /// Documents whose answer in flight was announced by `Coming`.
     announced: BTreeSet<DocId>,
-    /// Documents the peer holds whose genesis record had not reached this
-    /// node (written after this round's records were reconciled): the
-    /// record is asked for by its hash, the document id, and the document
-    /// fetched once it is in.
+    /// Documents the peer named that this node cannot ask for (most often
+    /// their genesis, written after this round's records were reconciled,
+    /// is not here): the genesis is asked for by its hash, the document
+    /// id, and the document fetched once it can be.
     geneses_asked: BTreeSet<DocId>,
     progress: PeerProgress,
     stats: SessionStats,
@@ -534,10 +534,9 @@ impl Session {
             if self.geneses_asked.len() >= MAX_GENESES_ASKED {
                 break; // the rest wait for the next round
             }
-            if self.geneses_asked.contains(&doc) {
-                continue;
+            if !self.geneses_asked.insert(doc) {
+                continue; // asked already
             }
-            self.geneses_asked.insert(doc);
             if self.claim(Fetch::Record(doc.0)) {
                 ask.push(doc.0);
             } else {
