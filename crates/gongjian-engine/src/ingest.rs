@@ -179,6 +179,31 @@ fn over_capacity(
     over
 }
 
+/// From this many changes a call's wire encodings are decoded in two
+/// halves on two threads (when the machine has two cores).
+const PARALLEL_DECODE_MIN: usize = 1024;
+
+/// Decodes each change's wire encoding, in order.
+fn decode_all(wire: &[Vec<u8>]) -> Vec<Result<SignedChange, gongjian_identity::DecodeError>> {
+    let decode =
+        |part: &[Vec<u8>]| -> Vec<_> { part.iter().map(|b| SignedChange::decode(b)).collect() };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if wire.len() < PARALLEL_DECODE_MIN || cores < 2 {
+        return decode(wire);
+    }
+    let (first, second) = wire.split_at(wire.len() / 2);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| decode(second));
+        let mut out = decode(first);
+        out.extend(
+            other
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        );
+        out
+    })
+}
+
 /// Hashes reachable from signed changes through same-actor dependencies.
 pub(crate) fn vouched<'a>(changes: impl Iterator<Item = &'a SignedChange>) -> BTreeSet<Hash> {
     let by_hash: BTreeMap<Hash, &SignedChange> = changes.map(|c| (c.hash(), c)).collect();
@@ -346,16 +371,40 @@ pub(crate) type Unchecked = std::collections::HashMap<
     Vec<(gongjian_identity::PublicKey, gongjian_identity::Signature)>,
 >;
 
-/// What one ingest call writes and builds: every document's writes commit
-/// as one synced batch at the end of the call (one fsync, not one per
-/// document); the documents built go to the cache once that is durable.
+/// What one ingest call writes and builds: every document's writes are
+/// durable when the call returns (one fsync at the end, not one per
+/// document); the documents built go to the cache once they are. A large
+/// call hands its writes to the store's writer in parts as it goes
+/// ([`Staged::hand_over`]), so the writer stores one part while the next
+/// documents are judged; each document's writes stay in one part.
 #[derive(Default)]
 pub(crate) struct Staged {
     pub(crate) batch: Batch,
     docs: std::collections::VecDeque<(DocId, Automerge)>,
+    /// Parts handed to the writer, not yet waited for.
+    handed: Vec<gongjian_store::Pending>,
 }
 
+/// Writes staged from which they are handed to the store's writer before
+/// the call ends: about a thousand changes (each change is two writes).
+pub const HAND_OVER_WRITES: usize = 2048;
+
 impl Staged {
+    /// Between two documents: hands what is staged to the store's writer,
+    /// without waiting, once it holds [`HAND_OVER_WRITES`] writes. Written
+    /// relaxed: the call's last commit syncs them
+    /// ([`Replica::commit_staged`]). The documents of one call are
+    /// independent (each reads and writes only its own keys), so none
+    /// judged later depends on a part still being written.
+    pub(crate) fn hand_over(&mut self, store: &gongjian_store::Store) -> Result<(), EngineError> {
+        if self.batch.len() >= HAND_OVER_WRITES {
+            let part = std::mem::take(&mut self.batch);
+            self.handed
+                .push(store.submit_with(part, gongjian_store::Durability::Relaxed)?);
+        }
+        Ok(())
+    }
+
     /// Keeps a built document for the cache; only as many as the cache holds.
     pub(crate) fn doc(&mut self, doc: DocId, am: Automerge, cap: usize) {
         self.docs.push_back((doc, am));
@@ -415,8 +464,8 @@ impl Replica {
     fn ingest_inner(&mut self, wire: Vec<Vec<u8>>) -> Result<IngestReport, EngineError> {
         let mut report = IngestReport::default();
         let mut decoded: Vec<(usize, SignedChange)> = Vec::with_capacity(wire.len());
-        for (i, bytes) in wire.iter().enumerate() {
-            match SignedChange::decode(bytes) {
+        for (i, result) in decode_all(&wire).into_iter().enumerate() {
+            match result {
                 Ok(c) => decoded.push((i, c)),
                 Err(e) => report.invalid.push((i, e.into())),
             }
@@ -511,6 +560,7 @@ impl Replica {
                     &mut staged,
                 )?;
             }
+            staged.hand_over(&self.store)?;
         }
         self.commit_staged(staged)?;
         report.invalid.sort_by_key(|(i, _)| *i);
@@ -518,9 +568,22 @@ impl Replica {
     }
 
     /// Commits what documents staged (synced), then caches what they built.
+    /// The parts handed over before ([`Staged::hand_over`]) are waited for
+    /// too: the last part carries the call's durability, and a synced write
+    /// syncs the log up to it, so the parts before it with it (an empty last
+    /// part only asks for that sync).
     pub(crate) fn commit_staged(&mut self, staged: Staged) -> Result<(), EngineError> {
-        if !staged.batch.is_empty() {
-            self.store.commit_with(staged.batch, self.durability)?;
+        if !staged.batch.is_empty() || !staged.handed.is_empty() {
+            let last = self.store.submit_with(staged.batch, self.durability)?;
+            let mut first_error = None;
+            for part in staged.handed.into_iter().chain([last]) {
+                if let Err(e) = part.wait() {
+                    first_error.get_or_insert(e);
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e.into());
+            }
         }
         for (doc, am) in staged.docs {
             self.cache.put(doc, am);

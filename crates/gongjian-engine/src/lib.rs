@@ -22,7 +22,9 @@ pub use bundle::{
     MAX_BUNDLE_BYTES, PeerState,
 };
 pub use error::{EngineError, InvalidChange};
-pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
+pub use ingest::{
+    CHECKPOINT_BYTES, CHECKPOINT_SEQ, HAND_OVER_WRITES, IngestCounters, IngestReport,
+};
 pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};
 pub use settle::Settled;

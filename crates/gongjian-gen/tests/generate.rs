@@ -118,3 +118,83 @@ fn a_small_district_is_accepted_whole_and_viewed() {
     let grids = view.grids(&district);
     assert!(!grids.is_empty());
 }
+
+/// A call larger than [`gongjian_engine::HAND_OVER_WRITES`] hands its
+/// writes to the store's writer in parts while it judges the next
+/// documents: what it stores, and what a reopened store holds, must be
+/// what one document per call stores, on a node that applies at once and
+/// on a hub that defers application and settles later.
+#[test]
+fn a_call_stored_in_parts_holds_what_one_document_per_call_holds() {
+    let d = generate(&Profile::district().scaled(0.3), 5, NOW).unwrap();
+    let per_doc: Vec<Vec<Vec<u8>>> = d
+        .docs
+        .iter()
+        .map(|x| x.changes.iter().map(|c| c.encode()).collect())
+        .collect();
+    let all: Vec<Vec<u8>> = per_doc.iter().flatten().cloned().collect();
+    // Two writes a change: the call is handed over in several parts.
+    assert!(
+        2 * all.len() > 2 * gongjian_engine::HAND_OVER_WRITES,
+        "{} changes",
+        all.len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| {
+        let mut r = Replica::open(
+            Store::create(&dir.path().join(name)).unwrap(),
+            d.root.public(),
+            None,
+        )
+        .unwrap();
+        r.insert_records(d.records.clone()).unwrap();
+        r
+    };
+    // What each document holds: its metadata and its changes' hashes.
+    let held = |s: &Store| {
+        s.docs()
+            .unwrap()
+            .into_iter()
+            .map(|(doc, meta)| {
+                let mut hashes: Vec<_> = s
+                    .doc_changes(&doc)
+                    .unwrap()
+                    .iter()
+                    .map(|c| (c.hash(), c.signature().is_some()))
+                    .collect();
+                hashes.sort();
+                (doc, format!("{meta:?}"), hashes)
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let mut one_by_one = open("one-by-one");
+    for changes in &per_doc {
+        let report = one_by_one.ingest(changes.clone()).unwrap();
+        assert_eq!(report.accepted.len(), changes.len());
+    }
+    let expected = held(one_by_one.store());
+    assert_eq!(expected.len(), d.docs.len());
+
+    let mut at_once = open("at-once");
+    let report = at_once.ingest(all.clone()).unwrap();
+    assert!(report.invalid.is_empty(), "{:?}", report.invalid.first());
+    assert_eq!(report.accepted.len(), all.len());
+    assert_eq!(held(at_once.store()), expected, "one call, applied at once");
+
+    let mut hub = open("hub");
+    hub.defer_application(true);
+    let report = hub.ingest(all.clone()).unwrap();
+    assert_eq!(report.accepted.len(), all.len());
+    assert_eq!(hub.settle(usize::MAX).unwrap().changes, all.len());
+    assert_eq!(
+        held(hub.store()),
+        expected,
+        "one call, application deferred"
+    );
+
+    // Reopened: every part of the call is in the store.
+    drop(at_once);
+    let reopened = Store::open(&dir.path().join("at-once")).unwrap();
+    assert_eq!(held(&reopened), expected, "reopened");
+}
