@@ -405,6 +405,16 @@ impl Staged {
         Ok(())
     }
 
+    /// Waits for the parts handed over, whatever became of them (a call
+    /// that fails returns its own error).
+    fn wait_handed(&mut self) {
+        for part in self.handed.drain(..) {
+            if let Err(e) = part.wait() {
+                tracing::error!(error = %e, "a part of a failed ingest call was not written");
+            }
+        }
+    }
+
     /// Keeps a built document for the cache; only as many as the cache holds.
     pub(crate) fn doc(&mut self, doc: DocId, am: Automerge, cap: usize) {
         self.docs.push_back((doc, am));
@@ -544,27 +554,39 @@ impl Replica {
             by_doc.entry(*c.doc()).or_default().push((i, c));
         }
         let mut staged = Staged::default();
+        if let Err(e) = self.judge_docs(by_doc, &unchecked, &mut report, &mut staged) {
+            // Parts handed over are written all the same: waited for, so
+            // nothing of the call is still being written when the caller
+            // tries again (a retry finds them held).
+            staged.wait_handed();
+            return Err(e);
+        }
+        self.commit_staged(staged)?;
+        report.invalid.sort_by_key(|(i, _)| *i);
+        Ok(report)
+    }
+
+    /// Judges each document's new changes (the fast path, else the whole
+    /// rule), staging what to write; parts handed to the writer as it goes.
+    fn judge_docs(
+        &mut self,
+        by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>>,
+        unchecked: &Unchecked,
+        report: &mut IngestReport,
+        staged: &mut Staged,
+    ) -> Result<(), EngineError> {
         for (doc, new) in by_doc {
             // Applying at once to a document whose application was
             // deferred: settled first (rule 8 over what it holds).
             if !self.defer_apply {
                 self.settle_doc(&doc)?;
             }
-            if !self.try_fast(&doc, &new, &mut report, &mut staged)? {
-                self.process_doc(
-                    &doc,
-                    new,
-                    &unchecked,
-                    &BTreeSet::new(),
-                    &mut report,
-                    &mut staged,
-                )?;
+            if !self.try_fast(&doc, &new, report, staged)? {
+                self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
             }
             staged.hand_over(&self.store)?;
         }
-        self.commit_staged(staged)?;
-        report.invalid.sort_by_key(|(i, _)| *i);
-        Ok(report)
+        Ok(())
     }
 
     /// Commits what documents staged (synced), then caches what they built.
