@@ -135,6 +135,12 @@ async fn render(api: &Api) -> Result<String, ApiError> {
     );
     counter(
         &mut reg,
+        "ingest_parts_handed",
+        "Parts of large ingest calls handed to the store's writer before the call ended",
+        counters.parts_handed,
+    );
+    counter(
+        &mut reg,
         "changes_pending",
         "Changes quarantined waiting for dependencies or a genesis",
         counters.pending,

@@ -48,6 +48,9 @@ pub struct IngestCounters {
     pub rejected: std::collections::BTreeMap<&'static str, u64>,
     /// Refused before the rule (nothing stored), by reason.
     pub invalid: std::collections::BTreeMap<&'static str, u64>,
+    /// Parts of large calls handed to the store's writer before the call
+    /// ended ([`HAND_OVER_WRITES`]).
+    pub parts_handed: u64,
 }
 
 /// A short, stable label of a rejection, for metrics.
@@ -187,13 +190,18 @@ const PARALLEL_DECODE_MIN: usize = 1024;
 fn decode_all(wire: &[Vec<u8>]) -> Vec<Result<SignedChange, gongjian_identity::DecodeError>> {
     let decode =
         |part: &[Vec<u8>]| -> Vec<_> { part.iter().map(|b| SignedChange::decode(b)).collect() };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if wire.len() < PARALLEL_DECODE_MIN || cores < 2 {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if wire.len() < PARALLEL_DECODE_MIN
+        || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) < 2
+    {
         return decode(wire);
     }
     let (first, second) = wire.split_at(wire.len() / 2);
     std::thread::scope(|s| {
-        let other = s.spawn(|| decode(second));
+        // A thread that cannot be made leaves the work on this one.
+        let Ok(other) = std::thread::Builder::new().spawn_scoped(s, || decode(second)) else {
+            return decode(wire);
+        };
         let mut out = decode(first);
         out.extend(
             other
@@ -386,8 +394,10 @@ pub(crate) struct Staged {
 }
 
 /// Writes staged from which they are handed to the store's writer before
-/// the call ends: about a thousand changes (each change is two writes).
-pub const HAND_OVER_WRITES: usize = 2048;
+/// the call ends: about a thousand changes (each change is three writes:
+/// the change, its (doc, actor, seq) index entry, its quarantine entry
+/// deleted).
+pub const HAND_OVER_WRITES: usize = 3072;
 
 impl Staged {
     /// Between two documents: hands what is staged to the store's writer,
@@ -558,9 +568,11 @@ impl Replica {
             // Parts handed over are written all the same: waited for, so
             // nothing of the call is still being written when the caller
             // tries again (a retry finds them held).
+            self.counters.parts_handed += staged.handed.len() as u64;
             staged.wait_handed();
             return Err(e);
         }
+        self.counters.parts_handed += staged.handed.len() as u64;
         self.commit_staged(staged)?;
         report.invalid.sort_by_key(|(i, _)| *i);
         Ok(report)
@@ -575,7 +587,8 @@ impl Replica {
         report: &mut IngestReport,
         staged: &mut Staged,
     ) -> Result<(), EngineError> {
-        for (doc, new) in by_doc {
+        let mut docs = by_doc.into_iter().peekable();
+        while let Some((doc, new)) = docs.next() {
             // Applying at once to a document whose application was
             // deferred: settled first (rule 8 over what it holds).
             if !self.defer_apply {
@@ -584,7 +597,10 @@ impl Replica {
             if !self.try_fast(&doc, &new, report, staged)? {
                 self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
             }
-            staged.hand_over(&self.store)?;
+            // After the last document the call commits at once.
+            if docs.peek().is_some() {
+                staged.hand_over(&self.store)?;
+            }
         }
         Ok(())
     }

@@ -133,9 +133,9 @@ fn a_call_stored_in_parts_holds_what_one_document_per_call_holds() {
         .map(|x| x.changes.iter().map(|c| c.encode()).collect())
         .collect();
     let all: Vec<Vec<u8>> = per_doc.iter().flatten().cloned().collect();
-    // Two writes a change: the call is handed over in several parts.
+    // Three writes a change: the call is handed over in several parts.
     assert!(
-        2 * all.len() > 2 * gongjian_engine::HAND_OVER_WRITES,
+        3 * all.len() > 2 * gongjian_engine::HAND_OVER_WRITES,
         "{} changes",
         all.len()
     );
@@ -181,11 +181,18 @@ fn a_call_stored_in_parts_holds_what_one_document_per_call_holds() {
     assert!(report.invalid.is_empty(), "{:?}", report.invalid.first());
     assert_eq!(report.accepted.len(), all.len());
     assert_eq!(held(at_once.store()), expected, "one call, applied at once");
+    assert!(
+        at_once.counters().parts_handed >= 2,
+        "{:?}",
+        at_once.counters()
+    );
+    assert_eq!(one_by_one.counters().parts_handed, 0);
 
     let mut hub = open("hub");
     hub.defer_application(true);
     let report = hub.ingest(all.clone()).unwrap();
     assert_eq!(report.accepted.len(), all.len());
+    assert!(hub.counters().parts_handed >= 2);
     assert_eq!(hub.settle(usize::MAX).unwrap().changes, all.len());
     assert_eq!(
         held(hub.store()),
