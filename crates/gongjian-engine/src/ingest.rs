@@ -490,7 +490,7 @@ impl Replica {
                 Err(e) => report.invalid.push((i, e.into())),
             }
         }
-        self.ingest_checked(decoded, report, &[0])
+        self.ingest_checked(decoded, report, &[0], true)
     }
 
     /// Ingests changes already decoded (as sync reads them from their
@@ -509,18 +509,24 @@ impl Replica {
             decoded.extend(f);
         }
         let decoded = decoded.into_iter().enumerate().collect();
-        let report = self.ingest_checked(decoded, IngestReport::default(), &starts)?;
+        let report = self.ingest_checked(decoded, IngestReport::default(), &starts, false)?;
         self.counters.count(&report);
         Ok(report)
     }
 
     /// Ingest from decoded changes on, each with its index in the call;
     /// `starts`: where each frame begins (`&[0]` for one).
+    /// `parts`: whether a large call may hand its writes over in parts
+    /// ([`Staged::hand_over`]). Not for what sync receives: a folded call
+    /// that fails is ingested again frame by frame, and each session must
+    /// then find its changes new, not partly stored (what it fetches next
+    /// follows from what its frame got in).
     fn ingest_checked(
         &mut self,
         mut decoded: Vec<(usize, SignedChange)>,
         mut report: IngestReport,
         starts: &[usize],
+        parts: bool,
     ) -> Result<IngestReport, EngineError> {
         let (mut bad, unchecked) = check_signatures(&mut decoded, starts);
         let mut by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>> = BTreeMap::new();
@@ -564,7 +570,7 @@ impl Replica {
             by_doc.entry(*c.doc()).or_default().push((i, c));
         }
         let mut staged = Staged::default();
-        if let Err(e) = self.judge_docs(by_doc, &unchecked, &mut report, &mut staged) {
+        if let Err(e) = self.judge_docs(by_doc, &unchecked, &mut report, &mut staged, parts) {
             // Parts handed over are written all the same: waited for, so
             // nothing of the call is still being written when the caller
             // tries again (a retry finds them held).
@@ -586,6 +592,7 @@ impl Replica {
         unchecked: &Unchecked,
         report: &mut IngestReport,
         staged: &mut Staged,
+        parts: bool,
     ) -> Result<(), EngineError> {
         let mut docs = by_doc.into_iter().peekable();
         while let Some((doc, new)) = docs.next() {
@@ -598,7 +605,7 @@ impl Replica {
                 self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
             }
             // After the last document the call commits at once.
-            if docs.peek().is_some() {
+            if parts && docs.peek().is_some() {
                 staged.hand_over(&self.store)?;
             }
         }
@@ -612,7 +619,17 @@ impl Replica {
     /// part only asks for that sync).
     pub(crate) fn commit_staged(&mut self, staged: Staged) -> Result<(), EngineError> {
         if !staged.batch.is_empty() || !staged.handed.is_empty() {
-            let last = self.store.submit_with(staged.batch, self.durability)?;
+            let last = match self.store.submit_with(staged.batch, self.durability) {
+                Ok(last) => last,
+                Err(e) => {
+                    let mut staged = Staged {
+                        handed: staged.handed,
+                        ..Default::default()
+                    };
+                    staged.wait_handed();
+                    return Err(e.into());
+                }
+            };
             let mut first_error = None;
             for part in staged.handed.into_iter().chain([last]) {
                 if let Err(e) = part.wait() {

@@ -83,20 +83,8 @@ impl Actor {
                     }
                     self.observe_frames(changed);
                 }
-                // Each session ingests its own again, and reports it. A
-                // call that failed may have stored parts (a large call
-                // hands its writes over as it goes), which the retry finds
-                // held and does not report: the view and the other peers
-                // hear of every document of the call.
-                Err(e) => {
-                    tracing::error!(error = %e, "ingesting frames together");
-                    let mut changed = Vec::new();
-                    for (i, _, doc) in &which {
-                        self.notify(&[*doc], Some(frames[*i].stream));
-                        changed.push((*doc, Some(frames[*i].at)));
-                    }
-                    self.observe_frames(changed);
-                }
+                // Each session ingests its own again, and reports it.
+                Err(e) => tracing::error!(error = %e, "ingesting frames together"),
             }
         }
         for (f, done) in frames.into_iter().zip(ahead) {
