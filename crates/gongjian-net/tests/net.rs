@@ -17,18 +17,25 @@ async fn converged(nodes: &[Node], fed: &Fed, owners: &BTreeMap<DocId, usize>) -
     for n in nodes {
         held.push(holdings(n).await);
     }
+    let units: Vec<_> = fed.members.iter().map(|m| m.unit).collect();
     for (doc, owner) in owners {
         let Some(want) = held[*owner].get(doc) else {
             return false;
         };
+        // The owner judges who may see its document once it knows the
+        // whole tree; before, a unit it has not yet heard of looks outside
+        // every audience.
+        if !knows_units(&nodes[*owner], units.clone()).await {
+            return false;
+        }
         for (i, h) in held.iter().enumerate() {
             let entitled = may_see(&nodes[*owner], fed.members[i].unit, *doc).await;
             match (entitled, h.get(doc)) {
                 (true, Some(heads)) if heads == want => {}
                 (false, None) => {}
                 (false, Some(_)) => panic!(
-                    "{} holds a document outside its audience",
-                    fed.members[i].name
+                    "{} holds {}'s document, outside its audience",
+                    fed.members[i].name, fed.members[*owner].name
                 ),
                 _ => return false,
             }

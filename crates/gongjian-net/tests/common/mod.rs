@@ -271,6 +271,16 @@ pub async fn may_see(judge: &Node, viewer: UnitId, doc: DocId) -> bool {
         .unwrap()
 }
 
+/// Whether `judge` holds a valid certificate of every unit of `units`:
+/// only then does its [`may_see`] say what the whole tree says (a unit
+/// whose certificate has not reached it yet is below nobody).
+pub async fn knows_units(judge: &Node, units: Vec<UnitId>) -> bool {
+    judge
+        .call(move |a| units.iter().all(|u| a.replica().trust().unit(u).is_some()))
+        .await
+        .unwrap()
+}
+
 /// Titles of the needs in `doc` as `node` holds them.
 pub async fn titles(node: &Node, doc: DocId) -> Vec<String> {
     node.call(move |a| {
