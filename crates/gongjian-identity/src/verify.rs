@@ -113,13 +113,19 @@ const PARALLEL_MIN: usize = 512;
 
 /// Verifies every item; the result for each is what `verify_strict` says.
 pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureFailure>> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if items.len() < PARALLEL_MIN || cores < 2 {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if items.len() < PARALLEL_MIN
+        || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) < 2
+    {
         return verify_on_one_core(items);
     }
     let (first, second) = items.split_at(items.len() / 2);
     std::thread::scope(|s| {
-        let other = s.spawn(|| verify_on_one_core(second));
+        // A thread that cannot be made leaves the work on this one.
+        let Ok(other) = std::thread::Builder::new().spawn_scoped(s, || verify_on_one_core(second))
+        else {
+            return verify_on_one_core(items);
+        };
         let mut out = verify_on_one_core(first);
         out.extend(
             other
