@@ -298,6 +298,23 @@ fn shared_fetches_take_each_record_and_change_from_one_hub() {
     }
 }
 
+/// A district's session with the first street (it dialled: it leads) and
+/// the street's with the district.
+fn district_and_street_sessions() -> (Session, Session) {
+    (
+        Session::new(
+            STREETS[0].parse().unwrap(),
+            Role::Initiator,
+            PeerProgress::default(),
+        ),
+        Session::new(
+            DISTRICT.parse().unwrap(),
+            Role::Responder,
+            PeerProgress::default(),
+        ),
+    )
+}
+
 /// A change of a `Changes` message that does not decode, on the real path
 /// (a session that asked for the document, the replica as its host): the
 /// session penalises the peer, the node counts it under
@@ -328,16 +345,7 @@ fn a_malformed_change_in_a_message_is_penalised_and_counted() {
     d2.insert_records(vec![certs[0].clone()]).unwrap();
     assert_eq!(d2.counters().invalid.get("malformed"), None);
 
-    let mut mine = Session::new(
-        STREETS[0].parse().unwrap(),
-        Role::Initiator,
-        PeerProgress::default(),
-    );
-    let mut theirs = Session::new(
-        DISTRICT.parse().unwrap(),
-        Role::Responder,
-        PeerProgress::default(),
-    );
+    let (mut mine, mut theirs) = district_and_street_sessions();
     let (mut to_me, mut to_hub) = (VecDeque::new(), VecDeque::new());
     let sends = |outs: Vec<Output>, q: &mut VecDeque<Vec<u8>>, penalties: &mut Vec<String>| {
         for o in outs {
@@ -416,16 +424,7 @@ fn a_document_created_after_the_records_round_reaches_the_peer_in_that_session()
         let (_sdir, mut street) = replica(&root, &s_secret, STREETS[0]);
         street.insert_records(certs).unwrap();
 
-        let mut mine = Session::new(
-            STREETS[0].parse().unwrap(),
-            Role::Initiator,
-            PeerProgress::default(),
-        );
-        let mut theirs = Session::new(
-            DISTRICT.parse().unwrap(),
-            Role::Responder,
-            PeerProgress::default(),
-        );
+        let (mut mine, mut theirs) = district_and_street_sessions();
         let (mut to_writer, mut to_street) = (VecDeque::new(), VecDeque::new());
         let sends = |outs: Vec<Output>, q: &mut VecDeque<Vec<u8>>, resync: &mut bool| {
             for o in outs {

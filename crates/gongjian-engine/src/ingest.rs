@@ -188,27 +188,8 @@ const PARALLEL_DECODE_MIN: usize = 1024;
 
 /// Decodes each change's wire encoding, in order.
 fn decode_all(wire: &[Vec<u8>]) -> Vec<Result<SignedChange, gongjian_identity::DecodeError>> {
-    let decode =
-        |part: &[Vec<u8>]| -> Vec<_> { part.iter().map(|b| SignedChange::decode(b)).collect() };
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    if wire.len() < PARALLEL_DECODE_MIN
-        || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) < 2
-    {
-        return decode(wire);
-    }
-    let (first, second) = wire.split_at(wire.len() / 2);
-    std::thread::scope(|s| {
-        // A thread that cannot be made leaves the work on this one.
-        let Ok(other) = std::thread::Builder::new().spawn_scoped(s, || decode(second)) else {
-            return decode(wire);
-        };
-        let mut out = decode(first);
-        out.extend(
-            other
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-        );
-        out
+    gongjian_identity::on_two_cores(wire, PARALLEL_DECODE_MIN, |part| {
+        part.iter().map(|b| SignedChange::decode(b)).collect()
     })
 }
 
@@ -570,15 +551,15 @@ impl Replica {
             by_doc.entry(*c.doc()).or_default().push((i, c));
         }
         let mut staged = Staged::default();
-        if let Err(e) = self.judge_docs(by_doc, &unchecked, &mut report, &mut staged, parts) {
+        let judged = self.judge_docs(by_doc, &unchecked, &mut report, &mut staged, parts);
+        self.counters.parts_handed += staged.handed.len() as u64;
+        if let Err(e) = judged {
             // Parts handed over are written all the same: waited for, so
             // nothing of the call is still being written when the caller
             // tries again (a retry finds them held).
-            self.counters.parts_handed += staged.handed.len() as u64;
             staged.wait_handed();
             return Err(e);
         }
-        self.counters.parts_handed += staged.handed.len() as u64;
         self.commit_staged(staged)?;
         report.invalid.sort_by_key(|(i, _)| *i);
         Ok(report)
@@ -619,19 +600,14 @@ impl Replica {
     /// part only asks for that sync).
     pub(crate) fn commit_staged(&mut self, staged: Staged) -> Result<(), EngineError> {
         if !staged.batch.is_empty() || !staged.handed.is_empty() {
-            let last = match self.store.submit_with(staged.batch, self.durability) {
-                Ok(last) => last,
-                Err(e) => {
-                    let mut staged = Staged {
-                        handed: staged.handed,
-                        ..Default::default()
-                    };
-                    staged.wait_handed();
-                    return Err(e.into());
-                }
-            };
+            let mut parts = staged.handed;
             let mut first_error = None;
-            for part in staged.handed.into_iter().chain([last]) {
+            match self.store.submit_with(staged.batch, self.durability) {
+                Ok(last) => parts.push(last),
+                Err(e) => first_error = Some(e),
+            }
+            // Every part is waited for, even after an error.
+            for part in parts {
                 if let Err(e) = part.wait() {
                     first_error.get_or_insert(e);
                 }

@@ -113,20 +113,30 @@ const PARALLEL_MIN: usize = 512;
 
 /// Verifies every item; the result for each is what `verify_strict` says.
 pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureFailure>> {
+    on_two_cores(items, PARALLEL_MIN, verify_on_one_core)
+}
+
+/// `f` over `items`, results in order: from `min` items, in two halves on
+/// two threads when the machine has two cores (the core count is read
+/// once); else, or if the second thread cannot be made, on this one.
+pub fn on_two_cores<T: Sync, R: Send>(
+    items: &[T],
+    min: usize,
+    f: impl Fn(&[T]) -> Vec<R> + Sync,
+) -> Vec<R> {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    if items.len() < PARALLEL_MIN
+    if items.len() < min
         || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) < 2
     {
-        return verify_on_one_core(items);
+        return f(items);
     }
     let (first, second) = items.split_at(items.len() / 2);
+    let f = &f;
     std::thread::scope(|s| {
-        // A thread that cannot be made leaves the work on this one.
-        let Ok(other) = std::thread::Builder::new().spawn_scoped(s, || verify_on_one_core(second))
-        else {
-            return verify_on_one_core(items);
+        let Ok(other) = std::thread::Builder::new().spawn_scoped(s, move || f(second)) else {
+            return f(items);
         };
-        let mut out = verify_on_one_core(first);
+        let mut out = f(first);
         out.extend(
             other
                 .join()
