@@ -53,12 +53,19 @@ try:
     sent = metric(metrics, "gongjian_network_sent_bytes")
     # From a frame of changes read off a stream to the view holding them.
     lag = (metric(metrics, "gongjian_view_lag_p50_seconds"), metric(metrics, "gongjian_view_lag_p99_seconds"))
+    # Bytes received by kind of frame (`gongjian_network_message_bytes`).
+    by_kind = {}
+    for l in metrics.splitlines():
+        if l.startswith("gongjian_network_message_bytes") and 'direction="received"' in l:
+            kind = l.split('kind="', 1)[1].split('"', 1)[0]
+            by_kind[kind] = float(l.split()[-1])
     out = {
         "scale": float(scale), "hubs": len(setup["hubs"]), "documents": want_docs, "changes": want_changes,
         "change_bytes": setup["change_bytes"], "seconds": took, "received_bytes": received, "sent_bytes": sent,
         "received_vs_signed": received / setup["change_bytes"], "peak_rss_mb": vm_mb(p.pid),
         "view_lag_p50_ms": lag[0] * 1000, "view_lag_p99_ms": lag[1] * 1000,
         "district_cpu_s": district_cpu, "hubs_cpu_s": hubs_cpu,
+        "received_by_kind": by_kind,
     }
 finally:
     daemons.stop()
@@ -70,3 +77,5 @@ else:
           f"({out['received_vs_signed']:.2f}×), sent {out['sent_bytes']:.0f} B; peak RSS {out['peak_rss_mb']:.0f} MB; "
           f"view lag (frame read → view updated) p50 {out['view_lag_p50_ms']:.1f} ms, p99 {out['view_lag_p99_ms']:.1f} ms; "
           f"CPU: district {out['district_cpu_s']:.1f} s, hubs {out['hubs_cpu_s']:.1f} s (since their start)")
+    print("received by kind of frame: " + ", ".join(
+        f"{k} {v:.0f} B" for k, v in sorted(out["received_by_kind"].items(), key=lambda kv: -kv[1]) if v))

@@ -8,7 +8,9 @@ use gongjian_engine::{LocalIdentity, Replica};
 use gongjian_identity::{Certificate, DocType, RecordBody, Secret, SignedRecord, UnitId, UnitKind};
 use gongjian_model::NeedsDoc;
 use gongjian_store::Store;
-use gongjian_sync::{Fetches, Input, Output, PeerProgress, Prefolded, Role, Session, encode};
+use gongjian_sync::{
+    Fetches, Input, Message, Output, PeerProgress, Prefolded, Role, Session, SetId, encode,
+};
 use gongjian_tests::everything;
 
 const NOW: u64 = 1_780_000_000;
@@ -104,7 +106,13 @@ struct Outcome {
     /// Changes the district's ingest accepted (each once, whatever came twice).
     accepted: u64,
     converged: bool,
+    /// Bytes of the hubs' steps reconciling the records set.
+    records_reconcile_bytes: usize,
 }
+
+/// Communities under the two streets: records both hubs hold, enough that
+/// a hub lists them by fingerprint and items rather than all at once.
+const COMMUNITIES: usize = 160;
 
 /// The district's documents are on both street hubs; the district, its
 /// store lost, comes back with only its certificate and syncs from both
@@ -124,6 +132,22 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
     // The district writes three documents, then loses its store.
     let (_d1dir, mut d1) = replica(&root, &d_secret, DISTRICT);
     d1.insert_records(certs.clone()).unwrap();
+    let communities: Vec<SignedRecord> = (0..COMMUNITIES)
+        .map(|k| {
+            let unit = format!("{}{:03}", &STREETS[k % 2][..9], k + 1);
+            let mut seed = [9u8; 32];
+            seed[0] = k as u8;
+            let key = Secret::from_seed(seed);
+            cert(
+                &root,
+                &key,
+                &unit,
+                UnitKind::Community,
+                Some(STREETS[k % 2]),
+            )
+        })
+        .collect();
+    d1.insert_records(communities).unwrap();
     let mut changes_written = 0;
     for k in 0..3 {
         let doc = d1.create_document(DocType::Needs, NOW).unwrap();
@@ -174,16 +198,30 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
     // stream each way, as libp2p gives).
     let mut to_me: [VecDeque<Vec<u8>>; 2] = Default::default();
     let mut to_hub: [VecDeque<Vec<u8>>; 2] = Default::default();
-    let sends = |outs: Vec<Output>, q: &mut VecDeque<Vec<u8>>| {
+    // Returns the bytes of the records set's reconcile steps sent.
+    let sends = |outs: Vec<Output>, q: &mut VecDeque<Vec<u8>>| -> usize {
+        let mut reconcile = 0;
         for o in outs {
             if let Output::Send(m) = o {
-                q.push_back(encode(&m));
+                let bytes = encode(&m);
+                if matches!(
+                    m,
+                    Message::Reconcile {
+                        set: SetId::Records,
+                        ..
+                    }
+                ) {
+                    reconcile += bytes.len();
+                }
+                q.push_back(bytes);
             }
         }
+        reconcile
     };
+    let mut records_reconcile_bytes = 0;
     for l in 0..2 {
         let o = theirs[l].handle(&mut hubs[l].1, Input::Start, NOW).unwrap();
-        sends(o, &mut to_me[l]);
+        records_reconcile_bytes += sends(o, &mut to_me[l]);
         let o = mine[l].handle(&mut d2, Input::Start, NOW).unwrap();
         sends(o, &mut to_hub[l]);
     }
@@ -198,7 +236,7 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
                 let o = theirs[l]
                     .handle(&mut hubs[l].1, Input::Message(m), NOW)
                     .unwrap();
-                sends(o, &mut to_me[l]);
+                records_reconcile_bytes += sends(o, &mut to_me[l]);
             }
         }
         if !fold {
@@ -275,6 +313,7 @@ fn cold_sync_from_two_hubs(shared: bool, fold: bool) -> Outcome {
         accepted: d2.counters().accepted,
         changes_written,
         converged,
+        records_reconcile_bytes,
     }
 }
 
@@ -283,7 +322,10 @@ fn shared_fetches_take_each_record_and_change_from_one_hub() {
     for fold in [false, true] {
         let shared = cold_sync_from_two_hubs(true, fold);
         assert!(shared.converged, "the district got everything back");
-        assert!(shared.records_lacked >= 3, "at least the three geneses");
+        assert!(
+            shared.records_lacked >= COMMUNITIES + 3,
+            "the communities' certificates and the three geneses"
+        );
         assert_eq!(shared.records_received as usize, shared.records_lacked);
         assert_eq!(shared.changes_received as usize, shared.changes_written);
 
@@ -295,6 +337,14 @@ fn shared_fetches_take_each_record_and_change_from_one_hub() {
         assert_eq!(alone.changes_received, 2 * shared.changes_received);
         assert_eq!(alone.accepted, shared.accepted, "fold {fold}");
         assert_eq!(alone.accepted, shared.changes_written as u64);
+        // The records turn: the second hub's records are reconciled once
+        // the first hub's are in, so it does not list them all again.
+        assert!(
+            shared.records_reconcile_bytes * 3 < alone.records_reconcile_bytes * 2,
+            "fold {fold}: records reconciled in {} bytes with the turn, {} without",
+            shared.records_reconcile_bytes,
+            alone.records_reconcile_bytes
+        );
     }
 }
 

@@ -2,7 +2,8 @@
 //! audience, and its checked ingest.
 
 use gongjian_identity::{
-    ActorId, DocId, Hash, HeadsAnnouncement, RecordBody, SignedChange, SignedRecord, UnitId,
+    ActorId, DocId, Hash, HeadsAnnouncement, RecordBody, RevocationTarget, SignedChange,
+    SignedRecord, UnitId,
 };
 use gongjian_model::{Body, VerifiedRecord, verify_records};
 use gongjian_sync::{Back, Have, Host, IngestSummary, Item, SetId};
@@ -72,6 +73,29 @@ impl Replica {
     /// document's audience, a heads announcement only within its unit's;
     /// membership records (certificates, key records, revocations,
     /// recoveries) go to every member, who needs them to verify.
+    /// The street whose region a record belongs to (its records set key,
+    /// PROTOCOL.md §8.2): a certificate's from its own unit and parent,
+    /// others' from the unit they are about.
+    pub(crate) fn record_street(&self, v: &VerifiedRecord) -> Option<UnitId> {
+        let unit = match &v.body {
+            Body::Certificate(c) => {
+                return c
+                    .unit
+                    .division_street()
+                    .or_else(|| c.parent?.division_street());
+            }
+            Body::Genesis(g) => g.unit,
+            Body::Heads(h) => h.unit,
+            Body::KeyAdd(k) => k.unit,
+            Body::Recovery(r) => r.unit,
+            Body::Revocation(r) => match &r.target {
+                RevocationTarget::Unit { unit, .. } => *unit,
+                RevocationTarget::Key(_) => return None,
+            },
+        };
+        self.trust.street_of(&unit)
+    }
+
     pub(crate) fn record_visible(&self, v: &VerifiedRecord, peer: &UnitId) -> bool {
         match &v.body {
             Body::Genesis(_) => self.trust.may_see(peer, &DocId(v.hash)),
@@ -237,7 +261,7 @@ impl Host for Replica {
                 .membership
                 .records()
                 .filter(|v| self.record_visible(v, peer))
-                .map(|v| Item::record(&v.hash))
+                .map(|v| Item::record(self.record_street(v).as_ref(), &v.hash))
                 .collect(),
             SetId::Docs => self
                 .store

@@ -113,6 +113,26 @@ impl UnitId {
         Some(UnitId::Division(p))
     }
 
+    /// The street whose region a division code lies in: a community's
+    /// street, a street itself, a district itself. `None` for a credit code
+    /// (a resident unit's street is its certified parent's).
+    pub fn division_street(&self) -> Option<UnitId> {
+        match self.implied_kind() {
+            UnitKind::Community => self.implied_parent(),
+            UnitKind::Street | UnitKind::District => Some(*self),
+            UnitKind::Resident => None,
+        }
+    }
+
+    /// A division code's 12 digits as a number (ordered as the codes are);
+    /// `None` for a credit code.
+    pub fn division_number(&self) -> Option<u64> {
+        let UnitId::Division(d) = self else {
+            return None;
+        };
+        Some(d.iter().fold(0u64, |n, c| n * 10 + u64::from(c - b'0')))
+    }
+
     /// Checks that the id is the code of a unit of `kind`.
     pub fn check_kind(&self, kind: UnitKind) -> Result<(), UnitIdError> {
         if self.implied_kind() == kind {

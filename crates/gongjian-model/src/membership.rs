@@ -225,6 +225,14 @@ impl Trust {
             .parent
     }
 
+    /// The street whose region holds `unit` (a district is its own): a
+    /// division code's by its digits, a resident unit's through its
+    /// certified parent. `None` for a resident unit not certified here.
+    pub fn street_of(&self, unit: &UnitId) -> Option<UnitId> {
+        unit.division_street()
+            .or_else(|| self.parent(unit)?.division_street())
+    }
+
     /// Every unit with a valid certificate.
     pub fn units(&self) -> impl Iterator<Item = UnitInfo> + '_ {
         self.certs.keys().filter_map(|u| self.unit(u))

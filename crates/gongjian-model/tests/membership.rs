@@ -361,3 +361,33 @@ proptest! {
         prop_assert_eq!(b.keys_of(&resident).len(), 1, "the revoked community's certificate (outside the cut) is void");
     }
 }
+
+#[test]
+fn a_unit_s_street_comes_from_its_code_or_its_certified_parent() {
+    let k = keys();
+    let resident = Secret::from_seed([5; 32]);
+    let mut records = tree(&k);
+    records.push(cert(
+        &k.community,
+        &resident,
+        "91350100M000100Y43",
+        UnitKind::Resident,
+        Some("320106002001"),
+        0,
+        NOW * 2,
+    ));
+    let t = evaluate(&k.root, &records);
+    let street: UnitId = "320106002000".parse().unwrap();
+    let of = |u: &str| t.street_of(&u.parse().unwrap());
+    assert_eq!(of("320106002001"), Some(street), "a community's street");
+    assert_eq!(of("320106002000"), Some(street));
+    assert_eq!(of("320106000000"), Some("320106000000".parse().unwrap()));
+    assert_eq!(of("91350100M000100Y43"), Some(street), "through its parent");
+    assert_eq!(
+        of("91320106MA1MXXXXXR"),
+        None,
+        "a resident unit not certified"
+    );
+    // A community code needs no certificate: its digits say its street.
+    assert_eq!(of("320106003007"), Some("320106003000".parse().unwrap()));
+}

@@ -13,6 +13,14 @@
 //! a peer that never answers (or keeps its stream alive with chatter)
 //! holds a fetch up for a lease at most. The host also wakes waiting
 //! sessions on its timer, so a takeover needs no release.
+//!
+//! The same goes for the records set itself. A node that starts (or whose
+//! sessions were all gone) and dials its hundred hubs at once would have
+//! each of them list its thousands of certificates to it in full. So its
+//! first records reconciliation is a turn ([`Fetch::RecordsTurn`]): one
+//! session reconciles its records while the others wait, and once that one
+//! is done (or its lease, [`TURN_LEASE_SECS`], ran out) the others
+//! reconcile theirs against a set that now mostly agrees by fingerprint.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,10 +32,24 @@ use gongjian_identity::{DocId, Hash};
 pub enum Fetch {
     Record(Hash),
     Doc(DocId),
+    /// The node's first records reconciliation (see the module's text).
+    RecordsTurn,
 }
 
 /// Seconds after which another session may take a claim over.
 pub const LEASE_SECS: u64 = 30;
+
+/// Seconds after which the records turn passes to another session even if
+/// its holder has not finished: a slow or silent first peer delays the
+/// others by this much at most.
+pub const TURN_LEASE_SECS: u64 = 10;
+
+fn lease(what: Fetch) -> u64 {
+    match what {
+        Fetch::RecordsTurn => TURN_LEASE_SECS,
+        _ => LEASE_SECS,
+    }
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -38,6 +60,11 @@ struct State {
     /// A contended fetch ended since the last `take_released`.
     released: bool,
     next_session: u64,
+    /// Sessions registered and not yet dropped.
+    live: u64,
+    /// A records reconciliation ended since the node's sessions were last
+    /// all gone: the others need not wait their turn.
+    turn_done: bool,
 }
 
 /// The fetches under way on one node, shared by its sessions (cheap to
@@ -60,7 +87,30 @@ impl Fetches {
     pub(crate) fn register(&self) -> u64 {
         let mut s = self.lock();
         s.next_session += 1;
+        s.live += 1;
         s.next_session
+    }
+
+    /// Whether `session` may open its records reconciliation now: the turn
+    /// was done already, is free, is its own, or its holder's lease ran
+    /// out. A session refused is woken (`take_released`) when the turn ends.
+    pub(crate) fn take_turn(&self, session: u64, now: u64) -> bool {
+        if self.lock().turn_done {
+            return true;
+        }
+        self.claim(Fetch::RecordsTurn, session, now)
+    }
+
+    /// `session` finished a records reconciliation: no session waits for
+    /// the turn any more (until every session is gone).
+    /// Whoever holds the turn then (its lease may have passed it on).
+    pub(crate) fn turn_done(&self) {
+        let mut s = self.lock();
+        s.turn_done = true;
+        s.owners.remove(&Fetch::RecordsTurn);
+        if s.contended.remove(&Fetch::RecordsTurn) {
+            s.released = true;
+        }
     }
 
     /// Claims `what` for `session` at `now`: true if free, already its
@@ -68,7 +118,7 @@ impl Fetches {
     pub(crate) fn claim(&self, what: Fetch, session: u64, now: u64) -> bool {
         let mut s = self.lock();
         match s.owners.get(&what) {
-            Some(&(o, since)) if o != session && now < since.saturating_add(LEASE_SECS) => {
+            Some(&(o, since)) if o != session && now < since.saturating_add(lease(what)) => {
                 s.contended.insert(what);
                 false
             }
@@ -91,9 +141,14 @@ impl Fetches {
         }
     }
 
-    /// Ends every fetch of `session` (its stream closed).
+    /// Ends every fetch of `session` (its session dropped). Once no
+    /// session is left, the next ones take turns again.
     pub(crate) fn release_all(&self, session: u64) {
         let mut s = self.lock();
+        s.live = s.live.saturating_sub(1);
+        if s.live == 0 {
+            s.turn_done = false;
+        }
         let mine: Vec<Fetch> = s
             .owners
             .iter()
@@ -167,5 +222,42 @@ mod tests {
         assert!(!f.claim(doc, a, 1000 + LEASE_SECS), "b holds it");
         f.release(doc, b);
         assert!(f.is_empty());
+    }
+
+    #[test]
+    fn the_records_turn_is_one_session_s_until_done_its_lease_ends_or_all_sessions_go() {
+        let f = Fetches::new();
+        let (a, b) = (f.register(), f.register());
+        assert!(f.take_turn(a, 100));
+        assert!(f.take_turn(a, 101), "its own");
+        assert!(!f.take_turn(b, 101), "b waits");
+        assert!(!f.take_released());
+        f.turn_done();
+        assert!(f.take_released(), "b is woken");
+        assert!(f.take_turn(b, 102));
+        assert!(f.is_empty(), "a turn done is no fetch");
+
+        // A silent holder passes the turn on after its lease.
+        let f = Fetches::new();
+        let (a, b) = (f.register(), f.register());
+        assert!(f.take_turn(a, 1000));
+        assert!(!f.take_turn(b, 1000 + TURN_LEASE_SECS - 1));
+        assert!(f.take_turn(b, 1000 + TURN_LEASE_SECS));
+        // Dropped, a holder passes it on at once.
+        let c = f.register();
+        assert!(!f.take_turn(c, 1000 + TURN_LEASE_SECS));
+        f.release_all(b);
+        assert!(f.take_released());
+        assert!(f.take_turn(c, 1000 + TURN_LEASE_SECS));
+        f.turn_done();
+        let d = f.register();
+        assert!(f.take_turn(d, 2000), "done: nobody waits");
+        // Every session gone: the next ones take turns again.
+        for s in [a, c, d] {
+            f.release_all(s);
+        }
+        let (g, h) = (f.register(), f.register());
+        assert!(f.take_turn(g, 2000));
+        assert!(!f.take_turn(h, 2000), "armed again once all were gone");
     }
 }

@@ -9,9 +9,9 @@ use crate::rbsr::{Range, Salt, SetId};
 /// The libp2p protocol id; the version is part of it, so nodes of two
 /// versions simply do not speak (and can be upgraded one office at a time
 /// by serving both ids).
-pub const PROTOCOL_ID: &str = "/gongjian/sync/4";
+pub const PROTOCOL_ID: &str = "/gongjian/sync/5";
 /// The first byte of every message.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// No message is larger: a batch of changes is cut well below it.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Most hashes in one `WantRecords`, records in one `Records`, actors in

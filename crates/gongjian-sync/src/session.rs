@@ -245,6 +245,11 @@ pub struct Session {
     /// own asks are answered (its queue is empty).
     retry_records: bool,
     retry_docs: bool,
+    /// Its records reconciliation waits for the node's first one, on
+    /// another session, to end (see [`Fetches`]).
+    turn_wait: bool,
+    /// It holds that turn: its records reconciliation is the first.
+    turn_held: bool,
 }
 
 impl Drop for Session {
@@ -287,6 +292,8 @@ impl Session {
             records_asked: VecDeque::new(),
             retry_records: false,
             retry_docs: false,
+            turn_wait: false,
+            turn_held: false,
         }
     }
 
@@ -310,9 +317,10 @@ impl Session {
         self.nonce = nonce;
     }
 
-    /// Whether something wanted waits for another session's fetch.
+    /// Whether something wanted waits for another session's fetch (or
+    /// the records reconciliation for its turn).
     pub fn has_deferred(&self) -> bool {
-        !self.deferred_docs.is_empty() || !self.deferred_records.is_empty()
+        !self.deferred_docs.is_empty() || !self.deferred_records.is_empty() || self.turn_wait
     }
 
     /// Whether changes of `doc` are taken in (asked for, or being fetched
@@ -395,6 +403,9 @@ impl Session {
             Input::Wake => {
                 self.retry_records = !self.deferred_records.is_empty();
                 self.retry_docs = !self.deferred_docs.is_empty();
+                if self.turn_wait {
+                    self.open_records(host, &mut out)?;
+                }
             }
             Input::LocalChange(doc) => {
                 if let Some(item) = host.doc_item(&doc, Some(&self.peer))? {
@@ -453,6 +464,27 @@ impl Session {
             self.enqueue(doc);
         }
         if self.role == Role::Initiator {
+            self.open_records(host, out)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the records reconciliation, or waits for the node's first one
+    /// to end on another session ([`Fetches`]): with its records in, this
+    /// node's set mostly agrees with this peer's by fingerprint, instead of
+    /// the peer listing every record it holds.
+    fn open_records<H: Host>(
+        &mut self,
+        host: &mut H,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        let turn = match &self.fetches {
+            Some((f, id)) => f.take_turn(*id, self.now),
+            None => true,
+        };
+        self.turn_wait = !turn;
+        if turn {
+            self.turn_held = self.fetches.is_some();
             self.open(host, SetId::Records, out)?;
         }
         Ok(())
@@ -637,7 +669,12 @@ impl Session {
         let quiet = self.awaiting.is_empty()
             && self.records_awaited == 0
             && self.deferred_records.is_empty();
-        if self.phase == Phase::Records && quiet {
+        if self.phase == Phase::Records && quiet && !self.turn_wait {
+            if std::mem::take(&mut self.turn_held)
+                && let Some((f, _)) = &self.fetches
+            {
+                f.turn_done();
+            }
             self.phase = Phase::Docs;
             self.open(host, SetId::Docs, out)?;
         } else if self.phase == Phase::Docs
@@ -716,7 +753,7 @@ impl Session {
                     SetId::Records => {
                         let mut ask = Vec::new();
                         for it in response.wanted {
-                            let h = Hash(it.key);
+                            let h = it.record_hash();
                             if self.claim(Fetch::Record(h)) {
                                 ask.push(h);
                             } else {
