@@ -8,8 +8,11 @@ document and change, bytes it received (its /metrics), its peak RSS
 (VmHWM).
 
 usage: bench_cold_sync.py GONGJIAN_BIN WORK_DIR [--scale F] [--json]
+
+GONGJIAN_PERF_DISTRICT=FILE records the district with `perf record` (call
+graphs by DWARF) into FILE, from its start until it holds everything.
 """
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 
 from daemons import Daemons, get, metric, vm_mb
 
@@ -26,6 +29,10 @@ try:
     token = open(os.path.join(district, "api.token")).read().strip()
     t0 = time.monotonic()
     p, line = daemons.start(district)
+    perf = None
+    if os.environ.get("GONGJIAN_PERF_DISTRICT"):
+        perf = subprocess.Popen(["perf", "record", "-q", "-F", "999", "--call-graph", "dwarf,16384",
+                                 "-p", str(p.pid), "-o", os.environ["GONGJIAN_PERF_DISTRICT"]])
     api = line["api"]
     want_docs, want_changes = setup["documents"], setup["changes"]
     last = None
@@ -42,6 +49,9 @@ try:
             raise SystemExit(f"cold sync did not finish in 600 s: {last} of {(want_docs, want_changes)}")
         time.sleep(0.25)
     took = time.monotonic() - t0
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
     def cpu_s(pid):
         # utime + stime of /proc/PID/stat, in seconds.
         f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()

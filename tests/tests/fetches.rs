@@ -649,3 +649,54 @@ fn naming_a_document_it_may_not_see_does_not_tell_the_peer_whether_it_is_held() 
         }]
     );
 }
+
+/// The records turn (PROTOCOL.md §8.3): of two sessions a node opens at
+/// once, the second opens its records reconciliation only once the
+/// first's ended, or once the turn's lease ran out if the first peer is
+/// silent.
+#[test]
+fn a_second_session_waits_for_the_records_turn_until_its_lease_ends() {
+    let Fed {
+        root,
+        d_secret,
+        certs,
+        ..
+    } = fed();
+    let (_dir, mut d) = replica(&root, &d_secret, DISTRICT);
+    d.insert_records(certs).unwrap();
+    let fetches = Fetches::new();
+    let mut s: Vec<Session> = STREETS
+        .iter()
+        .map(|p| {
+            Session::with_fetches(
+                p.parse().unwrap(),
+                Role::Initiator,
+                PeerProgress::default(),
+                &fetches,
+            )
+        })
+        .collect();
+    let opens = |o: &[Output]| {
+        o.iter().any(|o| {
+            matches!(
+                o,
+                Output::Send(Message::Reconcile {
+                    set: SetId::Records,
+                    ..
+                })
+            )
+        })
+    };
+    assert!(opens(&s[0].handle(&mut d, Input::Start, NOW).unwrap()));
+    assert!(!opens(&s[1].handle(&mut d, Input::Start, NOW).unwrap()));
+    assert!(s[1].has_deferred(), "it waits, to be woken");
+    assert!(!s[1].awaits_peer(), "not a stall of its peer");
+    // The first peer never answers.
+    let lease_end = NOW + gongjian_sync::TURN_LEASE_SECS;
+    assert!(!opens(
+        &s[1].handle(&mut d, Input::Wake, lease_end - 1).unwrap()
+    ));
+    assert!(opens(&s[1].handle(&mut d, Input::Wake, lease_end).unwrap()));
+    assert!(!s[1].has_deferred());
+    assert!(!s[1].is_synced(), "it reconciles now");
+}

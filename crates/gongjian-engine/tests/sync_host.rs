@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gongjian_identity::Secret;
+use gongjian_identity::{RecordBody, Secret};
 use gongjian_sync::Host;
 use tempfile::tempdir;
 
@@ -992,4 +992,69 @@ fn quarantined_documents_are_read_from_the_quarantine() {
         .map(|(d, _)| d)
         .collect();
     assert_eq!(held, with_count);
+}
+
+/// The records set is keyed by street (PROTOCOL.md §8.2): a certificate
+/// by its own code or its parent's, a genesis by its unit's (a resident
+/// unit's through its certified parent), a key's revocation by none.
+#[test]
+fn records_are_keyed_by_their_street() {
+    let f = fed();
+    let dir = tempdir().unwrap();
+    let mut r = replica(dir.path(), &f, None);
+    let h = hospital(&f, 77);
+    let leaver = Secret::from_seed([80; 32]);
+    let leaver_cert = cert(
+        &f.community,
+        &leaver,
+        "91320106MA1MXXXXXR".parse().unwrap(),
+        gongjian_identity::UnitKind::Resident,
+        Some(f.community_id),
+        "搬离的单位",
+    );
+    let revocation = gongjian_identity::Revocation {
+        target: gongjian_identity::RevocationTarget::Key(leaver.public()),
+        cut: gongjian_identity::RevocationCut::default(),
+        reason: "搬离".into(),
+        issued_at: NOW,
+    }
+    .sign(&f.community);
+    let hospital_genesis = genesis(h.id, &h.secret, &[]);
+    let community_genesis = genesis(f.community_id, &f.community, &[]);
+    r.insert_records(vec![
+        h.cert.clone(),
+        hospital_genesis.clone(),
+        community_genesis.clone(),
+        leaver_cert.clone(),
+        revocation.clone(),
+    ])
+    .unwrap();
+    let items = r
+        .items(gongjian_sync::SetId::Records, &f.district_id)
+        .unwrap();
+    let street = Some(f.street_id);
+    let expect = [
+        (&f.records[0], Some(f.district_id)),
+        (&f.records[1], street),
+        (&f.records[2], street),
+        (&h.cert, street),
+        (&hospital_genesis, street),
+        (&community_genesis, street),
+        (&leaver_cert, street),
+        (&revocation, None),
+    ];
+    for (record, street) in expect {
+        let hash = record.hash();
+        let item = items
+            .iter()
+            .find(|i| i.record_hash() == hash)
+            .unwrap_or_else(|| panic!("{:?} is not in the set", record.kind()));
+        assert_eq!(
+            *item,
+            gongjian_sync::Item::record(street.as_ref(), &hash),
+            "{:?} keyed by the wrong street",
+            record.kind()
+        );
+    }
+    assert_eq!(items.len(), expect.len());
 }

@@ -19,8 +19,9 @@
 //! each of them list its thousands of certificates to it in full. So its
 //! first records reconciliation is a turn ([`Fetch::RecordsTurn`]): one
 //! session reconciles its records while the others wait, and once that one
-//! is done (or its lease, [`TURN_LEASE_SECS`], ran out) the others
-//! reconcile theirs against a set that now mostly agrees by fingerprint.
+//! is done (or [`TURN_LEASE_SECS`] after it began, whether done or not) all
+//! the others reconcile theirs, against a set that now mostly agrees by
+//! fingerprint.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,17 +40,10 @@ pub enum Fetch {
 /// Seconds after which another session may take a claim over.
 pub const LEASE_SECS: u64 = 30;
 
-/// Seconds after which the records turn passes to another session even if
-/// its holder has not finished: a slow or silent first peer delays the
-/// others by this much at most.
+/// Seconds after which the records turn ends even if its holder has not
+/// finished: a slow or silent first peer delays the others by this much at
+/// most.
 pub const TURN_LEASE_SECS: u64 = 10;
-
-fn lease(what: Fetch) -> u64 {
-    match what {
-        Fetch::RecordsTurn => TURN_LEASE_SECS,
-        _ => LEASE_SECS,
-    }
-}
 
 #[derive(Debug, Default)]
 struct State {
@@ -92,18 +86,35 @@ impl Fetches {
     }
 
     /// Whether `session` may open its records reconciliation now: the turn
-    /// was done already, is free, is its own, or its holder's lease ran
-    /// out. A session refused is woken (`take_released`) when the turn ends.
+    /// is free (then it is this session's), its own, or over (done, or
+    /// begun [`TURN_LEASE_SECS`] ago). A session refused is woken
+    /// (`take_released`) when the turn ends, or asks again on the host's
+    /// timer.
     pub(crate) fn take_turn(&self, session: u64, now: u64) -> bool {
-        if self.lock().turn_done {
+        let mut s = self.lock();
+        if s.turn_done {
             return true;
         }
-        self.claim(Fetch::RecordsTurn, session, now)
+        match s.owners.get(&Fetch::RecordsTurn) {
+            Some(&(o, since)) if o != session => {
+                if now < since.saturating_add(TURN_LEASE_SECS) {
+                    s.contended.insert(Fetch::RecordsTurn);
+                    return false;
+                }
+                drop(s);
+                self.turn_done();
+                true
+            }
+            Some(_) => true,
+            None => {
+                s.owners.insert(Fetch::RecordsTurn, (session, now));
+                true
+            }
+        }
     }
 
-    /// `session` finished a records reconciliation: no session waits for
-    /// the turn any more (until every session is gone).
-    /// Whoever holds the turn then (its lease may have passed it on).
+    /// A records reconciliation ended (or the turn's lease did): no session
+    /// waits for the turn any more, until every session is gone.
     pub(crate) fn turn_done(&self) {
         let mut s = self.lock();
         s.turn_done = true;
@@ -118,7 +129,7 @@ impl Fetches {
     pub(crate) fn claim(&self, what: Fetch, session: u64, now: u64) -> bool {
         let mut s = self.lock();
         match s.owners.get(&what) {
-            Some(&(o, since)) if o != session && now < since.saturating_add(lease(what)) => {
+            Some(&(o, since)) if o != session && now < since.saturating_add(LEASE_SECS) => {
                 s.contended.insert(what);
                 false
             }
@@ -237,18 +248,24 @@ mod tests {
         assert!(f.take_turn(b, 102));
         assert!(f.is_empty(), "a turn done is no fetch");
 
-        // A silent holder passes the turn on after its lease.
+        // A silent holder ends the turn for everyone after its lease.
         let f = Fetches::new();
-        let (a, b) = (f.register(), f.register());
+        let (a, b, c) = (f.register(), f.register(), f.register());
         assert!(f.take_turn(a, 1000));
         assert!(!f.take_turn(b, 1000 + TURN_LEASE_SECS - 1));
+        assert!(!f.take_turn(c, 1000 + TURN_LEASE_SECS - 1));
         assert!(f.take_turn(b, 1000 + TURN_LEASE_SECS));
-        // Dropped, a holder passes it on at once.
-        let c = f.register();
-        assert!(!f.take_turn(c, 1000 + TURN_LEASE_SECS));
+        assert!(f.take_released(), "the waiters are woken");
+        assert!(f.take_turn(c, 1000 + TURN_LEASE_SECS), "all of them");
+        // Dropped, a holder passes the turn on at once.
+        let f = Fetches::new();
+        let (a, b, c) = (f.register(), f.register(), f.register());
+        assert!(f.take_turn(b, 1000));
+        assert!(!f.take_turn(c, 1000));
         f.release_all(b);
         assert!(f.take_released());
-        assert!(f.take_turn(c, 1000 + TURN_LEASE_SECS));
+        assert!(f.take_turn(c, 1000));
+        assert!(!f.take_turn(a, 1000), "c holds it now");
         f.turn_done();
         let d = f.register();
         assert!(f.take_turn(d, 2000), "done: nobody waits");

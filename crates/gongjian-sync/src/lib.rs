@@ -26,7 +26,7 @@ pub use batch::{
     Answer, BatchLimits, CHANGE_OVERHEAD, HARD_MAX_BYTES, MAX_ANSWER_BYTES, causal_order,
     edge_signed_batches, vouched_prefix,
 };
-pub use fetches::{Fetch, Fetches};
+pub use fetches::{Fetch, Fetches, LEASE_SECS, TURN_LEASE_SECS};
 pub use fold::Prefolded;
 pub use message::{
     DecodeError, MAX_LIST, MAX_MESSAGE_BYTES, Message, PROTOCOL_ID, VERSION, decode, encode,

@@ -33,7 +33,7 @@ use futures::{AsyncReadExt as _, AsyncWriteExt as _, StreamExt as _};
 use gongjian_identity::{Hash, Secret, UnitId};
 use gongjian_net::frame::{read_frame, write_frame};
 use gongjian_net::hello::Hello;
-use gongjian_sync::{MAX_MESSAGE_BYTES, Message, Mode, Range, SetId, decode, encode};
+use gongjian_sync::{Item, MAX_MESSAGE_BYTES, Message, Mode, Range, SetId, decode, encode};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
@@ -207,9 +207,9 @@ fn list_all(set: SetId) -> Vec<u8> {
     })
 }
 
-/// Asks for the whole of `set` (by listing none of it) and returns the keys
+/// Asks for the whole of `set` (by listing none of it) and returns the items
 /// the node lists, from its first answer that lists any (within 10 s).
-async fn listed(s: &mut libp2p::Stream, set: SetId) -> Vec<[u8; 32]> {
+async fn listed(s: &mut libp2p::Stream, set: SetId) -> Vec<Item> {
     let _ = write_frame(s, &list_all(set)).await;
     let mut keys = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -222,7 +222,7 @@ async fn listed(s: &mut libp2p::Stream, set: SetId) -> Vec<[u8; 32]> {
         if let Ok(Message::Reconcile { ranges, .. }) = decode(&f) {
             for r in ranges {
                 if let Mode::Diff { items, .. } = r.mode {
-                    keys.extend(items.iter().map(|i| i.key));
+                    keys.extend(items);
                 }
             }
         }
@@ -248,8 +248,8 @@ async fn never_reads(
         // Learn the record hashes once (reading this much), by listing none.
         let mut hashes: Vec<Hash> = listed(&mut s, SetId::Records)
             .await
-            .into_iter()
-            .map(Hash)
+            .iter()
+            .map(Item::record_hash)
             .collect();
         hashes.truncate(4096);
         if hashes.is_empty() {
@@ -291,9 +291,9 @@ async fn replays_held(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        for key in listed(&mut s, SetId::Docs).await.into_iter().take(64) {
+        for item in listed(&mut s, SetId::Docs).await.into_iter().take(64) {
             let want = Message::Want {
-                doc: gongjian_identity::DocId(Hash(key)),
+                doc: gongjian_identity::DocId(Hash(item.key)),
                 have: vec![],
             };
             let _ = write_frame(&mut s, &encode(&want)).await;
@@ -454,7 +454,7 @@ async fn dangles(
         let docs: Vec<gongjian_identity::DocId> = listed(&mut s, SetId::Docs)
             .await
             .into_iter()
-            .map(|k| gongjian_identity::DocId(Hash(k)))
+            .map(|i| gongjian_identity::DocId(Hash(i.key)))
             .collect();
         let debug = std::env::var_os("HOSTILE_DEBUG").is_some();
         if debug {
