@@ -234,11 +234,8 @@ impl Replica {
                 report.accepted.push(c.hash());
             }
         }
-        if let Some(mut am) = built {
-            if let Some(hook) = self.built.as_mut() {
-                hook(&self.trust, doc, &meta.heads, &mut am);
-            }
-            staged.doc(*doc, am, self.cache.cap().get());
+        if let Some(am) = built {
+            self.hand_built(staged, *doc, &meta.heads, am, true);
         }
         Ok(true)
     }

@@ -372,7 +372,28 @@ pub(crate) struct Staged {
     docs: std::collections::VecDeque<(DocId, Automerge)>,
     /// Parts handed to the writer, not yet waited for.
     handed: Vec<gongjian_store::Pending>,
+    /// Where built documents go for their rows, in a large call.
+    extractor: Option<Extractor>,
 }
+
+/// Documents a call must build at least for their rows to be extracted on
+/// a thread of their own ([`Extractor`]): below, a thread costs more than
+/// it saves.
+pub const EXTRACT_ON_WORKER_DOCS: usize = 8;
+
+/// The thread that hands a large call's built documents to the
+/// [`Replica::on_built`] hook (the view extracting their rows), so that
+/// runs beside the judging and applying of the next documents on the
+/// call's thread. It keeps the last documents for the cache, as
+/// [`Staged::doc`] does; the call waits for it before it commits.
+pub(crate) struct Extractor {
+    tx: std::sync::mpsc::SyncSender<(DocId, Vec<Hash>, Automerge, bool)>,
+    done: std::thread::JoinHandle<std::collections::VecDeque<(DocId, Automerge)>>,
+}
+
+/// Built documents waiting for the extractor at most (then the call's
+/// thread waits): bounds the memory they hold.
+const EXTRACT_QUEUE: usize = 64;
 
 /// Writes staged from which they are handed to the store's writer before
 /// the call ends: about a thousand changes (each change is three writes:
@@ -403,6 +424,24 @@ impl Staged {
             if let Err(e) = part.wait() {
                 tracing::error!(error = %e, "a part of a failed ingest call was not written");
             }
+        }
+    }
+
+    /// Waits for the extractor, if any, to hand every document to the hook;
+    /// keeps what it kept for the cache. A panic of the hook there is one
+    /// here, as it would have been without the thread.
+    fn finish_extraction(&mut self, cap: usize) {
+        let Some(x) = self.extractor.take() else {
+            return;
+        };
+        drop(x.tx);
+        match x.done.join() {
+            Ok(docs) => {
+                for (doc, am) in docs {
+                    self.doc(doc, am, cap);
+                }
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
         }
     }
 
@@ -551,7 +590,12 @@ impl Replica {
             by_doc.entry(*c.doc()).or_default().push((i, c));
         }
         let mut staged = Staged::default();
+        if by_doc.len() >= EXTRACT_ON_WORKER_DOCS && !self.defer_apply {
+            staged.extractor = self.extractor();
+        }
         let judged = self.judge_docs(by_doc, &unchecked, &mut report, &mut staged, parts);
+        // Every document is with the hook before the call commits.
+        staged.finish_extraction(self.cache.cap().get());
         self.counters.parts_handed += staged.handed.len() as u64;
         if let Err(e) = judged {
             // Parts handed over are written all the same: waited for, so
@@ -563,6 +607,65 @@ impl Replica {
         self.commit_staged(staged)?;
         report.invalid.sort_by_key(|(i, _)| *i);
         Ok(report)
+    }
+
+    /// A thread for the rows of a large call's documents, if a hook wants
+    /// them and a thread can be made (else they are extracted here).
+    fn extractor(&self) -> Option<Extractor> {
+        let hook = self.built.clone()?;
+        let trust = self.trust.clone();
+        let cap = self.cache.cap().get();
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<(DocId, Vec<Hash>, Automerge, bool)>(EXTRACT_QUEUE);
+        let done = std::thread::Builder::new()
+            .name("gongjian-rows".into())
+            .spawn(move || {
+                let mut kept = std::collections::VecDeque::new();
+                for (doc, heads, mut am, extract) in rx {
+                    if extract {
+                        let mut hook = hook.lock().unwrap_or_else(|e| e.into_inner());
+                        (*hook)(&trust, &doc, &heads, &mut am);
+                    }
+                    kept.push_back((doc, am));
+                    while kept.len() > cap {
+                        kept.pop_front();
+                    }
+                }
+                kept
+            })
+            .ok()?;
+        Some(Extractor { tx, done })
+    }
+
+    /// Hands a document this call built to the hook (`extract`: its
+    /// accepted set moved), on the call's extractor if it has one, and keeps
+    /// it for the cache.
+    pub(crate) fn hand_built(
+        &mut self,
+        staged: &mut Staged,
+        doc: DocId,
+        heads: &[Hash],
+        mut am: Automerge,
+        extract: bool,
+    ) {
+        if let Some(x) = &staged.extractor {
+            // Sent unless the thread is gone (its hook panicked): the join
+            // before the commit says so.
+            let _ = x.tx.send((doc, heads.to_vec(), am, extract));
+            return;
+        }
+        if extract {
+            self.call_built(&doc, heads, &mut am);
+        }
+        staged.doc(doc, am, self.cache.cap().get());
+    }
+
+    /// Calls the hook, if any, with a document built here.
+    pub(crate) fn call_built(&self, doc: &DocId, heads: &[Hash], am: &mut Automerge) {
+        if let Some(hook) = &self.built {
+            let mut hook = hook.lock().unwrap_or_else(|e| e.into_inner());
+            (*hook)(&self.trust, doc, heads, am);
+        }
     }
 
     /// Judges each document's new changes (the fast path, else the whole
@@ -899,11 +1002,6 @@ impl Replica {
             Some(am) => {
                 let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
                 heads.sort();
-                // Only a document whose accepted set moved (not one whose
-                // quarantine alone did, or a signature upgraded).
-                if moved && let Some(hook) = self.built.as_mut() {
-                    hook(&self.trust, doc, &heads, am);
-                }
                 heads
             }
             None => {
@@ -917,7 +1015,7 @@ impl Replica {
             doc,
             &DocMeta {
                 genesis: doc.0,
-                heads,
+                heads: heads.clone(),
                 changes: verdicts.order.len() as u64,
                 quarantined: quarantine_count as u64,
                 clock,
@@ -928,7 +1026,9 @@ impl Replica {
         }
         staged.batch.append(batch);
         if let Some(am) = doc_state {
-            staged.doc(*doc, am, self.cache.cap().get());
+            // Rows only of a document whose accepted set moved (not one
+            // whose quarantine alone did, or a signature upgraded).
+            self.hand_built(staged, *doc, &heads, am, moved);
         }
         Ok(())
     }

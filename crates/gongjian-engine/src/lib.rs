@@ -23,7 +23,8 @@ pub use bundle::{
 };
 pub use error::{EngineError, InvalidChange};
 pub use ingest::{
-    CHECKPOINT_BYTES, CHECKPOINT_SEQ, HAND_OVER_WRITES, IngestCounters, IngestReport,
+    CHECKPOINT_BYTES, CHECKPOINT_SEQ, EXTRACT_ON_WORKER_DOCS, HAND_OVER_WRITES, IngestCounters,
+    IngestReport,
 };
 pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};

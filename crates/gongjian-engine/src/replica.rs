@@ -26,7 +26,9 @@ pub struct Replica {
     /// A bounded cache of built documents, each equal to its accepted changes.
     pub(crate) cache: lru::LruCache<DocId, Automerge>,
     pub(crate) membership: Membership,
-    pub(crate) trust: Trust,
+    /// Shared with the thread that extracts a large call's rows
+    /// (`ingest::Extractor`); replaced whole when records change it.
+    pub(crate) trust: std::sync::Arc<Trust>,
     pub(crate) local: Option<LocalIdentity>,
     pub(crate) epoch: u32,
     pub(crate) counters: crate::ingest::IngestCounters,
@@ -42,7 +44,7 @@ pub struct Replica {
     pub(crate) durability: gongjian_store::Durability,
     /// Called with each document ingest builds, before the call commits
     /// ([`Replica::on_built`]).
-    pub(crate) built: Option<Built>,
+    pub(crate) built: Option<std::sync::Arc<std::sync::Mutex<Built>>>,
     /// Ingest stores accepted changes without applying them to automerge;
     /// [`Replica::settle`] applies them later ([`Replica::defer_application`]).
     pub(crate) defer_apply: bool,
@@ -125,7 +127,7 @@ impl Replica {
             ),
             store,
             membership,
-            trust,
+            trust: std::sync::Arc::new(trust),
             local,
             epoch,
             counters: Default::default(),
@@ -149,7 +151,7 @@ impl Replica {
     /// are the ones it was given. The hook must not edit the document (it
     /// goes to the cache as it is); `&mut` is what automerge's readers take.
     pub fn on_built(&mut self, hook: Built) {
-        self.built = Some(hook);
+        self.built = Some(std::sync::Arc::new(std::sync::Mutex::new(hook)));
     }
 
     pub fn store(&self) -> &Store {
@@ -253,7 +255,7 @@ impl Replica {
                 return Err(e);
             }
         };
-        self.trust = trust;
+        self.trust = std::sync::Arc::new(trust);
         for doc in &docs {
             self.reevaluate(doc)?;
         }

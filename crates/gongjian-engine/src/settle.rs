@@ -169,8 +169,8 @@ impl Replica {
                         let after = self.store.doc_meta(doc)?.map(|m| m.heads);
                         return Ok((stored.len(), cut || after != meta.map(|m| m.heads)));
                     }
-                    if cut && let Some(hook) = self.built.as_mut() {
-                        hook(&self.trust, doc, &heads, &mut am);
+                    if cut {
+                        self.call_built(doc, &heads, &mut am);
                     }
                     self.cache.put(*doc, am);
                     return Ok((stored.len(), cut));

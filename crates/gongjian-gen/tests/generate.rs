@@ -51,8 +51,16 @@ fn a_small_district_is_accepted_whole_and_viewed() {
     let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
     r.insert_records(d.records.clone()).unwrap();
     assert_eq!(r.trust().documents().count(), d.docs.len());
+    // The rows handed over as ingest builds each document (on a thread of
+    // their own in a call this large), folded into a view once stored.
+    assert!(d.docs.len() >= gongjian_engine::EXTRACT_ON_WORKER_DOCS);
+    let pending = gongjian_view::PendingRows::default();
+    r.on_built(pending.hook());
+    let mut folded = View::build(&r);
     let all: Vec<Vec<u8>> = bytes(&d);
     let report = r.ingest(all.clone()).unwrap();
+    let handed = pending.len();
+    assert_eq!(pending.fold_into(&mut folded, &r).len(), handed);
     assert!(report.invalid.is_empty(), "{:?}", report.invalid.first());
     assert!(report.rejected.is_empty(), "{:?}", report.rejected.first());
     assert!(report.pending.is_empty());
@@ -60,6 +68,9 @@ fn a_small_district_is_accepted_whole_and_viewed() {
 
     let view = View::build(&r);
     let district = d.units[0].id;
+    assert!(handed > 0);
+    assert_eq!(folded.len(), view.len());
+    assert_eq!(folded.digest(&district), view.digest(&district));
     let count = |list: &str| {
         view.items(
             &district,
