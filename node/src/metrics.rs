@@ -141,6 +141,12 @@ async fn render(api: &Api) -> Result<String, ApiError> {
     );
     counter(
         &mut reg,
+        "ingest_extracted_aside",
+        "Ingest calls whose documents went to the view's rows on a thread of their own",
+        counters.extracted_aside,
+    );
+    counter(
+        &mut reg,
         "changes_pending",
         "Changes quarantined waiting for dependencies or a genesis",
         counters.pending,

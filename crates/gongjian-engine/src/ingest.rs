@@ -51,6 +51,9 @@ pub struct IngestCounters {
     /// Parts of large calls handed to the store's writer before the call
     /// ended ([`HAND_OVER_WRITES`]).
     pub parts_handed: u64,
+    /// Calls whose built documents went to the rows hook on a thread of
+    /// their own ([`EXTRACT_ON_WORKER_DOCS`]).
+    pub extracted_aside: u64,
 }
 
 /// A short, stable label of a rejection, for metrics.
@@ -374,6 +377,8 @@ pub(crate) struct Staged {
     handed: Vec<gongjian_store::Pending>,
     /// Where built documents go for their rows, in a large call.
     extractor: Option<Extractor>,
+    /// A large call: the extractor is made for its first built document.
+    extract_aside: bool,
 }
 
 /// Documents a call must build at least for their rows to be extracted on
@@ -387,8 +392,26 @@ pub const EXTRACT_ON_WORKER_DOCS: usize = 8;
 /// call's thread. It keeps the last documents for the cache, as
 /// [`Staged::doc`] does; the call waits for it before it commits.
 pub(crate) struct Extractor {
-    tx: std::sync::mpsc::SyncSender<(DocId, Vec<Hash>, Automerge, bool)>,
-    done: std::thread::JoinHandle<std::collections::VecDeque<(DocId, Automerge)>>,
+    tx: Option<std::sync::mpsc::SyncSender<(DocId, Vec<Hash>, Automerge, bool)>>,
+    done: Option<std::thread::JoinHandle<std::collections::VecDeque<(DocId, Automerge)>>>,
+}
+
+type Kept = std::collections::VecDeque<(DocId, Automerge)>;
+
+impl Extractor {
+    /// Ends the thread once it handed over what it was sent.
+    fn join(&mut self) -> Option<std::thread::Result<Kept>> {
+        drop(self.tx.take());
+        self.done.take().map(std::thread::JoinHandle::join)
+    }
+}
+
+impl Drop for Extractor {
+    /// A call unwinding (a panic on its thread) still waits for the hook to
+    /// be done: it never runs after the call.
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
 }
 
 /// Built documents waiting for the extractor at most (then the call's
@@ -431,17 +454,21 @@ impl Staged {
     /// keeps what it kept for the cache. A panic of the hook there is one
     /// here, as it would have been without the thread.
     fn finish_extraction(&mut self, cap: usize) {
-        let Some(x) = self.extractor.take() else {
+        let Some(mut x) = self.extractor.take() else {
             return;
         };
-        drop(x.tx);
-        match x.done.join() {
-            Ok(docs) => {
+        match x.join() {
+            Some(Ok(docs)) => {
                 for (doc, am) in docs {
                     self.doc(doc, am, cap);
                 }
             }
-            Err(panic) => std::panic::resume_unwind(panic),
+            Some(Err(panic)) => {
+                // Nothing of the call is still being written either.
+                self.wait_handed();
+                std::panic::resume_unwind(panic)
+            }
+            None => {}
         }
     }
 
@@ -589,10 +616,10 @@ impl Replica {
             }
             by_doc.entry(*c.doc()).or_default().push((i, c));
         }
-        let mut staged = Staged::default();
-        if by_doc.len() >= EXTRACT_ON_WORKER_DOCS && !self.defer_apply {
-            staged.extractor = self.extractor();
-        }
+        let mut staged = Staged {
+            extract_aside: by_doc.len() >= EXTRACT_ON_WORKER_DOCS && !self.defer_apply,
+            ..Staged::default()
+        };
         let judged = self.judge_docs(by_doc, &unchecked, &mut report, &mut staged, parts);
         // Every document is with the hook before the call commits.
         staged.finish_extraction(self.cache.cap().get());
@@ -634,7 +661,10 @@ impl Replica {
                 kept
             })
             .ok()?;
-        Some(Extractor { tx, done })
+        Some(Extractor {
+            tx: Some(tx),
+            done: Some(done),
+        })
     }
 
     /// Hands a document this call built to the hook (`extract`: its
@@ -648,10 +678,19 @@ impl Replica {
         mut am: Automerge,
         extract: bool,
     ) {
-        if let Some(x) = &staged.extractor {
-            // Sent unless the thread is gone (its hook panicked): the join
-            // before the commit says so.
-            let _ = x.tx.send((doc, heads.to_vec(), am, extract));
+        if std::mem::take(&mut staged.extract_aside) {
+            staged.extractor = self.extractor();
+            if staged.extractor.is_some() {
+                self.counters.extracted_aside += 1;
+            }
+        }
+        if let Some(tx) = staged.extractor.as_ref().and_then(|x| x.tx.as_ref()) {
+            if tx.send((doc, heads.to_vec(), am, extract)).is_err() {
+                // The thread is gone: its hook panicked. The panic is
+                // raised here, at this document, as the hook's own would
+                // have been without the thread.
+                staged.finish_extraction(self.cache.cap().get());
+            }
             return;
         }
         if extract {

@@ -59,6 +59,11 @@ fn a_small_district_is_accepted_whole_and_viewed() {
     let mut folded = View::build(&r);
     let all: Vec<Vec<u8>> = bytes(&d);
     let report = r.ingest(all.clone()).unwrap();
+    assert_eq!(
+        r.counters().extracted_aside,
+        1,
+        "the rows taken on a thread"
+    );
     let handed = pending.len();
     assert_eq!(pending.fold_into(&mut folded, &r).len(), handed);
     assert!(report.invalid.is_empty(), "{:?}", report.invalid.first());
@@ -215,4 +220,45 @@ fn a_call_stored_in_parts_holds_what_one_document_per_call_holds() {
     drop(at_once);
     let reopened = Store::open(&dir.path().join("at-once")).unwrap();
     assert_eq!(held(&reopened), expected, "reopened");
+}
+
+/// The rows hook of a large call runs on a thread of its own; if it
+/// panics, the panic reaches the caller of `ingest`, as it would from the
+/// call's own thread, and the hook is never called after the call ended.
+#[test]
+fn a_panic_of_the_rows_hook_on_its_thread_reaches_the_caller() {
+    let d = generate(&Profile::named("small").unwrap(), 3, NOW).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
+    r.insert_records(d.records.clone()).unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    r.on_built(Box::new(move |_, _, _, _| {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 4 {
+            panic!("the hook fails on the fifth document");
+        }
+    }));
+    let all: Vec<Vec<u8>> = d
+        .docs
+        .iter()
+        .flat_map(|x| x.changes.iter().map(|c| c.encode()))
+        .collect();
+    assert!(d.docs.len() > 8);
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.ingest(all)));
+    let panic = out.expect_err("the hook's panic reaches the caller");
+    assert_eq!(
+        panic.downcast_ref::<&str>(),
+        Some(&"the hook fails on the fifth document")
+    );
+    let after = calls.load(std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        after,
+        "no hook call after the call ended"
+    );
+    assert_eq!(
+        after, 5,
+        "the call stopped at the document whose hook failed"
+    );
 }
