@@ -392,10 +392,14 @@ pub const EXTRACT_ON_WORKER_DOCS: usize = 8;
 /// call's thread. It keeps the last documents for the cache, as
 /// [`Staged::doc`] does; the call waits for it before it commits.
 pub(crate) struct Extractor {
-    tx: Option<std::sync::mpsc::SyncSender<(DocId, Vec<Hash>, Automerge, bool)>>,
-    done: Option<std::thread::JoinHandle<std::collections::VecDeque<(DocId, Automerge)>>>,
+    tx: Option<std::sync::mpsc::SyncSender<ToExtract>>,
+    done: Option<std::thread::JoinHandle<Kept>>,
 }
 
+/// A built document for the extractor: its id, heads, the document, and
+/// whether the hook wants it (its accepted set moved).
+type ToExtract = (DocId, Vec<Hash>, Automerge, bool);
+/// The documents the extractor kept for the cache.
 type Kept = std::collections::VecDeque<(DocId, Automerge)>;
 
 impl Extractor {
@@ -642,8 +646,7 @@ impl Replica {
         let hook = self.built.clone()?;
         let trust = self.trust.clone();
         let cap = self.cache.cap().get();
-        let (tx, rx) =
-            std::sync::mpsc::sync_channel::<(DocId, Vec<Hash>, Automerge, bool)>(EXTRACT_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ToExtract>(EXTRACT_QUEUE);
         let done = std::thread::Builder::new()
             .name("gongjian-rows".into())
             .spawn(move || {
