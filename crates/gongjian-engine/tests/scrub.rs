@@ -371,6 +371,66 @@ fn damaged_blocks_of_changes_are_written_again_and_the_documents_fetched() {
     assert!(r.scrub(false).unwrap().is_clean());
 }
 
+/// Damage in the marks of documents whose application waits (a hub
+/// defers it): the repair writes the family again, and since a mark lost
+/// with the damage cannot be told from one never made, every document is
+/// marked first; settling then applies each (again) and clears its mark.
+#[test]
+fn damaged_marks_of_unapplied_documents_are_written_again_and_every_document_settled() {
+    use gongjian_identity::{DocId, DocType, Genesis, RecordBody};
+    let dir = tempfile::tempdir().unwrap();
+    let fed = fed();
+    let mut r = replica(dir.path(), &fed, None);
+    r.defer_application(true);
+    for i in 0..300u64 {
+        let g = Genesis {
+            doc_type: DocType::Needs,
+            unit: fed.community_id,
+            parties: vec![],
+            created_at: NOW + i,
+            write_keys: vec![fed.community.public()],
+        }
+        .sign(&fed.community);
+        let doc = DocId(g.hash());
+        r.insert_records(vec![g]).unwrap();
+        let mut a = Author::new(&fed.community, 1, doc);
+        let cs: Vec<SignedChange> = (0..2)
+            .map(|k| a.put("标题", &format!("第{i}件第{k}稿")))
+            .collect();
+        assert_eq!(r.ingest(wire(&cs)).unwrap().accepted.len(), 2);
+    }
+    // Half settled: their marks cleared (deletions in the family too).
+    r.settle(300).unwrap();
+    let marked = r.unapplied().unwrap();
+    assert!(marked > 0 && marked < 300, "{marked}");
+    drop(r);
+    let sst = table_file(dir.path(), "unapplied");
+    let mut bytes = std::fs::read(&sst).unwrap();
+    let mid = bytes.len() / 3;
+    for b in &mut bytes[mid..mid + 32] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&sst, bytes).unwrap();
+
+    let mut r = reopen(dir.path(), &fed);
+    assert_eq!(r.store().stats().unwrap().damaged, ["unapplied"]);
+    let repaired = r.scrub(true).unwrap();
+    assert!(
+        repaired
+            .problems
+            .iter()
+            .any(|p| p.what.contains("column family unapplied: written again")),
+        "{repaired:?}"
+    );
+    assert!(r.store().stats().unwrap().damaged.is_empty());
+    assert_eq!(r.unapplied().unwrap(), 300, "every document marked");
+    let settled = r.settle(usize::MAX).unwrap();
+    assert_eq!(settled.documents, 300);
+    assert!(settled.changed.is_empty(), "nothing applies differently");
+    assert_eq!(r.unapplied().unwrap(), 0);
+    assert!(r.scrub(false).unwrap().is_clean());
+}
+
 /// Damage RocksDB itself detects in the records' blocks (a checksum that
 /// fails) no longer stops the node: it opens with every record still
 /// readable past the damaged block, the scrub reports it, and the

@@ -164,8 +164,18 @@ impl Store {
 }
 
 /// The families holding documents' data (keys start with the document id):
-/// what [`Store::rewrite_family`] writes again past damage.
-pub const DOC_FAMILIES: [Cf; 4] = [Cf::Changes, Cf::ChangeIndex, Cf::Docs, Cf::Quarantine];
+/// what [`Store::rewrite_family`] writes again past damage. Written again,
+/// the marks of documents whose application waits (`Unapplied`) are made
+/// for every document held: a mark lost with the damage cannot be told
+/// from one never made, and settling a document already applied applies it
+/// again and clears its mark.
+pub const DOC_FAMILIES: [Cf; 5] = [
+    Cf::Changes,
+    Cf::ChangeIndex,
+    Cf::Docs,
+    Cf::Quarantine,
+    Cf::Unapplied,
+];
 
 /// A family rebuild under way, saved before the family is dropped.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -290,6 +300,13 @@ impl Store {
             db.ingest_external_file_cf(&self.cf(cf), vec![t])?;
         }
         let mut b = Batch::new();
+        if cf == Cf::Unapplied {
+            // In the commit that ends the rebuild: a crash before it
+            // redoes the rebuild at open, marks included.
+            for (doc, _) in self.docs()? {
+                b.mark_unapplied(&doc);
+            }
+        }
         b.delete_meta(MetaKey::RebuildFamily as u8);
         self.commit_blocking(b)
     }

@@ -770,6 +770,8 @@ impl Store {
         let docs = count(Cf::Docs)?;
         let records = count(Cf::Records)?;
         let quarantine = count(Cf::Quarantine)?;
+        // Not reported as a count, but walked for damage like the others.
+        count(Cf::Unapplied)?;
         Ok(StoreStats {
             changes,
             index,
