@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use gongjian_identity::{Hash, SignedRecord};
+use gongjian_identity::{DocId, Hash, SignedRecord};
 
 use crate::batch::{Batch, Op};
 use crate::cf::Cf;
@@ -58,9 +58,16 @@ impl Store {
     /// were. A failing table file also hides what other files hold in the
     /// same range: a floor, not the set.
     pub(crate) fn readable(&self, cf: Cf) -> (Entries, Damage) {
+        let mut out: Entries = Vec::new();
+        let damage = self.walk_readable(cf, |k, v| out.push((k.to_vec(), v.to_vec())));
+        (out, damage)
+    }
+
+    /// Hands `f` every entry of `cf` that can still be read, as
+    /// [`Store::readable`] collects them.
+    fn walk_readable(&self, cf: Cf, mut f: impl FnMut(&[u8], &[u8])) -> Damage {
         let handle = self.cf(cf);
         let mut it = self.inner.db.raw_iterator_cf(&handle);
-        let mut out: Entries = Vec::new();
         let mut first_error: Option<(String, usize)> = None;
         // The next prefix to try after a failure: only ever moves forward,
         // so the walk ends whatever the damage.
@@ -71,7 +78,7 @@ impl Store {
                 if k.len() >= 2 {
                     next = next.max(u32::from(u16::from_be_bytes([k[0], k[1]])) + 1);
                 }
-                out.push((k.to_vec(), v.to_vec()));
+                f(k, v);
                 it.next();
             }
             let Err(e) = it.status() else {
@@ -94,7 +101,7 @@ impl Store {
                 break;
             }
         }
-        (out, first_error)
+        first_error
     }
 
     /// Entries RocksDB counts in the records' live table files (puts and
@@ -302,10 +309,16 @@ impl Store {
         let mut b = Batch::new();
         if cf == Cf::Unapplied {
             // In the commit that ends the rebuild: a crash before it
-            // redoes the rebuild at open, marks included.
-            for (doc, _) in self.docs()? {
-                b.mark_unapplied(&doc);
-            }
+            // redoes the rebuild at open, marks included. From the keys
+            // alone, read past damage: a meta that does not decode, or a
+            // damaged block of the documents' family, must not keep the
+            // store from opening (a mark without a document is cleared by
+            // settling, which finds nothing to apply).
+            self.walk_readable(Cf::Docs, |k, _| {
+                if let Ok(id) = <[u8; 32]>::try_from(k) {
+                    b.mark_unapplied(&DocId(Hash(id)));
+                }
+            });
         }
         b.delete_meta(MetaKey::RebuildFamily as u8);
         self.commit_blocking(b)
