@@ -41,6 +41,10 @@ pub struct Config {
     /// key of the same unit (certified by the street, added as a write key
     /// by the community), writing to the community's document too.
     pub devices: bool,
+    /// The first resident unit of each community also dials its street:
+    /// a node with two sessions it opens, so they take turns at their
+    /// first records reconciliation (`Fetches`).
+    pub second_uplinks: bool,
 }
 
 impl Config {
@@ -59,6 +63,7 @@ impl Config {
             p_link_flip: 0.01,
             p_restart: 0.002,
             devices: true,
+            second_uplinks: true,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct Report {
     pub misbehaviour: Vec<String>,
     /// Documents the district holds with changes of two keys or more.
     pub multi_author_docs: usize,
+    /// Sessions that waited for their node's records turn when they
+    /// started.
+    pub turns_waited: u64,
 }
 
 /// The simulated district.
@@ -350,6 +358,20 @@ impl World {
                     generation: 0,
                     sessions: None,
                 });
+                // The street above a community's first resident unit.
+                if cfg.second_uplinks
+                    && kind == UnitKind::Resident
+                    && p + 1 == i
+                    && let Some(street) = parents[p]
+                {
+                    links.push(Link {
+                        child: i,
+                        parent: street,
+                        up: true,
+                        generation: 0,
+                        sessions: None,
+                    });
+                }
             }
             sim_nodes.push(SimNode {
                 unit,
@@ -526,6 +548,13 @@ impl World {
         ));
         self.drive(l, false, Input::Start, 0);
         self.drive(l, true, Input::Start, 0);
+        if self.links[l]
+            .sessions
+            .as_ref()
+            .is_some_and(|(c, _)| c.waits_for_turn())
+        {
+            self.report.turns_waited += 1;
+        }
     }
 
     /// The progress node `i` persisted in its store about its peer on

@@ -23,6 +23,10 @@ fn a_stormy_district_converges_within_audiences() {
             "a community and its second device wrote one document: {report:?}"
         );
         assert!(report.heal_rounds >= 1);
+        assert!(
+            report.turns_waited >= 1,
+            "a resident dialling its community and its street took turns: {report:?}"
+        );
     }
 }
 

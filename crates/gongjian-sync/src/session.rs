@@ -317,6 +317,12 @@ impl Session {
         self.nonce = nonce;
     }
 
+    /// Whether its records reconciliation waits for the node's first one,
+    /// on another session, to end (see [`Fetches`]).
+    pub fn waits_for_turn(&self) -> bool {
+        self.turn_wait
+    }
+
     /// Whether something wanted waits for another session's fetch (or
     /// the records reconciliation for its turn).
     pub fn has_deferred(&self) -> bool {
