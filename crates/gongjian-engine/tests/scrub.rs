@@ -271,6 +271,49 @@ fn table_file(dir: &std::path::Path, family: &str) -> std::path::PathBuf {
     dir.join(files[0].name.trim_start_matches('/'))
 }
 
+/// Flips 32 bytes of `family`'s one table file at `1/at` of its length
+/// (a damaged block RocksDB's checksums find); returns the file.
+fn damage_table(dir: &std::path::Path, family: &str, at: usize) -> std::path::PathBuf {
+    let sst = table_file(dir, family);
+    let mut bytes = std::fs::read(&sst).unwrap();
+    let mid = bytes.len() / at;
+    for b in &mut bytes[mid..mid + 32] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&sst, bytes).unwrap();
+    sst
+}
+
+/// Three hundred needs documents of the community, each with `changes`
+/// changes, ingested one document per call; returns them as sent.
+fn three_hundred_documents(
+    r: &mut gongjian_engine::Replica,
+    fed: &Fed,
+    changes: usize,
+) -> Vec<(gongjian_identity::DocId, Vec<SignedChange>)> {
+    use gongjian_identity::{DocId, DocType, Genesis, RecordBody};
+    (0..300u64)
+        .map(|i| {
+            let g = Genesis {
+                doc_type: DocType::Needs,
+                unit: fed.community_id,
+                parties: vec![],
+                created_at: NOW + i,
+                write_keys: vec![fed.community.public()],
+            }
+            .sign(&fed.community);
+            let doc = DocId(g.hash());
+            r.insert_records(vec![g]).unwrap();
+            let mut a = Author::new(&fed.community, 1, doc);
+            let cs: Vec<SignedChange> = (0..changes)
+                .map(|k| a.put("标题", &format!("第{i}件第{k}稿")))
+                .collect();
+            assert_eq!(r.ingest(wire(&cs)).unwrap().accepted.len(), changes);
+            (doc, cs)
+        })
+        .collect()
+}
+
 /// Damage RocksDB detects in the blocks of the documents' changes: the
 /// daemon's scrub holds the families' compactions (one reading the damage
 /// would leave the store read-only); `gongjian verify --repair` writes the
@@ -279,39 +322,14 @@ fn table_file(dir: &std::path::Path, family: &str) -> std::path::PathBuf {
 /// and a peer's changes bring every document back whole.
 #[test]
 fn damaged_blocks_of_changes_are_written_again_and_the_documents_fetched() {
-    use gongjian_identity::{DocId, DocType, Genesis, RecordBody};
     let dir = tempfile::tempdir().unwrap();
     let fed = fed();
     let mut r = replica(dir.path(), &fed, None);
-    let mut sent: Vec<(DocId, Vec<SignedChange>)> = Vec::new();
-    for i in 0..300u64 {
-        let g = Genesis {
-            doc_type: DocType::Needs,
-            unit: fed.community_id,
-            parties: vec![],
-            created_at: NOW + i,
-            write_keys: vec![fed.community.public()],
-        }
-        .sign(&fed.community);
-        let doc = DocId(g.hash());
-        r.insert_records(vec![g]).unwrap();
-        let mut a = Author::new(&fed.community, 1, doc);
-        let cs: Vec<SignedChange> = (0..3)
-            .map(|k| a.put("标题", &format!("第{i}件第{k}稿")))
-            .collect();
-        assert_eq!(r.ingest(wire(&cs)).unwrap().accepted.len(), 3);
-        sent.push((doc, cs));
-    }
+    let sent = three_hundred_documents(&mut r, &fed, 3);
     let heads_before: Vec<Vec<gongjian_identity::Hash>> =
         sent.iter().map(|(d, _)| heads(&r, d)).collect();
     drop(r);
-    let sst = table_file(dir.path(), "changes");
-    let mut bytes = std::fs::read(&sst).unwrap();
-    let mid = bytes.len() / 2;
-    for b in &mut bytes[mid..mid + 32] {
-        *b ^= 0x5a;
-    }
-    std::fs::write(&sst, bytes).unwrap();
+    let sst = damage_table(dir.path(), "changes", 2);
 
     let mut r = reopen(dir.path(), &fed);
     assert_eq!(r.store().stats().unwrap().damaged, ["changes"]);
@@ -377,40 +395,17 @@ fn damaged_blocks_of_changes_are_written_again_and_the_documents_fetched() {
 /// marked first; settling then applies each (again) and clears its mark.
 #[test]
 fn damaged_marks_of_unapplied_documents_are_written_again_and_every_document_settled() {
-    use gongjian_identity::{DocId, DocType, Genesis, RecordBody};
     let dir = tempfile::tempdir().unwrap();
     let fed = fed();
     let mut r = replica(dir.path(), &fed, None);
     r.defer_application(true);
-    for i in 0..300u64 {
-        let g = Genesis {
-            doc_type: DocType::Needs,
-            unit: fed.community_id,
-            parties: vec![],
-            created_at: NOW + i,
-            write_keys: vec![fed.community.public()],
-        }
-        .sign(&fed.community);
-        let doc = DocId(g.hash());
-        r.insert_records(vec![g]).unwrap();
-        let mut a = Author::new(&fed.community, 1, doc);
-        let cs: Vec<SignedChange> = (0..2)
-            .map(|k| a.put("标题", &format!("第{i}件第{k}稿")))
-            .collect();
-        assert_eq!(r.ingest(wire(&cs)).unwrap().accepted.len(), 2);
-    }
+    three_hundred_documents(&mut r, &fed, 2);
     // Half settled: their marks cleared (deletions in the family too).
     r.settle(300).unwrap();
     let marked = r.unapplied().unwrap();
     assert!(marked > 0 && marked < 300, "{marked}");
     drop(r);
-    let sst = table_file(dir.path(), "unapplied");
-    let mut bytes = std::fs::read(&sst).unwrap();
-    let mid = bytes.len() / 3;
-    for b in &mut bytes[mid..mid + 32] {
-        *b ^= 0x5a;
-    }
-    std::fs::write(&sst, bytes).unwrap();
+    damage_table(dir.path(), "unapplied", 3);
 
     let mut r = reopen(dir.path(), &fed);
     assert_eq!(r.store().stats().unwrap().damaged, ["unapplied"]);
