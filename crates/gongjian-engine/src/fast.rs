@@ -13,8 +13,9 @@ use gongjian_model::{ApplyOutcome, apply_accepted};
 use gongjian_store::Batch;
 
 use crate::error::EngineError;
-use crate::ingest::{IngestReport, Staged};
+use crate::ingest::IngestReport;
 use crate::replica::Replica;
+use crate::staged::Staged;
 
 impl Replica {
     /// Returns false (having changed nothing) when the full rule must run.

@@ -15,6 +15,7 @@ mod ingest;
 mod replica;
 mod scrub;
 mod settle;
+mod staged;
 mod sync_host;
 
 pub use bundle::{
@@ -22,10 +23,8 @@ pub use bundle::{
     MAX_BUNDLE_BYTES, PeerState,
 };
 pub use error::{EngineError, InvalidChange};
-pub use ingest::{
-    CHECKPOINT_BYTES, CHECKPOINT_SEQ, EXTRACT_ON_WORKER_DOCS, HAND_OVER_WRITES, IngestCounters,
-    IngestReport,
-};
+pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
 pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};
 pub use settle::Settled;
+pub use staged::{EXTRACT_ON_WORKER_DOCS, HAND_OVER_WRITES};

@@ -27,7 +27,7 @@ pub struct Replica {
     pub(crate) cache: lru::LruCache<DocId, Automerge>,
     pub(crate) membership: Membership,
     /// Shared with the thread that extracts a large call's rows
-    /// (`ingest::Extractor`); replaced whole when records change it.
+    /// (`staged::Extractor`); replaced whole when records change it.
     pub(crate) trust: std::sync::Arc<Trust>,
     pub(crate) local: Option<LocalIdentity>,
     pub(crate) epoch: u32,

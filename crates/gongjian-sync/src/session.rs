@@ -248,8 +248,6 @@ pub struct Session {
     /// Its records reconciliation waits for the node's first one, on
     /// another session, to end (see [`Fetches`]).
     turn_wait: bool,
-    /// It holds that turn: its records reconciliation is the first.
-    turn_held: bool,
 }
 
 impl Drop for Session {
@@ -293,7 +291,6 @@ impl Session {
             retry_records: false,
             retry_docs: false,
             turn_wait: false,
-            turn_held: false,
         }
     }
 
@@ -490,7 +487,6 @@ impl Session {
         };
         self.turn_wait = !turn;
         if turn {
-            self.turn_held = self.fetches.is_some();
             self.open(host, SetId::Records, out)?;
         }
         Ok(())
@@ -676,7 +672,9 @@ impl Session {
             && self.records_awaited == 0
             && self.deferred_records.is_empty();
         if self.phase == Phase::Records && quiet && !self.turn_wait {
-            if std::mem::take(&mut self.turn_held)
+            // Its records reconciled (none is opened while it waits its
+            // turn): the node's turn, whoever held it, is over.
+            if self.epochs.contains_key(&SetId::Records)
                 && let Some((f, _)) = &self.fetches
             {
                 f.turn_done();
