@@ -33,7 +33,7 @@ function addUser(dir, name, role, display) {
 // Starts `gongjian run`; resolves with its API base once it prints its
 // JSON line.
 function run(dir, log) {
-  const child = spawn(BIN, ['run', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GONGJIAN_LOG: 'info' } });
+  const child = spawn(BIN, ['run', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GONGJIAN_LOG: 'info,automerge=warn' } });
   const err = [];
   child.stderr.on('data', (d) => { err.push(d); if (log) process.stderr.write(d); });
   return new Promise((resolve, reject) => {

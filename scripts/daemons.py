@@ -1,6 +1,6 @@
 """Helpers shared by the scripts that drive real `gongjian run` daemons
 (bench_cold_sync.py, bench_reconnect.py, hostile.py)."""
-import http.client, json, subprocess
+import http.client, json, os, subprocess
 
 
 class Daemons:
@@ -9,10 +9,11 @@ class Daemons:
     def __init__(self, gj):
         self.gj, self.procs = gj, []
 
-    def start(self, data_dir, stderr=subprocess.DEVNULL):
-        """Starts `gongjian run`; its process and the JSON line it prints."""
+    def start(self, data_dir, stderr=subprocess.DEVNULL, env=None):
+        """Starts `gongjian run` (`env`: variables set for it besides ours);
+        its process and the JSON line it prints."""
         p = subprocess.Popen([self.gj, "run", "--data-dir", data_dir], stdout=subprocess.PIPE,
-                             stderr=stderr, text=True)
+                             stderr=stderr, text=True, env={**os.environ, **(env or {})})
         self.procs.append(p)
         return p, json.loads(p.stdout.readline())
 

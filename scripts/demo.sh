@@ -53,7 +53,7 @@ enrol "$work/c1" "$work/school" "$school" resident 南京师范大学附属中�
 
 names=(district street c1 c2 c3 hospital school)
 start() { # name: run its daemon, wait for its JSON line
-  GONGJIAN_LOG=info "$gj" run --data-dir "$work/$1" >"$work/$1.out" 2>"$work/$1.log" &
+  GONGJIAN_LOG=info,automerge=warn "$gj" run --data-dir "$work/$1" >"$work/$1.out" 2>"$work/$1.log" &
   eval "pid_$1=$!"; pids+=($!)
   for _ in $(seq 1 100); do [ -s "$work/$1.out" ] && return; sleep 0.1; done
   echo "UNEXPECTED: $1 did not start"; cat "$work/$1.log"; exit 1

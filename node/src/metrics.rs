@@ -254,13 +254,13 @@ async fn render(api: &Api) -> Result<String, ApiError> {
             &mut reg,
             "view_lag_p50_seconds",
             "Median time from a frame of changes read off a stream to the view holding them (last 1,024)",
-            st.view_lag.p50_seconds,
+            st.view_lag.percentile(0.5),
         );
         seconds(
             &mut reg,
             "view_lag_p99_seconds",
             "99th percentile of the same (last 1,024)",
-            st.view_lag.p99_seconds,
+            st.view_lag.percentile(0.99),
         );
         counter(
             &mut reg,
@@ -303,6 +303,12 @@ async fn render(api: &Api) -> Result<String, ApiError> {
             "scrub_records_repaired",
             "Corrupt records written again from their verified copy, or dropped to be fetched again",
             st.scrub.records_repaired,
+        );
+        counter(
+            &mut reg,
+            "scrub_yielded",
+            "Ticks (about a second each) the node's own scrub let go by while the node was busy syncing",
+            st.scrub.yielded,
         );
     }
     gauge(

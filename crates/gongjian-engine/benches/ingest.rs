@@ -6,7 +6,7 @@
 //! * the node's ingest: decode, signatures (amortised, PROTOCOL.md §3), the
 //!   acceptance rule, automerge, one synced RocksDB batch per call;
 //! * ed25519-dalek `verify_batch` of 256 on every signature (one core);
-//! * the node's strict `verify_many` on every signature;
+//! * the node's strict `verify_many` on every signature (one core);
 //! * RocksDB synced batches of 256 of the same bytes;
 //! * automerge `apply_changes`, one call per document.
 //!
@@ -16,7 +16,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use gongjian_engine::Replica;
 use gongjian_gen::{Profile, generate, wire_batches};
-use gongjian_identity::{SignedChange, VerifyItem, change_signing_message, verify_many};
+use gongjian_identity::{SignedChange, VerifyItem, change_signing_message, verify_on_one_core};
 use gongjian_store::Store;
 
 fn benches(c: &mut Criterion) {
@@ -83,17 +83,20 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    g.bench_function("limit: the node's strict verify_many of 256", |b| {
-        b.iter(|| {
-            for chunk in signed.chunks(256) {
-                let items: Vec<VerifyItem<'_>> = chunk
-                    .iter()
-                    .map(|(key, sig, msg)| VerifyItem { key, msg, sig })
-                    .collect();
-                assert!(verify_many(&items).iter().all(Result::is_ok));
-            }
-        })
-    });
+    g.bench_function(
+        "limit: the node's strict verify_many of 256, one core",
+        |b| {
+            b.iter(|| {
+                for chunk in signed.chunks(256) {
+                    let items: Vec<VerifyItem<'_>> = chunk
+                        .iter()
+                        .map(|(key, sig, msg)| VerifyItem { key, msg, sig })
+                        .collect();
+                    assert!(verify_on_one_core(&items).iter().all(Result::is_ok));
+                }
+            })
+        },
+    );
 
     let wire: Vec<Vec<u8>> = changes.iter().map(|c| c.encode()).collect();
     g.bench_function("limit: RocksDB synced batches of 256, same bytes", |b| {
@@ -124,20 +127,7 @@ fn benches(c: &mut Criterion) {
 
     g.bench_function(
         "limit: automerge apply_changes, one call per document",
-        |b| {
-            b.iter(|| {
-                for d in &data.docs {
-                    let parsed: Vec<automerge::Change> = d
-                        .changes
-                        .iter()
-                        .map(|c| automerge::Change::try_from(c.chunk()).expect("chunk"))
-                        .collect();
-                    let mut am = automerge::Automerge::new();
-                    am.apply_changes(parsed).expect("apply");
-                    std::hint::black_box(am.get_heads());
-                }
-            })
-        },
+        |b| b.iter(|| gongjian_gen::apply_with_automerge(&data.docs)),
     );
     g.finish();
 }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use automerge::Automerge;
 use gongjian_identity::{DocId, Hash, SignedChange};
 use gongjian_model::{ApplyOutcome, apply_accepted};
 use gongjian_store::Batch;
@@ -177,6 +178,9 @@ impl Replica {
         } else {
             let mut am = match self.cache.pop(doc) {
                 Some(am) => am,
+                // Nothing accepted yet (its genesis alone is held): nothing
+                // to read.
+                None if meta.changes == 0 && meta.clock.is_empty() => Automerge::new(),
                 None => self.load(doc)?,
             };
             // A local edit is already in the cached document (as its head):

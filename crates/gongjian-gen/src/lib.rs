@@ -53,6 +53,26 @@ pub struct Doc {
     pub changes: Vec<SignedChange>,
 }
 
+/// A document built with automerge alone, its changes applied in one call.
+pub fn automerge_doc(d: &Doc) -> automerge::Automerge {
+    let parsed: Vec<automerge::Change> = d
+        .changes
+        .iter()
+        .map(|c| automerge::Change::try_from(c.chunk()).expect("a generated chunk parses"))
+        .collect();
+    let mut am = automerge::Automerge::new();
+    am.apply_changes(parsed).expect("generated changes apply");
+    am
+}
+
+/// Builds each document with automerge alone ([`automerge_doc`]) and drops
+/// it: the limit the benchmarks put ingest beside.
+pub fn apply_with_automerge(docs: &[Doc]) {
+    for d in docs {
+        std::hint::black_box(automerge_doc(d).get_heads());
+    }
+}
+
 /// The documents' changes in their wire encoding, in batches of at most
 /// `max` changes that never split a document (so ingest builds each
 /// document in one call); a document of more than `max` is a batch alone.

@@ -191,6 +191,9 @@ pub struct Actor {
     /// scrub goes on meanwhile).
     records_paused_until: Option<Instant>,
     scrub_paused_until: Option<Instant>,
+    /// Time spent on sync (every event but ticks) since the scrub last
+    /// looked, when it last looked, and how many ticks in a row it yielded.
+    scrub_busy: (Duration, Instant, u32),
     /// When the frame being handled was read (None for other work).
     arrived: Option<Instant>,
     /// What became of the changes of the frame being handled, ingested
@@ -202,9 +205,6 @@ pub struct Actor {
     /// changed, each with when its frame was read (the observer runs once,
     /// after the last).
     folding: Option<Vec<(DocId, Option<Instant>)>>,
-    /// The last view lags: from a frame read off the stream to the view
-    /// holding the changes it brought (the observer done), in seconds.
-    lags: std::collections::VecDeque<f64>,
 }
 
 impl std::fmt::Debug for Actor {
@@ -246,11 +246,11 @@ impl Actor {
             records_cursor: None,
             records_paused_until: None,
             scrub_paused_until: None,
+            scrub_busy: (Duration::ZERO, Instant::now(), 0),
             arrived: None,
             prefolded: None,
             prefolded_records: None,
             folding: None,
-            lags: std::collections::VecDeque::new(),
         }
     }
 
@@ -271,21 +271,11 @@ impl Actor {
 
     /// Records a view lag; the status shows the last 1,024's percentiles.
     fn lag(&mut self, secs: f64) {
-        if self.lags.len() == 1024 {
-            self.lags.pop_front();
-        }
-        self.lags.push_back(secs);
-        // Selection, not a sort: this runs for every frame of changes.
-        let mut window: Vec<f64> = self.lags.iter().copied().collect();
-        let mut at = |p: f64| {
-            let i = ((window.len() - 1) as f64 * p).round() as usize;
-            *window.select_nth_unstable_by(i, f64::total_cmp).1
-        };
-        let mut st = self.status.lock().expect("status lock");
-        st.view_lag.samples += 1;
-        st.view_lag.p50_seconds = at(0.5);
-        st.view_lag.p99_seconds = at(0.99);
-        st.view_lag.max_seconds = at(1.0);
+        self.status
+            .lock()
+            .expect("status lock")
+            .view_lag
+            .record(secs);
     }
 
     /// Publishes the peer ids of the certified keys to the swarm task once
@@ -347,8 +337,16 @@ impl Actor {
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Event>) -> Replica {
         self.publish_members();
         'events: while let Some(ev) = rx.blocking_recv() {
+            // The time the thread spends on sync (all but its ticks) is what
+            // the scrub yields to (`Actor::scrub`).
+            let started = Instant::now();
             let Event::Frame(first) = ev else {
-                if self.event(ev) {
+                let tick = matches!(ev, Event::Tick);
+                let go_on = self.event(ev);
+                if !tick {
+                    self.scrub_busy.0 += started.elapsed();
+                }
+                if go_on {
                     continue;
                 }
                 break;
@@ -368,6 +366,7 @@ impl Actor {
                 }
             }
             self.frames(frames);
+            self.scrub_busy.0 += started.elapsed();
             if let Some(ev) = next
                 && !self.event(ev)
             {

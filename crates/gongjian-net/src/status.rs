@@ -56,14 +56,73 @@ pub struct NetStatus {
     pub view_lag: ViewLag,
 }
 
-/// Percentiles of the last view lags, in seconds.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+/// The last view lags, in seconds; their percentiles are taken when read
+/// (recording one, on the sync thread for every frame of changes, is a
+/// push).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ViewLag {
     /// Frames that brought changes since start.
     pub samples: u64,
-    pub p50_seconds: f64,
-    pub p99_seconds: f64,
-    pub max_seconds: f64,
+    window: std::collections::VecDeque<f64>,
+}
+
+impl ViewLag {
+    /// Lags kept for the percentiles.
+    pub const WINDOW: usize = 1024;
+
+    /// Records one lag.
+    pub fn record(&mut self, secs: f64) {
+        if self.window.len() == Self::WINDOW {
+            self.window.pop_front();
+        }
+        self.window.push_back(secs);
+        self.samples += 1;
+    }
+
+    /// The `p` percentile (0 to 1) of the last lags, nearest rank; 0 if none.
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.window.is_empty() {
+            return 0.0;
+        }
+        let mut w: Vec<f64> = self.window.iter().copied().collect();
+        let i = ((w.len() - 1) as f64 * p.clamp(0.0, 1.0)).round() as usize;
+        *w.select_nth_unstable_by(i, f64::total_cmp).1
+    }
+}
+
+impl serde::Serialize for ViewLag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ViewLag", 4)?;
+        st.serialize_field("samples", &self.samples)?;
+        st.serialize_field("p50_seconds", &self.percentile(0.5))?;
+        st.serialize_field("p99_seconds", &self.percentile(0.99))?;
+        st.serialize_field("max_seconds", &self.percentile(1.0))?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ViewLag;
+
+    #[test]
+    fn view_lag_percentiles_are_of_the_last_window() {
+        let mut lag = ViewLag::default();
+        assert_eq!(lag.percentile(0.99), 0.0);
+        for i in 0..2000 {
+            lag.record(i as f64);
+        }
+        assert_eq!(lag.samples, 2000);
+        // The last 1,024: 976..=1999.
+        assert_eq!(lag.percentile(0.0), 976.0);
+        assert_eq!(lag.percentile(1.0), 1999.0);
+        assert_eq!(lag.percentile(0.5), 1488.0);
+        let json = serde_json::to_value(&lag).unwrap();
+        assert_eq!(json["samples"], 2000);
+        assert_eq!(json["max_seconds"], 1999.0);
+        assert_eq!(json["p99_seconds"], lag.percentile(0.99));
+    }
 }
 
 /// What settling deferred documents did since start
@@ -93,6 +152,9 @@ pub struct ScrubStatus {
     pub records_repaired: u64,
     /// Full passes over the store completed.
     pub passes: u64,
+    /// Ticks (about a second each) the scrub let go by while the node was
+    /// busy syncing.
+    pub yielded: u64,
 }
 
 /// Sync traffic of this process since start, for metrics. One daemon runs

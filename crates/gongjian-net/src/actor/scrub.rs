@@ -10,6 +10,21 @@ use super::Actor;
 /// document): a step holds the sync thread for milliseconds.
 const SCRUB_CHANGES_PER_TICK: u64 = 4096;
 
+/// The scrub yields its tick while the node syncs: when the sync thread's
+/// other work (frames, answers waiting for room, jobs) took more than this
+/// share of the time since its last tick (a cold sync, a district catching
+/// up), it waits for the next...
+const SCRUB_YIELD_BUSY: f64 = 0.25;
+/// ...but not more ticks than this in a row, so it still goes on (at one
+/// step a minute) under load that never lets up.
+const SCRUB_YIELD_TICKS: u32 = 60;
+
+/// Whether the scrub yields this tick: `busy` of `since` spent on sync,
+/// after `yielded` ticks in a row yielded already.
+pub(super) fn scrub_yields(busy: Duration, since: Duration, yielded: u32) -> bool {
+    yielded < SCRUB_YIELD_TICKS && busy.as_secs_f64() > SCRUB_YIELD_BUSY * since.as_secs_f64()
+}
+
 /// After a read error (or an unreadable record), the scrub of that family
 /// waits this long: the operator repairs the store meanwhile, and the log
 /// is not filled every second.
@@ -23,8 +38,16 @@ impl Actor {
     /// fetched again from peers: every session reconciles at once. One this
     /// node writes is only reported (its peers may lack changes of it).
     pub(super) fn scrub(&mut self) {
+        let (busy, last, yielded) = self.scrub_busy;
+        let now = Instant::now();
         let n = self.timing.scrub_per_tick;
+        let yields = n > 0 && scrub_yields(busy, now.duration_since(last), yielded);
+        self.scrub_busy = (Duration::ZERO, now, if yields { yielded + 1 } else { 0 });
         if n == 0 {
+            return;
+        }
+        if yields {
+            self.status.lock().expect("status lock").scrub.yielded += 1;
             return;
         }
         // Documents and records pause apart: an error reading one family
@@ -114,5 +137,37 @@ impl Actor {
                 self.records_paused_until = Some(Instant::now() + SCRUB_RETRY);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scrub_yields_to_a_busy_sync_for_a_minute_at_most() {
+        let s = Duration::from_secs(1);
+        // Idle, or light live traffic: it runs.
+        assert!(!scrub_yields(Duration::ZERO, s, 0));
+        assert!(!scrub_yields(Duration::from_millis(200), s, 0));
+        // A sync keeping the thread busy: it waits...
+        assert!(scrub_yields(Duration::from_millis(300), s, 0));
+        assert!(scrub_yields(
+            Duration::from_millis(900),
+            s,
+            SCRUB_YIELD_TICKS - 1
+        ));
+        // ...a minute in a row at most.
+        assert!(!scrub_yields(
+            Duration::from_millis(900),
+            s,
+            SCRUB_YIELD_TICKS
+        ));
+        // A long gap between ticks (the thread held elsewhere) is not busy.
+        assert!(!scrub_yields(
+            Duration::from_millis(300),
+            Duration::from_secs(2),
+            0
+        ));
     }
 }
