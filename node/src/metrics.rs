@@ -95,31 +95,42 @@ async fn render(api: &Api) -> Result<String, ApiError> {
     let key = api.me.key;
     let view = api.view.clone();
     let keeps_view = api.keeps_view;
-    let (counters, store, docs, behind, cert) = api
+    let (counters, store, docs, trust, cert) = api
         .backend
         .read(move |r| {
-            // (A node without the view has nothing to be behind.)
-            let behind = if keeps_view {
-                view.read().map(|v| v.behind(r)).unwrap_or(0)
-            } else {
-                0
-            };
             let docs = r.trust().documents().count();
             let cert = r.trust().admit_until(&key, now()).ok().map(|(_, u)| u);
-            (r.counters().clone(), r.store().clone(), docs, behind, cert)
+            (
+                r.counters().clone(),
+                r.store().clone(),
+                docs,
+                r.trust_shared(),
+                cert,
+            )
         })
         .await?;
-    // The quarantine is walked on a blocking thread, not the sync thread.
-    let (size, quarantined) = tokio::task::spawn_blocking(move || {
-        (store.size_bytes(), store.quarantined_count().unwrap_or(0))
+    // (A node without the view has nothing to be behind.) The view's heads
+    // copied, its lock let go before the walk: the sync thread folds rows
+    // in under it.
+    let (folded, items, acts, updates) = {
+        let v = view.read().map_err(|_| ApiError::lock())?;
+        let (i, a) = v.len();
+        (keeps_view.then(|| v.folded_heads()), i, a, v.updates)
+    };
+    // The quarantine and the documents' metadata are walked on a blocking
+    // thread, not the sync thread.
+    let (size, quarantined, behind) = tokio::task::spawn_blocking(move || {
+        let behind = folded
+            .map(|f| gongjian_view::behind(&f, &store, &trust))
+            .unwrap_or(0);
+        (
+            store.size_bytes(),
+            store.quarantined_count().unwrap_or(0),
+            behind,
+        )
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    let (items, acts, updates) = {
-        let v = api.view.read().map_err(|_| ApiError::lock())?;
-        let (i, a) = v.len();
-        (i, a, v.updates)
-    };
     let mut reg = Registry::with_prefix("gongjian");
     counter(
         &mut reg,

@@ -162,6 +162,12 @@ impl Replica {
         &self.trust
     }
 
+    /// The trust evaluation, shared: to read it off the sync thread (it is
+    /// replaced whole, never changed in place, when records change).
+    pub fn trust_shared(&self) -> std::sync::Arc<Trust> {
+        self.trust.clone()
+    }
+
     pub fn membership(&self) -> &Membership {
         &self.membership
     }

@@ -265,9 +265,8 @@ impl Host for Replica {
                 .collect(),
             SetId::Docs => self
                 .store
-                .docs()?
+                .docs_where(|doc| self.trust.may_see(peer, doc) && !self.withheld.contains(doc))?
                 .into_iter()
-                .filter(|(doc, _)| self.trust.may_see(peer, doc) && !self.withheld.contains(doc))
                 .map(|(doc, meta)| Item::doc(&doc, &meta.heads, meta.changes))
                 .collect(),
         })

@@ -191,8 +191,9 @@ pub struct Actor {
     /// scrub goes on meanwhile).
     records_paused_until: Option<Instant>,
     scrub_paused_until: Option<Instant>,
-    /// Time spent on sync (every event but ticks) since the scrub last
-    /// looked, when it last looked, and how many ticks in a row it yielded.
+    /// Time spent on sync (every event, a tick's work before its scrub step)
+    /// since the scrub last looked, when it last looked, and how many ticks
+    /// in a row it yielded.
     scrub_busy: (Duration, Instant, u32),
     /// When the frame being handled was read (None for other work).
     arrived: Option<Instant>,
@@ -367,10 +368,16 @@ impl Actor {
             }
             self.frames(frames);
             self.scrub_busy.0 += started.elapsed();
-            if let Some(ev) = next
-                && !self.event(ev)
-            {
-                break 'events;
+            if let Some(ev) = next {
+                let started = Instant::now();
+                let tick = matches!(ev, Event::Tick);
+                let go_on = self.event(ev);
+                if !tick {
+                    self.scrub_busy.0 += started.elapsed();
+                }
+                if !go_on {
+                    break 'events;
+                }
             }
         }
         for id in self.slots.keys().copied().collect::<Vec<_>>() {
@@ -425,12 +432,15 @@ impl Actor {
                 }
             }
             Event::Tick => {
+                let started = Instant::now();
                 self.publish_members();
                 for id in self.slots.keys().copied().collect::<Vec<_>>() {
                     self.drained(id);
                 }
                 self.tick();
                 self.settle();
+                // The tick's own sync work counts too (what the scrub yields to).
+                self.scrub_busy.0 += started.elapsed();
                 self.scrub();
             }
             Event::Drained { stream } => self.drained(stream),

@@ -192,6 +192,9 @@ impl Node {
         let tick_tx = events_tx.clone();
         let ticker = tokio::spawn(async move {
             let mut t = tokio::time::interval(Duration::from_secs(1));
+            // Ticks missed while the runtime was starved do not come back to
+            // back (the scrub would see a second's work in none).
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 t.tick().await;
                 // Skipped when the actor is busy: ticks need not pile up.

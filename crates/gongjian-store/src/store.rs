@@ -481,6 +481,16 @@ impl Store {
     }
 
     pub fn docs(&self) -> Result<Vec<(DocId, DocMeta)>, StoreError> {
+        self.docs_where(|_| true)
+    }
+
+    /// The metadata of the documents `keep` keeps, in id order; only theirs
+    /// is decoded (a sync session's snapshot keeps those its peer may see:
+    /// a street's, of a district's thousands).
+    pub fn docs_where(
+        &self,
+        mut keep: impl FnMut(&DocId) -> bool,
+    ) -> Result<Vec<(DocId, DocMeta)>, StoreError> {
         let mut out = Vec::new();
         for item in self
             .inner
@@ -492,7 +502,10 @@ impl Store {
                 cf: "docs",
                 reason: "key is not 32 bytes".into(),
             })?;
-            out.push((DocId(Hash(id)), value::decode("docs", &v)?));
+            let doc = DocId(Hash(id));
+            if keep(&doc) {
+                out.push((doc, value::decode("docs", &v)?));
+            }
         }
         Ok(out)
     }

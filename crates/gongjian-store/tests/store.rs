@@ -197,3 +197,33 @@ fn a_sync_asked_for_is_made_only_when_owed() {
     store.sync().unwrap();
     assert_eq!(store.sync_count(), base + 1);
 }
+
+#[test]
+fn docs_where_decodes_only_the_documents_kept() {
+    use gongjian_identity::{DocId, Hash};
+    use gongjian_store::DocMeta;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let mut b = Batch::new();
+    for i in 1..=3u8 {
+        let doc = DocId(Hash([i; 32]));
+        b.put_doc(
+            &doc,
+            &DocMeta {
+                genesis: doc.0,
+                heads: vec![Hash([i + 10; 32])],
+                changes: i as u64,
+                ..DocMeta::default()
+            },
+        );
+    }
+    store.commit_blocking(b).unwrap();
+    let all = store.docs().unwrap();
+    assert_eq!(all.len(), 3);
+    let kept = store.docs_where(|d| d.0.0[0] != 2).unwrap();
+    let ids: Vec<u8> = kept.iter().map(|(d, _)| d.0.0[0]).collect();
+    assert_eq!(ids, vec![1, 3], "the kept ones, in id order");
+    assert_eq!(kept[1].1.changes, 3);
+    assert_eq!(kept[1].1.heads, vec![Hash([13; 32])]);
+    assert!(store.docs_where(|_| false).unwrap().is_empty());
+}

@@ -285,23 +285,36 @@ impl View {
         false
     }
 
+    /// The heads the view folded in, by document: a copy, for [`behind`]
+    /// to compare with the store without holding the view.
+    pub fn folded_heads(&self) -> HashMap<DocId, Vec<Hash>> {
+        self.heads.clone()
+    }
+
     /// Documents whose accepted heads the view has not folded in yet (0
     /// when it keeps up): the view's lag, for metrics.
     pub fn behind(&self, replica: &Replica) -> usize {
-        let Ok(docs) = replica.store().docs() else {
-            return 0;
-        };
-        docs.iter()
-            .filter(|(d, _)| {
-                replica
-                    .trust()
-                    .genesis(d)
-                    .is_some_and(|g| folds(g.doc_type))
-            })
-            .filter(|(d, m)| self.heads.get(d) != Some(&m.heads))
-            .count()
+        behind(&self.heads, replica.store(), replica.trust())
     }
+}
 
+/// Documents of the view's kinds whose accepted heads in `store` are not
+/// those `folded` (a view's [`View::folded_heads`]) holds. It decodes every
+/// such document's metadata: for metrics, off the sync thread.
+pub fn behind(
+    folded: &HashMap<DocId, Vec<Hash>>,
+    store: &gongjian_store::Store,
+    trust: &Trust,
+) -> usize {
+    let Ok(docs) = store.docs_where(|d| trust.genesis(d).is_some_and(|g| folds(g.doc_type))) else {
+        return 0;
+    };
+    docs.iter()
+        .filter(|(d, m)| folded.get(d) != Some(&m.heads))
+        .count()
+}
+
+impl View {
     /// Folds one document in again from what the replica holds.
     pub fn refresh(&mut self, replica: &Replica, doc: &DocId) {
         if replica.trust().genesis(doc).is_none() {

@@ -476,3 +476,28 @@ fn provenance_follows_the_records_without_the_documents_moving() {
 fn split(id: &str) -> DocId {
     gongjian_view::split_global_id(id).unwrap().0
 }
+
+/// The view's lag for metrics: documents whose stored heads it has not
+/// folded in, counted from a copy of its heads (off the sync thread).
+#[test]
+fn behind_counts_the_documents_not_folded_in() {
+    let f = fed();
+    let mut community = Writer::new(&f, &f.community, f.community_id, &[]);
+    let titled = |t: &str| ItemFields {
+        title: Some(t.into()),
+        ..Default::default()
+    };
+    community.add(DocType::Needs, "n1", titled("楼道照明"));
+    let view = View::build(&community.r);
+    assert_eq!(view.behind(&community.r), 0);
+    community.add(DocType::Needs, "n2", titled("助餐"));
+    community.add(DocType::Resources, "r1", titled("活动室"));
+    let folded = view.folded_heads();
+    let behind = gongjian_view::behind(&folded, community.r.store(), &community.r.trust_shared());
+    assert_eq!(behind, 2, "the needs moved, the resources are new");
+    assert_eq!(view.behind(&community.r), 2);
+    let mut view = view;
+    let needs = community.doc(DocType::Needs);
+    view.refresh(&community.r, &needs);
+    assert_eq!(view.behind(&community.r), 1);
+}

@@ -11,7 +11,7 @@ use super::Actor;
 const SCRUB_CHANGES_PER_TICK: u64 = 4096;
 
 /// The scrub yields its tick while the node syncs: when the sync thread's
-/// other work (frames, answers waiting for room, jobs) took more than this
+/// other work (frames, answers waiting for room, jobs, the tick's own) took more than this
 /// share of the time since its last tick (a cold sync, a district catching
 /// up), it waits for the next...
 const SCRUB_YIELD_BUSY: f64 = 0.25;
