@@ -246,6 +246,15 @@ fn a_corrupt_record_is_rewritten_from_memory_or_dropped_and_fetched_again() {
 
 /// The records' table file of a closed store, after flushing and compacting
 /// every column family (so the records are in a table file, not the log).
+/// Asserts a scrub report names a problem whose text contains `what`.
+#[track_caller]
+fn assert_problem(report: &gongjian_engine::ScrubReport, what: &str) {
+    assert!(
+        report.problems.iter().any(|p| p.what.contains(what)),
+        "no problem with {what:?} in {report:?}"
+    );
+}
+
 fn records_table_file(dir: &std::path::Path) -> std::path::PathBuf {
     table_file(dir, "records")
 }
@@ -334,20 +343,9 @@ fn damaged_blocks_of_changes_are_written_again_and_the_documents_fetched() {
     let mut r = reopen(dir.path(), &fed);
     assert_eq!(r.store().stats().unwrap().damaged, ["changes"]);
     let (step, _) = r.scrub_step(None, 1000, u64::MAX).unwrap();
-    assert!(
-        step.problems
-            .iter()
-            .any(|p| p.what.contains("compactions held")),
-        "{step:?}"
-    );
+    assert_problem(&step, "compactions held");
     let repaired = r.scrub(true).unwrap();
-    assert!(
-        repaired
-            .problems
-            .iter()
-            .any(|p| p.what.contains("column family changes: written again")),
-        "{repaired:?}"
-    );
+    assert_problem(&repaired, "column family changes: written again");
     let aside: Vec<_> = std::fs::read_dir(dir.path().join("salvage"))
         .unwrap()
         .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
@@ -410,13 +408,7 @@ fn damaged_marks_of_unapplied_documents_are_written_again_and_every_document_set
     let mut r = reopen(dir.path(), &fed);
     assert_eq!(r.store().stats().unwrap().damaged, ["unapplied"]);
     let repaired = r.scrub(true).unwrap();
-    assert!(
-        repaired
-            .problems
-            .iter()
-            .any(|p| p.what.contains("column family unapplied: written again")),
-        "{repaired:?}"
-    );
+    assert_problem(&repaired, "column family unapplied: written again");
     assert!(r.store().stats().unwrap().damaged.is_empty());
     assert_eq!(r.unapplied().unwrap(), 300, "every document marked");
     let settled = r.settle(usize::MAX).unwrap();
@@ -477,13 +469,7 @@ fn damaged_blocks_of_records_are_read_past_and_the_records_written_again() {
         "{stats:?}"
     );
     let found = r.scrub(false).unwrap();
-    assert!(
-        found
-            .problems
-            .iter()
-            .any(|p| p.what.contains("column family records")),
-        "{found:?}"
-    );
+    assert_problem(&found, "column family records");
     assert!(
         r.store().records().is_err(),
         "nothing written without repair"
@@ -497,13 +483,7 @@ fn damaged_blocks_of_records_are_read_past_and_the_records_written_again() {
     assert!(r.store().records().is_err(), "still as it was");
     // `gongjian verify --repair` writes it again, the old file kept aside.
     let repaired = r.scrub(true).unwrap();
-    assert!(
-        repaired
-            .problems
-            .iter()
-            .any(|p| p.what.contains("written again")),
-        "{repaired:?}"
-    );
+    assert_problem(&repaired, "written again");
     let kept = dir.path().join("salvage");
     let aside: Vec<_> = std::fs::read_dir(&kept)
         .unwrap()

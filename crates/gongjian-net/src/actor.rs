@@ -338,16 +338,8 @@ impl Actor {
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Event>) -> Replica {
         self.publish_members();
         'events: while let Some(ev) = rx.blocking_recv() {
-            // The time the thread spends on sync (all but its ticks) is what
-            // the scrub yields to (`Actor::scrub`).
-            let started = Instant::now();
             let Event::Frame(first) = ev else {
-                let tick = matches!(ev, Event::Tick);
-                let go_on = self.event(ev);
-                if !tick {
-                    self.scrub_busy.0 += started.elapsed();
-                }
-                if go_on {
+                if self.event(ev) {
                     continue;
                 }
                 break;
@@ -366,18 +358,14 @@ impl Actor {
                     Err(_) => break,
                 }
             }
+            let started = Instant::now();
             self.frames(frames);
+            // Sync work, which the scrub yields to (`Actor::scrub`).
             self.scrub_busy.0 += started.elapsed();
-            if let Some(ev) = next {
-                let started = Instant::now();
-                let tick = matches!(ev, Event::Tick);
-                let go_on = self.event(ev);
-                if !tick {
-                    self.scrub_busy.0 += started.elapsed();
-                }
-                if !go_on {
-                    break 'events;
-                }
+            if let Some(ev) = next
+                && !self.event(ev)
+            {
+                break 'events;
             }
         }
         for id in self.slots.keys().copied().collect::<Vec<_>>() {
@@ -386,8 +374,20 @@ impl Actor {
         self.replica
     }
 
-    /// Handles an event other than a frame; false on `Shutdown`.
+    /// Handles an event other than a frame; false on `Shutdown`. Its time
+    /// is sync work, which the scrub yields to (`Actor::scrub`); a tick
+    /// counts its own up to its scrub step.
     fn event(&mut self, ev: Event) -> bool {
+        let started = Instant::now();
+        let tick = matches!(ev, Event::Tick);
+        let go_on = self.handle_event(ev);
+        if !tick {
+            self.scrub_busy.0 += started.elapsed();
+        }
+        go_on
+    }
+
+    fn handle_event(&mut self, ev: Event) -> bool {
         match ev {
             Event::Opened {
                 stream,

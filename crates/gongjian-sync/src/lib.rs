@@ -17,6 +17,7 @@
 mod batch;
 mod fetches;
 mod fold;
+mod host;
 mod message;
 mod rbsr;
 mod session;
