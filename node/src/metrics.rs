@@ -158,6 +158,12 @@ async fn render(api: &Api) -> Result<String, ApiError> {
     );
     counter(
         &mut reg,
+        "ingest_applied_on_two_cores",
+        "Runs of documents ingest applied to automerge on two threads at once",
+        counters.applied_on_two_cores,
+    );
+    counter(
+        &mut reg,
         "changes_pending",
         "Changes quarantined waiting for dependencies or a genesis",
         counters.pending,

@@ -10,6 +10,7 @@ use gongjian_model::{
 use gongjian_store::{Batch, DocMeta};
 
 use crate::error::{EngineError, InvalidChange};
+use crate::fast::{self, Fast, FastApply};
 use crate::replica::Replica;
 use crate::staged::Staged;
 
@@ -19,12 +20,19 @@ pub const MAX_QUARANTINE_PER_DOC: usize = 1_000;
 /// member cannot fill another unit's quarantine.
 pub const MAX_QUARANTINE_PER_AUTHOR: usize = 100;
 pub(crate) const APPLY_FAILED: &str = "apply-failed";
+/// Changes (about) the fast path's judged documents weigh at most before
+/// they are applied: bounds the documents a call holds between judging
+/// and staging them.
+pub const APPLY_GROUP: usize = 512;
 
 /// What became of a batch of received changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
     /// Newly accepted (stored, applied).
     pub accepted: Vec<Hash>,
+    /// The document of each of `accepted`, in the same order: one change
+    /// (the same chunk, so the same hash) may be accepted in two documents.
+    pub accepted_docs: Vec<DocId>,
     /// Held in quarantine, waiting for dependencies or the genesis.
     pub pending: Vec<Hash>,
     /// Held in quarantine, refused by the acceptance rule.
@@ -55,6 +63,9 @@ pub struct IngestCounters {
     /// Calls whose built documents went to the rows hook on a thread of
     /// their own ([`crate::EXTRACT_ON_WORKER_DOCS`]).
     pub extracted_aside: u64,
+    /// Runs of documents the fast path applied on two cores
+    /// ([`crate::APPLY_ON_TWO_CORES`]).
+    pub applied_on_two_cores: u64,
 }
 
 /// A short, stable label of a rejection, for metrics.
@@ -518,6 +529,10 @@ impl Replica {
 
     /// Judges each document's new changes (the fast path, else the whole
     /// rule), staging what to write; parts handed to the writer as it goes.
+    /// Documents are handled in order, but the fast path's application of
+    /// consecutive ones runs on two cores ([`fast::apply_fast_all`]): they
+    /// wait, judged, until a document needs the whole rule, they weigh
+    /// [`APPLY_GROUP`] changes, or the last is judged.
     fn judge_docs(
         &mut self,
         by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>>,
@@ -527,18 +542,61 @@ impl Replica {
         parts: bool,
     ) -> Result<(), EngineError> {
         let mut docs = by_doc.into_iter().peekable();
+        let mut judged: Vec<(FastApply, Vec<(usize, SignedChange)>)> = Vec::new();
+        let mut weight = 0;
         while let Some((doc, new)) = docs.next() {
             // Applying at once to a document whose application was
             // deferred: settled first (rule 8 over what it holds).
             if !self.defer_apply {
                 self.settle_doc(&doc)?;
             }
-            if !self.try_fast(&doc, &new, report, staged)? {
-                self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
+            match self.fast_judge(&doc, &new, report, staged)? {
+                Fast::Done => {}
+                Fast::Apply(job) => {
+                    weight += job.weight();
+                    judged.push((*job, new));
+                }
+                Fast::Slow => {
+                    self.apply_judged(std::mem::take(&mut judged), unchecked, report, staged)?;
+                    weight = 0;
+                    self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
+                }
+            }
+            let last = docs.peek().is_none();
+            if weight >= APPLY_GROUP || last {
+                self.apply_judged(std::mem::take(&mut judged), unchecked, report, staged)?;
+                weight = 0;
             }
             // After the last document the call commits at once.
-            if parts && docs.peek().is_some() {
+            if parts && !last && judged.is_empty() {
                 staged.hand_over(&self.store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies documents the fast path judged (on two cores if there is
+    /// enough), then stages them in order; one automerge refuses goes to
+    /// the whole rule, as it would have alone.
+    fn apply_judged(
+        &mut self,
+        mut judged: Vec<(FastApply, Vec<(usize, SignedChange)>)>,
+        unchecked: &Unchecked,
+        report: &mut IngestReport,
+        staged: &mut Staged,
+    ) -> Result<(), EngineError> {
+        if judged.is_empty() {
+            return Ok(());
+        }
+        let (built, shared) = fast::apply_fast_all(&mut judged, &self.store);
+        self.counters.applied_on_two_cores += u64::from(shared);
+        for ((job, new), am) in judged.into_iter().zip(built) {
+            match am? {
+                Some(am) => self.fast_built(job, &new, am, report, staged),
+                None => {
+                    let doc = job.doc;
+                    self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
+                }
             }
         }
         Ok(())
@@ -794,6 +852,7 @@ impl Replica {
                         batch.put_change(change);
                         if fresh_set.contains_key(hash) {
                             report.accepted.push(*hash);
+                            report.accepted_docs.push(*doc);
                         }
                     }
                 }

@@ -23,7 +23,8 @@ pub use bundle::{
     MAX_BUNDLE_BYTES, PeerState,
 };
 pub use error::{EngineError, InvalidChange};
-pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
+pub use fast::APPLY_ON_TWO_CORES;
+pub use ingest::{APPLY_GROUP, CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
 pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};
 pub use settle::Settled;

@@ -413,9 +413,9 @@ impl Replica {
     /// The changes of several `Changes` messages (each one document's,
     /// perhaps from different peers) checked in one ingest, committed
     /// relaxed (what sync received, the peer can send again); what became
-    /// of each message's changes, in order. A change in two messages counts
-    /// for the first whose copy was not refused, as if they had been
-    /// ingested one after the other.
+    /// of each message's changes, in order. A change in two messages (of
+    /// one document) counts for the first whose copy was not refused, as if
+    /// they had been ingested one after the other.
     pub fn ingest_folded(
         &mut self,
         frames: Vec<Vec<SignedChange>>,
@@ -436,16 +436,24 @@ impl Replica {
         let refused: std::collections::HashSet<usize> =
             report.invalid.iter().map(|(i, _)| *i).collect();
         let mut first: std::collections::HashMap<Hash, usize> = std::collections::HashMap::new();
+        // The same, by document: one chunk may be a change of two
+        // documents (the same actor writing the same first edit to two in
+        // one second), each accepted in its own.
+        let mut first_in: std::collections::HashMap<(DocId, Hash), usize> =
+            std::collections::HashMap::new();
         for (i, h) in hashes.iter().enumerate() {
             if !refused.contains(&i) {
                 first.entry(*h).or_insert_with(|| frame_of(i));
+                if let Some(doc) = docs[frame_of(i)] {
+                    first_in.entry((doc, *h)).or_insert_with(|| frame_of(i));
+                }
             }
         }
         let mut out = vec![IngestSummary::default(); starts.len()];
         // The report names only changes of the call (held ones it moved,
         // a pending change whose dependency came, are not counted).
-        for h in &report.accepted {
-            if let Some(&f) = first.get(h) {
+        for (h, doc) in report.accepted.iter().zip(&report.accepted_docs) {
+            if let Some(&f) = first_in.get(&(*doc, *h)) {
                 out[f].accepted += 1;
             }
         }

@@ -379,3 +379,149 @@ fn hex_actor(c: &SignedChange) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// A change of `a`'s document whose op names an object that does not exist:
+/// automerge refuses it (rule 8).
+fn unappliable(a: &mut Author, secret: &gongjian_identity::Secret) -> SignedChange {
+    let c = a.put("坏", "x");
+    let mut expanded = automerge::Change::try_from(c.chunk()).unwrap().decode();
+    let json = serde_json::to_value(&expanded.operations[0]).unwrap();
+    let mut json = json;
+    json["obj"] = serde_json::Value::String(format!("99@{}", hex_actor(&c)));
+    expanded.operations[0] = serde_json::from_value(json).unwrap();
+    expanded.hash = None;
+    let chunk = automerge::Change::from(expanded).raw_bytes().to_vec();
+    SignedChange::sign(*c.doc(), chunk, secret).unwrap()
+}
+
+#[test]
+fn documents_applied_on_two_cores_are_judged_as_one_at_a_time() {
+    // Six documents, each written 20 times. The first 8 changes of each in
+    // one call; the node reopened (nothing cached); the 9th of the first
+    // three in another call (those three built from the store and cached);
+    // then the rest of all in one call: three cached documents and three
+    // built from the store first, applied on either core; the fourth with a
+    // change automerge refuses at its end, the second without its 10th
+    // change (the rest of it waits: the whole rule, between the others). A
+    // node taking the same changes one document per call must end the same.
+    let fed = fed();
+    let (d1, d2) = (tempdir().unwrap(), tempdir().unwrap());
+    let mut shared = replica(d1.path(), &fed, None);
+    let mut alone = replica(d2.path(), &fed, None);
+    let mut docs = Vec::new();
+    for i in 0..6u64 {
+        let g = gongjian_identity::Genesis {
+            doc_type: gongjian_identity::DocType::Needs,
+            unit: fed.community_id,
+            parties: vec![],
+            created_at: NOW + i,
+            write_keys: vec![fed.community.public()],
+        }
+        .sign(&fed.community);
+        docs.push(DocId(g.hash()));
+        shared.insert_records(vec![g.clone()]).unwrap();
+        alone.insert_records(vec![g]).unwrap();
+    }
+    let mut calls: [Vec<Vec<SignedChange>>; 3] = Default::default();
+    let mut bad = None;
+    for (i, doc) in docs.iter().enumerate() {
+        let mut a = Author::new(&fed.community, 1, *doc);
+        let changes: Vec<SignedChange> = (0..20)
+            .map(|j| a.put(&format!("第{j}项"), &format!("文档{i}的值{j}")))
+            .collect();
+        let cached = i < 3;
+        calls[0].push(changes[..8].to_vec());
+        calls[1].push(if cached {
+            vec![changes[8].clone()]
+        } else {
+            vec![]
+        });
+        let mut last = changes[if cached { 9 } else { 8 }..].to_vec();
+        if i == 1 {
+            last.remove(0);
+        }
+        if i == 3 {
+            let b = unappliable(&mut a, &fed.community);
+            bad = Some(b.hash());
+            last.push(b);
+        }
+        calls[2].push(last);
+    }
+    let bad = bad.unwrap();
+
+    let all = |call: &Vec<Vec<SignedChange>>| -> Vec<SignedChange> {
+        call.iter().flatten().cloned().collect()
+    };
+    assert_eq!(
+        shared.ingest(wire(&all(&calls[0]))).unwrap().accepted.len(),
+        48
+    );
+    drop(shared);
+    let mut shared = reopen(d1.path(), &fed);
+    assert_eq!(
+        shared.ingest(wire(&all(&calls[1]))).unwrap().accepted.len(),
+        3
+    );
+    let report = shared.ingest(wire(&all(&calls[2]))).unwrap();
+    if gongjian_identity::two_cores() {
+        // The second call's three documents, then at least one run of the
+        // last call's five fast ones (the second document splits them in
+        // two runs at most, one of three or more).
+        assert!(
+            shared.counters().applied_on_two_cores >= 2,
+            "{:?}",
+            shared.counters()
+        );
+    }
+
+    let mut last_alone = gongjian_engine::IngestReport::default();
+    for i in 0..docs.len() {
+        for call in &calls {
+            if !call[i].is_empty() {
+                let r = alone.ingest(wire(&call[i])).unwrap();
+                if std::ptr::eq(call, &calls[2]) {
+                    last_alone.accepted.extend(r.accepted);
+                    last_alone.pending.extend(r.pending);
+                    last_alone.rejected.extend(r.rejected);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        alone.counters().applied_on_two_cores,
+        0,
+        "one document a call"
+    );
+    let sorted = |mut v: Vec<gongjian_identity::Hash>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(report.accepted.clone()),
+        sorted(last_alone.accepted),
+        "the same changes accepted"
+    );
+    assert_eq!(report.accepted.len(), 2 * 11 + 3 * 12);
+    assert_eq!(report.accepted_docs.len(), report.accepted.len());
+    assert_eq!(sorted(report.pending.clone()), sorted(last_alone.pending));
+    assert_eq!(report.pending.len(), 10, "the second document's rest waits");
+    assert_eq!(report.rejected, vec![(bad, Rejection::ApplyFailed)]);
+    assert_eq!(last_alone.rejected, report.rejected);
+    for (i, doc) in docs.iter().enumerate() {
+        assert_eq!(heads(&shared, doc), heads(&alone, doc), "document {i}");
+        assert_eq!(
+            accepted(&shared, doc),
+            accepted(&alone, doc),
+            "document {i}"
+        );
+        let quarantined = [0, 10, 0, 1, 0, 0][i];
+        assert_eq!(
+            shared.store().quarantined(doc).unwrap().len(),
+            quarantined,
+            "document {i}"
+        );
+        let want = (i != 1).then(|| format!("文档{i}的值19"));
+        assert_eq!(value(&shared, doc, "第19项"), want, "document {i}");
+        assert_eq!(value(&alone, doc, "第19项"), want, "document {i}");
+    }
+}

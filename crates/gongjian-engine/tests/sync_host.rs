@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use gongjian_identity::Secret;
+use gongjian_identity::{RecordBody, Secret};
 use gongjian_sync::Host;
 use tempfile::tempdir;
 
@@ -900,4 +900,31 @@ fn quarantined_documents_are_read_from_the_quarantine() {
         .map(|(d, _)| d)
         .collect();
     assert_eq!(held, with_count);
+}
+
+/// One chunk can be a change of two documents (an actor writing the same
+/// first edit to two in the same second): folded together, each frame
+/// counts its own document's copy as accepted, so each document is
+/// announced and its rows refreshed.
+#[test]
+fn the_same_change_in_two_documents_counts_for_each_frame() {
+    let (_dir, f, mut r, doc_a) = community_doc();
+    let g = gongjian_identity::Genesis {
+        doc_type: gongjian_identity::DocType::Needs,
+        unit: f.community_id,
+        parties: vec![],
+        created_at: NOW + 1,
+        write_keys: vec![f.community.public()],
+    }
+    .sign(&f.community);
+    let doc_c = gongjian_identity::DocId(g.hash());
+    r.insert_records(vec![g]).unwrap();
+    let ca = Author::new(&f.community, 1, doc_a).put("标题", "同一句话");
+    let cc = Author::new(&f.community, 1, doc_c).put("标题", "同一句话");
+    assert_eq!(ca.hash(), cc.hash(), "one chunk, signed for two documents");
+    let s = r.ingest_folded(vec![vec![ca], vec![cc]]).unwrap();
+    assert_eq!((s[0].accepted, s[1].accepted), (1, 1), "{s:?}");
+    for doc in [&doc_a, &doc_c] {
+        assert_eq!(value(&r, doc, "标题").as_deref(), Some("同一句话"));
+    }
 }

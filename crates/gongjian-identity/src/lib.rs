@@ -30,4 +30,6 @@ pub use records::{
     Recovery, Revocation, RevocationCut, RevocationTarget,
 };
 pub use unit::{UnitId, UnitKind};
-pub use verify::{VerifyItem, on_two_cores, verify_changes, verify_many, verify_on_one_core};
+pub use verify::{
+    VerifyItem, on_two_cores, two_cores, verify_changes, verify_many, verify_on_one_core,
+};

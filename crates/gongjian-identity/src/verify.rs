@@ -119,6 +119,12 @@ pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<Result<(), SignatureFailure>
     on_two_cores(items, PARALLEL_MIN, verify_on_one_core)
 }
 
+/// Whether this machine has two cores or more (asked once).
+pub fn two_cores() -> bool {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) >= 2
+}
+
 /// `f` over `items`, results in order: from `min` items, in two halves on
 /// two threads when the machine has two cores (the core count is read
 /// once); else, or if the second thread cannot be made, on this one.
@@ -127,10 +133,7 @@ pub fn on_two_cores<T: Sync, R: Send>(
     min: usize,
     f: impl Fn(&[T]) -> Vec<R> + Sync,
 ) -> Vec<R> {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    if items.len() < min
-        || *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) < 2
-    {
+    if items.len() < min || !two_cores() {
         return f(items);
     }
     let (first, second) = items.split_at(items.len() / 2);

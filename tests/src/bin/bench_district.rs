@@ -11,7 +11,10 @@
 //! * restart: store and replica opened, view rebuilt.
 //!
 //! `cargo run -p gongjian-tests --bin bench-district -- [--scale 10] [--seed 1] [--hub-runs 5] [--json] [--only view-ingest]`
-//! (`scripts/bench.sh` runs it with the daemon figures.)
+//! (`scripts/bench.sh` runs it with the daemon figures.) With
+//! `BENCH_WINDOWS=1` each view-node ingest also prints its window in
+//! seconds since boot, for `perf record -k boottime` and `perf report
+//! --time FROM,TO`: a profile of the ingest alone.
 
 use std::time::{Duration, Instant};
 
@@ -79,23 +82,66 @@ fn time_verify_many<M: AsRef<[u8]>>(signed: &[(PublicKey, Signature, M)]) -> Dur
     t.elapsed()
 }
 
-/// A view node's ingest of `docs`: the rows taken from each document as
-/// ingest builds it and folded in after each call (as the daemon does). Its
-/// time, and the view folded so; every change must be accepted.
-fn view_node_ingest(replica: &mut Replica, docs: &[gongjian_gen::Doc]) -> (Duration, View) {
+/// CPU seconds (user + system) this process, and its main thread, spent
+/// so far, from `/proc` (in clock ticks of 10 ms).
+fn cpu_seconds() -> (f64, f64) {
+    let ticks = |path: &str| -> f64 {
+        let stat = std::fs::read_to_string(path).unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime is the
+        // 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0.0))
+            .collect();
+        (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+    };
+    let main = format!("/proc/self/task/{}/stat", std::process::id());
+    (ticks("/proc/self/stat"), ticks(&main))
+}
+
+/// A view node's ingest of `docs`, 4,096 changes a call: the rows taken
+/// from each document as ingest builds it and folded in after each call (as
+/// the daemon does). Its time, the view folded so, and the CPU the process
+/// spent meanwhile (all its threads, then the calling one); every change
+/// must be accepted.
+fn view_node_ingest(
+    replica: &mut Replica,
+    docs: &[gongjian_gen::Doc],
+) -> (Duration, View, (f64, f64)) {
     let pending = PendingRows::default();
     replica.on_built(pending.hook());
     let mut folded = View::build(replica);
     let mut accepted = 0;
+    let cpu = cpu_seconds();
     let t = Instant::now();
     for batch in wire_batches(docs, 4096) {
         accepted += replica.ingest(batch).expect("ingest").accepted.len();
         pending.fold_into(&mut folded, replica);
     }
     let took = t.elapsed();
+    let after = cpu_seconds();
+    if std::env::var_os("BENCH_WINDOWS").is_some() {
+        // The ingest's window in seconds since boot (`perf record -k
+        // boottime` lines up with it), for a profile of the ingest alone.
+        let up = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+        let up: f64 = up
+            .split_whitespace()
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0.0);
+        eprintln!("window {:.3} {:.3}", up - took.as_secs_f64(), up);
+    }
+    let cpu = (after.0 - cpu.0, after.1 - cpu.1);
+    eprintln!(
+        "view-node ingest: {:.2} s, CPU {:.2} s ({:.2} s on the calling thread)",
+        took.as_secs_f64(),
+        cpu.0,
+        cpu.1
+    );
     let n: usize = docs.iter().map(|d| d.changes.len()).sum();
     assert_eq!(accepted, n, "every generated change is accepted");
-    (took, folded)
+    (took, folded, cpu)
 }
 
 fn main() {
@@ -197,23 +243,26 @@ fn main() {
         .any(|w| w[0] == "--only" && w[1] == "view-ingest")
     {
         let tmp = tempfile::tempdir().expect("tempdir");
-        // Three runs, each into a fresh store: their rates, then the median's ratio.
+        // Three runs, each into a fresh store and each after a pass of
+        // automerge alone (this machine's speed drifts by a third within
+        // a minute): their rates, and the median of the three ratios.
         let mut rates = Vec::new();
+        let mut ratios = Vec::new();
         for k in 0..3 {
+            let am = automerge_pass();
             let store = Store::create(&tmp.path().join(format!("db-view-{k}"))).expect("store");
             let mut with_view = Replica::open(store, data.root.public(), None).expect("replica");
             with_view
                 .insert_records(data.records.clone())
                 .expect("records");
-            let (took, _) = view_node_ingest(&mut with_view, &data.docs);
-            rates.push(rate(n, took));
+            let (took, _, _) = view_node_ingest(&mut with_view, &data.docs);
+            rates.push((rate(n, took), rate(n, am)));
+            ratios.push(rate(n, took) / rate(n, am));
         }
-        let mut sorted = rates.clone();
-        sorted.sort_by(f64::total_cmp);
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "view-node ingest {rates:.0?} changes/s, automerge {:.0}/s: {:.2} (median)",
-            rate(n, automerge_t),
-            sorted[1] / rate(n, automerge_t)
+            "view-node ingest, automerge just before (changes/s): {:.0?}; ratio {:.2} (median of {ratios:.2?})",
+            rates, ratios[1]
         );
         return;
     }
@@ -381,7 +430,7 @@ fn main() {
     // A view node: the same ingest, the rows taken from each document as
     // ingest builds it and folded in after each call (as the daemon does).
     let mut with_view = fresh("db-view");
-    let (ingest_all, folded_view) = view_node_ingest(&mut with_view, &data.docs);
+    let (ingest_all, folded_view, view_cpu) = view_node_ingest(&mut with_view, &data.docs);
     assert_eq!(
         folded_view.digest(&district.id),
         view.digest(&district.id),
@@ -549,6 +598,9 @@ fn main() {
             "ingest_s": ingest.as_secs_f64(),
             "view_build_s": view_build.as_secs_f64(),
             "one_doc_per_call_with_view_s": per_doc_s.as_secs_f64(),
+            "with_view_s": ingest_all.as_secs_f64(),
+            "with_view_cpu_s": view_cpu.0,
+            "with_view_calling_thread_cpu_s": view_cpu.1,
         },
         "limits": {
             "ed25519_dalek_verify_batch_signatures_per_s": rate(signed.len(), raw_verify),
@@ -645,6 +697,13 @@ fn main() {
         extract_t.as_secs_f64(),
         automerge_t.as_secs_f64().max(parts.as_secs_f64() / 2.0),
         ceiling
+    );
+    println!(
+        "  view node's ingest here: {:.3} s, CPU {:.3} s on all threads ({:.3} s on the calling one): {:.1} cores busy",
+        ingest_all.as_secs_f64(),
+        view_cpu.0,
+        view_cpu.1,
+        view_cpu.0 / ingest_all.as_secs_f64()
     );
     for q in out["queries"].as_array().into_iter().flatten() {
         println!(
