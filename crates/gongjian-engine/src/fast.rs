@@ -60,14 +60,19 @@ impl FastApply {
     }
 }
 
+/// The rows hook ([`crate::Built`]) and the trust it is called with.
+pub(crate) type Hook<'a> = Option<(&'a crate::Built, &'a gongjian_model::Trust)>;
+
 /// Rule 8 for a document the fast path judged: its new changes applied to
-/// the document as it is (built from the store if not cached). `None` if
+/// the document as it is (built from the store if not cached), then handed
+/// to the rows hook, if any, while it is at hand on this core. `None` if
 /// automerge refuses one: the full rule must run. Touches only the
 /// document's own keys, read-only, so documents apply on any thread.
 pub(crate) fn apply_fast(
     job: &mut FastApply,
     new: &[(usize, SignedChange)],
     store: &Store,
+    hook: Hook<'_>,
 ) -> Result<Option<Automerge>, EngineError> {
     let doc = job.doc;
     let mut am = match job.cached.take() {
@@ -96,10 +101,20 @@ pub(crate) fn apply_fast(
             .map(|cs| crate::ingest::build(&cs))
             .unwrap_or_default()
     });
-    Ok(match outcome {
-        ApplyOutcome::Failed { .. } => None,
-        ApplyOutcome::Applied => Some(am),
-    })
+    if let ApplyOutcome::Failed { .. } = outcome {
+        return Ok(None);
+    }
+    if let Some((hook, trust)) = hook {
+        (*hook)(trust, &doc, &sorted_heads(&am), &mut am);
+    }
+    Ok(Some(am))
+}
+
+/// A document's heads, sorted.
+fn sorted_heads(am: &Automerge) -> Vec<Hash> {
+    let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+    heads.sort();
+    heads
 }
 
 /// Applies documents judged by the fast path ([`apply_fast`]), on two
@@ -110,11 +125,27 @@ pub(crate) fn apply_fast(
 pub(crate) fn apply_fast_all(
     jobs: &mut [(FastApply, Vec<(usize, SignedChange)>)],
     store: &Store,
+    hook: Hook<'_>,
 ) -> (Vec<Result<Option<Automerge>, EngineError>>, bool) {
+    // A panic on either thread (the rows hook's) stops the other at its
+    // next document; the caller gets it once both stopped.
+    let stop = std::sync::atomic::AtomicBool::new(false);
     let run = |part: &mut [(FastApply, Vec<(usize, SignedChange)>)]| -> Vec<_> {
-        part.iter_mut()
-            .map(|(job, new)| apply_fast(job, new, store))
-            .collect()
+        let mut out = Vec::with_capacity(part.len());
+        for (job, new) in part {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let one = std::panic::AssertUnwindSafe(|| apply_fast(job, new, store, hook));
+            match std::panic::catch_unwind(one) {
+                Ok(r) => out.push(r),
+                Err(panic) => {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    std::panic::resume_unwind(panic)
+                }
+            }
+        }
+        out
     };
     let total: usize = jobs.iter().map(|(j, _)| j.weight()).sum();
     if jobs.len() < 2 || total < APPLY_ON_TWO_CORES || !gongjian_identity::two_cores() {
@@ -151,9 +182,11 @@ pub(crate) fn apply_fast_all(
 }
 
 /// Changes a call's fast documents must weigh together for their
-/// application to be shared by two cores (a thread costs some 50 µs,
-/// applying a change some 30 µs).
-pub const APPLY_ON_TWO_CORES: usize = 16;
+/// application to be shared by two cores. Applying a change costs some
+/// 30 µs, a thread some 50 µs, but more in a busy daemon: the small calls
+/// of a sync (a fold of a dozen frames of a few changes each) ran no faster
+/// shared, and cost the node more CPU.
+pub const APPLY_ON_TWO_CORES: usize = 64;
 
 impl Replica {
     /// Rules 1-7 over a document's new changes (the fast path), staging
@@ -327,8 +360,8 @@ impl Replica {
         })))
     }
 
-    /// Stages a document [`apply_fast`] applied (`am`): its changes
-    /// written, the document handed on for its rows.
+    /// Stages a document [`apply_fast`] applied (`am`, its rows taken):
+    /// its changes written, the document kept for the cache.
     pub(crate) fn fast_built(
         &mut self,
         job: FastApply,
@@ -341,9 +374,15 @@ impl Replica {
         self.stage_fast(&job.doc, job.meta, &order, Some(am), new, report, staged);
     }
 
+    /// The rows hook, if any, for [`apply_fast_all`].
+    pub(crate) fn hook(&self) -> Hook<'_> {
+        self.built.as_deref().map(|b| (b, &*self.trust))
+    }
+
     /// Stages the fast path's accepted changes of a document (`order`,
     /// dependencies first): written with the document's new metadata, and
-    /// the document `built`, if applied, handed on.
+    /// the document `built`, if applied (its rows taken by [`apply_fast`]),
+    /// kept for the cache.
     #[allow(clippy::too_many_arguments)]
     fn stage_fast(
         &mut self,
@@ -363,11 +402,7 @@ impl Replica {
             *e = (*e).max(h.seq);
         }
         meta.heads = match &built {
-            Some(am) => {
-                let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
-                heads.sort();
-                heads
-            }
+            Some(am) => sorted_heads(am),
             None => {
                 let mut heads: BTreeSet<Hash> = meta.heads.iter().copied().collect();
                 heads.extend(order.iter().map(|c| c.hash()));
@@ -395,7 +430,7 @@ impl Replica {
             }
         }
         if let Some(am) = built {
-            self.hand_built(staged, *doc, &meta.heads, am, true);
+            self.hand_built(staged, *doc, &meta.heads, am, false);
         }
     }
 }

@@ -588,7 +588,21 @@ impl Replica {
         if judged.is_empty() {
             return Ok(());
         }
-        let (built, shared) = fast::apply_fast_all(&mut judged, &self.store);
+        // The rows hook runs on the thread applying each document; a panic
+        // of it reaches the caller once the parts handed over are written,
+        // as from the rows thread (`Staged::finish_extraction`).
+        let hook = self.hook();
+        let store = &self.store;
+        let (built, shared) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fast::apply_fast_all(&mut judged, store, hook)
+        })) {
+            Ok(done) => done,
+            Err(panic) => {
+                staged.stop_extraction();
+                staged.wait_handed();
+                std::panic::resume_unwind(panic)
+            }
+        };
         self.counters.applied_on_two_cores += u64::from(shared);
         for ((job, new), am) in judged.into_iter().zip(built) {
             match am? {

@@ -44,7 +44,7 @@ pub struct Replica {
     pub(crate) durability: gongjian_store::Durability,
     /// Called with each document ingest builds, before the call commits
     /// ([`Replica::on_built`]).
-    pub(crate) built: Option<std::sync::Arc<std::sync::Mutex<Built>>>,
+    pub(crate) built: Option<std::sync::Arc<Built>>,
     /// Ingest stores accepted changes without applying them to automerge;
     /// [`Replica::settle`] applies them later ([`Replica::defer_application`]).
     pub(crate) defer_apply: bool,
@@ -54,8 +54,10 @@ pub struct Replica {
 }
 
 /// A hook handed each document ingest builds: the trust it was judged
-/// under, its id, its accepted heads (sorted) and the document.
-pub type Built = Box<dyn FnMut(&Trust, &DocId, &[Hash], &mut Automerge) + Send + Sync>;
+/// under, its id, its accepted heads (sorted) and the document. Called from
+/// several threads at once (each with its own documents), as a call's
+/// documents are applied on two cores.
+pub type Built = Box<dyn Fn(&Trust, &DocId, &[Hash], &mut Automerge) + Send + Sync>;
 
 impl std::fmt::Debug for Replica {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,7 +153,7 @@ impl Replica {
     /// are the ones it was given. The hook must not edit the document (it
     /// goes to the cache as it is); `&mut` is what automerge's readers take.
     pub fn on_built(&mut self, hook: Built) {
-        self.built = Some(std::sync::Arc::new(std::sync::Mutex::new(hook)));
+        self.built = Some(std::sync::Arc::new(hook));
     }
 
     pub fn store(&self) -> &Store {

@@ -41,6 +41,9 @@ pub const EXTRACT_ON_WORKER_DOCS: usize = 8;
 pub(crate) struct Extractor {
     tx: Option<std::sync::mpsc::SyncSender<ToExtract>>,
     done: Option<std::thread::JoinHandle<Kept>>,
+    /// Set when the call unwinds: the documents still queued are not
+    /// handed to the hook.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A built document for the extractor: its id, heads, the document, and
@@ -58,9 +61,10 @@ impl Extractor {
 }
 
 impl Drop for Extractor {
-    /// A call unwinding (a panic on its thread) still waits for the hook to
-    /// be done: it never runs after the call.
+    /// A call unwinding (a panic on its thread) stops handing documents to
+    /// the hook and waits for the one at hand: it never runs after the call.
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.join();
     }
 }
@@ -99,6 +103,14 @@ impl Staged {
                 .push(store.submit_with(part, gongjian_store::Durability::Relaxed)?);
         }
         Ok(())
+    }
+
+    /// The call unwinds: the documents queued for the rows thread are not
+    /// handed to the hook any more.
+    pub(crate) fn stop_extraction(&self) {
+        if let Some(x) = &self.extractor {
+            x.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Waits for the parts handed over, whatever became of them (a call
@@ -155,13 +167,14 @@ impl Replica {
         let trust = self.trust.clone();
         let cap = self.cache.cap().get();
         let (tx, rx) = std::sync::mpsc::sync_channel::<ToExtract>(EXTRACT_QUEUE);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
         let done = std::thread::Builder::new()
             .name("gongjian-rows".into())
             .spawn(move || {
                 let mut kept = Kept::new();
                 for (doc, heads, mut am, extract) in rx {
-                    if extract {
-                        let mut hook = hook.lock().unwrap_or_else(|e| e.into_inner());
+                    if extract && !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                         (*hook)(&trust, &doc, &heads, &mut am);
                     }
                     keep_last(&mut kept, doc, am, cap);
@@ -172,6 +185,7 @@ impl Replica {
         Some(Extractor {
             tx: Some(tx),
             done: Some(done),
+            stop,
         })
     }
 
@@ -186,7 +200,9 @@ impl Replica {
         mut am: Automerge,
         extract: bool,
     ) {
-        if std::mem::take(&mut staged.extract_aside) {
+        // Made for the first document whose rows it takes (a fast
+        // document's were taken where it was applied).
+        if extract && std::mem::take(&mut staged.extract_aside) {
             staged.extractor = self.extractor();
             if staged.extractor.is_some() {
                 self.counters.extracted_aside += 1;
@@ -210,7 +226,6 @@ impl Replica {
     /// Calls the hook, if any, with a document built here.
     pub(crate) fn call_built(&self, doc: &DocId, heads: &[Hash], am: &mut Automerge) {
         if let Some(hook) = &self.built {
-            let mut hook = hook.lock().unwrap_or_else(|e| e.into_inner());
             (*hook)(&self.trust, doc, heads, am);
         }
     }

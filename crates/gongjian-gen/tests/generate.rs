@@ -51,19 +51,21 @@ fn a_small_district_is_accepted_whole_and_viewed() {
     let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
     r.insert_records(d.records.clone()).unwrap();
     assert_eq!(r.trust().documents().count(), d.docs.len());
-    // The rows handed over as ingest builds each document (on a thread of
-    // their own in a call this large), folded into a view once stored.
+    // The rows handed over as ingest builds each document (in a call this
+    // large, on the threads applying the fast path's documents, and on a
+    // thread of their own for those the whole rule built), folded into a
+    // view once stored.
     assert!(d.docs.len() >= gongjian_engine::EXTRACT_ON_WORKER_DOCS);
     let pending = gongjian_view::PendingRows::default();
     r.on_built(pending.hook());
     let mut folded = View::build(&r);
     let all: Vec<Vec<u8>> = bytes(&d);
     let report = r.ingest(all.clone()).unwrap();
-    assert_eq!(
-        r.counters().extracted_aside,
-        1,
-        "the rows taken on a thread"
-    );
+    // Every document here takes the fast path: no rows thread.
+    assert_eq!(r.counters().extracted_aside, 0, "{:?}", r.counters());
+    if gongjian_identity::two_cores() {
+        assert!(r.counters().applied_on_two_cores > 0, "{:?}", r.counters());
+    }
     let handed = pending.len();
     assert_eq!(pending.fold_into(&mut folded, &r).len(), handed);
     assert!(report.invalid.is_empty(), "{:?}", report.invalid.first());
@@ -222,43 +224,78 @@ fn a_call_stored_in_parts_holds_what_one_document_per_call_holds() {
     assert_eq!(held(&reopened), expected, "reopened");
 }
 
-/// The rows hook of a large call runs on a thread of its own; if it
-/// panics, the panic reaches the caller of `ingest`, as it would from the
-/// call's own thread, and the hook is never called after the call ended.
+/// A panic of the rows hook reaches the caller of `ingest`, as it would
+/// from the call's own thread, whichever thread of the call ran it, and the
+/// hook is never called after the call ended: on the rows thread (the
+/// documents the whole rule builds in a large call), and on the threads
+/// applying the fast path's documents.
 #[test]
 fn a_panic_of_the_rows_hook_on_its_thread_reaches_the_caller() {
     let d = generate(&Profile::named("small").unwrap(), 3, NOW).unwrap();
+    assert!(d.docs.len() > 8);
+    let fails = || {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = calls.clone();
+        let hook: gongjian_engine::Built = Box::new(move |_, _, _, _| {
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 4 {
+                panic!("the hook fails on the fifth document");
+            }
+        });
+        (calls, hook)
+    };
+    let panics = |r: &mut Replica, wire: Vec<Vec<u8>>, calls: &std::sync::atomic::AtomicUsize| {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.ingest(wire)));
+        let panic = out.expect_err("the hook's panic reaches the caller");
+        assert_eq!(
+            panic.downcast_ref::<&str>(),
+            Some(&"the hook fails on the fifth document")
+        );
+        let after = calls.load(std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            after,
+            "no hook call after the call ended"
+        );
+        after
+    };
+
+    // Every document but its first change, then the first changes: each
+    // document's rest was waiting for it, so the whole rule judges it and
+    // builds it, and its rows go to the rows thread (those of one change,
+    // the fast path's, where they are applied). The call stops soon after
+    // the fifth fails, at the next document it hands over, not at the end.
     let dir = tempfile::tempdir().unwrap();
     let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
     r.insert_records(d.records.clone()).unwrap();
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = calls.clone();
-    r.on_built(Box::new(move |_, _, _, _| {
-        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 4 {
-            panic!("the hook fails on the fifth document");
-        }
-    }));
+    let rest: Vec<Vec<u8>> = d
+        .docs
+        .iter()
+        .flat_map(|x| x.changes[1..].iter().map(|c| c.encode()))
+        .collect();
+    assert!(r.ingest(rest).unwrap().accepted.is_empty());
+    let (calls, hook) = fails();
+    r.on_built(hook);
+    let firsts: Vec<Vec<u8>> = d.docs.iter().map(|x| x.changes[0].encode()).collect();
+    let after = panics(&mut r, firsts, &calls);
+    assert!(after < d.docs.len(), "{after} calls of {}", d.docs.len());
+    assert_eq!(r.counters().extracted_aside, 1, "on the rows thread");
+
+    // The whole district in one call: every document here takes the fast
+    // path, its rows taken on the thread that applied it. The other
+    // applying core stops at its next document once the panic is caught,
+    // so at most its half of the run is handed over: not every document.
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
+    r.insert_records(d.records.clone()).unwrap();
+    let (calls, hook) = fails();
+    r.on_built(hook);
     let all: Vec<Vec<u8>> = d
         .docs
         .iter()
         .flat_map(|x| x.changes.iter().map(|c| c.encode()))
         .collect();
-    assert!(d.docs.len() > 8);
-    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.ingest(all)));
-    let panic = out.expect_err("the hook's panic reaches the caller");
-    assert_eq!(
-        panic.downcast_ref::<&str>(),
-        Some(&"the hook fails on the fifth document")
-    );
-    let after = calls.load(std::sync::atomic::Ordering::SeqCst);
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    assert_eq!(
-        calls.load(std::sync::atomic::Ordering::SeqCst),
-        after,
-        "no hook call after the call ended"
-    );
-    assert_eq!(
-        after, 5,
-        "the call stopped at the document whose hook failed"
-    );
+    let after = panics(&mut r, all, &calls);
+    assert!(after < d.docs.len(), "{after} calls of {}", d.docs.len());
+    assert_eq!(r.counters().extracted_aside, 0, "no rows thread");
 }

@@ -105,8 +105,11 @@ impl PendingRows {
     pub fn hook(&self) -> gongjian_engine::Built {
         let pending = self.0.clone();
         Box::new(move |trust, doc, heads, am| {
+            // Extracted before the lock: ingest calls this from two
+            // threads at once.
+            let rows = Folded::extract(trust, *doc, heads.to_vec(), am);
             let mut pending = pending.lock().expect("pending rows lock");
-            match Folded::extract(trust, *doc, heads.to_vec(), am) {
+            match rows {
                 Some(f) => pending.insert(*doc, f),
                 None => pending.remove(doc),
             };
