@@ -410,14 +410,7 @@ fn documents_applied_on_two_cores_are_judged_as_one_at_a_time() {
     let mut alone = replica(d2.path(), &fed, None);
     let mut docs = Vec::new();
     for i in 0..6u64 {
-        let g = gongjian_identity::Genesis {
-            doc_type: gongjian_identity::DocType::Needs,
-            unit: fed.community_id,
-            parties: vec![],
-            created_at: NOW + i,
-            write_keys: vec![fed.community.public()],
-        }
-        .sign(&fed.community);
+        let g = genesis_at(fed.community_id, &fed.community, NOW + i);
         docs.push(DocId(g.hash()));
         shared.insert_records(vec![g.clone()]).unwrap();
         alone.insert_records(vec![g]).unwrap();

@@ -215,14 +215,7 @@ fn one_chunk_signed_for_two_documents_is_kept_apart() {
     let f = fed();
     let mut r = replica(dir.path(), &f, None);
     let ga = genesis(f.community_id, &f.community, &[]);
-    let gb = gongjian_identity::Genesis {
-        doc_type: gongjian_identity::DocType::Needs,
-        unit: f.community_id,
-        parties: vec![],
-        created_at: NOW + 1,
-        write_keys: vec![f.community.public()],
-    }
-    .sign(&f.community);
+    let gb = genesis_at(f.community_id, &f.community, NOW + 1);
     let (a, b) = (DocId(ga.hash()), DocId(gb.hash()));
     r.insert_records(vec![ga, gb]).unwrap();
     let mut author = Author::new(&f.community, 1, a);

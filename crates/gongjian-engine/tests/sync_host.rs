@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use gongjian_identity::{RecordBody, Secret};
+use gongjian_identity::Secret;
 use gongjian_sync::Host;
 use tempfile::tempdir;
 
@@ -909,14 +909,7 @@ fn quarantined_documents_are_read_from_the_quarantine() {
 #[test]
 fn the_same_change_in_two_documents_counts_for_each_frame() {
     let (_dir, f, mut r, doc_a) = community_doc();
-    let g = gongjian_identity::Genesis {
-        doc_type: gongjian_identity::DocType::Needs,
-        unit: f.community_id,
-        parties: vec![],
-        created_at: NOW + 1,
-        write_keys: vec![f.community.public()],
-    }
-    .sign(&f.community);
+    let g = genesis_at(f.community_id, &f.community, NOW + 1);
     let doc_c = gongjian_identity::DocId(g.hash());
     r.insert_records(vec![g]).unwrap();
     let ca = Author::new(&f.community, 1, doc_a).put("标题", "同一句话");

@@ -160,6 +160,19 @@ pub fn genesis(unit: UnitId, signer: &Secret, extra_writers: &[PublicKey]) -> Si
     .sign(signer)
 }
 
+/// A needs document of `unit` written by `signer` alone, created at
+/// `created_at`: another document for each time.
+pub fn genesis_at(unit: UnitId, signer: &Secret, created_at: u64) -> SignedRecord {
+    Genesis {
+        doc_type: DocType::Needs,
+        unit,
+        parties: vec![],
+        created_at,
+        write_keys: vec![signer.public()],
+    }
+    .sign(signer)
+}
+
 /// An author writing raw automerge changes outside any replica.
 #[derive(Debug)]
 pub struct Author {
