@@ -105,16 +105,9 @@ pub(crate) fn apply_fast(
         return Ok(None);
     }
     if let Some((hook, trust)) = hook {
-        (*hook)(trust, &doc, &sorted_heads(&am), &mut am);
+        (*hook)(trust, &doc, &crate::ingest::sorted_heads(&am), &mut am);
     }
     Ok(Some(am))
-}
-
-/// A document's heads, sorted.
-fn sorted_heads(am: &Automerge) -> Vec<Hash> {
-    let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
-    heads.sort();
-    heads
 }
 
 /// Applies documents judged by the fast path ([`apply_fast`]), on two
@@ -402,7 +395,7 @@ impl Replica {
             *e = (*e).max(h.seq);
         }
         meta.heads = match &built {
-            Some(am) => sorted_heads(am),
+            Some(am) => crate::ingest::sorted_heads(am),
             None => {
                 let mut heads: BTreeSet<Hash> = meta.heads.iter().copied().collect();
                 heads.extend(order.iter().map(|c| c.hash()));

@@ -393,6 +393,13 @@ pub(crate) fn graph_heads<'a>(
     heads
 }
 
+/// A built document's heads, sorted (as `DocMeta` keeps them).
+pub(crate) fn sorted_heads(am: &Automerge) -> Vec<Hash> {
+    let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
+    heads.sort();
+    heads
+}
+
 /// Builds a document from changes already accepted. A change that fails to
 /// apply is skipped and logged: a stored change never crashes the node.
 pub(crate) fn build(changes: &[SignedChange]) -> Automerge {
@@ -891,11 +898,7 @@ impl Replica {
             }
         }
         let heads = match doc_state.as_mut() {
-            Some(am) => {
-                let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
-                heads.sort();
-                heads
-            }
+            Some(am) => sorted_heads(am),
             None => {
                 if moved {
                     batch.mark_unapplied(doc);

@@ -635,9 +635,7 @@ fn check_changes(
         problems.push("its changes' hash links give other heads than those stored".to_owned());
     } else if problems.is_empty() && !unapplied {
         let am = crate::ingest::build(changes);
-        let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
-        heads.sort();
-        if heads != meta.heads {
+        if crate::ingest::sorted_heads(&am) != meta.heads {
             problems.push("its changes build other heads than those stored".to_owned());
         }
     }

@@ -145,8 +145,7 @@ impl Replica {
             let mut am = Automerge::new();
             match apply_accepted(&mut am, &todo, Automerge::new) {
                 ApplyOutcome::Applied => {
-                    let mut heads: Vec<Hash> = am.get_heads().iter().map(|h| Hash(h.0)).collect();
-                    heads.sort();
+                    let heads = crate::ingest::sorted_heads(&am);
                     let meta = self.store.doc_meta(doc)?;
                     if meta.as_ref().is_some_and(|m| m.heads != heads) {
                         // Cannot happen: once all apply, automerge's heads
