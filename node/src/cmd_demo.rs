@@ -314,6 +314,7 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
         all.evaluate()
     };
     let mut out = Vec::new();
+    let mut marks = Vec::new();
     for (i, st) in streets.iter().enumerate() {
         let dir = DataDir(a.out.join(format!("hub-{}", st.id)));
         crate::cmd_init::create_data_dir(
@@ -343,13 +344,23 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
         r.insert_records(geneses)
             .context("storing the geneses")
             .code(Exit::Failure)?;
-        let docs: Vec<&gongjian_gen::Doc> = data
+        let before: Vec<&gongjian_gen::Doc> = data
             .docs
             .iter()
-            .chain(&later)
             .filter(|d| visible.contains(&d.id))
             .collect();
-        let accepted = ingest_all(r, &docs)?;
+        let after: Vec<&gongjian_gen::Doc> =
+            later.iter().filter(|d| visible.contains(&d.id)).collect();
+        let mut accepted = ingest_all(r, &before)?;
+        // Where the hub's accept log stood when the district last synced
+        // with it (the mark it took then, PROTOCOL.md §8.6).
+        marks.push((
+            st.secret.public(),
+            r.store().store_id().code(Exit::Failure)?,
+            r.store().log_head(),
+        ));
+        accepted += ingest_all(r, &after)?;
+        let docs: Vec<&gongjian_gen::Doc> = before.into_iter().chain(after).collect();
         let changes: usize = docs.iter().map(|d| d.changes.len()).sum();
         if accepted != changes {
             return bail(
@@ -388,6 +399,21 @@ fn hubs(a: HubsArgs) -> anyhow::Result<()> {
             .code(Exit::Failure)?;
         let all: Vec<&gongjian_gen::Doc> = data.docs.iter().collect();
         ingest_all(&mut opened.replica, &all)?;
+        // And its place in each hub's accept log, as that sync left it.
+        for (key, log, head) in &marks {
+            gongjian_net::set_log_place(opened.replica.store(), key, *log, *head)
+                .code(Exit::Failure)?;
+        }
+        // And each hub's place in the district's, as that sync left it.
+        let (log, head) = (
+            opened.replica.store().store_id().code(Exit::Failure)?,
+            opened.replica.store().log_head(),
+        );
+        for st in &streets {
+            let hub = open(&DataDir(a.out.join(format!("hub-{}", st.id))))?;
+            gongjian_net::set_log_place(hub.replica.store(), &district.secret.public(), log, head)
+                .code(Exit::Failure)?;
+        }
     }
     drop(opened);
     println!(

@@ -476,9 +476,13 @@ impl World {
             (ps, link.parent)
         };
         let node = &mut self.nodes[idx];
+        let waited = session.waits_for_turn();
         let outs = session
             .handle(node.replica_mut(), input, self.now)
             .unwrap_or_else(|e| panic!("seed {}: host error on {}: {e}", self.cfg.seed, node.unit));
+        if !waited && session.waits_for_turn() {
+            self.report.turns_waited += 1;
+        }
         let generation = link.generation;
         let peer = if child_side { link.parent } else { link.child };
         let mut progress = Vec::new();
@@ -548,13 +552,6 @@ impl World {
         ));
         self.drive(l, false, Input::Start, 0);
         self.drive(l, true, Input::Start, 0);
-        if self.links[l]
-            .sessions
-            .as_ref()
-            .is_some_and(|(c, _)| c.waits_for_turn())
-        {
-            self.report.turns_waited += 1;
-        }
     }
 
     /// The progress node `i` persisted in its store about its peer on

@@ -11,6 +11,10 @@ use gongjian_sync::{Back, Have, Host, IngestSummary, Item, SetId};
 use crate::error::{EngineError, InvalidChange};
 use crate::replica::Replica;
 
+/// A feed reads at most this many entries of the accept log; a peer
+/// further behind is brought up to date by reconciliation alone.
+pub const FEED_MAX_ENTRIES: usize = 4096;
+
 /// At most this many certificates in a hello's chain (the hello's cap).
 const CHAIN_RECORDS: usize = 32;
 /// At most this many bytes of them (a hello is at most 64 KiB, of which
@@ -148,14 +152,22 @@ impl Replica {
     /// revoked is refused at its hello, so it could never hear of the
     /// revocation otherwise, and its node would keep the changes the
     /// revocation cuts off.
+    ///
+    /// `chain` false leaves the certificates out (the revocations stay): a
+    /// peer this node synced with holds them (PROTOCOL.md §9).
     pub fn hello_records(
         &self,
         own: &gongjian_identity::PublicKey,
         peer: &gongjian_identity::PublicKey,
         max_records: usize,
         revocation_bytes: usize,
+        chain: bool,
     ) -> Vec<SignedRecord> {
-        let mut out = self.cert_chain(own);
+        let mut out = if chain {
+            self.cert_chain(own)
+        } else {
+            Vec::new()
+        };
         out.truncate(max_records);
         let mut bytes = 0usize;
         let keys = self.chain_keys(peer);
@@ -346,6 +358,102 @@ impl Host for Replica {
 
     fn changes_malformed(&mut self, n: usize) {
         self.counters.malformed(n);
+    }
+
+    fn log_position(&mut self) -> Result<Option<([u8; 8], u64)>, EngineError> {
+        // Read before the set it marks: everything committed up to the
+        // head is in the store's documents and the membership already
+        // (this thread made or took in every batch it counts).
+        let head = self.store.log_head();
+        Ok(Some((self.store.store_id()?, head)))
+    }
+
+    fn feed(
+        &mut self,
+        log: [u8; 8],
+        since: u64,
+        peer: &UnitId,
+        budget: usize,
+    ) -> Result<Option<gongjian_sync::Feed>, EngineError> {
+        if log != self.store.store_id()? {
+            return Ok(None);
+        }
+        // The log is a hint: one that cannot be read feeds nothing (the
+        // reconciliation brings it all), rather than failing the session.
+        let entries = match self.store.log_since(since, FEED_MAX_ENTRIES) {
+            Ok(Some(entries)) => entries,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the accept log: no feed");
+                return Ok(None);
+            }
+        };
+        let mut hashes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        // Per document, in the order the log first names it: each actor's
+        // lowest seq logged.
+        let mut order = Vec::new();
+        let mut lowest: std::collections::HashMap<
+            DocId,
+            std::collections::BTreeMap<[u8; 36], u64>,
+        > = std::collections::HashMap::new();
+        for e in entries {
+            match e {
+                gongjian_store::LogEntry::Record(h) => {
+                    if seen.insert(h) {
+                        hashes.push(h);
+                    }
+                }
+                gongjian_store::LogEntry::Change { doc, actor, seq } => {
+                    let actors = lowest.entry(doc).or_insert_with(|| {
+                        order.push(doc);
+                        Default::default()
+                    });
+                    let s = actors.entry(actor).or_insert(seq);
+                    *s = (*s).min(seq);
+                }
+            }
+        }
+        let records = self.records(&hashes, peer)?;
+        let mut bytes: usize = records.iter().map(Vec::len).sum();
+        let mut docs = Vec::new();
+        for doc in order {
+            if bytes >= budget {
+                break; // the rest, the reconciliation finds
+            }
+            // As a `Want` from the peer holding what this node holds but
+            // what the log took in since its place: each logged actor from
+            // just before its lowest seq logged.
+            let mut have = self.have(&doc)?;
+            for (bytes, seq) in &lowest[&doc] {
+                let Ok(actor) = ActorId::from_bytes(bytes) else {
+                    continue;
+                };
+                match seq.checked_sub(1).filter(|s| *s > 0) {
+                    // Not held there any more (a cut since): that actor's
+                    // part is left to the reconciliation.
+                    Some(before) => {
+                        if let Some(h) = self.store.change_at(&doc, &actor, before)? {
+                            have.insert(actor, (before, h));
+                        }
+                    }
+                    None => {
+                        have.remove(&actor);
+                    }
+                }
+            }
+            if let Some(groups) = self.changes_after(&doc, &have, &Back::new(), peer)?
+                && groups.iter().any(|g| !g.is_empty())
+            {
+                bytes += groups
+                    .iter()
+                    .flatten()
+                    .map(|c| c.encode_compact().len())
+                    .sum::<usize>();
+                docs.push((doc, groups));
+            }
+        }
+        Ok(Some(gongjian_sync::Feed { records, docs }))
     }
 
     fn ingest_changes(&mut self, changes: Vec<SignedChange>) -> Result<IngestSummary, EngineError> {

@@ -544,13 +544,13 @@ fn a_hello_carries_the_revocations_of_the_peers_certifiers() {
     .sign(&f.root);
     r.insert_records(vec![revocation.clone()]).unwrap();
     assert!(r.trust().admit(&f.community.public(), NOW).is_err());
-    let hello = r.hello_records(&f.district.public(), &f.community.public(), 32, 8192);
+    let hello = r.hello_records(&f.district.public(), &f.community.public(), 32, 8192, true);
     assert!(
         hello.iter().any(|h| h.hash() == revocation.hash()),
         "the street's revocation goes to the community"
     );
     // Not to a peer outside that branch of the tree.
-    let hello = r.hello_records(&f.district.public(), &f.district.public(), 32, 8192);
+    let hello = r.hello_records(&f.district.public(), &f.district.public(), 32, 8192, true);
     assert!(hello.iter().all(|h| h.hash() != revocation.hash()));
 
     // Forty certificates the district signed naming the street's key for

@@ -84,11 +84,39 @@ impl Outbox {
     }
 }
 
+/// The sync progress this node keeps of `peer` (a default one if none or
+/// it does not decode: a session then starts over).
+fn load_progress(store: &gongjian_store::Store, peer: &PublicKey) -> PeerProgress {
+    match store.peer(peer.as_bytes()) {
+        Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_default(),
+        _ => PeerProgress::default(),
+    }
+}
+
+/// Sets this node's place in `peer`'s accept log (`log`, number `at`), as
+/// a sync with it that ended leaves it (PROTOCOL.md §8.6): for setting up
+/// a node as if it had synced (`gongjian demo hubs --later`).
+pub fn set_log_place(
+    store: &gongjian_store::Store,
+    peer: &PublicKey,
+    log: [u8; 8],
+    at: u64,
+) -> Result<(), gongjian_store::StoreError> {
+    let mut progress = load_progress(store, peer);
+    progress.log = Some((log, at));
+    let mut b = gongjian_store::Batch::new();
+    b.put_peer(
+        peer.as_bytes(),
+        &postcard::to_stdvec(&progress).unwrap_or_default(),
+    );
+    store.commit_blocking(b)
+}
+
 /// Whether an encoded sync message asks something of this node (a
-/// reconcile step, `WantRecords` or `Want`: its answer adds to the
+/// reconcile step, `WantRecords`, `Want` or `Feed`: its answer adds to the
 /// outbox), by its variant tag after the version byte.
 fn is_request(bytes: &[u8]) -> bool {
-    matches!(bytes.get(1), Some(0 | 1 | 3))
+    matches!(bytes.get(1), Some(0 | 1 | 3 | 7))
 }
 
 type Job = Box<dyn FnOnce(&mut Actor) + Send>;
@@ -150,6 +178,10 @@ struct Slot {
     /// mark (answers are still taken in), and their bytes.
     deferred: std::collections::VecDeque<Vec<u8>>,
     deferred_bytes: usize,
+    /// This node's hello left its certificates out.
+    elided: bool,
+    /// A sync message came from the peer: it admitted this node.
+    heard: bool,
 }
 
 /// Called on the actor thread after documents changed here (local writes,
@@ -171,6 +203,9 @@ pub struct Actor {
     /// What the sessions are fetching: each record or document from one
     /// peer at a time.
     fetches: Fetches,
+    /// Peers whose last hello without certificates went unanswered: the
+    /// next carries them.
+    full_hello: std::collections::HashSet<PublicKey>,
     /// Waking sessions now (no nested wake rounds).
     waking: bool,
     /// Whether a session may be due to reconcile again (`Slot::due`), so
@@ -239,6 +274,7 @@ impl Actor {
             local_unit,
             last_announce: Instant::now(),
             fetches: Fetches::new(),
+            full_hello: std::collections::HashSet::new(),
             waking: false,
             any_due: false,
             kicking: false,
@@ -467,6 +503,10 @@ impl Actor {
             let _ = self.swarm.send(SwarmCmd::Disconnect(peer));
             return;
         }
+        // A peer this node synced with (it holds a place in the peer's
+        // accept log) holds its certificates: they are left out, unless a
+        // hello without them was not answered (PROTOCOL.md §9).
+        let elided = self.load_progress(&key).log.is_some() && !self.full_hello.contains(&key);
         let hello = Hello {
             version: gongjian_sync::VERSION,
             unit: self.local_unit,
@@ -477,6 +517,7 @@ impl Actor {
                     &key,
                     crate::hello::MAX_CHAIN,
                     REVOCATIONS_IN_HELLO,
+                    !elided,
                 )
                 .iter()
                 .map(SignedRecord::encode)
@@ -500,6 +541,8 @@ impl Actor {
                 urgent: false,
                 deferred: std::collections::VecDeque::new(),
                 deferred_bytes: 0,
+                elided,
+                heard: false,
             },
         );
     }
@@ -510,6 +553,7 @@ impl Actor {
         };
         slot.last_rx = Instant::now();
         if slot.session.is_some() {
+            slot.heard = true;
             // Backpressure: while the peer leaves its answers untaken, its
             // new requests wait (its answers to ours still come in, so two
             // nodes sending each other much never both stop reading).
@@ -558,7 +602,20 @@ impl Actor {
                 drop(st);
                 self.input(stream, Input::Start);
             }
-            Err(why) => {
+            Err((why, bare)) if bare => {
+                // A hello without certificates, from a key this node cannot
+                // admit: the peer left them out believing them held (a store
+                // restored here, say) and sends them on its next dial.
+                tracing::info!(
+                    target: "gongjian::peer",
+                    %peer,
+                    reason = %why,
+                    "peer refused: its hello carried no certificates"
+                );
+                self.status.lock().expect("status lock").bare_hellos_refused += 1;
+                self.close(stream, true);
+            }
+            Err((why, _)) => {
                 self.misbehaved(peer, None, &format!("refused: {why}"));
                 self.close(stream, true);
             }
@@ -568,8 +625,15 @@ impl Actor {
     /// Checks a hello: its certificates go through the checked record
     /// ingest, then the peer's key must be admitted (a chain valid now up
     /// to the pinned root, no revocation) as the unit it claims.
-    fn admit(&mut self, key: PublicKey, bytes: &[u8]) -> Result<UnitId, String> {
-        let hello = Hello::decode(bytes).map_err(|e| e.to_string())?;
+    ///
+    /// The error says why, and whether the hello carried no certificates.
+    fn admit(&mut self, key: PublicKey, bytes: &[u8]) -> Result<UnitId, (String, bool)> {
+        let hello = Hello::decode(bytes).map_err(|e| (e.to_string(), false))?;
+        let bare = hello.chain.is_empty();
+        self.admit_hello(key, hello).map_err(|e| (e, bare))
+    }
+
+    fn admit_hello(&mut self, key: PublicKey, hello: Hello) -> Result<UnitId, String> {
         if !hello.chain.is_empty() {
             let s = self
                 .replica
@@ -613,10 +677,7 @@ impl Actor {
     }
 
     fn load_progress(&self, key: &PublicKey) -> PeerProgress {
-        match self.replica.store().peer(key.as_bytes()) {
-            Ok(Some(bytes)) => postcard::from_bytes(&bytes).unwrap_or_default(),
-            _ => PeerProgress::default(),
-        }
+        load_progress(self.replica.store(), key)
     }
 
     fn input(&mut self, stream: u64, input: Input) {
@@ -768,6 +829,13 @@ impl Actor {
     fn close(&mut self, stream: u64, cut: bool) {
         if let Some(slot) = self.slots.remove(&stream) {
             tracing::debug!(peer = %slot.peer, stream, cut, "stream closed");
+            if slot.elided && !slot.heard {
+                // Perhaps refused for want of the certificates: the next
+                // hello carries them.
+                self.full_hello.insert(slot.key);
+            } else if slot.heard && !slot.elided {
+                self.full_hello.remove(&slot.key);
+            }
             slot.outbox.close.notify_one();
             if cut {
                 let _ = self.swarm.send(SwarmCmd::Disconnect(slot.peer));
@@ -898,6 +966,9 @@ mod tests {
                 doc,
                 have: vec![(actor, 1, gongjian_identity::Hash([0; 32]))],
             },
+            Message::Feed {
+                from: Some(([1; 8], 9)),
+            },
         ];
         let answers = [
             Message::Records { records: vec![] },
@@ -916,6 +987,13 @@ mod tests {
                 doc,
                 state: [0; 16],
             },
+            Message::FeedRecords { records: vec![] },
+            Message::FeedChanges {
+                doc,
+                changes: vec![],
+            },
+            Message::FeedEnd,
+            Message::Mark { log: [2; 8], at: 3 },
         ];
         for m in &requests {
             assert!(is_request(&encode(m)), "{}", m.kind());

@@ -25,7 +25,7 @@ use gongjian_identity::{DocId, Secret, UnitId};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use actor::{Actor, MAX_QUEUED_BYTES, MAX_STREAMS_PER_PEER, Observer};
+pub use actor::{Actor, MAX_QUEUED_BYTES, MAX_STREAMS_PER_PEER, Observer, set_log_place};
 pub use status::{NetStatus, PeerStatus, ScrubStatus, ViewLag};
 
 use crate::actor::{Event, Timing};

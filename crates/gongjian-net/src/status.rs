@@ -39,6 +39,10 @@ pub struct NetStatus {
     /// Incoming connections refused because their address already had as
     /// many handshakes under way as one address may.
     pub handshakes_refused: u64,
+    /// Hellos without certificates from a key this node could not admit
+    /// (the peer believed them held: this store was replaced, say); the
+    /// peer's next hello carries them.
+    pub bare_hellos_refused: u64,
     /// Peer ids of every certified, unrevoked key the node knows: their
     /// connections never wait among the strangers' (kept by the sync
     /// actor; shared, so a status snapshot does not copy it).
@@ -175,7 +179,7 @@ pub struct Traffic {
 /// The kinds of frame the traffic is counted by: a stream's first frame
 /// is the hello; the others are sync messages, told by their variant tag
 /// (the byte after the version), in `gongjian_sync::Message`'s order.
-pub const FRAME_KINDS: [&str; 9] = [
+pub const FRAME_KINDS: [&str; 14] = [
     "hello",
     "reconcile",
     "want_records",
@@ -184,6 +188,11 @@ pub const FRAME_KINDS: [&str; 9] = [
     "coming",
     "changes",
     "notify",
+    "feed",
+    "feed_records",
+    "feed_changes",
+    "feed_end",
+    "mark",
     "other",
 ];
 

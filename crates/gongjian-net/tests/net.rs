@@ -421,3 +421,68 @@ async fn the_nodes_own_scrub_drops_a_corrupt_document_and_fetches_it_again() {
     community.shutdown().await.unwrap();
     street.shutdown().await.unwrap();
 }
+
+/// After a sync each side holds a place in the other's accept log, so
+/// later hellos leave the certificates out (PROTOCOL.md §8.6, §9). A street
+/// whose store was lost cannot admit such a hello: it refuses it without
+/// counting misbehaviour, the community's next hello carries them, and the
+/// street gets the community's document back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_lost_its_store_is_sent_the_certificates_again() {
+    logs();
+    let fed = fed(64);
+    let (sd, cd, lost) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let street = fed.start(STREET, sd.path(), vec![]).await;
+    let addr = street.listen_addrs().await[0].clone();
+    let community = fed.start(COMMUNITY_A, cd.path(), vec![addr]).await;
+    let doc = need_reaches(
+        &community,
+        &street,
+        "电动车充电桩",
+        "the street holds the community's need",
+    )
+    .await;
+    let street_key = fed.members[STREET].secret.public();
+    until(20, "the community took the street's mark", || async {
+        community
+            .call(move |a| {
+                let bytes = a.replica().store().peer(street_key.as_bytes()).unwrap();
+                bytes.is_some_and(|b| {
+                    postcard::from_bytes::<gongjian_sync::PeerProgress>(&b)
+                        .unwrap()
+                        .log
+                        .is_some()
+                })
+            })
+            .await
+            .unwrap()
+    })
+    .await;
+    street.shutdown().await.unwrap();
+    // The street comes back on a new store (its own certificate only) and
+    // dials the community.
+    let caddr = community.listen_addrs().await[0].clone();
+    let street = fed.start(STREET, lost.path(), vec![caddr]).await;
+    until(
+        30,
+        "the street holds the community's need again",
+        || async { titles(&street, doc).await == ["电动车充电桩"] },
+    )
+    .await;
+    assert!(
+        street.status().bare_hellos_refused >= 1,
+        "the community's first hello left its certificates out"
+    );
+    assert_eq!(street.status().misbehaviour, 0);
+    assert_eq!(community.status().misbehaviour, 0);
+    assert_eq!(
+        holdings(&street).await[&doc],
+        holdings(&community).await[&doc]
+    );
+    community.shutdown().await.unwrap();
+    street.shutdown().await.unwrap();
+}

@@ -22,10 +22,17 @@ pub enum Cf {
     /// automerge (a node that defers application, PROTOCOL.md §4 rule 8):
     /// key = doc (32) → empty.
     Unapplied,
+    /// The accept log, read by sync's feed (PROTOCOL.md §8.6): key = a
+    /// sequence number (8, BE) counting every accepted change and record
+    /// this store wrote, in commit order → the change's
+    /// [`Cf::ChangeIndex`] key (76 bytes) or the record's hash (32).
+    /// Written by the writer thread with the commit; a hint only (what it
+    /// misses, a reconciliation finds).
+    Log,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 9] = [
+    pub const ALL: [Cf; 10] = [
         Cf::Meta,
         Cf::Changes,
         Cf::ChangeIndex,
@@ -35,6 +42,7 @@ impl Cf {
         Cf::Peers,
         Cf::View,
         Cf::Unapplied,
+        Cf::Log,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -48,6 +56,7 @@ impl Cf {
             Cf::Peers => "peers",
             Cf::View => "view",
             Cf::Unapplied => "unapplied",
+            Cf::Log => "log",
         }
     }
 }

@@ -19,5 +19,6 @@ pub use cf::Cf;
 pub use error::StoreError;
 pub use rebuild::{DOC_FAMILIES, stored_record};
 pub use store::{
-    Durability, Pending, QuarantineEntry, RELAXED_SYNC, Store, StoreStats, StoredRecord,
+    Durability, LogEntry, Pending, QuarantineEntry, RELAXED_SYNC, Store, StoreStats, StoredRecord,
 };
+pub use writer::LOG_KEPT;

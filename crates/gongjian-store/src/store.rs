@@ -56,6 +56,11 @@ pub(crate) enum MetaKey {
     /// A document family being written again past damage
     /// ([`Store::rewrite_family`]): found at open, the rebuild is finished.
     RebuildFamily = 5,
+    /// 8 random bytes naming this store's accept log ([`Cf::Log`]): drawn
+    /// when the store is made, and again when it moves to a new epoch (a
+    /// restore from a backup, a scrub that lost data), so a peer's place
+    /// in an older log is never read against this one.
+    StoreId = 6,
 }
 
 const SCHEMA_VERSION: u32 = 1;
@@ -67,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) db: Arc<DB>,
     /// Synced RocksDB writes made by the writer (each may hold many batches).
     syncs: Arc<std::sync::atomic::AtomicU64>,
+    /// The last number of the accept log written ([`Cf::Log`]).
+    log_head: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) path: PathBuf,
     tx: Mutex<Option<SyncSender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -142,6 +149,49 @@ pub struct StoreStats {
     pub damaged: Vec<&'static str>,
 }
 
+/// An entry of the accept log ([`Cf::Log`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEntry {
+    /// A change accepted: its document, actor (as [`gongjian_identity::ActorId::to_bytes`];
+    /// decoding checks the key, left to the reader once per actor) and seq
+    /// (its index key).
+    Change {
+        doc: DocId,
+        actor: [u8; 36],
+        seq: u64,
+    },
+    /// A record written.
+    Record(Hash),
+}
+
+impl LogEntry {
+    fn decode(v: &[u8]) -> Option<LogEntry> {
+        match v.len() {
+            32 => Some(LogEntry::Record(Hash(v.try_into().ok()?))),
+            76 => Some(LogEntry::Change {
+                doc: DocId(Hash(v[..32].try_into().ok()?)),
+                actor: v[32..68].try_into().ok()?,
+                seq: u64::from_be_bytes(v[68..].try_into().ok()?),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The last number of the accept log, 0 if it is empty.
+fn last_log_number(db: &DB) -> Result<u64, StoreError> {
+    let Some(cf) = db.cf_handle(Cf::Log.name()) else {
+        return Ok(0);
+    };
+    match db.iterator_cf(&cf, IteratorMode::End).next() {
+        Some(item) => {
+            let (k, _) = item?;
+            Ok(<[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes))
+        }
+        None => Ok(0),
+    }
+}
+
 pub(crate) fn cf_options() -> Options {
     let mut o = Options::default();
     o.set_compression_type(DBCompressionType::None);
@@ -203,9 +253,22 @@ impl Store {
         let writer_db = db.clone();
         let syncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer_syncs = syncs.clone();
+        // The log is a hint (sync's feed): one whose end cannot be read is
+        // made anew, under a new id, rather than keeping the store shut.
+        let (last, fresh_log) = match last_log_number(&db) {
+            Ok(n) => (n, false),
+            Err(e) => {
+                tracing::warn!(error = %e, "the accept log cannot be read: made anew");
+                db.drop_cf(Cf::Log.name())?;
+                db.create_cf(Cf::Log.name(), &cf_options())?;
+                (0, true)
+            }
+        };
+        let log_head = Arc::new(std::sync::atomic::AtomicU64::new(last));
+        let writer_head = log_head.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || crate::writer::writer_loop(&writer_db, rx, &writer_syncs))
+            .spawn(move || crate::writer::writer_loop(&writer_db, rx, &writer_syncs, &writer_head))
             .map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 reason: format!("cannot start the writer thread: {e}"),
@@ -214,6 +277,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 syncs,
+                log_head,
                 path: path.to_owned(),
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
@@ -243,7 +307,63 @@ impl Store {
                 store.finish_family_rebuild(&saved)?;
             }
         }
+        if fresh_log || store.meta(MetaKey::StoreId)?.is_none() {
+            // Made now, or a store of a build before the accept log.
+            let mut b = Batch::new();
+            b.put_meta(MetaKey::StoreId as u8, rand::random::<[u8; 8]>().to_vec());
+            store.commit_blocking(b)?;
+        }
         Ok(store)
+    }
+
+    /// The id of this store's accept log (see [`MetaKey::StoreId`]).
+    pub fn store_id(&self) -> Result<[u8; 8], StoreError> {
+        let v = self.meta(MetaKey::StoreId)?.unwrap_or_default();
+        v.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+            cf: "meta",
+            reason: format!("the store id is {} bytes, not 8", v.len()),
+        })
+    }
+
+    /// The last number of the accept log written: every entry up to it is
+    /// committed (and readable).
+    pub fn log_head(&self) -> u64 {
+        self.inner
+            .log_head
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The accept log after `since` ([`Cf::Log`]), in order, or `None` if
+    /// it holds more than `max` entries there or `since` is past its head
+    /// (a log that went back: its entries are not the ones counted).
+    pub fn log_since(&self, since: u64, max: usize) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        let head = self.log_head();
+        if since > head || head - since > max as u64 {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        let from = (since + 1).to_be_bytes();
+        let iter = self.inner.db.iterator_cf(
+            &self.cf(Cf::Log),
+            IteratorMode::From(&from, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            let n = <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    cf: "log",
+                    reason: format!("a key of {} bytes, not 8", k.len()),
+                })?;
+            if n > head {
+                break;
+            }
+            out.push(LogEntry::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                cf: "log",
+                reason: format!("entry {n} is {} bytes, neither 32 nor 76", v.len()),
+            })?);
+        }
+        Ok(Some(out))
     }
 
     /// Synced writes so far: fewer than the batches committed when callers
@@ -374,6 +494,9 @@ impl Store {
         let new = old.max(other).saturating_add(1).max(now);
         let mut b = Batch::new();
         b.put_meta(MetaKey::Epoch as u8, new.to_be_bytes().to_vec());
+        // A restored or damaged store's log went back: peers' places in it
+        // name another log.
+        b.put_meta(MetaKey::StoreId as u8, rand::random::<[u8; 8]>().to_vec());
         self.commit_blocking(b)?;
         Ok(new)
     }

@@ -9,12 +9,27 @@ use crate::cf::Cf;
 use crate::error::StoreError;
 use crate::store::{DB, Durability, GROUP_COMMIT_MAX, Queued, RELAXED_SYNC};
 
+/// Entries of the accept log kept: a feed reads at most a few thousand
+/// after a peer's place; older ones are deleted (in ranges, every this
+/// many entries).
+pub const LOG_KEPT: u64 = 65_536;
+
 /// Group commit: take one batch, then whatever else is queued (up to
 /// [`GROUP_COMMIT_MAX`]), write them as one RocksDB batch, answer all. The
 /// write is synced if any batch of the group asks it, or relaxed ones have
 /// waited [`RELAXED_SYNC`]; relaxed writes left unsynced are synced once
 /// the queue stays empty that long, and when the store closes.
-pub(crate) fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atomic::AtomicU64) {
+///
+/// Each accepted change's index entry and each record written is also
+/// logged under the next number of [`Cf::Log`], in the same write: `head`,
+/// the last number written, moves once the write is made.
+pub(crate) fn writer_loop(
+    db: &DB,
+    rx: Receiver<Queued>,
+    syncs: &std::sync::atomic::AtomicU64,
+    head: &std::sync::atomic::AtomicU64,
+) {
+    use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
@@ -61,6 +76,8 @@ pub(crate) fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atom
             || unsynced.is_some_and(|t| t.elapsed() >= RELAXED_SYNC);
         let mut wb = WriteBatch::default();
         let mut missing = None;
+        let log = db.cf_handle(Cf::Log.name());
+        let mut seq = head.load(Ordering::Acquire);
         for (batch, _, _) in &group {
             for op in &batch.ops {
                 let Some(cf) = db.cf_handle(op_cf(op).name()) else {
@@ -68,6 +85,21 @@ pub(crate) fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atom
                     continue;
                 };
                 match op {
+                    Op::Put(Cf::ChangeIndex | Cf::Records, k, v) => {
+                        wb.put_cf(&cf, k, v);
+                        if let Some(log) = &log {
+                            seq += 1;
+                            wb.put_cf(log, seq.to_be_bytes(), k);
+                            // Past what a feed reads, the log is let go of.
+                            if seq.is_multiple_of(LOG_KEPT) {
+                                wb.delete_range_cf(
+                                    log,
+                                    0u64.to_be_bytes(),
+                                    (seq - LOG_KEPT).to_be_bytes(),
+                                );
+                            }
+                        }
+                    }
                     Op::Put(_, k, v) => wb.put_cf(&cf, k, v),
                     Op::Delete(_, k) => wb.delete_cf(&cf, k),
                     Op::DeleteRange(_, from, to) => wb.delete_range_cf(&cf, from, to),
@@ -87,6 +119,7 @@ pub(crate) fn writer_loop(db: &DB, rx: Receiver<Queued>, syncs: &std::sync::atom
             None => db.write_opt(wb, if synced { &sync } else { &relaxed }),
         };
         if result.is_ok() && missing.is_none() {
+            head.store(seq, Ordering::Release);
             if fsync {
                 // A synced write syncs the log up to it: the relaxed
                 // writes before it too.

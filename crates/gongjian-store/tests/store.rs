@@ -227,3 +227,71 @@ fn docs_where_decodes_only_the_documents_kept() {
     assert_eq!(kept[1].1.heads, vec![Hash([13; 32])]);
     assert!(store.docs_where(|_| false).unwrap().is_empty());
 }
+
+/// The accept log numbers each record written, in commit order, across
+/// reopening; `log_since` reads after a place, or says the place is too far
+/// back or past the head. A new epoch (a restore) draws a new log id.
+#[test]
+fn the_accept_log_numbers_what_was_written() {
+    use gongjian_store::LogEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let id = store.store_id().unwrap();
+    assert_eq!(store.log_head(), 0);
+    let mut hashes = Vec::new();
+    for i in 0..3u32 {
+        let mut b = Batch::new();
+        for j in 0..2 {
+            let r = record(i * 10 + j);
+            hashes.push(r.hash());
+            b.put_record(&r);
+        }
+        store.commit_blocking(b).unwrap();
+    }
+    // Not logged: what is not a record or an accepted change.
+    let mut b = Batch::new();
+    b.put_peer(&[9; 32], b"progress");
+    store.commit_blocking(b).unwrap();
+    assert_eq!(store.log_head(), 6);
+    let all: Vec<LogEntry> = hashes.iter().map(|h| LogEntry::Record(*h)).collect();
+    assert_eq!(store.log_since(0, 100).unwrap(), Some(all.clone()));
+    assert_eq!(store.log_since(4, 100).unwrap(), Some(all[4..].to_vec()));
+    assert_eq!(store.log_since(6, 100).unwrap(), Some(vec![]));
+    assert_eq!(store.log_since(0, 5).unwrap(), None, "more than asked for");
+    assert_eq!(store.log_since(7, 100).unwrap(), None, "past the head");
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.store_id().unwrap(), id, "the same log");
+    assert_eq!(store.log_head(), 6, "counted on from the last entry");
+    let mut b = Batch::new();
+    b.put_record(&record(99));
+    store.commit_blocking(b).unwrap();
+    assert_eq!(
+        store.log_since(6, 10).unwrap(),
+        Some(vec![LogEntry::Record(record(99).hash())])
+    );
+    store.bump_epoch(1_000).unwrap();
+    assert_ne!(store.store_id().unwrap(), id, "a new epoch, a new log id");
+}
+
+/// The accept log keeps what a feed may read, and lets go of older entries
+/// in ranges as it grows.
+#[test]
+fn the_accept_log_lets_go_of_old_entries() {
+    use gongjian_store::LOG_KEPT;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path()).unwrap();
+    let r = record(1);
+    for _ in 0..(2 * LOG_KEPT / 4096) {
+        let mut b = Batch::new();
+        for _ in 0..4096 {
+            b.put_record(&r); // each write is logged, the same record or not
+        }
+        store.commit_blocking(b).unwrap();
+    }
+    assert_eq!(store.log_head(), 2 * LOG_KEPT);
+    let kept = store.log_since(0, usize::MAX).unwrap().unwrap();
+    assert_eq!(kept.len() as u64, LOG_KEPT + 1, "the older half let go of");
+    let recent = store.log_since(2 * LOG_KEPT - 10, 100).unwrap().unwrap();
+    assert_eq!(recent.len(), 10);
+}

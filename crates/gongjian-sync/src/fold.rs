@@ -38,6 +38,12 @@ impl Session {
                 let (decoded, _) = decode_changes(doc, &changes);
                 (!decoded.is_empty()).then_some(decoded)
             }
+            Message::FeedChanges { doc, changes }
+                if self.takes_feed(changes.iter().map(Vec::len).sum()) =>
+            {
+                let (decoded, _) = decode_changes(doc, &changes);
+                (!decoded.is_empty()).then_some(decoded)
+            }
             _ => None,
         }
     }
@@ -157,5 +163,19 @@ impl<H: Host> Host for Prefolded<'_, H> {
 
     fn changes_malformed(&mut self, n: usize) {
         self.host.changes_malformed(n);
+    }
+
+    fn log_position(&mut self) -> Result<Option<([u8; 8], u64)>, H::Error> {
+        self.host.log_position()
+    }
+
+    fn feed(
+        &mut self,
+        log: [u8; 8],
+        since: u64,
+        peer: &UnitId,
+        budget: usize,
+    ) -> Result<Option<crate::host::Feed>, H::Error> {
+        self.host.feed(log, since, peer, budget)
     }
 }

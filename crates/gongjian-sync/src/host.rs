@@ -37,6 +37,15 @@ pub struct IngestSummary {
     pub cut_off: bool,
 }
 
+/// What a node's accept log holds after a peer's place in it, that the
+/// peer may see (PROTOCOL.md §8.6): records, then each document's changes
+/// in groups as [`Host::changes_after`] gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Feed {
+    pub records: Vec<Vec<u8>>,
+    pub docs: Vec<(DocId, Vec<Vec<SignedChange>>)>,
+}
+
 /// What a session needs from the node: its holdings, filtered by audience,
 /// and its checked ingest (decode, signatures, the acceptance rule, then
 /// durable storage).
@@ -89,4 +98,23 @@ pub trait Host {
     /// Counts changes of a `Changes` message that did not decode (they
     /// never reach [`Host::ingest_changes`]), for the node's metrics.
     fn changes_malformed(&mut self, _n: usize) {}
+    /// This node's accept log: its id and the last number written, every
+    /// entry up to which is reflected in what [`Host::items`] returns from
+    /// now on. `None`: the node keeps no log (it sends no `Mark`).
+    fn log_position(&mut self) -> Result<Option<([u8; 8], u64)>, Self::Error> {
+        Ok(None)
+    }
+    /// What the accept log `log` holds after number `since` that `peer`
+    /// may see, about `budget` bytes at most (what is past it the
+    /// reconciliation that follows finds), or `None` to send nothing
+    /// (another log, a place past its head, or too much of it).
+    fn feed(
+        &mut self,
+        _log: [u8; 8],
+        _since: u64,
+        _peer: &UnitId,
+        _budget: usize,
+    ) -> Result<Option<Feed>, Self::Error> {
+        Ok(None)
+    }
 }

@@ -9,9 +9,9 @@ use crate::rbsr::{Range, Salt, SetId};
 /// The libp2p protocol id; the version is part of it, so nodes of two
 /// versions simply do not speak (and can be upgraded one office at a time
 /// by serving both ids).
-pub const PROTOCOL_ID: &str = "/gongjian/sync/5";
+pub const PROTOCOL_ID: &str = "/gongjian/sync/6";
 /// The first byte of every message.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 /// No message is larger: a batch of changes is cut well below it.
 pub const MAX_MESSAGE_BYTES: usize = 8 << 20;
 /// Most hashes in one `WantRecords`, records in one `Records`, actors in
@@ -64,6 +64,21 @@ pub enum Message {
     },
     /// Live push: the sender's state of `doc` changed.
     Notify { doc: DocId, state: [u8; 16] },
+    /// Each side's first message: "send me what your accept log `.0` holds
+    /// after number `.1`" (`None`: no place in the peer's log is known).
+    /// Answered by `FeedRecords` and `FeedChanges`, then `FeedEnd`.
+    Feed { from: Option<([u8; 8], u64)> },
+    /// Records of a feed (encoded signed records, §2).
+    FeedRecords { records: Vec<Vec<u8>> },
+    /// Changes of a feed, of one document, in their compact form, causal
+    /// order, signed at the edges (as `Changes`).
+    FeedChanges { doc: DocId, changes: Vec<Vec<u8>> },
+    /// The feed asked for by `Feed` is complete.
+    FeedEnd,
+    /// "My accept log `log` up to `at` is what we just reconciled, what
+    /// came from you, or what I announced to you": sent once the documents
+    /// reconciliation ended and nothing is awaited (PROTOCOL.md §8.6).
+    Mark { log: [u8; 8], at: u64 },
 }
 
 impl Message {
@@ -76,6 +91,11 @@ impl Message {
             Message::Coming { .. } => "coming",
             Message::Changes { .. } => "changes",
             Message::Notify { .. } => "notify",
+            Message::Feed { .. } => "feed",
+            Message::FeedEnd => "feed_end",
+            Message::Mark { .. } => "mark",
+            Message::FeedRecords { .. } => "feed_records",
+            Message::FeedChanges { .. } => "feed_changes",
         }
     }
 }
@@ -142,7 +162,14 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
         Message::Records { records } => check("records", records.len())?,
         Message::Want { have, .. } => check("version vector", have.len())?,
         Message::Changes { changes, .. } => check("changes", changes.len())?,
-        Message::Reconcile { .. } | Message::Coming { .. } | Message::Notify { .. } => {}
+        Message::FeedRecords { records } => check("records", records.len())?,
+        Message::FeedChanges { changes, .. } => check("changes", changes.len())?,
+        Message::Reconcile { .. }
+        | Message::Coming { .. }
+        | Message::Notify { .. }
+        | Message::Feed { .. }
+        | Message::FeedEnd
+        | Message::Mark { .. } => {}
     }
     Ok(msg)
 }

@@ -1,6 +1,8 @@
 //! One side of a sync with one peer, as a state machine.
 //!
-//! The initiator opens with the records set (certificates, revocations,
+//! Each side first asks the other's feed: what the peer's accept log took
+//! in since this node's place in it (PROTOCOL.md §8.6). Then the initiator
+//! opens with the records set (certificates, revocations,
 //! geneses, heads announcements), so every genesis and author is known
 //! before changes arrive, then reconciles the documents set. Each side
 //! answers what the other wants; differing documents are fetched by
@@ -29,8 +31,14 @@ pub const MAX_RECORDS_BYTES: usize = 4 << 20;
 pub const MAX_MISBEHAVIOUR: u32 = 16;
 /// At most this many documents wait on their genesis asked for by hash.
 pub const MAX_GENESES_ASKED: usize = 4096;
+/// Bytes of changes and records a feed brings at most: a sender stops
+/// adding to its feed past half of it; more is misbehaviour.
+pub const MAX_FEED_BYTES: usize = 16 << 20;
+/// `FeedRecords` and `FeedChanges` messages a feed brings at most: a
+/// sender stops at half of it; more is misbehaviour.
+pub const MAX_FEED_MESSAGES: usize = 8192;
 
-pub use crate::host::{Have, Host, IngestSummary, VersionVector};
+pub use crate::host::{Feed, Have, Host, IngestSummary, VersionVector};
 
 /// Who opened the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +94,11 @@ pub struct PeerProgress {
     pub completed_sessions: u64,
     /// `now` of the last session that ended synced.
     pub last_synced: Option<u64>,
+    /// The peer's accept log and the number up to which this node holds
+    /// what it may see of it (a reconciliation from a `Mark` ended with
+    /// every fetch answered): the next session asks the peer's `Feed`
+    /// from there (PROTOCOL.md §8.6).
+    pub log: Option<([u8; 8], u64)>,
 }
 
 /// Counters of one session.
@@ -167,6 +180,33 @@ pub struct Session {
     /// Its records reconciliation waits for the node's first one, on
     /// another session, to end (see [`Fetches`]).
     turn_wait: bool,
+    /// The session's `Feed` was sent and its `FeedEnd` not yet received:
+    /// `FeedChanges` and `FeedRecords` are taken in meanwhile.
+    feed_open: bool,
+    /// Bytes of changes and records the feed brought so far, and messages.
+    feed_bytes: usize,
+    feed_messages: usize,
+    /// The feed's records, taken in together once its changes begin or it
+    /// ends (or 4096 records, 4 MiB, wait): one evaluation of the
+    /// membership for all of them, not one a message.
+    feed_records: Vec<Vec<u8>>,
+    /// The peer's `Feed` was answered (once a session).
+    feed_answered: bool,
+    /// This session's `Feed` was sent (once a session, at its first start).
+    feed_asked: bool,
+    /// The initiator opens its first reconciliation once both feeds are
+    /// through, so each side's set holds what the other's feed brought.
+    open_after_feed: bool,
+    /// The peer's last `Mark`, until this side's documents reconciliation
+    /// has ended and nothing is awaited: then it becomes `progress.log`.
+    peer_mark: Option<([u8; 8], u64)>,
+    /// The documents reconciliation under way ended on this side.
+    docs_ended: bool,
+    /// The peer's `Mark` of the documents reconciliation under way came
+    /// (one is taken each; others are ignored).
+    mark_taken: bool,
+    /// This side's `Mark` is sent once nothing is awaited.
+    mark_due: bool,
 }
 
 impl Drop for Session {
@@ -210,6 +250,17 @@ impl Session {
             retry_records: false,
             retry_docs: false,
             turn_wait: false,
+            feed_open: false,
+            feed_bytes: 0,
+            feed_messages: 0,
+            feed_records: Vec::new(),
+            feed_answered: false,
+            feed_asked: false,
+            open_after_feed: false,
+            peer_mark: None,
+            docs_ended: false,
+            mark_due: false,
+            mark_taken: false,
         }
     }
 
@@ -251,6 +302,14 @@ impl Session {
         self.wanted.contains(doc) || self.in_flight.contains(doc)
     }
 
+    /// Whether a feed's changes or records of `bytes` are taken in now:
+    /// the feed is open and stays under [`MAX_FEED_BYTES`].
+    pub(crate) fn takes_feed(&self, bytes: usize) -> bool {
+        self.feed_open
+            && self.feed_bytes.saturating_add(bytes) <= MAX_FEED_BYTES
+            && self.feed_messages < MAX_FEED_MESSAGES
+    }
+
     /// Whether a `Records` message is taken in now (it answers one of
     /// this session's `WantRecords`); others are dropped unread.
     pub(crate) fn takes_records(&self) -> bool {
@@ -260,7 +319,11 @@ impl Session {
     /// Whether this session waits for its peer (an answer is due), as
     /// opposed to being synced or waiting only for other sessions.
     pub fn awaits_peer(&self) -> bool {
-        !self.awaiting.is_empty() || self.records_awaited > 0 || !self.in_flight.is_empty()
+        !self.awaiting.is_empty()
+            || self.records_awaited > 0
+            || !self.in_flight.is_empty()
+            || self.feed_open
+            || self.open_after_feed
     }
 
     fn claim(&self, what: Fetch) -> bool {
@@ -340,6 +403,7 @@ impl Session {
         }
         self.pump(host, &mut out)?;
         self.advance(host, now, &mut out)?;
+        self.marks(host, &mut out)?;
         self.stats.messages_out +=
             out.iter().filter(|o| matches!(o, Output::Send(_))).count() as u64;
         Ok(out)
@@ -385,9 +449,201 @@ impl Session {
         for doc in self.progress.pending.clone() {
             self.enqueue(doc);
         }
+        if self.open_after_feed {
+            return Ok(()); // the first reconciliation waits for the feeds
+        }
+        if !std::mem::replace(&mut self.feed_asked, true) {
+            // The session's first start: each side first asks the other's
+            // feed, what its accept log took in since this node's place in
+            // it, and the initiator reconciles once both feeds are through
+            // (PROTOCOL.md §8.6).
+            self.feed_open = true;
+            out.push(Output::Send(Message::Feed {
+                from: self.progress.log,
+            }));
+            self.open_after_feed = self.role == Role::Initiator;
+            return self.open_if_fed(host, out);
+        }
         if self.role == Role::Initiator {
             self.open_records(host, out)?;
         }
+        Ok(())
+    }
+
+    /// Opens the initiator's first reconciliation once its feed came and
+    /// the peer's was answered.
+    fn open_if_fed<H: Host>(
+        &mut self,
+        host: &mut H,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        if self.open_after_feed && !self.feed_open && self.feed_answered {
+            self.open_after_feed = false;
+            self.open_records(host, out)?;
+        }
+        Ok(())
+    }
+
+    /// Whether nothing is awaited or waits to be fetched.
+    fn quiet(&self) -> bool {
+        self.awaiting.is_empty()
+            && self.records_awaited == 0
+            && self.deferred_records.is_empty()
+            && self.in_flight.is_empty()
+            && self.queue.is_empty()
+            && self.deferred_docs.is_empty()
+            && !self.feed_open
+    }
+
+    /// Once the documents reconciliation ended on this side and nothing is
+    /// awaited (what it brought is fetched), the peer is told where this
+    /// node's accept log stands (`Mark`): everything logged up to there was
+    /// in the sets just reconciled, or came from the peer, or was told to
+    /// the peer by `Notify` (its documents' changes accepted meanwhile).
+    /// And the peer's mark becomes this node's place in its log: what was
+    /// reconciled, and what the peer announced before its mark, is here
+    /// (or was refused here). PROTOCOL.md §8.6.
+    fn marks<H: Host>(&mut self, host: &mut H, out: &mut Vec<Output>) -> Result<(), H::Error> {
+        if !self.docs_ended || !self.quiet() {
+            return Ok(());
+        }
+        if std::mem::replace(&mut self.mark_due, false)
+            && let Some((log, at)) = host.log_position()?
+        {
+            out.push(Output::Send(Message::Mark { log, at }));
+        }
+        if let Some(mark) = self.peer_mark.take()
+            && self.progress.log != Some(mark)
+        {
+            self.progress.log = Some(mark);
+            out.push(Output::Progress(self.progress.clone()));
+        }
+        Ok(())
+    }
+
+    /// The documents reconciliation ended on this side.
+    fn docs_reconciled(&mut self) {
+        self.docs_ended = true;
+        self.mark_due = true;
+    }
+
+    /// Takes in changes of `doc` (a `Changes` or `FeedChanges` message):
+    /// decoded, ingested, counted; what became of them told.
+    fn take_changes<H: Host>(
+        &mut self,
+        host: &mut H,
+        doc: DocId,
+        changes: &[Vec<u8>],
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        let n = changes.len() as u64;
+        let bytes: usize = changes.iter().map(Vec::len).sum();
+        let (decoded, malformed) = crate::fold::decode_changes(doc, changes);
+        if malformed > 0 {
+            host.changes_malformed(malformed);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let mut s = if decoded.is_empty() {
+            IngestSummary::default()
+        } else {
+            host.ingest_changes(decoded)?
+        };
+        s.invalid += malformed;
+        self.stats.changes_received += n;
+        self.progress.changes_received += n;
+        self.progress.bytes_received += bytes as u64;
+        if !self.announced.contains(&doc) {
+            // One complete batch comes unannounced (and a feed's).
+            self.progress.changes_announced += n;
+            self.progress.bytes_announced += bytes as u64;
+        }
+        if s.invalid > 0 {
+            self.misbehaved(
+                out,
+                format!("{} invalid changes of {}", s.invalid, doc.fmt_short()),
+            );
+        }
+        if s.accepted > 0 || s.cut_off {
+            out.push(Output::Changed(doc));
+        }
+        if s.accepted > 0
+            && let Some(n) = self.incomplete.get_mut(&doc)
+        {
+            *n += s.accepted;
+        }
+        // The peer sent a branch of a fork as its own: it may not know of
+        // the fork. Told this side's state, it asks, and the answer brings
+        // it the evidence (§8.4).
+        if s.forked > 0
+            && self.may_tell_fork(host, &doc)?
+            && let Some(item) = host.doc_item(&doc, Some(&self.peer))?
+        {
+            out.push(Output::Send(Message::Notify {
+                doc,
+                state: item.value,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Answers the peer's `Feed`: what this node's accept log took in after
+    /// the peer's place in it, that the peer may see, records first, then
+    /// `FeedEnd`. A sender stops adding past half of [`MAX_FEED_BYTES`]
+    /// (the reconciliation that follows brings the rest).
+    fn answer_feed<H: Host>(
+        &mut self,
+        host: &mut H,
+        from: Option<([u8; 8], u64)>,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        let budget = MAX_FEED_BYTES / 2;
+        let feed = match from {
+            Some((log, since)) => host.feed(log, since, &self.peer, budget)?,
+            None => None,
+        };
+        let mut bytes = 0usize;
+        let mut messages = 0usize;
+        if let Some(feed) = feed {
+            let mut batch = Vec::new();
+            let mut batch_bytes = 0;
+            for r in feed.records {
+                if bytes + r.len() > budget {
+                    break;
+                }
+                if batch.len() == MAX_LIST || batch_bytes + r.len() > MAX_RECORDS_BYTES {
+                    out.push(Output::Send(Message::FeedRecords {
+                        records: std::mem::take(&mut batch),
+                    }));
+                    messages += 1;
+                    batch_bytes = 0;
+                }
+                bytes += r.len();
+                batch_bytes += r.len();
+                batch.push(r);
+            }
+            if !batch.is_empty() {
+                out.push(Output::Send(Message::FeedRecords { records: batch }));
+                messages += 1;
+            }
+            'docs: for (doc, groups) in feed.docs {
+                for group in groups {
+                    let answer = edge_signed_batches(causal_order(group), self.limits);
+                    for b in answer.batches {
+                        let size: usize = b.iter().map(Vec::len).sum();
+                        if bytes + size > budget || messages >= MAX_FEED_MESSAGES / 2 {
+                            break 'docs;
+                        }
+                        bytes += size;
+                        messages += 1;
+                        self.stats.changes_sent += b.len() as u64;
+                        out.push(Output::Send(Message::FeedChanges { doc, changes: b }));
+                    }
+                }
+            }
+        }
+        out.push(Output::Send(Message::FeedEnd));
         Ok(())
     }
 
@@ -438,6 +694,11 @@ impl Session {
             s.copy_from_slice(&d.as_bytes()[..8]);
             s
         };
+        if set == SetId::Docs {
+            self.docs_ended = false;
+            self.mark_due = false;
+            self.mark_taken = false;
+        }
         let ranges = self.snapshot(host, set)?.initial(&salt);
         self.epochs.insert(set, epoch);
         self.salts.insert(set, salt);
@@ -590,7 +851,7 @@ impl Session {
         let quiet = self.awaiting.is_empty()
             && self.records_awaited == 0
             && self.deferred_records.is_empty();
-        if self.phase == Phase::Records && quiet && !self.turn_wait {
+        if self.phase == Phase::Records && quiet && !self.turn_wait && !self.open_after_feed {
             // Its records reconciled (none is opened while it waits its
             // turn): the node's turn, whoever held it, is over.
             if self.epochs.contains_key(&SetId::Records)
@@ -647,6 +908,11 @@ impl Session {
                     self.salts.insert(set, salt);
                     self.next_round.insert(set, 0);
                     self.snapshots.remove(&set);
+                    if set == SetId::Docs {
+                        self.docs_ended = false;
+                        self.mark_due = false;
+                        self.mark_taken = false;
+                    }
                 }
                 let expected = self.next_round.get(&set).copied().unwrap_or(0);
                 if round < expected {
@@ -663,6 +929,9 @@ impl Session {
                 self.next_round.insert(set, round + 2);
                 self.awaiting.remove(&set);
                 if ranges.is_empty() {
+                    if set == SetId::Docs {
+                        self.docs_reconciled();
+                    }
                     return Ok(());
                 }
                 let response = match self.snapshot(host, set)?.respond(&ranges, &salt) {
@@ -708,7 +977,8 @@ impl Session {
                         self.want_geneses(unknown, out);
                     }
                 }
-                if !response.reply.is_empty() {
+                let ended = response.reply.is_empty();
+                if !ended {
                     self.awaiting.insert(set);
                 }
                 out.push(Output::Send(Message::Reconcile {
@@ -718,6 +988,9 @@ impl Session {
                     salt,
                     ranges: response.reply,
                 }));
+                if ended && set == SetId::Docs {
+                    self.docs_reconciled();
+                }
             }
             Message::WantRecords { hashes } => {
                 // Exactly one answer per request, so the asker can count;
@@ -849,54 +1122,7 @@ impl Session {
                 }
                 // Each change in its compact form: the message names the
                 // document, so a change of another one cannot be sent here.
-                let n = changes.len() as u64;
-                let bytes: usize = changes.iter().map(Vec::len).sum();
-                let (decoded, malformed) = crate::fold::decode_changes(doc, &changes);
-                if malformed > 0 {
-                    host.changes_malformed(malformed);
-                }
-                if n > 0 {
-                    let mut s = if decoded.is_empty() {
-                        IngestSummary::default()
-                    } else {
-                        host.ingest_changes(decoded)?
-                    };
-                    s.invalid += malformed;
-                    self.stats.changes_received += n;
-                    self.progress.changes_received += n;
-                    self.progress.bytes_received += bytes as u64;
-                    if !self.announced.contains(&doc) {
-                        // One complete batch comes unannounced.
-                        self.progress.changes_announced += n;
-                        self.progress.bytes_announced += bytes as u64;
-                    }
-                    if s.invalid > 0 {
-                        self.misbehaved(
-                            out,
-                            format!("{} invalid changes of {}", s.invalid, doc.fmt_short()),
-                        );
-                    }
-                    if s.accepted > 0 || s.cut_off {
-                        out.push(Output::Changed(doc));
-                    }
-                    if s.accepted > 0
-                        && let Some(n) = self.incomplete.get_mut(&doc)
-                    {
-                        *n += s.accepted;
-                    }
-                    // The peer sent a branch of a fork as its own: it may
-                    // not know of the fork. Told this side's state, it asks,
-                    // and the answer brings it the evidence (§8.4).
-                    if s.forked > 0
-                        && self.may_tell_fork(host, &doc)?
-                        && let Some(item) = host.doc_item(&doc, Some(&self.peer))?
-                    {
-                        out.push(Output::Send(Message::Notify {
-                            doc,
-                            state: item.value,
-                        }));
-                    }
-                }
+                self.take_changes(host, doc, &changes, out)?;
                 if last {
                     self.announced.remove(&doc);
                 }
@@ -937,7 +1163,86 @@ impl Session {
                     self.fetch_again(doc);
                 }
             }
+            Message::Feed { from } => {
+                // Once a session: a second (a duplicate) is ignored.
+                if !std::mem::replace(&mut self.feed_answered, true) {
+                    self.answer_feed(host, from, out)?;
+                    self.open_if_fed(host, out)?;
+                }
+            }
+            Message::FeedRecords { records } => {
+                let bytes: usize = records.iter().map(Vec::len).sum();
+                if !self.takes_feed(bytes) {
+                    self.feed_refused(out, bytes);
+                    return Ok(());
+                }
+                self.feed_bytes += bytes;
+                self.feed_messages += 1;
+                self.feed_records.extend(records);
+                let waiting: usize = self.feed_records.iter().map(Vec::len).sum();
+                if self.feed_records.len() >= MAX_LIST || waiting >= MAX_RECORDS_BYTES {
+                    self.take_feed_records(host, out)?;
+                }
+            }
+            Message::FeedChanges { doc, changes } => {
+                let bytes: usize = changes.iter().map(Vec::len).sum();
+                if !self.takes_feed(bytes) {
+                    self.feed_refused(out, bytes);
+                    return Ok(());
+                }
+                self.feed_bytes += bytes;
+                self.feed_messages += 1;
+                // The records come first in a feed: what changes rest on.
+                self.take_feed_records(host, out)?;
+                self.take_changes(host, doc, &changes, out)?;
+            }
+            Message::FeedEnd => {
+                // One a session; another (a duplicate) is ignored.
+                if std::mem::replace(&mut self.feed_open, false) {
+                    self.take_feed_records(host, out)?;
+                    self.open_if_fed(host, out)?;
+                }
+            }
+            Message::Mark { log, at } => {
+                // One a reconciliation: a peer sending marks on and on does
+                // not make this node write its progress for each.
+                if !std::mem::replace(&mut self.mark_taken, true) {
+                    self.peer_mark = Some((log, at));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Takes in the feed's records waiting, in one ingest.
+    fn take_feed_records<H: Host>(
+        &mut self,
+        host: &mut H,
+        out: &mut Vec<Output>,
+    ) -> Result<(), H::Error> {
+        if self.feed_records.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.feed_records);
+        let n = records.len() as u64;
+        let s = host.ingest_records(records)?;
+        self.stats.records_received += n;
+        if s.invalid > 0 {
+            self.misbehaved(out, format!("{} invalid records in a feed", s.invalid));
+        }
+        Ok(())
+    }
+
+    /// A feed's changes or records this session does not take, dropped
+    /// unread: past [`MAX_FEED_BYTES`] (misbehaviour), or after the feed's
+    /// end (a duplicate; the reconciliation brings what is missing).
+    fn feed_refused(&mut self, out: &mut Vec<Output>, bytes: usize) {
+        if self.feed_open {
+            let why = format!(
+                "a feed of more than {MAX_FEED_BYTES} bytes or {MAX_FEED_MESSAGES} messages ({} + {bytes} bytes, {} messages)",
+                self.feed_bytes, self.feed_messages
+            );
+            self.misbehaved(out, why);
+        }
     }
 }

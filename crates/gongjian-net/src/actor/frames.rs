@@ -22,7 +22,9 @@ pub(crate) struct Waiting {
 /// Frames handled together at most (each stream has one waiting at a time).
 pub(super) const MAX_FOLD: usize = 64;
 
-/// Whether an encoded sync message is `Records`, by its variant tag.
+/// Whether an encoded sync message is `Records`, by its variant tag (a
+/// feed's records are taken in together by their session, PROTOCOL.md
+/// §8.6).
 pub(super) fn is_records(bytes: &[u8]) -> bool {
     bytes.get(1) == Some(&2)
 }
