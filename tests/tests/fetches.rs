@@ -989,6 +989,12 @@ fn a_feed_is_checked_and_bounded() {
         2 * junk.len(),
         "not read"
     );
+    // Four messages of records at most (each an evaluation of the
+    // membership).
+    for k in 0..5 {
+        let p = feed(Message::FeedRecords { records: vec![] }, &mut district);
+        assert_eq!(p.len(), usize::from(k == 4), "message {k}: {p:?}");
+    }
     // After the feed's end, its changes are dropped unread, unpenalised.
     assert!(feed(Message::FeedEnd, &mut district).is_empty());
     let p = feed(

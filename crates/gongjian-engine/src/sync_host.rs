@@ -453,6 +453,19 @@ impl Host for Replica {
                 docs.push((doc, groups));
             }
         }
+        tracing::debug!(
+            target: "gongjian::sync",
+            %peer,
+            since,
+            head = self.store.log_head(),
+            records = records.len(),
+            kinds = ?hashes
+                .iter()
+                .filter_map(|h| self.membership.get(h).map(|v| v.record.kind()))
+                .collect::<Vec<_>>(),
+            docs = docs.len(),
+            "feed answered"
+        );
         Ok(Some(gongjian_sync::Feed { records, docs }))
     }
 

@@ -1000,7 +1000,7 @@ mod tests {
         }
         for m in &answers {
             assert!(!is_request(&encode(m)), "{}", m.kind());
-            let records = matches!(m, Message::Records { .. });
+            let records = matches!(m, Message::Records { .. } | Message::FeedRecords { .. });
             assert_eq!(is_records(&encode(m)), records, "{}", m.kind());
         }
         for m in &requests {

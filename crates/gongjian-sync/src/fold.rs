@@ -39,7 +39,7 @@ impl Session {
                 (!decoded.is_empty()).then_some(decoded)
             }
             Message::FeedChanges { doc, changes }
-                if self.takes_feed(changes.iter().map(Vec::len).sum()) =>
+                if self.takes_feed(changes.iter().map(Vec::len).sum(), false) =>
             {
                 let (decoded, _) = decode_changes(doc, &changes);
                 (!decoded.is_empty()).then_some(decoded)
@@ -54,6 +54,12 @@ impl Session {
     pub fn records_to_ingest(&self, bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
         match decode(bytes).ok()? {
             Message::Records { records } if self.takes_records() && !records.is_empty() => {
+                Some(records)
+            }
+            Message::FeedRecords { records }
+                if !records.is_empty()
+                    && self.takes_feed(records.iter().map(Vec::len).sum(), true) =>
+            {
                 Some(records)
             }
             _ => None,

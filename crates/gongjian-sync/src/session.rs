@@ -37,6 +37,10 @@ pub const MAX_FEED_BYTES: usize = 16 << 20;
 /// `FeedRecords` and `FeedChanges` messages a feed brings at most: a
 /// sender stops at half of it; more is misbehaviour.
 pub const MAX_FEED_MESSAGES: usize = 8192;
+/// `FeedRecords` messages a feed brings at most (each is one evaluation of
+/// the membership; a feed reads at most 4096 log entries, which a sender
+/// fits in two): more is misbehaviour.
+pub const MAX_FEED_RECORDS_MESSAGES: usize = 4;
 
 pub use crate::host::{Feed, Have, Host, IngestSummary, VersionVector};
 
@@ -183,13 +187,11 @@ pub struct Session {
     /// The session's `Feed` was sent and its `FeedEnd` not yet received:
     /// `FeedChanges` and `FeedRecords` are taken in meanwhile.
     feed_open: bool,
-    /// Bytes of changes and records the feed brought so far, and messages.
+    /// Bytes of changes and records the feed brought so far, messages, and
+    /// `FeedRecords` messages.
     feed_bytes: usize,
     feed_messages: usize,
-    /// The feed's records, taken in together once its changes begin or it
-    /// ends (or 4096 records, 4 MiB, wait): one evaluation of the
-    /// membership for all of them, not one a message.
-    feed_records: Vec<Vec<u8>>,
+    feed_records_messages: usize,
     /// The peer's `Feed` was answered (once a session).
     feed_answered: bool,
     /// This session's `Feed` was sent (once a session, at its first start).
@@ -253,7 +255,7 @@ impl Session {
             feed_open: false,
             feed_bytes: 0,
             feed_messages: 0,
-            feed_records: Vec::new(),
+            feed_records_messages: 0,
             feed_answered: false,
             feed_asked: false,
             open_after_feed: false,
@@ -302,12 +304,13 @@ impl Session {
         self.wanted.contains(doc) || self.in_flight.contains(doc)
     }
 
-    /// Whether a feed's changes or records of `bytes` are taken in now:
-    /// the feed is open and stays under [`MAX_FEED_BYTES`].
-    pub(crate) fn takes_feed(&self, bytes: usize) -> bool {
+    /// Whether a feed's changes (or, `records`, its records) of `bytes`
+    /// are taken in now: the feed is open and stays under its caps.
+    pub(crate) fn takes_feed(&self, bytes: usize, records: bool) -> bool {
         self.feed_open
             && self.feed_bytes.saturating_add(bytes) <= MAX_FEED_BYTES
             && self.feed_messages < MAX_FEED_MESSAGES
+            && (!records || self.feed_records_messages < MAX_FEED_RECORDS_MESSAGES)
     }
 
     /// Whether a `Records` message is taken in now (it answers one of
@@ -613,6 +616,9 @@ impl Session {
                     break;
                 }
                 if batch.len() == MAX_LIST || batch_bytes + r.len() > MAX_RECORDS_BYTES {
+                    if messages + 1 >= MAX_FEED_RECORDS_MESSAGES {
+                        break; // the last one goes below
+                    }
                     out.push(Output::Send(Message::FeedRecords {
                         records: std::mem::take(&mut batch),
                     }));
@@ -1172,34 +1178,36 @@ impl Session {
             }
             Message::FeedRecords { records } => {
                 let bytes: usize = records.iter().map(Vec::len).sum();
-                if !self.takes_feed(bytes) {
+                if !self.takes_feed(bytes, true) {
                     self.feed_refused(out, bytes);
                     return Ok(());
                 }
                 self.feed_bytes += bytes;
                 self.feed_messages += 1;
-                self.feed_records.extend(records);
-                let waiting: usize = self.feed_records.iter().map(Vec::len).sum();
-                if self.feed_records.len() >= MAX_LIST || waiting >= MAX_RECORDS_BYTES {
-                    self.take_feed_records(host, out)?;
+                self.feed_records_messages += 1;
+                if records.is_empty() {
+                    return Ok(());
+                }
+                let n = records.len() as u64;
+                let s = host.ingest_records(records)?;
+                self.stats.records_received += n;
+                if s.invalid > 0 {
+                    self.misbehaved(out, format!("{} invalid records in a feed", s.invalid));
                 }
             }
             Message::FeedChanges { doc, changes } => {
                 let bytes: usize = changes.iter().map(Vec::len).sum();
-                if !self.takes_feed(bytes) {
+                if !self.takes_feed(bytes, false) {
                     self.feed_refused(out, bytes);
                     return Ok(());
                 }
                 self.feed_bytes += bytes;
                 self.feed_messages += 1;
-                // The records come first in a feed: what changes rest on.
-                self.take_feed_records(host, out)?;
                 self.take_changes(host, doc, &changes, out)?;
             }
             Message::FeedEnd => {
                 // One a session; another (a duplicate) is ignored.
                 if std::mem::replace(&mut self.feed_open, false) {
-                    self.take_feed_records(host, out)?;
                     self.open_if_fed(host, out)?;
                 }
             }
@@ -1214,33 +1222,14 @@ impl Session {
         Ok(())
     }
 
-    /// Takes in the feed's records waiting, in one ingest.
-    fn take_feed_records<H: Host>(
-        &mut self,
-        host: &mut H,
-        out: &mut Vec<Output>,
-    ) -> Result<(), H::Error> {
-        if self.feed_records.is_empty() {
-            return Ok(());
-        }
-        let records = std::mem::take(&mut self.feed_records);
-        let n = records.len() as u64;
-        let s = host.ingest_records(records)?;
-        self.stats.records_received += n;
-        if s.invalid > 0 {
-            self.misbehaved(out, format!("{} invalid records in a feed", s.invalid));
-        }
-        Ok(())
-    }
-
     /// A feed's changes or records this session does not take, dropped
     /// unread: past [`MAX_FEED_BYTES`] (misbehaviour), or after the feed's
     /// end (a duplicate; the reconciliation brings what is missing).
     fn feed_refused(&mut self, out: &mut Vec<Output>, bytes: usize) {
         if self.feed_open {
             let why = format!(
-                "a feed of more than {MAX_FEED_BYTES} bytes or {MAX_FEED_MESSAGES} messages ({} + {bytes} bytes, {} messages)",
-                self.feed_bytes, self.feed_messages
+                "a feed of more than {MAX_FEED_BYTES} bytes, {MAX_FEED_MESSAGES} messages or {MAX_FEED_RECORDS_MESSAGES} of records ({} + {bytes} bytes, {} messages, {} of records)",
+                self.feed_bytes, self.feed_messages, self.feed_records_messages
             );
             self.misbehaved(out, why);
         }

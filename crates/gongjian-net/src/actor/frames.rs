@@ -22,11 +22,11 @@ pub(crate) struct Waiting {
 /// Frames handled together at most (each stream has one waiting at a time).
 pub(super) const MAX_FOLD: usize = 64;
 
-/// Whether an encoded sync message is `Records`, by its variant tag (a
-/// feed's records are taken in together by their session, PROTOCOL.md
-/// §8.6).
+/// Whether an encoded sync message is `Records` or `FeedRecords`, by its
+/// variant tag: the records of frames read together are admitted in one
+/// evaluation of the membership.
 pub(super) fn is_records(bytes: &[u8]) -> bool {
-    bytes.get(1) == Some(&2)
+    matches!(bytes.get(1), Some(2 | 8))
 }
 
 impl Actor {
