@@ -781,6 +781,23 @@ fn run_sessions(
     (sent, penalties)
 }
 
+/// The next sessions of [`district_and_street_sessions`], resuming from
+/// the progress these two ended with (as the daemon keeps it).
+fn resumed(mine: &Session, theirs: &Session) -> (Session, Session) {
+    (
+        Session::new(
+            STREETS[0].parse().unwrap(),
+            Role::Initiator,
+            mine.progress().clone(),
+        ),
+        Session::new(
+            DISTRICT.parse().unwrap(),
+            Role::Responder,
+            theirs.progress().clone(),
+        ),
+    )
+}
+
 /// A reconnect after the street wrote: the district's place in the
 /// street's accept log, taken at the end of their last sync, brings the
 /// new genesis and changes in the street's feed, with no `Want`, no
@@ -845,17 +862,7 @@ fn a_reconnect_brings_what_changed_in_the_feed_alone() {
             NeedsDoc(am).add("1", "助餐点", "助老", "", NOW as i64)
         })
         .unwrap();
-    let progress = |s: &Session| s.progress().clone();
-    let mut mine2 = Session::new(
-        STREETS[0].parse().unwrap(),
-        Role::Initiator,
-        progress(&mine),
-    );
-    let mut theirs2 = Session::new(
-        DISTRICT.parse().unwrap(),
-        Role::Responder,
-        progress(&theirs),
-    );
+    let (mut mine2, mut theirs2) = resumed(&mine, &theirs);
     let (sent, penalties) = run_sessions(&mut mine2, &mut district, &mut theirs2, &mut street);
     assert!(penalties.is_empty(), "{penalties:?}");
     assert!(mine2.is_synced());
@@ -881,16 +888,7 @@ fn a_reconnect_brings_what_changed_in_the_feed_alone() {
             NeedsDoc(am).add("3", "加装扶手", "助老", "", NOW as i64)
         })
         .unwrap();
-    let mut mine3 = Session::new(
-        STREETS[0].parse().unwrap(),
-        Role::Initiator,
-        progress(&mine2),
-    );
-    let mut theirs3 = Session::new(
-        DISTRICT.parse().unwrap(),
-        Role::Responder,
-        progress(&theirs2),
-    );
+    let (mut mine3, mut theirs3) = resumed(&mine2, &theirs2);
     let (sent, penalties) = run_sessions(&mut mine3, &mut district, &mut theirs3, &mut street);
     assert!(penalties.is_empty(), "{penalties:?}");
     assert_eq!(count(&sent, "feed_changes"), 0, "{sent:?}");
@@ -904,9 +902,9 @@ fn a_reconnect_brings_what_changed_in_the_feed_alone() {
 }
 
 /// What a peer sends as a feed is checked as any change: a forged one is
-/// misbehaviour and not stored; a feed's changes after its end (a
-/// duplicate) are dropped unread; past 16 MiB a feed is misbehaviour and
-/// read no further.
+/// misbehaviour and not stored; past 16 MiB, or past four messages of
+/// records, a feed is misbehaviour and read no further; a feed's changes
+/// after its end (a duplicate) are dropped unread, unpenalised.
 #[test]
 fn a_feed_is_checked_and_bounded() {
     use gongjian_sync::{MAX_FEED_BYTES, Message};
