@@ -263,6 +263,12 @@ async fn render(api: &Api) -> Result<String, ApiError> {
         );
         counter(
             &mut reg,
+            "bare_hellos_refused",
+            "Hellos without certificates (a peer that synced leaves them out) from a key this node could not admit: the peer's next hello carries them",
+            st.bare_hellos_refused,
+        );
+        counter(
+            &mut reg,
             "view_lag_samples",
             "Frames of changes from peers folded into the view (the lag's samples)",
             st.view_lag.samples,

@@ -361,11 +361,14 @@ impl Host for Replica {
     }
 
     fn log_position(&mut self) -> Result<Option<([u8; 8], u64)>, EngineError> {
-        // Read before the set it marks: everything committed up to the
-        // head is in the store's documents and the membership already
-        // (this thread made or took in every batch it counts).
-        let head = self.store.log_head();
-        Ok(Some((self.store.store_id()?, head)))
+        // What a peer is told must hold after a power loss: this sync's
+        // relaxed writes are made durable first (one fsync a mark), and the
+        // durable head is told. Everything up to it is in the store's
+        // documents and the membership (this thread made or took in every
+        // batch it counts). An id that cannot be read tells nothing.
+        self.store.sync()?;
+        let head = self.store.log_synced_head();
+        Ok(self.store.store_id().ok().map(|id| (id, head)))
     }
 
     fn feed(
@@ -375,7 +378,7 @@ impl Host for Replica {
         peer: &UnitId,
         budget: usize,
     ) -> Result<Option<gongjian_sync::Feed>, EngineError> {
-        if log != self.store.store_id()? {
+        if self.store.store_id().ok() != Some(log) {
             return Ok(None);
         }
         // The log is a hint: one that cannot be read feeds nothing (the
@@ -420,6 +423,9 @@ impl Host for Replica {
         for doc in order {
             if bytes >= budget {
                 break; // the rest, the reconciliation finds
+            }
+            if !self.trust.may_see(peer, &doc) || self.withheld.contains(&doc) {
+                continue;
             }
             // As a `Want` from the peer holding what this node holds but
             // what the log took in since its place: each logged actor from

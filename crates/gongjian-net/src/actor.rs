@@ -627,31 +627,46 @@ impl Actor {
     /// to the pinned root, no revocation) as the unit it claims.
     ///
     /// The error says why, and whether the hello carried no certificates.
+    ///
+    /// The error says why, and whether it is a hello without certificates
+    /// (its revocations only, PROTOCOL.md §9) from a key this node holds no
+    /// valid, unrevoked chain for: one the peer's next hello may fix.
     fn admit(&mut self, key: PublicKey, bytes: &[u8]) -> Result<UnitId, (String, bool)> {
         let hello = Hello::decode(bytes).map_err(|e| (e.to_string(), false))?;
-        let bare = hello.chain.is_empty();
-        self.admit_hello(key, hello).map_err(|e| (e, bare))
+        let bare = hello.chain.iter().all(|r| {
+            gongjian_identity::SignedRecord::decode(r)
+                .is_ok_and(|r| r.kind() != gongjian_identity::RecordKind::Certificate)
+        });
+        self.admit_hello(key, hello)
+            .map_err(|(why, unknown)| (why, bare && unknown))
     }
 
-    fn admit_hello(&mut self, key: PublicKey, hello: Hello) -> Result<UnitId, String> {
+    /// The error says why, and whether the key lacks a valid chain here
+    /// (as opposed to being revoked, or claiming another unit).
+    fn admit_hello(&mut self, key: PublicKey, hello: Hello) -> Result<UnitId, (String, bool)> {
         if !hello.chain.is_empty() {
             let s = self
                 .replica
                 .ingest_records(hello.chain)
-                .map_err(|e| format!("certificates: {e}"))?;
+                .map_err(|e| (format!("certificates: {e}"), false))?;
             if s.invalid > 0 {
-                return Err(format!("{} invalid certificates in hello", s.invalid));
+                return Err((
+                    format!("{} invalid certificates in hello", s.invalid),
+                    false,
+                ));
             }
         }
-        let info = self
-            .replica
-            .trust()
-            .admit(&key, now_secs())
-            .map_err(|e| format!("not admitted: {e}"))?;
+        let info = self.replica.trust().admit(&key, now_secs()).map_err(|e| {
+            let revoked = matches!(e, gongjian_model::CertChainError::Revoked { .. });
+            (format!("not admitted: {e}"), !revoked)
+        })?;
         if info.unit != hello.unit {
-            return Err(format!(
-                "claims unit {} but its key is certified for {}",
-                hello.unit, info.unit
+            return Err((
+                format!(
+                    "claims unit {} but its key is certified for {}",
+                    hello.unit, info.unit
+                ),
+                false,
             ));
         }
         Ok(info.unit)

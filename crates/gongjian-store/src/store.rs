@@ -72,8 +72,11 @@ pub(crate) struct Inner {
     pub(crate) db: Arc<DB>,
     /// Synced RocksDB writes made by the writer (each may hold many batches).
     syncs: Arc<std::sync::atomic::AtomicU64>,
-    /// The last number of the accept log written ([`Cf::Log`]).
+    /// The last number of the accept log written ([`Cf::Log`]), and the
+    /// last made durable (fsync'd): a power loss never takes the log back
+    /// below it.
     log_head: Arc<std::sync::atomic::AtomicU64>,
+    synced_head: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) path: PathBuf,
     tx: Mutex<Option<SyncSender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -186,7 +189,12 @@ fn last_log_number(db: &DB) -> Result<u64, StoreError> {
     match db.iterator_cf(&cf, IteratorMode::End).next() {
         Some(item) => {
             let (k, _) = item?;
-            Ok(<[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes))
+            <[u8; 8]>::try_from(k.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    cf: "log",
+                    reason: format!("its last key is {} bytes, not 8", k.len()),
+                })
         }
         None => Ok(0),
     }
@@ -253,22 +261,19 @@ impl Store {
         let writer_db = db.clone();
         let syncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer_syncs = syncs.clone();
-        // The log is a hint (sync's feed): one whose end cannot be read is
-        // made anew, under a new id, rather than keeping the store shut.
-        let (last, fresh_log) = match last_log_number(&db) {
-            Ok(n) => (n, false),
-            Err(e) => {
-                tracing::warn!(error = %e, "the accept log cannot be read: made anew");
-                db.drop_cf(Cf::Log.name())?;
-                db.create_cf(Cf::Log.name(), &cf_options())?;
-                (0, true)
-            }
-        };
-        let log_head = Arc::new(std::sync::atomic::AtomicU64::new(last));
-        let writer_head = log_head.clone();
+        // The log's end, read before anything is written; one that cannot
+        // be read is made anew below, once the store is known to be ours.
+        let last = last_log_number(&db);
+        let log_head = Arc::new(std::sync::atomic::AtomicU64::new(
+            *last.as_ref().unwrap_or(&0),
+        ));
+        let synced_head = Arc::new(std::sync::atomic::AtomicU64::new(
+            *last.as_ref().unwrap_or(&0),
+        ));
+        let heads = (log_head.clone(), synced_head.clone());
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || crate::writer::writer_loop(&writer_db, rx, &writer_syncs, &writer_head))
+            .spawn(move || crate::writer::writer_loop(&writer_db, rx, &writer_syncs, &heads))
             .map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 reason: format!("cannot start the writer thread: {e}"),
@@ -278,6 +283,7 @@ impl Store {
                 db,
                 syncs,
                 log_head,
+                synced_head,
                 path: path.to_owned(),
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
@@ -307,11 +313,24 @@ impl Store {
                 store.finish_family_rebuild(&saved)?;
             }
         }
-        if fresh_log || store.meta(MetaKey::StoreId)?.is_none() {
-            // Made now, or a store of a build before the accept log.
+        let id_ok = store.meta(MetaKey::StoreId)?.is_some_and(|v| v.len() == 8);
+        if last.is_err() || !id_ok {
+            // Made now, a store of a build before the accept log, or a log
+            // to make anew: a new id first (synced), so no peer's place in
+            // the old log is ever read against what follows.
             let mut b = Batch::new();
             b.put_meta(MetaKey::StoreId as u8, rand::random::<[u8; 8]>().to_vec());
             store.commit_blocking(b)?;
+        }
+        if let Err(e) = last {
+            // The log is a hint (sync's feed): one whose end cannot be read
+            // is made anew rather than keeping the store shut.
+            tracing::warn!(error = %e, "the accept log cannot be read: made anew");
+            store.inner.db.drop_cf(Cf::Log.name())?;
+            store.inner.db.create_cf(Cf::Log.name(), &cf_options())?;
+            let zero = std::sync::atomic::Ordering::Release;
+            store.inner.log_head.store(0, zero);
+            store.inner.synced_head.store(0, zero);
         }
         Ok(store)
     }
@@ -330,6 +349,14 @@ impl Store {
     pub fn log_head(&self) -> u64 {
         self.inner
             .log_head
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The last number of the accept log made durable: after a power
+    /// loss the log holds at least this far (what a peer is told, `Mark`).
+    pub fn log_synced_head(&self) -> u64 {
+        self.inner
+            .synced_head
             .load(std::sync::atomic::Ordering::Acquire)
     }
 

@@ -27,7 +27,10 @@ pub(crate) fn writer_loop(
     db: &DB,
     rx: Receiver<Queued>,
     syncs: &std::sync::atomic::AtomicU64,
-    head: &std::sync::atomic::AtomicU64,
+    (head, synced_head): &(
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ),
 ) {
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
@@ -40,6 +43,7 @@ pub(crate) fn writer_loop(
         match db.flush_wal(true) {
             Ok(()) => {
                 syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                synced_head.store(head.load(Ordering::Acquire), Ordering::Release);
                 *unsynced = None;
             }
             // Tried again a full interval later (never in a loop), or by the
@@ -124,6 +128,7 @@ pub(crate) fn writer_loop(
                 // A synced write syncs the log up to it: the relaxed
                 // writes before it too.
                 syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                synced_head.store(seq, Ordering::Release);
                 unsynced = None;
             } else if !empty && unsynced.is_none() {
                 unsynced = Some(std::time::Instant::now());

@@ -253,21 +253,30 @@ fn the_accept_log_numbers_what_was_written() {
     b.put_peer(&[9; 32], b"progress");
     store.commit_blocking(b).unwrap();
     assert_eq!(store.log_head(), 6);
+    assert_eq!(store.log_synced_head(), 6, "synced commits: durable");
+    let mut b = Batch::new();
+    b.put_record(&record(98));
+    store.commit_relaxed(b).unwrap();
+    assert_eq!(store.log_head(), 7);
+    // Durable within 50 ms, or at once when asked.
+    store.sync().unwrap();
+    assert_eq!(store.log_synced_head(), 7);
+    hashes.push(record(98).hash());
     let all: Vec<LogEntry> = hashes.iter().map(|h| LogEntry::Record(*h)).collect();
     assert_eq!(store.log_since(0, 100).unwrap(), Some(all.clone()));
     assert_eq!(store.log_since(4, 100).unwrap(), Some(all[4..].to_vec()));
-    assert_eq!(store.log_since(6, 100).unwrap(), Some(vec![]));
+    assert_eq!(store.log_since(7, 100).unwrap(), Some(vec![]));
     assert_eq!(store.log_since(0, 5).unwrap(), None, "more than asked for");
-    assert_eq!(store.log_since(7, 100).unwrap(), None, "past the head");
+    assert_eq!(store.log_since(8, 100).unwrap(), None, "past the head");
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.store_id().unwrap(), id, "the same log");
-    assert_eq!(store.log_head(), 6, "counted on from the last entry");
+    assert_eq!(store.log_head(), 7, "counted on from the last entry");
     let mut b = Batch::new();
     b.put_record(&record(99));
     store.commit_blocking(b).unwrap();
     assert_eq!(
-        store.log_since(6, 10).unwrap(),
+        store.log_since(7, 10).unwrap(),
         Some(vec![LogEntry::Record(record(99).hash())])
     );
     store.bump_epoch(1_000).unwrap();
