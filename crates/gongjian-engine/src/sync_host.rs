@@ -100,6 +100,14 @@ impl Replica {
         self.trust.street_of(&unit)
     }
 
+    /// Whether `peer` may see any of the records `hashes` held here.
+    pub fn any_record_visible(&self, hashes: &[Hash], peer: &UnitId) -> bool {
+        hashes
+            .iter()
+            .filter_map(|h| self.membership.get(h))
+            .any(|v| self.record_visible(v, peer))
+    }
+
     pub(crate) fn record_visible(&self, v: &VerifiedRecord, peer: &UnitId) -> bool {
         match &v.body {
             Body::Genesis(_) => self.trust.may_see(peer, &DocId(v.hash)),

@@ -462,9 +462,10 @@ impl Actor {
             }
             Event::Job(job) => {
                 let before = self.replica.membership().len();
+                let logged = self.replica.store().log_head();
                 job(self);
                 if self.replica.membership().len() > before {
-                    self.resync_all(&[]);
+                    self.resync_for_records(logged, &[]);
                 }
             }
             Event::Tick => {
@@ -703,6 +704,7 @@ impl Actor {
             return;
         };
         let records_before = self.replica.membership().len();
+        let logged = self.replica.store().log_head();
         let awaited = session.awaits_peer();
         // Only the frame's own message is answered from the fold.
         let (ahead, records_ahead) = match input {
@@ -788,7 +790,7 @@ impl Actor {
             self.close(stream, true);
         }
         if self.replica.membership().len() > records_before {
-            self.resync_all(&[stream]);
+            self.resync_for_records(logged, &[stream]);
         }
         self.kick();
         if let Some(folding) = self.folding.as_mut() {

@@ -119,6 +119,7 @@ impl Actor {
             }
         }
         let before = self.replica.membership().len();
+        let logged = self.replica.store().log_head();
         // The streams whose frames brought records in.
         let mut brought = Vec::new();
         let folded = batches.len() > 1;
@@ -147,9 +148,9 @@ impl Actor {
         // frame handled alone did this itself, in `Actor::input`.)
         if folded && self.replica.membership().len() > before {
             if brought.len() == 1 {
-                self.resync_all(&brought);
+                self.resync_for_records(logged, &brought);
             } else {
-                self.resync_all(&[]);
+                self.resync_for_records(logged, &[]);
             }
         }
     }

@@ -32,6 +32,37 @@ impl Actor {
         self.kick();
     }
 
+    /// [`Actor::resync_all`] for the records stored since the accept log
+    /// stood at `since`, but only the sessions whose peer may see one of
+    /// them: a street's heads announcement does not make the district
+    /// reconcile again with every other street (130 of them at ×10). A
+    /// revocation, or more records than the log is read for, restarts all.
+    pub(super) fn resync_for_records(&mut self, since: u64, except: &[u64]) {
+        let urgent = self.replica.trust().revocation_count() != self.revocations;
+        let entries = match self.replica.store().log_since(since, 4096) {
+            Ok(Some(entries)) if !urgent => entries,
+            _ => return self.resync_all(except),
+        };
+        let hashes: Vec<gongjian_identity::Hash> = entries
+            .into_iter()
+            .filter_map(|e| match e {
+                gongjian_store::LogEntry::Record(h) => Some(h),
+                gongjian_store::LogEntry::Change { .. } => None,
+            })
+            .collect();
+        for (id, s) in self.slots.iter_mut() {
+            if !except.contains(id)
+                && s.role == Role::Initiator
+                && s.unit
+                    .is_none_or(|u| self.replica.any_record_visible(&hashes, &u))
+            {
+                s.due = true;
+                self.any_due = true;
+            }
+        }
+        self.kick();
+    }
+
     /// Restarts the synced sessions that are due.
     ///
     /// A session reconciles again no sooner than [`Actor::resync_gap`]
