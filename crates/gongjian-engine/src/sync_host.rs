@@ -1,6 +1,8 @@
 //! The replica as a sync host: what it holds, filtered by the peer's
 //! audience, and its checked ingest.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use gongjian_identity::{
     ActorId, DocId, Hash, HeadsAnnouncement, RecordBody, RevocationTarget, SignedChange,
     SignedRecord, UnitId,
@@ -98,6 +100,22 @@ impl Replica {
             },
         };
         self.trust.street_of(&unit)
+    }
+
+    /// The records stored since the accept log stood at `since`, or
+    /// `None` if more than 4096 entries were logged meanwhile (or the log
+    /// cannot be read).
+    pub fn records_logged_since(&self, since: u64) -> Option<Vec<Hash>> {
+        let entries = self.store.log_since(since, 4096).ok().flatten()?;
+        Some(
+            entries
+                .into_iter()
+                .filter_map(|e| match e {
+                    gongjian_store::LogEntry::Record(h) => Some(h),
+                    gongjian_store::LogEntry::Change { .. } => None,
+                })
+                .collect(),
+        )
     }
 
     /// Whether `peer` may see any of the records `hashes` held here.
@@ -400,14 +418,11 @@ impl Host for Replica {
             }
         };
         let mut hashes = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         // Per document, in the order the log first names it: each actor's
         // lowest seq logged.
         let mut order = Vec::new();
-        let mut lowest: std::collections::HashMap<
-            DocId,
-            std::collections::BTreeMap<[u8; 36], u64>,
-        > = std::collections::HashMap::new();
+        let mut lowest: HashMap<DocId, BTreeMap<[u8; 36], u64>> = HashMap::new();
         for e in entries {
             match e {
                 gongjian_store::LogEntry::Record(h) => {
@@ -439,8 +454,8 @@ impl Host for Replica {
             // what the log took in since its place: each logged actor from
             // just before its lowest seq logged.
             let mut have = self.have(&doc)?;
-            for (bytes, seq) in &lowest[&doc] {
-                let Ok(actor) = ActorId::from_bytes(bytes) else {
+            for (actor, seq) in &lowest[&doc] {
+                let Ok(actor) = ActorId::from_bytes(actor) else {
                     continue;
                 };
                 match seq.checked_sub(1).filter(|s| *s > 0) {

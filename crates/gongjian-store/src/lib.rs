@@ -9,6 +9,7 @@
 mod batch;
 mod cf;
 mod error;
+mod log;
 mod rebuild;
 mod store;
 mod value;
@@ -17,8 +18,9 @@ mod writer;
 pub use batch::{Batch, DocMeta};
 pub use cf::Cf;
 pub use error::StoreError;
+pub use log::LogEntry;
 pub use rebuild::{DOC_FAMILIES, stored_record};
 pub use store::{
-    Durability, LogEntry, Pending, QuarantineEntry, RELAXED_SYNC, Store, StoreStats, StoredRecord,
+    Durability, Pending, QuarantineEntry, RELAXED_SYNC, Store, StoreStats, StoredRecord,
 };
 pub use writer::LOG_KEPT;

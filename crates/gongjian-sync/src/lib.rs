@@ -34,7 +34,7 @@ pub use message::{
 };
 pub use rbsr::{Bound, Fingerprint, Item, Key, Mode, Range, Salt, SetId, ShortId, Snapshot};
 pub use session::{
-    Feed, Have, Host, IngestSummary, Input, MAX_FEED_BYTES, Output, PeerProgress, Role, Session,
-    SessionStats, VersionVector,
+    Feed, Have, Host, IngestSummary, Input, MAX_FEED_BYTES, MAX_FEED_MESSAGES,
+    MAX_FEED_RECORDS_MESSAGES, Output, PeerProgress, Role, Session, SessionStats, VersionVector,
 };
 pub use want::{BACK_SPACING, Back, back_seqs};

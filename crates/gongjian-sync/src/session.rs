@@ -31,18 +31,12 @@ pub const MAX_RECORDS_BYTES: usize = 4 << 20;
 pub const MAX_MISBEHAVIOUR: u32 = 16;
 /// At most this many documents wait on their genesis asked for by hash.
 pub const MAX_GENESES_ASKED: usize = 4096;
-/// Bytes of changes and records a feed brings at most: a sender stops
-/// adding to its feed past half of it; more is misbehaviour.
-pub const MAX_FEED_BYTES: usize = 16 << 20;
-/// `FeedRecords` and `FeedChanges` messages a feed brings at most: a
-/// sender stops at half of it; more is misbehaviour.
-pub const MAX_FEED_MESSAGES: usize = 8192;
-/// `FeedRecords` messages a feed brings at most (each is one evaluation of
-/// the membership; a feed reads at most 4096 log entries, which a sender
-/// fits in two): more is misbehaviour.
-pub const MAX_FEED_RECORDS_MESSAGES: usize = 4;
+
+mod feed;
 
 pub use crate::host::{Feed, Have, Host, IngestSummary, VersionVector};
+use feed::FeedState;
+pub use feed::{MAX_FEED_BYTES, MAX_FEED_MESSAGES, MAX_FEED_RECORDS_MESSAGES};
 
 /// Who opened the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,31 +178,8 @@ pub struct Session {
     /// Its records reconciliation waits for the node's first one, on
     /// another session, to end (see [`Fetches`]).
     turn_wait: bool,
-    /// The session's `Feed` was sent and its `FeedEnd` not yet received:
-    /// `FeedChanges` and `FeedRecords` are taken in meanwhile.
-    feed_open: bool,
-    /// Bytes of changes and records the feed brought so far, messages, and
-    /// `FeedRecords` messages.
-    feed_bytes: usize,
-    feed_messages: usize,
-    feed_records_messages: usize,
-    /// The peer's `Feed` was answered (once a session).
-    feed_answered: bool,
-    /// This session's `Feed` was sent (once a session, at its first start).
-    feed_asked: bool,
-    /// The initiator opens its first reconciliation once both feeds are
-    /// through, so each side's set holds what the other's feed brought.
-    open_after_feed: bool,
-    /// The peer's last `Mark`, until this side's documents reconciliation
-    /// has ended and nothing is awaited: then it becomes `progress.log`.
-    peer_mark: Option<([u8; 8], u64)>,
-    /// The documents reconciliation under way ended on this side.
-    docs_ended: bool,
-    /// The peer's `Mark` of the documents reconciliation under way came
-    /// (one is taken each; others are ignored).
-    mark_taken: bool,
-    /// This side's `Mark` is sent once nothing is awaited.
-    mark_due: bool,
+    /// The feeds each way and the marks (PROTOCOL.md §8.6).
+    feed: FeedState,
 }
 
 impl Drop for Session {
@@ -252,17 +223,7 @@ impl Session {
             retry_records: false,
             retry_docs: false,
             turn_wait: false,
-            feed_open: false,
-            feed_bytes: 0,
-            feed_messages: 0,
-            feed_records_messages: 0,
-            feed_answered: false,
-            feed_asked: false,
-            open_after_feed: false,
-            peer_mark: None,
-            docs_ended: false,
-            mark_due: false,
-            mark_taken: false,
+            feed: FeedState::default(),
         }
     }
 
@@ -304,15 +265,6 @@ impl Session {
         self.wanted.contains(doc) || self.in_flight.contains(doc)
     }
 
-    /// Whether a feed's changes (or, `records`, its records) of `bytes`
-    /// are taken in now: the feed is open and stays under its caps.
-    pub(crate) fn takes_feed(&self, bytes: usize, records: bool) -> bool {
-        self.feed_open
-            && self.feed_bytes.saturating_add(bytes) <= MAX_FEED_BYTES
-            && self.feed_messages < MAX_FEED_MESSAGES
-            && (!records || self.feed_records_messages < MAX_FEED_RECORDS_MESSAGES)
-    }
-
     /// Whether a `Records` message is taken in now (it answers one of
     /// this session's `WantRecords`); others are dropped unread.
     pub(crate) fn takes_records(&self) -> bool {
@@ -325,8 +277,7 @@ impl Session {
         !self.awaiting.is_empty()
             || self.records_awaited > 0
             || !self.in_flight.is_empty()
-            || self.feed_open
-            || self.open_after_feed
+            || self.feed.awaits_peer()
     }
 
     fn claim(&self, what: Fetch) -> bool {
@@ -452,36 +403,10 @@ impl Session {
         for doc in self.progress.pending.clone() {
             self.enqueue(doc);
         }
-        if self.open_after_feed {
+        if self.ask_feed(host, out)? {
             return Ok(()); // the first reconciliation waits for the feeds
         }
-        if !std::mem::replace(&mut self.feed_asked, true) {
-            // The session's first start: each side first asks the other's
-            // feed, what its accept log took in since this node's place in
-            // it, and the initiator reconciles once both feeds are through
-            // (PROTOCOL.md §8.6).
-            self.feed_open = true;
-            out.push(Output::Send(Message::Feed {
-                from: self.progress.log,
-            }));
-            self.open_after_feed = self.role == Role::Initiator;
-            return self.open_if_fed(host, out);
-        }
         if self.role == Role::Initiator {
-            self.open_records(host, out)?;
-        }
-        Ok(())
-    }
-
-    /// Opens the initiator's first reconciliation once its feed came and
-    /// the peer's was answered.
-    fn open_if_fed<H: Host>(
-        &mut self,
-        host: &mut H,
-        out: &mut Vec<Output>,
-    ) -> Result<(), H::Error> {
-        if self.open_after_feed && !self.feed_open && self.feed_answered {
-            self.open_after_feed = false;
             self.open_records(host, out)?;
         }
         Ok(())
@@ -495,39 +420,7 @@ impl Session {
             && self.in_flight.is_empty()
             && self.queue.is_empty()
             && self.deferred_docs.is_empty()
-            && !self.feed_open
-    }
-
-    /// Once the documents reconciliation ended on this side and nothing is
-    /// awaited (what it brought is fetched), the peer is told where this
-    /// node's accept log stands (`Mark`): everything logged up to there was
-    /// in the sets just reconciled, or came from the peer, or was told to
-    /// the peer by `Notify` (its documents' changes accepted meanwhile).
-    /// And the peer's mark becomes this node's place in its log: what was
-    /// reconciled, and what the peer announced before its mark, is here
-    /// (or was refused here). PROTOCOL.md §8.6.
-    fn marks<H: Host>(&mut self, host: &mut H, out: &mut Vec<Output>) -> Result<(), H::Error> {
-        if !self.docs_ended || !self.quiet() {
-            return Ok(());
-        }
-        if std::mem::replace(&mut self.mark_due, false)
-            && let Some((log, at)) = host.log_position()?
-        {
-            out.push(Output::Send(Message::Mark { log, at }));
-        }
-        if let Some(mark) = self.peer_mark.take()
-            && self.progress.log != Some(mark)
-        {
-            self.progress.log = Some(mark);
-            out.push(Output::Progress(self.progress.clone()));
-        }
-        Ok(())
-    }
-
-    /// The documents reconciliation ended on this side.
-    fn docs_reconciled(&mut self) {
-        self.docs_ended = true;
-        self.mark_due = true;
+            && !self.feed.open
     }
 
     /// Takes in changes of `doc` (a `Changes` or `FeedChanges` message):
@@ -591,68 +484,6 @@ impl Session {
         Ok(())
     }
 
-    /// Answers the peer's `Feed`: what this node's accept log took in after
-    /// the peer's place in it, that the peer may see, records first, then
-    /// `FeedEnd`. A sender stops adding past half of [`MAX_FEED_BYTES`]
-    /// (the reconciliation that follows brings the rest).
-    fn answer_feed<H: Host>(
-        &mut self,
-        host: &mut H,
-        from: Option<([u8; 8], u64)>,
-        out: &mut Vec<Output>,
-    ) -> Result<(), H::Error> {
-        let budget = MAX_FEED_BYTES / 2;
-        let feed = match from {
-            Some((log, since)) => host.feed(log, since, &self.peer, budget)?,
-            None => None,
-        };
-        let mut bytes = 0usize;
-        let mut messages = 0usize;
-        if let Some(feed) = feed {
-            let mut batch = Vec::new();
-            let mut batch_bytes = 0;
-            for r in feed.records {
-                if bytes + r.len() > budget {
-                    break;
-                }
-                if batch.len() == MAX_LIST || batch_bytes + r.len() > MAX_RECORDS_BYTES {
-                    if messages + 1 >= MAX_FEED_RECORDS_MESSAGES {
-                        break; // the last one goes below
-                    }
-                    out.push(Output::Send(Message::FeedRecords {
-                        records: std::mem::take(&mut batch),
-                    }));
-                    messages += 1;
-                    batch_bytes = 0;
-                }
-                bytes += r.len();
-                batch_bytes += r.len();
-                batch.push(r);
-            }
-            if !batch.is_empty() {
-                out.push(Output::Send(Message::FeedRecords { records: batch }));
-                messages += 1;
-            }
-            'docs: for (doc, groups) in feed.docs {
-                for group in groups {
-                    let answer = edge_signed_batches(causal_order(group), self.limits);
-                    for b in answer.batches {
-                        let size: usize = b.iter().map(Vec::len).sum();
-                        if bytes + size > budget || messages >= MAX_FEED_MESSAGES / 2 {
-                            break 'docs;
-                        }
-                        bytes += size;
-                        messages += 1;
-                        self.stats.changes_sent += b.len() as u64;
-                        out.push(Output::Send(Message::FeedChanges { doc, changes: b }));
-                    }
-                }
-            }
-        }
-        out.push(Output::Send(Message::FeedEnd));
-        Ok(())
-    }
-
     /// Opens the records reconciliation, or waits for the node's first one
     /// to end on another session ([`Fetches`]): with its records in, this
     /// node's set mostly agrees with this peer's by fingerprint, instead of
@@ -701,9 +532,7 @@ impl Session {
             s
         };
         if set == SetId::Docs {
-            self.docs_ended = false;
-            self.mark_due = false;
-            self.mark_taken = false;
+            self.feed.docs_opened();
         }
         let ranges = self.snapshot(host, set)?.initial(&salt);
         self.epochs.insert(set, epoch);
@@ -857,7 +686,7 @@ impl Session {
         let quiet = self.awaiting.is_empty()
             && self.records_awaited == 0
             && self.deferred_records.is_empty();
-        if self.phase == Phase::Records && quiet && !self.turn_wait && !self.open_after_feed {
+        if self.phase == Phase::Records && quiet && !self.turn_wait && !self.feed.open_after {
             // Its records reconciled (none is opened while it waits its
             // turn): the node's turn, whoever held it, is over.
             if self.epochs.contains_key(&SetId::Records)
@@ -915,9 +744,7 @@ impl Session {
                     self.next_round.insert(set, 0);
                     self.snapshots.remove(&set);
                     if set == SetId::Docs {
-                        self.docs_ended = false;
-                        self.mark_due = false;
-                        self.mark_taken = false;
+                        self.feed.docs_opened();
                     }
                 }
                 let expected = self.next_round.get(&set).copied().unwrap_or(0);
@@ -1169,69 +996,12 @@ impl Session {
                     self.fetch_again(doc);
                 }
             }
-            Message::Feed { from } => {
-                // Once a session: a second (a duplicate) is ignored.
-                if !std::mem::replace(&mut self.feed_answered, true) {
-                    self.answer_feed(host, from, out)?;
-                    self.open_if_fed(host, out)?;
-                }
-            }
-            Message::FeedRecords { records } => {
-                let bytes: usize = records.iter().map(Vec::len).sum();
-                if !self.takes_feed(bytes, true) {
-                    self.feed_refused(out, bytes);
-                    return Ok(());
-                }
-                self.feed_bytes += bytes;
-                self.feed_messages += 1;
-                self.feed_records_messages += 1;
-                if records.is_empty() {
-                    return Ok(());
-                }
-                let n = records.len() as u64;
-                let s = host.ingest_records(records)?;
-                self.stats.records_received += n;
-                if s.invalid > 0 {
-                    self.misbehaved(out, format!("{} invalid records in a feed", s.invalid));
-                }
-            }
-            Message::FeedChanges { doc, changes } => {
-                let bytes: usize = changes.iter().map(Vec::len).sum();
-                if !self.takes_feed(bytes, false) {
-                    self.feed_refused(out, bytes);
-                    return Ok(());
-                }
-                self.feed_bytes += bytes;
-                self.feed_messages += 1;
-                self.take_changes(host, doc, &changes, out)?;
-            }
-            Message::FeedEnd => {
-                // One a session; another (a duplicate) is ignored.
-                if std::mem::replace(&mut self.feed_open, false) {
-                    self.open_if_fed(host, out)?;
-                }
-            }
-            Message::Mark { log, at } => {
-                // One a reconciliation: a peer sending marks on and on does
-                // not make this node write its progress for each.
-                if !std::mem::replace(&mut self.mark_taken, true) {
-                    self.peer_mark = Some((log, at));
-                }
-            }
+            Message::Feed { .. }
+            | Message::FeedRecords { .. }
+            | Message::FeedChanges { .. }
+            | Message::FeedEnd
+            | Message::Mark { .. } => self.on_feed_message(host, msg, out)?,
         }
         Ok(())
-    }
-
-    /// A feed's changes or records this session does not take, dropped
-    /// unread: past [`MAX_FEED_BYTES`] (misbehaviour), or after the feed's
-    /// end (a duplicate; the reconciliation brings what is missing).
-    fn feed_refused(&mut self, out: &mut Vec<Output>, bytes: usize) {
-        if self.feed_open {
-            let why = format!(
-                "a feed of more than {MAX_FEED_BYTES} bytes, {MAX_FEED_MESSAGES} messages or {MAX_FEED_RECORDS_MESSAGES} of records ({} + {bytes} bytes, {} messages, {} of records)",
-                self.feed_bytes, self.feed_messages, self.feed_records_messages
-            );
-            self.misbehaved(out, why);
-        }
     }
 }

@@ -39,17 +39,10 @@ impl Actor {
     /// revocation, or more records than the log is read for, restarts all.
     pub(super) fn resync_for_records(&mut self, since: u64, except: &[u64]) {
         let urgent = self.replica.trust().revocation_count() != self.revocations;
-        let entries = match self.replica.store().log_since(since, 4096) {
-            Ok(Some(entries)) if !urgent => entries,
+        let hashes = match self.replica.records_logged_since(since) {
+            Some(hashes) if !urgent => hashes,
             _ => return self.resync_all(except),
         };
-        let hashes: Vec<gongjian_identity::Hash> = entries
-            .into_iter()
-            .filter_map(|e| match e {
-                gongjian_store::LogEntry::Record(h) => Some(h),
-                gongjian_store::LogEntry::Change { .. } => None,
-            })
-            .collect();
         for (id, s) in self.slots.iter_mut() {
             if !except.contains(id)
                 && s.role == Role::Initiator
