@@ -2,6 +2,8 @@
 //! store writes, numbered in commit order by the writer thread
 //! (`writer.rs`), read by sync's feed (PROTOCOL.md §8.6).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use gongjian_identity::{DocId, Hash};
 use rocksdb::{Direction, IteratorMode};
 
@@ -35,6 +37,37 @@ impl LogEntry {
             }),
             _ => None,
         }
+    }
+}
+
+/// Where the accept log stands: the last number written (committed and
+/// readable), and the last made durable (fsync'd; a power loss never takes
+/// the log back below it). The writer thread moves both.
+#[derive(Debug)]
+pub(crate) struct LogHeads {
+    pub(crate) written: AtomicU64,
+    pub(crate) synced: AtomicU64,
+}
+
+impl LogHeads {
+    /// A log whose last entry, durable, is number `last`.
+    pub(crate) fn at(last: u64) -> LogHeads {
+        LogHeads {
+            written: AtomicU64::new(last),
+            synced: AtomicU64::new(last),
+        }
+    }
+
+    /// A log made anew: empty.
+    pub(crate) fn reset(&self) {
+        self.written.store(0, Ordering::Release);
+        self.synced.store(0, Ordering::Release);
+    }
+
+    /// Everything written is durable now.
+    pub(crate) fn synced_all(&self) {
+        self.synced
+            .store(self.written.load(Ordering::Acquire), Ordering::Release);
     }
 }
 
@@ -75,17 +108,13 @@ impl Store {
     /// The last number of the accept log written: every entry up to it is
     /// committed (and readable).
     pub fn log_head(&self) -> u64 {
-        self.inner
-            .log_head
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.inner.log.written.load(Ordering::Acquire)
     }
 
     /// The last number of the accept log made durable: after a power
     /// loss the log holds at least this far (what a peer is told, `Mark`).
     pub fn log_synced_head(&self) -> u64 {
-        self.inner
-            .synced_head
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.inner.log.synced.load(Ordering::Acquire)
     }
 
     /// The accept log after `since` ([`Cf::Log`]), in order, or `None` if

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::batch::{Batch, DocMeta, doc_hash_key, index_key};
 use crate::cf::Cf;
 use crate::error::StoreError;
-use crate::log::last_log_number;
+use crate::log::{LogHeads, last_log_number};
 use crate::value;
 
 /// Bound of the writer's queue, in batches.
@@ -76,8 +76,7 @@ pub(crate) struct Inner {
     /// The last number of the accept log written ([`Cf::Log`]), and the
     /// last made durable (fsync'd): a power loss never takes the log back
     /// below it.
-    pub(crate) log_head: Arc<std::sync::atomic::AtomicU64>,
-    pub(crate) synced_head: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) log: Arc<LogHeads>,
     pub(crate) path: PathBuf,
     tx: Mutex<Option<SyncSender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -217,13 +216,8 @@ impl Store {
         // The log's end, read before anything is written; one that cannot
         // be read is made anew below, once the store is known to be ours.
         let last = last_log_number(&db);
-        let log_head = Arc::new(std::sync::atomic::AtomicU64::new(
-            *last.as_ref().unwrap_or(&0),
-        ));
-        let synced_head = Arc::new(std::sync::atomic::AtomicU64::new(
-            *last.as_ref().unwrap_or(&0),
-        ));
-        let heads = (log_head.clone(), synced_head.clone());
+        let log = Arc::new(LogHeads::at(*last.as_ref().unwrap_or(&0)));
+        let heads = log.clone();
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || crate::writer::writer_loop(&writer_db, rx, &writer_syncs, &heads))
@@ -235,8 +229,7 @@ impl Store {
             inner: Arc::new(Inner {
                 db,
                 syncs,
-                log_head,
-                synced_head,
+                log,
                 path: path.to_owned(),
                 tx: Mutex::new(Some(tx)),
                 writer: Mutex::new(Some(writer)),
@@ -281,9 +274,7 @@ impl Store {
             tracing::warn!(error = %e, "the accept log cannot be read: made anew");
             store.inner.db.drop_cf(Cf::Log.name())?;
             store.inner.db.create_cf(Cf::Log.name(), &cf_options())?;
-            let zero = std::sync::atomic::Ordering::Release;
-            store.inner.log_head.store(0, zero);
-            store.inner.synced_head.store(0, zero);
+            store.inner.log.reset();
         }
         Ok(store)
     }

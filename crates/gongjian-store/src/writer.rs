@@ -7,6 +7,7 @@ use rocksdb::{WriteBatch, WriteOptions};
 use crate::batch::Op;
 use crate::cf::Cf;
 use crate::error::StoreError;
+use crate::log::LogHeads;
 use crate::store::{DB, Durability, GROUP_COMMIT_MAX, Queued, RELAXED_SYNC};
 
 /// Entries of the accept log kept: a feed reads at most a few thousand
@@ -21,16 +22,14 @@ pub const LOG_KEPT: u64 = 65_536;
 /// the queue stays empty that long, and when the store closes.
 ///
 /// Each accepted change's index entry and each record written is also
-/// logged under the next number of [`Cf::Log`], in the same write: `head`,
-/// the last number written, moves once the write is made.
+/// logged under the next number of [`Cf::Log`], in the same write: the
+/// last number written moves once the write is made, the last durable once
+/// it is synced.
 pub(crate) fn writer_loop(
     db: &DB,
     rx: Receiver<Queued>,
     syncs: &std::sync::atomic::AtomicU64,
-    (head, synced_head): &(
-        std::sync::Arc<std::sync::atomic::AtomicU64>,
-        std::sync::Arc<std::sync::atomic::AtomicU64>,
-    ),
+    heads: &LogHeads,
 ) {
     use std::sync::atomic::Ordering;
     use std::sync::mpsc::RecvTimeoutError;
@@ -43,7 +42,7 @@ pub(crate) fn writer_loop(
         match db.flush_wal(true) {
             Ok(()) => {
                 syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                synced_head.store(head.load(Ordering::Acquire), Ordering::Release);
+                heads.synced_all();
                 *unsynced = None;
             }
             // Tried again a full interval later (never in a loop), or by the
@@ -81,7 +80,7 @@ pub(crate) fn writer_loop(
         let mut wb = WriteBatch::default();
         let mut missing = None;
         let log = db.cf_handle(Cf::Log.name());
-        let mut seq = head.load(Ordering::Acquire);
+        let mut seq = heads.written.load(Ordering::Acquire);
         for (batch, _, _) in &group {
             for op in &batch.ops {
                 let Some(cf) = db.cf_handle(op_cf(op).name()) else {
@@ -123,12 +122,12 @@ pub(crate) fn writer_loop(
             None => db.write_opt(wb, if synced { &sync } else { &relaxed }),
         };
         if result.is_ok() && missing.is_none() {
-            head.store(seq, Ordering::Release);
+            heads.written.store(seq, Ordering::Release);
             if fsync {
                 // A synced write syncs the log up to it: the relaxed
                 // writes before it too.
                 syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                synced_head.store(seq, Ordering::Release);
+                heads.synced_all();
                 unsynced = None;
             } else if !empty && unsynced.is_none() {
                 unsynced = Some(std::time::Instant::now());
