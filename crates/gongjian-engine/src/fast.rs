@@ -8,8 +8,9 @@
 //!
 //! In three steps, so that a call's documents are applied on two cores:
 //! [`Replica::fast_judge`] (rules 1-7, on the call's thread, in document
-//! order), [`apply_fast`] (rule 8: automerge, on either core; each document
-//! is its own), [`Replica::fast_built`] (what is written, on the call's
+//! order), [`apply_fast`] (rule 8: automerge, on either core, beside the
+//! judging: [`crate::applying`]; each document is its own),
+//! [`Replica::fast_built`] (what is written, on the call's
 //! thread, in document order again).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +46,17 @@ pub(crate) struct FastApply {
     order: Vec<usize>,
     /// The document as built before, from the cache.
     cached: Option<Automerge>,
+    /// Whether the document built is kept for the cache (one of the call's
+    /// last): else it is dropped where it was built, as soon as its rows
+    /// are taken (freed on the thread whose allocator holds it).
+    pub(crate) keep: bool,
+}
+
+/// A document the fast path applied: its accepted heads (sorted), and the
+/// document if it is kept for the cache ([`FastApply::keep`]).
+pub(crate) struct Applied {
+    pub(crate) heads: Vec<Hash>,
+    pub(crate) am: Option<Automerge>,
 }
 
 impl FastApply {
@@ -73,7 +85,7 @@ pub(crate) fn apply_fast(
     new: &[(usize, SignedChange)],
     store: &Store,
     hook: Hook<'_>,
-) -> Result<Option<Automerge>, EngineError> {
+) -> Result<Option<Applied>, EngineError> {
     let doc = job.doc;
     let mut am = match job.cached.take() {
         Some(am) => am,
@@ -104,82 +116,15 @@ pub(crate) fn apply_fast(
     if let ApplyOutcome::Failed { .. } = outcome {
         return Ok(None);
     }
+    let heads = crate::ingest::sorted_heads(&am);
     if let Some((hook, trust)) = hook {
-        (*hook)(trust, &doc, &crate::ingest::sorted_heads(&am), &mut am);
+        (*hook)(trust, &doc, &heads, &mut am);
     }
-    Ok(Some(am))
+    Ok(Some(Applied {
+        heads,
+        am: job.keep.then_some(am),
+    }))
 }
-
-/// Applies documents judged by the fast path ([`apply_fast`]), on two
-/// cores when there is enough to share: the documents are cut in two runs
-/// of about equal weight, the second applied on a thread of its own. The
-/// results come in the documents' order, and whether two threads applied
-/// them.
-pub(crate) fn apply_fast_all(
-    jobs: &mut [(FastApply, Vec<(usize, SignedChange)>)],
-    store: &Store,
-    hook: Hook<'_>,
-) -> (Vec<Result<Option<Automerge>, EngineError>>, bool) {
-    // A panic on either thread (the rows hook's) stops the other at its
-    // next document; the caller gets it once both stopped.
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let run = |part: &mut [(FastApply, Vec<(usize, SignedChange)>)]| -> Vec<_> {
-        let mut out = Vec::with_capacity(part.len());
-        for (job, new) in part {
-            if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                break;
-            }
-            let one = std::panic::AssertUnwindSafe(|| apply_fast(job, new, store, hook));
-            match std::panic::catch_unwind(one) {
-                Ok(r) => out.push(r),
-                Err(panic) => {
-                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    std::panic::resume_unwind(panic)
-                }
-            }
-        }
-        out
-    };
-    let total: usize = jobs.iter().map(|(j, _)| j.weight()).sum();
-    if jobs.len() < 2 || total < APPLY_ON_TWO_CORES || !gongjian_identity::two_cores() {
-        return (run(jobs), false);
-    }
-    let mut cut = 0;
-    let mut first = 0;
-    while cut < jobs.len() - 1 && first + jobs[cut].0.weight() <= total / 2 {
-        first += jobs[cut].0.weight();
-        cut += 1;
-    }
-    let cut = cut.max(1);
-    let (a, b) = jobs.split_at_mut(cut);
-    // The second run goes to the thread, or stays here if none is made.
-    let second = std::sync::Mutex::new(Some(b));
-    let take = || second.lock().unwrap_or_else(|e| e.into_inner()).take();
-    std::thread::scope(|s| {
-        let spawned = std::thread::Builder::new()
-            .name("gongjian-apply".into())
-            .spawn_scoped(s, || take().map(run).unwrap_or_default());
-        let Ok(other) = spawned else {
-            let mut out = run(a);
-            out.extend(take().map(run).unwrap_or_default());
-            return (out, false);
-        };
-        let mut out = run(a);
-        out.extend(
-            other
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-        );
-        (out, true)
-    })
-}
-
-/// Changes a call's fast documents must weigh together for their
-/// application to be shared by two cores. Applying a change costs some
-/// 30 µs, a thread some 50 µs, but more in a busy daemon: the small calls
-/// of a sync (a fold of a dozen frames of a few changes each) ran no faster
-/// shared, and cost the node more CPU.
-pub const APPLY_ON_TWO_CORES: usize = 64;
 
 impl Replica {
     /// Rules 1-7 over a document's new changes (the fast path), staging
@@ -350,26 +295,30 @@ impl Replica {
             cached: self.cache.pop(doc),
             meta,
             order: indices,
+            keep: true,
         })))
     }
 
-    /// Stages a document [`apply_fast`] applied (`am`, its rows taken):
-    /// its changes written, the document kept for the cache.
+    /// Stages a document [`apply_fast`] applied (its rows taken): its
+    /// changes written, the document kept for the cache if it was.
     pub(crate) fn fast_built(
         &mut self,
         job: FastApply,
         new: &[(usize, SignedChange)],
-        am: Automerge,
+        applied: Applied,
         report: &mut IngestReport,
         staged: &mut Staged,
     ) {
         let order: Vec<&SignedChange> = job.order.iter().map(|&i| &new[i].1).collect();
-        self.stage_fast(&job.doc, job.meta, &order, Some(am), new, report, staged);
-    }
-
-    /// The rows hook, if any, for [`apply_fast_all`].
-    pub(crate) fn hook(&self) -> Hook<'_> {
-        self.built.as_deref().map(|b| (b, &*self.trust))
+        self.stage_fast(
+            &job.doc,
+            job.meta,
+            &order,
+            Some(applied),
+            new,
+            report,
+            staged,
+        );
     }
 
     /// Stages the fast path's accepted changes of a document (`order`,
@@ -382,7 +331,7 @@ impl Replica {
         doc: &DocId,
         mut meta: DocMeta,
         order: &[&SignedChange],
-        built: Option<Automerge>,
+        built: Option<Applied>,
         new: &[(usize, SignedChange)],
         report: &mut IngestReport,
         staged: &mut Staged,
@@ -394,8 +343,8 @@ impl Replica {
             let e = meta.clock.entry(h.actor).or_insert(0);
             *e = (*e).max(h.seq);
         }
-        meta.heads = match &built {
-            Some(am) => crate::ingest::sorted_heads(am),
+        let (heads, am) = match built {
+            Some(Applied { heads, am }) => (heads, am),
             None => {
                 let mut heads: BTreeSet<Hash> = meta.heads.iter().copied().collect();
                 heads.extend(order.iter().map(|c| c.hash()));
@@ -405,9 +354,10 @@ impl Replica {
                     }
                 }
                 batch.mark_unapplied(doc);
-                heads.into_iter().collect()
+                (heads.into_iter().collect(), None)
             }
         };
+        meta.heads = heads;
         meta.changes += order.len() as u64;
         batch.put_doc(doc, &meta);
         staged.batch.append(batch);
@@ -422,7 +372,7 @@ impl Replica {
                 report.accepted_docs.push(*doc);
             }
         }
-        if let Some(am) = built {
+        if let Some(am) = am {
             self.hand_built(staged, *doc, &meta.heads, am, false);
         }
     }

@@ -9,8 +9,9 @@ use gongjian_model::{
 };
 use gongjian_store::{Batch, DocMeta};
 
+use crate::applying;
 use crate::error::{EngineError, InvalidChange};
-use crate::fast::{self, Fast, FastApply};
+use crate::fast::{self, Fast};
 use crate::replica::Replica;
 use crate::staged::Staged;
 
@@ -20,10 +21,6 @@ pub const MAX_QUARANTINE_PER_DOC: usize = 1_000;
 /// member cannot fill another unit's quarantine.
 pub const MAX_QUARANTINE_PER_AUTHOR: usize = 100;
 pub(crate) const APPLY_FAILED: &str = "apply-failed";
-/// Changes (about) the fast path's judged documents weigh at most before
-/// they are applied: bounds the documents a call holds between judging
-/// and staging them.
-pub const APPLY_GROUP: usize = 512;
 
 /// What became of a batch of received changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,8 +60,8 @@ pub struct IngestCounters {
     /// Calls whose built documents went to the rows hook on a thread of
     /// their own ([`crate::EXTRACT_ON_WORKER_DOCS`]).
     pub extracted_aside: u64,
-    /// Runs of documents the fast path applied on two cores
-    /// ([`crate::APPLY_ON_TWO_CORES`]).
+    /// Calls some of whose documents the fast path applied on a worker
+    /// thread, beside their judging ([`crate::APPLY_ON_TWO_CORES`]).
     pub applied_on_two_cores: u64,
 }
 
@@ -536,10 +533,11 @@ impl Replica {
 
     /// Judges each document's new changes (the fast path, else the whole
     /// rule), staging what to write; parts handed to the writer as it goes.
-    /// Documents are handled in order, but the fast path's application of
-    /// consecutive ones runs on two cores ([`fast::apply_fast_all`]): they
-    /// wait, judged, until a document needs the whole rule, they weigh
-    /// [`APPLY_GROUP`] changes, or the last is judged.
+    /// Documents are judged and staged in order on the call's thread; the
+    /// fast path's application of them runs beside, on a worker thread and
+    /// this one ([`crate::applying`]), once the documents judged weigh
+    /// [`APPLY_ON_TWO_CORES`](crate::APPLY_ON_TWO_CORES) changes. A document
+    /// of the whole rule waits for the ones before it.
     fn judge_docs(
         &mut self,
         by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>>,
@@ -548,10 +546,74 @@ impl Replica {
         staged: &mut Staged,
         parts: bool,
     ) -> Result<(), EngineError> {
-        let mut docs = by_doc.into_iter().peekable();
-        let mut judged: Vec<(FastApply, Vec<(usize, SignedChange)>)> = Vec::new();
-        let mut weight = 0;
-        while let Some((doc, new)) = docs.next() {
+        let shared = applying::Shared::default();
+        let store = self.store.clone();
+        let built = self.built.clone();
+        let trust = self.trust.clone();
+        let hook: fast::Hook<'_> = built.as_deref().map(|b| (b, &*trust));
+        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            std::thread::scope(|s| {
+                // The worker ends with the call, however it ends.
+                let _close = CloseOnDrop(&shared);
+                let mut applying = applying::Applying::new(&shared, &store, hook);
+                let mut worker = None;
+                let judged = self.judge_in_order(
+                    by_doc,
+                    unchecked,
+                    report,
+                    staged,
+                    parts,
+                    &mut applying,
+                    &mut || {
+                        std::thread::Builder::new()
+                            .name("gongjian-apply".into())
+                            .spawn_scoped(s, || shared.work(&store, hook))
+                            .ok()
+                            .map(|w| worker = Some(w))
+                            .is_some()
+                    },
+                );
+                shared.close(judged.is_err());
+                if let Some(Err(panic)) = worker.map(|w| w.join()) {
+                    std::panic::resume_unwind(panic)
+                }
+                if applying.by_worker > 0 {
+                    self.counters.applied_on_two_cores += 1;
+                }
+                judged
+            })
+        }));
+        match judged {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(Judged::Failed(e))) => Err(e),
+            Ok(Err(Judged::Stopped)) => unreachable!("the worker's panic was raised"),
+            Err(panic) => {
+                // Nothing of the call is still being written when the panic
+                // reaches the caller.
+                staged.stop_extraction();
+                staged.wait_handed();
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
+    /// The loop of [`Replica::judge_docs`]: `start_worker` makes the worker
+    /// (false if it could not be made).
+    #[allow(clippy::too_many_arguments)]
+    fn judge_in_order(
+        &mut self,
+        by_doc: BTreeMap<DocId, Vec<(usize, SignedChange)>>,
+        unchecked: &Unchecked,
+        report: &mut IngestReport,
+        staged: &mut Staged,
+        parts: bool,
+        applying: &mut applying::Applying<'_>,
+        start_worker: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Judged> {
+        // Documents built and kept for the cache: the call's last ones.
+        let keep_from = by_doc.len().saturating_sub(self.cache.cap().get());
+        let mut docs = by_doc.into_iter().enumerate().peekable();
+        while let Some((k, (doc, new))) = docs.next() {
             // Applying at once to a document whose application was
             // deferred: settled first (rule 8 over what it holds).
             if !self.defer_apply {
@@ -559,59 +621,41 @@ impl Replica {
             }
             match self.fast_judge(&doc, &new, report, staged)? {
                 Fast::Done => {}
-                Fast::Apply(job) => {
-                    weight += job.weight();
-                    judged.push((*job, new));
+                Fast::Apply(mut job) => {
+                    job.keep = k >= keep_from;
+                    applying.push((*job, new));
+                    if applying.wants_worker() && start_worker() {
+                        applying.worker_started();
+                    }
                 }
                 Fast::Slow => {
-                    self.apply_judged(std::mem::take(&mut judged), unchecked, report, staged)?;
-                    weight = 0;
+                    let done = applying.drain().map_err(|_| Judged::Stopped)?;
+                    self.stage_applied(done, unchecked, report, staged)?;
                     self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
                 }
             }
-            let last = docs.peek().is_none();
-            if weight >= APPLY_GROUP || last {
-                self.apply_judged(std::mem::take(&mut judged), unchecked, report, staged)?;
-                weight = 0;
-            }
+            let done = applying.ready();
+            self.stage_applied(done, unchecked, report, staged)?;
             // After the last document the call commits at once.
-            if parts && !last && judged.is_empty() {
+            if parts && docs.peek().is_some() {
                 staged.hand_over(&self.store)?;
             }
         }
+        let done = applying.drain().map_err(|_| Judged::Stopped)?;
+        self.stage_applied(done, unchecked, report, staged)?;
         Ok(())
     }
 
-    /// Applies documents the fast path judged (on two cores if there is
-    /// enough), then stages them in order; one automerge refuses goes to
-    /// the whole rule, as it would have alone.
-    fn apply_judged(
+    /// Stages documents the fast path applied, in order; one automerge
+    /// refused goes to the whole rule, as it would have alone.
+    fn stage_applied(
         &mut self,
-        mut judged: Vec<(FastApply, Vec<(usize, SignedChange)>)>,
+        done: Vec<applying::Applied>,
         unchecked: &Unchecked,
         report: &mut IngestReport,
         staged: &mut Staged,
     ) -> Result<(), EngineError> {
-        if judged.is_empty() {
-            return Ok(());
-        }
-        // The rows hook runs on the thread applying each document; a panic
-        // of it reaches the caller once the parts handed over are written,
-        // as from the rows thread (`Staged::finish_extraction`).
-        let hook = self.hook();
-        let store = &self.store;
-        let (built, shared) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            fast::apply_fast_all(&mut judged, store, hook)
-        })) {
-            Ok(done) => done,
-            Err(panic) => {
-                staged.stop_extraction();
-                staged.wait_handed();
-                std::panic::resume_unwind(panic)
-            }
-        };
-        self.counters.applied_on_two_cores += u64::from(shared);
-        for ((job, new), am) in judged.into_iter().zip(built) {
+        for ((job, new), am) in done {
             match am? {
                 Some(am) => self.fast_built(job, &new, am, report, staged),
                 None => {
@@ -926,5 +970,28 @@ impl Replica {
             self.hand_built(staged, *doc, &heads, am, moved);
         }
         Ok(())
+    }
+}
+
+/// How judging a call's documents ended early.
+enum Judged {
+    Failed(EngineError),
+    /// The worker stopped: its hook panicked (raised once it is joined).
+    Stopped,
+}
+
+impl From<EngineError> for Judged {
+    fn from(e: EngineError) -> Judged {
+        Judged::Failed(e)
+    }
+}
+
+/// Closes the call's application queue when dropped (the call's thread
+/// unwinding included), so the worker ends and the scope can join it.
+struct CloseOnDrop<'a>(&'a applying::Shared);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close(std::thread::panicking());
     }
 }

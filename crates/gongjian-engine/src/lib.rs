@@ -7,6 +7,7 @@
 //! Must never: let anything unverified reach automerge or RocksDB, keep every
 //! document in memory, or acknowledge a write before the store has synced it.
 
+mod applying;
 mod bundle;
 mod error;
 mod fast;
@@ -18,13 +19,13 @@ mod settle;
 mod staged;
 mod sync_host;
 
+pub use applying::APPLY_ON_TWO_CORES;
 pub use bundle::{
     BUNDLE_MAGIC, BUNDLE_VERSION, Bundle, BundleError, ExportSummary, ImportSummary,
     MAX_BUNDLE_BYTES, PeerState,
 };
 pub use error::{EngineError, InvalidChange};
-pub use fast::APPLY_ON_TWO_CORES;
-pub use ingest::{APPLY_GROUP, CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
+pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
 pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};
 pub use settle::Settled;

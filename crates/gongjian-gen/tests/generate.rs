@@ -289,10 +289,10 @@ fn a_panic_of_the_rows_hook_on_its_thread_reaches_the_caller() {
     assert_eq!(r.counters().extracted_aside, 1, "on the rows thread");
 
     // The whole district in one call: every document here takes the fast
-    // path, its rows taken on the thread that applied it. The other
-    // applying core stops at its next document once the panic is caught
-    // (and printed: meanwhile it goes on), so at most its half of the run
-    // is handed over: not every document.
+    // path, its rows taken on the thread that applied it (the call's or
+    // its worker). Once the panic is caught on either, the worker stops at
+    // its next document and the call's thread judges no more, so not
+    // every document is handed over.
     let dir = tempfile::tempdir().unwrap();
     let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
     r.insert_records(d.records.clone()).unwrap();

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{Automerge, ObjType, ReadDoc, ScalarValue, Value};
+use automerge::{Automerge, ObjType, ReadDoc};
 use gongjian_identity::{DocId, Hash, UnitId};
 use serde::{Deserialize, Serialize};
 
@@ -233,16 +233,16 @@ impl ActsDoc<'_> {
     pub fn list(&self) -> Vec<Act> {
         let doc = &*self.doc;
         let mut out = Vec::new();
-        for id in doc.keys(automerge::ROOT) {
-            let Ok(Some((Value::Object(ObjType::Map), obj))) =
-                doc.get(automerge::ROOT, id.as_str())
-            else {
+        // One walk over the acts, and one over each act's fields (a lookup
+        // in the op set per field cost the view about twice as much).
+        for entry in doc.map_range(automerge::ROOT, ..) {
+            if !matches!(entry.value, automerge::ValueRef::Object(ObjType::Map)) {
                 continue;
-            };
-            let text = |k: &str| match doc.get(&obj, k) {
-                Ok(Some((Value::Scalar(s), _))) => s.as_str().unwrap_or_default().to_owned(),
-                _ => String::new(),
-            };
+            }
+            let obj = entry.id();
+            let id = entry.key.into_owned();
+            let fields = crate::meta::Fields::read(doc, &obj);
+            let text = |k: &str| fields.text(k);
             let (Ok(kind), Ok(unit), Ok(tdoc)) = (
                 text("kind").parse::<ActKind>(),
                 text("target_unit").parse::<UnitId>(),
@@ -250,8 +250,8 @@ impl ActsDoc<'_> {
             ) else {
                 continue;
             };
-            let resolved = matches!(doc.get(&obj, "resolved"), Ok(Some((Value::Scalar(s), _))) if matches!(s.as_ref(), ScalarValue::Boolean(true)));
-            let created_at = crate::meta::time(doc, &obj, "created_at");
+            let resolved = fields.is_true("resolved");
+            let created_at = fields.time("created_at");
             out.push(Act {
                 kind,
                 target: Target {

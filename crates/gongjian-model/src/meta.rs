@@ -91,6 +91,16 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The count at `key` (an unsigned or a non-negative integer); 0 when
+    /// absent or not one.
+    pub fn count(&self, key: &str) -> u64 {
+        match self.scalar(key) {
+            Some(automerge::ScalarValueRef::Uint(n)) => *n,
+            Some(automerge::ScalarValueRef::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     pub fn is_true(&self, key: &str) -> bool {
         matches!(
             self.scalar(key),
