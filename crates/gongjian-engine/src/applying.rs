@@ -104,7 +104,8 @@ impl Shared {
                     state.done.push((at, (job, result)));
                 }
                 Err(panic) => {
-                    // Taken under the lock: the call's thread sees it.
+                    // `close` takes the lock after setting it: the call's
+                    // thread, waiting or about to, sees it.
                     self.close(true);
                     std::panic::resume_unwind(panic)
                 }
@@ -120,8 +121,8 @@ pub(crate) struct Applying<'a> {
     shared: &'a Shared,
     store: &'a Store,
     hook: Hook<'a>,
-    /// Whether a worker takes documents (else all are applied here).
-    worker: bool,
+    /// Who applies the documents judged.
+    mode: Mode,
     /// The place the next document judged gets.
     next: u64,
     /// The place of the next result to stage.
@@ -143,7 +144,11 @@ impl<'a> Applying<'a> {
             shared,
             store,
             hook,
-            worker: false,
+            mode: if gongjian_identity::two_cores() {
+                Mode::Holding
+            } else {
+                Mode::Alone
+            },
             next: 0,
             staged: 0,
             ready: BTreeMap::new(),
@@ -153,15 +158,25 @@ impl<'a> Applying<'a> {
         }
     }
 
-    /// Whether a worker should be made now: the documents judged and not
-    /// applied weigh enough, and the machine has a second core.
+    /// Whether a worker should be made now: two documents or more judged
+    /// and not applied, weighing enough together, on a machine with a
+    /// second core.
     pub(crate) fn wants_worker(&self) -> bool {
-        !self.worker && self.waiting >= APPLY_ON_TWO_CORES && gongjian_identity::two_cores()
+        self.mode == Mode::Holding && self.waiting >= APPLY_ON_TWO_CORES && self.held.len() >= 2
     }
 
-    /// A worker was made: the documents held go to it.
-    pub(crate) fn worker_started(&mut self) {
-        self.worker = true;
+    /// Whether the worker asked for was made (`made`): the documents held
+    /// go to it; else they are applied here, and every one after at once.
+    pub(crate) fn worker_started(&mut self, made: bool) {
+        if !made {
+            self.mode = Mode::Alone;
+            self.waiting = 0;
+            while let Some((at, job)) = self.held.pop_front() {
+                self.apply_here(at, job);
+            }
+            return;
+        }
+        self.mode = Mode::Worker;
         let mut state = self.shared.lock();
         for (at, job) in self.held.drain(..) {
             state.ahead += job.0.weight();
@@ -173,15 +188,21 @@ impl<'a> Applying<'a> {
     }
 
     /// A document judged: to the worker if it is short of work, else
-    /// applied here (held, before a worker is made).
+    /// applied here (held, before a worker is made). Dropped once the
+    /// worker stopped: nothing after is staged.
     pub(crate) fn push(&mut self, job: Job) {
         let at = self.next;
         self.next += 1;
         let weight = job.0.weight();
-        if !self.worker {
-            self.waiting += weight;
-            self.held.push_back((at, job));
-            return;
+        match self.mode {
+            Mode::Alone => return self.apply_here(at, job),
+            Mode::Holding => {
+                self.waiting += weight;
+                self.held.push_back((at, job));
+                return;
+            }
+            Mode::Worker if self.shared.stop.load(Ordering::Relaxed) => return,
+            Mode::Worker => {}
         }
         let mut state = self.shared.lock();
         if state.ahead < WORKER_AHEAD {
@@ -208,13 +229,18 @@ impl<'a> Applying<'a> {
         }
     }
 
-    /// The results ready to stage, in order, without waiting.
-    pub(crate) fn ready(&mut self) -> Vec<Applied> {
-        if self.worker {
+    /// The results ready to stage, in order, without waiting. `Err` if the
+    /// worker stopped (its hook panicked): the caller judges no more and
+    /// joins it for the panic.
+    pub(crate) fn ready(&mut self) -> Result<Vec<Applied>, Stopped> {
+        if self.mode == Mode::Worker {
             let mut state = self.shared.lock();
+            if self.shared.stop.load(Ordering::Relaxed) {
+                return Err(Stopped);
+            }
             self.collect(&mut state);
         }
-        self.in_order()
+        Ok(self.in_order())
     }
 
     fn in_order(&mut self) -> Vec<Applied> {
@@ -235,7 +261,7 @@ impl<'a> Applying<'a> {
             self.apply_here(at, job);
         }
         self.waiting = 0;
-        if self.worker {
+        if self.mode == Mode::Worker {
             loop {
                 let mut state = self.shared.lock();
                 self.collect(&mut state);
@@ -266,3 +292,16 @@ impl<'a> Applying<'a> {
 
 /// The worker stopped: its hook panicked.
 pub(crate) struct Stopped;
+
+/// Who applies a call's documents.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No worker yet: documents are held until they weigh enough to make
+    /// one, or must be staged.
+    Holding,
+    /// A worker takes documents while it is short of work.
+    Worker,
+    /// No worker (one core, or none could be made): each document is
+    /// applied here as it is judged.
+    Alone,
+}

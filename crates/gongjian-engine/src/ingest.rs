@@ -624,8 +624,9 @@ impl Replica {
                 Fast::Apply(mut job) => {
                     job.keep = k >= keep_from;
                     applying.push((*job, new));
-                    if applying.wants_worker() && start_worker() {
-                        applying.worker_started();
+                    if applying.wants_worker() {
+                        let made = start_worker();
+                        applying.worker_started(made);
                     }
                 }
                 Fast::Slow => {
@@ -634,7 +635,7 @@ impl Replica {
                     self.process_doc(&doc, new, unchecked, &BTreeSet::new(), report, staged)?;
                 }
             }
-            let done = applying.ready();
+            let done = applying.ready().map_err(|_| Judged::Stopped)?;
             self.stage_applied(done, unchecked, report, staged)?;
             // After the last document the call commits at once.
             if parts && docs.peek().is_some() {

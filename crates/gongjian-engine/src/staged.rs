@@ -89,9 +89,9 @@ impl Staged {
         }
     }
 
-    /// Between two documents, none judged waiting for its application:
-    /// hands what is staged to the store's writer, without waiting, once it
-    /// holds [`HAND_OVER_WRITES`] writes. Written
+    /// Between two documents: hands what is staged (whole documents; those
+    /// still being applied are staged later) to the store's writer, without
+    /// waiting, once it holds [`HAND_OVER_WRITES`] writes. Written
     /// relaxed: the call's last commit syncs them
     /// ([`Replica::commit_staged`]). The documents of one call are
     /// independent (each reads and writes only its own keys), so none
