@@ -159,7 +159,7 @@ async fn render(api: &Api) -> Result<String, ApiError> {
     counter(
         &mut reg,
         "ingest_applied_on_two_cores",
-        "Runs of documents ingest applied to automerge on two threads at once",
+        "Ingest calls some of whose documents a worker thread applied to automerge beside their judging",
         counters.applied_on_two_cores,
     );
     counter(
