@@ -197,7 +197,7 @@ impl Replica {
         // actor among the new ones reaches them (it is accepted here too,
         // or the full rule runs).
         let vouched = if pending.iter().any(|(_, c)| c.signature().is_none()) {
-            crate::ingest::vouched(pending.iter().map(|(_, c)| *c))
+            crate::signatures::vouched(pending.iter().map(|(_, c)| *c))
         } else {
             BTreeSet::new()
         };

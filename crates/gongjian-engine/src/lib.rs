@@ -16,6 +16,7 @@ mod ingest;
 mod replica;
 mod scrub;
 mod settle;
+mod signatures;
 mod staged;
 mod sync_host;
 
@@ -25,8 +26,9 @@ pub use bundle::{
     MAX_BUNDLE_BYTES, PeerState,
 };
 pub use error::{EngineError, InvalidChange};
-pub use ingest::{CHECKPOINT_BYTES, CHECKPOINT_SEQ, IngestCounters, IngestReport};
+pub use ingest::{IngestCounters, IngestReport};
 pub use replica::{Built, LocalIdentity, Replica};
 pub use scrub::{RecordsScrub, ScrubProblem, ScrubReport};
 pub use settle::Settled;
+pub use signatures::{CHECKPOINT_BYTES, CHECKPOINT_SEQ};
 pub use staged::{EXTRACT_ON_WORKER_DOCS, HAND_OVER_WRITES};

@@ -625,7 +625,7 @@ fn check_changes(
     }
     // As ingest judges it: a signed change held in quarantine (say, cut
     // off by a revocation) still vouches for its accepted prefix.
-    let vouched = crate::ingest::vouched(changes.iter().chain(quarantined));
+    let vouched = crate::signatures::vouched(changes.iter().chain(quarantined));
     for c in changes {
         if c.signature().is_none() && !vouched.contains(&c.hash()) {
             problems.push(format!("change {} is unsigned and unvouched", c.hash()));
