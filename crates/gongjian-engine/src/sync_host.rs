@@ -120,18 +120,15 @@ impl Replica {
 
     /// Whether `peer` may see any of the records `hashes` held here.
     pub fn any_record_visible(&self, hashes: &[Hash], peer: &UnitId) -> bool {
+        let mut audience = self.trust.audience(peer);
         hashes
             .iter()
             .filter_map(|h| self.membership.get(h))
-            .any(|v| self.record_visible(v, peer))
+            .any(|v| record_visible_to(v, &mut audience))
     }
 
     pub(crate) fn record_visible(&self, v: &VerifiedRecord, peer: &UnitId) -> bool {
-        match &v.body {
-            Body::Genesis(_) => self.trust.may_see(peer, &DocId(v.hash)),
-            Body::Heads(h) => self.trust.may_see_unit(peer, &h.unit),
-            _ => true,
-        }
+        record_visible_to(v, &mut self.trust.audience(peer))
     }
 
     /// Signs a heads announcement of this unit's documents if they moved
@@ -295,26 +292,31 @@ impl Host for Replica {
 
     fn items(&mut self, set: SetId, peer: &UnitId) -> Result<Vec<Item>, EngineError> {
         Ok(match set {
-            SetId::Records => self
-                .membership
-                .records()
-                .filter(|v| self.record_visible(v, peer))
-                .map(|v| Item::record(self.record_street(v).as_ref(), &v.hash))
-                .collect(),
-            SetId::Docs => self
-                .store
-                .docs_where(|doc| self.trust.may_see(peer, doc) && !self.withheld.contains(doc))?
-                .into_iter()
-                .map(|(doc, meta)| Item::doc(&doc, &meta.heads, meta.changes))
-                .collect(),
+            SetId::Records => {
+                let mut audience = self.trust.audience(peer);
+                self.membership
+                    .records()
+                    .filter(|v| record_visible_to(v, &mut audience))
+                    .map(|v| Item::record(self.record_street(v).as_ref(), &v.hash))
+                    .collect()
+            }
+            SetId::Docs => {
+                let mut audience = self.trust.audience(peer);
+                self.store
+                    .docs_where(|doc| audience.may_see(doc) && !self.withheld.contains(doc))?
+                    .into_iter()
+                    .map(|(doc, meta)| Item::doc(&doc, &meta.heads, meta.changes))
+                    .collect()
+            }
         })
     }
 
     fn records(&mut self, hashes: &[Hash], peer: &UnitId) -> Result<Vec<Vec<u8>>, EngineError> {
+        let mut audience = self.trust.audience(peer);
         Ok(hashes
             .iter()
             .filter_map(|h| self.membership.get(h))
-            .filter(|v| self.record_visible(v, peer))
+            .filter(|v| record_visible_to(v, &mut audience))
             .map(|v| v.record.encode())
             .collect())
     }
@@ -640,5 +642,17 @@ impl Replica {
             }
         }
         Ok(out)
+    }
+}
+
+/// Whether a record is one `audience`'s viewer may see: a genesis if it may
+/// see the document, a heads announcement if it may see the unit's
+/// documents, any other record always (certificates, revocations and key
+/// records are the federation's to check).
+fn record_visible_to(v: &VerifiedRecord, audience: &mut gongjian_model::Audience<'_>) -> bool {
+    match &v.body {
+        Body::Genesis(_) => audience.may_see(&DocId(v.hash)),
+        Body::Heads(h) => audience.may_see_unit(&h.unit),
+        _ => true,
     }
 }

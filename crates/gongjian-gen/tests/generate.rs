@@ -307,3 +307,48 @@ fn a_panic_of_the_rows_hook_on_its_thread_reaches_the_caller() {
     assert!(after < d.docs.len(), "{after} calls of {}", d.docs.len());
     assert_eq!(r.counters().extracted_aside, 0, "no rows thread");
 }
+
+/// A viewer's audience worked out once per unit (`Trust::audience`, what a
+/// session's snapshot uses) answers as the walk per document does, for
+/// every unit of a generated district as viewer, every document and every
+/// unit as owner; and a unit that is not certified sees nothing but its own.
+#[test]
+fn an_audience_answers_as_the_walk_per_document() {
+    let d = generate(&Profile::named("small").unwrap(), 5, NOW).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Replica::open(Store::create(dir.path()).unwrap(), d.root.public(), None).unwrap();
+    r.insert_records(d.records.clone()).unwrap();
+    let trust = r.trust();
+    let units: Vec<gongjian_identity::UnitId> = trust.units().map(|u| u.unit).collect();
+    let docs: Vec<gongjian_identity::DocId> = trust.documents().map(|(d, _)| *d).collect();
+    assert!(
+        units.len() > 10 && docs.len() > 50,
+        "{} {}",
+        units.len(),
+        docs.len()
+    );
+    let stranger: gongjian_identity::UnitId = "91320106MA1X000000".parse().unwrap();
+    let (mut seen, mut unseen) = (0, 0);
+    for viewer in units.iter().chain([&stranger]) {
+        let mut audience = trust.audience(viewer);
+        for doc in &docs {
+            let walked = trust.may_see(viewer, doc);
+            assert_eq!(audience.may_see(doc), walked, "{viewer} {doc}");
+            // Asked again: the worked-out answer.
+            assert_eq!(audience.may_see(doc), walked);
+            if walked {
+                seen += 1;
+            } else {
+                unseen += 1;
+            }
+        }
+        for owner in units.iter().chain([&stranger]) {
+            assert_eq!(
+                audience.may_see_unit(owner),
+                trust.may_see_unit(viewer, owner),
+                "{viewer} {owner}"
+            );
+        }
+    }
+    assert!(seen > 0 && unseen > 0, "both answers met: {seen} {unseen}");
+}

@@ -31,7 +31,7 @@ pub use lists::{
     Escalation, Item, ItemError, ItemFields, ItemStatus, ListDoc, ListKind, MAX_PERSON,
     ProblemLevel,
 };
-pub use membership::{AdmissionError, CertChainError, Membership, Trust, UnitInfo};
+pub use membership::{AdmissionError, Audience, CertChainError, Membership, Trust, UnitInfo};
 pub use meta::{Fields, RecordMeta};
 pub use needs::{Need, NeedError, NeedStatus, NeedsDoc};
 pub use verified::{Body, RecordError, VerifiedRecord, verify_record, verify_records};

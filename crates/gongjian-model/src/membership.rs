@@ -139,6 +139,37 @@ pub enum CertChainError {
     },
 }
 
+/// One viewer's audience checks over many documents ([`Trust::audience`]):
+/// whether it may see each unit, walked up the tree once per unit rather
+/// than once per document.
+#[derive(Debug)]
+pub struct Audience<'a> {
+    trust: &'a Trust,
+    viewer: UnitId,
+    units: std::collections::HashMap<UnitId, bool>,
+}
+
+impl Audience<'_> {
+    /// [`Trust::may_see_unit`] for this viewer.
+    pub fn may_see_unit(&mut self, owner: &UnitId) -> bool {
+        if let Some(known) = self.units.get(owner) {
+            return *known;
+        }
+        let seen = self.trust.may_see_unit(&self.viewer, owner);
+        self.units.insert(*owner, seen);
+        seen
+    }
+
+    /// [`Trust::may_see`] for this viewer.
+    pub fn may_see(&mut self, doc: &DocId) -> bool {
+        let trust = self.trust;
+        let Some(g) = trust.genesis(doc) else {
+            return false;
+        };
+        self.may_see_unit(&g.unit) || g.parties.iter().any(|p| self.may_see_unit(p))
+    }
+}
+
 /// Why a peer or a local write is not admitted.
 pub type AdmissionError = CertChainError;
 
@@ -268,6 +299,17 @@ impl Trust {
             self.may_see_unit(viewer, &g.unit)
                 || g.parties.iter().any(|p| self.may_see_unit(viewer, p))
         })
+    }
+
+    /// [`Trust::may_see`] and [`Trust::may_see_unit`] for one viewer over
+    /// many documents (a session's snapshot, a record set): each owner's
+    /// answer worked out once, the same answers.
+    pub fn audience<'a>(&'a self, viewer: &UnitId) -> Audience<'a> {
+        Audience {
+            trust: self,
+            viewer: *viewer,
+            units: std::collections::HashMap::new(),
+        }
     }
 
     /// Units whose certificates name `parent` (the roster a parent keeps).
