@@ -479,8 +479,9 @@ impl Replica {
             unit: self.local.as_ref().map(|l| l.unit),
             ..PeerState::default()
         };
+        let mut audience = self.trust.audience(exporter);
         for v in self.membership.records() {
-            if self.record_visible(v, exporter) {
+            if crate::sync_host::record_visible_to(v, &mut audience) {
                 state.records.insert(*v.hash.as_bytes());
             }
         }
@@ -512,10 +513,11 @@ impl Replica {
             made_for: Some(made_for),
             ..ExportSummary::default()
         };
+        let mut audience = self.trust.audience(&made_for);
         let records: Vec<Vec<u8>> = self
             .membership
             .records()
-            .filter(|v| self.record_visible(v, &made_for))
+            .filter(|v| crate::sync_host::record_visible_to(v, &mut audience))
             .filter(|v| !have.is_some_and(|h| h.records.contains(v.hash.as_bytes())))
             .map(|v| v.record.encode())
             .collect();

@@ -127,10 +127,6 @@ impl Replica {
             .any(|v| record_visible_to(v, &mut audience))
     }
 
-    pub(crate) fn record_visible(&self, v: &VerifiedRecord, peer: &UnitId) -> bool {
-        record_visible_to(v, &mut self.trust.audience(peer))
-    }
-
     /// Signs a heads announcement of this unit's documents if they moved
     /// since the last one this node holds; returns its hash.
     pub fn announce_heads(&mut self, now: u64) -> Result<Option<Hash>, EngineError> {
@@ -649,7 +645,10 @@ impl Replica {
 /// see the document, a heads announcement if it may see the unit's
 /// documents, any other record always (certificates, revocations and key
 /// records are the federation's to check).
-fn record_visible_to(v: &VerifiedRecord, audience: &mut gongjian_model::Audience<'_>) -> bool {
+pub(crate) fn record_visible_to(
+    v: &VerifiedRecord,
+    audience: &mut gongjian_model::Audience<'_>,
+) -> bool {
     match &v.body {
         Body::Genesis(_) => audience.may_see(&DocId(v.hash)),
         Body::Heads(h) => audience.may_see_unit(&h.unit),
