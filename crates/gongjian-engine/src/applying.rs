@@ -129,8 +129,6 @@ pub(crate) struct Applying<'a> {
     staged: u64,
     /// Results by place, waiting for the ones before them.
     ready: BTreeMap<u64, Applied>,
-    /// Changes judged here and not yet applied, before a worker is made.
-    waiting: usize,
     /// Documents judged while no worker was made, applied here when one
     /// must be staged.
     held: VecDeque<(u64, Job)>,
@@ -152,7 +150,6 @@ impl<'a> Applying<'a> {
             next: 0,
             staged: 0,
             ready: BTreeMap::new(),
-            waiting: 0,
             held: VecDeque::new(),
             by_worker: 0,
         }
@@ -162,7 +159,14 @@ impl<'a> Applying<'a> {
     /// and not applied, weighing enough together, on a machine with a
     /// second core.
     pub(crate) fn wants_worker(&self) -> bool {
-        self.mode == Mode::Holding && self.waiting >= APPLY_ON_TWO_CORES && self.held.len() >= 2
+        self.mode == Mode::Holding
+            && self.held.len() >= 2
+            && self
+                .held
+                .iter()
+                .map(|(_, job)| job.0.weight())
+                .sum::<usize>()
+                >= APPLY_ON_TWO_CORES
     }
 
     /// Whether the worker asked for was made (`made`): the documents held
@@ -170,7 +174,6 @@ impl<'a> Applying<'a> {
     pub(crate) fn worker_started(&mut self, made: bool) {
         if !made {
             self.mode = Mode::Alone;
-            self.waiting = 0;
             while let Some((at, job)) = self.held.pop_front() {
                 self.apply_here(at, job);
             }
@@ -183,7 +186,6 @@ impl<'a> Applying<'a> {
             state.queue.push_back((at, job));
         }
         drop(state);
-        self.waiting = 0;
         self.shared.wake.notify_all();
     }
 
@@ -193,20 +195,15 @@ impl<'a> Applying<'a> {
     pub(crate) fn push(&mut self, job: Job) {
         let at = self.next;
         self.next += 1;
-        let weight = job.0.weight();
         match self.mode {
             Mode::Alone => return self.apply_here(at, job),
-            Mode::Holding => {
-                self.waiting += weight;
-                self.held.push_back((at, job));
-                return;
-            }
+            Mode::Holding => return self.held.push_back((at, job)),
             Mode::Worker if self.shared.stop.load(Ordering::Relaxed) => return,
             Mode::Worker => {}
         }
         let mut state = self.shared.lock();
         if state.ahead < WORKER_AHEAD {
-            state.ahead += weight;
+            state.ahead += job.0.weight();
             state.queue.push_back((at, job));
             drop(state);
             self.shared.wake.notify_all();
@@ -260,7 +257,6 @@ impl<'a> Applying<'a> {
         while let Some((at, job)) = self.held.pop_front() {
             self.apply_here(at, job);
         }
-        self.waiting = 0;
         if self.mode == Mode::Worker {
             loop {
                 let mut state = self.shared.lock();

@@ -369,8 +369,8 @@ impl Replica {
     /// rule), staging what to write; parts handed to the writer as it goes.
     /// Documents are judged and staged in order on the call's thread; the
     /// fast path's application of them runs beside, on a worker thread and
-    /// this one ([`crate::applying`]), once the documents judged weigh
-    /// [`APPLY_ON_TWO_CORES`](crate::APPLY_ON_TWO_CORES) changes. A document
+    /// this one ([`crate::applying`]), once two documents or more judged
+    /// weigh [`APPLY_ON_TWO_CORES`](crate::APPLY_ON_TWO_CORES) changes. A document
     /// of the whole rule waits for the ones before it.
     fn judge_docs(
         &mut self,
@@ -418,7 +418,7 @@ impl Replica {
             })
         }));
         match judged {
-            Ok(Ok(done)) => Ok(done),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(Judged::Failed(e))) => Err(e),
             Ok(Err(Judged::Stopped)) => unreachable!("the worker's panic was raised"),
             Err(panic) => {
